@@ -1,0 +1,56 @@
+"""The command line: ``rollback-console COMMAND``. Each command lives in its own module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Sequence
+
+# Module names under console.cli, each with register(subparsers) setting func=handler.
+COMMANDS = ("config_cmd",)
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+
+
+class UsageError(Exception):
+    """Bad usage or bad config: exit 2 with the message on stderr."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="rollback-console",
+        description="Watch the analyticbot API and roll back its Phase 4 features safely.",
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help="config file (default: $ROLLBACK_CONSOLE_CONFIG, then ~/.config/rollback-console/config.toml)",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        importlib.import_module(f"console.cli.{name}").register(sub)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    handler = getattr(args, "func", None)
+    if handler is None:
+        from console.cli.tui import open_console
+
+        handler = open_console
+    try:
+        code = handler(args)
+    except UsageError as exc:
+        print(f"rollback-console: {exc}", file=sys.stderr)
+        code = EXIT_USAGE
+    except KeyboardInterrupt:
+        print("rollback-console: interrupted", file=sys.stderr)
+        code = 130
+    return int(code or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

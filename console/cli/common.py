@@ -1,0 +1,38 @@
+"""Helpers shared by commands: loading the config, printing JSON."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from console.cli import UsageError
+from console.config import Config, ConfigError, find_config, load_config
+
+
+def config_from_args(args: argparse.Namespace) -> Config:
+    path = find_config(getattr(args, "config", None))
+    if not path.exists():
+        raise UsageError(
+            f"no config at {path}: pass --config FILE, set $ROLLBACK_CONSOLE_CONFIG, "
+            "or run `rollback-console demo` to try it on the simulator"
+        )
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        raise UsageError(f"bad config ({len(exc.problems)} problem(s)):\n{exc}") from None
+
+
+def environment_names(config: Config, name: str | None) -> list[str]:
+    if name is None:
+        return list(config.environments)
+    if name not in config.environments:
+        known = ", ".join(config.environments)
+        raise UsageError(f"no environment {name!r} in {config.path} (known: {known})")
+    return [name]
+
+
+def print_json(document: Any) -> None:
+    json.dump(document, sys.stdout, indent=2, sort_keys=False, default=str)
+    sys.stdout.write("\n")

@@ -1,0 +1,33 @@
+"""``rollback-console config validate FILE``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from console.cli import EXIT_OK, EXIT_USAGE
+from console.config import ConfigError, load_config
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser("config", help="work with config files")
+    inner = parser.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    validate = inner.add_parser("validate", help="check a config file; report every problem")
+    validate.add_argument("file", metavar="FILE")
+    validate.set_defaults(func=run_validate)
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    try:
+        config = load_config(args.file)
+    except ConfigError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
+        return EXIT_USAGE
+    envs = ", ".join(
+        f"{e.name} ({e.kind}, {len(e.hosts)} host{'s' if len(e.hosts) != 1 else ''})"
+        for e in config.environments.values()
+    )
+    print(f"{args.file}: ok — {envs}")
+    return EXIT_OK

@@ -1,0 +1,505 @@
+"""Load and validate a config file, reporting every problem with file, line and key."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import tomllib
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+from console.config import defaults
+from console.config.locate import Path as KeyPath
+from console.config.locate import key_lines, locate
+from console.config.model import (
+    ACTIONS,
+    ADVICE_ACTIONS,
+    KINDS,
+    SEVERITIES,
+    SIGNALS,
+    ChecklistItem,
+    Config,
+    Contact,
+    Database,
+    Environment,
+    EscalationLevel,
+    Fleet,
+    Host,
+    MatrixRow,
+    Notifications,
+    SecretRef,
+    Thresholds,
+)
+
+_MISSING = object()
+
+
+@dataclass(frozen=True)
+class Problem:
+    file: str
+    line: int | None
+    key: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line else self.file
+        return f"{where}: {self.key}: {self.message}" if self.key else f"{where}: {self.message}"
+
+
+class ConfigError(Exception):
+    """The config cannot be used; ``problems`` lists every reason."""
+
+    def __init__(self, problems: list[Problem]) -> None:
+        self.problems = problems
+        super().__init__("\n".join(str(p) for p in problems))
+
+
+def _dotted(path: KeyPath) -> str:
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+class _Table:
+    """One TOML table being read: typed getters that record problems instead of raising."""
+
+    def __init__(self, loader: _Loader, data: dict[str, Any], path: KeyPath) -> None:
+        self.loader, self.data, self.path = loader, data, path
+        self.used: set[str] = set()
+
+    def problem(self, key: str | int | None, message: str) -> None:
+        path = self.path if key is None else (*self.path, key)
+        self.loader.problem(path, message)
+
+    def get(
+        self,
+        key: str,
+        kind: type | tuple[type, ...],
+        default: Any = _MISSING,
+        check: Callable[[Any], str | None] | None = None,
+    ) -> Any:
+        self.used.add(key)
+        if key not in self.data:
+            if default is _MISSING:
+                self.problem(
+                    key,
+                    f"required key is missing (add `{key} = …` under [{_dotted(self.path)}])"
+                    if self.path
+                    else "required key is missing",
+                )
+                return None
+            return default
+        value = self.data[key]
+        kinds = kind if isinstance(kind, tuple) else (kind,)
+        if float in kinds and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+            names = " or ".join(_type_name(k) for k in kinds)
+            self.problem(key, f"expected {names}, got {_type_name(type(value))} {value!r}")
+            return None if default is _MISSING else default
+        if check:
+            message = check(value)
+            if message:
+                self.problem(key, message)
+                return None if default is _MISSING else default
+        return value
+
+    def table(self, key: str, required: bool = False) -> _Table | None:
+        self.used.add(key)
+        value = self.data.get(key)
+        if value is None:
+            if required:
+                self.problem(key, "required table is missing")
+            return None
+        if not isinstance(value, dict):
+            self.problem(key, f"expected a table, got {_type_name(type(value))}")
+            return None
+        return _Table(self.loader, value, (*self.path, key))
+
+    def tables(self, key: str) -> list[_Table] | None:
+        """An array of tables; None when the key is absent."""
+        self.used.add(key)
+        if key not in self.data:
+            return None
+        value = self.data[key]
+        if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+            self.problem(key, f"expected an array of tables ([[{_dotted((*self.path, key))}]])")
+            return []
+        return [_Table(self.loader, v, (*self.path, key, i)) for i, v in enumerate(value)]
+
+    def secret(self, key: str, required: bool = True) -> SecretRef | None:
+        self.used.add(key)
+        value = self.data.get(key, _MISSING)
+        if value is _MISSING:
+            if required:
+                self.problem(key, 'required key is missing (write it as { env = "VAR" } or { file = "PATH" })')
+            return None
+        if isinstance(value, str):
+            self.problem(key, 'secrets are never written in the config: use { env = "VAR" } or { file = "PATH" }')
+            return None
+        if not isinstance(value, dict) or set(value) - {"env", "file"} or len(value) != 1:
+            self.problem(key, 'expected exactly one of { env = "VAR" } or { file = "PATH" }')
+            return None
+        ((kind, ref),) = value.items()
+        if not isinstance(ref, str) or not ref:
+            self.problem(key, f"{kind} must be a non-empty string")
+            return None
+        return SecretRef(env=ref) if kind == "env" else SecretRef(file=_resolve_path(self.loader.base, ref))
+
+    def finish(self) -> None:
+        """Report keys nobody asked for: usually typos."""
+        for key in self.data:
+            if key not in self.used:
+                close = difflib.get_close_matches(key, sorted(self.used), n=1)
+                hint = f" (did you mean `{close[0]}`?)" if close else ""
+                self.problem(key, f"unknown key{hint}")
+
+
+def _type_name(kind: type) -> str:
+    return {
+        str: "a string",
+        int: "an integer",
+        float: "a number",
+        bool: "true/false",
+        list: "an array",
+        dict: "a table",
+    }.get(kind, kind.__name__)
+
+
+def _resolve_path(base: Path, value: str) -> str:
+    """Paths in the config are relative to the config file; ~ and $VARS expand."""
+    expanded = os.path.expanduser(os.path.expandvars(value))
+    return expanded if os.path.isabs(expanded) else str((base / expanded).resolve())
+
+
+def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
+    return lambda v: None if v in options else f"{v!r} is not one of: {', '.join(options)}"
+
+
+def _positive(v: float) -> str | None:
+    return None if v > 0 else f"must be greater than 0, got {v}"
+
+
+def _non_empty(v: str) -> str | None:
+    return None if v.strip() else "must not be empty"
+
+
+def _url(v: str) -> str | None:
+    parsed = urlparse(v)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return f"{v!r} is not an http(s) URL"
+    return None
+
+
+class _Loader:
+    def __init__(self, path: Path, text: str) -> None:
+        self.file = str(path)
+        self.base = path.resolve().parent
+        self.index = key_lines(text)
+        self.problems: list[Problem] = []
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        self.problems.append(Problem(self.file, locate(self.index, path), _dotted(path), message))
+
+    def load(self, data: dict[str, Any]) -> Config | None:
+        root = _Table(self, data, ())
+        hosts = self._hosts(root)
+        environments = self._environments(root, hosts)
+        thresholds = self._thresholds(root)
+        matrix = self._matrix(root)
+        checklist = self._checklist(root)
+        contacts, escalation = self._contacts(root)
+        notifications = self._notifications(root)
+        console = root.table("console")
+        journal = defaults_journal = "~/.local/state/rollback-console/journal.jsonl"
+        drill = False
+        if console:
+            journal = console.get("journal", str, defaults_journal, _non_empty)
+            drill = console.get("drill", bool, False)
+            console.finish()
+            if journal != defaults_journal:
+                journal = _resolve_path(self.base, journal)
+        root.finish()
+        if self.problems:
+            return None
+        return Config(
+            path=self.file,
+            environments=environments,
+            thresholds=thresholds,
+            decision_matrix=matrix,
+            checklist=checklist,
+            contacts=contacts,
+            escalation=escalation,
+            notifications=notifications,
+            journal=journal,
+            drill=drill,
+        )
+
+    def _hosts(self, root: _Table) -> dict[str, Host]:
+        out: dict[str, Host] = {}
+        table = root.table("hosts")
+        if not table:
+            return out
+        for name in table.data:
+            t = table.table(name)
+            if t is None:
+                continue
+            address = t.get("address", str, check=_non_empty)
+            key_file = t.get("key_file", str, None)
+            known_hosts = t.get("known_hosts", str, None)
+            host = Host(
+                name=name,
+                address=address or "",
+                port=t.get("port", int, 22, lambda v: None if 0 < v < 65536 else f"{v} is not a TCP port"),
+                user=t.get("user", str, None),
+                key_file=_resolve_path(self.base, key_file) if key_file else None,
+                known_hosts=_resolve_path(self.base, known_hosts) if known_hosts else None,
+                connect_timeout=t.get("connect_timeout", float, 10.0, _positive),
+            )
+            t.finish()
+            out[name] = host
+        return out
+
+    def _environments(self, root: _Table, hosts: dict[str, Host]) -> dict[str, Environment]:
+        envs = root.table("environments", required=True)
+        out: dict[str, Environment] = {}
+        if envs is None:
+            return out
+        if not envs.data:
+            envs.problem(None, "no environment is configured (add [environments.staging])")
+        for name in envs.data:
+            t = envs.table(name)
+            if t is not None:
+                env = self._environment(name, t, hosts)
+                if env is not None:
+                    out[name] = env
+        return out
+
+    def _environment(self, name: str, t: _Table, hosts: dict[str, Host]) -> Environment | None:
+        before = len(self.problems)
+        host_names = t.get("hosts", list, ["local"])
+        env_hosts: list[Host] = []
+        if host_names is not None:
+            if not host_names:
+                t.problem("hosts", 'needs at least one host ("local" or a name from [hosts])')
+            for i, h in enumerate(host_names):
+                if h == "local":
+                    env_hosts.append(Host(name="local"))
+                elif isinstance(h, str) and h in hosts:
+                    env_hosts.append(hosts[h])
+                else:
+                    known = ", ".join(sorted(hosts)) or "none defined"
+                    t.problem("hosts", f'host #{i + 1} {h!r} is not "local" nor a name from [hosts] ({known})')
+        log_file = t.get("log_file", str, None)
+        log_command = t.get("log_command", str, None)
+        if not log_file and not log_command:
+            t.problem(None, "needs a log source: log_file or log_command")
+        if log_file and log_command:
+            t.problem("log_command", "give log_file or log_command, not both")
+        database = self._database(t)
+        fleet = self._fleet(t)
+        env = Environment(
+            name=name,
+            kind=t.get("kind", str, check=_one_of(KINDS)),
+            hosts=tuple(env_hosts),
+            api_url=(t.get("api_url", str, check=_url) or "").rstrip("/"),
+            channel_id=t.get("channel_id", int),
+            days=t.get("days", int, 90, _positive),
+            login_email=t.get("login_email", str, check=_non_empty),
+            password=t.secret("password"),
+            env_file=t.get("env_file", str, check=_non_empty),
+            restart_command=t.get("restart_command", str, check=_non_empty),
+            reload_command=t.get("reload_command", str, None),
+            force_restart_command=t.get("force_restart_command", str, None),
+            pid_command=t.get("pid_command", str, check=_non_empty),
+            log_file=log_file,
+            log_command=log_command,
+            service_log_command=t.get("service_log_command", str, None),
+            repo_path=t.get("repo_path", str, None),
+            rebuild_command=t.get("rebuild_command", str, None),
+            phase4_commit_message=t.get(
+                "phase4_commit_message", str, "Phase 4: Production deployment with feature flags", _non_empty
+            ),
+            database=database,
+            api_reach=t.get("api_reach", str, "forward", _one_of(("forward", "direct"))),
+            fleet=fleet,
+            lock_dir=t.get("lock_dir", str, "/tmp", _non_empty),
+        )
+        t.finish()
+        return env if len(self.problems) == before else None
+
+    def _database(self, env: _Table) -> Database | None:
+        t = env.table("database")
+        if t is None:
+            return None
+        script = t.get("rollback_script", str, check=_non_empty)
+        migration = t.get("migration_script", str, None)
+        db = Database(
+            dsn=t.secret("dsn"),
+            rollback_script=script or "",
+            migration_script=migration,
+            table=t.get("table", str, "posts", _non_empty),
+            columns=tuple(t.get("columns", list, ["has_video", "has_media"]) or ()),
+            indexes=tuple(t.get("indexes", list, ["idx_posts_content_type", "idx_posts_date_content"]) or ()),
+            reach=t.get("reach", str, "forward", _one_of(("forward", "direct"))),
+        )
+        t.finish()
+        return db
+
+    def _fleet(self, env: _Table) -> Fleet:
+        t = env.table("fleet")
+        if t is None:
+            return Fleet()
+        fleet = Fleet(
+            mode=t.get("mode", str, "parallel", _one_of(("parallel", "rolling"))),
+            concurrency=t.get("concurrency", int, 10, _positive),
+            batch_size=t.get("batch_size", int, 5, _positive),
+            stop_on_first_failure=t.get("stop_on_first_failure", bool, False),
+        )
+        t.finish()
+        return fleet
+
+    def _thresholds(self, root: _Table) -> Thresholds:
+        t = root.table("thresholds")
+        if t is None:
+            return Thresholds()
+        d = Thresholds()
+        values = {
+            name: t.get(name, int if name == "error_lines_window" else float, getattr(d, name), _positive)
+            for name in d.__dataclass_fields__
+        }
+        t.finish()
+        return Thresholds(**values)
+
+    def _matrix(self, root: _Table) -> tuple[MatrixRow, ...]:
+        rows = root.tables("decision_matrix")
+        if rows is None:
+            return defaults.DECISION_MATRIX
+        out = []
+        for t in rows:
+            signal = t.get("signal", str, None, _one_of(SIGNALS))
+            above = t.get("above", float, None)
+            if signal and signal != "missing_data" and signal != "unhealthy" and above is None:
+                t.problem("above", f"signal {signal!r} needs a threshold: above = …")
+            out.append(
+                MatrixRow(
+                    symptom=t.get("symptom", str, check=_non_empty),
+                    severity=t.get("severity", str, check=_one_of(SEVERITIES)),
+                    action=t.get("action", str, check=_one_of(ACTIONS + ADVICE_ACTIONS)),
+                    timeline=t.get("timeline", str, ""),
+                    signal=signal,
+                    above=above,
+                    advice=t.get("advice", str, None),
+                )
+            )
+            t.finish()
+        return tuple(out)
+
+    def _checklist(self, root: _Table) -> tuple[ChecklistItem, ...]:
+        items = root.tables("checklist")
+        if items is None:
+            return defaults.CHECKLIST
+        out = []
+        for t in items:
+            out.append(
+                ChecklistItem(
+                    id=t.get("id", str, check=_non_empty),
+                    text=t.get("text", str, check=_non_empty),
+                    check=t.get("check", str, None, _one_of(defaults.CHECKS)),
+                )
+            )
+            t.finish()
+        return tuple(out)
+
+    def _contacts(self, root: _Table) -> tuple[tuple[Contact, ...], tuple[EscalationLevel, ...]]:
+        contacts_t = root.tables("contacts")
+        contacts = defaults.CONTACTS
+        if contacts_t is not None:
+            contacts = []
+            for t in contacts_t:
+                contacts.append(
+                    Contact(
+                        role=t.get("role", str, check=_non_empty),
+                        name=t.get("name", str, check=_non_empty),
+                        contact=t.get("contact", str, ""),
+                        availability=t.get("availability", str, ""),
+                    )
+                )
+                t.finish()
+            contacts = tuple(contacts)
+        levels_t = root.tables("escalation")
+        levels = defaults.ESCALATION
+        if levels_t is not None:
+            levels = []
+            roles = {c.role for c in contacts}
+            for t in levels_t:
+                names = t.get("contacts", list, [])
+                for role in names or []:
+                    if role not in roles:
+                        t.problem("contacts", f"{role!r} is not a role in [[contacts]]")
+                levels.append(
+                    EscalationLevel(
+                        level=t.get("level", int, check=lambda v: None if 1 <= v <= 9 else "level must be 1-9"),
+                        description=t.get("description", str, check=_non_empty),
+                        contacts=tuple(names or ()),
+                    )
+                )
+                t.finish()
+            levels = tuple(levels)
+        return contacts, levels
+
+    def _notifications(self, root: _Table) -> Notifications:
+        t = root.table("notifications")
+        if t is None:
+            return Notifications()
+        n = Notifications(
+            webhook=t.secret("webhook", required=False),
+            timeout_s=t.get("timeout_s", float, 5.0, _positive),
+        )
+        t.finish()
+        return n
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    p = Path(path)
+    try:
+        raw = p.read_bytes()
+    except OSError as exc:
+        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.strerror}")]) from None
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ConfigError([Problem(str(p), line, "", "config is not valid UTF-8")]) from None
+    try:
+        data = tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # Python < 3.14 only puts the position in the message text.
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        line = int(m.group(1)) if m else None
+        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        if m:
+            message += f" (column {m.group(2)})"
+        raise ConfigError([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
+    loader = _Loader(p, text)
+    config = loader.load(data)
+    if config is None:
+        raise ConfigError(sorted(loader.problems, key=lambda p: p.line or 0))
+    return config
+
+
+def find_config(explicit: str | None) -> Path:
+    """--config, then $ROLLBACK_CONSOLE_CONFIG, then the XDG config dir."""
+    if explicit:
+        return Path(explicit)
+    env = os.environ.get("ROLLBACK_CONSOLE_CONFIG")
+    if env:
+        return Path(env)
+    base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
+    return base / "rollback-console" / "config.toml"

@@ -1,0 +1,206 @@
+"""The configuration, as immutable dataclasses. Loading and validation live in load.py."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ACTIONS = (
+    "quick",
+    "partial-time-weighting",
+    "partial-content-type",
+    "code",
+    "database",
+    "full",
+)
+# Matrix rows may also recommend something that is not a rollback.
+ADVICE_ACTIONS = ("investigate", "check-flags")
+SEVERITIES = ("HIGH", "MEDIUM", "LOW")
+SIGNALS = ("response_time_s", "error_rate", "memory_mb", "missing_data", "unhealthy")
+KINDS = ("staging", "production")
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """Where a secret lives: an environment variable or a file. Never the secret itself."""
+
+    env: str | None = None
+    file: str | None = None
+
+    def describe(self) -> str:
+        return f"${self.env}" if self.env else f"file {self.file}"
+
+    def resolve(self) -> str:
+        """The secret's value; raises SecretError saying where it looked."""
+        if self.env:
+            value = os.environ.get(self.env)
+            if value is None:
+                raise SecretError(f"environment variable {self.env} is not set")
+            return value
+        assert self.file is not None
+        path = Path(self.file).expanduser()
+        try:
+            return path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
+
+
+class SecretError(RuntimeError):
+    pass
+
+
+@dataclass(frozen=True)
+class Host:
+    name: str
+    address: str = "local"
+    port: int = 22
+    user: str | None = None
+    key_file: str | None = None
+    known_hosts: str | None = None
+    connect_timeout: float = 10.0
+
+    @property
+    def is_local(self) -> bool:
+        return self.address == "local"
+
+    def describe(self) -> str:
+        if self.is_local:
+            return "local"
+        user = f"{self.user}@" if self.user else ""
+        port = f":{self.port}" if self.port != 22 else ""
+        return f"{user}{self.address}{port}"
+
+
+@dataclass(frozen=True)
+class Database:
+    dsn: SecretRef
+    rollback_script: str
+    table: str = "posts"
+    columns: tuple[str, ...] = ("has_video", "has_media")
+    indexes: tuple[str, ...] = ("idx_posts_content_type", "idx_posts_date_content")
+    migration_script: str | None = None
+    reach: str = "forward"  # "forward" through the host's SSH, or "direct"
+
+
+@dataclass(frozen=True)
+class Fleet:
+    mode: str = "parallel"  # or "rolling"
+    concurrency: int = 10
+    batch_size: int = 5
+    stop_on_first_failure: bool = False
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    kind: str
+    hosts: tuple[Host, ...]
+    api_url: str
+    channel_id: int
+    env_file: str
+    restart_command: str
+    pid_command: str
+    login_email: str
+    password: SecretRef
+    days: int = 90
+    reload_command: str | None = None
+    force_restart_command: str | None = None
+    log_file: str | None = None
+    log_command: str | None = None
+    service_log_command: str | None = None
+    repo_path: str | None = None
+    rebuild_command: str | None = None
+    phase4_commit_message: str = "Phase 4: Production deployment with feature flags"
+    database: Database | None = None
+    api_reach: str = "forward"  # "forward" through SSH, or "direct"
+    fleet: Fleet = field(default_factory=Fleet)
+    lock_dir: str = "/tmp"
+
+    @property
+    def is_production(self) -> bool:
+        return self.kind == "production"
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    response_time_ok_s: float = 2.0
+    response_time_critical_s: float = 5.0
+    error_rate: float = 0.05
+    error_lines_window: int = 100
+    memory_ok_mb: float = 500.0
+    memory_warn_mb: float = 1000.0
+    memory_rollback_mb: float = 2048.0
+    probe_timeout_s: float = 10.0
+    probe_interval_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class MatrixRow:
+    symptom: str
+    severity: str
+    action: str
+    timeline: str
+    signal: str | None = None  # machine-checkable; None means a person declares it
+    above: float | None = None
+    advice: str | None = None
+
+    @property
+    def declared(self) -> bool:
+        return self.signal is None
+
+
+@dataclass(frozen=True)
+class ChecklistItem:
+    id: str
+    text: str
+    check: str | None = None  # which automatic check ticks it, if any
+
+
+@dataclass(frozen=True)
+class Contact:
+    role: str
+    name: str
+    contact: str
+    availability: str = ""
+
+
+@dataclass(frozen=True)
+class EscalationLevel:
+    level: int
+    description: str
+    contacts: tuple[str, ...] = ()  # roles
+
+
+@dataclass(frozen=True)
+class Notifications:
+    webhook: SecretRef | None = None
+    timeout_s: float = 5.0
+
+
+@dataclass(frozen=True)
+class Config:
+    path: str
+    environments: dict[str, Environment]
+    thresholds: Thresholds = field(default_factory=Thresholds)
+    decision_matrix: tuple[MatrixRow, ...] = ()
+    checklist: tuple[ChecklistItem, ...] = ()
+    contacts: tuple[Contact, ...] = ()
+    escalation: tuple[EscalationLevel, ...] = ()
+    notifications: Notifications = field(default_factory=Notifications)
+    journal: str = "~/.local/state/rollback-console/journal.jsonl"
+    drill: bool = False
+
+    @property
+    def journal_path(self) -> Path:
+        path = Path(os.path.expandvars(self.journal)).expanduser()
+        if not path.is_absolute():
+            path = Path(self.path).resolve().parent / path
+        return path
+
+    def environment(self, name: str) -> Environment:
+        try:
+            return self.environments[name]
+        except KeyError:
+            known = ", ".join(self.environments) or "none"
+            raise KeyError(f"no environment {name!r} in {self.path} (known: {known})") from None
