@@ -33,6 +33,7 @@ from console.config.model import (
     Notifications,
     SecretRef,
     Thresholds,
+    placeholders,
 )
 
 _MISSING = object()
@@ -260,10 +261,24 @@ class _Loader:
                 key_file=_resolve_path(self.base, key_file) if key_file else None,
                 known_hosts=_resolve_path(self.base, known_hosts) if known_hosts else None,
                 connect_timeout=t.get("connect_timeout", float, 10.0, _positive),
+                vars=self._vars(t),
             )
             t.finish()
             out[name] = host
         return out
+
+    def _vars(self, t: _Table) -> tuple[tuple[str, str], ...]:
+        table = t.table("vars")
+        if table is None:
+            return ()
+        out = []
+        for key, value in table.data.items():
+            table.used.add(key)
+            if isinstance(value, bool) or not isinstance(value, (str, int)):
+                table.problem(key, f"expected a string or integer, got {value!r}")
+                continue
+            out.append((key, str(value)))
+        return tuple(out)
 
     def _environments(self, root: _Table, hosts: dict[str, Host]) -> dict[str, Environment]:
         envs = root.table("environments", required=True)
@@ -331,7 +346,20 @@ class _Loader:
             lock_dir=t.get("lock_dir", str, "/tmp", _non_empty),
         )
         t.finish()
+        self._check_placeholders(t, env)
         return env if len(self.problems) == before else None
+
+    def _check_placeholders(self, t: _Table, env: Environment) -> None:
+        """Every {name} in a path or command must be known on every host."""
+        for key, value in t.data.items():
+            if not isinstance(value, str):
+                continue
+            for name in sorted(placeholders(value)):
+                if name == "host":
+                    continue
+                missing = [h.name for h in env.hosts if name not in dict(h.vars)]
+                if missing:
+                    t.problem(key, f"{{{name}}} is not set in vars of host(s) {', '.join(missing)}")
 
     def _database(self, env: _Table) -> Database | None:
         t = env.table("database")

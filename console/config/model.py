@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -59,6 +60,9 @@ class Host:
     key_file: str | None = None
     known_hosts: str | None = None
     connect_timeout: float = 10.0
+    # Per-host values for {placeholders} in the environment's paths and commands,
+    # for fleets whose hosts differ (install dir, port).
+    vars: tuple[tuple[str, str], ...] = ()
 
     @property
     def is_local(self) -> bool:
@@ -120,6 +124,24 @@ class Environment:
     @property
     def is_production(self) -> bool:
         return self.kind == "production"
+
+    def expand(self, text: str, host: Host) -> str:
+        """A path or command as it applies on one host: {placeholders} from the host's vars."""
+        return expand(text, host)
+
+
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+RESERVED_PLACEHOLDERS = ("lines",)  # filled in at run time (log_command)
+
+
+def placeholders(text: str) -> set[str]:
+    return set(_PLACEHOLDER.findall(text)) - set(RESERVED_PLACEHOLDERS)
+
+
+def expand(text: str, host: Host) -> str:
+    values = dict(host.vars)
+    values.setdefault("host", host.name)
+    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
 
 
 @dataclass(frozen=True)
