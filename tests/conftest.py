@@ -8,6 +8,9 @@ import pytest
 
 IN_CI = os.environ.get("ROLLBACK_CONSOLE_CI") == "1"
 
+# Fixtures for the real parts live in their own modules.
+pytest_plugins = ["tests.fixtures_pg", "tests.fixtures_ssh"]
+
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """In CI nothing may skip, and a run that collected no test is a failure."""

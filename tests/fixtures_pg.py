@@ -1,0 +1,1 @@
+"""PostgreSQL fixtures (a throwaway cluster per session)."""

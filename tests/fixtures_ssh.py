@@ -1,0 +1,1 @@
+"""SSH fixtures (a real sshd on loopback per session)."""
