@@ -64,18 +64,28 @@ class LocalTransport(Transport):
         out, err = bytearray(), bytearray()
         assert proc.stdout and proc.stderr
 
-        async def communicate() -> tuple[bool, bool]:
+        async def feed() -> None:
             if stdin is not None and proc.stdin:
-                proc.stdin.write(stdin)
+                # Written alongside the readers: a large input must not deadlock on full pipes.
                 with contextlib.suppress(BrokenPipeError, ConnectionResetError):
+                    proc.stdin.write(stdin)
                     await proc.stdin.drain()
                 proc.stdin.close()
-            t1, t2 = await asyncio.gather(
+
+        async def communicate() -> tuple[bool, bool]:
+            _, t1, t2 = await asyncio.gather(
+                feed(),
                 pump(proc.stdout, "stdout", out, on_output),
                 pump(proc.stderr, "stderr", err, on_output),
             )
             await proc.wait()
             return t1, t2
+
+        def kill() -> None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            if proc.stdin and not proc.stdin.is_closing():
+                proc.stdin.close()  # else wait() waits for a pipe nobody will close
 
         timed_out = False
         truncated = False
@@ -84,17 +94,16 @@ class LocalTransport(Transport):
             truncated = t1 or t2
         except TimeoutError:
             timed_out = True
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(proc.wait(), 5)
         except asyncio.CancelledError:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(proc.pid, signal.SIGKILL)
+            kill()
             raise
+        status = None if timed_out or proc.returncode is None or proc.returncode < 0 else proc.returncode
         return CommandResult(
             command=command,
-            exit_status=None if timed_out else proc.returncode,
+            exit_status=status,  # None when killed by a signal, as over SSH
             stdout=decode(bytes(out)),
             stderr=decode(bytes(err)),
             elapsed_s=clock.elapsed,
@@ -120,7 +129,10 @@ class LocalTransport(Transport):
             directory = os.path.dirname(os.path.abspath(path))
             st = os.stat(path) if os.path.exists(path) else None
             if backup_path and st is not None:
-                shutil.copy2(path, backup_path)
+                try:
+                    shutil.copy2(path, backup_path)
+                except OSError as exc:
+                    raise TransportError(f"local: cannot write the backup {backup_path}: {exc.strerror}") from None
             fd, tmp = tempfile.mkstemp(prefix=".rollback-console.", dir=directory)
             try:
                 with os.fdopen(fd, "wb") as fh:
