@@ -1,0 +1,207 @@
+"""``rollback-console simulate --dir DIR`` and ``rollback-console fault --dir DIR ENV KEY=VALUE …``."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+from types import FrameType
+
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
+
+SIMULATE_HELP = """\
+Runs the simulated analyticbot service: per environment, one API process per host on
+127.0.0.1 (flags read from its env file at start), a git checkout with the Phase 4 commit,
+and, when PostgreSQL is installed, a throwaway cluster with the posts table and
+migrations 004/005 applied. Writes DIR/console.toml for the console, then stays in the
+foreground until Ctrl-C or SIGTERM, which stop every process it started.
+
+Re-running on the same DIR starts afresh: whatever a previous run left is stopped, and
+its hosts, secrets, git checkouts and config are replaced (DIR/journal.jsonl is kept).
+A DIR that is neither empty nor a simulation is refused.
+"""
+
+FAULT_HELP = """\
+Faults (KEY=VALUE):
+  latency_s=SECONDS        added to every best-times request
+  error_rate=0..1          share of best-times requests failing (HTTP 500 / status "failed")
+  memory_mb=MB             grow the process's real RSS to MB (0 releases it)
+  crash_on_start=true      the next (re)start crashes with a traceback in the service log
+  stale_restart=true       restart keeps the old environment (reload or force-restart fixes it)
+  ready_down=true          /health/ready reports the database down; /health stays "healthy"
+  rollback_script_fails=true  004_rollback.sql fails right after its first DROP
+"""
+
+
+class _Stop(Exception):
+    pass
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "simulate",
+        help="run simulated environments; write DIR/console.toml",
+        description=SIMULATE_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("--dir", required=True, metavar="DIR", help="where to lay out the simulation")
+    p.add_argument(
+        "--env",
+        action="append",
+        dest="envs",
+        metavar="NAME",
+        help="an environment to simulate (repeatable; default: staging and production). "
+        "Names starting with 'prod' are production kind, others staging",
+    )
+    p.add_argument("--hosts", type=int, default=1, metavar="N", help="API processes (hosts) per environment")
+    p.add_argument("--no-db", action="store_true", help="no PostgreSQL: the service serves a synthetic data set")
+    ssh = p.add_argument_group("reaching the simulated hosts over SSH (the config then names them so)")
+    ssh.add_argument("--ssh-address", metavar="A", help="SSH address of this machine")
+    ssh.add_argument("--ssh-port", type=int, default=22, metavar="P")
+    ssh.add_argument("--ssh-user", metavar="U")
+    ssh.add_argument("--ssh-key", metavar="K", help="private key file")
+    ssh.add_argument("--known-hosts", metavar="F", help="known_hosts file holding this machine's host key")
+    p.set_defaults(func=run_simulate)
+
+    f = sub.add_parser(
+        "fault",
+        help="inject faults into a running simulation",
+        description="Set faults on the simulated hosts of ENV (all of them, or --host N).",
+        epilog=FAULT_HELP,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    f.add_argument("--dir", required=True, metavar="DIR", help="the simulation's directory")
+    f.add_argument("env", metavar="ENV")
+    # REMAINDER: options may also follow the KEY=VALUE list or sit among it (see _split_fault_args).
+    f.add_argument("assignments", nargs=argparse.REMAINDER, metavar="KEY=VALUE")
+    f.add_argument("--host", type=int, metavar="N", help="only host N (1-based)")
+    f.add_argument("--clear", action="store_true", help="clear every fault first (alone: clear them all)")
+    f.set_defaults(func=run_fault)
+
+
+def run_simulate(args: argparse.Namespace) -> int:
+    from console.simulator.configfile import SSHTarget
+    from console.simulator.postgres import PostgresError
+    from console.simulator.repo import RepoError
+    from console.simulator.world import Simulation, SimulationError
+
+    ssh_given = any((args.ssh_user, args.ssh_key, args.known_hosts, args.ssh_port != 22))
+    if ssh_given and not args.ssh_address:
+        raise UsageError("simulate: --ssh-port/--ssh-user/--ssh-key/--known-hosts need --ssh-address")
+    ssh = None
+    if args.ssh_address:
+        ssh = SSHTarget(args.ssh_address, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
+    try:
+        sim = Simulation(
+            args.dir,
+            environments=tuple(args.envs or ("staging", "production")),
+            hosts=args.hosts,
+            database=False if args.no_db else None,
+            ssh=ssh,
+        )
+    except SimulationError as exc:
+        raise UsageError(str(exc)) from None
+
+    stopping = False
+
+    def on_signal(signum: int, frame: FrameType | None) -> None:
+        nonlocal stopping
+        if not stopping:  # a second Ctrl-C must not interrupt the cleanup
+            stopping = True
+            raise _Stop(signum)
+
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        print(f"Starting the simulated analyticbot in {sim.directory} …", flush=True)
+        sim.start()
+        _summary(sim)
+        while True:
+            signal.pause()
+    except _Stop:
+        return EXIT_OK
+    except (SimulationError, PostgresError, RepoError) as exc:
+        print(f"rollback-console simulate: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    finally:
+        stopping = True
+        for s in previous:
+            signal.signal(s, signal.SIG_IGN)
+        sim.stop()
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+        print("Stopped: the API processes and PostgreSQL are down.", flush=True)
+
+
+def _summary(sim: object) -> None:
+    from console.simulator.world import Simulation, kind_of
+
+    assert isinstance(sim, Simulation)
+    lines = [f"Simulated analyticbot is running in {sim.directory}"]
+    for env in sim.environments:
+        hosts = sim.hosts(env)
+        lines.append(f"  {env} ({kind_of(env)}, {len(hosts)} host{'s' if len(hosts) != 1 else ''}):")
+        for h in hosts:
+            lines.append(f"    {h.name:<16} {h.api_url}  pid {h.pid()}  log {h.log_file}")
+    if sim.cluster is not None:
+        names = ", ".join(sim.database_name(e) or "?" for e in sim.environments)
+        lines.append(f"  PostgreSQL {sim.cluster.version} on 127.0.0.1:{sim.cluster.port} (databases {names})")
+    else:
+        lines.append(f"  {sim.database_note}; synthetic data")
+    lines += [
+        f"Config: {sim.config_path}",
+        "Point the console at it, from any shell:",
+        f"  rollback-console --config {sim.config_path}",
+        f"  or: export ROLLBACK_CONSOLE_CONFIG={sim.config_path}",
+        f"Probe login: ops-probe@analyticbot.example, password in {sim.directory / 'secrets'}/<env>.password",
+        f"Inject faults: rollback-console fault --dir {sim.directory} {sim.environments[-1]} latency_s=6",
+        "Ctrl-C to stop (stops the API processes and PostgreSQL).",
+    ]
+    print("\n".join(lines), flush=True)
+
+
+def _split_fault_args(args: argparse.Namespace) -> list[str]:
+    """KEY=VALUE items; --host N and --clear found among them are applied to ``args``."""
+    items: list[str] = []
+    rest = iter(args.assignments)
+    for item in rest:
+        if item == "--clear":
+            args.clear = True
+        elif item == "--host" or item.startswith("--host="):
+            raw = item.partition("=")[2] if "=" in item else next(rest, "")
+            if not raw.isdigit():
+                raise UsageError(f"fault: --host needs a host number, got {raw!r}")
+            args.host = int(raw)
+        elif item.startswith("-"):
+            raise UsageError(f"fault: unknown option {item!r}")
+        else:
+            items.append(item)
+    return items
+
+
+def run_fault(args: argparse.Namespace) -> int:
+    from console.simulator.faults import FAULTS, FaultError
+    from console.simulator.world import SimulationError, inject_dir, is_running
+
+    values: dict[str, str] = {}
+    for item in _split_fault_args(args):
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"fault: expected KEY=VALUE, got {item!r} (faults: {', '.join(FAULTS)})")
+        values[key.strip()] = value.strip()
+    if not values and not args.clear:
+        raise UsageError(f"fault: nothing to do: give KEY=VALUE … or --clear (faults: {', '.join(FAULTS)})")
+    try:
+        result = inject_dir(args.dir, args.env, values, host=args.host, clear=args.clear)
+    except (FaultError, SimulationError) as exc:
+        raise UsageError(f"fault: {exc}") from None
+    for host, faults in result.items():
+        active = (
+            ", ".join(
+                f"{k}={v:g}" if isinstance(v, float) else f"{k}={str(v).lower()}" for k, v in faults.active().items()
+            )
+            or "no faults"
+        )
+        print(f"{host}: {active}")
+    if not is_running(args.dir):
+        print(f"note: no simulation is running in {args.dir} right now", file=sys.stderr)
+    return EXIT_OK

@@ -1,0 +1,323 @@
+"""Service control for one simulated host: the restart/pid/log/rebuild commands of the config.
+
+    python -m console.simulator.ctl COMMAND --home HOME
+
+start          start the API with the environment read from the env file, detached; wait for /health
+stop           SIGTERM, then SIGKILL after a grace period
+restart        stop + start (with fault stale_restart: reuses the environment of the previous start,
+               like `docker-compose restart`, which does not re-read env_file)
+reload         re-read the env file into the saved environment (`systemctl daemon-reload`)
+force-restart  kill -9 and start fresh from the env file (the runbook's `pkill -9` + start)
+pid            print the pid; exit 1 if not running
+service-log    the last lines of the service log (`journalctl -u … -n 50`)
+rebuild        byte-compile the app checkout and record what was built (`docker-compose build`)
+
+HOME holds service.json (which env file), the env file, app/ (git checkout), logs/,
+run/ (pid, saved environment) and faults.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import compileall
+import contextlib
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TextIO
+
+from dotenv import dotenv_values
+
+from console.envfile import parse_env
+from console.simulator import faults as faults_mod
+
+GRACE_S = 5.0
+START_TIMEOUT_S = 20.0
+LOG_TAIL = 50
+SERVICE = "analyticbot-api"
+# Passed from the caller's environment to the service; everything else comes from the env file.
+PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
+
+
+class CtlError(RuntimeError):
+    pass
+
+
+def unit(home: Path) -> dict[str, str]:
+    """HOME/service.json: the service's name, environment and env file (a unit file's role)."""
+    try:
+        return json.loads((home / "service.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CtlError(f"{home}/service.json: not a simulated service home ({exc})") from None
+
+
+def service_log(home: Path) -> Path:
+    return home / "logs" / "service.log"
+
+
+def _pid_file(home: Path) -> Path:
+    return home / "run" / "service.pid"
+
+
+def _saved_env(home: Path) -> Path:
+    return home / "run" / "environ.json"
+
+
+def _alive(pid: int, home: Path | None = None) -> bool:
+    """Running (not a zombie) and, when ``home`` is given, really this home's service."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii", errors="replace") as fh:
+            state = fh.read().rsplit(")", 1)[1].split()[0]
+        if state in ("Z", "X"):
+            return False
+        if home is None:
+            return True
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except (OSError, IndexError):
+        return False
+    args = [a.decode(errors="replace") for a in cmdline]
+    return "console.simulator.service" in args and str(home) in args
+
+
+def running_pid(home: Path) -> int | None:
+    try:
+        pid = int(_pid_file(home).read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if _alive(pid, home) else None
+
+
+def _journal(home: Path, message: str) -> None:
+    service_log(home).parent.mkdir(parents=True, exist_ok=True)
+    stamp = datetime.now(UTC).strftime("%b %d %H:%M:%S")
+    with open(service_log(home), "a", encoding="utf-8") as fh:
+        fh.write(f"-- {stamp} systemd: {message}\n")
+
+
+def tail(home: Path, lines: int = LOG_TAIL) -> str:
+    try:
+        with open(service_log(home), "rb") as fh:
+            fh.seek(max(0, fh.seek(0, os.SEEK_END) - 256 * 1024))
+            data = fh.read()
+    except OSError:
+        return "(no service log yet)"
+    return "\n".join(data.decode("utf-8", errors="replace").splitlines()[-lines:])
+
+
+def environment_from_file(home: Path) -> dict[str, str]:
+    """The service's environment: a few variables of ours plus every binding of the env file."""
+    env_file = Path(unit(home)["env_file"])
+    try:
+        data = env_file.read_bytes()
+    except OSError as exc:
+        raise CtlError(f"cannot read env file {env_file}: {exc.strerror}") from None
+    for problem in parse_env(data, str(env_file)).problems:  # systemd skips bad lines, and says so
+        _journal(home, f"{env_file}: ignoring invalid environment assignment ({problem})")
+    env = {k: os.environ[k] for k in PASSTHROUGH if k in os.environ}
+    env.update({"PYTHONUNBUFFERED": "1", "PYTHONIOENCODING": "utf-8", "SERVICE_HOME": str(home)})
+    values = dotenv_values(stream=io.StringIO(data.decode("utf-8", errors="surrogateescape")), interpolate=False)
+    env.update({k: v for k, v in values.items() if v is not None})
+    return env
+
+
+def _save_env(home: Path, env: dict[str, str]) -> None:
+    path = _saved_env(home)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)  # it holds the DSN password
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(env, fh)
+    os.replace(tmp, path)
+
+
+def _load_saved_env(home: Path) -> dict[str, str] | None:
+    try:
+        return json.loads(_saved_env(home).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _health_ok(port: int) -> bool:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+            return r.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
+    """Start detached; wait until /health answers (0) or the process dies (1, with the log tail)."""
+    out = out or sys.stdout
+    pid = running_pid(home)
+    if pid:
+        print(f"{SERVICE} is already running (pid {pid})", file=out)
+        return 0
+    env = _load_saved_env(home) if saved else None
+    if env is None:
+        env = environment_from_file(home)
+        _save_env(home, env)
+    try:
+        port = int(env.get("API_PORT", ""))
+    except ValueError:
+        port = 0
+    _journal(home, f"Starting {SERVICE} ({unit(home).get('environment', '?')})…")
+    with open(service_log(home), "ab") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "console.simulator.service", "--home", str(home)],
+            env=env,
+            cwd=home,
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,  # a daemon: survives whoever ran this command
+        )
+    _pid_file(home).write_text(f"{proc.pid}\n")
+    deadline = time.monotonic() + START_TIMEOUT_S
+    while time.monotonic() < deadline:
+        code = proc.poll()
+        if code is not None:
+            _pid_file(home).unlink(missing_ok=True)
+            _journal(home, f"{SERVICE}.service: Main process exited, code=exited, status={code}/FAILURE")
+            print(
+                f"{SERVICE} failed to start (exit status {code}). Last lines of {service_log(home)}:", file=sys.stderr
+            )
+            print(tail(home), file=sys.stderr)
+            return 1
+        if port and _health_ok(port):
+            _journal(home, f"Started {SERVICE} (pid {proc.pid}).")
+            print(f"{SERVICE} started (pid {proc.pid}), http://127.0.0.1:{port}/health answers", file=out)
+            return 0
+        time.sleep(0.05)
+    print(f"{SERVICE} (pid {proc.pid}) did not answer /health within {START_TIMEOUT_S:.0f}s", file=sys.stderr)
+    print(tail(home), file=sys.stderr)
+    return 1
+
+
+def _wait_gone(pid: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return True
+        time.sleep(0.05)
+    return not _alive(pid)
+
+
+def stop(home: Path, *, out: TextIO | None = None) -> int:
+    out = out or sys.stdout
+    pid = running_pid(home)
+    if pid is None:
+        print(f"{SERVICE} is not running", file=out)
+        _pid_file(home).unlink(missing_ok=True)
+        return 0
+    _journal(home, f"Stopping {SERVICE} (pid {pid})…")
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    if not _wait_gone(pid, GRACE_S):
+        _journal(home, f"{SERVICE}.service: State 'stop-sigterm' timed out. Killing.")
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5)
+    _pid_file(home).unlink(missing_ok=True)
+    _journal(home, f"Stopped {SERVICE}.")
+    print(f"{SERVICE} stopped (pid {pid})", file=out)
+    return 0
+
+
+def kill_service(home: Path) -> None:
+    """SIGKILL without ceremony (force-restart, and the guard's cleanup)."""
+    pid = running_pid(home)
+    if pid is not None:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        _wait_gone(pid, 5)
+    _pid_file(home).unlink(missing_ok=True)
+
+
+def restart(home: Path) -> int:
+    stale = faults_mod.read(home).stale_restart
+    stop(home)
+    return start(home, saved=stale)
+
+
+def reload(home: Path) -> int:
+    env = environment_from_file(home)
+    _save_env(home, env)
+    _journal(home, "Reloading environment from the env file (daemon-reload).")
+    print(f"reloaded the environment of {SERVICE} from {unit(home)['env_file']}")
+    return 0
+
+
+def force_restart(home: Path) -> int:
+    pid = running_pid(home)
+    kill_service(home)
+    if pid:
+        _journal(home, f"{SERVICE}.service: Main process exited, code=killed, status=9/KILL")
+        print(f"killed {SERVICE} (pid {pid}) with SIGKILL")
+    return start(home)
+
+
+def rebuild(home: Path) -> int:
+    """Byte-compile the checkout and stamp HOME/build/build.json with what was built."""
+    repo = home / "app"
+    print(f"Building {SERVICE} from {repo}")
+    ok = compileall.compile_dir(str(repo / "app"), quiet=0, force=True, legacy=False, workers=1)
+    head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
+    commit = head.stdout.strip() or "unknown"
+    if not ok:
+        print(f"Build FAILED at commit {commit[:7]}: see the compile errors above", file=sys.stderr)
+        return 1
+    phase4 = (repo / "app" / "config" / "feature_flags.py").is_file()
+    stamp = {"commit": commit, "phase4": phase4, "built_at": datetime.now(UTC).isoformat()}
+    (home / "build").mkdir(exist_ok=True)
+    (home / "build" / "build.json").write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
+    print(f"Build complete: commit {commit[:7]}, Phase 4 code {'present' if phase4 else 'absent'}")
+    print("Restart the service to deploy it.")
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m console.simulator.ctl", description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "command",
+        choices=["start", "stop", "restart", "reload", "force-restart", "pid", "service-log", "rebuild"],
+    )
+    parser.add_argument("--home", required=True, help="the service home")
+    parser.add_argument("-n", "--lines", type=int, default=LOG_TAIL, help="service-log: how many lines")
+    args = parser.parse_args(argv)
+    home = Path(args.home).resolve()
+    try:
+        unit(home)
+        if args.command == "pid":
+            pid = running_pid(home)
+            if pid is None:
+                print(f"{SERVICE} is not running", file=sys.stderr)
+                return 1
+            print(pid)
+            return 0
+        if args.command == "service-log":
+            print(tail(home, args.lines))
+            return 0
+        actions = {
+            "start": start,
+            "stop": stop,
+            "restart": restart,
+            "reload": reload,
+            "force-restart": force_restart,
+            "rebuild": rebuild,
+        }
+        return actions[args.command](home)
+    except (CtlError, faults_mod.FaultError) as exc:
+        print(f"ctl {args.command}: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Faults injected into a running simulated service: HOME/faults.json.
+
+The service re-reads the file when its mtime changes; ``ctl`` reads it at (re)start;
+``rollback_script_fails`` acts at once on the rollback script in the app checkout.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, fields, replace
+from pathlib import Path
+from typing import Any
+
+FAULTS: dict[str, str] = {
+    "latency_s": "seconds added to every best-times request",
+    "error_rate": "fraction 0..1 of best-times requests that fail (HTTP 500 and HTTP 200 status=failed, alternately)",
+    "memory_mb": "grow the process's resident memory to this many MB (0 releases it)",
+    "crash_on_start": "the service exits at start with a traceback in the service log",
+    "stale_restart": "restart reuses the environment of the previous start (reload or force-restart fixes it)",
+    "ready_down": "/health/ready reports the database down (/health still says healthy)",
+    "rollback_script_fails": "004_rollback.sql on disk fails right after its first DROP",
+}
+MAX_LATENCY_S = 600.0
+MAX_MEMORY_MB = 16384.0
+_TRUE = ("1", "true", "yes", "on")
+_FALSE = ("0", "false", "no", "off", "")
+
+
+class FaultError(ValueError):
+    """A fault name or value is wrong, or faults.json is unreadable; the message says which."""
+
+
+@dataclass(frozen=True)
+class Faults:
+    latency_s: float = 0.0
+    error_rate: float = 0.0
+    memory_mb: float = 0.0
+    crash_on_start: bool = False
+    stale_restart: bool = False
+    ready_down: bool = False
+    rollback_script_fails: bool = False
+
+    def active(self) -> dict[str, Any]:
+        """Only the faults that are on."""
+        return {k: v for k, v in asdict(self).items() if v}
+
+
+_TYPES = {f.name: f.type for f in fields(Faults)}
+
+
+def coerce(name: str, value: Any) -> float | bool:
+    """A fault value from text (the command line) or JSON, checked for range."""
+    if name not in FAULTS:
+        raise FaultError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    if _TYPES[name] == "bool":
+        if isinstance(value, bool):
+            return value
+        text = str(value).strip().lower()
+        if text in _TRUE:
+            return True
+        if text in _FALSE:
+            return False
+        raise FaultError(f"{name}: expected true or false, got {value!r}")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise FaultError(f"{name}: expected a number, got {value!r}") from None
+    limit = {"latency_s": MAX_LATENCY_S, "error_rate": 1.0, "memory_mb": MAX_MEMORY_MB}[name]
+    if not 0 <= number <= limit:
+        raise FaultError(f"{name}: {number:g} is out of range 0..{limit:g}")
+    return number
+
+
+def path(home: Path) -> Path:
+    return Path(home) / "faults.json"
+
+
+def read(home: Path) -> Faults:
+    p = path(home)
+    try:
+        raw = json.loads(p.read_text(encoding="utf-8") or "{}")
+    except FileNotFoundError:
+        return Faults()
+    except (OSError, ValueError) as exc:
+        raise FaultError(f"cannot read {p}: {exc}") from None
+    if not isinstance(raw, dict):
+        raise FaultError(f"{p}: expected a JSON object")
+    return Faults(**{k: coerce(k, v) for k, v in raw.items()})
+
+
+def write(home: Path, faults: Faults) -> None:
+    """Replace HOME/faults.json atomically and apply the faults that act on disk."""
+    from console.simulator.database import set_rollback_script_broken
+
+    p = path(home)
+    tmp = p.with_suffix(".tmp")
+    tmp.write_text(json.dumps(faults.active(), indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, p)
+    repo = Path(home) / "app"
+    if repo.is_dir():
+        set_rollback_script_broken(repo, faults.rollback_script_fails)
+
+
+def update(home: Path, values: dict[str, Any], *, clear: bool = False) -> Faults:
+    """Set some faults (after clearing all of them when ``clear``); returns what is now in effect."""
+    typed = {k: coerce(k, v) for k, v in values.items()}
+    current = Faults() if clear else read(home)
+    new = replace(current, **typed)
+    write(home, new)
+    return new
+
+
+class FaultWatcher:
+    """The service's view of faults.json: re-read only when the file changes."""
+
+    def __init__(self, home: Path) -> None:
+        self.path = path(home)
+        self.home = Path(home)
+        self._stamp: tuple[int, int] | None = None
+        self.current = Faults()
+        self.error: str | None = None
+
+    def refresh(self) -> Faults:
+        try:
+            st = os.stat(self.path)
+            stamp = (st.st_mtime_ns, st.st_size)
+        except FileNotFoundError:
+            stamp = (0, 0)
+        if stamp != self._stamp:
+            self._stamp = stamp
+            try:
+                self.current, self.error = read(self.home), None
+            except FaultError as exc:  # keep the last good faults; say why once
+                self.error = str(exc)
+        return self.current
