@@ -1,0 +1,130 @@
+"""Checking the hash chain: what was edited, removed, reordered, damaged or torn, and where.
+
+Each problem is reported once, at the line where it shows: a swapped pair of lines is one
+"reordered", not a cascade of broken links. Removing the *last* records cannot be seen
+from the file alone (nothing follows them); everything else can.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from console.journal.records import ZERO_HASH, parse_line, record_hash
+
+_RECORD_START = b'{"seq":'  # how every line the journal writes begins
+
+
+@dataclass(frozen=True)
+class Problem:
+    """Something ``Journal.verify()`` found wrong, at a 1-based line of the file."""
+
+    line: int
+    kind: str  # edited | removed | reordered | duplicate | bad_json | torn
+    detail: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.kind}: {self.detail}"
+
+
+def verify_lines(content: bytes) -> list[Problem]:
+    """The problems in a journal file's bytes; empty when the chain is intact."""
+    if not content:
+        return []
+    lines = content.split(b"\n")
+    unterminated = not content.endswith(b"\n")
+    if not unterminated:
+        lines.pop()  # the empty string after the final newline
+    parsed = [(n, raw, parse_line(raw)) for n, raw in enumerate(lines, 1)]
+    present = {rec["seq"] for _, _, rec in parsed if rec is not None}
+
+    problems: list[Problem] = []
+    prev_hash, prev_seq, prev_line = ZERO_HASH, 0, 0
+    seen: dict[int, int] = {}
+    bad: list[tuple[int, bytes]] = []  # unparseable lines since the last good record
+
+    for n, raw, rec in parsed:
+        if rec is None:
+            if n == len(lines) and unterminated:
+                problems.append(
+                    Problem(
+                        n,
+                        "torn",
+                        f"incomplete last record ({len(raw)} bytes): a crash mid-write; "
+                        "the next append starts a fresh line",
+                    )
+                )
+            else:
+                bad.append((n, raw))
+            continue
+        seq = rec["seq"]
+        chains = rec["prev"] == prev_hash and seq == prev_seq + 1
+        damaged = _report_bad_lines(bad, chains, problems)
+        bad = []
+
+        if record_hash(rec) != rec["hash"]:
+            problems.append(
+                Problem(n, "edited", f"record seq {seq} does not match its hash: it was changed after it was written")
+            )
+        if seq in seen:
+            problems.append(Problem(n, "duplicate", f"seq {seq} is already at line {seen[seq]}"))
+        elif seq < prev_seq:
+            problems.append(Problem(n, "reordered", f"seq {seq} comes after seq {prev_seq} (line {prev_line})"))
+        elif seq > prev_seq + 1:
+            missing = [s for s in range(prev_seq + 1, seq) if s not in present]
+            # Damaged lines account for records that are there but unreadable; records
+            # that are elsewhere in the file are reported where they are (reordered).
+            if len(missing) > damaged:
+                where = "at the start of the journal" if prev_line == 0 else f"after line {prev_line}"
+                problems.append(
+                    Problem(n, "removed", f"{len(missing)} record(s) missing {where} (seq {_span(missing)})")
+                )
+        elif rec["prev"] != prev_hash:
+            if prev_line == 0:
+                detail = "the first record does not start the chain (prev is not 64 zeros)"
+            else:
+                detail = (
+                    f"does not chain to line {prev_line} (seq {prev_seq}): "
+                    "one of them was edited and its hash recomputed"
+                )
+            problems.append(Problem(n, "edited", detail))
+        seen.setdefault(seq, n)
+        prev_hash, prev_seq, prev_line = rec["hash"], seq, n
+
+    _report_bad_lines(bad, None, problems)
+    problems.sort(key=lambda p: p.line)
+    return problems
+
+
+def _report_bad_lines(bad: list[tuple[int, bytes]], chains: bool | None, problems: list[Problem]) -> int:
+    """Report unparseable lines; return how many look like damaged records (not torn).
+
+    A line the next record chains over was never part of the chain: a torn write that a
+    later append stepped past. One the chain breaks at was a record, now damaged."""
+    damaged = 0
+    for n, raw in bad:
+        if not raw.strip():
+            problems.append(Problem(n, "bad_json", "blank line"))
+        elif raw.startswith(_RECORD_START) and chains is not False:
+            problems.append(
+                Problem(n, "torn", f"incomplete record ({len(raw)} bytes) left by a crash mid-write; the chain goes on")
+            )
+        else:
+            damaged += 1
+            problems.append(Problem(n, "bad_json", f"not a journal record ({_why(raw)}): damaged or edited"))
+    return damaged
+
+
+def _why(raw: bytes) -> str:
+    try:
+        value: Any = json.loads(raw)
+    except UnicodeDecodeError:
+        return "not UTF-8"
+    except json.JSONDecodeError as exc:
+        return f"bad JSON: {exc.msg} at column {exc.colno}"
+    return "JSON, but not a record" if not isinstance(value, dict) else "JSON, but missing seq/prev/hash/type"
+
+
+def _span(seqs: list[int]) -> str:
+    return str(seqs[0]) if len(seqs) == 1 else f"{seqs[0]}–{seqs[-1]}"
