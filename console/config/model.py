@@ -146,13 +146,12 @@ def expand(text: str, host: Host) -> str:
 
 @dataclass(frozen=True)
 class Thresholds:
+    """Validation and display thresholds. The matrix's own limits live in its rows."""
+
     response_time_ok_s: float = 2.0
-    response_time_critical_s: float = 5.0
-    error_rate: float = 0.05
     error_lines_window: int = 100
     memory_ok_mb: float = 500.0
     memory_warn_mb: float = 1000.0
-    memory_rollback_mb: float = 2048.0
     probe_timeout_s: float = 10.0
     probe_interval_s: float = 5.0
 

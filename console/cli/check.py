@@ -1,0 +1,33 @@
+"""``rollback-console check ENV [--json]``: the runbook's five validations; exit 1 if any fails."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from console.cli import EXIT_FAILED, EXIT_OK
+from console.cli.common import config_from_args, environment_names, print_json
+from console.cli.render import checks_text
+from console.probes.collect import snapshot_all
+from console.probes.serialize import checks_dict
+from console.validation import validate
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("check", help="post-rollback validation: exit 0 all pass, 1 some fail")
+    p.add_argument("env", metavar="ENV")
+    p.add_argument("--json", action="store_true", help="one JSON document on stdout")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    (name,) = environment_names(config, args.env)
+    (snapshot,) = asyncio.run(snapshot_all(config, [name]))
+    checks = validate(snapshot, config.thresholds)
+    passed = all(c.passed for c in checks)
+    if args.json:
+        print_json({"environment": name, "passed": passed, "checks": checks_dict(checks)})
+    else:
+        print(checks_text(name, checks))
+    return EXIT_OK if passed else EXIT_FAILED

@@ -1,0 +1,40 @@
+"""``rollback-console plan ACTION --env ENV``: preview everything, change nothing."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+
+from console.cli import EXIT_OK, UsageError
+from console.cli.common import config_from_args, environment_names
+from console.config.model import ACTIONS
+from console.engine.plan import RunContext
+from console.engine.preview import preview_plan, preview_text
+from console.plans import PlanError, build_plan
+from console.probes.collect import Prober
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("plan", help="preview a rollback: exact edits, commands, SQL; changes nothing")
+    p.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
+    p.add_argument("--env", required=True, metavar="ENV")
+    p.add_argument("--reset-hard", action="store_true", help="code: preview `git reset --hard` instead of revert")
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    (name,) = environment_names(config, args.env)
+    env = config.environment(name)
+    try:
+        plan = build_plan(args.action, env, config, {"reset_hard": args.reset_hard})
+    except PlanError as exc:
+        raise UsageError(str(exc)) from None
+
+    async def go() -> str:
+        async with Prober(config) as prober:
+            ctx = RunContext("preview", config, env, prober.pool, prober, emit=lambda e: None)
+            return preview_text(plan, await preview_plan(ctx, plan))
+
+    print(asyncio.run(go()))
+    return EXIT_OK

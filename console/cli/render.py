@@ -1,0 +1,111 @@
+"""Plain-text rendering of snapshots and checks for the command line."""
+
+from __future__ import annotations
+
+from console.config.model import Config
+from console.flags import FLAG_NAMES
+from console.matrix import Recommendation, memory_level
+from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.validation import Check
+
+_FLAG_COLS = ("advanced", "time-weighting", "content-type")
+
+
+def _b(v: bool | None) -> str:
+    return "?" if v is None else ("true" if v else "false")
+
+
+def _ms(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}s"
+
+
+def host_lines(h: HostSnapshot, config: Config) -> list[str]:
+    if h.unreachable:
+        return [f"  host {h.host} ({h.where}): UNREACHABLE — {h.unreachable}"]
+    f = h.flags
+    out = [f"  host {h.host} ({h.where})" + (f" pid {f.pid}" if f.pid else "")]
+    out.append("    flags        " + "".join(f"{c:<16}" for c in _FLAG_COLS))
+    drifted = {d.flag for d in f.drift}
+    for label, source, err in (
+        ("env file", f.env_file, f.env_file_error),
+        ("process", f.process, f.process_error),
+        ("log", f.log, f.log_error),
+    ):
+        if source is None:
+            out.append(f"      {label:<10} {err or 'unknown'}")
+            continue
+        cells = []
+        for name in FLAG_NAMES:
+            v = _b(source.get(name))
+            cells.append(f"{v + (' ≠' if name in drifted else ''):<16}")
+        out.append(f"      {label:<10} " + "".join(cells))
+    if f.drift:
+        out.append("    DRIFT: " + "; ".join(d.describe() for d in f.drift))
+        if f.stale_process:
+            out.append(
+                "      the running process does not have the env file's flags: restart it so it re-reads "
+                "the env file (runbook troubleshooting 1)"
+            )
+    for p in f.env_file_problems:
+        out.append(f"    env file: {p}")
+    hr = h.health
+    ready = {True: "ready", False: "NOT READY", None: "?"}[hr.ready]
+    health = f"/health {hr.health_status or '—'} {hr.health or hr.health_error or ''}".rstrip()
+    line = f"    health       {health} · /health/ready {ready}"
+    if hr.disagree:
+        line += "  ← disagree: /health is hard-coded healthy"
+    out.append(line)
+    if hr.ready_error and hr.ready is None:
+        out.append(f"                 {hr.ready_error}")
+    r = h.recommendations
+    if r.login_error or r.error:
+        out.append(f"    best-times   {r.login_error or r.error}")
+    elif r.failed:
+        out.append(f'    best-times   {_ms(r.latency_s)} · HTTP 200 but status "failed": {r.failure}')
+    else:
+        out.append(f"    best-times   {_ms(r.latency_s)} · {r.mode} mode · {r.total_posts} posts")
+    lg = h.logs
+    if lg.error:
+        out.append(f"    errors       {lg.error}")
+    else:
+        rate = "—" if lg.error_rate is None else f"{lg.error_rate:.0%}"
+        out.append(
+            f"    errors       {lg.error_lines} ERROR in last {lg.window} lines · error rate {rate} "
+            f"({lg.requests} requests)"
+        )
+    m = h.memory
+    if m.rss_mb is not None:
+        out.append(f"    memory       {m.rss_mb:.0f} MB RSS ({memory_level(config.thresholds, m.rss_mb)})")
+    else:
+        out.append(f"    memory       {m.error or '—'}")
+    return out
+
+
+def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -> str:
+    n = len(s.hosts)
+    lines = [f"{s.environment} ({s.kind}) — {n} host{'s' if n != 1 else ''} — probed in {s.elapsed_s:.2f}s"]
+    lines.append(f"  recommended: {rec.describe()}")
+    if rec.advice:
+        lines.append(f"               {rec.advice}")
+    for h in s.hosts:
+        lines.extend(host_lines(h, config))
+    db = s.database
+    if db is not None:
+        if db.error:
+            lines.append(f"  database     {db.error}")
+        else:
+            cols = ", ".join(f"{c} {'present' if p else 'absent'}" for c, p in db.columns)
+            idx = sum(1 for _, p in db.indexes if p)
+            lines.append(f"  database     {cols} · {idx}/{len(db.indexes)} indexes · {db.rows} rows")
+            if db.extra_dependents:
+                lines.append("               would also drop: " + ", ".join(db.extra_dependents))
+    return "\n".join(lines)
+
+
+def checks_text(environment: str, checks: tuple[Check, ...]) -> str:
+    lines = [f"{environment}: post-rollback validation"]
+    for i, c in enumerate(checks, 1):
+        lines.append(f"  {i}. {'PASS' if c.passed else 'FAIL'}  {c.title:<22} {c.detail}")
+    failed = sum(1 for c in checks if not c.passed)
+    lines.append(f"  {'all 5 checks pass' if not failed else f'{failed} of {len(checks)} checks FAIL'}")
+    return "\n".join(lines)

@@ -1,0 +1,51 @@
+"""Opening the console: ``rollback-console [--config FILE]``, ``demo`` and ``watch``.
+
+The Textual app lives in screens/; it is imported only here, when a screen is wanted,
+so every other command works without it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from pathlib import Path
+
+from console.cli import EXIT_OK, UsageError
+from console.cli.common import config_from_args
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    demo = sub.add_parser("demo", help="start the simulator and open the console on it: nothing to configure")
+    demo.add_argument("--dir", metavar="DIR", help="where the simulation lives (default: a fresh temp dir)")
+    demo.add_argument("--no-db", action="store_true", help="no PostgreSQL even if it is installed")
+    demo.set_defaults(func=run_demo)
+    watch = sub.add_parser("watch", help="read-only: follow the active rollback live from the journal")
+    watch.set_defaults(func=run_watch)
+
+
+def open_console(args: argparse.Namespace, *, watch_only: bool = False) -> int:
+    config = config_from_args(args)
+    if not sys.stdout.isatty() and not os.environ.get("ROLLBACK_CONSOLE_FORCE_TUI"):
+        raise UsageError("the console needs a terminal; for scripts use `status`, `check`, `plan`, `rollback`")
+    from screens.app import RollbackConsole
+
+    app = RollbackConsole(config, watch_only=watch_only)
+    app.run()
+    return app.return_code or EXIT_OK
+
+
+def run_watch(args: argparse.Namespace) -> int:
+    return open_console(args, watch_only=True)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from console.simulator.world import Simulation
+
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
+    print(f"Starting the simulated analyticbot in {directory} …", file=sys.stderr)
+    with Simulation(directory, database=False if args.no_db else None) as sim:
+        args.config = str(sim.config_path)
+        print(f"Config: {sim.config_path}  (use it from another shell with --config)", file=sys.stderr)
+        return open_console(args)

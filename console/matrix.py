@@ -1,0 +1,122 @@
+"""The runbook's decision matrix, evaluated against a snapshot.
+
+Rows with a signal are lit by what the probes see; rows without one are symptoms
+only a person can judge, lit when the operator declares them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from console.config.model import MatrixRow, Thresholds
+from console.probes.snapshot import EnvironmentSnapshot
+
+SEVERITY_ORDER = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
+
+ACTION_TITLES = {
+    "quick": "Quick rollback (disable all)",
+    "partial-time-weighting": "Partial rollback (disable time-weighting)",
+    "partial-content-type": "Partial rollback (disable content-type analysis)",
+    "code": "Full code rollback",
+    "database": "Database rollback (migration 004)",
+    "full": "Full code rollback with database rollback",
+    "investigate": "Investigate",
+    "check-flags": "Check feature flag settings",
+}
+
+
+@dataclass(frozen=True)
+class Finding:
+    row: MatrixRow
+    lit: bool
+    evidence: str  # what was seen (or "declared by the operator", or why unknown)
+    known: bool = True  # False when the probes could not measure the signal
+
+
+@dataclass(frozen=True)
+class Recommendation:
+    action: str | None  # None: nothing in the matrix is lit
+    severity: str | None
+    timeline: str | None
+    symptom: str | None
+    advice: str | None
+    findings: tuple[Finding, ...]
+
+    @property
+    def title(self) -> str:
+        if self.action is None:
+            return "No action: no symptom in the decision matrix"
+        return ACTION_TITLES.get(self.action, self.action)
+
+    @property
+    def lit(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if f.lit)
+
+    def describe(self) -> str:
+        if self.action is None:
+            return self.title
+        return f"{self.title} — {self.severity}, {self.timeline}: {self.symptom}"
+
+
+def signal_value(snapshot: EnvironmentSnapshot, signal: str) -> float | bool | None:
+    return getattr(snapshot, signal)
+
+
+def _evidence(signal: str, value: float | bool | None) -> str:
+    if value is None:
+        return "not measured"
+    if signal == "response_time_s":
+        return f"best-times took {value:.2f}s"
+    if signal == "error_rate":
+        return f"{value:.0%} of recent requests failed"
+    if signal == "memory_mb":
+        return f"RSS {value:.0f} MB"
+    if signal == "missing_data":
+        return "recommendations came back without data" if value else "recommendations have data"
+    if signal == "unhealthy":
+        return "health or readiness failing" if value else "healthy"
+    return str(value)
+
+
+def evaluate(
+    rows: tuple[MatrixRow, ...], snapshot: EnvironmentSnapshot, declared: frozenset[str] | set[str] = frozenset()
+) -> Recommendation:
+    """Light the rows the snapshot (or the operator) shows; recommend the most severe."""
+    findings = []
+    for row in rows:
+        if row.signal is None:
+            lit = row.symptom in declared
+            findings.append(Finding(row, lit, "declared by the operator" if lit else "only a person can judge"))
+            continue
+        value = signal_value(snapshot, row.signal)
+        if value is None:
+            findings.append(Finding(row, False, _evidence(row.signal, value), known=False))
+            continue
+        if isinstance(value, bool):
+            lit = value
+        else:
+            lit = row.above is not None and value > row.above
+        findings.append(Finding(row, lit, _evidence(row.signal, value)))
+    lit_rows = [f for f in findings if f.lit]
+    if not lit_rows:
+        return Recommendation(None, None, None, None, None, tuple(findings))
+    best = min(lit_rows, key=lambda f: (SEVERITY_ORDER.get(f.row.severity, 9), findings.index(f)))
+    r = best.row
+    return Recommendation(r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings))
+
+
+def limit(rows: tuple[MatrixRow, ...], signal: str) -> float | None:
+    """The matrix's threshold for a signal (e.g. 5 s for response time), for charts."""
+    values = [r.above for r in rows if r.signal == signal and r.above is not None]
+    return min(values) if values else None
+
+
+def memory_level(thresholds: Thresholds, rss_mb: float | None) -> str:
+    """The service's own memory bands: ok < 500 MB, warn < 1000 MB, then high."""
+    if rss_mb is None:
+        return "unknown"
+    if rss_mb < thresholds.memory_ok_mb:
+        return "ok"
+    if rss_mb < thresholds.memory_warn_mb:
+        return "warn"
+    return "high"

@@ -1,0 +1,1 @@
+"""Live probes: each returns an immutable snapshot (snapshot.py)."""

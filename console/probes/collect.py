@@ -1,0 +1,227 @@
+"""One round of probes for an environment: every host at once, every probe bounded.
+
+Flags (env file, process, log), health, login + best-times, log errors, memory, and
+the database. Probes that do not depend on each other run concurrently; the log is
+read after the best-times request so its latest flag line is this process's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+
+from console.config.model import Config, Environment, Host, SecretError
+from console.envfile import parse_env
+from console.flags import FLAG_NAMES, FlagSet
+from console.probes import http, logs
+from console.probes.snapshot import (
+    DatabaseReport,
+    EnvironmentSnapshot,
+    FlagReport,
+    HealthReport,
+    HostSnapshot,
+    LogReport,
+    MemoryReport,
+    RecommendationReport,
+)
+from console.transport.base import Transport, TransportError
+from console.transport.pool import TransportPool
+
+LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
+
+
+async def read_pid(env: Environment, host: Host, transport: Transport, timeout: float) -> int:
+    command = env.expand(env.pid_command, host)
+    result = await transport.run(command, timeout=timeout)
+    text = result.stdout.strip().split()
+    if not result.ok or not text or not text[0].isdigit() or int(text[0]) == 0:
+        detail = (result.stderr.strip() or result.stdout.strip() or result.summary())[:200]
+        raise TransportError(f"{transport.where}: service not running (pid command: {detail})")
+    return int(text[0])
+
+
+async def read_log(env: Environment, host: Host, transport: Transport, lines: int, timeout: float) -> list[str]:
+    if env.log_file:
+        return await transport.tail(env.expand(env.log_file, host), lines)
+    assert env.log_command
+    return await transport.tail_command(env.expand(env.log_command, host), lines, timeout=timeout)
+
+
+def api_base(env: Environment, host: Host) -> tuple[str, int]:
+    url = urlsplit(env.expand(env.api_url, host))
+    return url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80)
+
+
+async def reachable_base(env: Environment, host: Host, transport: Transport) -> str:
+    """The API's base URL as this machine can reach it (through SSH when needed)."""
+    url = urlsplit(env.expand(env.api_url, host))
+    if env.api_reach == "forward" and not transport.host.is_local:
+        addr, port = await transport.forward(*api_base(env, host))
+        return urlunsplit((url.scheme, f"{addr}:{port}", url.path, "", ""))
+    return env.expand(env.api_url, host)
+
+
+class Prober:
+    """Takes snapshots. Holds the transports and one HTTP client between rounds."""
+
+    def __init__(self, config: Config, pool: TransportPool | None = None) -> None:
+        self.config = config
+        self.pool = pool or TransportPool()
+        t = config.thresholds.probe_timeout_s
+        self.client = httpx.AsyncClient(timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False)
+
+    async def close(self) -> None:
+        await self.client.aclose()
+        await self.pool.close_all()
+
+    async def __aenter__(self) -> Prober:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def snapshot(self, env: Environment, *, database: bool = True) -> EnvironmentSnapshot:
+        start = time.monotonic()
+        tasks = [self.probe_host(env, h) for h in env.hosts]
+        db_task = self.probe_database(env) if database and env.database else None
+        results = await asyncio.gather(*tasks, *([db_task] if db_task else []))
+        hosts = tuple(results[: len(env.hosts)])
+        db = results[-1] if db_task else None
+        return EnvironmentSnapshot(
+            environment=env.name,
+            kind=env.kind,
+            taken_at=time.time(),
+            elapsed_s=time.monotonic() - start,
+            hosts=hosts,  # type: ignore[arg-type]
+            database=db,  # type: ignore[arg-type]
+        )
+
+    async def probe_host(self, env: Environment, host: Host) -> HostSnapshot:
+        start = time.monotonic()
+        timeout = self.config.thresholds.probe_timeout_s
+        try:
+            transport = await asyncio.wait_for(self.pool.get(host), timeout)
+        except TimeoutError:
+            return self._unreachable(host, f"{host.describe()}: no connection within {timeout:.0f}s", start)
+        except TransportError as exc:
+            return self._unreachable(host, str(exc), start)
+
+        async def bounded(coro, what: str):
+            try:
+                return await asyncio.wait_for(coro, timeout)
+            except TimeoutError:
+                return TransportError(f"{transport.where}: {what} took longer than {timeout:.0f}s")
+            except TransportError as exc:
+                return exc
+
+        env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
+        process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
+        http_t = self._http(env, host, transport)
+        env_file_r, process_r, (health, recs) = await asyncio.gather(env_file_t, process_t, http_t)
+        log_r = await bounded(read_log(env, host, transport, LOG_LINES_FOR_FLAGS, timeout), "reading the log")
+
+        flags = self._flags(env, host, env_file_r, process_r, log_r)
+        window = self.config.thresholds.error_lines_window
+        if isinstance(log_r, Exception):
+            log_report = LogReport(error=str(log_r))
+        else:
+            log_report = logs.summarize(log_r[-window:])
+        if isinstance(process_r, Exception):
+            memory = MemoryReport(error=str(process_r))
+        else:
+            pid, _, rss = process_r
+            memory = MemoryReport(pid=pid, rss_bytes=rss)
+        return HostSnapshot(
+            host=host.name,
+            where=transport.where,
+            taken_at=time.time(),
+            elapsed_s=time.monotonic() - start,
+            flags=flags,
+            health=health,
+            recommendations=recs,
+            logs=log_report,
+            memory=memory,
+        )
+
+    def _unreachable(self, host: Host, reason: str, start: float) -> HostSnapshot:
+        return HostSnapshot(
+            host=host.name,
+            where=host.describe(),
+            taken_at=time.time(),
+            elapsed_s=time.monotonic() - start,
+            unreachable=reason,
+        )
+
+    async def _process(
+        self, env: Environment, host: Host, transport: Transport, timeout: float
+    ) -> tuple[int, dict[str, str], int | None]:
+        pid = await read_pid(env, host, transport, timeout)
+        environ, rss = await asyncio.gather(transport.process_environ(pid), transport.process_rss(pid))
+        return pid, environ, rss
+
+    def _flags(self, env: Environment, host: Host, env_file_r, process_r, log_r) -> FlagReport:
+        report: dict = {}
+        if isinstance(env_file_r, Exception):
+            report["env_file_error"] = str(env_file_r)
+        else:
+            parsed = parse_env(env_file_r, env.expand(env.env_file, host))
+            report.update(
+                env_file=parsed.flags(),
+                env_file_problems=tuple(str(p) for p in parsed.problems),
+                env_file_lines=tuple(parsed.flag_lines()),
+            )
+        if isinstance(process_r, Exception):
+            report["process_error"] = str(process_r)
+        else:
+            pid, environ, _ = process_r
+            raw = {name: environ.get(name) for name in FLAG_NAMES}
+            report.update(process=FlagSet.from_mapping(raw), process_raw=tuple(raw.items()), pid=pid)
+        if isinstance(log_r, Exception):
+            report["log_error"] = str(log_r)
+        else:
+            latest = logs.latest_flags(log_r)
+            if latest:
+                report.update(log=latest[0], log_line=latest[1][:500])
+            else:
+                report["log_error"] = f'no "Feature flags" line in the last {len(log_r)} log lines'
+        return FlagReport(**report)
+
+    async def _http(
+        self, env: Environment, host: Host, transport: Transport
+    ) -> tuple[HealthReport, RecommendationReport]:
+        try:
+            base = await reachable_base(env, host, transport)
+        except TransportError as exc:
+            return HealthReport(health_error=str(exc)), RecommendationReport(error=str(exc))
+        health_t = http.probe_health(self.client, base)
+        try:
+            password = env.password.resolve()
+        except SecretError as exc:
+            return await health_t, RecommendationReport(login_error=f"login: {exc}")
+        recs_t = http.probe_recommendations(
+            self.client, base, email=env.login_email, password=password, channel_id=env.channel_id, days=env.days
+        )
+        health, recs = await asyncio.gather(health_t, recs_t)
+        return health, recs
+
+    async def probe_database(self, env: Environment) -> DatabaseReport:
+        from console import db
+
+        assert env.database is not None
+        timeout = self.config.thresholds.probe_timeout_s
+        try:
+            transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
+            return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
+        except TimeoutError:
+            return DatabaseReport(error=f"database: no answer within {timeout:.0f}s")
+        except TransportError as exc:
+            return DatabaseReport(error=str(exc))
+
+
+async def snapshot_all(config: Config, names: list[str]) -> list[EnvironmentSnapshot]:
+    """Snapshots of several environments at once (the `status` command)."""
+    async with Prober(config) as prober:
+        return list(await asyncio.gather(*(prober.snapshot(config.environment(n)) for n in names)))

@@ -1,0 +1,125 @@
+"""Snapshots as plain JSON-able dicts, for `--json` and the journal."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from console.matrix import Recommendation
+from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot, flag_dict
+from console.validation import Check
+
+
+def host_dict(h: HostSnapshot) -> dict[str, Any]:
+    f = h.flags
+    return {
+        "host": h.host,
+        "where": h.where,
+        "reachable": h.unreachable is None,
+        "unreachable": h.unreachable,
+        "elapsed_s": round(h.elapsed_s, 3),
+        "flags": {
+            "env_file": flag_dict(f.env_file),
+            "process": flag_dict(f.process),
+            "log": flag_dict(f.log),
+            "drift": [dataclasses.asdict(d) for d in f.drift],
+            "stale_process": f.stale_process,
+            "pid": f.pid,
+            "log_line": f.log_line,
+            "env_file_lines": [{"line": n, "text": t} for n, t in f.env_file_lines],
+            "env_file_problems": list(f.env_file_problems),
+            "errors": {
+                k: v
+                for k, v in (("env_file", f.env_file_error), ("process", f.process_error), ("log", f.log_error))
+                if v
+            },
+        },
+        "health": {
+            **{k: v for k, v in dataclasses.asdict(h.health).items() if k != "ready_components"},
+            "ready_components": dict(h.health.ready_components),
+            "healthy": h.health.healthy,
+            "disagree": h.health.disagree,
+        },
+        "recommendations": {**dataclasses.asdict(h.recommendations), "ok": h.recommendations.ok},
+        "logs": {
+            "window": h.logs.window,
+            "error_lines": h.logs.error_lines,
+            "requests": h.logs.requests,
+            "error_rate": h.logs.error_rate,
+            "error_samples": list(h.logs.error_samples),
+            "error": h.logs.error,
+        },
+        "memory": {
+            "pid": h.memory.pid,
+            "rss_mb": h.memory.rss_mb and round(h.memory.rss_mb, 1),
+            "error": h.memory.error,
+        },
+    }
+
+
+def recommendation_dict(r: Recommendation) -> dict[str, Any]:
+    return {
+        "action": r.action,
+        "title": r.title,
+        "severity": r.severity,
+        "timeline": r.timeline,
+        "symptom": r.symptom,
+        "advice": r.advice,
+        "findings": [
+            {
+                "symptom": f.row.symptom,
+                "lit": f.lit,
+                "evidence": f.evidence,
+                "severity": f.row.severity,
+                "action": f.row.action,
+                "declared": f.row.declared,
+                "known": f.known,
+            }
+            for f in r.findings
+        ],
+    }
+
+
+def snapshot_dict(s: EnvironmentSnapshot, recommendation: Recommendation | None = None) -> dict[str, Any]:
+    db = s.database
+    out: dict[str, Any] = {
+        "environment": s.environment,
+        "kind": s.kind,
+        "taken_at": s.taken_at,
+        "elapsed_s": round(s.elapsed_s, 3),
+        "signals": {
+            "response_time_s": s.response_time_s,
+            "error_rate": s.error_rate,
+            "memory_mb": s.memory_mb and round(s.memory_mb, 1),
+            "missing_data": s.missing_data,
+            "unhealthy": s.unhealthy,
+        },
+        "hosts": [host_dict(h) for h in s.hosts],
+        "database": None
+        if db is None
+        else {
+            "columns": dict(db.columns),
+            "indexes": dict(db.indexes),
+            "dependents": list(db.dependents),
+            "extra_dependents": list(db.extra_dependents),
+            "migration_004_applied": db.migration_applied,
+            "rows": db.rows,
+            "error": db.error,
+        },
+    }
+    if recommendation is not None:
+        out["recommendation"] = recommendation_dict(recommendation)
+    return out
+
+
+def checks_dict(checks: tuple[Check, ...]) -> list[dict[str, Any]]:
+    return [
+        {
+            "check": c.name,
+            "title": c.title,
+            "passed": c.passed,
+            "detail": c.detail,
+            "hosts": [{"host": h, "passed": ok, "detail": d} for h, ok, d in c.hosts],
+        }
+        for c in checks
+    ]

@@ -1,0 +1,209 @@
+"""Immutable results of one round of probes. Screens and the CLI only read these."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from console.flags import FLAG_NAMES, SHORT, FlagSet
+
+
+@dataclass(frozen=True)
+class FlagDrift:
+    """One flag whose value differs between sources (env file, process, log)."""
+
+    flag: str
+    env_file: bool | None
+    process: bool | None
+    log: bool | None
+
+    def describe(self) -> str:
+        def show(v: bool | None) -> str:
+            return "?" if v is None else str(v).lower()
+
+        return f"{self.flag}: env file {show(self.env_file)}, process {show(self.process)}, log {show(self.log)}"
+
+
+@dataclass(frozen=True)
+class FlagReport:
+    env_file: FlagSet | None = None
+    env_file_error: str | None = None
+    env_file_problems: tuple[str, ...] = ()  # malformed lines, with line numbers
+    env_file_lines: tuple[tuple[int, str], ...] = ()  # the flag lines as written
+    process: FlagSet | None = None
+    process_error: str | None = None
+    process_raw: tuple[tuple[str, str | None], ...] = ()  # ENABLE_* as the process has them
+    pid: int | None = None
+    log: FlagSet | None = None
+    log_line: str | None = None
+    log_error: str | None = None
+
+    @property
+    def drift(self) -> tuple[FlagDrift, ...]:
+        out = []
+        for name in FLAG_NAMES:
+            values = [s.get(name) if s else None for s in (self.env_file, self.process, self.log)]
+            known = {v for v in values if v is not None}
+            if len(known) > 1:
+                out.append(FlagDrift(name, *values))
+        return tuple(out)
+
+    @property
+    def stale_process(self) -> bool:
+        """The env file says one thing, the running process another: troubleshooting 1."""
+        return bool(self.env_file and self.process and self.env_file != self.process)
+
+    @property
+    def effective(self) -> FlagSet | None:
+        """What the service is really running with: the process, else the log."""
+        return self.process or self.log
+
+
+@dataclass(frozen=True)
+class HealthReport:
+    health_status: int | None = None  # HTTP status of /health
+    health: str | None = None  # its "status" field
+    version: str | None = None
+    health_error: str | None = None
+    ready: bool | None = None
+    ready_status: int | None = None
+    ready_components: tuple[tuple[str, str], ...] = ()
+    ready_error: str | None = None
+
+    @property
+    def healthy(self) -> bool:
+        return self.health_status == 200 and self.health == "healthy"
+
+    @property
+    def disagree(self) -> bool:
+        """/health is hard-coded healthy; /health/ready tells the truth."""
+        return self.healthy and self.ready is False
+
+
+@dataclass(frozen=True)
+class RecommendationReport:
+    """Login + best-times, as the runbook's "Test recommendations" step."""
+
+    login_status: int | None = None
+    login_error: str | None = None
+    status: int | None = None
+    latency_s: float | None = None
+    login_latency_s: float | None = None
+    mode: str | None = None  # "advanced" (non-empty advanced lists) or "legacy"
+    total_posts: int | None = None
+    data_present: bool | None = None
+    failed: bool = False  # HTTP 200 with data.status == "failed"
+    failure: str | None = None  # data.error when failed
+    error: str | None = None  # anything else that went wrong
+
+    @property
+    def ok(self) -> bool:
+        return self.status == 200 and not self.failed and self.error is None and bool(self.data_present)
+
+
+@dataclass(frozen=True)
+class LogReport:
+    window: int = 0  # lines read
+    error_lines: int = 0
+    error_samples: tuple[str, ...] = ()
+    requests: int = 0  # best-times requests seen in the window
+    error: str | None = None
+    tail: tuple[str, ...] = ()  # the last lines, for the focused view
+
+    @property
+    def error_rate(self) -> float | None:
+        if self.requests == 0:
+            return None
+        return min(1.0, self.error_lines / self.requests)
+
+
+@dataclass(frozen=True)
+class MemoryReport:
+    pid: int | None = None
+    rss_bytes: int | None = None
+    error: str | None = None
+
+    @property
+    def rss_mb(self) -> float | None:
+        return None if self.rss_bytes is None else self.rss_bytes / (1024 * 1024)
+
+
+@dataclass(frozen=True)
+class DatabaseReport:
+    columns: tuple[tuple[str, bool], ...] = ()
+    indexes: tuple[tuple[str, bool], ...] = ()
+    dependents: tuple[str, ...] = ()  # objects that would go with the columns
+    rows: int | None = None
+    error: str | None = None
+
+    @property
+    def migration_applied(self) -> bool | None:
+        if self.error or not self.columns:
+            return None
+        return all(present for _, present in self.columns)
+
+    @property
+    def extra_dependents(self) -> tuple[str, ...]:
+        """Dependents beyond migration 004's own indexes (e.g. migration 005's)."""
+        own = {name for name, _ in self.indexes}
+        return tuple(d for d in self.dependents if d.split()[-1] not in own)
+
+
+@dataclass(frozen=True)
+class HostSnapshot:
+    host: str
+    where: str
+    taken_at: float
+    elapsed_s: float
+    unreachable: str | None = None
+    flags: FlagReport = field(default_factory=FlagReport)
+    health: HealthReport = field(default_factory=HealthReport)
+    recommendations: RecommendationReport = field(default_factory=RecommendationReport)
+    logs: LogReport = field(default_factory=LogReport)
+    memory: MemoryReport = field(default_factory=MemoryReport)
+
+
+@dataclass(frozen=True)
+class EnvironmentSnapshot:
+    environment: str
+    kind: str
+    taken_at: float
+    elapsed_s: float
+    hosts: tuple[HostSnapshot, ...]
+    database: DatabaseReport | None = None
+
+    # Signals for the decision matrix: the worst host speaks for the environment.
+    @property
+    def response_time_s(self) -> float | None:
+        values = [h.recommendations.latency_s for h in self.hosts if h.recommendations.latency_s is not None]
+        return max(values) if values else None
+
+    @property
+    def error_rate(self) -> float | None:
+        values = [h.logs.error_rate for h in self.hosts if h.logs.error_rate is not None]
+        return max(values) if values else None
+
+    @property
+    def memory_mb(self) -> float | None:
+        values = [h.memory.rss_mb for h in self.hosts if h.memory.rss_mb is not None]
+        return max(values) if values else None
+
+    @property
+    def missing_data(self) -> bool | None:
+        known = [h.recommendations for h in self.hosts if h.recommendations.status == 200]
+        if not known:
+            return None
+        return any(r.failed or not r.data_present for r in known)
+
+    @property
+    def unhealthy(self) -> bool | None:
+        if all(h.unreachable for h in self.hosts):
+            return True
+        return any(not h.health.healthy or h.health.ready is False for h in self.hosts if not h.unreachable)
+
+    @property
+    def reachable_hosts(self) -> tuple[HostSnapshot, ...]:
+        return tuple(h for h in self.hosts if not h.unreachable)
+
+
+def flag_dict(flags: FlagSet | None) -> dict[str, bool] | None:
+    return None if flags is None else {SHORT[n]: flags.get(n) for n in FLAG_NAMES}

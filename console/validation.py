@@ -1,0 +1,138 @@
+"""The runbook's five validations after a rollback, read from a snapshot.
+
+1 health · 2 feature flag status · 3 test recommendations · 4 error rate · 5 response time.
+Each check passes only when it passes on every host.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from console.config.model import Thresholds
+from console.flags import FlagSet
+from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+
+TITLES = {
+    "health": "Health check",
+    "flags": "Feature flag status",
+    "recommendations": "Test recommendations",
+    "errors": "Error rate",
+    "response_time": "Response time",
+}
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    passed: bool
+    detail: str  # one line an operator reads
+    hosts: tuple[tuple[str, bool, str], ...] = ()  # per host: (host, passed, detail)
+
+    @property
+    def title(self) -> str:
+        return TITLES[self.name]
+
+
+def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+    hr = h.health
+    if hr.health_error and hr.health_status is None:
+        return False, hr.health_error
+    ready = {True: "ready", False: "NOT ready", None: "ready unknown"}[hr.ready]
+    comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
+    detail = f"/health {hr.health_status} {hr.health or '?'}; /health/ready {ready}" + (f" ({comps})" if comps else "")
+    if hr.disagree:
+        detail += " — /health is hard-coded healthy; /health/ready tells the truth"
+    if hr.ready_error and hr.ready is None:
+        detail += f"; {hr.ready_error}"
+    return hr.healthy and hr.ready is True, detail
+
+
+def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[bool, str]:
+    f = h.flags
+    want = expected or f.env_file
+    if want is None:
+        return False, f.env_file_error or "env file unreadable"
+    if f.log is None:
+        return False, f.log_error or "no Feature flags line in the log"
+    problems = []
+    if f.log != want:
+        problems.append(f"log says {f.log.describe()}")
+    if f.process is not None and f.process != want:
+        problems.append(f"process has {f.process.describe()}")
+    elif f.process is None:
+        problems.append(f.process_error or "process environment unreadable")
+    if problems:
+        return False, f"expected {want.describe()}, but " + "; ".join(problems)
+    return True, f"log: {f.log.describe()}"
+
+
+def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[bool, str]:
+    r = h.recommendations
+    if r.login_error:
+        return False, r.login_error
+    if r.error:
+        return False, r.error
+    if r.failed:
+        return False, f'HTTP 200 but status "failed": {r.failure}'
+    if not r.data_present:
+        return False, f"no data (total_posts_analyzed={r.total_posts})"
+    want = expected or h.flags.env_file
+    want_mode = want.mode if want else None
+    detail = f"{r.total_posts} posts, {r.mode} mode"
+    if want_mode and r.mode != want_mode:
+        return False, f"{detail}, expected {want_mode} mode"
+    return True, detail
+
+
+def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+    lg = h.logs
+    if lg.error:
+        return False, lg.error
+    if lg.error_lines:
+        sample = lg.error_samples[-1][:160] if lg.error_samples else ""
+        return False, f"{lg.error_lines} ERROR line(s) in the last {lg.window} — latest: {sample}"
+    return True, f"0 ERROR lines in the last {lg.window}"
+
+
+def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+    r = h.recommendations
+    if r.latency_s is None:
+        return False, r.error or r.login_error or "not measured"
+    ok = r.latency_s < t.response_time_ok_s
+    return ok, f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {t.response_time_ok_s:g}s)"
+
+
+CHECKS: dict[str, Callable[[HostSnapshot, Thresholds, FlagSet | None], tuple[bool, str]]] = {
+    "health": _health,
+    "flags": _flags,
+    "recommendations": _recommendations,
+    "errors": _errors,
+    "response_time": _response_time,
+}
+
+
+def validate(
+    snapshot: EnvironmentSnapshot, thresholds: Thresholds, expected: FlagSet | None = None
+) -> tuple[Check, ...]:
+    """The five checks. ``expected``: the flags a rollback meant to set (default: the env file's)."""
+    out = []
+    for name, check in CHECKS.items():
+        per_host = []
+        for h in snapshot.hosts:
+            if h.unreachable:
+                per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
+            else:
+                per_host.append((h.host, *check(h, thresholds, expected)))
+        passed = all(ok for _, ok, _ in per_host)
+        if len(per_host) == 1:
+            detail = per_host[0][2]
+        else:
+            failed = [f"{host}: {d}" for host, ok, d in per_host if not ok]
+            detail = (
+                f"all {len(per_host)} hosts pass"
+                if passed
+                else f"{len(failed)} of {len(per_host)} hosts fail — " + "; ".join(failed[:3])
+            )
+        out.append(Check(name, passed, detail, tuple(per_host)))
+    return tuple(out)
