@@ -1,0 +1,372 @@
+"""Runs a plan: step by step, host by host, emitting events; stops at the first failure
+and asks what to do — retry, apply the known fix, skip with a reason, undo, or abort.
+
+Host-scoped steps that follow each other form a stage that runs per host: all hosts at
+once (bounded), or rolling, a batch at a time with a health gate between batches.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from console.config.model import Host
+from console.engine.events import Event
+from console.engine.plan import Facts, Plan, RunContext, Step, StepFailed
+from console.probes.collect import reachable_base
+from console.probes.http import probe_health
+from console.transport.base import TransportError
+
+OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal
+
+DecisionKind = Literal["retry", "fix", "skip", "undo", "abort"]
+
+
+@dataclass(frozen=True)
+class Failure:
+    """A stage or step failed. ``hosts``: host name (or "*") → what went wrong."""
+
+    step: Step
+    hosts: dict[str, StepFailed]
+    not_started: tuple[str, ...] = ()
+
+    @property
+    def fixable(self) -> bool:
+        return any(f.remedy is not None for f in self.hosts.values())
+
+    def describe(self) -> str:
+        parts = [f"{h}: {f}" if h != "*" else str(f) for h, f in self.hosts.items()]
+        return f"{self.step.title} failed — " + "; ".join(parts)
+
+
+@dataclass(frozen=True)
+class Decision:
+    kind: DecisionKind
+    reason: str = ""
+    by: str = ""
+
+
+Decide = Callable[[Failure], Awaitable[Decision]]
+
+
+async def abort_on_failure(failure: Failure) -> Decision:
+    """For unattended runs: stop and leave the run to be resumed or undone."""
+    return Decision("abort", "no one to ask (non-interactive)")
+
+
+@dataclass
+class RunResult:
+    outcome: Literal["succeeded", "failed", "undone", "aborted"]
+    duration_s: float
+    failed_hosts: tuple[str, ...] = ()
+    skipped: tuple[str, ...] = ()
+    message: str = ""
+
+
+@dataclass
+class Progress:
+    """Which (step, host) pairs are done: restored from the journal when resuming."""
+
+    done: dict[str, set[str]] = field(default_factory=dict)
+
+    def is_done(self, step: str, host: str) -> bool:
+        return host in self.done.get(step, set())
+
+    def mark(self, step: str, host: str) -> None:
+        self.done.setdefault(step, set()).add(host)
+
+
+class Runner:
+    def __init__(
+        self,
+        ctx: RunContext,
+        plan: Plan,
+        decide: Decide = abort_on_failure,
+        progress: Progress | None = None,
+        phase: str = "run",
+    ) -> None:
+        self.ctx, self.plan, self.decide = ctx, plan, decide
+        self.progress = progress or Progress()
+        self.phase = phase
+        self.output: dict[tuple[str, str], list[str]] = {}
+        self.skipped: list[str] = []
+        self.hosts_failed: set[str] = set()
+        self._emit_upstream = ctx.emit
+        ctx.emit = self._capture  # keep bounded output per step for the journal
+
+    def _capture(self, event: Event) -> None:
+        if event.kind == "output":
+            buf = self.output.setdefault((event.step or "", event.host or "*"), [])
+            if sum(len(x) for x in buf) < OUTPUT_KEPT:
+                buf.append(event.message)
+        self._emit_upstream(event)
+
+    def emit(self, kind, step: str | None = None, host: str | None = None, message: str = "", **data) -> None:
+        data.setdefault("phase", self.phase)
+        self._emit_upstream(Event(kind, self.ctx.run_id, step=step, host=host, message=message, data=data))
+
+    # --- stages -----------------------------------------------------------------------
+    def stages(self) -> list[list[Step]]:
+        out: list[list[Step]] = []
+        for step in self.plan.steps:
+            if step.scope == "host" and out and out[-1][0].scope == "host":
+                out[-1].append(step)
+            else:
+                out.append([step])
+        return out
+
+    async def run(self) -> RunResult:
+        start = time.monotonic()
+        for stage in self.stages():
+            if stage[0].scope == "environment":
+                result = await self._environment_step(stage[0])
+            else:
+                result = await self._host_stage(stage)
+            if result is not None:
+                if result.message == "undo":
+                    undone = await self.undo()
+                    result = RunResult(
+                        "undone" if undone.outcome == "succeeded" else "failed",
+                        0.0,
+                        failed_hosts=result.failed_hosts,
+                        message="undone" if undone.outcome == "succeeded" else f"undo failed: {undone.message}",
+                    )
+                result.duration_s = time.monotonic() - start
+                return result
+        outcome_msg = "done" + (f"; skipped: {', '.join(self.skipped)}" if self.skipped else "")
+        return RunResult("succeeded", time.monotonic() - start, skipped=tuple(self.skipped), message=outcome_msg)
+
+    async def _environment_step(self, step: Step) -> RunResult | None:
+        while True:
+            if self.progress.is_done(step.id, "*"):
+                return None
+            failure = await self._one(step, None)
+            if failure is None:
+                return None
+            resolution = await self._resolve(Failure(step, {"*": failure}))
+            if resolution == "retry":
+                continue
+            if resolution == "skip":
+                return None
+            return self._stop(resolution, ("*",))
+
+    async def _host_stage(self, steps: list[Step]) -> RunResult | None:
+        hosts = list(self.ctx.env.hosts)
+        todo = hosts
+        while True:
+            failures, not_started = await self._fan_out(steps, todo)
+            if not failures:
+                return None
+            failed_step = next(s for s in steps if any(f[0] is s for f in failures.values()))
+            failure = Failure(failed_step, {h: f for h, (_, f) in failures.items()}, tuple(not_started))
+            resolution = await self._resolve(failure)
+            if resolution == "retry":
+                names = set(failures) | set(not_started)
+                todo = [h for h in hosts if h.name in names]  # only the failed hosts
+                continue
+            if resolution == "skip":
+                self.hosts_failed |= set(failures)
+                return None
+            return self._stop(resolution, tuple(failures))
+
+    async def _fan_out(
+        self, steps: list[Step], hosts: list[Host]
+    ) -> tuple[dict[str, tuple[Step, StepFailed]], list[str]]:
+        fleet = self.ctx.env.fleet
+        failures: dict[str, tuple[Step, StepFailed]] = {}
+        not_started: list[str] = []
+        stop = asyncio.Event()
+
+        async def host_run(host: Host) -> None:
+            if stop.is_set():
+                not_started.append(host.name)
+                return
+            for step in steps:
+                if self.progress.is_done(step.id, host.name):
+                    continue
+                failure = await self._one(step, host)
+                if failure is not None:
+                    failures[host.name] = (step, failure)
+                    if fleet.stop_on_first_failure:
+                        stop.set()
+                    return
+
+        if len(hosts) == 1:
+            await host_run(hosts[0])
+        elif fleet.mode == "rolling":
+            for i in range(0, len(hosts), fleet.batch_size):
+                batch = hosts[i : i + fleet.batch_size]
+                if stop.is_set():
+                    not_started.extend(h.name for h in batch)
+                    continue
+                await asyncio.gather(*(host_run(h) for h in batch))
+                ok = [h for h in batch if h.name not in failures]
+                if ok and i + fleet.batch_size < len(hosts):
+                    await self._health_gate(steps[-1], ok, failures)
+                if fleet.stop_on_first_failure and failures:
+                    stop.set()
+        else:
+            gate = asyncio.Semaphore(fleet.concurrency)
+
+            async def bounded(host: Host) -> None:
+                async with gate:
+                    await host_run(host)
+
+            await asyncio.gather(*(bounded(h) for h in hosts))
+        return failures, not_started
+
+    async def _health_gate(self, step: Step, hosts: list[Host], failures: dict) -> None:
+        """Between rolling batches: the batch must be healthy before the next one starts."""
+        for host in hosts:
+            try:
+                transport = await self.ctx.transport(host)
+                base = await reachable_base(self.ctx.env, host, transport)
+                health = await probe_health(self.ctx.prober.client, base)
+            except TransportError as exc:
+                failures[host.name] = (step, StepFailed(f"health gate: {exc}"))
+                continue
+            if not health.healthy or health.ready is False:
+                failures[host.name] = (
+                    step,
+                    StepFailed(f"health gate: /health {health.health_status}, ready {health.ready}"),
+                )
+            self.emit(
+                "note", step=step.id, host=host.name, message=f"health gate: {'ok' if health.healthy else 'FAIL'}"
+            )
+
+    async def _one(self, step: Step, host: Host | None) -> StepFailed | None:
+        """Do and verify one step on one host; record it; return the failure if any."""
+        name = host.name if host else "*"
+        self.output.pop((step.id, name), None)
+        self.emit("step_started", step=step.id, host=host and host.name, message=step.title, title=step.title)
+        started = time.monotonic()
+        facts: Facts = {}
+        try:
+            facts = await step.do(self.ctx, host)
+            self.ctx.facts.setdefault(step.id, {})[name] = facts
+            detail = await step.verify(self.ctx, host, facts)
+        except StepFailed as failure:
+            self._record_failure(step, host, failure, started, facts)
+            return failure
+        except (TransportError, OSError) as exc:
+            failure = StepFailed(str(exc))
+            self._record_failure(step, host, failure, started, facts)
+            return failure
+        except Exception as exc:  # a bug must not leave the run unrecorded
+            failure = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
+            self._record_failure(step, host, failure, started, facts)
+            return failure
+        self.ctx.facts.setdefault(step.id, {})[name] = facts
+        self.progress.mark(step.id, name)
+        self.emit(
+            "step_finished",
+            step=step.id,
+            host=host and host.name,
+            message=detail,
+            elapsed_s=round(time.monotonic() - started, 3),
+            facts=facts,
+            output="\n".join(self.output.get((step.id, name), [])),
+        )
+        return None
+
+    def _record_failure(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> None:
+        name = host.name if host else "*"
+        merged = {**facts, **failure.facts}
+        self.ctx.facts.setdefault(step.id, {})[name] = merged
+        self.emit(
+            "step_failed",
+            step=step.id,
+            host=host and host.name,
+            message=str(failure),
+            elapsed_s=round(time.monotonic() - started, 3),
+            facts=merged,
+            output=("\n".join(self.output.get((step.id, name), [])) + "\n" + failure.output).strip()[-OUTPUT_KEPT:],
+            troubleshooting=failure.troubleshooting,
+            remedy=None
+            if failure.remedy is None
+            else {"title": failure.remedy.title, "commands": list(failure.remedy.commands)},
+        )
+
+    async def _resolve(self, failure: Failure) -> str:
+        """Ask what to do; apply a fix if chosen. Returns retry / skip / undo / abort."""
+        while True:
+            decision = await self.decide(failure)
+            self.emit(
+                "decision",
+                step=failure.step.id,
+                message=f"{decision.kind}: {decision.reason}".rstrip(": "),
+                decision=decision.kind,
+                reason=decision.reason,
+                by=decision.by,
+            )
+            if decision.kind == "fix":
+                hosts = {h.name: h for h in self.ctx.env.hosts}
+                try:
+                    for name, f in failure.hosts.items():
+                        await failure.step.remedy(self.ctx, hosts.get(name), f)
+                except StepFailed as exc:
+                    failure = Failure(failure.step, {"*": exc})
+                    self.emit("step_failed", step=failure.step.id, message=f"fix failed: {exc}", output=exc.output)
+                    continue
+                return "retry"
+            if decision.kind == "skip":
+                if not decision.reason.strip():
+                    self.emit("note", step=failure.step.id, message="a skip needs a reason")
+                    continue
+                self.skipped.append(f"{failure.step.title} ({decision.reason})")
+            return decision.kind
+
+    def _stop(self, resolution: str, failed_hosts: tuple[str, ...]) -> RunResult:
+        return RunResult("failed", 0.0, failed_hosts=failed_hosts, message=resolution)
+
+    # --- undo ---------------------------------------------------------------------------
+    def undo_steps(self) -> list[Step]:
+        """Steps that put back what this run did, newest change first."""
+        return undo_steps(self.plan, self.ctx.facts)
+
+    async def undo(self) -> RunResult:
+        """Put back everything this run changed, then validate, as phase "undo" of the same run."""
+        from console.plans.validate import ValidateRollback
+
+        steps = self.undo_steps()
+        if not steps:
+            self.emit("note", message="nothing to undo: no change was made")
+            return RunResult("succeeded", 0.0, message="nothing to undo")
+        plan = Plan(
+            action=f"undo-{self.plan.action}",
+            environment=self.plan.environment,
+            title=f"Undo: {self.plan.title}",
+            steps=(*steps, ValidateRollback()),
+            target=self.plan.target,
+            target_s=self.plan.target_s,
+            data_loss="None",
+            reversible="Yes",
+        )
+        ctx = RunContext(
+            run_id=self.ctx.run_id,
+            config=self.ctx.config,
+            env=self.ctx.env,
+            pool=self.ctx.pool,
+            prober=self.ctx.prober,
+            emit=self._emit_upstream,
+            options=self.ctx.options,
+        )
+
+        async def no_undo_of_undo(failure: Failure) -> Decision:
+            decision = await self.decide(failure)
+            return Decision("abort", "cannot undo an undo") if decision.kind == "undo" else decision
+
+        self.emit("note", message=f"undo: {len(steps)} step(s) to put things back")
+        return await Runner(ctx, plan, no_undo_of_undo, phase="undo").run()
+
+
+def undo_steps(plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
+    out: list[Step] = []
+    for step in reversed(plan.steps):
+        step_facts = facts.get(step.id)
+        if step_facts:
+            out.extend(step.undo_steps(step_facts))
+    return out

@@ -1,0 +1,348 @@
+"""Steps that change feature flags: edit the env file, restart, wait for the effect."""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+import time
+from datetime import UTC, datetime
+
+from console.config.model import Host
+from console.engine.events import Event
+from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
+from console.envfile import parse_env, unified_diff
+from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.probes import http, logs
+from console.probes.collect import reachable_base, read_log, read_pid
+from console.transport.base import TransportError
+
+RESTART_TIMEOUT_S = 120.0
+EFFECT_TIMEOUT_S = 45.0
+STALE_GRACE_S = 3.0  # a new process with old flags for this long means a stale environment
+
+
+def _flags_text(changes: dict[str, bool]) -> str:
+    return ", ".join(f"{name}={'true' if v else 'false'}" for name, v in changes.items())
+
+
+class SetFlags(Step):
+    """Edit the env file: only the flag lines change; atomic; a backup is left beside it."""
+
+    id = "edit-env"
+    title = "Edit the env file"
+
+    def __init__(self, changes: dict[str, bool] | None = None, per_host: dict[str, dict[str, bool]] | None = None):
+        self.changes = changes or {}
+        self.per_host = per_host or {}
+        if self.per_host:
+            self.title = "Put the flags back in the env file"
+
+    def changes_for(self, host: Host) -> dict[str, bool]:
+        return self.per_host.get(host.name, self.changes)
+
+    async def _read(self, ctx: RunContext, host: Host):
+        path = ctx.env.expand(ctx.env.env_file, host)
+        transport = await ctx.transport(host)
+        try:
+            data = await transport.read_file(path)
+        except TransportError as exc:
+            raise StepFailed(f"cannot read the env file: {exc}") from None
+        return path, transport, parse_env(data, path)
+
+    async def preview(self, ctx: RunContext, host: Host | None) -> str:
+        assert host is not None
+        changes = self.changes_for(host)
+        try:
+            path, _, env_file = await self._read(ctx, host)
+        except StepFailed as exc:
+            return f"# {host.name}: set {_flags_text(changes)}\n# (cannot show the diff: {exc})"
+        diff = unified_diff(path, env_file.text, env_file.with_flags(changes))
+        return diff or f"# {path}: already {_flags_text(changes)} — no change"
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        changes = self.changes_for(host)
+        path, transport, env_file = await self._read(ctx, host)
+        if env_file.problems:
+            # Only flag lines are touched, so malformed lines elsewhere are left as they are.
+            ctx.emit(
+                Event(
+                    "note",
+                    ctx.run_id,
+                    step=self.id,
+                    host=host.name,
+                    message=f"{path}: " + "; ".join(str(p) for p in env_file.problems) + " (left as is)",
+                )
+            )
+        before = env_file.flags()
+        new_text = env_file.with_flags(changes)
+        facts: Facts = {
+            "path": path,
+            "before": before.as_dict(),
+            "requested": {name: value for name, value in changes.items()},
+            "problems": [str(p) for p in env_file.problems],
+        }
+        if new_text == env_file.text:
+            facts.update(changed=False, after=before.as_dict(), backup=None)
+            return facts
+        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+        backup = f"{path}.rollback-console.{ctx.run_id}.{stamp}.bak"
+        try:
+            await transport.write_file_atomic(path, env_file.encoded(new_text), backup_path=backup)
+        except TransportError as exc:
+            raise StepFailed(f"could not write the env file (it is unchanged): {exc}") from None
+        after = parse_env(new_text, path).flags()
+        facts.update(changed=True, after=after.as_dict(), backup=backup)
+        return facts
+
+    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
+        assert host is not None
+        _, _, env_file = await self._read(ctx, host)
+        flags = env_file.flags()
+        wrong = [n for n, v in self.changes_for(host).items() if flags.get(n) != v]
+        if wrong:
+            raise StepFailed(f"the env file still has {', '.join(wrong)} not as requested (changed by someone else?)")
+        return f"{facts['path']}: {flags.describe()}" + (f" (backup {facts['backup']})" if facts.get("backup") else "")
+
+    def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
+        per_host = {}
+        for host, facts in facts_by_host.items():
+            if facts.get("changed"):
+                before = facts["before"]
+                per_host[host] = {name: before[_short(name)] for name in FLAG_NAMES if _short(name) in before}
+        if not per_host:
+            return []
+        return [SetFlags(per_host=per_host), RestartService(only=set(per_host)), AwaitEffect(only=set(per_host))]
+
+
+def _short(name: str) -> str:
+    from console.flags import SHORT
+
+    return SHORT[name]
+
+
+class RestartService(Step):
+    """Restart the API so it re-reads the env file (reload first where configured)."""
+
+    id = "restart"
+    title = "Restart the API"
+
+    def __init__(self, only: set[str] | None = None) -> None:
+        self.only = only  # hosts to restart; None = all
+
+    def commands(self, ctx: RunContext, host: Host) -> list[str]:
+        env = ctx.env
+        out = [env.expand(env.reload_command, host)] if env.reload_command else []
+        out.append(env.expand(env.restart_command, host))
+        return out
+
+    async def preview(self, ctx: RunContext, host: Host | None) -> str:
+        assert host is not None
+        return "\n".join(f"$ {c}" for c in self.commands(ctx, host))
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        if self.only is not None and host.name not in self.only:
+            return {"skipped": "flags unchanged on this host"}
+        transport = await ctx.transport(host)
+        try:
+            pid_before: int | None = await read_pid(ctx.env, host, transport, 10)
+        except TransportError:
+            pid_before = None
+        log_offset = await log_size(ctx, host)
+        started = time.time()
+        outputs = []
+        for command in self.commands(ctx, host):
+            result = await transport.run(command, timeout=RESTART_TIMEOUT_S, on_output=ctx.output(self.id, host.name))
+            outputs.append({"command": command, "exit": result.exit_status, "elapsed_s": round(result.elapsed_s, 3)})
+            if not result.ok:
+                log = await service_log(ctx, host)
+                raise StepFailed(
+                    f"`{command}` failed ({result.summary()}): the API may not have started",
+                    output=(result.stdout + result.stderr)[-4000:] + ("\n--- service log ---\n" + log if log else ""),
+                    troubleshooting="Issue 2: API won't start after rollback",
+                    facts={"pid_before": pid_before, "commands": outputs},
+                )
+        return {"pid_before": pid_before, "restarted_at": started, "commands": outputs, "log_offset": log_offset}
+
+    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
+        assert host is not None
+        if facts.get("skipped"):
+            return facts["skipped"]
+        transport = await ctx.transport(host)
+        try:
+            pid = await read_pid(ctx.env, host, transport, 10)
+        except TransportError as exc:
+            log = await service_log(ctx, host)
+            raise StepFailed(
+                f"the API is not running after the restart: {exc}",
+                output=log,
+                troubleshooting="Issue 2: API won't start after rollback",
+            ) from None
+        facts["pid_after"] = pid
+        same = " (same pid: the process was not replaced)" if pid == facts.get("pid_before") else ""
+        return f"running as pid {pid}{same}"
+
+
+async def log_size(ctx: RunContext, host: Host) -> int | None:
+    """Size of the log file now, so validation can count only what the new process wrote."""
+    env = ctx.env
+    if not env.log_file:
+        return None
+    transport = await ctx.transport(host)
+    result = await transport.run(f"stat -c %s -- {shlex.quote(env.expand(env.log_file, host))}", timeout=10)
+    text = result.stdout.strip()
+    return int(text) if result.ok and text.isdigit() else None
+
+
+async def service_log(ctx: RunContext, host: Host) -> str:
+    """The service log (journalctl analogue), the first thing troubleshooting 2 asks for."""
+    env = ctx.env
+    if not env.service_log_command:
+        return ""
+    try:
+        transport = await ctx.transport(host)
+        result = await transport.run(env.expand(env.service_log_command, host), timeout=20)
+    except TransportError as exc:
+        return f"(could not read the service log: {exc})"
+    return (result.stdout + result.stderr)[-6000:]
+
+
+class AwaitEffect(Step):
+    """Wait until the running process has the new flags and the log's flag line shows them."""
+
+    id = "effect"
+    title = "Wait for the new flags to take effect"
+
+    def __init__(self, only: set[str] | None = None, timeout_s: float = EFFECT_TIMEOUT_S) -> None:
+        self.only = only
+        self.timeout_s = timeout_s
+
+    async def preview(self, ctx: RunContext, host: Host | None) -> str:
+        assert host is not None
+        env = ctx.env
+        return (
+            f"$ {env.expand(env.pid_command, host)}\n"
+            "$ cat /proc/$PID/environ | tr '\\0' '\\n' | grep ENABLE_\n"
+            f"$ curl -H 'Authorization: Bearer …' {env.expand(env.api_url, host)}"
+            f"/analytics/predictive/best-times/{env.channel_id}?days={env.days}\n"
+            f"$ {'tail -n 200 ' + shlex.quote(env.expand(env.log_file, host)) if env.log_file else env.log_command}"
+            " | grep 'Feature flags'"
+        )
+
+    def expected(self, ctx: RunContext, host: Host) -> FlagSet | None:
+        after = ctx.fact(SetFlags.id, host.name, "after")
+        return FlagSet(after["advanced"], after["time_weighting"], after["content_type"]) if after else None
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        if self.only is not None and host.name not in self.only:
+            return {"skipped": "flags unchanged on this host"}
+        want = self.expected(ctx, host)
+        if want is None:
+            raise StepFailed("no flag edit is recorded for this host, so there is nothing to wait for")
+        transport = await ctx.transport(host)
+        restarted_at = ctx.fact(RestartService.id, host.name, "restarted_at") or time.time()
+        pid_before = ctx.fact(RestartService.id, host.name, "pid_before")
+        deadline = time.monotonic() + self.timeout_s
+        stale_since: float | None = None
+        seen: dict = {}
+        while True:
+            try:
+                pid = await read_pid(ctx.env, host, transport, 10)
+                environ = await transport.process_environ(pid)
+                process = FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
+                seen.update(pid=pid, process=process.as_dict())
+                if process == want:
+                    process_at = time.time()
+                    line = await self._trigger_and_read(ctx, host, transport, want)
+                    if line:
+                        now = time.time()
+                        return {
+                            "pid": pid,
+                            "process_effect_s": round(process_at - restarted_at, 3),
+                            "time_to_effect_s": round(now - restarted_at, 3),
+                            "log_line": line[:300],
+                            "flags": want.as_dict(),
+                        }
+                elif pid != pid_before:
+                    stale_since = stale_since or time.monotonic()
+                    if time.monotonic() - stale_since > STALE_GRACE_S:
+                        raise self._stale(ctx, host, pid, process, want)
+            except TransportError as exc:
+                seen["error"] = str(exc)
+            if time.monotonic() > deadline:
+                detail = seen.get("error") or f"process has {seen.get('process')}, wanted {want.as_dict()}"
+                raise StepFailed(
+                    f"the new flags did not take effect within {self.timeout_s:.0f}s ({detail})",
+                    troubleshooting="Issue 1: Environment changes not taking effect",
+                    remedy=self._remedy(ctx, host),
+                )
+            await asyncio.sleep(0.2)
+
+    async def _trigger_and_read(self, ctx: RunContext, host: Host, transport, want: FlagSet) -> str | None:
+        """A best-times request makes the service log its flag line; then read it back."""
+        env = ctx.env
+        try:
+            base = await reachable_base(env, host, transport)
+            await http.probe_recommendations(
+                ctx.prober.client,
+                base,
+                email=env.login_email,
+                password=env.password.resolve(),
+                channel_id=env.channel_id,
+                days=env.days,
+            )
+        except Exception:  # the log check below decides; the validation step reports HTTP problems
+            pass
+        lines = await read_log(env, host, transport, 200, 10)
+        latest = logs.latest_flags(lines)
+        if latest and latest[0] == want:
+            return latest[1]
+        return None
+
+    def _remedy(self, ctx: RunContext, host: Host) -> Remedy | None:
+        env = ctx.env
+        if env.force_restart_command:
+            commands = [env.expand(env.force_restart_command, host)]
+        elif env.reload_command:
+            commands = [env.expand(env.reload_command, host), env.expand(env.restart_command, host)]
+        else:
+            return None
+        return Remedy(
+            "Force a fresh start that re-reads the env file",
+            tuple(commands),
+            "Issue 1: Environment changes not taking effect",
+        )
+
+    def _stale(self, ctx: RunContext, host: Host, pid: int, process: FlagSet, want: FlagSet) -> StepFailed:
+        diff = ", ".join(
+            f"{LOG_LABELS[n]}: process {process.get(n)} ≠ env file {want.get(n)}"
+            for n in FLAG_NAMES
+            if process.get(n) != want.get(n)
+        )
+        return StepFailed(
+            f"the restart left the stale environment: new pid {pid} still has the old flags ({diff}). "
+            "The restart did not re-read the env file (docker-compose restart does not; systemd needs "
+            "daemon-reload when the unit changed).",
+            troubleshooting="Issue 1: Environment changes not taking effect",
+            remedy=self._remedy(ctx, host),
+            facts={"stale": True, "pid": pid, "process": process.as_dict()},
+        )
+
+    async def remedy(self, ctx: RunContext, host: Host | None, failure: StepFailed) -> None:
+        assert host is not None
+        if failure.remedy is None:
+            raise StepFailed("no fix is configured: set force_restart_command or reload_command for this environment")
+        transport = await ctx.transport(host)
+        restart_facts = ctx.facts.setdefault(RestartService.id, {}).setdefault(host.name, {})
+        restart_facts.update(pid_before=None, restarted_at=time.time(), remedied=True)
+        for command in failure.remedy.commands:
+            result = await transport.run(command, timeout=RESTART_TIMEOUT_S, on_output=ctx.output(self.id, host.name))
+            if not result.ok:
+                log = await service_log(ctx, host)
+                raise StepFailed(
+                    f"`{command}` failed ({result.summary()})",
+                    output=log,
+                    troubleshooting="Issue 2: API won't start after rollback",
+                )
