@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 # Module names under console.cli, each with register(subparsers) setting func=handler.
-COMMANDS = ("tui", "simulate", "config_cmd", "status", "check", "plan_cmd")
+COMMANDS = ("tui", "simulate", "config_cmd", "status", "check", "plan_cmd", "rollback", "history", "checklist_cmd")
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -46,6 +46,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UsageError as exc:
         print(f"rollback-console: {exc}", file=sys.stderr)
         code = EXIT_USAGE
+    except BrokenPipeError:  # e.g. `status --json | head`: the reader left, nothing to report
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = EXIT_OK
     except KeyboardInterrupt:
         print("rollback-console: interrupted", file=sys.stderr)
         code = 130

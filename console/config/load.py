@@ -37,6 +37,12 @@ from console.config.model import (
 )
 
 _MISSING = object()
+# Thresholds that older configs set in [thresholds]; the matrix rows hold them now.
+_MOVED_THRESHOLDS = {
+    "response_time_critical_s": "response_time_s",
+    "error_rate": "error_rate",
+    "memory_rollback_mb": "memory_mb",
+}
 
 
 @dataclass(frozen=True)
@@ -143,8 +149,15 @@ class _Table:
         if isinstance(value, str):
             self.problem(key, 'secrets are never written in the config: use { env = "VAR" } or { file = "PATH" }')
             return None
-        if not isinstance(value, dict) or set(value) - {"env", "file"} or len(value) != 1:
-            self.problem(key, 'expected exactly one of { env = "VAR" } or { file = "PATH" }')
+        if not isinstance(value, dict):
+            self.problem(key, 'expected { env = "VAR" } or { file = "PATH" }')
+            return None
+        if {"env", "file"} <= set(value):
+            self.problem(key, 'give env or file, not both: { env = "VAR" } or { file = "PATH" }')
+            return None
+        if set(value) - {"env", "file"} or not value:
+            extra = ", ".join(f"`{k}`" for k in sorted(set(value) - {"env", "file"})) or "nothing"
+            self.problem(key, f'expected {{ env = "VAR" }} or {{ file = "PATH" }}, got {extra}')
             return None
         ((kind, ref),) = value.items()
         if not isinstance(ref, str) or not ref:
@@ -178,8 +191,30 @@ def _resolve_path(base: Path, value: str) -> str:
     return expanded if os.path.isabs(expanded) else str((base / expanded).resolve())
 
 
+def _did_you_mean(value: str, options: list[str] | tuple[str, ...]) -> str:
+    """' (did you mean 'production'?)' for a typo, a wrong case or a short form; else ''."""
+    lowered = {o.lower(): o for o in options}
+    close = difflib.get_close_matches(value.lower(), list(lowered), n=2)
+    if len(close) == 2 and _likeness(value, close[0]) == _likeness(value, close[1]):
+        return ""  # a tie (prod-api-3 vs prod-api-1/-2) is a guess, not a suggestion
+    close = close[:1] or [o for o in lowered if value and o.startswith(value.lower())][:1]
+    return f" (did you mean {lowered[close[0]]!r}?)" if close else ""
+
+
+def _likeness(a: str, b: str) -> float:
+    return difflib.SequenceMatcher(None, a.lower(), b).ratio()
+
+
 def _one_of(options: tuple[str, ...]) -> Callable[[Any], str | None]:
-    return lambda v: None if v in options else f"{v!r} is not one of: {', '.join(options)}"
+    return lambda v: None if v in options else f"{v!r} is not one of: {', '.join(options)}{_did_you_mean(v, options)}"
+
+
+def _names(v: list[Any]) -> str | None:
+    """A list of names (columns, indexes): each a non-empty string."""
+    for i, item in enumerate(v):
+        if not isinstance(item, str) or not item.strip():
+            return f'item #{i + 1} is {item!r}: expected names in quotes, like ["has_video", "has_media"]'
+    return None
 
 
 def _positive(v: float) -> str | None:
@@ -191,9 +226,14 @@ def _non_empty(v: str) -> str | None:
 
 
 def _url(v: str) -> str | None:
-    parsed = urlparse(v)
+    try:
+        # {placeholders} (per-host vars, checked on their own) stand for a valid host or port here.
+        parsed = urlparse(re.sub(r"\{[A-Za-z_][A-Za-z0-9_]*\}", "1", v))
+        parsed.port  # noqa: B018  # raises on a port that is not a number or out of range
+    except ValueError as exc:
+        return f"{v!r} is not a valid URL ({exc})"
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
-        return f"{v!r} is not an http(s) URL"
+        return f"{v!r} is not an http(s) URL (write it like http://localhost:10300)"
     return None
 
 
@@ -250,6 +290,13 @@ class _Loader:
             t = table.table(name)
             if t is None:
                 continue
+            if name == "local":
+                table.problem(
+                    name,
+                    '"local" is reserved for this machine; give the host another name '
+                    '(a host with address = "local" runs here too)',
+                )
+                continue
             address = t.get("address", str, check=_non_empty)
             key_file = t.get("key_file", str, None)
             known_hosts = t.get("known_hosts", str, None)
@@ -281,9 +328,11 @@ class _Loader:
         return tuple(out)
 
     def _environments(self, root: _Table, hosts: dict[str, Host]) -> dict[str, Environment]:
-        envs = root.table("environments", required=True)
+        envs = root.table("environments")
         out: dict[str, Environment] = {}
         if envs is None:
+            if "environments" not in root.data:
+                root.problem("environments", "no environment is configured (add [environments.staging])")
             return out
         if not envs.data:
             envs.problem(None, "no environment is configured (add [environments.staging])")
@@ -303,13 +352,21 @@ class _Loader:
             if not host_names:
                 t.problem("hosts", 'needs at least one host ("local" or a name from [hosts])')
             for i, h in enumerate(host_names):
-                if h == "local":
+                if h in host_names[:i]:
+                    t.problem("hosts", f"host {h!r} is listed twice (each host is edited and restarted once)")
+                elif h == "local":
                     env_hosts.append(Host(name="local"))
                 elif isinstance(h, str) and h in hosts:
                     env_hosts.append(hosts[h])
+                elif not isinstance(h, str):
+                    t.problem("hosts", f'host #{i + 1} must be a name in quotes ("local" or a name from [hosts])')
                 else:
-                    known = ", ".join(sorted(hosts)) or "none defined"
-                    t.problem("hosts", f'host #{i + 1} {h!r} is not "local" nor a name from [hosts] ({known})')
+                    known = ", ".join(sorted(hosts)) or "none is defined"
+                    t.problem(
+                        "hosts",
+                        f"unknown host {h!r}{_did_you_mean(h, [*sorted(hosts), 'local'])}: "
+                        f'use "local" or a host defined in [hosts] ({known})',
+                    )
         log_file = t.get("log_file", str, None)
         log_command = t.get("log_command", str, None)
         if not log_file and not log_command:
@@ -359,7 +416,13 @@ class _Loader:
                     continue
                 missing = [h.name for h in env.hosts if name not in dict(h.vars)]
                 if missing:
-                    t.problem(key, f"{{{name}}} is not set in vars of host(s) {', '.join(missing)}")
+                    where = [f"[hosts.{h}.vars]" for h in missing if h != "local"]
+                    fix = f"set {name} = … in {', '.join(where)}" if where else ""
+                    if "local" in missing:
+                        fix += ("; " if fix else "") + (
+                            '"local" has no vars: use a host with address = "local" and its own vars'
+                        )
+                    t.problem(key, f"{{{name}}} has no value on host(s) {', '.join(missing)}: {fix}")
 
     def _database(self, env: _Table) -> Database | None:
         t = env.table("database")
@@ -372,8 +435,8 @@ class _Loader:
             rollback_script=script or "",
             migration_script=migration,
             table=t.get("table", str, "posts", _non_empty),
-            columns=tuple(t.get("columns", list, ["has_video", "has_media"]) or ()),
-            indexes=tuple(t.get("indexes", list, ["idx_posts_content_type", "idx_posts_date_content"]) or ()),
+            columns=tuple(t.get("columns", list, ["has_video", "has_media"], _names) or ()),
+            indexes=tuple(t.get("indexes", list, ["idx_posts_content_type", "idx_posts_date_content"], _names) or ()),
             reach=t.get("reach", str, "forward", _one_of(("forward", "direct"))),
         )
         t.finish()
@@ -401,6 +464,13 @@ class _Loader:
             name: t.get(name, int if name == "error_lines_window" else float, getattr(d, name), _positive)
             for name in d.__dataclass_fields__
         }
+        for old, signal in _MOVED_THRESHOLDS.items():
+            if old in t.data:
+                t.used.add(old)  # not "did you mean" a different threshold: that would change its meaning
+                t.problem(
+                    old,
+                    f'moved to the decision matrix: set `above` in its [[decision_matrix]] row (signal = "{signal}")',
+                )
         t.finish()
         return Thresholds(**values)
 
@@ -469,7 +539,10 @@ class _Loader:
                 names = t.get("contacts", list, [])
                 for role in names or []:
                     if role not in roles:
-                        t.problem("contacts", f"{role!r} is not a role in [[contacts]]")
+                        source = "[[contacts]]" if contacts_t is not None else "the runbook's default contacts"
+                        known = ", ".join(sorted(roles)) or "none"
+                        hint = _did_you_mean(str(role), sorted(roles))
+                        t.problem("contacts", f"{role!r} is not a role in {source}{hint}; roles: {known}")
                 levels.append(
                     EscalationLevel(
                         level=t.get("level", int, check=lambda v: None if 1 <= v <= 9 else "level must be 1-9"),
@@ -493,6 +566,17 @@ class _Loader:
         return n
 
 
+def _toml_message(message: str) -> str:
+    """tomllib's words for a key or table written twice, said plainly."""
+    declared = re.fullmatch(r"Cannot declare \((.*)\) twice", message)
+    if declared:
+        name = ".".join(re.findall(r"'((?:[^'\\]|\\.)*)'", declared.group(1)))
+        return f"[{name}] is declared twice"
+    if message == "Cannot overwrite a value":
+        return "this key is already set above (Cannot overwrite a value)"
+    return message
+
+
 def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     p = Path(path)
@@ -504,17 +588,25 @@ def load_config(path: str | os.PathLike[str]) -> Config:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
-        raise ConfigError([Problem(str(p), line, "", "config is not valid UTF-8")]) from None
+        column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
+        message = f"config is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); save it as UTF-8"
+        raise ConfigError([Problem(str(p), line, "", message)]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # Python < 3.14 only puts the position in the message text.
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
         line = int(m.group(1)) if m else None
-        message = re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc))
+        if "(at end of document)" in str(exc):
+            line = text.count("\n") + (0 if text.endswith("\n") else 1) or 1
+        message = _toml_message(re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc)))
         if m:
             message += f" (column {m.group(2)})"
+        elif line:
+            message += " (at the end of the file)"
         raise ConfigError([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
+    except RecursionError:
+        raise ConfigError([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
     loader = _Loader(p, text)
     config = loader.load(data)
     if config is None:

@@ -20,37 +20,62 @@ def _parts(dotted: str) -> list[str]:
 
 
 def key_lines(text: str) -> dict[Path, int]:
-    """Every table header and key in the text, mapped to its 1-based line."""
-    lines: dict[Path, int] = {}
+    """Every table header and key in the text, mapped to its 1-based line.
+
+    Paths are as tomllib builds them: a table inside an array of tables gets the
+    array's index (``("decision_matrix", 2, "action")``). Tables a header or a
+    dotted key creates implicitly map to the first line that creates them.
+    """
+    explicit: dict[Path, int] = {}
+    implicit: dict[Path, int] = {}
+    arrays: dict[Path, int] = {}  # array of tables → index of its last [[table]]
     table: list[str | int] = []
-    array_counts: dict[tuple, int] = {}
-    in_multiline = False
-    for number, line in enumerate(text.splitlines(), start=1):
-        if in_multiline:
-            if line.count('"""') % 2 == 1 or line.count("'''") % 2 == 1:
-                in_multiline = False
+    closing: str | None = None  # the delimiter that ends the multi-line string we are in
+
+    def resolve(parts: list[str]) -> list[str | int]:
+        out: list[str | int] = []
+        for part in parts:
+            out.append(part)
+            if tuple(out) in arrays:
+                out.append(arrays[tuple(out)])
+        return out
+
+    def parents(path: list[str | int], number: int) -> None:
+        for end in range(1, len(path)):
+            if not isinstance(path[end - 1], int):
+                implicit.setdefault(tuple(path[:end]), number)
+
+    # TOML lines end at "\n" only (tomllib counts lines so); str.splitlines would
+    # also split at \u2028, \x85, \x0c, ... which may appear in strings and comments.
+    for number, line in enumerate(text.split("\n"), start=1):
+        if closing:
+            if line.count(closing) % 2 == 1:
+                closing = None
             continue
         header = _HEADER.match(line)
         if header and "=" not in line.split("]")[0]:
             parts = _parts(header.group(2))
             if header.group(1) == "[[":
-                key = tuple(parts)
-                index = array_counts.get(key, 0)
-                array_counts[key] = index + 1
-                table = [*parts, index]
-                lines.setdefault(tuple(parts), number)
+                array = (*resolve(parts[:-1]), parts[-1])
+                arrays[array] = arrays.get(array, -1) + 1
+                explicit.setdefault(array, number)
+                table = [*array, arrays[array]]
             else:
-                table = list(parts)
-            lines.setdefault(tuple(table), number)
+                table = resolve(parts)
+            parents(table, number)
+            explicit.setdefault(tuple(table), number)
             continue
         key = _KEY.match(line)
         if key:
-            path = (*table, *_parts(key.group(1)))
-            lines.setdefault(path, number)
+            path = [*table, *_parts(key.group(1))]
+            parents(path, number)
+            explicit.setdefault(tuple(path), number)
             rest = line[key.end() :]
-            if rest.count('"""') % 2 == 1 or rest.count("'''") % 2 == 1:
-                in_multiline = True
-    return lines
+            for delimiter in ('"""', "'''"):
+                if rest.count(delimiter) % 2 == 1:
+                    closing = delimiter
+                    break
+    return {**implicit, **explicit}
 
 
 def locate(index: dict[Path, int], path: Path) -> int | None:

@@ -45,6 +45,8 @@ class SecretRef:
             return path.read_text(encoding="utf-8").strip()
         except OSError as exc:
             raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
+        except UnicodeDecodeError:  # its own message would quote the secret's bytes
+            raise SecretError(f"secret file {path} is not UTF-8 text") from None
 
 
 class SecretError(RuntimeError):

@@ -59,6 +59,7 @@ class RunContext:
     # step id -> host name (or "*" for environment steps) -> facts
     facts: dict[str, dict[str, Facts]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
+    halt: str | None = None  # set when the run must not go on (e.g. the journal cannot be written)
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)

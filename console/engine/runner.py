@@ -240,6 +240,8 @@ class Runner:
     async def _one(self, step: Step, host: Host | None) -> StepFailed | None:
         """Do and verify one step on one host; record it; return the failure if any."""
         name = host.name if host else "*"
+        if self.ctx.halt:
+            return StepFailed(f"stopped before {step.title}: {self.ctx.halt}")
         self.output.pop((step.id, name), None)
         self.emit("step_started", step=step.id, host=host and host.name, message=step.title, title=step.title)
         started = time.monotonic()

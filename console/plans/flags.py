@@ -301,6 +301,14 @@ class AwaitEffect(Step):
             return latest[1]
         return None
 
+    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
+        if facts.get("skipped"):
+            return facts["skipped"]
+        return (
+            f"pid {facts['pid']} runs with the new flags {facts['process_effect_s']:.2f}s after the restart; "
+            f"the log shows them at {facts['time_to_effect_s']:.2f}s (time to effect)"
+        )
+
     def _remedy(self, ctx: RunContext, host: Host) -> Remedy | None:
         env = ctx.env
         if env.force_restart_command:

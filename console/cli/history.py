@@ -1,0 +1,67 @@
+"""``history`` (the runbook's Rollback History table) and ``report RUN_ID`` (incident report)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from console import checklist
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
+from console.cli.common import config_from_args, print_json
+from console.journal import Journal, JournalError, history_json, history_markdown, history_text, incident_report
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    h = sub.add_parser("history", help="the runbook's Rollback History table, from the journal")
+    h.add_argument("--env", metavar="ENV")
+    form = h.add_mutually_exclusive_group()
+    form.add_argument("--markdown", action="store_true", help="pasteable into the runbook")
+    form.add_argument("--json", action="store_true")
+    h.add_argument("--drills", action="store_true", help="drill scorecards instead of real rollbacks")
+    h.add_argument("--verify", action="store_true", help="check the journal's hash chain; exit 1 if broken")
+    h.set_defaults(func=run_history)
+    r = sub.add_parser("report", help="incident report of one run (markdown)")
+    r.add_argument("run_id", metavar="RUN_ID")
+    r.add_argument("--output", "-o", metavar="FILE", help="write it to FILE (and tick the checklist item)")
+    r.set_defaults(func=run_report)
+
+
+def run_history(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    journal = Journal(config.journal_path)
+    try:
+        if args.verify:
+            problems = journal.verify()
+            for p in problems:
+                print(p)
+            print(f"{journal.path}: " + ("hash chain intact" if not problems else f"{len(problems)} problem(s)"))
+            return EXIT_OK if not problems else EXIT_FAILED
+        runs = journal.runs(args.env, drills=args.drills)
+    except JournalError as exc:
+        raise UsageError(str(exc)) from None
+    if args.json:
+        print_json(history_json(runs))
+    elif args.markdown:
+        print(history_markdown(runs))
+    else:
+        print(history_text(runs))
+    return EXIT_OK
+
+
+def run_report(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    journal = Journal(config.journal_path)
+    try:
+        run = journal.run(args.run_id)
+        text = incident_report(run, checklist=config.checklist, journal_path=journal.path, problems=journal.verify())
+    except JournalError as exc:
+        raise UsageError(str(exc)) from None
+    if args.output:
+        with open(args.output, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        journal.append("report_written", run=run.run_id, env=run.env, data={"path": os.path.abspath(args.output)})
+        checklist.tick_automatic(config, journal, run.run_id)
+        print(f"incident report written to {args.output}")
+    else:
+        print(text)
+    return EXIT_OK

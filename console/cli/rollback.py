@@ -1,0 +1,286 @@
+"""``rollback``, ``restore``, ``resume``, ``undo``, ``approve``: the engine from the command line.
+
+The plan is shown first; nothing runs until the operator confirms (or passes --yes).
+A failed step asks: retry, fix (the runbook's known fix), skip with a reason, undo, abort.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
+from console.cli.common import config_from_args, environment_names
+from console.config.model import ACTIONS, Config
+from console.engine.events import Event
+from console.engine.preview import preview_text
+from console.engine.runner import Decision, Failure, abort_on_failure
+from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
+from console.journal import JournalError
+
+APPROVAL_WAIT_S = 15 * 60
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("rollback", help="run a rollback: preview, authorize, lock, run, validate, record")
+    p.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
+    _common(p)
+    p.add_argument(
+        "--reset-hard",
+        action="store_true",
+        help="code: `git reset --hard HEAD~1` instead of `git revert` (DESTRUCTIVE; asks you to type the "
+        "environment name, or pass --confirm-destructive ENV)",
+    )
+    p.add_argument("--confirm-destructive", metavar="ENV", help="confirm a destructive step without a terminal")
+    p.set_defaults(func=run_rollback)
+
+    r = sub.add_parser(
+        "restore", help="put back what a rollback changed (flags exactly as before; migration 004 from the kept copy)"
+    )
+    _common(r)
+    r.add_argument("--run", metavar="RUN_ID", help="the rollback to restore (default: the latest on ENV)")
+    r.set_defaults(func=run_restore)
+
+    for name, helptext in (
+        ("resume", "continue a rollback a crash or kill -9 interrupted"),
+        ("undo", "undo what a rollback (e.g. an interrupted one) changed"),
+    ):
+        q = sub.add_parser(name, help=helptext)
+        q.add_argument("run_id", metavar="RUN_ID")
+        q.add_argument("--yes", action="store_true", help="do not ask before running")
+        q.set_defaults(func=run_resume if name == "resume" else run_undo)
+
+    a = sub.add_parser("approve", help="a second person approves a pending production rollback")
+    a.add_argument("run_id", metavar="RUN_ID")
+    a.set_defaults(func=run_approve)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--env", required=True, metavar="ENV")
+    p.add_argument("--reason", default="", metavar="TEXT", help="why (goes into the journal and the history table)")
+    p.add_argument("--approved-by", metavar="NAME", help="production: the team lead or on-call who approved it")
+    p.add_argument("--emergency", choices=("P0", "P1"), help="production emergency override (needs --reason)")
+    p.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
+    p.add_argument(
+        "--wait",
+        type=float,
+        default=APPROVAL_WAIT_S,
+        metavar="SECONDS",
+        help="production without approval: how long to wait for `approve RUN_ID` (default 15 min)",
+    )
+
+
+class Printer:
+    """Events as lines: a timer since the start, the step, the host, the outcome."""
+
+    def __init__(self, target_s: float | None = None) -> None:
+        self.start = time.monotonic()
+        self.target_s = target_s
+
+    def __call__(self, e: Event) -> None:
+        t = time.monotonic() - self.start
+        stamp = f"[{int(t // 60):02d}:{t % 60:04.1f}]"
+        host = f" ({e.host})" if e.host else ""
+        if e.kind == "step_started":
+            print(f"{stamp} ▶ {e.message}{host}", flush=True)
+        elif e.kind == "output":
+            print(f"           │ {e.message}", flush=True)
+        elif e.kind == "step_finished":
+            print(f"{stamp} ✓ {e.message}{host}  {e.data.get('elapsed_s', 0):.2f}s", flush=True)
+        elif e.kind == "step_failed":
+            print(f"{stamp} ✗ {e.message}{host}", flush=True)
+            if e.data.get("troubleshooting"):
+                print(f"           runbook troubleshooting — {e.data['troubleshooting']}")
+            if e.data.get("output"):
+                for line in str(e.data["output"]).splitlines()[-15:]:
+                    print(f"           │ {line}")
+        elif e.kind in ("note", "decision"):
+            print(f"{stamp} · {e.message}{host}", flush=True)
+        elif e.kind == "validation":
+            for c in e.data.get("checks", []):
+                print(f"           {'PASS' if c['passed'] else 'FAIL'}  {c['title']}: {c['detail']}", flush=True)
+
+
+async def ask(failure: Failure) -> Decision:
+    """Interactive answer to a failed step."""
+    print(f"\n{failure.describe()}")
+    for f in failure.hosts.values():
+        if f.remedy:
+            print(f"  known fix ({f.remedy.troubleshooting}): {f.remedy.title}")
+            for c in f.remedy.commands:
+                print(f"    $ {c}")
+            break
+    options = "[r]etry, " + ("[f]ix, " if failure.fixable else "") + "[s]kip, [u]ndo, [a]bort"
+    while True:
+        answer = (await asyncio.to_thread(input, f"What now? {options}: ")).strip().lower()
+        if answer in ("r", "retry"):
+            return Decision("retry")
+        if answer in ("f", "fix") and failure.fixable:
+            return Decision("fix")
+        if answer in ("u", "undo"):
+            return Decision("undo")
+        if answer in ("a", "abort"):
+            return Decision("abort", "operator aborted; the run can be resumed or undone")
+        if answer in ("s", "skip"):
+            reason = (await asyncio.to_thread(input, "Reason for skipping (recorded): ")).strip()
+            if reason:
+                return Decision("skip", reason)
+            print("a skip needs a reason")
+
+
+def _interactive() -> bool:
+    return sys.stdin.isatty() and sys.stdout.isatty()
+
+
+def _confirm(question: str) -> bool:
+    return input(f"{question} [y/N]: ").strip().lower() in ("y", "yes")
+
+
+def _request(args: argparse.Namespace, config: Config, action: str) -> RunRequest:
+    (name,) = environment_names(config, args.env)
+    options = {"reset_hard": True} if getattr(args, "reset_hard", False) else {}
+    return RunRequest(
+        name,
+        action,
+        reason=args.reason,
+        approved_by=args.approved_by,
+        emergency=args.emergency,
+        options=options,
+        restores=getattr(args, "run", None),
+    )
+
+
+def run_rollback(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    return asyncio.run(_run(args, config, _request(args, config, args.action)))
+
+
+def run_restore(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+    return asyncio.run(_run(args, config, _request(args, config, "restore")))
+
+
+async def _run(args: argparse.Namespace, config: Config, request: RunRequest) -> int:
+    engine = Engine(config)
+    try:
+        try:
+            authorization = engine.authorize(request)
+            plan, previews = await engine.preview(request)
+        except RunRefused as exc:
+            raise UsageError(str(exc)) from None
+        print(preview_text(plan, previews))
+        print(f"\nauthorization: {authorization.describe()}")
+        if not args.yes:
+            if not _interactive():
+                raise UsageError("no terminal to confirm on: pass --yes to run without asking")
+            if not await asyncio.to_thread(_confirm, f"Run this on {request.environment}?"):
+                print("nothing was changed")
+                return EXIT_FAILED
+        if plan.destructive:
+            confirmed = getattr(args, "confirm_destructive", None) == request.environment
+            if not confirmed and _interactive():
+                typed = await asyncio.to_thread(
+                    input, f"DESTRUCTIVE: type the environment name ({request.environment}) to confirm: "
+                )
+                confirmed = typed.strip() == request.environment
+            if not confirmed:
+                raise UsageError("a destructive step needs explicit confirmation: nothing was changed")
+        run_id = None
+        if not authorization.allowed:
+            run_id = engine.request_approval(request, plan)
+            print(f"\n{authorization.describe(run_id)}")
+            print(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
+            approver = await engine.wait_for_approval(run_id, args.wait)
+            if approver is None:
+                print(f"no approval within {args.wait:.0f}s: nothing was changed; run {run_id} stays pending")
+                return EXIT_FAILED
+            print(f"approved by {approver}")
+            from console.authz import Authorization
+
+            authorization = Authorization("approved", authorization.operator, approver=approver)
+        printer = Printer(plan.target_s)
+        engine.on_event = printer
+        decide = ask if _interactive() else abort_on_failure
+        outcome = await engine.execute(request, authorization, decide, run_id=run_id)
+        return _finish(outcome.run_id, outcome.result, plan.target, config)
+    except (RunRefused, JournalError) as exc:
+        raise UsageError(str(exc)) from None
+    finally:
+        await engine.close()
+
+
+def _finish(run_id: str, result, target: str, config: Config) -> int:
+    print(f"\nrun {run_id}: {result.outcome} in {result.duration_s:.1f}s (runbook target {target})")
+    if result.skipped:
+        print("skipped: " + "; ".join(result.skipped))
+    if result.outcome != "succeeded":
+        if result.outcome in ("failed", "aborted"):
+            print(f"  to continue: rollback-console resume {run_id}")
+            print(f"  to put things back: rollback-console undo {run_id}")
+        return EXIT_FAILED
+    print(f"  report: rollback-console report {run_id}")
+    return EXIT_OK
+
+
+def run_resume(args: argparse.Namespace) -> int:
+    return _again(args, undo=False)
+
+
+def run_undo(args: argparse.Namespace) -> int:
+    return _again(args, undo=True)
+
+
+def _again(args: argparse.Namespace, *, undo: bool) -> int:
+    config = config_from_args(args)
+
+    async def go() -> int:
+        engine = Engine(config)
+        try:
+            run = engine.journal.run(args.run_id)
+            if not undo and run.outcome not in ("interrupted", "failed", "aborted"):
+                raise UsageError(f"run {run.run_id} is {run.outcome}: only an interrupted or failed run is resumed")
+            request = request_of(run)
+            done = {k: sorted(v) for k, v in run.progress().items()}
+            print(f"run {run.run_id}: {run.title} on {run.env}, {run.outcome}; done so far: {done or 'nothing'}")
+            if not args.yes and not (
+                _interactive()
+                and await asyncio.to_thread(
+                    _confirm, "Undo what it changed?" if undo else "Resume it from where it stopped?"
+                )
+            ):
+                if not _interactive():
+                    raise UsageError("no terminal to confirm on: pass --yes")
+                return EXIT_FAILED
+            engine.on_event = Printer()
+            outcome = await engine.execute(
+                request, authorization_of(run), ask if _interactive() else abort_on_failure, resume=run, undo_only=undo
+            )
+            return _finish(outcome.run_id, outcome.result, "", config)
+        except (RunRefused, JournalError) as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+def run_approve(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+
+    async def go() -> int:
+        engine = Engine(config)
+        try:
+            run = engine.approve(args.run_id)
+            print(
+                f"run {run.run_id} ({run.title} on {run.env}) approved by {engine.who.user}; "
+                "the requesting console goes ahead now"
+            )
+            return EXIT_OK
+        except (RunRefused, JournalError) as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())

@@ -1,0 +1,373 @@
+"""A rollback from request to record: authorize, lock, journal (write-ahead), notify, run.
+
+The CLI and the console's wizard both drive rollbacks through ``Engine``; they differ
+only in how they show events and how they answer a failed step.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from console import checklist, notify
+from console.authz import Authorization, AuthorizationError, authorize, check_approval
+from console.config.model import Config, Environment
+from console.engine.events import Event
+from console.engine.plan import Plan, RunContext
+from console.engine.preview import StepPreview, preview_plan
+from console.engine.runner import Decide, Progress, Runner, RunResult, abort_on_failure, undo_steps
+from console.journal import Journal, JournalError, RunSummary, Who, known_secrets
+from console.lock import EnvironmentLock, LockError, LockHolder
+from console.matrix import Recommendation, evaluate
+from console.plans import PlanError, build_plan
+from console.plans.validate import ValidateRollback
+from console.probes.collect import Prober
+from console.probes.serialize import recommendation_dict
+from console.transport.base import TransportError
+
+APPROVAL_POLL_S = 0.5
+
+
+class RunRefused(Exception):
+    """The run cannot start (authorization, lock, plan); the message says why and what to do."""
+
+
+@dataclass
+class RunRequest:
+    environment: str
+    action: str  # an ACTION, or "restore"
+    reason: str = ""
+    approved_by: str | None = None
+    emergency: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+    declared: list[str] = field(default_factory=list)  # symptoms only a person can judge
+    restores: str | None = None  # for "restore": the run whose changes to put back
+    drill: bool = False
+
+
+@dataclass
+class RunOutcome:
+    run_id: str
+    result: RunResult
+    authorization: Authorization
+
+
+def new_run_id() -> str:
+    return f"r-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+
+
+class Engine:
+    """One per console process. ``on_event`` sees every event (after it is journaled)."""
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        prober: Prober | None = None,
+        on_event: Callable[[Event], None] | None = None,
+        who: Who | None = None,
+    ) -> None:
+        self.config = config
+        self.who = who or Who.current()
+        self.journal = Journal(config.journal_path, secrets=known_secrets(config), who=self.who)
+        self.prober = prober or Prober(config)
+        self._own_prober = prober is None
+        self.on_event = on_event or (lambda e: None)
+
+    async def close(self) -> None:
+        if self._own_prober:
+            await self.prober.close()
+
+    # --- planning -----------------------------------------------------------------------
+    def plan(self, request: RunRequest) -> Plan:
+        env = self.config.environment(request.environment)
+        try:
+            if request.action == "restore":
+                run = self.restorable(request)
+                request.restores = run.run_id
+                request.reason = request.reason or f"restore of {run.run_id} ({run.reason or run.title})"
+                return self.restore_plan(env, run)
+            return build_plan(request.action, env, self.config, request.options)
+        except PlanError as exc:
+            raise RunRefused(str(exc)) from None
+
+    def context(self, run_id: str, env: Environment, emit: Callable[[Event], None], options: dict) -> RunContext:
+        return RunContext(run_id, self.config, env, self.prober.pool, self.prober, emit=emit, options=options)
+
+    async def preview(self, request: RunRequest) -> tuple[Plan, list[StepPreview]]:
+        plan = self.plan(request)
+        env = self.config.environment(request.environment)
+        ctx = self.context("preview", env, lambda e: None, request.options)
+        return plan, await preview_plan(ctx, plan)
+
+    def restorable(self, request: RunRequest) -> RunSummary:
+        """The run a restore puts back: the one named, else the latest that changed something."""
+        if request.restores:
+            run = self.journal.run(request.restores)
+            if run.env != request.environment:
+                raise RunRefused(f"run {run.run_id} was on {run.env}, not {request.environment}")
+            return run
+        candidates = [
+            r
+            for r in self.journal.runs(request.environment, drills=request.drill)
+            if r.action not in (None, "restore")
+            and r.outcome in ("succeeded", "failed", "interrupted")
+            and any(r.facts().values())
+        ]
+        if not candidates:
+            raise RunRefused(f"no rollback on {request.environment} in the journal has anything to restore")
+        return candidates[-1]
+
+    def restore_plan(self, env: Environment, run: RunSummary) -> Plan:
+        original = build_plan(run.action or "", env, self.config, run.plan.get("options") or {})
+        steps = undo_steps(original, run.facts())
+        if not steps:
+            raise RunRefused(f"run {run.run_id} changed nothing that can be put back")
+        return Plan(
+            action="restore",
+            environment=env.name,
+            title=f"Restore what run {run.run_id} ({run.title}) changed",
+            steps=(*steps, ValidateRollback()),
+            target=original.target,
+            target_s=original.target_s,
+            data_loss="None",
+            reversible="Yes (roll back again)",
+            notes=(
+                f"Puts the flags back exactly as they were before {run.run_id}; re-applies migration 004 "
+                "from the kept copy where the database was rolled back.",
+            ),
+        )
+
+    # --- authorization ------------------------------------------------------------------
+    def authorize(self, request: RunRequest) -> Authorization:
+        env = self.config.environment(request.environment)
+        try:
+            return authorize(env.kind, self.who.user, request.approved_by, request.emergency, request.reason)
+        except AuthorizationError as exc:
+            raise RunRefused(str(exc)) from None
+
+    def request_approval(self, request: RunRequest, plan: Plan) -> str:
+        """Record a production run waiting for a second person; returns its run id."""
+        run_id = new_run_id()
+        self.journal.append(
+            "run_requested",
+            run=run_id,
+            env=request.environment,
+            data={
+                "action": request.action,
+                "reason": request.reason,
+                "requester": self.who.user,
+                "options": request.options,
+                "restores": request.restores,
+                "drill": request.drill,
+                "plan": {"title": plan.title, "target": plan.target, "steps": [s.title for s in plan.steps]},
+            },
+        )
+        return run_id
+
+    async def wait_for_approval(self, run_id: str, timeout_s: float) -> str | None:
+        """The approver's name once someone else approves ``run_id``; None on timeout."""
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            run = self.journal.run(run_id)
+            approver = run.approved_by()
+            if approver:
+                return approver
+            await asyncio.sleep(APPROVAL_POLL_S)
+        return None
+
+    def approve(self, run_id: str) -> RunSummary:
+        """A second person approves a pending production run (the `approve` command)."""
+        run = self.journal.run(run_id)
+        if run.outcome != "pending":
+            raise RunRefused(f"run {run.run_id} is {run.outcome}, not waiting for approval")
+        requester = next((r["data"].get("requester") for r in run.records if r["type"] == "run_requested"), None)
+        try:
+            check_approval(requester or "", self.who.user, run.run_id)
+        except AuthorizationError as exc:
+            raise RunRefused(str(exc)) from None
+        self.journal.append("run_approved", run=run.run_id, env=run.env, data={"approver": self.who.user})
+        return self.journal.run(run.run_id)
+
+    # --- running ------------------------------------------------------------------------
+    async def execute(
+        self,
+        request: RunRequest,
+        authorization: Authorization,
+        decide: Decide = abort_on_failure,
+        *,
+        run_id: str | None = None,
+        recommendation: Recommendation | None = None,
+        resume: RunSummary | None = None,
+        undo_only: bool = False,
+    ) -> RunOutcome:
+        """Run (or resume, or undo) under the environment's lock, recording everything."""
+        if not authorization.allowed:
+            raise RunRefused(authorization.describe(run_id))
+        env = self.config.environment(request.environment)
+        plan = self.plan(request) if resume is None else self.plan(_request_of(resume))
+        run_id = run_id or (resume.run_id if resume else new_run_id())
+        journal_error: list[str] = []
+
+        def emit(event: Event) -> None:
+            try:
+                self.journal.record_event(event, env.name)
+            except JournalError as exc:  # no silent runs: the runner halts at the next step
+                journal_error.append(str(exc))
+                ctx.halt = str(exc)
+            self.on_event(event)
+
+        ctx = self.context(run_id, env, emit, request.options)
+        if resume is not None:
+            ctx.facts = resume.facts()
+        try:
+            transport = await self.prober.pool.get(env.hosts[0])
+        except TransportError as exc:
+            raise RunRefused(f"cannot reach {env.hosts[0].name} to take the rollback lock: {exc}") from None
+        lock = EnvironmentLock.for_environment(env, transport, LockHolder.current(run_id))
+        try:
+            async with lock.held():
+                return await self._locked(
+                    request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only
+                )
+        except LockError as exc:
+            raise RunRefused(str(exc)) from None
+
+    async def _locked(self, request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only):
+        env = ctx.env
+        start = time.monotonic()
+        if recommendation is None and resume is None:
+            with contextlib.suppress(Exception):  # the record is better with it, but not worth a failed start
+                snapshot = await self.prober.snapshot(env, database=False)
+                recommendation = evaluate(self.config.decision_matrix, snapshot, set(request.declared))
+        previews = await preview_plan(ctx, plan)
+        self.journal.append(
+            "run_started",
+            run=ctx.run_id,
+            env=env.name,
+            data={
+                "action": plan.action,
+                "options": request.options,
+                "reason": request.reason,
+                "restores": request.restores,
+                "declared": request.declared,
+                "authorization": authorization.to_dict(),
+                "drill": request.drill or self.config.drill,
+                "resumed": resume is not None,
+                "undo": undo_only,
+                "plan": {
+                    "title": plan.title,
+                    "target": plan.target,
+                    "target_s": plan.target_s,
+                    "data_loss": plan.data_loss,
+                    "reversible": plan.reversible,
+                    "options": request.options,
+                    "steps": [
+                        {
+                            "id": p.step.id,
+                            "title": p.step.title,
+                            "scope": p.step.scope,
+                            "preview": "\n".join(f"[{', '.join(h)}]\n{t}" if h != ("*",) else t for h, t in p.groups),
+                        }
+                        for p in previews
+                    ],
+                },
+                "recommendation": recommendation_dict(recommendation) if recommendation else None,
+            },
+        )
+        self.on_event(Event("run_started", ctx.run_id, message=plan.title, data={"plan": plan.title}))
+        await self._notify(
+            "emergency_override" if authorization.notify_now else "run_started",
+            ctx.run_id,
+            env.name,
+            f"{'Undo of' if undo_only else 'Rollback started:'} {plan.title} on {env.name} "
+            f"by {self.who.user} — {authorization.describe(ctx.run_id)}",
+            {"reason": request.reason or "—", "run": ctx.run_id},
+        )
+        runner = Runner(ctx, plan, decide, progress=Progress(resume.progress()) if resume else None)
+        if undo_only:
+            result = await runner.undo()
+            if result.outcome == "succeeded":
+                result.outcome = "undone"
+        else:
+            result = await runner.run()
+        result.duration_s = time.monotonic() - start
+        self.journal.append(
+            "run_finished",
+            run=ctx.run_id,
+            env=env.name,
+            data={
+                "outcome": result.outcome,
+                "duration_s": round(result.duration_s, 3),
+                "message": result.message,
+                "failed_hosts": list(result.failed_hosts),
+                "target_s": plan.target_s,
+            },
+        )
+        await self._notify(
+            "run_finished",
+            ctx.run_id,
+            env.name,
+            f"Rollback {result.outcome}: {plan.title} on {env.name} in {result.duration_s:.0f}s",
+            {"outcome": result.outcome, "run": ctx.run_id},
+        )
+        with contextlib.suppress(JournalError):
+            checklist.tick_automatic(self.config, self.journal, ctx.run_id)
+        self.on_event(Event("run_finished", ctx.run_id, message=result.outcome, data={"outcome": result.outcome}))
+        return RunOutcome(ctx.run_id, result, authorization)
+
+    async def _notify(self, event: str, run_id: str, env: str, text: str, fields: dict[str, str]) -> None:
+        """Webhook; a failure is recorded, never blocks (bounded by the webhook timeout)."""
+        if self.config.notifications.webhook is None:
+            return
+        result = await notify.notify(self.config.notifications, event, text, fields, client=self.prober.client)
+        with contextlib.suppress(JournalError):
+            self.journal.append(
+                "notified" if result.ok else "notify_failed", run=run_id, env=env, data=result.to_dict()
+            )
+
+    async def notify_escalation(self, env: str, level: int, reason: str = "") -> notify.NotifyResult:
+        lvl = next(lv for lv in self.config.escalation if lv.level == level)
+        text = notify.escalation_text(lvl, self.config.contacts, environment=env, reason=reason)
+        result = await notify.notify(
+            self.config.notifications, "escalation", text, {"level": str(level)}, client=self.prober.client
+        )
+        self.journal.append(
+            "notified" if result.ok else "notify_failed", env=env, data={**result.to_dict(), "escalation_level": level}
+        )
+        return result
+
+
+def _request_of(run: RunSummary) -> RunRequest:
+    """Rebuild the request of a journaled run (to resume or undo it)."""
+    started = next((r["data"] for r in run.records if r["type"] == "run_started"), {})
+    return RunRequest(
+        environment=run.env or "",
+        action=run.action or "",
+        reason=run.reason,
+        options=started.get("options") or {},
+        restores=started.get("restores"),
+        drill=run.drill,
+    )
+
+
+def request_of(run: RunSummary) -> RunRequest:
+    return _request_of(run)
+
+
+def authorization_of(run: RunSummary) -> Authorization:
+    a = run.authorization or {}
+    return Authorization(
+        mode=a.get("mode", "self-service"),
+        operator=a.get("operator", run.operator or ""),
+        approver=a.get("approver"),
+        emergency_level=a.get("emergency_level"),
+        reason=a.get("reason"),
+        post_hoc_review=bool(a.get("post_hoc_review")),
+    )
