@@ -17,11 +17,24 @@ from console.flags import FLAG_NAMES, FlagSet
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"  # keeps any byte round-trippable
+BOM = "\ufeff"  # python-dotenv drops a leading BOM; it is put back on write
 
+# One flag binding exactly as python-dotenv's parser reads it: blank lines before it,
+# `export `, the key (unquoted keys stop at `#`), `=` with blanks on the same line
+# only, the value with any comment, the line break.
 _ASSIGN = re.compile(
-    r"""^(?P<pre>\s*)(?P<export>export\s+)?(?P<key>[^=\s]+)(?P<eq>\s*=\s*)?(?P<body>.*?)(?P<eol>\r?\n)?\Z""",
+    r"""^(?P<pre>\s*)(?P<export>export[^\S\r\n]+)?(?P<key>'[^']+'|[^=\#\s]+)"""
+    r"""(?P<eq>[^\S\r\n]*=[^\S\r\n]*)?(?P<body>.*?)(?P<eol>\r\n|\n|\r)?\Z""",
     re.DOTALL,
 )
+# Quoted values as python-dotenv reads them: a backslash escapes the next character
+# inside both kinds of quotes.
+_QUOTED = {
+    "'": re.compile(r"'(?:\\.|[^'\\])*'", re.DOTALL),
+    '"': re.compile(r'"(?:\\.|[^"\\])*"', re.DOTALL),
+}
+_LEADING_SPACE = re.compile(r"\s*")
+_LINE = re.compile(r"[^\n]*\n|[^\n]+")
 
 
 class EnvFileError(ValueError):
@@ -30,7 +43,9 @@ class EnvFileError(ValueError):
 
 @dataclass(frozen=True)
 class EnvProblem:
-    line: int
+    """A statement python-dotenv cannot read: the service does not see it."""
+
+    line: int  # 1-based, counting "\n" as editors, grep -n and sed do
     text: str
 
     def __str__(self) -> str:
@@ -53,19 +68,30 @@ class EnvFile:
 
     @property
     def problems(self) -> list[EnvProblem]:
-        return [EnvProblem(b.original.line, b.original.string) for b in self.bindings if b.error]
+        return [EnvProblem(line, text) for b, line, text in self._located() if b.error]
 
     def flags(self) -> FlagSet:
         return FlagSet.from_mapping(self.values)
 
     def flag_lines(self) -> list[tuple[int, str]]:
         """(line number, text) of every binding of a flag, in file order."""
+        return [(line, text) for b, line, text in self._located() if b.key in FLAG_NAMES and not b.error]
+
+    def _located(self) -> list[tuple[Binding, int, str]]:
+        """Each binding with the line its statement starts on and the statement's text.
+
+        A binding's text begins with the blank lines before it, and python-dotenv's own
+        line numbers drift after a malformed line in a CRLF file, so lines are counted
+        here from the text itself.
+        """
         out = []
+        line = 1
         for b in self.bindings:
-            if b.key in FLAG_NAMES:
-                offset = len(b.original.string) - len(b.original.string.lstrip("\r\n"))
-                line = b.original.line + b.original.string[:offset].count("\n")
-                out.append((line, b.original.string.strip("\r\n")))
+            s = b.original.string
+            blank = _LEADING_SPACE.match(s).end()  # type: ignore[union-attr]  # \s* always matches
+            start = s.rfind("\n", 0, blank) + 1  # the statement's own line, indent included
+            out.append((b, line + s.count("\n", 0, start), s[start:].rstrip("\r\n")))
+            line += s.count("\n")
         return out
 
     def with_flags(self, changes: dict[str, bool]) -> str:
@@ -73,7 +99,7 @@ class EnvFile:
         unknown = set(changes) - set(FLAG_NAMES)
         if unknown:
             raise EnvFileError(f"not a Phase 4 flag: {', '.join(sorted(unknown))}")
-        pieces: list[str] = []
+        pieces: list[str] = [BOM] if self.text.startswith(BOM) else []
         seen: set[str] = set()
         for b in self.bindings:
             if b.key in changes and not b.error:
@@ -85,7 +111,7 @@ class EnvFile:
         missing = [k for k in FLAG_NAMES if k in changes and k not in seen]
         if missing:
             newline = "\r\n" if "\r\n" in text else "\n"
-            if text and not text.endswith("\n"):
+            if text.removeprefix(BOM) and not text.endswith(("\n", "\r")):
                 text += newline
             for key in missing:
                 text += f"{key}={'true' if changes[key] else 'false'}{newline}"
@@ -99,31 +125,25 @@ def _rewrite(original: str, value: str) -> str:
     m = _ASSIGN.match(original)
     if not m:  # dotenv accepted it, so this does not happen; fail loudly rather than guess
         raise EnvFileError(f"cannot rewrite {original.strip()!r}")
-    body = m["body"]
-    if body[:1] in ("'", '"'):
-        quote = body[0]
-        end = _closing_quote(body, quote)
-        new_body = f"{quote}{value}{quote}{body[end + 1 :]}" if end > 0 else f"{quote}{value}{quote}"
+    eq, body = m["eq"], m["body"]
+    if eq is None:
+        # `KEY` alone or `KEY # comment`: a key without a value; give it one.
+        eq, new_body = "=", value + (" " if body.startswith("#") else "") + body
+    elif body[:1] in _QUOTED:
+        quoted = _QUOTED[body[0]].match(body)
+        if not quoted:  # dotenv read a quoted value here, so this does not happen
+            raise EnvFileError(f"cannot rewrite {original.strip()!r}")
+        new_body = f"{body[0]}{value}{body[0]}{body[quoted.end() :]}"
+    elif body.startswith("#") and eq != eq.rstrip():
+        # `KEY= # comment`: an empty value, then a comment that stays.
+        new_body = f"{value} {body}"
     else:
         cm = re.search(r"\s+#", body)
         rest = body[cm.start() :] if cm else ""
         stripped = body[: cm.start()] if cm else body
         trailing = stripped[len(stripped.rstrip()) :]
         new_body = value + trailing + rest
-    eq = m["eq"] or "="
     return f"{m['pre']}{m['export'] or ''}{m['key']}{eq}{new_body}{m['eol'] or ''}"
-
-
-def _closing_quote(body: str, quote: str) -> int:
-    i = 1
-    while i < len(body):
-        if body[i] == "\\" and quote == '"':
-            i += 2
-            continue
-        if body[i] == quote:
-            return i
-        i += 1
-    return -1
 
 
 class _Reader(io.TextIOBase):
@@ -140,12 +160,20 @@ def parse_env(data: bytes | str, path: str = "<env>") -> EnvFile:
     return EnvFile(path=path, text=text, bindings=bindings)
 
 
+def _diff_lines(text: str) -> list[str]:
+    # Lines end at "\n" only, as in the operator's editor (str.splitlines also splits
+    # at \r, \f, \x1c, \u2028, ...).
+    return _LINE.findall(text)
+
+
 def unified_diff(path: str, old: str, new: str) -> str:
-    return "".join(
-        difflib.unified_diff(
-            old.splitlines(keepends=True),
-            new.splitlines(keepends=True),
-            fromfile=f"{path} (now)",
-            tofile=f"{path} (after)",
-        )
-    )
+    out = []
+    for line in difflib.unified_diff(
+        _diff_lines(old),
+        _diff_lines(new),
+        fromfile=f"{path} (now)",
+        tofile=f"{path} (after)",
+    ):
+        # A last line without "\n" is shown the way diff(1) shows it, not run into the next.
+        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+    return "".join(out)
