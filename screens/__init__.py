@@ -1,0 +1,1 @@
+"""The Textual console: screens and widgets on top of the engine in console/."""

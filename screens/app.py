@@ -1,0 +1,205 @@
+"""The Rollback Console app: one probe loop per environment, screens on top."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from textual.app import App
+from textual.binding import Binding
+from textual.signal import Signal
+
+from console.config.model import Config
+from console.engine.session import Engine
+from console.probes.collect import Prober
+from screens.state import LiveEnvironment
+from themes import CSS_PATH, DEFAULT, THEMES
+
+
+def pick_theme(requested: str | None = None) -> str:
+    """--theme, then $ROLLBACK_CONSOLE_THEME, then ANSI-only for 8/16-colour terminals."""
+    name = requested or os.environ.get("ROLLBACK_CONSOLE_THEME")
+    if name:
+        return name if name in THEMES else f"rollback-{name}" if f"rollback-{name}" in THEMES else DEFAULT
+    term = os.environ.get("TERM", "")
+    if not os.environ.get("COLORTERM") and term in ("xterm", "linux", "vt100", "vt220", "screen", "ansi"):
+        return "rollback-ansi"
+    return DEFAULT
+
+
+class RollbackConsole(App[int]):
+    TITLE = "Rollback Console"
+    CSS_PATH = str(CSS_PATH)
+    ENABLE_COMMAND_PALETTE = True
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="app.quit"),
+        Binding("h", "history", "History", id="app.history"),
+        Binding("e", "escalation", "Escalate", id="app.escalation"),
+        Binding("c", "checklist", "Checklist", id="app.checklist"),
+        Binding("w", "watch", "Active run", id="app.watch"),
+        Binding("t", "cycle_theme", "Theme", id="app.theme", show=False),
+    ]
+
+    def __init__(
+        self,
+        config: Config,
+        *,
+        watch_only: bool = False,
+        probe: bool = True,
+        clock: Callable[[], float] = time.time,
+        theme: str | None = None,
+        drill: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.config = config
+        self.read_only = watch_only
+        self.probing = probe and not watch_only
+        self.clock = clock
+        self.drill = drill
+        self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
+        self.env_updated: Signal[str] = Signal(self, "env-updated")
+        self.prober = Prober(config)
+        self.engine = Engine(config, prober=self.prober)
+        self.journal = self.engine.journal
+        self.last_run: str | None = None
+        for t in THEMES.values():
+            self.register_theme(t)
+        self.theme = pick_theme(theme)
+
+    @property
+    def is_drill(self) -> bool:
+        return bool(self.drill) or self.config.drill
+
+    def on_mount(self) -> None:
+        self.sub_title = self._subtitle()
+        self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
+        if self.read_only:
+            from screens.watch import WatchScreen
+
+            self.push_screen(WatchScreen())
+            return
+        from screens.dashboard import DashboardScreen
+
+        self.push_screen(DashboardScreen())
+        self.call_after_refresh(self.check_interrupted)
+        if self.probing:
+            for name in self.live:
+                self.run_worker(
+                    self._probe_loop(name),
+                    group=f"probe-{name}",
+                    exclusive=True,
+                    exit_on_error=False,
+                    name=f"probe {name}",
+                )
+
+    def check_interrupted(self) -> None:
+        """A run cut off by a crash is offered for resume or undo at start-up."""
+        from console.engine.session import authorization_of, request_of
+        from screens.modals import InterruptedRun
+        from screens.run_screen import RunScreen
+
+        try:
+            interrupted = self.journal.interrupted(drills=self.is_drill)
+        except Exception as exc:  # an unreadable journal is reported, not fatal
+            self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
+            return
+        if not interrupted:
+            return
+        run = interrupted[-1]
+        done = ", ".join(run.step_title(s) for s in run.progress()) or "nothing"
+        summary = (
+            f"run {run.run_id}: {run.title} on {run.env}, started by {run.operator} "
+            f"{run.started_at:%Y-%m-%d %H:%M UTC}\n{run.outcome_text()}; steps done: {done}"
+        )
+
+        def chosen(choice: str | None) -> None:
+            if choice in ("resume", "undo"):
+                self.push_screen(
+                    RunScreen(
+                        request_of(run),
+                        authorization_of(run),
+                        title=run.title,
+                        target_s=None,
+                        resume=run,
+                        undo=choice == "undo",
+                    )
+                )
+
+        self.push_screen(InterruptedRun(summary), chosen)
+
+    def _subtitle(self) -> str:
+        now = datetime.fromtimestamp(self.clock(), UTC).strftime("%H:%M:%S UTC")
+        mode = "WATCH (read-only)" if self.read_only else ("DRILL — rehearsal" if self.is_drill else "live")
+        return f"{mode} · {self.engine.who.user} · {now}"
+
+    async def _probe_loop(self, name: str) -> None:
+        """Probe, publish, sleep; never overlaps itself; one failure never ends it."""
+        live = self.live[name]
+        interval = self.config.thresholds.probe_interval_s
+        while True:
+            try:
+                snapshot = await self.prober.snapshot(live.env)
+                live.update(snapshot, self.config.decision_matrix)
+            except Exception as exc:  # a bug in a probe must not take the console down
+                live.probe_error = f"probe failed: {type(exc).__name__}: {exc}"
+            self.env_updated.publish(name)
+            await asyncio.sleep(interval)
+
+    def publish(self, name: str) -> None:
+        """Re-render an environment after a local change (e.g. declared symptoms)."""
+        self.live[name].reevaluate(self.config.decision_matrix)
+        self.env_updated.publish(name)
+
+    async def probe_now(self, name: str) -> None:
+        live = self.live[name]
+        live.update(await self.prober.snapshot(live.env), self.config.decision_matrix)
+        self.env_updated.publish(name)
+
+    # --- actions ------------------------------------------------------------------------
+    def action_history(self) -> None:
+        from screens.history import HistoryScreen
+
+        self.push_screen(HistoryScreen())
+
+    def action_escalation(self) -> None:
+        from screens.escalation import EscalationScreen
+
+        self.push_screen(EscalationScreen())
+
+    def action_checklist(self) -> None:
+        from screens.checklist import ChecklistScreen
+
+        run_id = self.last_run or self._latest_run()
+        if run_id is None:
+            self.notify("No rollback recorded yet: the checklist follows a rollback.", severity="warning")
+            return
+        self.push_screen(ChecklistScreen(run_id))
+
+    def action_watch(self) -> None:
+        from screens.watch import WatchScreen
+
+        self.push_screen(WatchScreen())
+
+    def _latest_run(self) -> str | None:
+        runs = self.journal.runs(drills=self.is_drill)
+        return runs[-1].run_id if runs else None
+
+    def action_rollback(self, environment: str | None = None) -> None:
+        if self.read_only:
+            self.notify("Watch mode is read-only.", severity="warning")
+            return
+        from screens.wizard import RollbackWizard
+
+        name = environment or next(iter(self.live))
+        self.push_screen(RollbackWizard(self.live[name]))
+
+    def action_cycle_theme(self) -> None:
+        names = list(THEMES)
+        self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+
+    async def on_unmount(self) -> None:
+        await self.engine.close()
+        await self.prober.close()

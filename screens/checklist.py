@@ -1,0 +1,112 @@
+"""The post-rollback checklist of one run: machine-checkable items tick themselves and
+show their evidence; the operator ticks the rest (journaled with their name)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from console import checklist
+from console.journal import incident_report
+from screens.format import cell, esc
+from screens.modals import TextPrompt
+
+
+class ChecklistScreen(Screen):
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="checklist.back"),
+        Binding("space,enter", "toggle", "Tick / untick", id="checklist.toggle"),
+        Binding("o", "report", "Write incident report", id="checklist.report"),
+        Binding("a", "recheck", "Re-check automatic items", id="checklist.recheck"),
+    ]
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__()
+        self.run_id = run_id
+        self.items: list[checklist.ItemState] = []
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="checklist-head")
+        yield DataTable(id="checklist", cursor_type="row")
+        yield Static("", id="checklist-evidence", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        table = self.query_one("#checklist", DataTable)
+        table.add_column("", key="tick")
+        table.add_column("Post-rollback checklist", key="text")
+        table.add_column("By", key="by")
+        self.action_recheck()
+        table.focus()
+
+    def action_recheck(self) -> None:
+        app = self.app
+        self.items = checklist.tick_automatic(app.config, app.journal, self.run_id)
+        self._render()
+
+    def _render(self) -> None:
+        run = self.app.journal.run(self.run_id)
+        self.title = "Post-rollback checklist"
+        done = sum(1 for s in self.items if s.ticked)
+        self.query_one("#checklist-head", Static).update(
+            f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome)} · "
+            f"{done}/{len(self.items)} done" + ("  [reverse $success] complete [/]" if done == len(self.items) else "")
+        )
+        table = self.query_one("#checklist", DataTable)
+        row = table.cursor_row
+        table.clear()
+        for s in self.items:
+            tick = "[$success]\\[x][/]" if s.ticked else "[ ]"
+            by = "auto" if s.by == "auto" else (s.by or ("auto" if s.automatic else "you"))
+            table.add_row(cell(self.app, tick), esc(s.item.text), esc(by), key=s.item.id)
+        table.move_cursor(row=min(row, len(self.items) - 1))
+        self._evidence()
+
+    def on_data_table_row_highlighted(self) -> None:
+        self._evidence()
+
+    def _evidence(self) -> None:
+        table = self.query_one("#checklist", DataTable)
+        if not self.items or table.cursor_row >= len(self.items):
+            return
+        s = self.items[table.cursor_row]
+        kind = "checked by the console" if s.automatic else "ticked by a person (Space)"
+        self.query_one("#checklist-evidence", Static).update(
+            f"[b]{esc(s.item.text)}[/b] — {kind}\n{esc(s.evidence) or '[$text-muted]no evidence yet[/]'}"
+        )
+
+    def action_toggle(self) -> None:
+        table = self.query_one("#checklist", DataTable)
+        s = self.items[table.cursor_row]
+        if s.automatic and s.item.check not in ("notified", "report"):
+            self.notify("This item is checked by the console from the validations (a = re-check).")
+            return
+
+        def done(note: str | None) -> None:
+            if note is None:
+                return
+            checklist.tick(self.app.config, self.app.journal, self.run_id, s.item.id, not s.ticked, note)
+            self.action_recheck()
+
+        question = f"{'Untick' if s.ticked else 'Tick'}: {s.item.text}\nEvidence or note (Enter to record):"
+        self.app.push_screen(TextPrompt(question, "e.g. dashboard link, ticket, who was told"), done)
+
+    def action_report(self) -> None:
+        journal = self.app.journal
+        run = journal.run(self.run_id)
+        path = Path(self.app.config.journal_path).parent / "reports" / f"{run.run_id}.md"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(
+            incident_report(
+                run, checklist=self.app.config.checklist, journal_path=journal.path, problems=journal.verify()
+            ),
+            encoding="utf-8",
+        )
+        journal.append("report_written", run=run.run_id, env=run.env, data={"path": str(path)})
+        self.notify(f"incident report written to {path}")
+        self.action_recheck()

@@ -1,0 +1,62 @@
+"""The dashboard: one panel per environment, each fed by its own probe loop."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Header
+
+from screens.widgets.env_panel import EnvPanel
+
+WIDE = 150  # columns from which panels sit side by side
+
+
+class DashboardScreen(Screen):
+    BINDINGS = [
+        Binding("down,j", "focus_next", "Next", id="dashboard.next", show=False),
+        Binding("up,k", "focus_previous", "Previous", id="dashboard.previous", show=False),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        with VerticalScroll(id="panels"):
+            for live in self.app.live.values():
+                yield EnvPanel(live, self.app.config, read_only=self.app.read_only)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.app.env_updated.subscribe(self, self._updated)
+        panels = list(self.query(EnvPanel))
+        if panels:
+            panels[0].focus()
+        self._layout(self.size.width)
+
+    def on_resize(self) -> None:
+        self._layout(self.size.width)
+
+    def _layout(self, width: int) -> None:
+        self.query_one("#panels").set_class(width >= WIDE and len(self.app.live) > 1, "-wide")
+
+    def on_screen_resume(self) -> None:
+        for panel in self.query(EnvPanel):
+            panel.refresh_from_live()
+
+    def _updated(self, name: str) -> None:
+        if not self.is_current:
+            return  # hidden screens catch up when they come back
+        for panel in self.query(EnvPanel):
+            if panel.live.env.name == name:
+                panel.refresh_from_live()
+
+    @on(EnvPanel.Selected)
+    def open_environment(self, event: EnvPanel.Selected) -> None:
+        from screens.environment import EnvironmentScreen
+
+        self.app.push_screen(EnvironmentScreen(self.app.live[event.environment]))
+
+    @on(EnvPanel.RollbackRequested)
+    def start_rollback(self, event: EnvPanel.RollbackRequested) -> None:
+        self.app.action_rollback(event.environment)

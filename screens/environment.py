@@ -1,0 +1,223 @@
+"""The focused view of one environment: latency chart, log tail, process, decision
+matrix, hosts, troubleshooting and database — everything the dashboard summarises."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual_plotext import PlotextPlot
+
+from console import troubleshooting
+from console.matrix import limit
+from console.probes.logs import FLAG_LINE, is_error
+from screens import format as fmt
+from screens.state import LiveEnvironment
+
+
+class EnvironmentScreen(Screen):
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="env.back"),
+        Binding("r", "rollback", "Rollback", id="env.rollback"),
+        Binding("p", "probe", "Probe now", id="env.probe"),
+    ]
+
+    def __init__(self, live: LiveEnvironment) -> None:
+        super().__init__()
+        self.live = live
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static(id="env-summary")
+        with TabbedContent(id="env-tabs"):
+            with TabPane("Latency", id="tab-latency"):
+                yield PlotextPlot(id="latency-chart")
+            with TabPane("Log", id="tab-log"), VerticalScroll():
+                yield Static(id="log-tail")
+            with TabPane("Process", id="tab-process"), VerticalScroll():
+                yield Static(id="process")
+            with TabPane("Matrix", id="tab-matrix"):
+                yield DataTable(id="matrix", cursor_type="row", zebra_stripes=True)
+            with TabPane("Hosts", id="tab-hosts"):
+                yield DataTable(id="hosts", cursor_type="row", zebra_stripes=True)
+            with TabPane("Troubleshooting", id="tab-trouble"), VerticalScroll():
+                yield Static(id="trouble")
+            with TabPane("Database", id="tab-db"), VerticalScroll():
+                yield Static(id="database")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"{self.live.env.name} ({self.live.env.kind})"
+        matrix = self.query_one("#matrix", DataTable)
+        matrix.add_columns("", "Symptom", "Severity", "Action", "Timeline", "Seen")
+        for i, row in enumerate(self.app.config.decision_matrix):
+            matrix.add_row(
+                "",
+                fmt.esc(row.symptom),
+                row.severity,
+                fmt.esc(row.advice or row.action),
+                fmt.esc(row.timeline),
+                "",
+                key=str(i),
+            )
+        hosts = self.query_one("#hosts", DataTable)
+        hosts.add_columns("Host", "Health", "Flags env/proc/log", "Latency", "ERRORs", "RSS", "Problem")
+        for h in self.live.env.hosts:
+            hosts.add_row(h.name, "…", "", "", "", "", "", key=h.name)
+        self.app.env_updated.subscribe(self, self._updated)
+        self.refresh_all()
+
+    def _updated(self, name: str) -> None:
+        if name == self.live.env.name and self.is_current:
+            self.refresh_all()
+
+    def on_screen_resume(self) -> None:
+        self.refresh_all()
+
+    def refresh_all(self) -> None:
+        s, live, config = self.live.snapshot, self.live, self.app.config
+        if s is None:
+            self.query_one("#env-summary", Static).update(fmt.esc(live.probe_error or "probing…"))
+            return
+        t = config.thresholds
+        critical = limit(config.decision_matrix, "response_time_s") or 5.0
+        with self.app.batch_update():
+            self.query_one("#env-summary", Static).update(
+                fmt.recommendation_line(live.recommendation)
+                + "\n"
+                + fmt.health_line(s)
+                + "   latency "
+                + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical)
+                + "\n"
+                + fmt.errors_line(s)
+                + "   "
+                + fmt.memory_line(s, t)
+            )
+            self._chart(t.response_time_ok_s, critical)
+            self._log(s)
+            self._process(s)
+            self._matrix()
+            self._hosts(s)
+            self._trouble(s)
+            self._database(s)
+
+    def _chart(self, ok: float, critical: float) -> None:
+        plot = self.query_one("#latency-chart", PlotextPlot)
+        plt = plot.plt
+        plt.clear_data()
+        plt.clear_figure()
+        points = list(self.live.series.points)
+        if points:
+            t0 = points[0][0]
+            xs = [round(when - t0, 1) for when, _ in points]
+            plt.plot(xs, [v for _, v in points], marker="braille", label="best-times")
+            plt.hline(ok, "green")
+            plt.hline(critical, "red")
+            plt.ylim(0, max(critical * 1.2, max(v for _, v in points) * 1.1))
+        plt.title(f"best-times latency (s) — lines at {ok:g}s (validation) and {critical:g}s (quick rollback)")
+        plt.xlabel("seconds")
+        plot.refresh()
+
+    def _log(self, s) -> None:
+        lines = []
+        for h in s.hosts:
+            if len(s.hosts) > 1:
+                lines.append(f"[b]── {fmt.esc(h.host)}[/b]")
+            if h.logs.error:
+                lines.append(f"[$error]{fmt.esc(h.logs.error)}[/]")
+            for line in h.logs.tail:
+                text = fmt.esc(line[:300])
+                if is_error(line):
+                    lines.append(f"[$error]{text}[/]")
+                elif FLAG_LINE.search(line):
+                    lines.append(f"[b $accent]{text}[/]")
+                else:
+                    lines.append(text)
+        self.query_one("#log-tail", Static).update("\n".join(lines) or "[$text-muted]no log lines[/]")
+
+    def _process(self, s) -> None:
+        out = []
+        for h in s.hosts:
+            f = h.flags
+            out.append(f"[b]{fmt.esc(h.host)}[/b] ({fmt.esc(h.where)}) pid {f.pid or '—'}")
+            if f.process_error:
+                out.append(f"  [$error]{fmt.esc(f.process_error)}[/]")
+            for name, raw in f.process_raw:
+                shown = "(not set → true)" if raw is None else fmt.esc(raw)
+                out.append(f"  /proc/{f.pid}/environ  {name}={shown}")
+            env_path = fmt.esc(self.live.env.expand(self.live.env.env_file, _host(self.live, h.host)))
+            out.append(f"  [b]env file[/b] {env_path}")
+            for line, text in f.env_file_lines:
+                out.append(f"    {line:>4}: {fmt.esc(text)}")
+            for p in f.env_file_problems:
+                out.append(f"    [$warning]{fmt.esc(p)}[/]")
+            if f.log_line:
+                out.append(f"  [b]last flag line[/b] {fmt.esc(f.log_line[:200])}")
+            for d in f.drift:
+                out.append(f"  [reverse $warning] DRIFT [/] {fmt.esc(d.describe())}")
+        self.query_one("#process", Static).update("\n".join(out))
+
+    def _matrix(self) -> None:
+        table = self.query_one("#matrix", DataTable)
+        rec = self.live.recommendation
+        if rec is None:
+            return
+        for i, finding in enumerate(rec.findings):
+            mark = "[reverse $error] ● [/]" if finding.lit else ("[$text-muted]?[/]" if not finding.known else "·")
+            table.update_cell(str(i), table.ordered_columns[0].key, fmt.cell(self.app, mark))
+            table.update_cell(str(i), table.ordered_columns[5].key, fmt.esc(finding.evidence))
+
+    def _hosts(self, s) -> None:
+        table = self.query_one("#hosts", DataTable)
+        keys = [c.key for c in table.ordered_columns]
+        for h in s.hosts:
+            for key, value in zip(keys, fmt.host_row(h, self.app.config.thresholds), strict=True):
+                table.update_cell(h.host, key, fmt.cell(self.app, value))
+
+    def _trouble(self, s) -> None:
+        runs = self.app.journal.runs(self.live.env.name, drills=self.app.is_drill)
+        found = troubleshooting.findings(self.live.env, s, runs[-1] if runs else None)
+        if not found:
+            text = "[$success]None of the runbook's four troubleshooting issues applies right now.[/]"
+        else:
+            parts = []
+            for f in found:
+                host = f" on {fmt.esc(f.host)}" if f.host else ""
+                parts.append(
+                    f"[reverse $warning] {fmt.esc(f.title)} [/]{host}\n  [b]evidence[/b] {fmt.esc(f.evidence)}"
+                )
+                parts.append("  [b]fix[/b]\n" + "\n".join(f"    $ {fmt.esc(c)}" for c in f.fix if c))
+            text = "\n".join(parts)
+        self.query_one("#trouble", Static).update(text)
+
+    def _database(self, s) -> None:
+        db = s.database
+        if db is None:
+            text = "[$text-muted]no [database] section for this environment[/]"
+        elif db.error:
+            text = f"[$error]{fmt.esc(db.error)}[/]"
+        else:
+            lines = [f"{c}: {'[$success]present[/]' if p else '[$text-muted]absent[/]'}" for c, p in db.columns]
+            lines += [f"index {i}: {'present' if p else 'absent'}" for i, p in db.indexes]
+            lines.append(f"rows: {db.rows}")
+            if db.dependents:
+                lines.append("would go with the columns: " + ", ".join(fmt.esc(d) for d in db.dependents))
+            if db.extra_dependents:
+                lines.append(
+                    "[$warning]beyond migration 004: " + ", ".join(fmt.esc(d) for d in db.extra_dependents) + "[/]"
+                )
+            text = "\n".join(lines)
+        self.query_one("#database", Static).update(text)
+
+    def action_rollback(self) -> None:
+        self.app.action_rollback(self.live.env.name)
+
+    async def action_probe(self) -> None:
+        self.notify("probing…", timeout=1)
+        await self.app.probe_now(self.live.env.name)
+
+
+def _host(live: LiveEnvironment, name: str):
+    return next((h for h in live.env.hosts if h.name == name), live.env.hosts[0])

@@ -1,0 +1,73 @@
+"""Contacts and the runbook's four escalation levels; notify a level from here."""
+
+from __future__ import annotations
+
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Header, Static
+
+from screens.format import esc
+from screens.modals import TextPrompt
+
+
+class EscalationScreen(Screen):
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="escalation.back"),
+        Binding("n,enter", "notify_level", "Notify this level", id="escalation.notify"),
+    ]
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("[b]Emergency contacts[/b]", classes="section-title")
+        yield DataTable(id="contacts", cursor_type="none", zebra_stripes=True)
+        yield Static("[b]Escalation path[/b] — select a level and press n to notify it", classes="section-title")
+        yield DataTable(id="levels", cursor_type="row")
+        yield Static("", id="escalation-status", classes="hint")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = "Escalation"
+        config = self.app.config
+        contacts = self.query_one("#contacts", DataTable)
+        contacts.add_columns("Role", "Contact", "How", "Availability")
+        for c in config.contacts:
+            contacts.add_row(esc(c.role), esc(c.name), esc(c.contact), esc(c.availability))
+        levels = self.query_one("#levels", DataTable)
+        levels.add_columns("Level", "What", "Who")
+        for lv in config.escalation:
+            levels.add_row(f"Level {lv.level}", esc(lv.description), esc(", ".join(lv.contacts)), key=str(lv.level))
+        webhook = config.notifications.webhook
+        self.query_one("#escalation-status", Static).update(
+            f"notifications go to the webhook from {esc(webhook.describe())}"
+            if webhook
+            else "[$warning]no webhook configured: notifying is recorded in the journal only[/]"
+        )
+        levels.focus()
+
+    def action_notify_level(self) -> None:
+        levels = self.query_one("#levels", DataTable)
+        if not self.app.config.escalation:
+            return
+        level = self.app.config.escalation[levels.cursor_row]
+
+        def send(reason: str | None) -> None:
+            if reason is not None:
+                self._send(level.level, reason)
+
+        self.app.push_screen(
+            TextPrompt(f"Notify level {level.level} ({level.description})? Why:", "what is happening, what was tried"),
+            send,
+        )
+
+    @work(exclusive=True, group="escalation", exit_on_error=False)
+    async def _send(self, level: int, reason: str) -> None:
+        env = self.app.screen_stack[1].live.env.name if hasattr(self.app.screen_stack[1], "live") else None
+        result = await self.app.engine.notify_escalation(env or "-", level, reason)
+        text = (
+            f"[$success]level {level} notified[/]"
+            if result.ok
+            else f"[$warning]level {level}: {esc(result.error or 'not sent')}[/] (recorded in the journal)"
+        )
+        self.query_one("#escalation-status", Static).update(text)

@@ -1,0 +1,187 @@
+"""Snapshots as console markup. Remote text is always escaped; colours are theme variables."""
+
+from __future__ import annotations
+
+import re
+
+from rich.errors import MarkupError
+from rich.text import Text
+from textual.app import App
+from textual.markup import escape
+
+from console.config.model import Thresholds
+from console.flags import FLAG_NAMES
+from console.matrix import Recommendation, memory_level
+from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+
+SEVERITY_STYLE = {"HIGH": "$error", "MEDIUM": "$warning", "LOW": "$accent"}
+SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
+COLUMNS = ("adv", "time-w", "content")
+
+
+def esc(text: object) -> str:
+    return escape(str(text))
+
+
+def seconds(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}s"
+
+
+def consensus(s: EnvironmentSnapshot, source: str, name: str) -> tuple[bool | None, bool]:
+    """One source's value of a flag across hosts: (value or None if mixed/unknown, drifted?)."""
+    values = []
+    drift = False
+    for h in s.reachable_hosts:
+        fs = getattr(h.flags, source)
+        if fs is not None:
+            values.append(fs.get(name))
+        drift = drift or any(d.flag == name for d in h.flags.drift)
+    known = set(values)
+    return (values[0] if len(known) == 1 else None), drift or len(known) > 1
+
+
+def flag_table(s: EnvironmentSnapshot | None) -> str:
+    """A small grid: rows are the three sources, columns the three flags; drift in reverse."""
+    head = "[b]flags[/b]     " + " ".join(f"{c:<7}" for c in COLUMNS)
+    rows = [head]
+    for label, source in SOURCES:
+        cells = []
+        for name in FLAG_NAMES:
+            if s is None:
+                cells.append(f"{'…':<7}")
+                continue
+            value, drift = consensus(s, source, name)
+            text = {True: "on", False: "off", None: "?"}[value]
+            style = "$text" if value else "$text-muted"
+            if drift:
+                style = "reverse $warning"
+            cells.append(f"[{style}]{text:<5}[/]  ")
+        rows.append(f"{label:<9} " + " ".join(cells))
+    return "\n".join(rows)
+
+
+def health_line(s: EnvironmentSnapshot) -> str:
+    hosts = s.reachable_hosts
+    if not hosts:
+        return "[$error]health   unreachable[/]"
+    healthy = sum(1 for h in hosts if h.health.healthy)
+    ready = sum(1 for h in hosts if h.health.ready)
+    n = len(s.hosts)
+    h_style = "$success" if healthy == n else "$error"
+    r_style = "$success" if ready == n else "$error"
+    if n == 1:
+        text = f"health   [{h_style}]/health {'✓' if healthy else '✗'}[/]  [{r_style}]ready {'✓' if ready else '✗'}[/]"
+    else:
+        text = f"health   [{h_style}]/health {healthy}/{n}[/]  [{r_style}]ready {ready}/{n}[/]"
+    if any(h.health.disagree for h in hosts):
+        text += "  [reverse $warning] disagree [/]"
+    return text
+
+
+def latency_line(s: EnvironmentSnapshot, p50: float | None, p95: float | None, t: Thresholds, critical: float) -> str:
+    now = s.response_time_s
+    style = (
+        "$success"
+        if now is not None and now < t.response_time_ok_s
+        else ("$warning" if now is not None and now < critical else "$error")
+    )
+    return f"[{style}]{seconds(now)}[/] p50 {seconds(p50)} p95 {seconds(p95)}"
+
+
+def errors_line(s: EnvironmentSnapshot) -> str:
+    lines = sum(h.logs.error_lines for h in s.reachable_hosts)
+    window = max((h.logs.window for h in s.reachable_hosts), default=0)
+    rate = s.error_rate
+    style = "$success" if not lines else "$error"
+    rate_text = "—" if rate is None else f"{rate:.0%}"
+    return f"errors   [{style}]{lines} ERROR[/] in last {window} · rate {rate_text}"
+
+
+def memory_line(s: EnvironmentSnapshot, t: Thresholds) -> str:
+    mb = s.memory_mb
+    level = memory_level(t, mb)
+    style = {"ok": "$success", "warn": "$warning", "high": "$error"}.get(level, "$text-muted")
+    return "memory   " + ("—" if mb is None else f"[{style}]{mb:.0f} MB[/] ({level})")
+
+
+def recommendation_line(rec: Recommendation | None) -> str:
+    if rec is None:
+        return "[$text-muted]assessing…[/]"
+    if rec.action is None:
+        return "[$success]● no action[/] — no symptom in the decision matrix"
+    style = SEVERITY_STYLE.get(rec.severity or "", "$warning")
+    return f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
+
+
+def host_row(h: HostSnapshot, t: Thresholds) -> tuple[str, ...]:
+    """One row of the per-host grid."""
+    if h.unreachable:
+        return (h.host, "[$error]unreachable[/]", "", "", "", "", esc(h.unreachable)[:60])
+
+    def flags(fs: object) -> str:
+        return "".join("1" if fs.get(n) else "0" for n in FLAG_NAMES) if fs is not None else "???"
+
+    f = h.flags
+    drift = "[reverse $warning]drift[/]" if f.drift else "ok"
+    r = h.recommendations
+    health = "[$success]✓[/]" if h.health.healthy and h.health.ready else "[$error]✗[/]"
+    latency = seconds(r.latency_s)
+    mem = "—" if h.memory.rss_mb is None else f"{h.memory.rss_mb:.0f}MB"
+    return (
+        h.host,
+        health,
+        f"{flags(f.env_file)}/{flags(f.process)}/{flags(f.log)} {drift}",
+        latency,
+        str(h.logs.error_lines),
+        mem,
+        esc(r.failure or r.error or r.login_error or "")[:60],
+    )
+
+
+_TAG = re.compile(r"(?<!\\)\[([^\[\]]*)\]")
+_VAR = re.compile(r"\$([a-z][a-z-]*)")
+
+
+def rich_style(app: App, name: str) -> str:
+    """A theme variable as a Rich style, for widgets that render Rich markup (DataTable)."""
+    if name in ("text-muted", "text-disabled"):
+        return "dim"
+    if name == "text":
+        return ""
+    value = str(app.theme_variables.get(name, ""))
+    if value.startswith("ansi_"):
+        return value.removeprefix("ansi_")
+    return value
+
+
+def cell(app: App, markup: str) -> Text:
+    """Console markup (with $theme variables) as a Rich Text for a DataTable cell."""
+
+    def tag(m: re.Match[str]) -> str:
+        inner = _VAR.sub(lambda v: rich_style(app, v.group(1)), m.group(1)).strip()
+        return f"[{inner}]" if inner else "[not dim]"
+
+    try:
+        return Text.from_markup(_TAG.sub(tag, markup))
+    except MarkupError:
+        return Text(markup)
+
+
+_BARS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[float], ok: float, critical: float, width: int) -> str:
+    """Latency bars on a fixed scale (0 to just above the critical line), coloured by threshold.
+
+    Textual's Sparkline scales to its own min and max, which makes 20 ms look like 5 s;
+    an operator needs the thresholds to stay put.
+    """
+    if not values:
+        return "[$text-muted]" + "·" * max(1, width) + "[/]"
+    ceiling = critical * 1.2
+    out = []
+    for v in values[-width:]:
+        level = min(len(_BARS) - 1, int(v / ceiling * (len(_BARS) - 1) + 0.5))
+        style = "$success" if v < ok else ("$warning" if v < critical else "$error")
+        out.append(f"[{style}]{_BARS[level]}[/]")
+    return "".join(out)

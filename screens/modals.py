@@ -1,0 +1,208 @@
+"""Modal screens. Each shows exactly what will happen; Escape never does anything destructive."""
+
+from __future__ import annotations
+
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import ModalScreen
+from textual.widgets import Button, Input, Static
+
+from console.engine.runner import Decision, Failure
+from screens.format import esc
+
+
+class ConfirmRollback(ModalScreen[bool]):
+    """Shows the exact edits and commands; runs only on an explicit yes.
+
+    Destructive plans also need the environment's name typed in.
+    """
+
+    BINDINGS = [
+        Binding("escape", "cancel", "Cancel", id="confirm.cancel"),
+        Binding("y", "confirm", "Run it", id="confirm.yes"),
+    ]
+
+    def __init__(self, title: str, environment: str, commands: str, *, destructive: bool = False) -> None:
+        super().__init__()
+        self.title_text, self.environment, self.commands, self.destructive = title, environment, commands, destructive
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal" + (" -danger" if self.destructive else "")):
+            yield Static(f"[b]{esc(self.title_text)}[/b] on [b]{esc(self.environment)}[/b]")
+            yield Static("This is exactly what will run:", classes="hint")
+            with VerticalScroll(classes="commands"):
+                yield Static(esc(self.commands))
+            if self.destructive:
+                yield Static(f"[$error]DESTRUCTIVE.[/] Type [b]{esc(self.environment)}[/b] to confirm:")
+                yield Input(placeholder=self.environment, id="typed")
+            with Horizontal(classes="buttons"):
+                yield Button("Cancel (Esc)", id="cancel")
+                yield Button("Run it (y)", id="confirm", variant="error" if self.destructive else "primary")
+
+    def on_mount(self) -> None:
+        if self.destructive:
+            self.query_one("#typed", Input).focus()
+        else:
+            self.query_one("#confirm", Button).focus()
+
+    def action_cancel(self) -> None:
+        self.dismiss(False)
+
+    def action_confirm(self) -> None:
+        if self.destructive and self.query_one("#typed", Input).value.strip() != self.environment:
+            self.notify(f"type {self.environment} to confirm a destructive rollback", severity="error")
+            return
+        self.dismiss(True)
+
+    @on(Button.Pressed, "#cancel")
+    def _cancel(self) -> None:
+        self.action_cancel()
+
+    @on(Button.Pressed, "#confirm")
+    def _confirm(self) -> None:
+        self.action_confirm()
+
+    @on(Input.Submitted, "#typed")
+    def _typed(self) -> None:
+        self.action_confirm()
+
+
+class StepFailedModal(ModalScreen[Decision]):
+    """A step failed: retry, apply the runbook's fix, skip with a reason, undo, or abort.
+
+    There is no Escape here: the run waits for a choice.
+    """
+
+    BINDINGS = [
+        Binding("r", "choose('retry')", "Retry", id="failed.retry"),
+        Binding("f", "choose('fix')", "Fix", id="failed.fix"),
+        Binding("s", "choose('skip')", "Skip…", id="failed.skip"),
+        Binding("u", "choose('undo')", "Undo", id="failed.undo"),
+        Binding("a", "choose('abort')", "Abort", id="failed.abort"),
+    ]
+
+    def __init__(self, failure: Failure, operator: str) -> None:
+        super().__init__()
+        self.failure = failure
+        self.operator = operator
+
+    def compose(self) -> ComposeResult:
+        f = self.failure
+        with Vertical(classes="modal -danger"):
+            yield Static(f"[$error b]✗ {esc(f.step.title)} failed[/]")
+            with VerticalScroll(classes="commands"):
+                lines = []
+                for host, failure in f.hosts.items():
+                    where = "" if host == "*" else f"[b]{esc(host)}[/b]: "
+                    lines.append(f"{where}{esc(failure)}")
+                    if failure.troubleshooting:
+                        lines.append(f"  runbook troubleshooting — {esc(failure.troubleshooting)}")
+                    if failure.output:
+                        lines.extend(f"  │ {esc(x)}" for x in failure.output.splitlines()[-12:])
+                if f.not_started:
+                    lines.append(f"not started: {esc(', '.join(f.not_started))}")
+                remedy = next((x.remedy for x in f.hosts.values() if x.remedy), None)
+                if remedy:
+                    lines.append(f"\n[b]known fix[/b] ({esc(remedy.troubleshooting)}): {esc(remedy.title)}")
+                    lines.extend(f"  $ {esc(c)}" for c in remedy.commands)
+                yield Static("\n".join(lines))
+            yield Input(placeholder="reason for skipping (required to skip)", id="reason")
+            with Horizontal(classes="buttons"):
+                yield Button("Retry (r)", id="retry", variant="primary")
+                if f.fixable:
+                    yield Button("Apply fix (f)", id="fix", variant="warning")
+                yield Button("Skip (s)", id="skip")
+                yield Button("Undo (u)", id="undo", variant="error")
+                yield Button("Abort (a)", id="abort")
+
+    def on_mount(self) -> None:
+        self.query_one("#fix" if self.failure.fixable else "#retry", Button).focus()
+
+    def action_choose(self, kind: str) -> None:
+        if kind == "fix" and not self.failure.fixable:
+            return
+        if kind == "skip":
+            reason = self.query_one("#reason", Input).value.strip()
+            if not reason:
+                self.query_one("#reason", Input).focus()
+                self.notify("type why you skip this step, then press s or Enter", severity="warning")
+                return
+            self.dismiss(Decision("skip", reason, by=self.operator))
+            return
+        self.dismiss(Decision(kind, by=self.operator))  # type: ignore[arg-type]
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        if event.button.id:
+            self.action_choose(event.button.id)
+
+    @on(Input.Submitted, "#reason")
+    def _reason(self) -> None:
+        self.action_choose("skip")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # Letters typed into the reason box are text, not choices.
+        if isinstance(self.focused, Input) and action == "choose":
+            return False
+        return True
+
+
+class TextPrompt(ModalScreen[str | None]):
+    """Ask for one line of text (e.g. a note for a checklist tick). Escape cancels."""
+
+    BINDINGS = [Binding("escape", "cancel", "Cancel", id="prompt.cancel")]
+
+    def __init__(self, question: str, placeholder: str = "") -> None:
+        super().__init__()
+        self.question, self.placeholder = question, placeholder
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static(esc(self.question))
+            yield Input(placeholder=self.placeholder, id="answer")
+
+    def on_mount(self) -> None:
+        self.query_one(Input).focus()
+
+    @on(Input.Submitted)
+    def _done(self, event: Input.Submitted) -> None:
+        self.dismiss(event.value)
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)
+
+
+class InterruptedRun(ModalScreen[str]):
+    """At start-up: a run a crash or kill -9 cut off. Resume it, undo it, or decide later."""
+
+    BINDINGS = [
+        Binding("escape", "choose('later')", "Later", id="interrupted.later"),
+        Binding("r", "choose('resume')", "Resume", id="interrupted.resume"),
+        Binding("u", "choose('undo')", "Undo", id="interrupted.undo"),
+    ]
+
+    def __init__(self, summary: str) -> None:
+        super().__init__()
+        self.summary = summary
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal -danger"):
+            yield Static("[$warning b]An interrupted rollback was found in the journal[/]")
+            yield Static(esc(self.summary))
+            yield Static("Resume finishes it from where it stopped; undo puts back what it changed.", classes="hint")
+            with Horizontal(classes="buttons"):
+                yield Button("Later (Esc)", id="later")
+                yield Button("Undo (u)", id="undo", variant="error")
+                yield Button("Resume (r)", id="resume", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one("#resume", Button).focus()
+
+    def action_choose(self, choice: str) -> None:
+        self.dismiss(choice)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id or "later")

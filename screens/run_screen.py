@@ -1,0 +1,148 @@
+"""A rollback running: live step list with timers against the runbook target, streaming
+output, the validations, and a modal when a step fails. Also resumes or undoes a run
+that a crash interrupted."""
+
+from __future__ import annotations
+
+import asyncio
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Button, Footer, Header, RichLog
+
+from console.authz import Authorization
+from console.engine.events import Event
+from console.engine.runner import Decision, Failure
+from console.engine.session import RunRefused, RunRequest
+from console.journal import RunSummary
+from screens.modals import StepFailedModal
+from screens.widgets.run_view import RunView
+
+APPROVAL_WAIT_S = 15 * 60
+
+
+class RunEvent(Message):
+    def __init__(self, event: Event) -> None:
+        super().__init__()
+        self.event = event
+
+
+class RunScreen(Screen):
+    BINDINGS = [
+        Binding("c", "checklist", "Checklist", id="run.checklist"),
+        Binding("escape", "leave", "Back", id="run.leave"),
+    ]
+
+    def __init__(
+        self,
+        request: RunRequest,
+        authorization: Authorization | None,
+        *,
+        title: str,
+        target_s: float | None,
+        resume: RunSummary | None = None,
+        undo: bool = False,
+        recommendation: object | None = None,
+        plan: object | None = None,
+    ) -> None:
+        super().__init__()
+        self.request, self.authorization = request, authorization
+        self.plan_title, self.target_s = title, target_s
+        self.resume, self.undo = resume, undo
+        self.recommendation = recommendation
+        self.plan = plan
+        self.running = False
+        self.run_id: str | None = resume.run_id if resume else None
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield RunView(id="run-view")
+        with Horizontal(classes="buttons"):
+            yield Button("Checklist → (c)", id="to-checklist", variant="primary", disabled=True)
+            yield Button("Done (Esc)", id="done", disabled=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        verb = "Undo" if self.undo else ("Resume" if self.resume else "Rollback")
+        self.title = f"{verb} — {self.request.environment}"
+        self._execute()
+
+    def _output(self, text: str) -> None:
+        self.query_one("#run-output", RichLog).write(text)
+
+    @work(exclusive=True, group="rollback", exit_on_error=False)
+    async def _execute(self) -> None:
+        engine = self.app.engine
+        view = self.query_one("#run-view", RunView)
+        self.running = True
+        run_id = self.run_id
+        try:
+            authorization = self.authorization
+            if authorization is None:  # waiting for a second person
+                run_id = engine.request_approval(self.request, self.plan)
+                view.start(f"waiting for approval of {run_id}", None)
+                self._output(f"Ask a team lead or on-call to run:  rollback-console approve {run_id}")
+                approver = await engine.wait_for_approval(run_id, APPROVAL_WAIT_S)
+                if approver is None:
+                    self._output("no approval within 15 minutes: nothing was changed")
+                    return
+                self._output(f"approved by {approver}")
+                authorization = Authorization("approved", engine.who.user, approver=approver)
+            view.start(self.plan_title, self.target_s)
+            engine.on_event = lambda e: self.post_message(RunEvent(e))
+            outcome = await engine.execute(
+                self.request,
+                authorization,
+                self._decide,
+                run_id=run_id,
+                recommendation=self.recommendation,
+                resume=self.resume,
+                undo_only=self.undo,
+            )
+            self.run_id = outcome.run_id
+            self.app.last_run = outcome.run_id
+        except RunRefused as exc:
+            self._output(f"refused: {exc}")
+            self.notify(str(exc), severity="error", timeout=15)
+        finally:
+            engine.on_event = lambda e: None
+            self.running = False
+            self.query_one("#done", Button).disabled = False
+            checklist = self.query_one("#to-checklist", Button)
+            checklist.disabled = self.run_id is None
+            (checklist if self.run_id else self.query_one("#done", Button)).focus()
+            self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
+
+    async def _decide(self, failure: Failure) -> Decision:
+        future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
+        self.app.push_screen(StepFailedModal(failure, self.app.engine.who.user), future.set_result)
+        return await future
+
+    @on(RunEvent)
+    def _event(self, message: RunEvent) -> None:
+        e = message.event
+        self.query_one("#run-view", RunView).apply(e.kind, e.step, e.host, e.message, e.data)
+
+    def action_checklist(self) -> None:
+        if self.run_id and not self.running:
+            from screens.checklist import ChecklistScreen
+
+            self.app.switch_screen(ChecklistScreen(self.run_id))
+
+    def action_leave(self) -> None:
+        if self.running:
+            self.notify("The rollback is running; it goes on until it finishes or a step asks you.", severity="warning")
+            return
+        self.app.pop_screen()
+
+    @on(Button.Pressed, "#to-checklist")
+    def _checklist(self) -> None:
+        self.action_checklist()
+
+    @on(Button.Pressed, "#done")
+    def _done(self) -> None:
+        self.action_leave()

@@ -1,0 +1,32 @@
+"""What the console knows about each environment right now, fed by the probe loops."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from console.config.model import Environment, MatrixRow
+from console.matrix import Recommendation, evaluate
+from console.probes.series import LatencySeries
+from console.probes.snapshot import EnvironmentSnapshot
+
+
+@dataclass
+class LiveEnvironment:
+    env: Environment
+    snapshot: EnvironmentSnapshot | None = None
+    recommendation: Recommendation | None = None
+    series: LatencySeries = field(default_factory=LatencySeries)
+    declared: set[str] = field(default_factory=set)  # symptoms the operator declared
+    probe_error: str | None = None
+    rounds: int = 0
+
+    def update(self, snapshot: EnvironmentSnapshot, matrix: tuple[MatrixRow, ...]) -> None:
+        self.snapshot = snapshot
+        self.probe_error = None
+        self.rounds += 1
+        self.series.add(snapshot.taken_at, snapshot.response_time_s)
+        self.recommendation = evaluate(matrix, snapshot, self.declared)
+
+    def reevaluate(self, matrix: tuple[MatrixRow, ...]) -> None:
+        if self.snapshot is not None:
+            self.recommendation = evaluate(matrix, self.snapshot, self.declared)

@@ -1,0 +1,92 @@
+"""One environment on the dashboard: flags from three sources, health, latency, errors,
+memory and the recommended action. Focus it and press Enter for the focused view."""
+
+from __future__ import annotations
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical
+from textual.message import Message
+from textual.widget import Widget
+from textual.widgets import Static
+
+from console.config.model import Config
+from console.matrix import limit
+from screens import format as fmt
+from screens.state import LiveEnvironment
+
+
+class EnvPanel(Widget, can_focus=True):
+    BINDINGS = [
+        Binding("enter", "open", "Open", id="panel.open"),
+        Binding("r", "rollback", "Rollback", id="panel.rollback"),
+    ]
+
+    class Selected(Message):
+        def __init__(self, environment: str) -> None:
+            super().__init__()
+            self.environment = environment
+
+    class RollbackRequested(Message):
+        def __init__(self, environment: str) -> None:
+            super().__init__()
+            self.environment = environment
+
+    def __init__(self, live: LiveEnvironment, config: Config, *, read_only: bool = False) -> None:
+        super().__init__(id=f"env-{live.env.name}", classes="env-panel")
+        self.live = live
+        self.config = config
+        self.read_only = read_only
+        env = live.env
+        n = len(env.hosts)
+        self.border_title = f"{env.name} · {env.kind}" + (f" · {n} hosts" if n > 1 else "")
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(classes="panel-body"):
+            yield Static(fmt.flag_table(None), classes="flags")
+            with Vertical(classes="metrics"):
+                yield Static("health   …", classes="health")
+                with Horizontal(classes="latency-row"):
+                    yield Static("latency ", classes="label")
+                    yield Static("", classes="spark")
+                yield Static("", classes="latency")
+                yield Static("errors   …", classes="errors")
+                yield Static("memory   …", classes="memory")
+        yield Static(fmt.recommendation_line(None), classes="recommendation")
+
+    def on_mount(self) -> None:
+        self.refresh_from_live()
+
+    def refresh_from_live(self) -> None:
+        live, s = self.live, self.live.snapshot
+        t = self.config.thresholds
+        if live.probe_error and s is None:
+            self.query_one(".health", Static).update(f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
+            return
+        if s is None:
+            return
+        self.query_one(".flags", Static).update(fmt.flag_table(s))
+        self.query_one(".health", Static).update(fmt.health_line(s))
+        critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
+        spark = self.query_one(".spark", Static)
+        spark.update(fmt.sparkline(live.series.values, t.response_time_ok_s, critical, max(8, spark.size.width)))
+        self.query_one(".latency", Static).update(
+            "         " + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical)
+        )
+        self.query_one(".errors", Static).update(fmt.errors_line(s))
+        self.query_one(".memory", Static).update(fmt.memory_line(s, t))
+        self.query_one(".recommendation", Static).update(fmt.recommendation_line(live.recommendation))
+        self.set_class(bool(live.recommendation and live.recommendation.action), "-alert")
+        self.set_class(any(h.flags.drift for h in s.hosts), "-drift")
+        self.set_class(not s.reachable_hosts, "-down")
+        unreachable = [h.host for h in s.hosts if h.unreachable]
+        self.border_subtitle = (
+            f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (f"probed in {s.elapsed_s:.1f}s")
+        )
+
+    def action_open(self) -> None:
+        self.post_message(self.Selected(self.live.env.name))
+
+    def action_rollback(self) -> None:
+        if not self.read_only:
+            self.post_message(self.RollbackRequested(self.live.env.name))

@@ -1,0 +1,282 @@
+"""The rollback wizard: assess → plan → authorize → run → validate → checklist → record.
+
+It drives the same Engine as `rollback-console rollback`; only the face differs.
+"""
+
+from __future__ import annotations
+
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import (
+    Button,
+    ContentSwitcher,
+    Footer,
+    Header,
+    Input,
+    RadioButton,
+    RadioSet,
+    SelectionList,
+    Static,
+)
+
+from console.authz import Authorization
+from console.config.model import ACTIONS
+from console.engine.preview import preview_text
+from console.engine.session import RunRefused, RunRequest
+from console.matrix import ACTION_TITLES
+from screens import format as fmt
+from screens.modals import ConfirmRollback
+from screens.state import LiveEnvironment
+
+PAGES = ("assess", "plan", "authorize")
+PAGE_TITLES = {"assess": "1 Assess", "plan": "2 Plan", "authorize": "3 Authorize"}
+
+
+class RollbackWizard(Screen):
+    BINDINGS = [
+        Binding("ctrl+n", "next", "Next", id="wizard.next"),
+        Binding("ctrl+b", "back", "Back", id="wizard.back"),
+        Binding("escape", "leave", "Leave", id="wizard.leave"),
+    ]
+
+    def __init__(self, live: LiveEnvironment) -> None:
+        super().__init__()
+        self.live = live
+        self.env = live.env
+        self.page = "assess"
+        self.request: RunRequest | None = None
+        self.plan = None
+
+    # --- layout -------------------------------------------------------------------------
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Static("", id="wizard-steps")
+        with ContentSwitcher(initial="assess", id="pages"):
+            with VerticalScroll(id="assess", classes="wizard-page"):
+                yield Static("", id="assess-head")
+                yield Static(
+                    "[b]What the probes see[/b] (decision matrix rows lit by live symptoms)", classes="section-title"
+                )
+                yield Static("", id="symptoms")
+                yield Static(
+                    "[b]What only a person can judge[/b] — select what you see (Space)", classes="section-title"
+                )
+                yield SelectionList[str](id="declared")
+                yield Static("[b]Rollback[/b] — the recommended one is pre-selected", classes="section-title")
+                with RadioSet(id="action"):
+                    for action in ACTIONS:
+                        yield RadioButton(ACTION_TITLES[action], id=f"action-{action}")
+                yield Static("[b]Reason[/b] (goes into the journal and the history table)", classes="section-title")
+                yield Input(id="reason", placeholder="e.g. p95 latency 6s since 03:10")
+                with Horizontal(classes="buttons"):
+                    yield Button("Preview the plan (ctrl+n)", id="to-plan", variant="primary")
+            with VerticalScroll(id="plan", classes="wizard-page"):
+                yield Static("", id="plan-preview", classes="preview")
+                with Horizontal(classes="buttons"):
+                    yield Button("Back (ctrl+b)", id="plan-back")
+                    yield Button("Authorize (ctrl+n)", id="to-authorize", variant="primary")
+            with VerticalScroll(id="authorize", classes="wizard-page"):
+                yield Static("", id="auth-head")
+                with RadioSet(id="auth-mode"):
+                    yield RadioButton("Approved by (team lead or on-call, not you):", id="auth-approved", value=True)
+                    yield RadioButton(
+                        "Request approval: a second person runs `rollback-console approve RUN_ID`", id="auth-request"
+                    )
+                    yield RadioButton(
+                        "Emergency override (P0/P1): run now, notify at once, review afterwards", id="auth-emergency"
+                    )
+                yield Input(id="approver", placeholder="approver's name")
+                with RadioSet(id="emergency-level"):
+                    yield RadioButton("P0", id="level-P0", value=True)
+                    yield RadioButton("P1", id="level-P1")
+                yield Static("", id="auth-status")
+                with Horizontal(classes="buttons"):
+                    yield Button("Back (ctrl+b)", id="auth-back")
+                    yield Button("Run… (ctrl+n)", id="to-run", variant="error")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.title = f"Rollback wizard — {self.env.name} ({self.env.kind})"
+        declared = self.query_one("#declared", SelectionList)
+        for row in self.app.config.decision_matrix:
+            if row.declared:
+                hint = f"{row.symptom} → {row.advice or ACTION_TITLES.get(row.action, row.action)} ({row.severity})"
+                declared.add_option((hint, row.symptom, row.symptom in self.live.declared))
+        self.app.env_updated.subscribe(self, self._updated)
+        self._assess(select=True)
+        self._show("assess")
+        self.query_one("#declared").focus()
+
+    def _show(self, page: str) -> None:
+        self.page = page
+        self.query_one("#pages", ContentSwitcher).current = page
+        marks = []
+        for p in PAGES:
+            marks.append(f"[b reverse] {PAGE_TITLES[p]} [/]" if p == page else f" {PAGE_TITLES[p]} ")
+        self.query_one("#wizard-steps", Static).update(" › ".join(marks) + " › 4 Run › 5 Validate › 6 Checklist")
+
+    # --- 1 assess -----------------------------------------------------------------------
+    def _updated(self, name: str) -> None:
+        if name == self.env.name and self.page == "assess" and self.is_current:
+            self._assess(select=False)
+
+    def _assess(self, *, select: bool) -> None:
+        live = self.live
+        rec = live.recommendation
+        head = f"[b]{fmt.esc(self.env.name)}[/b] ({self.env.kind}) — recommended: {fmt.recommendation_line(rec)}"
+        if rec and rec.advice:
+            head += f"\n  {fmt.esc(rec.advice)}"
+        self.query_one("#assess-head", Static).update(head)
+        lines = []
+        for f in rec.findings if rec else []:
+            if f.row.declared:
+                continue
+            mark = "[reverse $error] ● [/]" if f.lit else "[$text-muted] · [/]"
+            lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
+        self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
+        if select and rec and rec.action in ACTIONS:
+            self.query_one(f"#action-{rec.action}", RadioButton).value = True
+            reason = self.query_one("#reason", Input)
+            if not reason.value:
+                reason.value = "; ".join(f"{f.row.symptom} ({f.evidence})" for f in rec.lit)[:200]
+        elif select:
+            self.query_one("#action-quick", RadioButton).value = True
+
+    @on(SelectionList.SelectedChanged, "#declared")
+    def _declared(self) -> None:
+        self.live.declared = set(self.query_one("#declared", SelectionList).selected)
+        self.app.publish(self.env.name)
+        rec = self.live.recommendation
+        if rec and rec.action in ACTIONS:
+            self.query_one(f"#action-{rec.action}", RadioButton).value = True
+        self._assess(select=False)
+
+    def _action(self) -> str:
+        pressed = self.query_one("#action", RadioSet).pressed_button
+        return (pressed.id or "action-quick").removeprefix("action-") if pressed else "quick"
+
+    # --- 2 plan -------------------------------------------------------------------------
+    @work(exclusive=True, group="wizard-preview", exit_on_error=False)
+    async def _preview(self) -> None:
+        self.request = RunRequest(
+            self.env.name,
+            self._action(),
+            reason=self.query_one("#reason", Input).value.strip(),
+            declared=sorted(self.live.declared),
+            drill=self.app.is_drill,
+        )
+        target = self.query_one("#plan-preview", Static)
+        target.update("[$text-muted]reading the env files, the repository and the database to show exact changes…[/]")
+        self._show("plan")
+        try:
+            self.plan, previews = await self.app.engine.preview(self.request)
+        except RunRefused as exc:
+            target.update(f"[$error]{fmt.esc(exc)}[/]")
+            self.plan = None
+            return
+        self.previews_text = preview_text(self.plan, previews)
+        target.update(fmt.esc(self.previews_text))
+        self.query_one("#to-authorize", Button).focus()
+
+    # --- 3 authorize --------------------------------------------------------------------
+    def _authorize_page(self) -> None:
+        production = self.env.is_production
+        head = (
+            f"[b]{fmt.esc(self.env.name)}[/b] is [b]production[/b]: the runbook needs approval by a team lead or "
+            "on-call — or, in a P0/P1 emergency, you may run now and notify at once."
+            if production
+            else f"[b]{fmt.esc(self.env.name)}[/b] is staging: self-service, no approval needed."
+        )
+        self.query_one("#auth-head", Static).update(head)
+        for widget in ("#auth-mode", "#approver", "#emergency-level"):
+            self.query_one(widget).display = production
+        self.query_one("#auth-status", Static).update("")
+        self._show("authorize")
+        (self.query_one("#approver") if production else self.query_one("#to-run")).focus()
+
+    def _authorization(self) -> Authorization | str:
+        """The authorization asked for, or "request" to wait for a second person."""
+        assert self.request is not None
+        self.request.approved_by = None
+        self.request.emergency = None
+        if self.env.is_production:
+            mode = self.query_one("#auth-mode", RadioSet).pressed_button
+            mode_id = mode.id if mode else "auth-approved"
+            if mode_id == "auth-request":
+                return "request"
+            if mode_id == "auth-approved":
+                self.request.approved_by = self.query_one("#approver", Input).value.strip() or None
+            else:
+                level = self.query_one("#emergency-level", RadioSet).pressed_button
+                self.request.emergency = (level.id or "level-P0").removeprefix("level-") if level else "P0"
+        return self.app.engine.authorize(self.request)
+
+    def _confirm_and_run(self) -> None:
+        if self.plan is None or self.request is None:
+            return
+        try:
+            authorization = self._authorization()
+        except RunRefused as exc:
+            self.query_one("#auth-status", Static).update(f"[$error]{fmt.esc(exc)}[/]")
+            return
+        if authorization != "request" and not authorization.allowed:
+            self.query_one("#auth-status", Static).update(f"[$error]{fmt.esc(authorization.describe())}[/]")
+            return
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self._execute(authorization)
+
+        self.app.push_screen(
+            ConfirmRollback(self.plan.title, self.env.name, self.previews_text, destructive=self.plan.destructive),
+            confirmed,
+        )
+
+    # --- 4 run --------------------------------------------------------------------------
+    def _execute(self, authorization: Authorization | str) -> None:
+        from screens.run_screen import RunScreen
+
+        assert self.request is not None and self.plan is not None
+        self.app.switch_screen(
+            RunScreen(
+                self.request,
+                None if authorization == "request" else authorization,
+                title=self.plan.title,
+                target_s=self.plan.target_s,
+                recommendation=self.live.recommendation,
+                plan=self.plan,
+            )
+        )
+
+    # --- navigation ---------------------------------------------------------------------
+    def action_next(self) -> None:
+        if self.page == "assess":
+            self._preview()
+        elif self.page == "plan" and self.plan is not None:
+            self._authorize_page()
+        elif self.page == "authorize":
+            self._confirm_and_run()
+
+    def action_back(self) -> None:
+        if self.page == "plan":
+            self._show("assess")
+        elif self.page == "authorize":
+            self._show("plan")
+
+    def action_leave(self) -> None:
+        self.app.pop_screen()  # nothing has run yet: leaving changes nothing
+
+    @on(Button.Pressed)
+    def _button(self, event: Button.Pressed) -> None:
+        match event.button.id:
+            case "to-plan" | "to-authorize" | "to-run":
+                self.action_next()
+            case "plan-back" | "auth-back":
+                self.action_back()
+
+    @on(Input.Submitted, "#reason")
+    def _reason_done(self) -> None:
+        self.action_next()
