@@ -38,14 +38,18 @@ async def connect(db: Database, transport: Transport, *, timeout: float = 10.0) 
         dsn = db.dsn.resolve()
     except SecretError as exc:
         raise DatabaseError(f"database: {exc}") from None
-    host, port = dsn_endpoint(dsn)
+    try:
+        host, port = dsn_endpoint(dsn)
+        shown = describe_dsn(dsn)
+    except ValueError as exc:  # urlsplit's own words; the DSN itself is never quoted
+        raise DatabaseError(f"database: the DSN in {db.dsn.describe()} is not a valid URL: {exc}") from None
     if db.reach == "forward" and not transport.host.is_local:
         host, port = await transport.forward(host, port)
     try:
         conn = await asyncpg.connect(dsn, host=host, port=port, timeout=timeout)
-    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        reason = str(exc).replace(dsn, describe_dsn(dsn)) or type(exc).__name__
-        raise DatabaseError(f"database {describe_dsn(dsn)} via {transport.where}: {reason}") from None
+    except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        reason = str(exc).replace(dsn, shown) or type(exc).__name__
+        raise DatabaseError(f"database {shown} via {transport.where}: {reason}") from None
     try:
         yield conn
     finally:
@@ -110,6 +114,8 @@ async def inspect(db: Database, transport: Transport, *, timeout: float = 10.0) 
         return DatabaseReport(error=str(exc))
     except asyncpg.PostgresError as exc:
         return DatabaseReport(error=f"database: {type(exc).__name__}: {exc}")
+    except (OSError, asyncpg.InterfaceError) as exc:  # the connection went away mid-inspection
+        return DatabaseReport(error=f"database: connection lost: {type(exc).__name__}: {exc}")
     return DatabaseReport(
         columns=tuple(columns.items()),
         indexes=tuple(indexes.items()),

@@ -38,6 +38,7 @@ logger = logging.getLogger(__name__)
 DEFAULT_STALE_AFTER_S = 120.0
 DEFAULT_HEARTBEAT_INTERVAL_S = 10.0
 DEFAULT_COMMAND_TIMEOUT_S = 15.0
+OWNER_WAIT_S = 1.0  # how long a lock just taken by another console may go without owner.json
 OWNER_FILE = "owner.json"
 MAX_OWNER_BYTES = 64 * 1024
 
@@ -415,12 +416,22 @@ class EnvironmentLock:
                 host_now = _parse_ts(lines[1]) if len(lines) > 1 else None
                 return await self._claim(host_now or time.time())
             if status == "held":
-                info = await self.inspect()
+                info = await self._settled()
                 if info is not None:
                     raise LockHeld(info)
                 continue  # released between our mkdir and our look: try again
             raise LockError(f"cannot take the lock {self.where}: unexpected output {result.stdout[:200]!r}")
         raise LockError(f"cannot take the lock {self.where}: it keeps changing hands; try again")
+
+    async def _settled(self) -> LockInfo | None:
+        """The lock as found; if its taker is still writing owner.json, wait a moment for it,
+        so that the refusal can name the holder (two consoles started at the same time)."""
+        deadline = time.monotonic() + OWNER_WAIT_S
+        while True:
+            info = await self.inspect()
+            if info is None or info.complete or info.stale or info.problem or time.monotonic() >= deadline:
+                return info
+            await asyncio.sleep(0.05)
 
     async def _claim(self, acquired_at: float) -> LockInfo:
         """The directory is ours: write who we are, or undo the mkdir."""

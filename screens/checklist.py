@@ -47,9 +47,9 @@ class ChecklistScreen(Screen):
     def action_recheck(self) -> None:
         app = self.app
         self.items = checklist.tick_automatic(app.config, app.journal, self.run_id)
-        self._render()
+        self._show_items()
 
-    def _render(self) -> None:
+    def _show_items(self) -> None:
         run = self.app.journal.run(self.run_id)
         self.title = "Post-rollback checklist"
         done = sum(1 for s in self.items if s.ticked)

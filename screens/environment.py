@@ -96,7 +96,7 @@ class EnvironmentScreen(Screen):
                 + fmt.memory_line(s, t)
             )
             self._chart(t.response_time_ok_s, critical)
-            self._log(s)
+            self._log_tail(s)
             self._process(s)
             self._matrix()
             self._hosts(s)
@@ -120,7 +120,7 @@ class EnvironmentScreen(Screen):
         plt.xlabel("seconds")
         plot.refresh()
 
-    def _log(self, s) -> None:
+    def _log_tail(self, s) -> None:
         lines = []
         for h in s.hosts:
             if len(s.hosts) > 1:

@@ -1,4 +1,4 @@
-"""``rollback``, ``restore``, ``resume``, ``undo``, ``approve``: the engine from the command line.
+"""``rollback``, ``restore``, ``resume``, ``undo``, ``approve``, ``unlock``: the engine from the command line.
 
 The plan is shown first; nothing runs until the operator confirms (or passes --yes).
 A failed step asks: retry, fix (the runbook's known fix), skip with a reason, undo, abort.
@@ -55,6 +55,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     a = sub.add_parser("approve", help="a second person approves a pending production rollback")
     a.add_argument("run_id", metavar="RUN_ID")
     a.set_defaults(func=run_approve)
+
+    u = sub.add_parser(
+        "unlock",
+        help="break an environment's rollback lock left by a console that died (journaled as lock_broken)",
+    )
+    u.add_argument("--env", required=True, metavar="ENV")
+    u.add_argument("--reason", required=True, metavar="TEXT", help="why it is safe to break (goes into the journal)")
+    u.add_argument(
+        "--force",
+        action="store_true",
+        help="break it even though its holder may still be running (it is not stale and not known dead)",
+    )
+    u.set_defaults(func=run_unlock)
 
 
 def _common(p: argparse.ArgumentParser) -> None:
@@ -204,18 +217,20 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
         engine.on_event = printer
         decide = ask if _interactive() else abort_on_failure
         outcome = await engine.execute(request, authorization, decide, run_id=run_id)
-        return _finish(outcome.run_id, outcome.result, plan.target, config)
+        return _finish(outcome.run_id, outcome.result, plan.target)
     except (RunRefused, JournalError) as exc:
         raise UsageError(str(exc)) from None
     finally:
         await engine.close()
 
 
-def _finish(run_id: str, result, target: str, config: Config) -> int:
-    print(f"\nrun {run_id}: {result.outcome} in {result.duration_s:.1f}s (runbook target {target})")
+def _finish(run_id: str, result, target: str, *, expected: str = "succeeded") -> int:
+    """Print the outcome; exit 0 when the run did what was asked (for ``undo``: "undone")."""
+    target_text = f" (runbook target {target})" if target else ""
+    print(f"\nrun {run_id}: {result.outcome} in {result.duration_s:.1f}s{target_text}")
     if result.skipped:
         print("skipped: " + "; ".join(result.skipped))
-    if result.outcome != "succeeded":
+    if result.outcome != expected:
         if result.outcome in ("failed", "aborted"):
             print(f"  to continue: rollback-console resume {run_id}")
             print(f"  to put things back: rollback-console undo {run_id}")
@@ -257,7 +272,8 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
             outcome = await engine.execute(
                 request, authorization_of(run), ask if _interactive() else abort_on_failure, resume=run, undo_only=undo
             )
-            return _finish(outcome.run_id, outcome.result, "", config)
+            target = "" if undo else str(run.plan.get("target") or "")
+            return _finish(outcome.run_id, outcome.result, target, expected="undone" if undo else "succeeded")
         except (RunRefused, JournalError) as exc:
             raise UsageError(str(exc)) from None
         finally:
@@ -279,6 +295,34 @@ def run_approve(args: argparse.Namespace) -> int:
             )
             return EXIT_OK
         except (RunRefused, JournalError) as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+def run_unlock(args: argparse.Namespace) -> int:
+    """Break a lock deliberately: only a stale one, or one whose process is gone, unless --force."""
+    config = config_from_args(args)
+    (name,) = environment_names(config, args.env)
+
+    async def go() -> int:
+        engine = Engine(config)
+        try:
+            try:
+                broken, why = await engine.break_lock(name, args.reason, force=args.force)
+            except RunRefused as exc:
+                raise UsageError(str(exc)) from None
+            if broken is None:
+                print(f"environment {name!r} is not locked: nothing to break")
+                return EXIT_OK
+            print(broken.describe())
+            print(f"({why}; journaled as lock_broken)")
+            if broken.info.run_id:
+                print(f"  that run: rollback-console resume {broken.info.run_id}  or  undo {broken.info.run_id}")
+            return EXIT_OK
+        except JournalError as exc:
             raise UsageError(str(exc)) from None
         finally:
             await engine.close()

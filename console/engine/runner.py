@@ -371,4 +371,20 @@ def undo_steps(plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
         step_facts = facts.get(step.id)
         if step_facts:
             out.extend(step.undo_steps(step_facts))
-    return out
+    return _one_restart(out)
+
+
+def _one_restart(steps: list[Step]) -> list[Step]:
+    """Undoing code and flags both ask for a restart. Keep only the last one (for every host
+    either asked for): two steps with one id in a stage would make the runner skip the
+    second as done, and the new flags would never be loaded."""
+    from console.plans.flags import RestartService
+
+    restarts = [s for s in steps if isinstance(s, RestartService)]
+    if len(restarts) < 2:
+        return steps
+    only: set[str] | None = set()
+    for s in restarts:
+        only = None if only is None or s.only is None else only | s.only
+    last = restarts[-1]
+    return [RestartService(only=only) if s is last else s for s in steps if s is last or s not in restarts]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
+import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -22,8 +23,8 @@ from console.engine.events import Event
 from console.engine.plan import Plan, RunContext
 from console.engine.preview import StepPreview, preview_plan
 from console.engine.runner import Decide, Progress, Runner, RunResult, abort_on_failure, undo_steps
-from console.journal import Journal, JournalError, RunSummary, Who, known_secrets
-from console.lock import EnvironmentLock, LockError, LockHolder
+from console.journal import Journal, JournalError, RunSummary, Who, known_secrets, pid_alive
+from console.lock import BrokenLock, EnvironmentLock, LockError, LockHeld, LockHolder, LockInfo
 from console.matrix import Recommendation, evaluate
 from console.plans import PlanError, build_plan
 from console.plans.validate import ValidateRollback
@@ -236,8 +237,51 @@ class Engine:
                 return await self._locked(
                     request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only
                 )
+        except LockHeld as exc:
+            gone = holder_gone(exc.info)
+            hint = (
+                f" Its holder is gone ({gone}): break the lock deliberately with `rollback-console unlock "
+                f"--env {env.name} --reason TEXT`"
+                + (f", then resume or undo run {exc.info.run_id}." if exc.info.run_id else ".")
+                if gone
+                else ""
+            )
+            raise RunRefused(f"{exc}{hint}") from None
         except LockError as exc:
             raise RunRefused(str(exc)) from None
+
+    async def break_lock(self, environment: str, reason: str, *, force: bool = False) -> tuple[BrokenLock | None, str]:
+        """Break the environment's lock deliberately (the `unlock` command) and journal it.
+
+        Only a lock whose holder is gone (stale heartbeat, or a dead process on this machine)
+        is broken, unless ``force``. Returns what was broken (None: not locked) and why."""
+        env = self.config.environment(environment)
+        try:
+            transport = await self.prober.pool.get(env.hosts[0])
+        except TransportError as exc:
+            raise RunRefused(f"cannot reach {env.hosts[0].name} to look at the rollback lock: {exc}") from None
+        lock = EnvironmentLock.for_environment(env, transport, LockHolder.current())
+        try:
+            info = await lock.inspect()
+            if info is None:
+                return None, "not locked"
+            why = holder_gone(info)
+            if why is None:
+                if not force:
+                    raise RunRefused(
+                        f"{info.describe()} It is neither stale nor held by a process known to be gone, so it "
+                        "was not broken. If you are sure that run is dead, pass --force."
+                    )
+                why = "forced by the operator: the holder was not known to be gone"
+            broken = await lock.break_lock(reason, expected_token=info.token)
+        except LockError as exc:
+            raise RunRefused(str(exc)) from None
+        if broken is None:
+            return None, "not locked"
+        self.journal.append(
+            "lock_broken", run=info.run_id, env=env.name, data={**broken.to_dict(), "why": why, "forced": force}
+        )
+        return broken, why
 
     async def _locked(self, request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only):
         env = ctx.env
@@ -342,6 +386,16 @@ class Engine:
             "notified" if result.ok else "notify_failed", env=env, data={**result.to_dict(), "escalation_level": level}
         )
         return result
+
+
+def holder_gone(info: LockInfo) -> str | None:
+    """Why the lock's holder is known to be gone, or None if it may still be running."""
+    if info.stale:
+        return f"no heartbeat for {info.silence_s:.0f}s"
+    if info.complete and info.pid and info.bastion == socket.gethostname() and not pid_alive(info.pid):
+        # Only a pid on this very machine can be checked; elsewhere only staleness tells.
+        return f"its console process (pid {info.pid}) on {info.bastion} is no longer running"
+    return None
 
 
 def _request_of(run: RunSummary) -> RunRequest:

@@ -217,7 +217,7 @@ def code_plan(env: Environment, options: dict[str, Any]) -> Plan:
         action="code",
         environment=env.name,
         title="Full code rollback: revert the Phase 4 commit, rebuild, restart",
-        steps=(*code_steps(env, options), ValidateRollback()),
+        steps=(*code_steps(env, options), ValidateRollback(code_reverted=True)),
         target="< 10 min",
         target_s=600,
         data_loss="None (code only; the database is left as it is)",

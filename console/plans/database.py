@@ -23,7 +23,7 @@ from console.config.model import Environment, Host
 from console.engine.plan import Facts, Plan, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env
 from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
-from console.plans.validate import ValidateRollback
+from console.plans.validate import ValidateRollback, log_offsets
 from console.probes.collect import read_pid
 from console.transport.base import TransportError
 
@@ -110,7 +110,8 @@ class CheckFlagsOff(Step):
                 + ". Run the quick rollback first, or choose the full rollback.",
                 facts={"hosts": seen},
             )
-        return {"hosts": seen}
+        # No restart in this plan: validation counts the log from here on.
+        return {"hosts": seen, "log_offsets": await log_offsets(ctx)}
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         return f"all flags off on {len(facts['hosts'])} host(s)"
@@ -200,6 +201,7 @@ class KeepCopy(Step):
                 indexes = await dependent_index_definitions(conn, d.table, present)
                 select = ", ".join(db.quote_ident(c) for c in [*pk, *present])
                 rows = await conn.fetch(f"SELECT {select} FROM {db.quote_ident(d.table)} ORDER BY 1")
+                migrations = await applied_migrations(conn)
         document = {
             "environment": ctx.env.name,
             "run": ctx.run_id,
@@ -208,6 +210,7 @@ class KeepCopy(Step):
             "columns": columns,
             "indexes": indexes,
             "rows": [list(r.values()) for r in rows],
+            "schema_migrations": migrations,
         }
         data = json.dumps(document, default=str).encode()
         path = kept_dir(ctx) / f"{ctx.run_id}-{d.table}.json"
@@ -246,6 +249,19 @@ def _write_private(path: Path, data: bytes) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+async def applied_migrations(conn: asyncpg.Connection) -> dict[str, Any] | None:
+    """The migration bookkeeping (schema_migrations.version), if the database keeps one: the
+    rollback script deletes 004's row, so a restore must put it back to lose nothing."""
+    version_type = await conn.fetchval(
+        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
+        "WHERE a.attrelid = to_regclass('schema_migrations') AND a.attname = 'version' AND NOT a.attisdropped"
+    )
+    if version_type is None:
+        return None
+    versions = await conn.fetch("SELECT version::text AS v FROM schema_migrations ORDER BY 1")
+    return {"type": version_type, "versions": [r["v"] for r in versions]}
 
 
 async def primary_key(conn: asyncpg.Connection, table: str) -> list[str]:
@@ -314,6 +330,11 @@ class DropColumns(Step):
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         if _skip(ctx):
             return {"skipped": "columns absent"}
+        manual = ctx.fact(self.id, "*", "manual_sql")
+        if manual:
+            # The operator chose the runbook's manual SQL and it ran: running the failing
+            # script again would only fail again. Verify checks the columns are gone.
+            return {"sql": manual, "manual": True, "left_out": []}
         sql, dropped = await self._script(ctx)
         async with _conn(ctx) as conn:
             try:
@@ -339,15 +360,17 @@ class DropColumns(Step):
         return await verify_columns_dropped(ctx)
 
     async def remedy(self, ctx: RunContext, host: Host | None, failure: StepFailed) -> None:
+        sql = manual_sql(ctx.env)
         async with _conn(ctx) as conn:
             try:
                 async with conn.transaction():
-                    await conn.execute(manual_sql(ctx.env))
+                    await conn.execute(sql)
             except asyncpg.PostgresError as exc:
                 raise StepFailed(
                     f"the manual rollback SQL failed too (nothing changed): {exc}",
                     troubleshooting="Issue 3: Database rollback fails",
                 ) from None
+        ctx.facts.setdefault(self.id, {}).setdefault("*", {})["manual_sql"] = sql
 
     def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
         return []  # KeepCopy's undo re-applies the migration
@@ -399,6 +422,8 @@ class ReapplyMigration(Step):
         )
         for i in kept["indexes"]:
             out.append(re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", i["definition"]) + ";")
+        if kept.get("schema_migrations"):
+            out.append("-- put back the schema_migrations versions the rollback removed")
         return out
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
@@ -410,6 +435,7 @@ class ReapplyMigration(Step):
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         kept = self._load()
+        offsets = await log_offsets(ctx)  # a restore of the database alone restarts nothing
         table = db.quote_ident(kept["table"])
         pk, cols = kept["primary_key"], [c["name"] for c in kept["columns"]]
         async with _conn(ctx) as conn:
@@ -437,8 +463,18 @@ class ReapplyMigration(Step):
                         f"UPDATE {table} AS t SET {sets} FROM rollback_console_kept k WHERE {match}"
                     )
                     for statement in self.statements(kept):
-                        if " INDEX " in statement:
+                        if " INDEX " in statement and not statement.startswith("--"):
                             await conn.execute(statement)
+                    migrations = kept.get("schema_migrations")
+                    if migrations:
+                        # Only versions kept and missing now: nothing else is touched. The type
+                        # comes from the catalog when the copy was kept.
+                        await conn.execute(
+                            f"INSERT INTO schema_migrations (version) SELECT v::{migrations['type']} "
+                            "FROM unnest($1::text[]) AS v WHERE NOT EXISTS "
+                            "(SELECT 1 FROM schema_migrations m WHERE m.version::text = v)",
+                            migrations["versions"],
+                        )
             except asyncpg.PostgresError as exc:
                 raise StepFailed(
                     f"re-applying migration 004 failed (nothing changed, one transaction): {exc}"
@@ -446,6 +482,7 @@ class ReapplyMigration(Step):
         return {
             "path": self.path,
             "rows": len(kept["rows"]),
+            "log_offsets": offsets,
             "updated": updated,
             "columns": cols,
             "indexes": [i["name"] for i in kept["indexes"]],

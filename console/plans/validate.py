@@ -8,12 +8,13 @@ import shlex
 from console.config.model import Host
 from console.engine.events import Event
 from console.engine.plan import Facts, RunContext, Step, StepFailed
-from console.plans.flags import RestartService
+from console.flags import ALL_OFF
+from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.transport.base import TAIL_WINDOW, split_tail
-from console.validation import validate
+from console.transport.base import TAIL_WINDOW, TransportError, split_tail
+from console.validation import Check, validate
 
 
 async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[str] | None:
@@ -36,10 +37,39 @@ async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[str] | N
     return split_tail(data, window, cut_first=len(data) >= TAIL_WINDOW)
 
 
+async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
+    """Every host's log size now: the baseline for plans that do not restart the API, so that
+    validation counts only the errors written during the run, not the incident's own."""
+    out: dict[str, int | None] = {}
+    for host in ctx.env.hosts:
+        try:
+            out[host.name] = await log_size(ctx, host)
+        except TransportError:
+            out[host.name] = None
+    return out
+
+
+def _baseline(ctx: RunContext, host: str) -> int | None:
+    """Where this run's part of the log starts: the restart, else a recorded baseline."""
+    offset = ctx.fact(RestartService.id, host, "log_offset")
+    if offset is not None:
+        return offset
+    for by_host in ctx.facts.values():
+        offsets = by_host.get("*", {}).get("log_offsets")
+        if isinstance(offsets, dict) and offsets.get(host) is not None:
+            return offsets[host]
+    return None
+
+
 class ValidateRollback(Step):
     id = "validate"
     title = "Validate (the runbook's five checks)"
     scope = "environment"
+
+    def __init__(self, code_reverted: bool = False) -> None:
+        # After a code rollback the build has no Phase 4 code: the service logs all flags
+        # False (legacy query) whatever the env file and the process environment say.
+        self.code_reverted = code_reverted
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         env = ctx.env
@@ -63,8 +93,12 @@ class ValidateRollback(Step):
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         snapshot = await ctx.prober.snapshot(ctx.env, database=False)
-        snapshot = await self._since_restart(ctx, snapshot)
-        checks = validate(snapshot, ctx.config.thresholds)
+        snapshot, since = await self._since_restart(ctx, snapshot)
+        if self.code_reverted:
+            checks = validate(snapshot, ctx.config.thresholds, ALL_OFF)
+            checks = tuple(_code_flags(snapshot, since) if c.name == "flags" else c for c in checks)
+        else:
+            checks = validate(snapshot, ctx.config.thresholds)
         facts = {"checks": checks_dict(checks), "passed": all(c.passed for c in checks)}
         ctx.emit(
             Event(
@@ -84,22 +118,59 @@ class ValidateRollback(Step):
             )
         return facts
 
-    async def _since_restart(self, ctx: RunContext, snapshot: EnvironmentSnapshot) -> EnvironmentSnapshot:
-        """Count ERROR lines only in what the restarted process wrote (the runbook's intent)."""
+    async def _since_restart(
+        self, ctx: RunContext, snapshot: EnvironmentSnapshot
+    ) -> tuple[EnvironmentSnapshot, dict[str, list[str]]]:
+        """Count ERROR lines only in what the restarted process wrote (the runbook's intent),
+        or, with no restart, in what was written since the run began. Also returns those lines."""
         hosts: list[HostSnapshot] = []
+        since: dict[str, list[str]] = {}
         by_name = {h.name: h for h in ctx.env.hosts}
         for hs in snapshot.hosts:
-            offset = ctx.fact(RestartService.id, hs.host, "log_offset")
+            offset = _baseline(ctx, hs.host)
             lines = None
             if offset is not None and not hs.unreachable:
                 lines = await lines_since(ctx, by_name[hs.host], offset)
             if lines is not None:
                 hs = dataclasses.replace(hs, logs=logs.summarize(lines))
+                since[hs.host] = lines
             hosts.append(hs)
-        return dataclasses.replace(snapshot, hosts=tuple(hosts))
+        return dataclasses.replace(snapshot, hosts=tuple(hosts)), since
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         return "all 5 validations pass"
+
+
+def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[str]]) -> Check:
+    """Check 2 after a code rollback: the service runs the legacy query whatever the env file says.
+
+    The simulator's reverted build logs all flags False; the real pre-Phase 4 code logs no
+    flag line at all, so none since the restart also passes when the API answers in legacy mode."""
+    per_host = []
+    for h in snapshot.hosts:
+        if h.unreachable:
+            per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
+            continue
+        env_file = h.flags.env_file.describe() if h.flags.env_file else "unreadable"
+        ignored = f"the reverted build ignores the env file's flags ({env_file})"
+        lines = since.get(h.host)
+        latest = logs.latest_flags(lines) if lines is not None else None
+        log = latest[0] if latest else (h.flags.log if lines is None else None)
+        if log is not None:
+            ok = log == ALL_OFF
+            detail = f"log: {log.describe()}" + (f"; {ignored}" if ok else " — expected all False (legacy code)")
+        elif h.recommendations.mode == "legacy":
+            ok, detail = True, f"no Feature flags line since the restart and a legacy answer; {ignored}"
+        else:
+            ok, detail = False, h.flags.log_error or "no Feature flags line in the log and no legacy answer"
+        per_host.append((h.host, ok, detail))
+    passed = all(ok for _, ok, _ in per_host)
+    if len(per_host) == 1:
+        detail = per_host[0][2]
+    else:
+        failed = [f"{n}: {d}" for n, ok, d in per_host if not ok]
+        detail = f"all {len(per_host)} hosts pass" if passed else "; ".join(failed[:3])
+    return Check("flags", passed, detail, tuple(per_host))
 
 
 def _troubleshooting(snapshot: EnvironmentSnapshot) -> str | None:

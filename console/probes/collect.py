@@ -8,13 +8,14 @@ read after the best-times request so its latest flag line is this process's.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
 from console.config.model import Config, Environment, Host, SecretError
-from console.envfile import parse_env
+from console.envfile import EnvProblem, parse_env
 from console.flags import FLAG_NAMES, FlagSet
 from console.probes import http, logs
 from console.probes.snapshot import (
@@ -50,6 +51,29 @@ async def read_log(env: Environment, host: Host, transport: Transport, lines: in
     return await transport.tail_command(env.expand(env.log_command, host), lines, timeout=timeout)
 
 
+def printable(text: str) -> str:
+    """Text decoded with surrogateescape, made safe to print and to put in JSON.
+
+    A stray non-UTF-8 byte in an env file would otherwise crash a strict UTF-8 stdout
+    (or write invalid UTF-8 into `--json`).
+    """
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
+_FIRST_TOKEN = re.compile(r"[^\s=]*=?")
+
+
+def describe_problem(problem: EnvProblem) -> str:
+    """A malformed env-file statement by line and key only: its value may be a secret.
+
+    An unterminated quote swallows the lines after it, so the text can hold a DSN or a key.
+    """
+    text = problem.text.strip().splitlines()[0] if problem.text.strip() else ""
+    head = _FIRST_TOKEN.match(text).group(0)[:60]  # type: ignore[union-attr]  # always matches
+    shown = printable(head) + ("…" if len(head) < len(problem.text.strip()) else "")
+    return f"line {problem.line}: cannot parse {shown!r} (value not shown)"
+
+
 def api_base(env: Environment, host: Host) -> tuple[str, int]:
     url = urlsplit(env.expand(env.api_url, host))
     return url.hostname or "127.0.0.1", url.port or (443 if url.scheme == "https" else 80)
@@ -57,11 +81,16 @@ def api_base(env: Environment, host: Host) -> tuple[str, int]:
 
 async def reachable_base(env: Environment, host: Host, transport: Transport) -> str:
     """The API's base URL as this machine can reach it (through SSH when needed)."""
-    url = urlsplit(env.expand(env.api_url, host))
+    base = env.expand(env.api_url, host)
     if env.api_reach == "forward" and not transport.host.is_local:
-        addr, port = await transport.forward(*api_base(env, host))
+        try:
+            url = urlsplit(base)
+            target = api_base(env, host)
+        except ValueError as exc:  # e.g. a port that is not a number, from a host's vars
+            raise TransportError(f"api_url {base!r}: {exc}") from None
+        addr, port = await transport.forward(*target)
         return urlunsplit((url.scheme, f"{addr}:{port}", url.path, "", ""))
-    return env.expand(env.api_url, host)
+    return base
 
 
 class Prober:
@@ -170,8 +199,8 @@ class Prober:
             parsed = parse_env(env_file_r, env.expand(env.env_file, host))
             report.update(
                 env_file=parsed.flags(),
-                env_file_problems=tuple(str(p) for p in parsed.problems),
-                env_file_lines=tuple(parsed.flag_lines()),
+                env_file_problems=tuple(describe_problem(p) for p in parsed.problems),
+                env_file_lines=tuple((n, printable(text)) for n, text in parsed.flag_lines()),
             )
         if isinstance(process_r, Exception):
             report["process_error"] = str(process_r)

@@ -6,6 +6,7 @@ that says which endpoint and what went wrong, never the password or the token.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import httpx
 from console.probes.snapshot import HealthReport, RecommendationReport
 
 MAX_BODY = 4 * 1024 * 1024
+DEFAULT_DEADLINE_S = 10.0  # when the client has no read timeout
 
 
 class ProbeFailed(Exception):
@@ -37,22 +39,34 @@ def _snippet(raw: bytes) -> str:
 async def request(
     client: httpx.AsyncClient, method: str, url: str, *, what: str, expect_json: bool = True, **kwargs: Any
 ) -> Reply:
-    """One bounded request; ProbeFailed says what went wrong and where."""
+    """One bounded request; ProbeFailed says what went wrong and where.
+
+    httpx's timeouts bound each read, not the whole answer: a server that trickles a byte
+    at a time would hold the probe forever. The client's read timeout is also the deadline
+    for the whole request.
+    """
     start = time.monotonic()
+    deadline = client.timeout.read or DEFAULT_DEADLINE_S
     try:
-        async with client.stream(method, url, **kwargs) as response:
-            raw = bytearray()
-            async for chunk in response.aiter_bytes():
-                raw += chunk
-                if len(raw) > MAX_BODY:
-                    raise ProbeFailed(f"{what}: response body larger than {MAX_BODY // (1024 * 1024)} MB")
-            status = response.status_code
-    except httpx.TimeoutException:
+        async with asyncio.timeout(deadline):
+            async with client.stream(method, url, **kwargs) as response:
+                raw = bytearray()
+                async for chunk in response.aiter_bytes():
+                    raw += chunk
+                    if len(raw) > MAX_BODY:
+                        raise ProbeFailed(f"{what}: response body larger than {MAX_BODY // (1024 * 1024)} MB")
+                status = response.status_code
+    except (httpx.TimeoutException, TimeoutError):
         raise ProbeFailed(f"{what}: no answer within {time.monotonic() - start:.1f}s (timeout)") from None
     except httpx.ConnectError as exc:
         raise ProbeFailed(f"{what}: cannot connect ({_reason(exc)})") from None
     except httpx.HTTPError as exc:
         raise ProbeFailed(f"{what}: {type(exc).__name__}: {_reason(exc)}") from None
+    except httpx.InvalidURL as exc:  # not an HTTPError: e.g. a bad port from a host's vars
+        raise ProbeFailed(f"{what}: invalid URL: {_reason(exc)}") from None
+    except (OSError, ValueError, OverflowError, ExceptionGroup) as exc:
+        # What the connection layer lets through (a port out of range arrives as a group).
+        raise ProbeFailed(f"{what}: cannot connect ({_reason(exc)})") from None
     elapsed = time.monotonic() - start
     if not expect_json:
         return Reply(status, bytes(raw), elapsed)
@@ -63,7 +77,9 @@ async def request(
     return Reply(status, body, elapsed)
 
 
-def _reason(exc: Exception) -> str:
+def _reason(exc: BaseException) -> str:
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:  # the cause, not "errors in a TaskGroup"
+        exc = exc.exceptions[0]
     text = str(exc) or type(exc).__name__
     return text.split("\n")[0][:200]
 
