@@ -14,6 +14,7 @@ from textual.signal import Signal
 
 from console.config.model import Config
 from console.engine.session import Engine
+from console.journal import Who
 from console.probes.collect import Prober
 from screens.state import LiveEnvironment
 from themes import CSS_PATH, DEFAULT, THEMES
@@ -52,6 +53,7 @@ class RollbackConsole(App[int]):
         clock: Callable[[], float] = time.time,
         theme: str | None = None,
         drill: object | None = None,
+        who: Who | None = None,
     ) -> None:
         super().__init__()
         self.config = config
@@ -62,7 +64,7 @@ class RollbackConsole(App[int]):
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
         self.env_updated: Signal[str] = Signal(self, "env-updated")
         self.prober = Prober(config)
-        self.engine = Engine(config, prober=self.prober)
+        self.engine = Engine(config, prober=self.prober, who=who)
         self.journal = self.engine.journal
         self.last_run: str | None = None
         for t in THEMES.values():
@@ -195,6 +197,14 @@ class RollbackConsole(App[int]):
 
         name = environment or next(iter(self.live))
         self.push_screen(RollbackWizard(self.live[name]))
+
+    READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback"})
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        """Watch mode offers nothing that acts: no rollback, no notifying, no ticking."""
+        if self.read_only and action in self.READ_ONLY_BLOCKED:
+            return False
+        return True
 
     def action_cycle_theme(self) -> None:
         names = list(THEMES)

@@ -80,6 +80,11 @@ class ChecklistScreen(Screen):
             f"[b]{esc(s.item.text)}[/b] — {kind}\n{esc(s.evidence) or '[$text-muted]no evidence yet[/]'}"
         )
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.app.read_only and action in ("toggle", "report", "recheck"):
+            return False  # watch mode records nothing
+        return True
+
     def action_toggle(self) -> None:
         table = self.query_one("#checklist", DataTable)
         s = self.items[table.cursor_row]

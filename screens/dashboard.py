@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Header
@@ -15,11 +14,6 @@ WIDE = 150  # columns from which panels sit side by side
 
 
 class DashboardScreen(Screen):
-    BINDINGS = [
-        Binding("down,j", "focus_next", "Next", id="dashboard.next", show=False),
-        Binding("up,k", "focus_previous", "Previous", id="dashboard.previous", show=False),
-    ]
-
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="panels"):

@@ -46,6 +46,9 @@ class EscalationScreen(Screen):
         )
         levels.focus()
 
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (self.app.read_only and action == "notify_level")
+
     def action_notify_level(self) -> None:
         levels = self.query_one("#levels", DataTable)
         if not self.app.config.escalation:

@@ -20,6 +20,9 @@ class EnvPanel(Widget, can_focus=True):
     BINDINGS = [
         Binding("enter", "open", "Open", id="panel.open"),
         Binding("r", "rollback", "Rollback", id="panel.rollback"),
+        # Arrow keys move between panels (the scrolling container would take them otherwise).
+        Binding("down,j", "app.focus_next", "Next", id="panel.next", show=False),
+        Binding("up,k", "app.focus_previous", "Previous", id="panel.previous", show=False),
     ]
 
     class Selected(Message):
@@ -52,6 +55,7 @@ class EnvPanel(Widget, can_focus=True):
                 yield Static("", classes="latency")
                 yield Static("errors   …", classes="errors")
                 yield Static("memory   …", classes="memory")
+        yield Static("", classes="drift-note")
         yield Static(fmt.recommendation_line(None), classes="recommendation")
 
     def on_mount(self) -> None:
@@ -77,7 +81,17 @@ class EnvPanel(Widget, can_focus=True):
         self.query_one(".memory", Static).update(fmt.memory_line(s, t))
         self.query_one(".recommendation", Static).update(fmt.recommendation_line(live.recommendation))
         self.set_class(bool(live.recommendation and live.recommendation.action), "-alert")
-        self.set_class(any(h.flags.drift for h in s.hosts), "-drift")
+        drift = [h for h in s.hosts if h.flags.drift]
+        self.set_class(bool(drift), "-drift")
+        note = self.query_one(".drift-note", Static)
+        note.display = bool(drift)
+        if drift:
+            stale = any(h.flags.stale_process for h in drift)
+            note.update(
+                "[reverse $warning] DRIFT [/] "
+                + ("the running process does not have the env file's flags: restart needed (troubleshooting 1)"
+                   if stale else "the log's last flag line differs from the running process")
+            )
         self.set_class(not s.reachable_hosts, "-down")
         unreachable = [h.host for h in s.hosts if h.unreachable]
         self.border_subtitle = (

@@ -90,7 +90,11 @@ class RunView(Vertical):
                 out.write(f"  runbook troubleshooting — {data['troubleshooting']}")
         elif kind == "output":
             out.write(f"  │ {'[' + host + '] ' if host else ''}{message}")
-        elif kind in ("note", "decision"):
+        elif kind == "decision":
+            by = f" by {data['by']}" if data.get("by") else ""
+            reason = f": {data['reason']}" if data.get("reason") else ""
+            out.write(f"· decision: {data.get('decision') or message}{by}{reason}")
+        elif kind == "note":
             out.write(f"· {message}")
         elif kind == "validation":
             lines = []
@@ -101,5 +105,7 @@ class RunView(Vertical):
         elif kind == "run_finished":
             self.outcome = data.get("outcome") or message
             self.finished = time.monotonic()
+            if data.get("duration_s") is not None and self.started is not None:
+                self.finished = self.started + float(data["duration_s"])  # the run's own measure
             self.running.clear()
             self.tick()

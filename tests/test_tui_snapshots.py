@@ -1,0 +1,127 @@
+"""Snapshots of every screen at 80×24 and 160×48, on fixed data and a fixed clock.
+
+Review a changed snapshot in snapshot_report.html before accepting it with
+`pytest tests/test_tui_snapshots.py --snapshot-update`.
+"""
+
+from __future__ import annotations
+
+import pytest
+from textual.pilot import Pilot
+from textual.widgets import TabbedContent
+
+from console.engine.plan import Remedy, StepFailed
+from console.engine.runner import Failure
+from console.plans.flags import AwaitEffect
+from screens.app import RollbackConsole
+from screens.modals import StepFailedModal
+from tests import tui_data
+
+SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
+
+
+def make_app(**kw: object) -> RollbackConsole:
+    config = tui_data.make_config(interrupted=bool(kw.pop("interrupted", False)))
+    return RollbackConsole(config, probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO, **kw)  # type: ignore[arg-type]
+
+
+async def fed(pilot: Pilot) -> None:
+    tui_data.feed(pilot.app)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard(snap_compare, size) -> None:  # noqa: ANN001
+    assert snap_compare(make_app(), terminal_size=size, run_before=fed)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("tab", ["tab-latency", "tab-log", "tab-process", "tab-matrix", "tab-trouble"])
+def test_environment_view(snap_compare, size, tab) -> None:  # noqa: ANN001
+    async def open_tab(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("down", "enter")  # the production panel
+        await pilot.pause()
+        pilot.app.screen.query_one(TabbedContent).active = tab
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=open_tab)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("page", ["assess", "plan", "authorize", "confirm"])
+def test_wizard(snap_compare, size, page) -> None:  # noqa: ANN001
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("down", "r")  # production: the approval path
+        await pilot.pause()
+        for _ in range(["assess", "plan", "authorize", "confirm"].index(page)):
+            await pilot.press("ctrl+n")
+            await pilot.app.workers.wait_for_complete()
+            await pilot.pause()
+        if page == "confirm":
+            await pilot.press("ctrl+n")
+            await pilot.pause()
+
+    app = make_app()
+    if page == "confirm":
+
+        async def go_confirm(pilot: Pilot) -> None:
+            await go(pilot)
+            # Approved by someone else, so the confirmation shows.
+            wizard = pilot.app.screen_stack[-1]
+            if wizard.__class__.__name__ != "ConfirmRollback":
+                wizard.query_one("#approver").value = "bob"
+                await pilot.press("ctrl+n")
+                await pilot.pause()
+
+        assert snap_compare(app, terminal_size=size, run_before=go_confirm)
+    else:
+        assert snap_compare(app, terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("screen", ["history", "report", "checklist", "escalation"])
+def test_record_screens(snap_compare, size, screen) -> None:  # noqa: ANN001
+    keys = {"history": ["h"], "report": ["h", "down", "enter"], "checklist": ["h", "down", "c"], "escalation": ["e"]}[
+        screen
+    ]
+
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press(*keys)
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_watch_mode(snap_compare, size) -> None:  # noqa: ANN001
+    async def go(pilot: Pilot) -> None:
+        await pilot.pause(0.6)  # the follower replays the journal
+
+    assert snap_compare(make_app(watch_only=True), terminal_size=size, run_before=go)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_interrupted_run_offered(snap_compare, size) -> None:  # noqa: ANN001
+    assert snap_compare(make_app(interrupted=True), terminal_size=size, run_before=fed)
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_step_failed_modal(snap_compare, size) -> None:  # noqa: ANN001
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        failure = StepFailed(
+            "the restart left the stale environment: new pid 4344 still has the old flags",
+            troubleshooting="Issue 1: Environment changes not taking effect",
+            remedy=Remedy(
+                "Force a fresh start that re-reads the env file",
+                ("sudo systemctl restart x",),
+                "Issue 1: Environment changes not taking effect",
+            ),
+        )
+        pilot.app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=go)

@@ -1,0 +1,222 @@
+"""The console driven with Pilot against the real simulator: the wizard end to end."""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from collections.abc import Callable
+
+import pytest
+from textual.widgets import Input, Static
+
+from console.config import load_config
+from console.envfile import parse_env
+from console.flags import ALL_OFF, ALL_ON
+from console.journal import Journal, Who
+from screens.app import RollbackConsole
+from screens.checklist import ChecklistScreen
+from screens.run_screen import RunScreen
+from screens.widgets.run_view import RunView
+from screens.wizard import RollbackWizard
+
+OPERATOR = Who(user="alice", ssh_client=None, host="bastion-test", pid=1)
+
+
+async def until(predicate: Callable[[], bool], pilot, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {predicate.__doc__ or predicate}")
+        await pilot.pause(0.1)
+
+
+def env_flags(sim, env: str = "staging"):
+    return parse_env(sim.host(env).env_file.read_bytes()).flags()
+
+
+def app_for(sim) -> RollbackConsole:
+    return RollbackConsole(load_config(sim.config_path), who=OPERATOR)
+
+
+async def open_wizard(app: RollbackConsole, pilot, env: str) -> RollbackWizard:
+    await until(lambda: all(live.snapshot is not None for live in app.live.values()), pilot)
+    if env != next(iter(app.live)):
+        await pilot.press("down")
+    await pilot.press("r")
+    await until(lambda: isinstance(app.screen, RollbackWizard), pilot)
+    return app.screen  # type: ignore[return-value]
+
+
+async def preview(app: RollbackConsole, pilot) -> None:
+    await pilot.press("ctrl+n")
+    await until(lambda: app.screen.plan is not None, pilot)  # type: ignore[attr-defined]
+
+
+def run_outcome(app: RollbackConsole) -> str | None:
+    screen = app.screen
+    return screen.query_one(RunView).outcome if isinstance(screen, RunScreen) else None
+
+
+async def test_quick_rollback_on_staging_end_to_end_and_the_checklist_ticks_itself(make_simulation) -> None:
+    sim = make_simulation(environments=("staging",))
+    assert env_flags(sim) == ALL_ON
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "staging")
+        assert wizard.query_one("#action-quick").value, "quick is pre-selected when nothing is lit"
+        await preview(app, pilot)
+        preview_text = str(wizard.query_one("#plan-preview", Static).render())
+        assert "-ENABLE_ADVANCED_RECOMMENDATIONS=true" in preview_text
+        assert "+ENABLE_ADVANCED_RECOMMENDATIONS=false" in preview_text
+        assert env_flags(sim) == ALL_ON, "previewing changes nothing"
+        await pilot.press("ctrl+n")  # authorize: staging is self-service
+        await pilot.press("ctrl+n")  # confirmation modal with the exact commands
+        await pilot.pause()
+        shown = " ".join(str(w.render()) for w in app.screen.query(Static))
+        assert app.screen.__class__.__name__ == "ConfirmRollback" and "systemctl" not in shown
+        assert "ctl restart" in shown and "+ENABLE_TIME_WEIGHTING=false" in shown
+        await pilot.press("y")
+        await until(lambda: run_outcome(app) is not None, pilot, timeout=60)
+        assert run_outcome(app) == "succeeded"
+        assert env_flags(sim) == ALL_OFF
+        run = Journal(load_config(sim.config_path).journal_path).runs()[-1]
+        assert run.outcome == "succeeded" and run.operator == "alice" and run.action == "quick"
+        await pilot.press("c")
+        await until(lambda: isinstance(app.screen, ChecklistScreen), pilot)
+        ticked = {s.item.id for s in app.screen.items if s.ticked}  # type: ignore[attr-defined]
+        assert {"health", "flags_in_logs", "no_errors", "response_time", "data"} <= ticked
+        assert "dashboards" not in ticked and "rca" not in ticked
+        # The operator ticks "dashboards" with a note; it is journaled with their name.
+        table = app.screen.query_one("#checklist")
+        table.move_cursor(row=[s.item.id for s in app.screen.items].index("dashboards"))  # type: ignore[attr-defined]
+        await pilot.press("space")
+        await pilot.pause()
+        app.screen.query_one(Input).value = "grafana: p95 back to 0.3s"
+        await pilot.press("enter")
+        await pilot.pause()
+        await pilot.press("o")  # write the incident report
+        await pilot.pause()
+        state = {s.item.id: s for s in app.screen.items}  # type: ignore[attr-defined]
+        assert state["dashboards"].ticked and state["dashboards"].by == "alice"
+        assert state["incident_report"].ticked
+
+
+async def test_production_is_refused_without_an_approver_and_nothing_changes(make_simulation) -> None:
+    sim = make_simulation(environments=("staging", "production"))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "production")
+        await preview(app, pilot)
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        status = wizard.query_one("#auth-status", Static)
+        await pilot.press("ctrl+n")  # no approver typed
+        await pilot.pause()
+        assert "production needs an approver other than you (alice)" in str(status.render())
+        wizard.query_one("#approver", Input).value = "Alice"  # self-approval, any case
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert "is you" in str(status.render())
+        assert isinstance(app.screen, RollbackWizard), "no confirmation, no run"
+        assert env_flags(sim, "production") == ALL_ON
+        assert Journal(load_config(sim.config_path).journal_path).runs() == []
+
+
+async def test_a_failed_step_and_its_undo(make_simulation) -> None:
+    """Partial rollback B fails validation (the real service's advanced SQL breaks); undo puts it back."""
+    sim = make_simulation(environments=("staging",))
+    before = sim.host("staging").env_file.read_bytes()
+    app = app_for(sim)
+    async with app.run_test(size=(100, 30)) as pilot:
+        wizard = await open_wizard(app, pilot, "staging")
+        wizard.query_one("#action-partial-content-type").value = True
+        await preview(app, pilot)
+        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=60)
+        text = " ".join(str(s.render()) for s in app.screen.query(Static))
+        assert "Validate" in text and 'status "failed"' in text
+        await pilot.press("u")
+        await until(lambda: run_outcome(app) is not None, pilot, timeout=60)
+        assert run_outcome(app) == "undone"
+        assert sim.host("staging").env_file.read_bytes() == before, "the env file is back byte for byte"
+        run = Journal(load_config(sim.config_path).journal_path).runs()[-1]
+        assert run.outcome == "undone"
+
+
+async def test_a_dead_environment_never_stalls_the_keyboard(make_simulation) -> None:
+    sim = make_simulation(environments=("staging", "production"))
+    sim.run("production", "restart_command")
+    sim.inject("production", crash_on_start=True)
+    sim.run("production", "restart_command")
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: app.live["production"].snapshot is not None, pilot)
+        panel = app.screen.query_one("#env-production")
+        assert "service not running" in str(app.live["production"].snapshot.hosts[0].memory.error)
+        start = time.monotonic()
+        await pilot.press("h")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "HistoryScreen"
+        assert time.monotonic() - start < 2
+        assert panel is not None
+
+
+@pytest.mark.parametrize("term", ["xterm-256color", "xterm"])
+async def test_keyboard_only_over_ssh_terminals(make_simulation, monkeypatch, term: str) -> None:
+    """The themes pick themselves: 256 colours get the dark theme, a plain xterm the ANSI one."""
+    monkeypatch.setenv("TERM", term)
+    monkeypatch.delenv("COLORTERM", raising=False)
+    monkeypatch.delenv("ROLLBACK_CONSOLE_THEME", raising=False)
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        assert app.theme == ("rollback-ansi" if term == "xterm" else "rollback-dark")
+        await until(lambda: app.live["staging"].snapshot is not None, pilot)
+        for key, screen in (
+            ("enter", "EnvironmentScreen"),
+            ("escape", "DashboardScreen"),
+            ("h", "HistoryScreen"),
+            ("escape", "DashboardScreen"),
+            ("e", "EscalationScreen"),
+            ("escape", "DashboardScreen"),
+        ):
+            await pilot.press(key)
+            await pilot.pause()
+            assert app.screen.__class__.__name__ == screen
+
+
+async def test_watch_mode_follows_a_run_and_cannot_act(make_simulation) -> None:
+    sim = make_simulation(environments=("staging",))
+    config = load_config(sim.config_path)
+    app = RollbackConsole(config, watch_only=True, who=OPERATOR)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause(0.3)
+        # A rollback from another session (the CLI) shows up live.
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "console",
+            "--config",
+            str(sim.config_path),
+            "rollback",
+            "quick",
+            "--env",
+            "staging",
+            "--yes",
+            "--reason",
+            "watch test",
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        await until(lambda: app.screen.query_one(RunView).outcome is not None, pilot, timeout=60)
+        await proc.wait()
+        assert app.screen.query_one(RunView).outcome == "succeeded"
+        for action in ("rollback", "escalation", "checklist"):
+            assert app.check_action(action, ()) is False
+        await pilot.press("r", "e", "c")
+        await pilot.pause()
+        assert app.screen.__class__.__name__ == "WatchScreen"
+        assert not app.workers._workers or all("probe" not in w.name for w in app.workers._workers)
