@@ -52,31 +52,56 @@ def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSumma
                 fix.append(env.expand(env.reload_command, host))
             fix.append(env.expand(env.force_restart_command or env.restart_command, host))
             fix.append("cat /proc/$(pid)/environ | tr '\\0' '\\n' | grep ENABLE_")
-            out.append(Finding(1, h.host, f"the running process (pid {f.pid}) does not have the env file's flags: "
-                                          f"{diff}", tuple(fix)))
+            out.append(
+                Finding(
+                    1,
+                    h.host,
+                    f"the running process (pid {f.pid}) does not have the env file's flags: {diff}",
+                    tuple(fix),
+                )
+            )
         if f.process_error or (h.health.health_error and h.health.health_status is None):
             evidence = f.process_error or h.health.health_error or ""
             if f.env_file_problems:
                 evidence += "; env file: " + "; ".join(f.env_file_problems)
             fix = [env.expand(env.service_log_command, host)] if env.service_log_command else []
-            fix += ["# 1. syntax error in .env → fix the line named above",
-                    "# 2. missing dependency → pip install -r requirements.txt",
-                    "# 3. database connection error → check DATABASE_URL"]
+            fix += [
+                "# 1. syntax error in .env → fix the line named above",
+                "# 2. missing dependency → pip install -r requirements.txt",
+                "# 3. database connection error → check DATABASE_URL",
+            ]
             out.append(Finding(2, h.host, evidence, tuple(fix)))
         if (
-            f.env_file and f.env_file.advanced and f.log
+            f.env_file
+            and f.env_file.advanced
+            and f.log
             and any(not f.env_file.get(n) and f.log.get(n) for n in FLAG_NAMES[1:])
         ):
             stuck = [LOG_LABELS[n] for n in FLAG_NAMES[1:] if not f.env_file.get(n) and f.log.get(n)]
-            fix = [f"grep ENABLE_ {env.expand(env.env_file, host)}",
-                   env.expand(env.force_restart_command or env.restart_command, host)]
-            out.append(Finding(4, h.host, f"env file has {', '.join(stuck)} off but the log still says True: "
-                                          f"{(f.log_line or '')[:160]}", tuple(fix)))
+            fix = [
+                f"grep ENABLE_ {env.expand(env.env_file, host)}",
+                env.expand(env.force_restart_command or env.restart_command, host),
+            ]
+            out.append(
+                Finding(
+                    4,
+                    h.host,
+                    f"env file has {', '.join(stuck)} off but the log still says True: {(f.log_line or '')[:160]}",
+                    tuple(fix),
+                )
+            )
     if last_run is not None and env.database is not None and last_run.outcome in ("failed", "interrupted"):
         failed = last_run.failed_at()
         if failed and failed[0].startswith(("Run the rollback script", "Check the columns", "Keep a copy")):
-            error = next((r["data"].get("message", "") for r in reversed(last_run.records)
-                          if r["type"] == "step_failed"), "")
-            out.append(Finding(3, None, f"run {last_run.run_id} failed at {failed[0]}: {error[:200]}",
-                               tuple(manual_sql(env).splitlines())))
+            error = next(
+                (r["data"].get("message", "") for r in reversed(last_run.records) if r["type"] == "step_failed"), ""
+            )
+            out.append(
+                Finding(
+                    3,
+                    None,
+                    f"run {last_run.run_id} failed at {failed[0]}: {error[:200]}",
+                    tuple(manual_sql(env).splitlines()),
+                )
+            )
     return out

@@ -32,7 +32,11 @@ class DashboardScreen(Screen):
         self._layout(self.size.width)
 
     def _layout(self, width: int) -> None:
-        self.query_one("#panels").set_class(width >= WIDE and len(self.app.live) > 1, "-wide")
+        panels = self.query_one("#panels")
+        panels.set_class(width >= WIDE and len(self.app.live) > 1, "-wide")
+        # Room to spare (e.g. 200×60 with a few environments): show more in each panel.
+        rows_each = self.size.height // max(1, (len(self.app.live) + 1) // (2 if width >= WIDE else 1))
+        panels.set_class(rows_each >= 18, "-roomy")
 
     def on_screen_resume(self) -> None:
         for panel in self.query(EnvPanel):

@@ -7,7 +7,6 @@ import re
 from rich.errors import MarkupError
 from rich.text import Text
 from textual.app import App
-from textual.markup import escape
 
 from console.config.model import Thresholds
 from console.flags import FLAG_NAMES
@@ -20,7 +19,11 @@ COLUMNS = ("adv", "time-w", "content")
 
 
 def esc(text: object) -> str:
-    return escape(str(text))
+    """Text from a host, safe to show as markup: every "[" is escaped.
+
+    textual.markup.escape leaves "[INFO]" alone, which the parser then eats as a tag.
+    """
+    return str(text).replace("[", "\\[")
 
 
 def seconds(v: float | None) -> str:
@@ -111,6 +114,18 @@ def recommendation_line(rec: Recommendation | None) -> str:
         return "[$success]● no action[/] — no symptom in the decision matrix"
     style = SEVERITY_STYLE.get(rec.severity or "", "$warning")
     return f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
+
+
+def log_line(line: str, limit: int = 160) -> str:
+    """One log line, escaped; flag lines and ERRORs stand out."""
+    from console.probes.logs import FLAG_LINE, is_error
+
+    text = esc(line[:limit])
+    if is_error(line):
+        return f"[$error]{text}[/]"
+    if FLAG_LINE.search(line):
+        return f"[b $accent]{text}[/]"
+    return f"[$text-muted]{text}[/]"
 
 
 def host_row(h: HostSnapshot, t: Thresholds) -> tuple[str, ...]:

@@ -114,16 +114,23 @@ class Engine:
             if run.env != request.environment:
                 raise RunRefused(f"run {run.run_id} was on {run.env}, not {request.environment}")
             return run
-        candidates = [
-            r
-            for r in self.journal.runs(request.environment, drills=request.drill)
-            if r.action not in (None, "restore")
-            and r.outcome in ("succeeded", "failed", "interrupted")
-            and any(r.facts().values())
-        ]
-        if not candidates:
-            raise RunRefused(f"no rollback on {request.environment} in the journal has anything to restore")
-        return candidates[-1]
+        runs = self.journal.runs(request.environment, drills=request.drill)
+        # A run a later restore already put back is done with; so is one that changed
+        # nothing (e.g. refused at its first check): look further back for the one to restore.
+        restored = {_started(r).get("restores") for r in runs if r.action == "restore" and r.outcome == "succeeded"}
+        env = self.config.environment(request.environment)
+        for r in reversed(runs):
+            if r.action in (None, "restore") or r.outcome not in ("succeeded", "failed", "interrupted"):
+                continue
+            if r.run_id in restored or not any(r.facts().values()):
+                continue
+            try:
+                original = build_plan(r.action or "", env, self.config, r.plan.get("options") or {})
+            except PlanError:
+                continue
+            if undo_steps(original, r.facts()):
+                return r
+        raise RunRefused(f"no rollback on {request.environment} in the journal has anything left to restore")
 
     def restore_plan(self, env: Environment, run: RunSummary) -> Plan:
         original = build_plan(run.action or "", env, self.config, run.plan.get("options") or {})
@@ -363,7 +370,14 @@ class Engine:
         )
         with contextlib.suppress(JournalError):
             checklist.tick_automatic(self.config, self.journal, ctx.run_id)
-        self.on_event(Event("run_finished", ctx.run_id, message=result.outcome, data={"outcome": result.outcome}))
+        self.on_event(
+            Event(
+                "run_finished",
+                ctx.run_id,
+                message=result.outcome,
+                data={"outcome": result.outcome, "duration_s": round(result.duration_s, 3)},
+            )
+        )
         return RunOutcome(ctx.run_id, result, authorization)
 
     async def _notify(self, event: str, run_id: str, env: str, text: str, fields: dict[str, str]) -> None:
@@ -398,9 +412,14 @@ def holder_gone(info: LockInfo) -> str | None:
     return None
 
 
+def _started(run: RunSummary) -> dict[str, Any]:
+    """The data of a run's (first) run_started record."""
+    return next((r["data"] for r in run.records if r["type"] == "run_started"), {})
+
+
 def _request_of(run: RunSummary) -> RunRequest:
     """Rebuild the request of a journaled run (to resume or undo it)."""
-    started = next((r["data"] for r in run.records if r["type"] == "run_started"), {})
+    started = _started(run)
     return RunRequest(
         environment=run.env or "",
         action=run.action or "",

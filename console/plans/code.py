@@ -158,15 +158,27 @@ class ResetHard(Step):
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
-        return f"$ {_git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes"
+        return (
+            f"$ {_git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
+            "# only if HEAD is the Phase 4 commit; otherwise nothing is changed"
+        )
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        head = await _run(ctx, self, host, _git(ctx, host, "rev-parse HEAD"))
+        head = await _run(ctx, self, host, _git(ctx, host, "log -1 --format='%H %s'"))
+        sha, _, subject = head.stdout.strip().partition(" ")
+        if not head.ok or not subject.startswith(ctx.env.phase4_commit_message):
+            # The runbook's HEAD~1 is right only when Phase 4 is the last commit; otherwise it
+            # would throw away a later commit and leave Phase 4 in place.
+            raise StepFailed(
+                f"HEAD is {sha[:7] or '?'} {subject or head.stderr.strip()[:200]!r}, not the Phase 4 commit: "
+                "`git reset --hard HEAD~1` would discard that commit and keep Phase 4. Nothing was changed; "
+                "roll back with `git revert` instead (rollback code without --reset-hard)."
+            )
         result = await _run(ctx, self, host, _git(ctx, host, "reset --hard HEAD~1"))
         if not result.ok:
             raise StepFailed(f"git reset failed: {result.stderr.strip()[-400:]}")
-        return {"head_before": head.stdout.strip()}
+        return {"head_before": sha}
 
 
 class Rebuild(Step):

@@ -7,7 +7,7 @@ import shlex
 import time
 from datetime import UTC, datetime
 
-from console.config.model import Host
+from console.config.model import Host, SecretError
 from console.engine.events import Event
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env, unified_diff
@@ -255,7 +255,8 @@ class AwaitEffect(Step):
                 seen.update(pid=pid, process=process.as_dict())
                 if process == want:
                     process_at = time.time()
-                    line = await self._trigger_and_read(ctx, host, transport, want)
+                    line, trigger_error = await self._trigger_and_read(ctx, host, transport, want)
+                    seen["trigger"] = trigger_error
                     if line:
                         now = time.time()
                         return {
@@ -272,7 +273,16 @@ class AwaitEffect(Step):
             except TransportError as exc:
                 seen["error"] = str(exc)
             if time.monotonic() > deadline:
-                detail = seen.get("error") or f"process has {seen.get('process')}, wanted {want.as_dict()}"
+                if seen.get("error"):
+                    detail = seen["error"]
+                elif seen.get("process") == want.as_dict():
+                    # The process is right; what is missing is the log's word for it.
+                    why = f": the best-times request that makes it log failed ({seen['trigger']})"
+                    detail = "the process has the new flags, but the log shows no flag line with them" + (
+                        why if seen.get("trigger") else ""
+                    )
+                else:
+                    detail = f"process has {seen.get('process')}, wanted {want.as_dict()}"
                 raise StepFailed(
                     f"the new flags did not take effect within {self.timeout_s:.0f}s ({detail})",
                     troubleshooting="Issue 1: Environment changes not taking effect",
@@ -280,26 +290,36 @@ class AwaitEffect(Step):
                 )
             await asyncio.sleep(0.2)
 
-    async def _trigger_and_read(self, ctx: RunContext, host: Host, transport, want: FlagSet) -> str | None:
-        """A best-times request makes the service log its flag line; then read it back."""
+    async def _trigger_and_read(
+        self, ctx: RunContext, host: Host, transport, want: FlagSet
+    ) -> tuple[str | None, str | None]:
+        """A best-times request makes the service log its flag line; then read it back.
+        Returns the flag line (None: not there yet) and why the request failed, if it did."""
         env = ctx.env
+        trigger_error: str | None = None
+        try:
+            password = env.password.resolve()
+        except SecretError as exc:
+            # A missing secret does not come back by waiting: say so now, not in 45 s.
+            raise StepFailed(f"cannot log in to make the service log its flags: {exc}") from None
         try:
             base = await reachable_base(env, host, transport)
-            await http.probe_recommendations(
+            report = await http.probe_recommendations(
                 ctx.prober.client,
                 base,
                 email=env.login_email,
-                password=env.password.resolve(),
+                password=password,
                 channel_id=env.channel_id,
                 days=env.days,
             )
-        except Exception:  # the log check below decides; the validation step reports HTTP problems
-            pass
+            trigger_error = report.login_error or report.error
+        except Exception as exc:  # the log check below decides; the validation step reports HTTP problems
+            trigger_error = f"{type(exc).__name__}: {exc}"
         lines = await read_log(env, host, transport, 200, 10)
         latest = logs.latest_flags(lines)
         if latest and latest[0] == want:
-            return latest[1]
-        return None
+            return latest[1], None
+        return None, trigger_error
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         if facts.get("skipped"):

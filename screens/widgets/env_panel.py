@@ -56,6 +56,7 @@ class EnvPanel(Widget, can_focus=True):
                 yield Static("errors   …", classes="errors")
                 yield Static("memory   …", classes="memory")
         yield Static("", classes="drift-note")
+        yield Static("", classes="extra")
         yield Static(fmt.recommendation_line(None), classes="recommendation")
 
     def on_mount(self) -> None:
@@ -81,6 +82,7 @@ class EnvPanel(Widget, can_focus=True):
         self.query_one(".memory", Static).update(fmt.memory_line(s, t))
         self.query_one(".recommendation", Static).update(fmt.recommendation_line(live.recommendation))
         self.set_class(bool(live.recommendation and live.recommendation.action), "-alert")
+        self.query_one(".extra", Static).update(self._extra())
         drift = [h for h in s.hosts if h.flags.drift]
         self.set_class(bool(drift), "-drift")
         note = self.query_one(".drift-note", Static)
@@ -97,6 +99,30 @@ class EnvPanel(Widget, can_focus=True):
         self.border_subtitle = (
             f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (f"probed in {s.elapsed_s:.1f}s")
         )
+
+    def _extra(self) -> str:
+        """What a big terminal has room for: database, troubleshooting, the last log lines."""
+        s = self.live.snapshot
+        if s is None:
+            return ""
+        lines = []
+        db = s.database
+        if db is not None:
+            if db.error:
+                lines.append(f"database [$error]{fmt.esc(db.error)[:120]}[/]")
+            else:
+                cols = " ".join(f"{c} {'✓' if p else '✗'}" for c, p in db.columns)
+                extra = f" · also drops: {fmt.esc(', '.join(db.extra_dependents))}" if db.extra_dependents else ""
+                lines.append(f"database {cols} · {sum(p for _, p in db.indexes)}/{len(db.indexes)} indexes{extra}")
+        from console import troubleshooting
+
+        for f in troubleshooting.findings(self.live.env, s):
+            lines.append(f"[$warning]{fmt.esc(f.title)}[/] — {fmt.esc(f.evidence)[:140]}")
+        tail = [line for h in s.reachable_hosts[:1] for line in h.logs.tail[-6:]]
+        if tail:
+            lines.append("[b]log[/b]")
+            lines.extend(fmt.log_line(line)[:400] for line in tail)
+        return "\n".join(lines)
 
     def action_open(self) -> None:
         self.post_message(self.Selected(self.live.env.name))
