@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
 from textual.signal import Signal
 
 from console.config.model import Config
-from console.engine.session import Engine
-from console.journal import Who
+from console.journal import Journal, Who, known_secrets
+
+if TYPE_CHECKING:
+    from console.engine.session import Engine
 from console.probes.collect import Prober
 from screens.state import LiveEnvironment
 from themes import CSS_PATH, DEFAULT, THEMES
@@ -64,12 +68,25 @@ class RollbackConsole(App[int]):
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
         self.env_updated: Signal[str] = Signal(self, "env-updated")
         self.prober = Prober(config)
-        self.engine = Engine(config, prober=self.prober, who=who)
-        self.journal = self.engine.journal
+        self.who = who or Who.current()
+        self._engine = None  # the rollback engine loads on first use: start-up stays light
         self.last_run: str | None = None
         for t in THEMES.values():
             self.register_theme(t)
         self.theme = pick_theme(theme)
+
+    @property
+    def engine(self) -> Engine:
+        if self._engine is None:
+            from console.engine.session import Engine
+
+            self._engine = Engine(self.config, prober=self.prober, who=self.who)
+            self._engine.journal = self.journal
+        return self._engine
+
+    @functools.cached_property
+    def journal(self) -> Journal:
+        return Journal(self.config.journal_path, secrets=known_secrets(self.config), who=self.who)
 
     @property
     def is_drill(self) -> bool:
@@ -99,9 +116,7 @@ class RollbackConsole(App[int]):
 
     def check_interrupted(self) -> None:
         """A run cut off by a crash is offered for resume or undo at start-up."""
-        from console.engine.session import authorization_of, request_of
         from screens.modals import InterruptedRun
-        from screens.run_screen import RunScreen
 
         try:
             interrupted = self.journal.interrupted(drills=self.is_drill)
@@ -118,6 +133,9 @@ class RollbackConsole(App[int]):
         )
 
         def chosen(choice: str | None) -> None:
+            from console.engine.session import authorization_of, request_of
+            from screens.run_screen import RunScreen
+
             if choice in ("resume", "undo"):
                 self.push_screen(
                     RunScreen(
@@ -135,7 +153,7 @@ class RollbackConsole(App[int]):
     def _subtitle(self) -> str:
         now = datetime.fromtimestamp(self.clock(), UTC).strftime("%H:%M:%S UTC")
         mode = "WATCH (read-only)" if self.read_only else ("DRILL — rehearsal" if self.is_drill else "live")
-        return f"{mode} · {self.engine.who.user} · {now}"
+        return f"{mode} · {self.who.user} · {now}"
 
     async def _probe_loop(self, name: str) -> None:
         """Probe, publish, sleep; never overlaps itself; one failure never ends it."""
@@ -211,5 +229,6 @@ class RollbackConsole(App[int]):
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
 
     async def on_unmount(self) -> None:
-        await self.engine.close()
+        if self._engine is not None:
+            await self._engine.close()
         await self.prober.close()

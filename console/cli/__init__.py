@@ -27,6 +27,11 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="config file (default: $ROLLBACK_CONSOLE_CONFIG, then ~/.config/rollback-console/config.toml)",
     )
+    parser.add_argument(
+        "--theme",
+        choices=("dark", "light", "ansi"),
+        help="console theme (default: dark; ANSI-only on 8/16-colour terminals; also $ROLLBACK_CONSOLE_THEME)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         importlib.import_module(f"console.cli.{name}").register(sub)

@@ -31,7 +31,7 @@ def open_console(args: argparse.Namespace, *, watch_only: bool = False) -> int:
         raise UsageError("the console needs a terminal; for scripts use `status`, `check`, `plan`, `rollback`")
     from screens.app import RollbackConsole
 
-    app = RollbackConsole(config, watch_only=watch_only)
+    app = RollbackConsole(config, watch_only=watch_only, theme=getattr(args, "theme", None))
     app.run()
     return app.return_code or EXIT_OK
 

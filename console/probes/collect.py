@@ -99,11 +99,19 @@ class Prober:
     def __init__(self, config: Config, pool: TransportPool | None = None) -> None:
         self.config = config
         self.pool = pool or TransportPool()
-        t = config.thresholds.probe_timeout_s
-        self.client = httpx.AsyncClient(timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False)
+        self._client: httpx.AsyncClient | None = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        """One HTTP client between rounds, made on first use (its TLS setup is not free)."""
+        if self._client is None:
+            t = self.config.thresholds.probe_timeout_s
+            self._client = httpx.AsyncClient(timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False)
+        return self._client
 
     async def close(self) -> None:
-        await self.client.aclose()
+        if self._client is not None:
+            await self._client.aclose()
         await self.pool.close_all()
 
     async def __aenter__(self) -> Prober:

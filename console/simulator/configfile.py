@@ -138,7 +138,7 @@ def render_config(
         first = env.hosts[0].home
         ctl = {
             c: _s(ctl_command(python, c, command_prefix))
-            for c in ("restart", "force-restart", "pid", "service-log", "rebuild")
+            for c in ("restart", "force-restart", "service-log", "rebuild")
         }
         out += [
             f"[environments.{name}]",
@@ -154,7 +154,11 @@ def render_config(
             # No reload_command: like `docker-compose restart`, a plain restart may keep a stale
             # environment (the stale_restart fault); the fix is the forced fresh start below.
             f"force_restart_command = {ctl['force-restart']}",
-            f"pid_command = {ctl['pid']}",
+            # Cheap, like `systemctl show -p MainPID`: probes run it every few seconds.
+            "pid_command = " + _s(
+                "p=$(cat '{home}/run/service.pid' 2>/dev/null) && grep -qs console.simulator.service "
+                "/proc/$p/cmdline && echo $p || { echo 'analyticbot-api is not running' >&2; exit 1; }"
+            ),
             f'log_file = "{{home}}/logs/{name}.log"',
             f"service_log_command = {ctl['service-log']}",
             'repo_path = "{home}/app"',

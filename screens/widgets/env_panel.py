@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal
 from textual.message import Message
 from textual.widget import Widget
 from textual.widgets import Static
@@ -45,16 +45,10 @@ class EnvPanel(Widget, can_focus=True):
         self.border_title = f"{env.name} · {env.kind}" + (f" · {n} hosts" if n > 1 else "")
 
     def compose(self) -> ComposeResult:
+        # Few widgets, each a block of markup: cheap to lay out and to restyle.
         with Horizontal(classes="panel-body"):
             yield Static(fmt.flag_table(None), classes="flags")
-            with Vertical(classes="metrics"):
-                yield Static("health   …", classes="health")
-                with Horizontal(classes="latency-row"):
-                    yield Static("latency ", classes="label")
-                    yield Static("", classes="spark")
-                yield Static("", classes="latency")
-                yield Static("errors   …", classes="errors")
-                yield Static("memory   …", classes="memory")
+            yield Static("health   …", classes="metrics")
         yield Static("", classes="drift-note")
         yield Static("", classes="extra")
         yield Static(fmt.recommendation_line(None), classes="recommendation")
@@ -62,26 +56,37 @@ class EnvPanel(Widget, can_focus=True):
     def on_mount(self) -> None:
         self.refresh_from_live()
 
+    def on_resize(self) -> None:
+        self.refresh_from_live()  # the sparkline is as wide as the panel allows
+
+    def _metrics(self) -> str:
+        live, s = self.live, self.live.snapshot
+        assert s is not None
+        t = self.config.thresholds
+        critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
+        width = max(8, self.query_one(".metrics", Static).size.width - 9)
+        return "\n".join(
+            (
+                fmt.health_line(s),
+                "latency  " + fmt.sparkline(live.series.values, t.response_time_ok_s, critical, width),
+                "         " + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical),
+                fmt.errors_line(s),
+                fmt.memory_line(s, t),
+            )
+        )
+
     def refresh_from_live(self) -> None:
         live, s = self.live, self.live.snapshot
-        t = self.config.thresholds
         if live.probe_error and s is None:
-            self.query_one(".health", Static).update(f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
+            self.query_one(".metrics", Static).update(f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
             return
         if s is None:
             return
         self.query_one(".flags", Static).update(fmt.flag_table(s))
-        self.query_one(".health", Static).update(fmt.health_line(s))
-        critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
-        spark = self.query_one(".spark", Static)
-        spark.update(fmt.sparkline(live.series.values, t.response_time_ok_s, critical, max(8, spark.size.width)))
-        self.query_one(".latency", Static).update(
-            "         " + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical)
-        )
-        self.query_one(".errors", Static).update(fmt.errors_line(s))
-        self.query_one(".memory", Static).update(fmt.memory_line(s, t))
+        self.query_one(".metrics", Static).update(self._metrics())
         self.query_one(".recommendation", Static).update(fmt.recommendation_line(live.recommendation))
         self.set_class(bool(live.recommendation and live.recommendation.action), "-alert")
+        self.set_class(not s.reachable_hosts, "-down")
         self.query_one(".extra", Static).update(self._extra())
         drift = [h for h in s.hosts if h.flags.drift]
         self.set_class(bool(drift), "-drift")
@@ -94,11 +99,9 @@ class EnvPanel(Widget, can_focus=True):
                 + ("the running process does not have the env file's flags: restart needed (troubleshooting 1)"
                    if stale else "the log's last flag line differs from the running process")
             )
-        self.set_class(not s.reachable_hosts, "-down")
         unreachable = [h.host for h in s.hosts if h.unreachable]
-        self.border_subtitle = (
-            f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (f"probed in {s.elapsed_s:.1f}s")
-        )
+        self.border_subtitle = f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (
+            f"probed in {s.elapsed_s:.1f}s")
 
     def _extra(self) -> str:
         """What a big terminal has room for: database, troubleshooting, the last log lines."""
