@@ -75,6 +75,8 @@ class StepFailedModal(ModalScreen[Decision]):
     There is no Escape here: the run waits for a choice.
     """
 
+    AUTO_FOCUS = "Button"  # never the reason box: a typed r/u/a must choose, not type
+
     BINDINGS = [
         Binding("r", "choose('retry')", "Retry", id="failed.retry"),
         Binding("f", "choose('fix')", "Fix", id="failed.fix"),

@@ -56,6 +56,7 @@ class RunScreen(Screen):
         self.recommendation = recommendation
         self.plan = plan
         self.running = False
+        self.checklist_requested = False
         self.run_id: str | None = resume.run_id if resume else None
 
     def compose(self) -> ComposeResult:
@@ -115,6 +116,8 @@ class RunScreen(Screen):
             checklist = self.query_one("#to-checklist", Button)
             checklist.disabled = self.run_id is None
             (checklist if self.run_id else self.query_one("#done", Button)).focus()
+            if self.checklist_requested and self.run_id:
+                self.call_later(self.action_checklist)
             self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
 
     async def _decide(self, failure: Failure) -> Decision:
@@ -128,7 +131,11 @@ class RunScreen(Screen):
         self.query_one("#run-view", RunView).apply(e.kind, e.step, e.host, e.message, e.data)
 
     def action_checklist(self) -> None:
-        if self.run_id and not self.running:
+        if self.running:
+            self.checklist_requested = True  # opens as soon as the run is recorded
+            self.notify("The checklist opens when the run is recorded.", timeout=3)
+            return
+        if self.run_id:
             from screens.checklist import ChecklistScreen
 
             self.app.switch_screen(ChecklistScreen(self.run_id))

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from textual.widgets import Input, Static
+from textual.widgets import Input, RichLog, Static
 
 from console.config import load_config
 from console.envfile import parse_env
@@ -23,11 +23,16 @@ from screens.wizard import RollbackWizard
 OPERATOR = Who(user="alice", ssh_client=None, host="bastion-test", pid=1)
 
 
-async def until(predicate: Callable[[], bool], pilot, timeout: float = 30.0) -> None:
+async def until(predicate: Callable[[], bool], pilot, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {predicate.__doc__ or predicate}")
+            screen = pilot.app.screen
+            shown = " | ".join(str(w.render())[:200] for w in screen.query(Static))
+            log = ""
+            if screen.query(RichLog):
+                log = " / ".join(str(line.text) for line in screen.query_one(RichLog).lines[-15:])
+            raise AssertionError(f"timed out on {screen.__class__.__name__}: {shown[:1500]} LOG: {log}")
         await pilot.pause(0.1)
 
 
@@ -77,7 +82,7 @@ async def test_quick_rollback_on_staging_end_to_end_and_the_checklist_ticks_itse
         assert app.screen.__class__.__name__ == "ConfirmRollback" and "systemctl" not in shown
         assert "ctl restart" in shown and "+ENABLE_TIME_WEIGHTING=false" in shown
         await pilot.press("y")
-        await until(lambda: run_outcome(app) is not None, pilot, timeout=60)
+        await until(lambda: run_outcome(app) is not None, pilot, timeout=120)
         assert run_outcome(app) == "succeeded"
         assert env_flags(sim) == ALL_OFF
         run = Journal(load_config(sim.config_path).journal_path).runs()[-1]
@@ -135,11 +140,12 @@ async def test_a_failed_step_and_its_undo(make_simulation) -> None:
         await pilot.press("ctrl+n", "ctrl+n")
         await pilot.pause()
         await pilot.press("y")
-        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=60)
+        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+        await pilot.pause()
         text = " ".join(str(s.render()) for s in app.screen.query(Static))
         assert "Validate" in text and 'status "failed"' in text
         await pilot.press("u")
-        await until(lambda: run_outcome(app) is not None, pilot, timeout=60)
+        await until(lambda: run_outcome(app) is not None, pilot, timeout=120)
         assert run_outcome(app) == "undone"
         assert sim.host("staging").env_file.read_bytes() == before, "the env file is back byte for byte"
         run = Journal(load_config(sim.config_path).journal_path).runs()[-1]
@@ -211,7 +217,7 @@ async def test_watch_mode_follows_a_run_and_cannot_act(make_simulation) -> None:
             stdout=asyncio.subprocess.DEVNULL,
             stderr=asyncio.subprocess.DEVNULL,
         )
-        await until(lambda: app.screen.query_one(RunView).outcome is not None, pilot, timeout=60)
+        await until(lambda: app.screen.query_one(RunView).outcome is not None, pilot, timeout=120)
         await proc.wait()
         assert app.screen.query_one(RunView).outcome == "succeeded"
         for action in ("rollback", "escalation", "checklist"):
