@@ -72,7 +72,7 @@ def startup(config: Path, repeat: int) -> None:
         bare.append(timed(BARE))
         console.append(timed(CONSOLE, str(config)))
     b, c = statistics.median(bare), statistics.median(console)
-    print("1. start-up to a populated dashboard (2 environments, median of %d)" % repeat)
+    print(f"1. start-up to a populated dashboard (2 environments, median of {repeat})")
     print(f"   bare Textual app      {b:.3f}s")
     print(f"   console, all probed   {c:.3f}s")
     print(f"   ratio                 {c / b:.2f}   (goal <= 1.5)")
@@ -132,7 +132,7 @@ async def key_latency(config_many: Path, presses: int) -> None:
                                     ("down", "DashboardScreen")):
                     start = time.perf_counter()
                     await pilot.press(key)
-                    while app.screen.__class__.__name__ != screen:
+                    while app.screen.__class__.__name__ != screen:  # noqa: ASYNC110 - polling the UI
                         await asyncio.sleep(0.001)
                     await pilot.wait_for_scheduled_animations()
                     out.append(time.perf_counter() - start)

@@ -31,13 +31,13 @@ async def fed(pilot: Pilot) -> None:
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_dashboard(snap_compare, size) -> None:  # noqa: ANN001
+def test_dashboard(snap_compare, size) -> None:
     assert snap_compare(make_app(), terminal_size=size, run_before=fed)
 
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("tab", ["tab-latency", "tab-log", "tab-process", "tab-matrix", "tab-trouble"])
-def test_environment_view(snap_compare, size, tab) -> None:  # noqa: ANN001
+def test_environment_view(snap_compare, size, tab) -> None:
     async def open_tab(pilot: Pilot) -> None:
         await fed(pilot)
         await pilot.press("down", "enter")  # the production panel
@@ -50,7 +50,7 @@ def test_environment_view(snap_compare, size, tab) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("page", ["assess", "plan", "authorize", "confirm"])
-def test_wizard(snap_compare, size, page) -> None:  # noqa: ANN001
+def test_wizard(snap_compare, size, page) -> None:
     async def go(pilot: Pilot) -> None:
         await fed(pilot)
         await pilot.press("down", "r")  # production: the approval path
@@ -82,7 +82,7 @@ def test_wizard(snap_compare, size, page) -> None:  # noqa: ANN001
 
 @pytest.mark.parametrize("size", SIZES)
 @pytest.mark.parametrize("screen", ["history", "report", "checklist", "escalation"])
-def test_record_screens(snap_compare, size, screen) -> None:  # noqa: ANN001
+def test_record_screens(snap_compare, size, screen) -> None:
     keys = {"history": ["h"], "report": ["h", "down", "enter"], "checklist": ["h", "down", "c"], "escalation": ["e"]}[
         screen
     ]
@@ -96,7 +96,7 @@ def test_record_screens(snap_compare, size, screen) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_watch_mode(snap_compare, size) -> None:  # noqa: ANN001
+def test_watch_mode(snap_compare, size) -> None:
     async def go(pilot: Pilot) -> None:
         await pilot.pause(0.6)  # the follower replays the journal
 
@@ -104,12 +104,12 @@ def test_watch_mode(snap_compare, size) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_interrupted_run_offered(snap_compare, size) -> None:  # noqa: ANN001
+def test_interrupted_run_offered(snap_compare, size) -> None:
     assert snap_compare(make_app(interrupted=True), terminal_size=size, run_before=fed)
 
 
 @pytest.mark.parametrize("size", SIZES)
-def test_step_failed_modal(snap_compare, size) -> None:  # noqa: ANN001
+def test_step_failed_modal(snap_compare, size) -> None:
     async def go(pilot: Pilot) -> None:
         await fed(pilot)
         failure = StepFailed(
