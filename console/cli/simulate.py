@@ -30,6 +30,8 @@ Faults (KEY=VALUE):
   stale_restart=true       restart keeps the old environment (reload or force-restart fixes it)
   ready_down=true          /health/ready reports the database down; /health stays "healthy"
   rollback_script_fails=true  004_rollback.sql fails right after its first DROP
+  caused_by=FEATURE        latency/errors/memory only while FEATURE is on in the process
+                           (advanced, time_weighting, content_type): a rollback cures them
 """
 
 

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
+from console.flags import FlagSet
+
 FAULTS: dict[str, str] = {
     "latency_s": "seconds added to every best-times request",
     "error_rate": "fraction 0..1 of best-times requests that fail (HTTP 500 and HTTP 200 status=failed, alternately)",
@@ -20,7 +22,10 @@ FAULTS: dict[str, str] = {
     "stale_restart": "restart reuses the environment of the previous start (reload or force-restart fixes it)",
     "ready_down": "/health/ready reports the database down (/health still says healthy)",
     "rollback_script_fails": "004_rollback.sql on disk fails right after its first DROP",
+    "caused_by": "which Phase 4 feature causes latency/errors/memory: advanced, time_weighting, content_type "
+    "(they stop when the process runs with it off); empty: always",
 }
+CAUSES = ("", "advanced", "time_weighting", "content_type")
 MAX_LATENCY_S = 600.0
 MAX_MEMORY_MB = 16384.0
 _TRUE = ("1", "true", "yes", "on")
@@ -40,19 +45,36 @@ class Faults:
     stale_restart: bool = False
     ready_down: bool = False
     rollback_script_fails: bool = False
+    caused_by: str = ""
 
     def active(self) -> dict[str, Any]:
         """Only the faults that are on."""
         return {k: v for k, v in asdict(self).items() if v}
 
+    def effective(self, flags: FlagSet) -> Faults:
+        """The faults as a process with these flags suffers them: a feature that is off
+        no longer slows, fails or bloats it (that is what a rollback is for)."""
+        on = {
+            "": True,
+            "advanced": flags.advanced,
+            "time_weighting": flags.advanced and flags.time_weighting,
+            "content_type": flags.advanced and flags.content_type,
+        }[self.caused_by]
+        return self if on else replace(self, latency_s=0.0, error_rate=0.0, memory_mb=0.0)
+
 
 _TYPES = {f.name: f.type for f in fields(Faults)}
 
 
-def coerce(name: str, value: Any) -> float | bool:
+def coerce(name: str, value: Any) -> float | bool | str:
     """A fault value from text (the command line) or JSON, checked for range."""
     if name not in FAULTS:
         raise FaultError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    if _TYPES[name] == "str":
+        text = str(value).strip()
+        if text not in CAUSES:
+            raise FaultError(f"{name}: expected one of {', '.join(repr(c) for c in CAUSES)}, got {value!r}")
+        return text
     if _TYPES[name] == "bool":
         if isinstance(value, bool):
             return value

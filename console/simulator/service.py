@@ -111,7 +111,7 @@ class Service:
     async def _tick(self, stop: asyncio.Event) -> None:
         """Follow faults.json between requests too: memory grows even when nobody asks."""
         while not stop.is_set():
-            faults = self.faults.refresh()
+            faults = self.faults.refresh().effective(self.flags)
             await asyncio.to_thread(self.ballast.step, faults.memory_mb, TICK_S)
             if faults.memory_mb >= 1000 and not self._memory_warned:
                 self.api_log.warning(f"Memory usage high: target {faults.memory_mb:.0f} MB resident")
@@ -228,7 +228,7 @@ class Service:
         except ValueError:
             detail = [{"loc": ["query", "days"], "msg": "days must be an integer from 1 to 365", "type": "value_error"}]
             return Response.json(422, {"detail": detail})
-        faults = self.faults.refresh()
+        faults = self.faults.refresh().effective(self.flags)
         if faults.latency_s:
             await asyncio.sleep(faults.latency_s)
         f = self.flags
