@@ -12,6 +12,7 @@ from console.config.model import Thresholds
 from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.safe_text import clean
 
 SEVERITY_STYLE = {"HIGH": "$error", "MEDIUM": "$warning", "LOW": "$accent"}
 SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
@@ -23,7 +24,7 @@ def esc(text: object) -> str:
 
     textual.markup.escape leaves "[INFO]" alone, which the parser then eats as a tag.
     """
-    return str(text).replace("[", "\\[")
+    return clean(str(text)).replace("[", "\\[")
 
 
 def seconds(v: float | None) -> str:

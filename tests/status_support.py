@@ -207,7 +207,8 @@ class FakeAPI:
 
     The mode is the first path segment: ``http://127.0.0.1:PORT/<mode>`` is an api_url.
     ok · http500 · unauthorized (any password but GOOD_PASSWORD is refused) · nonjson ·
-    giant (a 6 MB best-times body) · slow (nothing for 30 s) · drip (a byte every 0.2 s).
+    giant (a 6 MB best-times body) · slow (nothing for 30 s, on every endpoint) ·
+    stalled (best-times only: nothing for 30 s) · drip (best-times: a byte every 0.2 s).
     """
 
     def __init__(self) -> None:
@@ -254,7 +255,7 @@ class FakeAPI:
         length = int(h.headers.get("Content-Length") or 0)
         body = json.loads(h.rfile.read(length) or b"{}") if length else {}
         try:
-            if mode == "slow":
+            if mode == "slow" or (mode == "stalled" and path.startswith("/analytics")):
                 self.stop_event.wait(30)
                 return self.send(h, 200, {"status": "healthy"})
             if mode == "http500":

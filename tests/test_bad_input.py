@@ -136,12 +136,13 @@ def test_binary_garbage_and_a_5_mb_line_in_the_log_stay_bounded(make_simulation:
     assert h["flags"]["errors"] == {} and h["logs"]["error"] is None
     assert h["logs"]["window"] <= 100 and h["logs"]["requests"] == 1
     assert len(status.stdout) < 100_000  # the 5 MB line did not come along
-    # Even with only garbage in the window (no request logged since), the answer is a sentence.
+    # An endless line still being written, and no request since (no password, so no login):
+    # nothing but garbage in the window, and the answer is a sentence.
     with open(host.log_file, "ab") as fh:
         fh.write(b"B" * (5 * 1024 * 1024))
-    env_file = sim.directory / "no-login.toml"
-    env_file.write_text(sim.config_path.read_text().replace("secrets/staging.password", "secrets/missing.password"))
-    status = run_cli(env_file, "status", "staging", "--json")
+    no_login = sim.directory / "no-login.toml"
+    no_login.write_text(sim.config_path.read_text().replace("secrets/staging.password", "secrets/missing.password"))
+    status = run_cli(no_login, "status", "staging", "--json")
     flags = environment_of(status.json, "staging")["hosts"][0]["flags"]
     assert flags["log"] is None and flags["errors"]["log"].startswith('no "Feature flags" line in the last')
 
@@ -167,8 +168,10 @@ def service_process() -> Iterator[int]:
         proc.wait()
 
 
-MODES = ("ok", "http500", "unauthorized", "nonjson", "giant", "slow", "drip")
-PROBE_TIMEOUT_S = 1.5
+MODES = ("ok", "http500", "unauthorized", "nonjson", "giant", "stalled", "drip")
+# Generous: the well-behaved modes must answer in time, and pass the response-time check,
+# even on a loaded machine.
+PROBE_TIMEOUT_S = 4.0
 
 
 def test_wrong_answers_from_the_api_each_get_a_sentence(
@@ -178,7 +181,7 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     good, wrong = tmp_path / "good.password", tmp_path / "wrong.password"
     good.write_text(GOOD_PASSWORD + "\n")
     wrong.write_text("wrong-s3cret-in-file\n")
-    parts = [f"[thresholds]\nprobe_timeout_s = {PROBE_TIMEOUT_S}\n"]
+    parts = [f"[thresholds]\nprobe_timeout_s = {PROBE_TIMEOUT_S}\nresponse_time_ok_s = {PROBE_TIMEOUT_S}\n"]
     for mode in MODES:
         password = wrong if mode == "unauthorized" else good
         parts.append(
@@ -212,7 +215,7 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     status, text, *checks = run_cli_many(
         config, ["status", "--json"], ["status"], *(["check", m, "--json"] for m in checked), secrets=secrets
     )
-    # Slow (30 s) and endless (200 s) answers are cut at the probe timeout, not waited out.
+    # Stalled (30 s) and endless (200 s) answers are cut at the probe timeout, not waited out.
     assert status.elapsed_s < 20, status.elapsed_s
     assert status.code == 0 and status.stderr == ""
     hosts = {e["environment"]: e["hosts"][0] for e in status.json["environments"]}
@@ -243,11 +246,10 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     giant = hosts["giant"]["recommendations"]
     assert giant["error"].endswith(": response body larger than 4 MB") and giant["status"] is None
 
-    for mode in ("slow", "drip"):
-        h = hosts[mode]
-        error = h["recommendations"]["login_error"] or h["recommendations"]["error"]
-        assert "no answer within" in error and "(timeout)" in error, (mode, error)
-    assert "GET /health: no answer within" in hosts["slow"]["health"]["health_error"]
+    for mode in ("stalled", "drip"):  # (a host slow on every endpoint: test_probes)
+        error = hosts[mode]["recommendations"]["error"]
+        assert error == f"GET /analytics/predictive/best-times/-100: no answer within {PROBE_TIMEOUT_S}s (timeout)"
+        assert hosts[mode]["health"]["healthy"]
 
     nosecret = hosts["nosecret"]
     assert nosecret["recommendations"]["login_error"] == (

@@ -119,7 +119,7 @@ def test_a_slow_host_does_not_hold_up_a_fast_one(simulation: Simulation, tmp_pat
         config.write_text(
             f"""\
 [thresholds]
-probe_timeout_s = 1.5
+probe_timeout_s = 2
 
 [hosts.slow-1]
 address = "local"
@@ -161,10 +161,10 @@ log_file = "{{log}}"
         snap = asyncio.run(take())
     slow_h, fast_h = snap.hosts
     assert (slow_h.host, fast_h.host) == ("slow-1", "fast-1")
-    assert "no answer within 1.5s (timeout)" in (slow_h.health.health_error or "")
+    assert "no answer within 2.0s (timeout)" in (slow_h.health.health_error or "")
     assert fast_h.recommendations.ok and fast_h.flags.pid == fast.pid()
     # Concurrent, not one after the other: the fast host finished while the slow one was still waiting.
     assert fast_h.taken_at < slow_h.taken_at
     assert fast_h.elapsed_s < slow_h.elapsed_s
     # And the slow host (30 s of silence) is bounded by the timeout: /health, then /health/ready.
-    assert 2 * 1.5 <= slow_h.elapsed_s < 10
+    assert 2 * 2 <= slow_h.elapsed_s < 20

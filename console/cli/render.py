@@ -6,9 +6,11 @@ from console.config.model import Config
 from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.safe_text import clean
 from console.validation import Check
 
 _FLAG_COLS = ("advanced", "time-weighting", "content-type")
+
 
 
 def _b(v: bool | None) -> str:
@@ -99,7 +101,7 @@ def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -
             lines.append(f"  database     {cols} · {idx}/{len(db.indexes)} indexes · {db.rows} rows")
             if db.extra_dependents:
                 lines.append("               would also drop: " + ", ".join(db.extra_dependents))
-    return "\n".join(lines)
+    return clean("\n".join(lines))
 
 
 def checks_text(environment: str, checks: tuple[Check, ...]) -> str:
@@ -108,4 +110,4 @@ def checks_text(environment: str, checks: tuple[Check, ...]) -> str:
         lines.append(f"  {i}. {'PASS' if c.passed else 'FAIL'}  {c.title:<22} {c.detail}")
     failed = sum(1 for c in checks if not c.passed)
     lines.append(f"  {'all 5 checks pass' if not failed else f'{failed} of {len(checks)} checks FAIL'}")
-    return "\n".join(lines)
+    return clean("\n".join(lines))

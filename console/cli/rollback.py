@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import sys
 import time
+from dataclasses import replace
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names
@@ -19,6 +20,7 @@ from console.engine.preview import preview_text
 from console.engine.runner import Decision, Failure, abort_on_failure
 from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
 from console.journal import JournalError
+from console.safe_text import clean
 
 APPROVAL_WAIT_S = 15 * 60
 
@@ -93,6 +95,7 @@ class Printer:
         self.target_s = target_s
 
     def __call__(self, e: Event) -> None:
+        e = replace(e, message=clean(e.message))
         t = time.monotonic() - self.start
         stamp = f"[{int(t // 60):02d}:{t % 60:04.1f}]"
         host = f" ({e.host})" if e.host else ""
@@ -107,7 +110,7 @@ class Printer:
             if e.data.get("troubleshooting"):
                 print(f"           runbook troubleshooting — {e.data['troubleshooting']}")
             if e.data.get("output"):
-                for line in str(e.data["output"]).splitlines()[-15:]:
+                for line in clean(str(e.data["output"])).splitlines()[-15:]:
                     print(f"           │ {line}")
         elif e.kind in ("note", "decision"):
             print(f"{stamp} · {e.message}{host}", flush=True)

@@ -10,6 +10,7 @@ from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
+from console.safe_text import clean
 from screens.format import cell, esc
 
 
@@ -65,6 +66,7 @@ class RunView(Vertical):
         """One runner event or journal record."""
         table = self.query_one("#run-steps", DataTable)
         out = self.query_one("#run-output", RichLog)
+        message = clean(message)
         phase = data.get("phase", "run")
         key = f"{phase}:{step}:{host or '*'}"
         label = ("undo: " if phase == "undo" else "") + str(data.get("title") or message or step)
