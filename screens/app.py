@@ -46,6 +46,7 @@ class RollbackConsole(App[int]):
         Binding("c", "checklist", "Checklist", id="app.checklist"),
         Binding("w", "watch", "Active run", id="app.watch"),
         Binding("t", "cycle_theme", "Theme", id="app.theme", show=False),
+        Binding("x", "end_drill", "End drill", id="app.end_drill"),
     ]
 
     def __init__(
@@ -58,13 +59,17 @@ class RollbackConsole(App[int]):
         theme: str | None = None,
         drill: object | None = None,
         who: Who | None = None,
+        drill_secret: bool = False,
     ) -> None:
         super().__init__()
         self.config = config
         self.read_only = watch_only
         self.probing = probe and not watch_only
         self.clock = clock
-        self.drill = drill
+        self.drill = drill  # a console.drills.Scenario in drill mode
+        self.drill_started = time.time()
+        self.drill_scored = False
+        self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
         self.env_updated: Signal[str] = Signal(self, "env-updated")
         self.prober = Prober(config)
@@ -93,6 +98,7 @@ class RollbackConsole(App[int]):
         return bool(self.drill) or self.config.drill
 
     def on_mount(self) -> None:
+        self.set_class(self.is_drill, "-drill")
         self.sub_title = self._subtitle()
         self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
         if self.read_only:
@@ -104,6 +110,19 @@ class RollbackConsole(App[int]):
 
         self.push_screen(DashboardScreen())
         self.call_after_refresh(self.check_interrupted)
+        if self.drill is not None:
+            from screens.modals import TextModal
+
+            title = "DRILL — a rehearsal on the simulator" + ("" if self.drill_secret else f": {self.drill.title}")
+            self.push_screen(
+                TextModal(
+                    title,
+                    f"{self.drill.briefing}\n\nThe clock is running. When the "
+                    "service is recovered and the checklist done, press x to end "
+                    "the drill and see your scorecard.",
+                    "Start (Enter)",
+                )
+            )
         if self.probing:
             for name in self.live:
                 self.run_worker(
@@ -153,6 +172,9 @@ class RollbackConsole(App[int]):
     def _subtitle(self) -> str:
         now = datetime.fromtimestamp(self.clock(), UTC).strftime("%H:%M:%S UTC")
         mode = "WATCH (read-only)" if self.read_only else ("DRILL — rehearsal" if self.is_drill else "live")
+        if self.drill is not None:
+            elapsed = int(self.clock() - self.drill_started)
+            mode += f" {elapsed // 60:02d}:{elapsed % 60:02d}"
         return f"{mode} · {self.who.user} · {now}"
 
     async def _probe_loop(self, name: str) -> None:
@@ -222,7 +244,25 @@ class RollbackConsole(App[int]):
         """Watch mode offers nothing that acts: no rollback, no notifying, no ticking."""
         if self.read_only and action in self.READ_ONLY_BLOCKED:
             return False
+        if action == "end_drill":
+            return self.drill is not None
         return True
+
+    def action_end_drill(self) -> None:
+        """Score the drill from the journal, show the scorecard, then leave."""
+        from console.drills import score
+        from screens.modals import TextModal
+
+        card = score(
+            self.drill,
+            self.journal,
+            self.drill_started,
+            time.time(),  # type: ignore[arg-type]
+            checklist_total=len(self.config.checklist),
+        )
+        self.journal.append("drill_scored", env=self.drill.environment, data=card.as_dict())  # type: ignore[union-attr]
+        self.drill_scored = True
+        self.push_screen(TextModal("Drill scorecard", card.text(), "Finish (Enter)"), lambda _: self.exit())
 
     def action_cycle_theme(self) -> None:
         names = list(THEMES)

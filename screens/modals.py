@@ -208,3 +208,31 @@ class InterruptedRun(ModalScreen[str]):
     @on(Button.Pressed)
     def _pressed(self, event: Button.Pressed) -> None:
         self.dismiss(event.button.id or "later")
+
+
+class TextModal(ModalScreen[None]):
+    """A block of text to read (a drill briefing, a scorecard); Enter or Esc closes it."""
+
+    BINDINGS = [Binding("escape,enter", "close", "Close", id="text.close")]
+
+    def __init__(self, title: str, body: str, button: str = "OK (Enter)") -> None:
+        super().__init__()
+        self.title_text, self.body, self.button = title, body, button
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal"):
+            yield Static(f"[b]{esc(self.title_text)}[/b]")
+            with VerticalScroll(classes="commands"):
+                yield Static(esc(self.body))
+            with Horizontal(classes="buttons"):
+                yield Button(self.button, id="close", variant="primary")
+
+    def on_mount(self) -> None:
+        self.query_one(Button).focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+    @on(Button.Pressed, "#close")
+    def _close(self) -> None:
+        self.dismiss(None)

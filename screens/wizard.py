@@ -185,8 +185,10 @@ class RollbackWizard(Screen):
     def _authorize_page(self) -> None:
         production = self.env.is_production
         assert self.plan is not None
-        about = (f"You are about to run [b]{fmt.esc(self.plan.title)}[/b] on [b]{fmt.esc(self.env.name)}[/b] "
-                 f"(runbook target {fmt.esc(self.plan.target)}; data loss: {fmt.esc(self.plan.data_loss)}).\n\n")
+        about = (
+            f"You are about to run [b]{fmt.esc(self.plan.title)}[/b] on [b]{fmt.esc(self.env.name)}[/b] "
+            f"(runbook target {fmt.esc(self.plan.target)}; data loss: {fmt.esc(self.plan.data_loss)}).\n\n"
+        )
         head = about + (
             f"[b]{fmt.esc(self.env.name)}[/b] is [b]production[/b]: the runbook needs approval by a team lead or "
             "on-call — or, in a P0/P1 emergency, you may run now and notify at once."

@@ -8,7 +8,18 @@ import sys
 from collections.abc import Sequence
 
 # Module names under console.cli, each with register(subparsers) setting func=handler.
-COMMANDS = ("tui", "simulate", "config_cmd", "status", "check", "plan_cmd", "rollback", "history", "checklist_cmd")
+COMMANDS = (
+    "tui",
+    "simulate",
+    "config_cmd",
+    "status",
+    "check",
+    "plan_cmd",
+    "rollback",
+    "history",
+    "checklist_cmd",
+    "drill",
+)
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 
 from console import checklist
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, print_json
+from console.config import find_config
+from console.config.model import DEFAULT_JOURNAL
+from console.drills import scorecards, scorecards_text
 from console.journal import Journal, JournalError, history_json, history_markdown, history_text, incident_report
 
 
@@ -26,9 +30,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     r.set_defaults(func=run_report)
 
 
+def _journal(args: argparse.Namespace) -> Journal:
+    """The configured journal; with no config at all, the default one (where drills go)."""
+    if getattr(args, "config", None) is None and not find_config(None).exists():
+        return Journal(Path(os.path.expanduser(DEFAULT_JOURNAL)))
+    return Journal(config_from_args(args).journal_path)
+
+
 def run_history(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-    journal = Journal(config.journal_path)
+    journal = _journal(args)
     try:
         if args.verify:
             problems = journal.verify()
@@ -39,12 +49,15 @@ def run_history(args: argparse.Namespace) -> int:
         runs = journal.runs(args.env, drills=args.drills)
     except JournalError as exc:
         raise UsageError(str(exc)) from None
+    cards = scorecards(journal) if args.drills else []
     if args.json:
-        print_json(history_json(runs))
+        print_json({"runs": history_json(runs), "scorecards": cards} if args.drills else history_json(runs))
     elif args.markdown:
         print(history_markdown(runs))
     else:
         print(history_text(runs))
+        if args.drills:
+            print("\nDrill scorecards\n" + scorecards_text(cards))
     return EXIT_OK
 
 

@@ -12,7 +12,6 @@ from console.validation import Check
 _FLAG_COLS = ("advanced", "time-weighting", "content-type")
 
 
-
 def _b(v: bool | None) -> str:
     return "?" if v is None else ("true" if v else "false")
 

@@ -25,13 +25,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     watch.set_defaults(func=run_watch)
 
 
-def open_console(args: argparse.Namespace, *, watch_only: bool = False) -> int:
+def open_console(
+    args: argparse.Namespace, *, watch_only: bool = False, drill: object | None = None, drill_secret: bool = False
+) -> int:
     config = config_from_args(args)
     if not sys.stdout.isatty() and not os.environ.get("ROLLBACK_CONSOLE_FORCE_TUI"):
         raise UsageError("the console needs a terminal; for scripts use `status`, `check`, `plan`, `rollback`")
     from screens.app import RollbackConsole
 
-    app = RollbackConsole(config, watch_only=watch_only, theme=getattr(args, "theme", None))
+    app = RollbackConsole(
+        config, watch_only=watch_only, theme=getattr(args, "theme", None), drill=drill, drill_secret=drill_secret
+    )
     app.run()
     return app.return_code or EXIT_OK
 

@@ -18,6 +18,7 @@ from console.config.locate import key_lines, locate
 from console.config.model import (
     ACTIONS,
     ADVICE_ACTIONS,
+    DEFAULT_JOURNAL,
     KINDS,
     SEVERITIES,
     SIGNALS,
@@ -257,7 +258,7 @@ class _Loader:
         contacts, escalation = self._contacts(root)
         notifications = self._notifications(root)
         console = root.table("console")
-        journal = defaults_journal = "~/.local/state/rollback-console/journal.jsonl"
+        journal = defaults_journal = DEFAULT_JOURNAL
         drill = False
         if console:
             journal = console.get("journal", str, defaults_journal, _non_empty)

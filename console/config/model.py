@@ -20,6 +20,7 @@ ADVICE_ACTIONS = ("investigate", "check-flags")
 SEVERITIES = ("HIGH", "MEDIUM", "LOW")
 SIGNALS = ("response_time_s", "error_rate", "memory_mb", "missing_data", "unhealthy")
 KINDS = ("staging", "production")
+DEFAULT_JOURNAL = "~/.local/state/rollback-console/journal.jsonl"
 
 
 @dataclass(frozen=True)
@@ -211,7 +212,7 @@ class Config:
     contacts: tuple[Contact, ...] = ()
     escalation: tuple[EscalationLevel, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
-    journal: str = "~/.local/state/rollback-console/journal.jsonl"
+    journal: str = DEFAULT_JOURNAL
     drill: bool = False
 
     @property

@@ -34,6 +34,7 @@ RECORD_TYPES = (
     "notify_failed",
     "lock_broken",
     "report_written",
+    "drill_started",
     "drill_scored",
 )
 

@@ -155,7 +155,8 @@ def render_config(
             # environment (the stale_restart fault); the fix is the forced fresh start below.
             f"force_restart_command = {ctl['force-restart']}",
             # Cheap, like `systemctl show -p MainPID`: probes run it every few seconds.
-            "pid_command = " + _s(
+            "pid_command = "
+            + _s(
                 "p=$(cat '{home}/run/service.pid' 2>/dev/null) && grep -qs console.simulator.service "
                 "/proc/$p/cmdline && echo $p || { echo 'analyticbot-api is not running' >&2; exit 1; }"
             ),

@@ -96,12 +96,16 @@ class EnvPanel(Widget, can_focus=True):
             stale = any(h.flags.stale_process for h in drift)
             note.update(
                 "[reverse $warning] DRIFT [/] "
-                + ("the running process does not have the env file's flags: restart needed (troubleshooting 1)"
-                   if stale else "the log's last flag line differs from the running process")
+                + (
+                    "the running process does not have the env file's flags: restart needed (troubleshooting 1)"
+                    if stale
+                    else "the log's last flag line differs from the running process"
+                )
             )
         unreachable = [h.host for h in s.hosts if h.unreachable]
-        self.border_subtitle = f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (
-            f"probed in {s.elapsed_s:.1f}s")
+        self.border_subtitle = (
+            f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (f"probed in {s.elapsed_s:.1f}s")
+        )
 
     def _extra(self) -> str:
         """What a big terminal has room for: database, troubleshooting, the last log lines."""

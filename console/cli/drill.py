@@ -1,0 +1,165 @@
+"""``rollback-console drill [SCENARIO]``: rehearse on the simulator, scored against the runbook.
+
+The simulator starts with the scenario's faults, the console opens in a clearly marked
+drill mode, and when the trainee ends the drill (x) the scorecard is shown and journaled
+as a drill — never mixed with real history (`history --drills`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from console.cli import EXIT_OK, UsageError
+from console.config import ConfigError, find_config, load_config
+from console.config.model import DEFAULT_JOURNAL
+from console.drills import Scenario, ScenarioError, pick, scenarios, score
+from console.journal import Journal
+
+if TYPE_CHECKING:
+    from console.simulator.world import Simulation
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("drill", help="rehearse a rollback on the simulator, scored against the runbook")
+    p.add_argument(
+        "scenario",
+        nargs="?",
+        metavar="SCENARIO",
+        help="a scenario id (see --list) or a .toml file; none: a random one, kept secret",
+    )
+    p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument("--dir", metavar="DIR", help="where the simulation lives (default: a fresh temp dir)")
+    p.add_argument(
+        "--no-console",
+        action="store_true",
+        help="do not open the console: print the config and wait (Ctrl-C ends and scores the drill)",
+    )
+    p.set_defaults(func=run)
+
+
+def drill_journal(explicit_config: str | None) -> Path:
+    """Drills are journaled where the operator's real runs are (flagged as drills, so the
+    history keeps them apart): the configured journal, else the default one."""
+    path = find_config(explicit_config)
+    if path.exists():
+        try:
+            return load_config(path).journal_path
+        except ConfigError:
+            pass
+    return Path(os.path.expanduser(DEFAULT_JOURNAL))
+
+
+def prepare(scenario: Scenario, directory: Path, journal: Path | None = None) -> tuple[Simulation, Path]:
+    """Start the simulator with the scenario's faults; write the drill's config beside it."""
+    from console.simulator import postgres
+    from console.simulator.world import Simulation
+
+    if scenario.database and postgres.available() is not None:
+        raise UsageError(f"drill {scenario.id!r} needs PostgreSQL: {postgres.available()}")
+    sim = Simulation(
+        directory,
+        environments=scenario.environments,
+        hosts=scenario.hosts,
+        database=True if scenario.database else None,
+    )
+    sim.start()
+    try:
+        for fault in scenario.faults:
+            sim.inject(fault.environment, host=fault.host, **fault.values)
+        text = sim.config_path.read_text(encoding="utf-8")
+        marker = "[console]\ndrill = true  # a rehearsal: journaled apart from real history\n"
+        text = text.replace("[console]\n", marker, 1)
+        if journal is not None:
+            text = re.sub(r"(?m)^journal = .*$", lambda _: f"journal = {json.dumps(str(journal))}", text, count=1)
+        if scenario.config_overlay:
+            text += "\n# --- drill overlay: " + scenario.id + "\n" + scenario.config_overlay
+        config_path = directory / "drill.toml"
+        config_path.write_text(text, encoding="utf-8")
+        load_config(config_path)  # fail now, not in the middle of the drill
+    except BaseException:
+        sim.stop()
+        raise
+    return sim, config_path
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list:
+        for s in scenarios().values():
+            db = "  (needs PostgreSQL)" if s.database else ""
+            print(f"{s.id:<14} {s.title} — expected: {s.expected_action}, target {s.target}{db}")
+        return EXIT_OK
+    try:
+        scenario = pick(args.scenario)
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+    secret = args.scenario is None
+    directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-drill-"))
+    print(
+        f"Starting the drill{' (scenario kept secret)' if secret else f' {scenario.id!r}'} in {directory} …",
+        file=sys.stderr,
+    )
+    sim, config_path = prepare(scenario, directory, drill_journal(getattr(args, "config", None)))
+    try:
+        config = load_config(config_path)
+        journal = Journal(config.journal_path)
+        started = time.time()
+        journal.append(
+            "drill_started",
+            env=scenario.environment,
+            data={"scenario": scenario.id, "secret": secret, "config": str(config_path)},
+        )
+        if args.no_console:
+            print(f"\nDRILL — {'incident' if secret else scenario.title}\n\n{scenario.briefing}\n")
+            print(
+                f"Config: {config_path}\n  rollback-console --config {config_path} status\n"
+                "Ctrl-C (or SIGTERM) ends the drill and prints the scorecard.",
+                flush=True,
+            )
+            _wait_for_end()
+        else:
+            from console.cli.tui import open_console
+
+            args.config = str(config_path)
+            open_console(args, drill=scenario, drill_secret=secret)
+        ended = time.time()
+        scored = [
+            r
+            for r in journal.records()
+            if r["type"] == "drill_scored" and r["data"].get("started_at", 0) >= started - 5
+        ]
+        if scored:  # the console scored it when the trainee pressed x
+            card_text = _card_text(scored[-1]["data"])
+        else:
+            card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))
+            journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
+            card_text = card.text()
+        print("\n" + card_text)
+    finally:
+        sim.stop()
+    return EXIT_OK
+
+
+def _card_text(data: dict) -> str:
+    from console.drills import Scorecard
+
+    fields = {k: v for k, v in data.items() if k in Scorecard.__dataclass_fields__}
+    return Scorecard(**fields).text()
+
+
+def _wait_for_end() -> None:
+    stop = []
+    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
+    try:
+        while not stop:
+            time.sleep(0.2)
+    except KeyboardInterrupt:
+        pass

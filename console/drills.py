@@ -1,0 +1,279 @@
+"""Rehearsal drills: a scenario's faults in the simulator, and a scorecard for the trainee.
+
+A scenario is a TOML file (sample_configs/drills/). The score compares what the trainee
+did, as the journal records it, with the runbook: the right action, the time to decide
+and to a validated recovery against the runbook's targets, and the checklist.
+"""
+
+from __future__ import annotations
+
+import random
+import tomllib
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from console.config.model import ACTIONS
+from console.journal import Journal, RunSummary
+from console.journal.records import parse_ts
+
+SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sample_configs" / "drills"
+FAULT_KEYS = (
+    "latency_s",
+    "error_rate",
+    "memory_mb",
+    "crash_on_start",
+    "stale_restart",
+    "ready_down",
+    "rollback_script_fails",
+    "caused_by",
+)
+
+
+class ScenarioError(ValueError):
+    """A scenario file is unusable; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Fault:
+    environment: str
+    values: dict[str, Any]
+    host: int | None = None  # 1-based; None: every host of the environment
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    path: Path
+    title: str
+    briefing: str
+    environment: str  # where the incident is
+    expected_action: str
+    accept: tuple[str, ...]
+    target_s: float
+    target: str
+    environments: tuple[str, ...] = ("staging", "production")
+    hosts: int = 1
+    database: bool = False
+    faults: tuple[Fault, ...] = ()
+    config_overlay: str = ""  # TOML appended to the simulator's config (matrix, thresholds)
+    lesson: str = ""  # shown on the scorecard
+
+
+def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
+    if key not in data:
+        raise ScenarioError(f"{where}: missing key `{key}`")
+    value = data[key]
+    if kind is float and isinstance(value, int) and not isinstance(value, bool):
+        value = float(value)
+    if not isinstance(value, kind) or (kind is not bool and isinstance(value, bool)):
+        raise ScenarioError(f"{where}: `{key}` must be {kind.__name__}, got {value!r}")
+    return value
+
+
+def load_scenario(path: Path) -> Scenario:
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ScenarioError(f"{path}: {exc}") from None
+    drill = data.get("drill")
+    if not isinstance(drill, dict):
+        raise ScenarioError(f"{path}: missing [drill] table")
+    where = f"{path} [drill]"
+    accept = tuple(drill.get("accept") or [drill.get("expected_action")])
+    for action in (drill.get("expected_action"), *accept):
+        if action not in ACTIONS:
+            raise ScenarioError(f"{where}: action {action!r} is not one of {', '.join(ACTIONS)}")
+    environments = tuple(drill.get("environments", ("staging", "production")))
+    environment = _require(drill, "environment", str, where)
+    if environment not in environments:
+        raise ScenarioError(f"{where}: environment {environment!r} is not in environments {list(environments)}")
+    faults = []
+    for i, f in enumerate(data.get("faults", [])):
+        fw = f"{path} [[faults]] #{i + 1}"
+        env = _require(f, "environment", str, fw)
+        if env not in environments:
+            raise ScenarioError(f"{fw}: environment {env!r} is not in environments {list(environments)}")
+        unknown = set(f) - {"environment", "host", *FAULT_KEYS}
+        if unknown:
+            raise ScenarioError(f"{fw}: unknown key(s) {', '.join(sorted(unknown))} (faults: {', '.join(FAULT_KEYS)})")
+        faults.append(Fault(env, {k: v for k, v in f.items() if k in FAULT_KEYS}, f.get("host")))
+    overlay = drill.get("config_overlay", "")
+    if overlay:
+        try:
+            tomllib.loads(overlay)
+        except tomllib.TOMLDecodeError as exc:
+            raise ScenarioError(f"{where}: config_overlay is not valid TOML: {exc}") from None
+    return Scenario(
+        id=_require(drill, "id", str, where),
+        path=path,
+        title=_require(drill, "title", str, where),
+        briefing=_require(drill, "briefing", str, where).strip(),
+        environment=environment,
+        expected_action=_require(drill, "expected_action", str, where),
+        accept=accept,
+        target=_require(drill, "target", str, where),
+        target_s=_require(drill, "target_s", float, where),
+        environments=environments,
+        hosts=int(drill.get("hosts", 1)),
+        database=bool(drill.get("database", False)),
+        faults=tuple(faults),
+        config_overlay=overlay,
+        lesson=str(drill.get("lesson", "")).strip(),
+    )
+
+
+def scenarios(directory: Path = SCENARIO_DIR) -> dict[str, Scenario]:
+    out = {}
+    for path in sorted(directory.glob("*.toml")):
+        s = load_scenario(path)
+        out[s.id] = s
+    return out
+
+
+def pick(name: str | None, *, rng: random.Random | None = None, directory: Path = SCENARIO_DIR) -> Scenario:
+    """A scenario by id or path; None picks one at random (the trainee is not told which)."""
+    if name and Path(name).suffix == ".toml":
+        return load_scenario(Path(name))
+    known = scenarios(directory)
+    if name is None:
+        return (rng or random.SystemRandom()).choice(list(known.values()))
+    if name not in known:
+        raise ScenarioError(f"no drill scenario {name!r} (known: {', '.join(known)})")
+    return known[name]
+
+
+@dataclass
+class Scorecard:
+    scenario: str
+    title: str
+    expected: str
+    started_at: float
+    ended_at: float
+    first_action: str | None = None
+    recovered_by: str | None = None
+    right_action: bool = False
+    time_to_decision_s: float | None = None
+    time_to_recovery_s: float | None = None
+    run_duration_s: float | None = None
+    target_s: float = 0.0
+    target: str = ""
+    within_target: bool = False
+    checklist_done: int = 0
+    checklist_total: int = 0
+    fixes_applied: int = 0
+    runs: list[dict[str, Any]] = field(default_factory=list)
+    lesson: str = ""
+
+    @property
+    def score(self) -> int:
+        """Out of 100: the right action 40, recovery within the runbook's target 30, checklist 30."""
+        points = 40 if self.right_action else 0
+        if self.recovered_by:
+            points += 30 if self.within_target else 15
+        if self.checklist_total:
+            points += round(30 * self.checklist_done / self.checklist_total)
+        return points
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items()} | {"score": self.score}
+
+    def text(self) -> str:
+        def secs(v: float | None) -> str:
+            return "—" if v is None else (f"{v:.0f}s" if v < 120 else f"{v / 60:.1f} min")
+
+        lines = [
+            f"Drill scorecard — {self.title}",
+            f"  action      {'RIGHT' if self.right_action else 'WRONG'}: expected {self.expected}; "
+            f"first chose {self.first_action or 'nothing'}; recovered by {self.recovered_by or 'nothing'}",
+            f"  decision    {secs(self.time_to_decision_s)} from the start of the drill to the right rollback",
+            f"  recovery    {secs(self.time_to_recovery_s)} to a validated recovery; the rollback itself took "
+            f"{secs(self.run_duration_s)} (runbook target {self.target}: "
+            f"{'met' if self.within_target else 'MISSED' if self.recovered_by else 'not recovered'})",
+            f"  checklist   {self.checklist_done}/{self.checklist_total} items ticked",
+        ]
+        if self.fixes_applied:
+            lines.append(f"  fixes       {self.fixes_applied} runbook fix(es) applied during the runs")
+        lines.append(f"  score       {self.score}/100")
+        if self.lesson:
+            lines.append(f"  lesson      {self.lesson}")
+        return "\n".join(lines)
+
+
+def _ts(record: dict[str, Any]) -> float:
+    ts = parse_ts(record.get("ts"))
+    return ts.timestamp() if isinstance(ts, datetime) else 0.0
+
+
+def score(scenario: Scenario, journal: Journal, started_at: float, ended_at: float, checklist_total: int) -> Scorecard:
+    """Score the drill from the journal: what was run on the incident's environment, and when."""
+    card = Scorecard(
+        scenario.id,
+        scenario.title,
+        scenario.expected_action,
+        started_at,
+        ended_at,
+        target_s=scenario.target_s,
+        target=scenario.target,
+        checklist_total=checklist_total,
+        lesson=scenario.lesson,
+    )
+    runs: list[RunSummary] = [
+        r
+        for r in journal.runs(scenario.environment, drills=True)
+        if r.started_at and started_at <= r.started_at.timestamp() <= ended_at and r.action != "restore"
+    ]
+    for r in runs:
+        card.runs.append({"run": r.run_id, "action": r.action, "outcome": r.outcome, "duration_s": r.duration_s})
+        card.fixes_applied += sum(
+            1 for rec in r.records if rec["type"] == "decision" and (rec.get("data") or {}).get("decision") == "fix"
+        )
+    if runs:
+        card.first_action = runs[0].action
+    chosen_right = [r for r in runs if r.action in scenario.accept]
+    if chosen_right and chosen_right[0].started_at:
+        card.time_to_decision_s = chosen_right[0].started_at.timestamp() - started_at
+    succeeded = [r for r in runs if r.outcome == "succeeded"]
+    right = [r for r in succeeded if r.action in scenario.accept]
+    recovery = right[0] if right else (succeeded[0] if succeeded else None)
+    if recovery is not None:
+        card.recovered_by = recovery.action
+        card.right_action = bool(right)
+        card.run_duration_s = recovery.duration_s
+        finished = recovery.finished_at.timestamp() if recovery.finished_at else ended_at
+        card.time_to_recovery_s = finished - started_at
+        card.within_target = (recovery.duration_s or 0) <= scenario.target_s
+        ticks: dict[str, bool] = {}
+        for rec in recovery.records:
+            if rec["type"] == "checklist":
+                ticks[str(rec["data"].get("item"))] = bool(rec["data"].get("ticked"))
+        card.checklist_done = sum(ticks.values())
+    return card
+
+
+def scorecards(journal: Journal) -> list[dict[str, Any]]:
+    """Every drill scorecard in the journal, oldest first (`history --drills`)."""
+    return [dict(r["data"], ts=r["ts"]) for r in journal.records() if r["type"] == "drill_scored"]
+
+
+def scorecards_text(cards: list[dict[str, Any]]) -> str:
+    if not cards:
+        return "No drill scored yet: `rollback-console drill` to rehearse."
+    head = (
+        f"{'Date':<20}  {'Scenario':<16}  {'Expected':<22}  {'Chosen':<22}  {'Decision':>8}  {'Recovery':>8}  "
+        f"{'Checklist':>9}  Score"
+    )
+    lines = [head, "-" * len(head)]
+    for c in cards:
+
+        def secs(v: Any) -> str:
+            return "—" if v is None else f"{float(v):.0f}s"
+
+        lines.append(
+            f"{str(c.get('ts', ''))[:16].replace('T', ' '):<20}  {c.get('scenario')!s:<16}  "
+            f"{c.get('expected')!s:<22}  {c.get('recovered_by') or c.get('first_action') or '—'!s:<22}  "
+            f"{secs(c.get('time_to_decision_s')):>8}  {secs(c.get('time_to_recovery_s')):>8}  "
+            f"{c.get('checklist_done', 0)}/{c.get('checklist_total', 0):<7}  {c.get('score')}/100"
+        )
+    return "\n".join(lines)
