@@ -93,7 +93,7 @@ class RunScreen(Screen):
                     return
                 self._output(f"approved by {approver}")
                 authorization = Authorization("approved", engine.who.user, approver=approver)
-            view.start(self.plan_title, self.target_s)
+            view.start(self.plan_title, self.target_s, hosts=self._hosts(), steps=self._steps())
             engine.on_event = lambda e: self.post_message(RunEvent(e))
             outcome = await engine.execute(
                 self.request,
@@ -119,6 +119,16 @@ class RunScreen(Screen):
             if self.checklist_requested and self.run_id:
                 self.call_later(self.action_checklist)
             self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
+
+    def _hosts(self) -> list[str]:
+        return [h.name for h in self.app.config.environment(self.request.environment).hosts]
+
+    def _steps(self) -> list[tuple[str, str]]:
+        if self.plan is not None:
+            return [(s.id, s.title) for s in self.plan.steps]
+        if self.resume is not None:
+            return [(s["id"], s["title"]) for s in self.resume.plan.get("steps") or [] if isinstance(s, dict)]
+        return []
 
     async def _decide(self, failure: Failure) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()

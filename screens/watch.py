@@ -53,7 +53,14 @@ class WatchScreen(Screen):
                 plan = data.get("plan") or {}
                 who = (record.get("who") or {}).get("user")
                 ts = parse_ts(record.get("ts"))
-                view.start(str(plan.get("title") or data.get("action")), plan.get("target_s"))
+                env = self.app.config.environments.get(str(record.get("env")))
+                steps = [(x["id"], x["title"]) for x in plan.get("steps") or [] if isinstance(x, dict)]
+                view.start(
+                    str(plan.get("title") or data.get("action")),
+                    plan.get("target_s"),
+                    hosts=[h.name for h in env.hosts] if env else None,
+                    steps=steps,
+                )
                 self.query_one("#watch-head", Static).update(
                     f"run [b]{esc(run)}[/b] on [b]{esc(record.get('env'))}[/b] by {esc(who)} — "
                     f"{esc(data.get('reason') or '')}" + (f" (started {ts:%H:%M:%S} UTC)" if ts else "")

@@ -14,6 +14,12 @@ from console.safe_text import clean
 from screens.format import cell, esc
 
 
+def _short(title: str) -> str:
+    """A step title short enough for a grid column."""
+    words = title.replace("(", "").replace(")", "").split()
+    return " ".join(words[:3])[:18]
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
@@ -27,6 +33,8 @@ class RunView(Vertical):
         self.outcome: str | None = None
         self.running: dict[str, float] = {}  # row key -> start (monotonic)
         self.finished: float | None = None
+        self.grid = False  # a fleet: one row per host, one column per step
+        self.host_state: dict[str, str] = {}  # host -> "ok" | "failed" | "running"
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
@@ -42,11 +50,31 @@ class RunView(Vertical):
         table.add_column("Time", key="time")
         self.set_interval(0.5, self.tick)
 
-    def start(self, title: str, target_s: float | None, started: float | None = None) -> None:
+    def start(
+        self,
+        title: str,
+        target_s: float | None,
+        started: float | None = None,
+        *,
+        hosts: list[str] | None = None,
+        steps: list[tuple[str, str]] | None = None,
+    ) -> None:
+        """Begin showing a run. Several hosts: a grid of hosts × steps (the fleet view)."""
         self.title, self.target_s = title, target_s
         self.started = started or time.monotonic()
         self.outcome = None
         self.finished = None
+        self.grid = bool(hosts and len(hosts) > 1)
+        if self.grid:
+            assert hosts is not None
+            table = self.query_one("#run-steps", DataTable)
+            table.clear(columns=True)
+            table.add_column("Host", key="host")
+            for step_id, step_title in steps or []:
+                table.add_column(_short(step_title), key=f"run:{step_id}")
+            for host in [*hosts, "*"]:
+                table.add_row("(environment)" if host == "*" else esc(host), key=host)
+            self.host_state = dict.fromkeys(hosts, "")
         self.tick()
 
     def tick(self) -> None:
@@ -57,7 +85,16 @@ class RunView(Vertical):
         over = self.target_s is not None and elapsed > self.target_s and self.outcome is None
         clock = f"[$error]{_clock(elapsed)}[/]" if over else _clock(elapsed)
         state = f" — [b]{esc(self.outcome)}[/b]" if self.outcome else ""
-        self.query_one("#run-head", Static).update(f"[b]{esc(self.title)}[/b]  {clock}{target}{state}")
+        fleet = ""
+        if self.grid:
+            counts = {k: sum(1 for v in self.host_state.values() if v == k) for k in ("ok", "failed", "running")}
+            fleet = (
+                f"\nhosts: [$success]{counts['ok']} ✓[/]  [$error]{counts['failed']} ✗[/]  "
+                f"{counts['running']} running  of {len(self.host_state)}"
+            )
+        self.query_one("#run-head", Static).update(f"[b]{esc(self.title)}[/b]  {clock}{target}{state}{fleet}")
+        if self.grid:
+            return
         table = self.query_one("#run-steps", DataTable)
         for key, began in self.running.items():
             table.update_cell(key, "time", f"{time.monotonic() - began:.1f}s")
@@ -68,6 +105,9 @@ class RunView(Vertical):
         out = self.query_one("#run-output", RichLog)
         message = clean(message)
         phase = data.get("phase", "run")
+        if self.grid and kind in ("step_started", "step_finished", "step_failed"):
+            self._grid_cell(kind, phase, step, host, message, data)
+            return
         key = f"{phase}:{step}:{host or '*'}"
         label = ("undo: " if phase == "undo" else "") + str(data.get("title") or message or step)
         if kind == "step_started":
@@ -111,3 +151,31 @@ class RunView(Vertical):
                 self.finished = self.started + float(data["duration_s"])  # the run's own measure
             self.running.clear()
             self.tick()
+
+    def _grid_cell(
+        self, kind: str, phase: str, step: str | None, host: str | None, message: str, data: dict[str, Any]
+    ) -> None:
+        table = self.query_one("#run-steps", DataTable)
+        out = self.query_one("#run-output", RichLog)
+        row = host or "*"
+        column = f"{phase}:{step}"
+        if column not in table.columns:
+            label = ("undo: " if phase == "undo" else "") + str(data.get("title") or step)
+            table.add_column(_short(label), key=column)
+        if row not in table.rows:
+            table.add_row(esc(row), key=row)
+        if kind == "step_started":
+            table.update_cell(row, column, "…")
+            if host:
+                self.host_state[host] = "running"  # a retry clears an earlier failure
+            return
+        ok = kind == "step_finished"
+        elapsed = data.get("elapsed_s")
+        text = ("[$success]✓[/]" if ok else "[$error]✗[/]") + (f" {float(elapsed):.1f}s" if elapsed is not None else "")
+        table.update_cell(row, column, cell(self.app, text))
+        if host:
+            self.host_state[host] = (
+                "failed" if not ok else ("ok" if self.host_state.get(host) != "failed" else "failed")
+            )
+        if not ok:
+            out.write(f"✗ [{row}] {message}")
