@@ -15,7 +15,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -183,13 +183,21 @@ def records(run: RunSummary, type_: str, step: str | None = None) -> list[dict[s
 
 
 def wait_for_record(
-    journal: Journal, predicate: Callable[[dict[str, Any]], bool], timeout: float = 30.0
+    journal: Journal,
+    predicate: Callable[[dict[str, Any]], bool],
+    timeout: float = 30.0,
+    proc: subprocess.Popen[str] | None = None,
 ) -> dict[str, Any]:
+    """The first journal record matching ``predicate``; fails early, with its output, if
+    ``proc`` (the console writing it) exits first."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         for r in journal.records():
             if predicate(r):
                 return r
+        if proc is not None and proc.poll() is not None:
+            out, err = proc.communicate()
+            raise AssertionError(f"the console exited ({proc.returncode}) first:\n{out}\n{err}")
         time.sleep(0.02)
     raise AssertionError(f"no matching journal record within {timeout}s")
 
@@ -220,7 +228,8 @@ async def db_state(dsn: str) -> dict[str, Any]:
         columns = [
             r["column_name"]
             for r in await conn.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE table_name = 'posts' ORDER BY ordinal_position"
+                "SELECT column_name FROM information_schema.columns "
+                "WHERE table_name = 'posts' ORDER BY ordinal_position"
             )
         ]
         indexes = {
@@ -279,9 +288,3 @@ class Webhook:
 
     def texts(self) -> list[str]:
         return [str(p["json"].get("text", "")) for p in self.posts]
-
-
-def iter_files(root: Path) -> Iterator[Path]:
-    for path in root.rglob("*"):
-        if path.is_file():
-            yield path

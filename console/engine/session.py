@@ -293,11 +293,17 @@ class Engine:
     async def _locked(self, request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only):
         env = ctx.env
         start = time.monotonic()
-        if recommendation is None and resume is None:
+
+        async def recommend() -> Recommendation | None:
+            if recommendation is not None or resume is not None:
+                return recommendation
             with contextlib.suppress(Exception):  # the record is better with it, but not worth a failed start
                 snapshot = await self.prober.snapshot(env, database=False)
-                recommendation = evaluate(self.config.decision_matrix, snapshot, set(request.declared))
-        previews = await preview_plan(ctx, plan)
+                return evaluate(self.config.decision_matrix, snapshot, set(request.declared))
+            return None
+
+        # Both only read: the state before the run for the record, and what each step will do.
+        recommendation, previews = await asyncio.gather(recommend(), preview_plan(ctx, plan))
         self.journal.append(
             "run_started",
             run=ctx.run_id,

@@ -145,11 +145,15 @@ class RestartService(Step):
         if self.only is not None and host.name not in self.only:
             return {"skipped": "flags unchanged on this host"}
         transport = await ctx.transport(host)
-        try:
-            pid_before: int | None = await read_pid(ctx.env, host, transport, 10)
-        except TransportError:
-            pid_before = None
-        log_offset = await log_size(ctx, host)
+
+        async def current_pid() -> int | None:
+            try:
+                return await read_pid(ctx.env, host, transport, 10)
+            except TransportError:
+                return None
+
+        # Both read-only and independent: one round trip's worth of waiting, not two.
+        pid_before, log_offset = await asyncio.gather(current_pid(), log_size(ctx, host))
         started = time.time()
         outputs = []
         for command in self.commands(ctx, host):
@@ -244,12 +248,15 @@ class AwaitEffect(Step):
         transport = await ctx.transport(host)
         restarted_at = ctx.fact(RestartService.id, host.name, "restarted_at") or time.time()
         pid_before = ctx.fact(RestartService.id, host.name, "pid_before")
+        # The restart's check just read the new pid: start from it rather than ask again
+        # (the pid command may be a process of its own); later rounds read it afresh.
+        known_pid = ctx.fact(RestartService.id, host.name, "pid_after")
         deadline = time.monotonic() + self.timeout_s
         stale_since: float | None = None
         seen: dict = {}
         while True:
             try:
-                pid = await read_pid(ctx.env, host, transport, 10)
+                pid, known_pid = known_pid or await read_pid(ctx.env, host, transport, 10), None
                 environ = await transport.process_environ(pid)
                 process = FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
                 seen.update(pid=pid, process=process.as_dict())
@@ -364,7 +371,7 @@ class AwaitEffect(Step):
             raise StepFailed("no fix is configured: set force_restart_command or reload_command for this environment")
         transport = await ctx.transport(host)
         restart_facts = ctx.facts.setdefault(RestartService.id, {}).setdefault(host.name, {})
-        restart_facts.update(pid_before=None, restarted_at=time.time(), remedied=True)
+        restart_facts.update(pid_before=None, pid_after=None, restarted_at=time.time(), remedied=True)
         for command in failure.remedy.commands:
             result = await transport.run(command, timeout=RESTART_TIMEOUT_S, on_output=ctx.output(self.id, host.name))
             if not result.ok:

@@ -47,6 +47,8 @@ class TransportPool:
 
 
 def _dropped(transport: Transport) -> bool:
+    if transport.host.is_local:
+        return False  # never drops; and importing the SSH module (asyncssh) costs ~0.2 s of start-up
     from console.transport.ssh import SSHTransport
 
     return isinstance(transport, SSHTransport) and transport.closed
