@@ -59,8 +59,13 @@ CONSOLE = textwrap.dedent("""
 
 
 def timed(code: str, *args: str) -> float:
-    out = subprocess.run([sys.executable, "-c", code, str(time.time()), *args], capture_output=True, text=True,
-                         timeout=120, env={**os.environ, "TERM": "xterm-256color"})
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(time.time()), *args],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "TERM": "xterm-256color"},
+    )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return float(out.stdout.strip().splitlines()[-1])
@@ -85,8 +90,9 @@ def cpu_and_memory(config: Path, seconds: float) -> None:
         from screens.app import RollbackConsole
         RollbackConsole(load_config(sys.argv[1])).run(headless=True)
     """)
-    proc = subprocess.Popen([sys.executable, "-c", code, str(config)], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     try:
         time.sleep(5)  # start-up and first probes are not the idle cost
         tick = os.sysconf("SC_CLK_TCK")
@@ -128,8 +134,7 @@ async def key_latency(config_many: Path, presses: int) -> None:
                 while not all(live.snapshot for live in app.live.values()) and time.monotonic() < deadline:
                     await pilot.pause(0.1)
             for _ in range(presses):
-                for key, screen in (("h", "HistoryScreen"), ("escape", "DashboardScreen"),
-                                    ("down", "DashboardScreen")):
+                for key, screen in (("h", "HistoryScreen"), ("escape", "DashboardScreen"), ("down", "DashboardScreen")):
                     start = time.perf_counter()
                     await pilot.press(key)
                     while app.screen.__class__.__name__ != screen:  # noqa: ASYNC110 - polling the UI
@@ -141,10 +146,14 @@ async def key_latency(config_many: Path, presses: int) -> None:
     idle = await measure(False)
     busy = await measure(True)
     print(f"3. key press to screen, 20 environments probed ({len(busy)} presses)")
-    print(f"   probing off           median {statistics.median(idle) * 1000:.1f} ms, "
-          f"p95 {sorted(idle)[int(len(idle) * 0.95)] * 1000:.1f} ms")
-    print(f"   probing 20 envs       median {statistics.median(busy) * 1000:.1f} ms, "
-          f"p95 {sorted(busy)[int(len(busy) * 0.95)] * 1000:.1f} ms")
+    print(
+        f"   probing off           median {statistics.median(idle) * 1000:.1f} ms, "
+        f"p95 {sorted(idle)[int(len(idle) * 0.95)] * 1000:.1f} ms"
+    )
+    print(
+        f"   probing 20 envs       median {statistics.median(busy) * 1000:.1f} ms, "
+        f"p95 {sorted(busy)[int(len(busy) * 0.95)] * 1000:.1f} ms"
+    )
     print(f"   ratio (median)        {statistics.median(busy) / statistics.median(idle):.2f}")
 
 
