@@ -155,7 +155,7 @@ async def test_a_server_that_never_answers_is_given_up_on_at_the_timeout(
     took = time.monotonic() - started
     assert not result.ok and result.status is None
     assert result.error is not None and "no answer within 0.3s (timeout)" in result.error
-    assert 0.25 <= took < 1.0 and result.elapsed_s < 1.0
+    assert 0.25 <= took < 3.0 and result.elapsed_s < 3.0  # the 0.3 s timeout, not the server's silence
     assert len(hook.received) == 1  # it did reach the server
     assert_no_secret(result)
 

@@ -166,7 +166,7 @@ async def test_a_dead_environment_never_stalls_the_keyboard(make_simulation) -> 
         await pilot.press("h")
         await pilot.pause()
         assert app.screen.__class__.__name__ == "HistoryScreen"
-        assert time.monotonic() - start < 2
+        assert time.monotonic() - start < 5
         assert panel is not None
 
 
