@@ -11,15 +11,17 @@ import asyncio
 import sys
 import time
 from dataclasses import replace
+from typing import Any, TextIO
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
-from console.cli.common import config_from_args, environment_names
+from console.cli.common import config_from_args, environment_names, print_json
 from console.config.model import ACTIONS, Config
 from console.engine.events import Event
 from console.engine.preview import preview_text
-from console.engine.runner import Decision, Failure, abort_on_failure
+from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
 from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
 from console.journal import JournalError
+from console.journal.grid import host_grid
 from console.safe_text import clean
 
 APPROVAL_WAIT_S = 15 * 60
@@ -52,6 +54,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         q = sub.add_parser(name, help=helptext)
         q.add_argument("run_id", metavar="RUN_ID")
         q.add_argument("--yes", action="store_true", help="do not ask before running")
+        q.add_argument("--json", action="store_true", help="one JSON document on stdout; progress on stderr")
         q.set_defaults(func=run_resume if name == "resume" else run_undo)
 
     a = sub.add_parser("approve", help="a second person approves a pending production rollback")
@@ -79,6 +82,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--emergency", choices=("P0", "P1"), help="production emergency override (needs --reason)")
     p.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
     p.add_argument(
+        "--json",
+        action="store_true",
+        help="one JSON document on stdout (outcome, per-host results); progress goes to stderr",
+    )
+    p.add_argument(
         "--wait",
         type=float,
         default=APPROVAL_WAIT_S,
@@ -90,9 +98,13 @@ def _common(p: argparse.ArgumentParser) -> None:
 class Printer:
     """Events as lines: a timer since the start, the step, the host, the outcome."""
 
-    def __init__(self, target_s: float | None = None) -> None:
+    def __init__(self, target_s: float | None = None, stream: TextIO | None = None) -> None:
         self.start = time.monotonic()
         self.target_s = target_s
+        self.stream = stream
+
+    def print(self, *args: object, **kw: Any) -> None:
+        print(*args, **kw, file=self.stream or sys.stdout)
 
     def __call__(self, e: Event) -> None:
         e = replace(e, message=clean(e.message))
@@ -100,23 +112,23 @@ class Printer:
         stamp = f"[{int(t // 60):02d}:{t % 60:04.1f}]"
         host = f" ({e.host})" if e.host else ""
         if e.kind == "step_started":
-            print(f"{stamp} ▶ {e.message}{host}", flush=True)
+            self.print(f"{stamp} ▶ {e.message}{host}", flush=True)
         elif e.kind == "output":
-            print(f"           │ {e.message}", flush=True)
+            self.print(f"           │ {e.message}", flush=True)
         elif e.kind == "step_finished":
-            print(f"{stamp} ✓ {e.message}{host}  {e.data.get('elapsed_s', 0):.2f}s", flush=True)
+            self.print(f"{stamp} ✓ {e.message}{host}  {e.data.get('elapsed_s', 0):.2f}s", flush=True)
         elif e.kind == "step_failed":
-            print(f"{stamp} ✗ {e.message}{host}", flush=True)
+            self.print(f"{stamp} ✗ {e.message}{host}", flush=True)
             if e.data.get("troubleshooting"):
-                print(f"           runbook troubleshooting — {e.data['troubleshooting']}")
+                self.print(f"           runbook troubleshooting — {e.data['troubleshooting']}")
             if e.data.get("output"):
                 for line in clean(str(e.data["output"])).splitlines()[-15:]:
-                    print(f"           │ {line}")
+                    self.print(f"           │ {line}")
         elif e.kind in ("note", "decision"):
-            print(f"{stamp} · {e.message}{host}", flush=True)
+            self.print(f"{stamp} · {e.message}{host}", flush=True)
         elif e.kind == "validation":
             for c in e.data.get("checks", []):
-                print(f"           {'PASS' if c['passed'] else 'FAIL'}  {c['title']}: {c['detail']}", flush=True)
+                self.print(f"           {'PASS' if c['passed'] else 'FAIL'}  {c['title']}: {c['detail']}", flush=True)
 
 
 async def ask(failure: Failure) -> Decision:
@@ -180,19 +192,25 @@ def run_restore(args: argparse.Namespace) -> int:
 
 async def _run(args: argparse.Namespace, config: Config, request: RunRequest) -> int:
     engine = Engine(config)
+    json_out = getattr(args, "json", False)
+    human = sys.stderr if json_out else sys.stdout
+
+    def say(*a: object) -> None:  # lines for people; with --json, stdout is the document's
+        print(*a, file=human, flush=True)
+
     try:
         try:
             authorization = engine.authorize(request)
             plan, previews = await engine.preview(request)
         except RunRefused as exc:
             raise UsageError(str(exc)) from None
-        print(preview_text(plan, previews))
-        print(f"\nauthorization: {authorization.describe()}")
+        say(preview_text(plan, previews))
+        say(f"\nauthorization: {authorization.describe()}")
         if not args.yes:
             if not _interactive():
                 raise UsageError("no terminal to confirm on: pass --yes to run without asking")
             if not await asyncio.to_thread(_confirm, f"Run this on {request.environment}?"):
-                print("nothing was changed")
+                say("nothing was changed")
                 return EXIT_FAILED
         if plan.destructive:
             confirmed = getattr(args, "confirm_destructive", None) == request.environment
@@ -206,20 +224,22 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
         run_id = None
         if not authorization.allowed:
             run_id = engine.request_approval(request, plan)
-            print(f"\n{authorization.describe(run_id)}")
-            print(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
+            say(f"\n{authorization.describe(run_id)}")
+            say(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
             approver = await engine.wait_for_approval(run_id, args.wait)
             if approver is None:
-                print(f"no approval within {args.wait:.0f}s: nothing was changed; run {run_id} stays pending")
+                say(f"no approval within {args.wait:.0f}s: nothing was changed; run {run_id} stays pending")
                 return EXIT_FAILED
-            print(f"approved by {approver}")
+            say(f"approved by {approver}")
             from console.authz import Authorization
 
             authorization = Authorization("approved", authorization.operator, approver=approver)
-        printer = Printer(plan.target_s)
+        printer = Printer(plan.target_s, human)
         engine.on_event = printer
-        decide = ask if _interactive() else abort_on_failure
+        decide = ask if _interactive() and not json_out else abort_on_failure
         outcome = await engine.execute(request, authorization, decide, run_id=run_id)
+        if json_out:
+            return _finish_json(engine, outcome.run_id, outcome.result)
         return _finish(outcome.run_id, outcome.result, plan.target)
     except (RunRefused, JournalError) as exc:
         raise UsageError(str(exc)) from None
@@ -242,6 +262,24 @@ def _finish(run_id: str, result, target: str, *, expected: str = "succeeded") ->
     return EXIT_OK
 
 
+def _finish_json(engine: Engine, run_id: str, result: RunResult, *, expected: str = "succeeded") -> int:
+    """One JSON document: the outcome and each host's steps (the fleet grid)."""
+    run = engine.journal.run(run_id)
+    print_json(
+        {
+            "run_id": run_id,
+            "environment": run.env,
+            "action": run.action,
+            "outcome": result.outcome,
+            "duration_s": round(result.duration_s, 3),
+            "target_s": run.plan.get("target_s"),
+            "skipped": list(result.skipped),
+            **host_grid(run),
+        }
+    )
+    return EXIT_OK if result.outcome == expected else EXIT_FAILED
+
+
 def run_resume(args: argparse.Namespace) -> int:
     return _again(args, undo=False)
 
@@ -261,7 +299,11 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
                 raise UsageError(f"run {run.run_id} is {run.outcome}: only an interrupted or failed run is resumed")
             request = request_of(run)
             done = {k: sorted(v) for k, v in run.progress().items()}
-            print(f"run {run.run_id}: {run.title} on {run.env}, {run.outcome}; done so far: {done or 'nothing'}")
+            human = sys.stderr if args.json else sys.stdout
+            print(
+                f"run {run.run_id}: {run.title} on {run.env}, {run.outcome}; done so far: {done or 'nothing'}",
+                file=human,
+            )
             if not args.yes and not (
                 _interactive()
                 and await asyncio.to_thread(
@@ -271,10 +313,16 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
                 if not _interactive():
                     raise UsageError("no terminal to confirm on: pass --yes")
                 return EXIT_FAILED
-            engine.on_event = Printer()
+            engine.on_event = Printer(stream=human)
             outcome = await engine.execute(
-                request, authorization_of(run), ask if _interactive() else abort_on_failure, resume=run, undo_only=undo
+                request,
+                authorization_of(run),
+                ask if _interactive() and not args.json else abort_on_failure,
+                resume=run,
+                undo_only=undo,
             )
+            if args.json:
+                return _finish_json(engine, outcome.run_id, outcome.result, expected="undone" if undo else "succeeded")
             target = "" if undo else str(run.plan.get("target") or "")
             return _finish(outcome.run_id, outcome.result, target, expected="undone" if undo else "succeeded")
         except (RunRefused, JournalError) as exc:
