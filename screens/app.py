@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING
 
 from textual.app import App
 from textual.binding import Binding
+from textual.screen import Screen
 from textual.signal import Signal
 
 from console.config.model import Config
@@ -97,18 +98,23 @@ class RollbackConsole(App[int]):
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill
 
+    def get_default_screen(self) -> Screen:
+        """The dashboard (or, in watch mode, the run follower) is the base screen itself:
+        no empty screen underneath to build first."""
+        if self.read_only:
+            from screens.watch import WatchScreen
+
+            return WatchScreen()
+        from screens.dashboard import DashboardScreen
+
+        return DashboardScreen()
+
     def on_mount(self) -> None:
         self.set_class(self.is_drill, "-drill")
         self.sub_title = self._subtitle()
         self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
         if self.read_only:
-            from screens.watch import WatchScreen
-
-            self.push_screen(WatchScreen())
             return
-        from screens.dashboard import DashboardScreen
-
-        self.push_screen(DashboardScreen())
         self.call_after_refresh(self.check_interrupted)
         if self.drill is not None:
             from screens.modals import TextModal

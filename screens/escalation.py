@@ -66,7 +66,8 @@ class EscalationScreen(Screen):
 
     @work(exclusive=True, group="escalation", exit_on_error=False)
     async def _send(self, level: int, reason: str) -> None:
-        env = self.app.screen_stack[1].live.env.name if hasattr(self.app.screen_stack[1], "live") else None
+        # The environment the operator came from, if they came from one.
+        env = next((s.live.env.name for s in reversed(self.app.screen_stack) if hasattr(s, "live")), None)
         result = await self.app.engine.notify_escalation(env or "-", level, reason)
         text = (
             f"[$success]level {level} notified[/]"

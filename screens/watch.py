@@ -81,7 +81,7 @@ class WatchScreen(Screen):
             view.apply(kind, step, host, message, data)
 
     def action_leave(self) -> None:
-        if self.app.read_only and len(self.app.screen_stack) <= 2:
-            self.app.exit()
+        if len(self.app.screen_stack) <= 1:
+            self.app.exit()  # the base screen of watch mode: leaving is quitting
         else:
             self.app.pop_screen()
