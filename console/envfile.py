@@ -166,7 +166,20 @@ def _diff_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-def unified_diff(path: str, old: str, new: str) -> str:
+_DIFF_ASSIGNMENT = re.compile(r"^(?P<lead>[ +-]\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>\s*=)[^\n]*")
+
+
+def _mask(line: str) -> str:
+    """A diff line with a non-flag value hidden: only flag values are shown, so a
+    DATABASE_URL beside the flags never reaches the screen or the journal."""
+    m = _DIFF_ASSIGNMENT.match(line)
+    if not m or m["key"] in FLAG_NAMES:
+        return line
+    return f"{m['lead']}{m['key']}{m['eq']}…  (value not shown){line[m.end():]}"
+
+
+def unified_diff(path: str, old: str, new: str, *, mask: bool = True) -> str:
+    """The edit as a unified diff. ``mask``: hide the values of the non-flag lines around it."""
     out = []
     for line in difflib.unified_diff(
         _diff_lines(old),
@@ -175,5 +188,7 @@ def unified_diff(path: str, old: str, new: str) -> str:
         tofile=f"{path} (after)",
     ):
         # A last line without "\n" is shown the way diff(1) shows it, not run into the next.
-        out.append(line if line.endswith("\n") else line + "\n\\ No newline at end of file\n")
+        line = line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
+        header = line.startswith(("--- ", "+++ "))
+        out.append(_mask(line) if mask and not header else line)
     return "".join(out)

@@ -94,6 +94,10 @@ class RollbackConsole(App[int]):
     def journal(self) -> Journal:
         return Journal(self.config.journal_path, secrets=known_secrets(self.config), who=self.who)
 
+    def redact(self, text: str) -> str:
+        """Remote text with the config's secrets (and secret-looking values) masked, for the screen."""
+        return self.journal.redactor.text(text)
+
     @property
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill

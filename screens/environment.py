@@ -128,7 +128,7 @@ class EnvironmentScreen(Screen):
             if h.logs.error:
                 lines.append(f"[$error]{fmt.esc(h.logs.error)}[/]")
             for line in h.logs.tail:
-                text = fmt.esc(line[:300])
+                text = fmt.esc(self.app.redact(line[:300]))
                 if is_error(line):
                     lines.append(f"[$error]{text}[/]")
                 elif FLAG_LINE.search(line):

@@ -102,7 +102,8 @@ class StepFailedModal(ModalScreen[Decision]):
                     if failure.troubleshooting:
                         lines.append(f"  runbook troubleshooting — {esc(failure.troubleshooting)}")
                     if failure.output:
-                        lines.extend(f"  │ {esc(x)}" for x in failure.output.splitlines()[-12:])
+                        output = self.app.redact(failure.output) if hasattr(self.app, "redact") else failure.output
+                        lines.extend(f"  │ {esc(x)}" for x in output.splitlines()[-12:])
                 if f.not_started:
                     lines.append(f"not started: {esc(', '.join(f.not_started))}")
                 remedy = next((x.remedy for x in f.hosts.values() if x.remedy), None)

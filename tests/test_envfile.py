@@ -422,18 +422,26 @@ def test_unified_diff_shows_only_the_flag_lines() -> None:
         "--- /opt/analyticbot/.env.production (now)\n"
         "+++ /opt/analyticbot/.env.production (after)\n"
         "@@ -1,3 +1,4 @@\n"
-        " A=1\n"
+        " A=…  (value not shown)\n"
         f"-{TW}=true\n"
         f"+{TW}=false\n"
-        " B=2\n"
+        " B=…  (value not shown)\n"
         f"+{CT}=false\n"
     )
+
+
+def test_unified_diff_never_shows_a_secret_beside_the_flags() -> None:
+    old = f"DATABASE_URL=postgresql://analytic:hunter2@db/x\nexport JWT_SECRET=s3cr3t\n{TW}=true\nLAST=tok-999"
+    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False, CT: False}))
+    assert "hunter2" not in diff and "s3cr3t" not in diff and "tok-999" not in diff
+    assert f"-{TW}=true" in diff and f"+{TW}=false" in diff and f"+{CT}=false" in diff
+    assert " DATABASE_URL=…  (value not shown)" in diff
 
 
 def test_unified_diff_without_final_newline_is_well_formed() -> None:
     old = "A=1"
     new = parse_env(old).with_flags({TW: False})
-    assert unified_diff("f", old, new).splitlines()[2:] == [
+    assert unified_diff("f", old, new, mask=False).splitlines()[2:] == [
         "@@ -1 +1,2 @@",
         "-A=1",
         "\\ No newline at end of file",
@@ -449,7 +457,7 @@ def test_unified_diff_empty_when_nothing_changes() -> None:
 
 def test_unified_diff_keeps_lines_whole_that_str_splitlines_would_split() -> None:
     old = f"NOTE=a\x0cb\u2028c\n{TW}=true\n"
-    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False}))
+    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False}), mask=False)
     assert "@@ -1,2 +1,2 @@\n NOTE=a\x0cb\u2028c\n" in diff
 
 

@@ -128,7 +128,7 @@ class EnvPanel(Widget, can_focus=True):
         tail = [line for h in s.reachable_hosts[:1] for line in h.logs.tail[-6:]]
         if tail:
             lines.append("[b]log[/b]")
-            lines.extend(fmt.log_line(line)[:400] for line in tail)
+            lines.extend(fmt.log_line(self.app.redact(line))[:400] for line in tail)
         return "\n".join(lines)
 
     def action_open(self) -> None:

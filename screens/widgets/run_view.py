@@ -103,7 +103,7 @@ class RunView(Vertical):
         """One runner event or journal record."""
         table = self.query_one("#run-steps", DataTable)
         out = self.query_one("#run-output", RichLog)
-        message = clean(message)
+        message = clean(self.app.redact(message)) if hasattr(self.app, "redact") else clean(message)
         phase = data.get("phase", "run")
         if self.grid and kind in ("step_started", "step_finished", "step_failed"):
             self._grid_cell(kind, phase, step, host, message, data)
