@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from console.config.model import Config, Environment
@@ -19,63 +20,62 @@ def flag_steps(changes: dict[str, bool]) -> list[Step]:
     return [SetFlags(changes), RestartService(), AwaitEffect()]
 
 
-def quick(env: Environment) -> Plan:
-    return Plan(
-        action="quick",
-        environment=env.name,
-        title="Quick rollback: disable all advanced features",
-        steps=(*flag_steps({ADVANCED: False, TIME_WEIGHTING: False, CONTENT_TYPE: False}), ValidateRollback()),
-        target="< 1 min",
-        target_s=60,
-        data_loss="None",
-        reversible="Yes (re-enable flags)",
-        notes=("System reverts to legacy behaviour: no advanced fields in the response.",),
-    )
+@dataclass(frozen=True)
+class FlagRollback:
+    """A rollback that only sets flags: the runbook's quick and partial rollbacks."""
+
+    title: str
+    flags: tuple[bool, bool, bool]  # advanced, time-weighting, content-type after the rollback
+    target: str
+    target_s: float
+    note: str
+
+    def plan(self, action: str, env: Environment) -> Plan:
+        changes = dict(zip((ADVANCED, TIME_WEIGHTING, CONTENT_TYPE), self.flags, strict=True))
+        return Plan(
+            action=action,
+            environment=env.name,
+            title=self.title,
+            steps=(*flag_steps(changes), ValidateRollback()),
+            target=self.target,
+            target_s=self.target_s,
+            data_loss="None",
+            reversible="Yes (re-enable flags)",
+            notes=(self.note,),
+        )
 
 
-def partial_time_weighting(env: Environment) -> Plan:
-    return Plan(
-        action="partial-time-weighting",
-        environment=env.name,
-        title="Partial rollback A: disable time-weighting, keep content-type detection",
-        steps=(*flag_steps({ADVANCED: True, TIME_WEIGHTING: False, CONTENT_TYPE: True}), ValidateRollback()),
-        target="< 2 min",
-        target_s=120,
-        data_loss="None",
-        reversible="Yes (re-enable flags)",
-        notes=('The log should show "Time-weighting: False".',),
-    )
-
-
-def partial_content_type(env: Environment) -> Plan:
-    return Plan(
-        action="partial-content-type",
-        environment=env.name,
-        title="Partial rollback B: disable content-type analysis, keep time-weighting",
-        steps=(*flag_steps({ADVANCED: True, TIME_WEIGHTING: True, CONTENT_TYPE: False}), ValidateRollback()),
-        target="< 2 min",
-        target_s=120,
-        data_loss="None",
-        reversible="Yes (re-enable flags)",
-        notes=(
-            "Known risk: with the master flag on and content-type off, the advanced query fails in the real code "
-            '(HTTP 200 with status "failed"). Validation catches it; the fallback is a quick rollback.',
-        ),
-    )
-
-
-BUILDERS = {
-    "quick": quick,
-    "partial-time-weighting": partial_time_weighting,
-    "partial-content-type": partial_content_type,
+FLAG_ROLLBACKS = {
+    "quick": FlagRollback(
+        "Quick rollback: disable all advanced features",
+        (False, False, False),
+        "< 1 min",
+        60,
+        "System reverts to legacy behaviour: no advanced fields in the response.",
+    ),
+    "partial-time-weighting": FlagRollback(
+        "Partial rollback A: disable time-weighting, keep content-type detection",
+        (True, False, True),
+        "< 2 min",
+        120,
+        'The log should show "Time-weighting: False".',
+    ),
+    "partial-content-type": FlagRollback(
+        "Partial rollback B: disable content-type analysis, keep time-weighting",
+        (True, True, False),
+        "< 2 min",
+        120,
+        "Known risk: with the master flag on and content-type off, the advanced query fails in the real code "
+        '(HTTP 200 with status "failed"). Validation catches it; the fallback is a quick rollback.',
+    ),
 }
 
 
 def build_plan(action: str, env: Environment, config: Config, options: dict[str, Any] | None = None) -> Plan:
     """The plan for ``action`` on ``env``; PlanError if the environment cannot do it."""
     options = options or {}
-    if action in BUILDERS:
-        return BUILDERS[action](env)
+    if action in FLAG_ROLLBACKS:
+        return FLAG_ROLLBACKS[action].plan(action, env)
     from console.plans import code, database
 
     if action == "code":
