@@ -20,3 +20,26 @@ def test_sparkline_keeps_a_fixed_scale_and_colours_by_threshold() -> None:
     assert plain[0] == "▁", "20 ms is a low bar, not a full one"
     assert plain[-1] == "█"
     assert "$success" in bars and "$warning" in bars and "$error" in bars
+
+
+async def test_no_color_is_honoured(monkeypatch) -> None:
+    """With NO_COLOR set the screen is monochrome: every colour on it is a grey."""
+    import re
+
+    from screens.app import RollbackConsole
+    from tests import tui_data
+
+    monkeypatch.setenv("NO_COLOR", "1")
+    app = RollbackConsole(tui_data.make_config(), probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO)
+    async with app.run_test(size=(80, 24)) as pilot:
+        tui_data.feed(app)
+        await pilot.pause()
+        svg = app.export_screenshot()
+    colours = set(re.findall(r"#([0-9a-fA-F]{6})\b", svg))
+    assert colours, "the screenshot has colours to check"
+    def grey(c: str) -> bool:
+        r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
+        return max(r, g, b) - min(r, g, b) <= 8
+
+    # The SVG frame's window buttons are the only colour the screenshot itself adds.
+    assert {c for c in colours if not grey(c)} <= {"ff5f57", "febc2e", "28c840"}
