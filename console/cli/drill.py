@@ -81,7 +81,8 @@ def prepare(scenario: Scenario, directory: Path, journal: Path | None = None) ->
         if journal is not None:
             text = re.sub(r"(?m)^journal = .*$", lambda _: f"journal = {json.dumps(str(journal))}", text, count=1)
         if scenario.config_overlay:
-            text += "\n# --- drill overlay: " + scenario.id + "\n" + scenario.config_overlay
+            # Not named here: a random drill keeps its scenario secret, and the trainee reads this file.
+            text += "\n# --- the drill's own matrix and thresholds\n" + scenario.config_overlay
         config_path = directory / "drill.toml"
         config_path.write_text(text, encoding="utf-8")
         load_config(config_path)  # fail now, not in the middle of the drill

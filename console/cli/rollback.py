@@ -253,6 +253,10 @@ def _finish(run_id: str, result, target: str, *, expected: str = "succeeded") ->
     print(f"\nrun {run_id}: {result.outcome} in {result.duration_s:.1f}s{target_text}")
     if result.skipped:
         print("skipped: " + "; ".join(result.skipped))
+    if result.failed_hosts and result.failed_hosts != ("*",):
+        print(f"failed on {len(result.failed_hosts)} host(s): {', '.join(result.failed_hosts)}")
+    if result.not_started:
+        print(f"not started (nothing changed there): {', '.join(result.not_started)}")
     if result.outcome != expected:
         if result.outcome in ("failed", "aborted"):
             print(f"  to continue: rollback-console resume {run_id}")

@@ -64,6 +64,7 @@ class RunResult:
     failed_hosts: tuple[str, ...] = ()
     skipped: tuple[str, ...] = ()
     message: str = ""
+    not_started: tuple[str, ...] = ()  # hosts a stopped stage never reached (nothing changed there)
 
 
 @dataclass
@@ -160,7 +161,10 @@ class Runner:
             failures, not_started = await self._fan_out(steps, todo)
             if not failures:
                 return None
-            failed_step = next(s for s in steps if any(f[0] is s for f in failures.values()))
+            # The earliest step that failed anywhere; else the rolling health gate.
+            failed_step = next(
+                (s for s in steps if any(f[0] is s for f in failures.values())), next(iter(failures.values()))[0]
+            )
             failure = Failure(failed_step, {h: f for h, (_, f) in failures.items()}, tuple(not_started))
             resolution = await self._resolve(failure)
             if resolution == "retry":
@@ -170,7 +174,7 @@ class Runner:
             if resolution == "skip":
                 self.hosts_failed |= set(failures)
                 return None
-            return self._stop(resolution, tuple(failures))
+            return self._stop(resolution, tuple(failures), tuple(not_started))
 
     async def _fan_out(
         self, steps: list[Step], hosts: list[Host]
@@ -194,7 +198,7 @@ class Runner:
                         stop.set()
                     return
 
-        if len(hosts) == 1:
+        if len(hosts) == 1 and fleet.mode != "rolling":
             await host_run(hosts[0])
         elif fleet.mode == "rolling":
             for i in range(0, len(hosts), fleet.batch_size):
@@ -204,9 +208,9 @@ class Runner:
                     continue
                 await asyncio.gather(*(host_run(h) for h in batch))
                 ok = [h for h in batch if h.name not in failures]
-                if ok and i + fleet.batch_size < len(hosts):
-                    await self._health_gate(steps[-1], ok, failures)
-                if fleet.stop_on_first_failure and failures:
+                await self._health_gate(ok, failures, last=i + fleet.batch_size >= len(hosts))
+                if failures:
+                    # The point of rolling: an unhealthy batch stops the roll before it spreads.
                     stop.set()
         else:
             gate = asyncio.Semaphore(fleet.concurrency)
@@ -218,24 +222,24 @@ class Runner:
             await asyncio.gather(*(bounded(h) for h in hosts))
         return failures, not_started
 
-    async def _health_gate(self, step: Step, hosts: list[Host], failures: dict) -> None:
-        """Between rolling batches: the batch must be healthy before the next one starts."""
-        for host in hosts:
-            try:
-                transport = await self.ctx.transport(host)
-                base = await reachable_base(self.ctx.env, host, transport)
-                health = await probe_health(self.ctx.prober.client, base)
-            except TransportError as exc:
-                failures[host.name] = (step, StepFailed(f"health gate: {exc}"))
-                continue
-            if not health.healthy or health.ready is False:
-                failures[host.name] = (
-                    step,
-                    StepFailed(f"health gate: /health {health.health_status}, ready {health.ready}"),
-                )
-            self.emit(
-                "note", step=step.id, host=host.name, message=f"health gate: {'ok' if health.healthy else 'FAIL'}"
-            )
+    async def _health_gate(
+        self, hosts: list[Host], failures: dict[str, tuple[Step, StepFailed]], *, last: bool
+    ) -> None:
+        """Between rolling batches: the batch must be healthy before the next one starts.
+
+        Journaled as a step of each host, so the grid, --json and resume see a host that
+        failed it. Not after the last batch (validation follows), except to re-check a
+        host that failed it before; a host that passed it is not asked again."""
+        gate = HealthGate()
+        seen = self.ctx.facts.get(gate.id, {})
+
+        async def check(host: Host) -> None:
+            failure = await self._one(gate, host)
+            if failure is not None:
+                failures[host.name] = (gate, failure)
+
+        todo = [h for h in hosts if not self.progress.is_done(gate.id, h.name) and (not last or h.name in seen)]
+        await asyncio.gather(*(check(h) for h in todo))
 
     async def _one(self, step: Step, host: Host | None) -> StepFailed | None:
         """Do and verify one step on one host; record it; return the failure if any."""
@@ -321,8 +325,8 @@ class Runner:
                 self.skipped.append(f"{failure.step.title} ({decision.reason})")
             return decision.kind
 
-    def _stop(self, resolution: str, failed_hosts: tuple[str, ...]) -> RunResult:
-        return RunResult("failed", 0.0, failed_hosts=failed_hosts, message=resolution)
+    def _stop(self, resolution: str, failed_hosts: tuple[str, ...], not_started: tuple[str, ...] = ()) -> RunResult:
+        return RunResult("failed", 0.0, failed_hosts=failed_hosts, message=resolution, not_started=not_started)
 
     # --- undo ---------------------------------------------------------------------------
     def undo_steps(self) -> list[Step]:
@@ -363,6 +367,29 @@ class Runner:
 
         self.emit("note", message=f"undo: {len(steps)} step(s) to put things back")
         return await Runner(ctx, plan, no_undo_of_undo, phase="undo").run()
+
+
+class HealthGate(Step):
+    """Rolling mode, between batches: /health and /health/ready of a host of the batch."""
+
+    id = "health-gate"
+    title = "Health gate before the next batch"
+
+    async def preview(self, ctx: RunContext, host: Host | None) -> str:
+        return "GET /health and /health/ready"
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        transport = await ctx.transport(host)
+        base = await reachable_base(ctx.env, host, transport)
+        health = await probe_health(ctx.prober.client, base)
+        return {"health": health.health_status, "healthy": health.healthy, "ready": health.ready}
+
+    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
+        detail = f"/health {facts['health']}, ready {facts['ready']}"
+        if not facts["healthy"] or facts["ready"] is False:
+            raise StepFailed(f"health gate: {detail}: the next batch waits", facts=facts)
+        return detail
 
 
 def undo_steps(plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:

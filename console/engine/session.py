@@ -364,6 +364,7 @@ class Engine:
                 "duration_s": round(result.duration_s, 3),
                 "message": result.message,
                 "failed_hosts": list(result.failed_hosts),
+                "not_started": list(result.not_started),
                 "target_s": plan.target_s,
             },
         )

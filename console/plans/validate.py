@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shlex
 
@@ -40,13 +41,16 @@ async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[str] | N
 async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
     """Every host's log size now: the baseline for plans that do not restart the API, so that
     validation counts only the errors written during the run, not the incident's own."""
-    out: dict[str, int | None] = {}
-    for host in ctx.env.hosts:
+
+    async def one(host: Host) -> int | None:
         try:
-            out[host.name] = await log_size(ctx, host)
+            return await log_size(ctx, host)
         except TransportError:
-            out[host.name] = None
-    return out
+            return None
+
+    # All hosts at once: one after another costs a round trip per host on a fleet.
+    sizes = await asyncio.gather(*(one(h) for h in ctx.env.hosts))
+    return {h.name: size for h, size in zip(ctx.env.hosts, sizes, strict=True)}
 
 
 def _baseline(ctx: RunContext, host: str) -> int | None:
@@ -126,11 +130,15 @@ class ValidateRollback(Step):
         hosts: list[HostSnapshot] = []
         since: dict[str, list[str]] = {}
         by_name = {h.name: h for h in ctx.env.hosts}
-        for hs in snapshot.hosts:
+
+        async def read(hs: HostSnapshot) -> list[str] | None:
             offset = _baseline(ctx, hs.host)
-            lines = None
-            if offset is not None and not hs.unreachable:
-                lines = await lines_since(ctx, by_name[hs.host], offset)
+            if offset is None or hs.unreachable:
+                return None
+            return await lines_since(ctx, by_name[hs.host], offset)
+
+        # All hosts at once: one after another costs a round trip per host on a fleet.
+        for hs, lines in zip(snapshot.hosts, await asyncio.gather(*(read(hs) for hs in snapshot.hosts)), strict=True):
             if lines is not None:
                 hs = dataclasses.replace(hs, logs=logs.summarize(lines))
                 since[hs.host] = lines
