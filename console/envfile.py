@@ -175,7 +175,7 @@ def _mask(line: str) -> str:
     m = _DIFF_ASSIGNMENT.match(line)
     if not m or m["key"] in FLAG_NAMES:
         return line
-    return f"{m['lead']}{m['key']}{m['eq']}…  (value not shown){line[m.end():]}"
+    return f"{m['lead']}{m['key']}{m['eq']}…  (value not shown){line[m.end() :]}"
 
 
 def unified_diff(path: str, old: str, new: str, *, mask: bool = True) -> str:

@@ -37,6 +37,7 @@ async def test_no_color_is_honoured(monkeypatch) -> None:
         svg = app.export_screenshot()
     colours = set(re.findall(r"#([0-9a-fA-F]{6})\b", svg))
     assert colours, "the screenshot has colours to check"
+
     def grey(c: str) -> bool:
         r, g, b = (int(c[i : i + 2], 16) for i in (0, 2, 4))
         return max(r, g, b) - min(r, g, b) <= 8

@@ -6,9 +6,11 @@ Review a changed snapshot in snapshot_report.html before accepting it with
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
+
 import pytest
 from textual.pilot import Pilot
-from textual.widgets import TabbedContent
+from textual.widgets import Input, TabbedContent
 
 from console.engine.plan import Remedy, StepFailed
 from console.engine.runner import Failure
@@ -27,6 +29,19 @@ def make_app(**kw: object) -> RollbackConsole:
     return app
 
 
+def steady(run_before: Callable[[Pilot], Awaitable[None]]) -> Callable[[Pilot], Awaitable[None]]:
+    """Run the interaction, then stop cursors blinking: a snapshot must not catch a blink."""
+
+    async def run(pilot: Pilot) -> None:
+        await run_before(pilot)
+        for screen in pilot.app.screen_stack:
+            for widget in screen.query(Input):
+                widget.cursor_blink = False
+        await pilot.pause()
+
+    return run
+
+
 async def fed(pilot: Pilot) -> None:
     tui_data.feed(pilot.app)
     await pilot.pause()
@@ -34,7 +49,7 @@ async def fed(pilot: Pilot) -> None:
 
 @pytest.mark.parametrize("size", SIZES)
 def test_dashboard(snap_compare, size) -> None:
-    assert snap_compare(make_app(), terminal_size=size, run_before=fed)
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(fed))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -48,7 +63,7 @@ def test_environment_view(snap_compare, size, tab) -> None:
         await pilot.wait_for_scheduled_animations()
         await pilot.pause(0.2)  # tables size their columns after the cells arrive
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=open_tab)
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(open_tab))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -78,9 +93,9 @@ def test_wizard(snap_compare, size, page) -> None:
                 await pilot.press("ctrl+n")
                 await pilot.pause()
 
-        assert snap_compare(app, terminal_size=size, run_before=go_confirm)
+        assert snap_compare(app, terminal_size=size, run_before=steady(go_confirm))
     else:
-        assert snap_compare(app, terminal_size=size, run_before=go)
+        assert snap_compare(app, terminal_size=size, run_before=steady(go))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -95,7 +110,7 @@ def test_record_screens(snap_compare, size, screen) -> None:
         await pilot.press(*keys)
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=go)
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -103,12 +118,12 @@ def test_watch_mode(snap_compare, size) -> None:
     async def go(pilot: Pilot) -> None:
         await pilot.pause(0.6)  # the follower replays the journal
 
-    assert snap_compare(make_app(watch_only=True), terminal_size=size, run_before=go)
+    assert snap_compare(make_app(watch_only=True), terminal_size=size, run_before=steady(go))
 
 
 @pytest.mark.parametrize("size", SIZES)
 def test_interrupted_run_offered(snap_compare, size) -> None:
-    assert snap_compare(make_app(interrupted=True), terminal_size=size, run_before=fed)
+    assert snap_compare(make_app(interrupted=True), terminal_size=size, run_before=steady(fed))
 
 
 @pytest.mark.parametrize("size", SIZES)
@@ -127,4 +142,4 @@ def test_step_failed_modal(snap_compare, size) -> None:
         pilot.app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
         await pilot.pause()
 
-    assert snap_compare(make_app(), terminal_size=size, run_before=go)
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
