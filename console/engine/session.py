@@ -33,6 +33,7 @@ from console.probes.serialize import recommendation_dict
 from console.transport.base import TransportError
 
 APPROVAL_POLL_S = 0.5
+PRE_RUN_EVIDENCE_S = 2.0  # longest the run waits for its "before" snapshot
 
 
 class RunRefused(Exception):
@@ -294,13 +295,24 @@ class Engine:
         env = ctx.env
         start = time.monotonic()
 
+        evidence: list[str] = []
+
         async def recommend() -> Recommendation | None:
             if recommendation is not None or resume is not None:
                 return recommendation
-            with contextlib.suppress(Exception):  # the record is better with it, but not worth a failed start
-                snapshot = await self.prober.snapshot(env, database=False)
-                return evaluate(self.config.decision_matrix, snapshot, set(request.declared))
-            return None
+            try:
+                # Evidence for the record, but a slow service must not delay the rollback itself.
+                snapshot = await asyncio.wait_for(self.prober.snapshot(env, database=False), PRE_RUN_EVIDENCE_S)
+            except TimeoutError:
+                evidence.append(
+                    f"the probes got no full answer within {PRE_RUN_EVIDENCE_S:g}s before the run "
+                    f"(best-times slower than {PRE_RUN_EVIDENCE_S:g}s): not waited for"
+                )
+                return None
+            except Exception as exc:  # the record is better with it, but not worth a failed start
+                evidence.append(f"no snapshot before the run: {type(exc).__name__}: {exc}")
+                return None
+            return evaluate(self.config.decision_matrix, snapshot, set(request.declared))
 
         # Both only read: the state before the run for the record, and what each step will do.
         recommendation, previews = await asyncio.gather(recommend(), preview_plan(ctx, plan))
@@ -336,6 +348,7 @@ class Engine:
                     ],
                 },
                 "recommendation": recommendation_dict(recommendation) if recommendation else None,
+                "evidence": evidence,
             },
         )
         self.on_event(Event("run_started", ctx.run_id, message=plan.title, data={"plan": plan.title}))

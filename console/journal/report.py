@@ -99,6 +99,9 @@ def _duration_vs_target(run: RunSummary) -> str:
 def _decision(run: RunSummary) -> list[str]:
     out = ["## Decision", ""]
     rec = run.recommendation
+    started = next((r.get("data") or {} for r in run.records if r["type"] == "run_started"), {})
+    for note in started.get("evidence") or []:
+        out.append(f"Before the run: {note}.")
     if not rec:
         out.append("No recommendation was recorded when the run started.")
     else:
