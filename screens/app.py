@@ -211,15 +211,22 @@ class RollbackConsole(App[int]):
         self.env_updated.publish(name)
 
     # --- actions ------------------------------------------------------------------------
+    def _push_kept(self, name: str, make: Callable[[], Screen]) -> None:
+        """Screens opened often are built once and kept: reopening them is instant."""
+        if not self.is_screen_installed(name):
+            self.install_screen(make(), name)
+        if self.get_screen(name) not in self.screen_stack:
+            self.push_screen(name)
+
     def action_history(self) -> None:
         from screens.history import HistoryScreen
 
-        self.push_screen(HistoryScreen())
+        self._push_kept("history", HistoryScreen)
 
     def action_escalation(self) -> None:
         from screens.escalation import EscalationScreen
 
-        self.push_screen(EscalationScreen())
+        self._push_kept("escalation", EscalationScreen)
 
     def action_checklist(self) -> None:
         from screens.checklist import ChecklistScreen
