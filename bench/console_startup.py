@@ -42,10 +42,15 @@ BARE = textwrap.dedent("""
     Bare().run(headless=True)
 """)
 
+# As `rollback-console --config FILE` opens it (console/cli/tui.py): the probe worker
+# starts before Textual loads.
 CONSOLE = textwrap.dedent("""
     import time, sys
     t0 = float(sys.argv[1])
     from console.config import load_config
+    from console.probes.worker import ProbeWorker
+    config = load_config(sys.argv[2])
+    worker = ProbeWorker.start(config)
     from screens.app import RollbackConsole
     class Timed(RollbackConsole):
         def on_ready(self):
@@ -54,7 +59,8 @@ CONSOLE = textwrap.dedent("""
             if all(live.snapshot is not None for live in self.live.values()):
                 print(time.time() - t0)
                 self.exit()
-    Timed(load_config(sys.argv[2])).run(headless=True)
+    Timed(config, probe_worker=worker).run(headless=True)
+    worker.close()
 """)
 
 
@@ -72,6 +78,14 @@ def timed(code: str, *args: str) -> float:
 
 
 def startup(config: Path, repeat: int) -> None:
+    # Textual's modules are byte-compiled in site-packages; ours must be too (as Python
+    # does on first run, unless PYTHONDONTWRITEBYTECODE is set), or we time the compiler.
+    root = Path(__file__).resolve().parent.parent
+    subprocess.run(
+        [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in ("console", "screens", "themes"))],
+        check=True,
+        stdout=subprocess.DEVNULL,
+    )
     bare, console = [], []
     for _ in range(repeat):  # alternate, so drift in machine load hits both alike
         bare.append(timed(BARE))

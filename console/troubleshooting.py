@@ -11,7 +11,6 @@ from dataclasses import dataclass
 from console.config.model import Environment
 from console.flags import FLAG_NAMES, LOG_LABELS
 from console.journal import RunSummary
-from console.plans.database import manual_sql
 from console.probes.snapshot import EnvironmentSnapshot
 
 ISSUES = {
@@ -93,6 +92,8 @@ def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSumma
     if last_run is not None and env.database is not None and last_run.outcome in ("failed", "interrupted"):
         failed = last_run.failed_at()
         if failed and failed[0].startswith(("Run the rollback script", "Check the columns", "Keep a copy")):
+            from console.plans.database import manual_sql  # the dashboard should not load the engine
+
             error = next(
                 (r["data"].get("message", "") for r in reversed(last_run.records) if r["type"] == "step_failed"), ""
             )

@@ -20,7 +20,8 @@ from console.journal import Journal, Who, known_secrets
 
 if TYPE_CHECKING:
     from console.engine.session import Engine
-from console.probes.collect import Prober
+    from console.probes.collect import Prober
+from console.probes.worker import FrameReader, ProbeWorker
 from screens.state import LiveEnvironment
 from themes import CSS_PATH, DEFAULT, THEMES
 
@@ -61,7 +62,10 @@ class RollbackConsole(App[int]):
         drill: object | None = None,
         who: Who | None = None,
         drill_secret: bool = False,
+        probe_worker: ProbeWorker | None = None,
     ) -> None:
+        """``probe_worker``: one already started (the CLI starts it before Textual loads);
+        otherwise the console starts its own when probing."""
         super().__init__()
         self.config = config
         self.read_only = watch_only
@@ -73,13 +77,25 @@ class RollbackConsole(App[int]):
         self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
         self.env_updated: Signal[str] = Signal(self, "env-updated")
-        self.prober = Prober(config)
+        self._worker = probe_worker if self.probing else None
+        if probe_worker is not None and self._worker is None:
+            probe_worker.close()
+        self._frames = FrameReader()
+        self._waiting: dict[int, asyncio.Future[None]] = {}  # probe_now requests by id
+        self._request_ids = iter(range(1, 1 << 62))
         self.who = who or Who.current()
         self._engine = None  # the rollback engine loads on first use: start-up stays light
         self.last_run: str | None = None
         for t in THEMES.values():
             self.register_theme(t)
         self.theme = pick_theme(theme)
+
+    @functools.cached_property
+    def prober(self) -> Prober:
+        """For the engine's own probes; the dashboard's loops run in the probe worker."""
+        from console.probes.collect import Prober
+
+        return Prober(self.config)
 
     @property
     def engine(self) -> Engine:
@@ -134,14 +150,7 @@ class RollbackConsole(App[int]):
                 )
             )
         if self.probing:
-            for name in self.live:
-                self.run_worker(
-                    self._probe_loop(name),
-                    group=f"probe-{name}",
-                    exclusive=True,
-                    exit_on_error=False,
-                    name=f"probe {name}",
-                )
+            self._start_probe_worker()
 
     def check_interrupted(self) -> None:
         """A run cut off by a crash is offered for resume or undo at start-up."""
@@ -187,18 +196,49 @@ class RollbackConsole(App[int]):
             mode += f" {elapsed // 60:02d}:{elapsed % 60:02d}"
         return f"{mode} · {self.who.user} · {now}"
 
-    async def _probe_loop(self, name: str) -> None:
-        """Probe, publish, sleep; never overlaps itself; one failure never ends it."""
-        live = self.live[name]
-        interval = self.config.thresholds.probe_interval_s
-        while True:
-            try:
-                snapshot = await self.prober.snapshot(live.env)
-                live.update(snapshot, self.config.decision_matrix)
-            except Exception as exc:  # a bug in a probe must not take the console down
-                live.probe_error = f"probe failed: {type(exc).__name__}: {exc}"
+    # --- probing: one loop per environment, in the probe worker process -----------------
+    def _start_probe_worker(self) -> None:
+        if self._worker is None:
+            self._worker = ProbeWorker.spawn(self.config)
+        self._frames = FrameReader()
+        asyncio.get_running_loop().add_reader(self._worker.out, self._probe_readable)
+
+    def _stop_probe_worker(self) -> None:
+        if self._worker is not None:
+            asyncio.get_running_loop().remove_reader(self._worker.out)
+            self._worker.close(timeout=1.0)
+            self._worker = None
+        for future in self._waiting.values():
+            if not future.done():
+                future.set_result(None)
+        self._waiting.clear()
+
+    def _probe_readable(self) -> None:
+        assert self._worker is not None
+        data = self._worker.read()
+        if data is None:
+            return
+        if not data:  # the worker has gone: say so, and start another
+            self._stop_probe_worker()
+            for name, live in self.live.items():
+                live.probe_error = "probe worker stopped; restarting it"
+                self.env_updated.publish(name)
+            if self.is_running:
+                self.set_timer(2.0, self._start_probe_worker)
+            return
+        for kind, name, payload, served in self._frames.feed(data):  # type: ignore[misc]
+            live = self.live.get(name)
+            if live is None:
+                continue
+            if kind == "snapshot":
+                live.update(payload, self.config.decision_matrix)
+            else:
+                live.probe_error = payload
             self.env_updated.publish(name)
-            await asyncio.sleep(interval)
+            for request in served:
+                future = self._waiting.pop(request, None)
+                if future is not None and not future.done():
+                    future.set_result(None)
 
     def publish(self, name: str) -> None:
         """Re-render an environment after a local change (e.g. declared symptoms)."""
@@ -206,9 +246,19 @@ class RollbackConsole(App[int]):
         self.env_updated.publish(name)
 
     async def probe_now(self, name: str) -> None:
+        """A fresh round for one environment, started after this call; returns when shown."""
         live = self.live[name]
-        live.update(await self.prober.snapshot(live.env), self.config.decision_matrix)
-        self.env_updated.publish(name)
+        if self._worker is None:
+            live.update(await self.prober.snapshot(live.env), self.config.decision_matrix)
+            self.env_updated.publish(name)
+            return
+        request = next(self._request_ids)
+        future = self._waiting[request] = asyncio.get_running_loop().create_future()
+        self._worker.probe_now(name, request)
+        try:
+            await asyncio.wait_for(future, self.config.thresholds.probe_timeout_s * 3 + 5)
+        except TimeoutError:
+            self._waiting.pop(request, None)
 
     # --- actions ------------------------------------------------------------------------
     def _push_kept(self, name: str, make: Callable[[], Screen]) -> None:
@@ -286,6 +336,8 @@ class RollbackConsole(App[int]):
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
 
     async def on_unmount(self) -> None:
+        self._stop_probe_worker()
         if self._engine is not None:
             await self._engine.close()
-        await self.prober.close()
+        if "prober" in self.__dict__:
+            await self.prober.close()

@@ -14,6 +14,8 @@ WIDE = 150  # columns from which panels sit side by side
 
 
 class DashboardScreen(Screen):
+    AUTO_FOCUS = ".env-panel"  # straight to the first panel: one focus change, not two
+
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="panels"):
@@ -23,9 +25,6 @@ class DashboardScreen(Screen):
 
     def on_mount(self) -> None:
         self.app.env_updated.subscribe(self, self._updated)
-        panels = list(self.query(EnvPanel))
-        if panels:
-            panels[0].focus()
         self._layout(self.size.width)
 
     def on_resize(self) -> None:

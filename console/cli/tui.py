@@ -31,12 +31,28 @@ def open_console(
     config = config_from_args(args)
     if not sys.stdout.isatty() and not os.environ.get("ROLLBACK_CONSOLE_FORCE_TUI"):
         raise UsageError("the console needs a terminal; for scripts use `status`, `check`, `plan`, `rollback`")
-    from screens.app import RollbackConsole
+    worker = None
+    if not watch_only:
+        from console.probes.worker import ProbeWorker
 
-    app = RollbackConsole(
-        config, watch_only=watch_only, theme=getattr(args, "theme", None), drill=drill, drill_secret=drill_secret
-    )
-    app.run()
+        # Started before Textual loads: the first probe round runs on another core while
+        # the screen is still being built, so the dashboard opens populated.
+        worker = ProbeWorker.start(config)
+    try:
+        from screens.app import RollbackConsole
+
+        app = RollbackConsole(
+            config,
+            watch_only=watch_only,
+            theme=getattr(args, "theme", None),
+            drill=drill,
+            drill_secret=drill_secret,
+            probe_worker=worker,
+        )
+        app.run()
+    finally:
+        if worker is not None:
+            worker.close()
     return app.return_code or EXIT_OK
 
 

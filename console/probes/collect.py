@@ -106,7 +106,12 @@ class Prober:
         """One HTTP client between rounds, made on first use (its TLS setup is not free)."""
         if self._client is None:
             t = self.config.thresholds.probe_timeout_s
-            self._client = httpx.AsyncClient(timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False)
+            # Loading the CA store is most of the client's set-up; plain-HTTP APIs (the
+            # usual: localhost on the host, or through an SSH forward) never use it.
+            tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
+            self._client = httpx.AsyncClient(
+                timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False, verify=True if tls else False
+            )
         return self._client
 
     async def close(self) -> None:
