@@ -81,6 +81,7 @@ class RollbackConsole(App[int]):
         if probe_worker is not None and self._worker is None:
             probe_worker.close()
         self._frames = FrameReader()
+        self._closing = False
         self._waiting: dict[int, asyncio.Future[None]] = {}  # probe_now requests by id
         self._request_ids = iter(range(1, 1 << 62))
         self.who = who or Who.current()
@@ -198,6 +199,8 @@ class RollbackConsole(App[int]):
 
     # --- probing: one loop per environment, in the probe worker process -----------------
     def _start_probe_worker(self) -> None:
+        if self._closing:
+            return
         if self._worker is None:
             self._worker = ProbeWorker.spawn(self.config)
         self._frames = FrameReader()
@@ -336,6 +339,7 @@ class RollbackConsole(App[int]):
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
 
     async def on_unmount(self) -> None:
+        self._closing = True
         self._stop_probe_worker()
         if self._engine is not None:
             await self._engine.close()

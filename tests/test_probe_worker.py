@@ -117,6 +117,9 @@ async def test_console_restarts_a_worker_that_died_and_keeps_probing(make_simula
         os.kill(first.pid, signal.SIGKILL)
         await until(lambda: live.probe_error is not None, pilot)
         assert "probe worker stopped" in live.probe_error
+        panel = app.screen.query_one("#env-staging")
+        await pilot.pause()
+        assert "probe worker stopped" in str(panel.border_subtitle), "the panel says its facts are the last known"
         await until(lambda: app._worker is not None and app._worker is not first and live.probe_error is None, pilot)
         rounds = live.rounds
         sim.inject("staging", ready_down=True)

@@ -103,9 +103,12 @@ class EnvPanel(Widget, can_focus=True):
                 )
             )
         unreachable = [h.host for h in s.hosts if h.unreachable]
-        self.border_subtitle = (
-            f"unreachable: {', '.join(unreachable)[:40]}" if unreachable else (f"probed in {s.elapsed_s:.1f}s")
-        )
+        if live.probe_error:  # the facts above are the last ones known: say so
+            self.border_subtitle = f"[$error]{fmt.esc(live.probe_error)[:50]}[/] · shown: last probe"
+        elif unreachable:
+            self.border_subtitle = f"unreachable: {', '.join(unreachable)[:40]}"
+        else:
+            self.border_subtitle = f"probed in {s.elapsed_s:.1f}s"
 
     def _extra(self) -> str:
         """What a big terminal has room for: database, troubleshooting, the last log lines."""
