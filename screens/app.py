@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import itertools
 import os
 import time
 from collections.abc import Callable
@@ -80,10 +81,10 @@ class RollbackConsole(App[int]):
         self._worker = probe_worker if self.probing else None
         if probe_worker is not None and self._worker is None:
             probe_worker.close()
-        self._frames = FrameReader()
+        self._frames = FrameReader()  # a fresh one per worker
         self._closing = False
         self._waiting: dict[int, asyncio.Future[None]] = {}  # probe_now requests by id
-        self._request_ids = iter(range(1, 1 << 62))
+        self._request_ids = itertools.count(1)
         self.who = who or Who.current()
         self._engine = None  # the rollback engine loads on first use: start-up stays light
         self.last_run: str | None = None
@@ -226,8 +227,7 @@ class RollbackConsole(App[int]):
             for name, live in self.live.items():
                 live.probe_error = "probe worker stopped; restarting it"
                 self.env_updated.publish(name)
-            if self.is_running:
-                self.set_timer(2.0, self._start_probe_worker)
+            self.set_timer(2.0, self._start_probe_worker)
             return
         for kind, name, payload, served in self._frames.feed(data):  # type: ignore[misc]
             live = self.live.get(name)
