@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 import tomllib
@@ -873,25 +872,3 @@ def test_every_key_of_the_sample_config_is_located_on_its_own_line() -> None:
     assert len(checked) > 100
     assert lines[("decision_matrix", 5, "action")] == source.index('action = "code"') + 1
     assert lines[("escalation", 3, "contacts")] == source.index('contacts = ["Lead Developer", "DevOps", "DBA"]') + 1
-
-
-@pytest.mark.parametrize("value", ["/srv/it's", '/srv/"a"', "/srv/$(id)", "/srv/`id`", "/srv/a\\b", "/srv/a\nb"])
-def test_host_var_that_would_break_a_commands_quoting_is_refused(tmp_path: Path, value: str) -> None:
-    text = MINIMAL.replace(
-        'kind = "staging"', 'kind = "staging"\nhosts = ["prod-api-1", "prod-api-2"]'
-    ) + TWO_HOSTS.replace(
-        'address = "10.30.1.21"', f'address = "10.30.1.21"\nvars = {{ install_dir = {json.dumps(value)} }}'
-    )
-    ((line, key, message),) = problems(tmp_path, text)
-    assert (line, key) == (15, "hosts.prod-api-1.vars.install_dir")
-    assert message.startswith("contains ") and "pasted into the configured commands" in message
-
-
-def test_host_var_with_spaces_and_dashes_is_fine(tmp_path: Path) -> None:
-    text = MINIMAL.replace(
-        'kind = "staging"', 'kind = "staging"\nhosts = ["prod-api-1", "prod-api-2"]'
-    ) + TWO_HOSTS.replace(
-        'address = "10.30.1.21"', 'address = "10.30.1.21"\nvars = { install_dir = "/srv/analytic bot-2.1_a" }'
-    )
-    host = load_config(write(tmp_path, text)).environments["staging"].hosts[0]
-    assert dict(host.vars) == {"install_dir": "/srv/analytic bot-2.1_a"}

@@ -47,8 +47,6 @@ from console.config.reader import (
 )
 
 
-_UNQUOTABLE = frozenset("'\"`$\\")  # would break out of the quoting in a configured command
-
 class _Loader:
     def __init__(self, path: Path, text: str) -> None:
         self.file = str(path)
@@ -136,18 +134,7 @@ class _Loader:
             if isinstance(value, bool) or not isinstance(value, (str, int)):
                 table.problem(key, f"expected a string or integer, got {value!r}")
                 continue
-            text = str(value)
-            bad = sorted({c for c in text if c in _UNQUOTABLE or not c.isprintable()})
-            if bad:
-                shown = " ".join(repr(c) for c in bad)
-                table.problem(
-                    key,
-                    f"contains {shown}: host vars are pasted into the configured commands as they are "
-                    "(inside the config's own quotes), so quotes, $, `, \\ and control characters "
-                    "would change the command",
-                )
-                continue
-            out.append((key, text))
+            out.append((key, str(value)))
         return tuple(out)
 
     def _environments(self, root: _Table, hosts: dict[str, Host]) -> dict[str, Environment]:
