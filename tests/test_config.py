@@ -872,3 +872,30 @@ def test_every_key_of_the_sample_config_is_located_on_its_own_line() -> None:
     assert len(checked) > 100
     assert lines[("decision_matrix", 5, "action")] == source.index('action = "code"') + 1
     assert lines[("escalation", 3, "contacts")] == source.index('contacts = ["Lead Developer", "DevOps", "DBA"]') + 1
+
+
+def test_quoted_placeholder_survives_the_shell_whatever_the_value(tmp_path: Path) -> None:
+    from console.config.model import expand
+
+    value = """/srv/it's "here" $(touch pwned) `touch pwned` ; & | \\ end"""
+    host = Host(name="web-1", address="10.0.0.1", vars=(("home", value),))
+    command = expand("printf '%s|%s' {home:q} {host:q}", host)
+    out = subprocess.run(["sh", "-c", command], capture_output=True, text=True, cwd=tmp_path, check=True)
+    assert out.stdout == f"{value}|web-1"
+    assert not (tmp_path / "pwned").exists()
+    assert expand("{home}/x", host) == f"{value}/x", "{name} still pastes the value as it is"
+
+
+def test_quoted_placeholder_is_for_commands_not_paths(tmp_path: Path) -> None:
+    text = MINIMAL.replace('kind = "staging"', 'kind = "staging"\nhosts = ["prod-api-1"]').replace(
+        '"/opt/analyticbot/.env.staging"', '"{install_dir:q}/.env.staging"'
+    ).replace('"sudo systemctl restart analyticbot-api"', '"cd {install_dir:q} && ./restart"') + TWO_HOSTS.replace(
+        'address = "10.30.1.21"', 'address = "10.30.1.21"\nvars = { install_dir = "/srv/a" }'
+    )
+    assert problems(tmp_path, text) == [
+        (
+            8,
+            "environments.staging.env_file",
+            "{install_dir:q} shell-quotes a value, for commands; a path or URL takes {install_dir}",
+        )
+    ]

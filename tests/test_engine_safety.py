@@ -383,17 +383,12 @@ def test_no_secret_reaches_the_journal(make_simulation: MakeSimulation) -> None:
 
 def test_shell_metacharacters_in_paths_are_quoted(tmp_path: Path) -> None:
     """A home with spaces, quotes, $, ;, backticks, & and |: the console's own commands
-    (lock, log offsets, git, cd) quote every value; no injected command runs."""
+    (lock, log offsets, git, cd) quote every value, the configured commands take it as
+    {home:q}; no injected command runs."""
     weird = tmp_path / """odd ' "dq" $(touch pwned1) ;touch pwned2; `touch pwned3` & $ |x"""
     sim = Simulation(weird, environments=("staging",), database=False).start()
     try:
-        # The simulator's own command templates wrap {home} in '…'; a path holding a ' cannot
-        # go there. Those templates are the operator's: point them at a plain symlink instead.
-        plain = tmp_path / "plain-home"
-        plain.symlink_to(sim.host("staging").home)
-        config = sim.config_path.read_text().replace("'{home}", "'{ctl_home}")
-        config = config.replace("vars = { home = ", f'vars = {{ ctl_home = "{plain}", home = ', 1)
-        sim.config_path.write_text(config)
+        assert "{home:q}" in sim.config_path.read_text()
         host = sim.host("staging")
         cwd = tmp_path / "cwd"
         cwd.mkdir()

@@ -30,6 +30,7 @@ from console.config.model import (
     Notifications,
     Thresholds,
     placeholders,
+    quoted_placeholders,
 )
 from console.config.reader import (
     _MOVED_THRESHOLDS,
@@ -217,10 +218,14 @@ class _Loader:
         return env if len(self.problems) == before else None
 
     def _check_placeholders(self, t: _Table, env: Environment) -> None:
-        """Every {name} in a path or command must be known on every host."""
+        """Every {name} in a path or command must be known on every host; {name:q}
+        (shell-quoted) belongs in commands only."""
         for key, value in t.data.items():
             if not isinstance(value, str):
                 continue
+            if not key.endswith("_command"):
+                for name in sorted(quoted_placeholders(value)):
+                    t.problem(key, f"{{{name}:q}} shell-quotes a value, for commands; a path or URL takes {{{name}}}")
             for name in sorted(placeholders(value)):
                 if name == "host":
                     continue

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -133,18 +134,30 @@ class Environment:
         return expand(text, host)
 
 
-_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+# {name} pastes a host var as it is; {name:q} pastes it shell-quoted, for commands.
+_PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)(:q)?\}")
 RESERVED_PLACEHOLDERS = ("lines",)  # filled in at run time (log_command)
 
 
 def placeholders(text: str) -> set[str]:
-    return set(_PLACEHOLDER.findall(text)) - set(RESERVED_PLACEHOLDERS)
+    return {m.group(1) for m in _PLACEHOLDER.finditer(text)} - set(RESERVED_PLACEHOLDERS)
+
+
+def quoted_placeholders(text: str) -> set[str]:
+    return {m.group(1) for m in _PLACEHOLDER.finditer(text) if m.group(2)}
 
 
 def expand(text: str, host: Host) -> str:
     values = dict(host.vars)
     values.setdefault("host", host.name)
-    return _PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), text)
+
+    def fill(m: re.Match[str]) -> str:
+        value = values.get(m.group(1))
+        if value is None:
+            return m.group(0)
+        return shlex.quote(value) if m.group(2) else value
+
+    return _PLACEHOLDER.sub(fill, text)
 
 
 @dataclass(frozen=True)

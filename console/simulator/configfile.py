@@ -98,7 +98,7 @@ def _s(value: str | Path) -> str:
 
 
 def ctl_command(python: str, command: str, prefix: str = "") -> str:
-    return f"{prefix}{shlex.quote(python)} -m console.simulator.ctl {command} --home '{{home}}'"
+    return f"{prefix}{shlex.quote(python)} -m console.simulator.ctl {command} --home {{home:q}}"
 
 
 def render_config(
@@ -157,7 +157,7 @@ def render_config(
             # Cheap, like `systemctl show -p MainPID`: probes run it every few seconds.
             "pid_command = "
             + _s(
-                "p=$(cat '{home}/run/service.pid' 2>/dev/null) && grep -qs console.simulator.service "
+                "p=$(cat {home:q}/run/service.pid 2>/dev/null) && grep -qs console.simulator.service "
                 "/proc/$p/cmdline && echo $p || { echo 'analyticbot-api is not running' >&2; exit 1; }"
             ),
             f'log_file = "{{home}}/logs/{name}.log"',
