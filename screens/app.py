@@ -203,7 +203,11 @@ class RollbackConsole(App[int]):
         if self._closing:
             return
         if self._worker is None:
-            self._worker = ProbeWorker.spawn(self.config)
+            try:
+                self._worker = ProbeWorker.spawn(self.config)
+            except OSError as exc:  # e.g. out of processes: say so, try again shortly
+                self._probe_worker_lost(f"cannot start the probe worker: {exc}")
+                return
         self._frames = FrameReader()
         asyncio.get_running_loop().add_reader(self._worker.out, self._probe_readable)
 
@@ -217,6 +221,12 @@ class RollbackConsole(App[int]):
                 future.set_result(None)
         self._waiting.clear()
 
+    def _probe_worker_lost(self, why: str) -> None:
+        for name, live in self.live.items():
+            live.probe_error = why
+            self.env_updated.publish(name)
+        self.set_timer(2.0, self._start_probe_worker)
+
     def _probe_readable(self) -> None:
         assert self._worker is not None
         data = self._worker.read()
@@ -224,10 +234,7 @@ class RollbackConsole(App[int]):
             return
         if not data:  # the worker has gone: say so, and start another
             self._stop_probe_worker()
-            for name, live in self.live.items():
-                live.probe_error = "probe worker stopped; restarting it"
-                self.env_updated.publish(name)
-            self.set_timer(2.0, self._start_probe_worker)
+            self._probe_worker_lost("probe worker stopped; restarting it")
             return
         for kind, name, payload, served in self._frames.feed(data):  # type: ignore[misc]
             live = self.live.get(name)

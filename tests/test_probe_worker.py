@@ -129,3 +129,23 @@ async def test_console_restarts_a_worker_that_died_and_keeps_probing(make_simula
         worker = app._worker
     assert worker is not None and worker.closed
     assert pid_gone(worker.pid)
+
+
+async def test_console_that_cannot_start_a_worker_says_so_and_tries_again(make_simulation, monkeypatch) -> None:
+    from screens.app import RollbackConsole
+
+    sim = make_simulation(environments=("staging",))
+    python = sys.executable
+    monkeypatch.setattr(sys, "executable", "/nonexistent/python3")  # as when the venv has gone
+    app = RollbackConsole(load_config(sim.config_path), who=OPERATOR)
+    async with app.run_test(size=(80, 24)) as pilot:
+        live = app.live["staging"]
+        await until(lambda: live.probe_error is not None, pilot)
+        assert live.probe_error.startswith("cannot start the probe worker: ")
+        assert "/nonexistent/python3" in live.probe_error
+        panel = app.screen.query_one("#env-staging")
+        await pilot.pause()
+        assert "cannot start the probe worker" in str(panel.query_one(".metrics").render())
+        monkeypatch.setattr(sys, "executable", python)
+        await until(lambda: live.snapshot is not None and live.probe_error is None, pilot)
+        assert live.snapshot.hosts[0].health.healthy

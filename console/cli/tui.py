@@ -37,7 +37,10 @@ def open_console(
 
         # Started before Textual loads: the first probe round runs on another core while
         # the screen is still being built, so the dashboard opens populated.
-        worker = ProbeWorker.start(config)
+        try:
+            worker = ProbeWorker.start(config)
+        except OSError:
+            worker = None  # the console tries again itself, and says so if it cannot
     try:
         from screens.app import RollbackConsole
 
