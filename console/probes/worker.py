@@ -1,7 +1,7 @@
 """The dashboard's probe loops, in a process of their own.
 
-The screen's event loop then only draws: probing twenty environments never delays a
-key press, and the first round runs on another core while Textual is still loading.
+The screen's event loop then only draws: the probes' parsing never runs between key
+presses, and the first round runs on another core while Textual is still loading.
 
 The protocol is pickled frames (a 4-byte length, then the pickle) over two pipes:
 - to the worker: ``("now", NAME, REQUEST_ID)`` asks for a round at once; in a spawned
