@@ -11,10 +11,10 @@ import sys
 import textwrap
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 from console.config import load_config
 from console.flags import ALL_ON
+from console.journal import pid_alive
 from console.probes.worker import FrameReader, ProbeWorker
 from tests.test_tui_wizard import OPERATOR, until
 
@@ -34,17 +34,13 @@ def collect(worker: ProbeWorker, done: Callable[[list[tuple]], bool], timeout: f
 
 
 def pid_gone(pid: int, timeout: float = 10.0) -> bool:
+    """Gone, or exited and waiting for a parent that is not us to reap it."""
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            os.kill(pid, 0)
-        except ProcessLookupError:
-            return True
-        status = Path(f"/proc/{pid}/stat")
-        if status.exists() and status.read_text().rsplit(")", 1)[1].split()[0] == "Z":
-            return True  # exited; its parent (not us) reaps it
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            return False
         time.sleep(0.05)
-    return False
+    return True
 
 
 def test_spawned_worker_sends_every_environment_and_answers_a_request_with_a_fresh_round(make_simulation) -> None:
