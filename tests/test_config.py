@@ -288,7 +288,7 @@ def test_problems_in_many_places_all_reported_in_line_order(tmp_path: Path) -> N
     assert problems(tmp_path, text) == [
         (2, "environments.staging.kind", "'prod' is not one of: staging, production (did you mean 'production'?)"),
         (4, "environments.staging.channel_id", "expected an integer, got a number 1.5"),
-        (13, "thresholds.probe_timeout_s", "must be greater than 0, got 0.0"),
+        (13, "thresholds.probe_timeout_s", "must be between 0.5 and 300 s, got 0"),
         (16, "escalation[0].level", "level must be 1-9"),
         (17, "escalation[0].description", "must not be empty"),
     ]
@@ -646,7 +646,7 @@ def test_missing_config_file(tmp_path: Path) -> None:
 def test_config_path_is_a_directory(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as info:
         load_config(tmp_path)
-    assert str(info.value) == f"{tmp_path}: cannot read config: Is a directory"
+    assert str(info.value) == f"{tmp_path}: cannot read config: is a directory, not a regular file"
 
 
 # ---------------------------------------------------------------------------
@@ -772,7 +772,7 @@ def test_secret_file_missing_unreadable_or_binary(tmp_path: Path) -> None:
 
     with pytest.raises(SecretError) as info:
         SecretRef(file=str(tmp_path)).resolve()
-    assert str(info.value) == f"cannot read secret file {tmp_path}: Is a directory"
+    assert str(info.value) == f"cannot read secret file {tmp_path}: is a directory, not a regular file"
 
 
 # ---------------------------------------------------------------------------

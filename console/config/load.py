@@ -8,6 +8,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
+from console import files
 from console.config import defaults
 from console.config.locate import Path as KeyPath
 from console.config.locate import key_lines, locate
@@ -41,11 +42,26 @@ from console.config.reader import (
     _names,
     _non_empty,
     _one_of,
-    _positive,
     _resolve_path,
     _Table,
     _url,
+    _within,
 )
+
+# Every wait and limit has a sane, finite range: `probe_timeout_s = inf` would make a probe
+# wait for ever, `probe_interval_s = 0.001` would spin a core.
+THRESHOLD_RANGES = {
+    "response_time_ok_s": _within(0, 3600, " s", low_open=True),
+    "error_lines_window": _within(1, 100_000, " lines"),
+    "memory_ok_mb": _within(0, 10_000_000, " MB", low_open=True),
+    "memory_warn_mb": _within(0, 10_000_000, " MB", low_open=True),
+    "probe_timeout_s": _within(0.5, 300, " s"),
+    "probe_interval_s": _within(1, 3600, " s"),
+}
+
+
+MAX_CONFIG_BYTES = 1024 * 1024
+BOM = b"\xef\xbb\xbf"
 
 
 class _Loader:
@@ -118,7 +134,7 @@ class _Loader:
                 user=t.get("user", str, None),
                 key_file=_resolve_path(self.base, key_file) if key_file else None,
                 known_hosts=_resolve_path(self.base, known_hosts) if known_hosts else None,
-                connect_timeout=t.get("connect_timeout", float, 10.0, _positive),
+                connect_timeout=t.get("connect_timeout", float, 10.0, _within(0, 300, " s", low_open=True)),
                 vars=self._vars(t),
             )
             t.finish()
@@ -192,7 +208,7 @@ class _Loader:
             hosts=tuple(env_hosts),
             api_url=(t.get("api_url", str, check=_url) or "").rstrip("/"),
             channel_id=t.get("channel_id", int),
-            days=t.get("days", int, 90, _positive),
+            days=t.get("days", int, 90, _within(1, 3650, " days")),
             login_email=t.get("login_email", str, check=_non_empty),
             password=t.secret("password"),
             env_file=t.get("env_file", str, check=_non_empty),
@@ -263,8 +279,8 @@ class _Loader:
             return Fleet()
         fleet = Fleet(
             mode=t.get("mode", str, "parallel", _one_of(("parallel", "rolling"))),
-            concurrency=t.get("concurrency", int, 10, _positive),
-            batch_size=t.get("batch_size", int, 5, _positive),
+            concurrency=t.get("concurrency", int, 10, _within(1, 1000)),
+            batch_size=t.get("batch_size", int, 5, _within(1, 1000)),
             stop_on_first_failure=t.get("stop_on_first_failure", bool, False),
         )
         t.finish()
@@ -276,7 +292,7 @@ class _Loader:
             return Thresholds()
         d = Thresholds()
         values = {
-            name: t.get(name, int if name == "error_lines_window" else float, getattr(d, name), _positive)
+            name: t.get(name, int if name == "error_lines_window" else float, getattr(d, name), THRESHOLD_RANGES[name])
             for name in d.__dataclass_fields__
         }
         for old, signal in _MOVED_THRESHOLDS.items():
@@ -296,7 +312,7 @@ class _Loader:
         out = []
         for t in rows:
             signal = t.get("signal", str, None, _one_of(SIGNALS))
-            above = t.get("above", float, None)
+            above = t.get("above", float, None, _within(0, 1e9))
             if signal and signal != "missing_data" and signal != "unhealthy" and above is None:
                 t.problem("above", f"signal {signal!r} needs a threshold: above = …")
             out.append(
@@ -375,7 +391,7 @@ class _Loader:
             return Notifications()
         n = Notifications(
             webhook=t.secret("webhook", required=False),
-            timeout_s=t.get("timeout_s", float, 5.0, _positive),
+            timeout_s=t.get("timeout_s", float, 5.0, _within(0, 120, " s", low_open=True)),
         )
         t.finish()
         return n
@@ -396,9 +412,13 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     """Read and validate a config file; raise ConfigError listing every problem."""
     p = Path(path)
     try:
-        raw = p.read_bytes()
+        raw = files.read_file(p, max_bytes=MAX_CONFIG_BYTES)
+    except files.FileProblem as exc:
+        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {_after_path(exc, p)}")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.strerror}")]) from None
+        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.strerror or exc}")]) from None
+    if raw.startswith(BOM):  # Notepad's UTF-8 signature; TOML itself has no use for it
+        raw = raw[len(BOM) :]
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -427,6 +447,11 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     if config is None:
         raise ConfigError(sorted(loader.problems, key=lambda p: p.line or 0))
     return config
+
+
+def _after_path(exc: OSError, path: Path) -> str:
+    """files' message without the path the Problem already names."""
+    return str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
 
 
 def find_config(explicit: str | None) -> Path:

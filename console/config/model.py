@@ -8,6 +8,8 @@ import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from console import files
+
 ACTIONS = (
     "quick",
     "partial-time-weighting",
@@ -22,6 +24,8 @@ SEVERITIES = ("HIGH", "MEDIUM", "LOW")
 SIGNALS = ("response_time_s", "error_rate", "memory_mb", "missing_data", "unhealthy")
 KINDS = ("staging", "production")
 DEFAULT_JOURNAL = "~/.local/state/rollback-console/journal.jsonl"
+MAX_SECRET_BYTES = 64 * 1024
+SECRET_READ_TIMEOUT_S = 5.0
 
 
 @dataclass(frozen=True)
@@ -44,9 +48,15 @@ class SecretRef:
         assert self.file is not None
         path = Path(self.file).expanduser()
         try:
-            return path.read_text(encoding="utf-8").strip()
+            # Bounded in size and time: a named pipe here once froze the console in open().
+            data = files.read_file(path, max_bytes=MAX_SECRET_BYTES, timeout=SECRET_READ_TIMEOUT_S)
+        except files.FileProblem as exc:
+            reason = str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
+            raise SecretError(f"cannot read secret file {path}: {reason}") from None
         except OSError as exc:
-            raise SecretError(f"cannot read secret file {path}: {exc.strerror}") from None
+            raise SecretError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
+        try:
+            return data.decode("utf-8").strip()
         except UnicodeDecodeError:  # its own message would quote the secret's bytes
             raise SecretError(f"secret file {path} is not UTF-8 text") from None
 

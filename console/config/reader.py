@@ -4,6 +4,7 @@ instead of raising, so that validation can report every problem at once."""
 from __future__ import annotations
 
 import difflib
+import math
 import os
 import re
 from collections.abc import Callable
@@ -89,7 +90,11 @@ class _Table:
             value = float(value)
         if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
             names = " or ".join(_type_name(k) for k in kinds)
-            self.problem(key, f"expected {names}, got {_type_name(type(value))} {value!r}")
+            self.problem(key, f"expected {names}, got {_type_name(type(value))} {_shown(value)}")
+            return None if default is _MISSING else default
+        message = _number_problem(value)
+        if message:
+            self.problem(key, message)
             return None if default is _MISSING else default
         if check:
             message = check(value)
@@ -156,6 +161,23 @@ class _Table:
                 self.problem(key, f"unknown key{hint}")
 
 
+INT_LIMIT = 2**63  # TOML integers are 64-bit; tomllib reads bigger ones
+
+
+def _number_problem(value: Any) -> str | None:
+    """Numbers must be finite (TOML allows inf and nan) and fit in 64 bits."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"must be a finite number, got {value}"
+    if isinstance(value, int) and not isinstance(value, bool) and not -INT_LIMIT <= value < INT_LIMIT:
+        return "is out of range (integers are 64-bit)"
+    return None
+
+
+def _shown(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
 def _type_name(kind: type) -> str:
     return {
         str: "a string",
@@ -201,6 +223,20 @@ def _names(v: list[Any]) -> str | None:
 
 def _positive(v: float) -> str | None:
     return None if v > 0 else f"must be greater than 0, got {v}"
+
+
+def _within(low: float, high: float, unit: str = "", *, low_open: bool = False) -> Callable[[Any], str | None]:
+    """A number in [low, high] (or (low, high] with ``low_open``): waits and limits are
+    finite and sane, so a typo cannot make a probe wait for ever or spin a core."""
+
+    def check(v: float) -> str | None:
+        below = v <= low if low_open else v < low
+        if below or v > high:
+            span = f"more than {low:g} and at most {high:g}" if low_open else f"between {low:g} and {high:g}"
+            return f"must be {span}{unit}, got {v:g}"
+        return None
+
+    return check
 
 
 def _non_empty(v: str) -> str | None:

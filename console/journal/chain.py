@@ -7,11 +7,11 @@ from the file alone (nothing follows them); everything else can.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
-from console.journal.records import ZERO_HASH, parse_line, record_hash
+from console.journal.records import ZERO_HASH, load_record, parse_line, record_hash
+from console.safe_json import JSONLimitError
 
 _RECORD_START = b'{"seq":'  # how every line the journal writes begins
 
@@ -118,12 +118,10 @@ def _report_bad_lines(bad: list[tuple[int, bytes]], chains: bool | None, problem
 
 def _why(raw: bytes) -> str:
     try:
-        value: Any = json.loads(raw)
-    except UnicodeDecodeError:
-        return "not UTF-8"
-    except json.JSONDecodeError as exc:
-        return f"bad JSON: {exc.msg} at column {exc.colno}"
-    return "JSON, but not a record" if not isinstance(value, dict) else "JSON, but missing seq/prev/hash/type"
+        value: Any = load_record(raw)
+    except JSONLimitError as exc:
+        return str(exc)
+    return "JSON, but not a record" if not isinstance(value, dict) else "JSON, but not a record's fields and types"
 
 
 def _span(seqs: list[int]) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Iterable
 from datetime import UTC, datetime
 from typing import Any
 
+from console import safe_text
 from console.journal.runs import RunSummary
 
 HEADER = ("Date", "Environment", "Reason", "Duration", "Outcome")
@@ -60,7 +61,7 @@ def history_markdown(runs: Iterable[RunSummary]) -> str:
     ]
     for row in history_rows(runs):
         lines.append("| " + " | ".join(_md_cell(c) for c in row) + " |")
-    return "\n".join(lines) + "\n"
+    return safe_text.markdown("\n".join(lines)) + "\n"
 
 
 def history_text(runs: Iterable[RunSummary]) -> str:
@@ -70,7 +71,7 @@ def history_text(runs: Iterable[RunSummary]) -> str:
         return "No rollback recorded in the journal yet.\n"
     header = ("Date", "Environment", "Action", "Reason", "Duration", "Outcome", "Run")
     rows = [
-        (date, env, r.action or "-", _one_line(reason), duration, outcome, r.run_id)
+        tuple(safe_text.one_line(str(c), " / ") for c in (date, env, r.action or "-", reason, duration, outcome, r.run_id))
         for r, (date, env, reason, duration, outcome) in zip(runs, history_rows(runs), strict=True)
     ]
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
@@ -92,7 +93,3 @@ def history_json(runs: Iterable[RunSummary]) -> list[dict[str, Any]]:
 def _md_cell(text: str) -> str:
     # A "|" would end the cell and a newline the row: both break the table.
     return _NEWLINES.sub("<br>", text.replace("|", "\\|"))
-
-
-def _one_line(text: str) -> str:
-    return _NEWLINES.sub(" / ", text)

@@ -7,6 +7,8 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
+from console import safe_json
+
 ZERO_HASH = "0" * 64
 
 
@@ -63,18 +65,50 @@ def parse_ts(value: Any) -> datetime | None:
     return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
 
 
+# A record longer than this is not one the journal wrote (strings are bounded at append).
+MAX_RECORD_BYTES = 4 * 1024 * 1024
+MAX_RECORD_DEPTH = 32
+_OPTIONAL_STR = ("run", "env")
+
+
 def parse_line(raw: bytes) -> dict[str, Any] | None:
-    """A record, or None when the line is not one (bad JSON, torn, not a record)."""
+    """A record, or None when the line is not one (bad JSON, torn, too big or too deep,
+    not a record's shape). Never raises: the journal is shared, and any line may be hostile."""
     try:
-        record = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
+        record = load_record(raw)
+    except safe_json.JSONLimitError:
         return None
-    if (
-        not isinstance(record, dict)
-        or not isinstance(record.get("seq"), int)
-        or not isinstance(record.get("hash"), str)
-        or not isinstance(record.get("prev"), str)
-        or not isinstance(record.get("type"), str)
-    ):
-        return None
-    return record
+    return record if isinstance(record, dict) and _is_record(record) else None
+
+
+def load_record(raw: bytes) -> Any:
+    """The line's JSON value within the journal's limits; JSONLimitError saying why not."""
+    return safe_json.loads(raw, max_bytes=MAX_RECORD_BYTES, max_depth=MAX_RECORD_DEPTH)
+
+
+def _is_record(record: dict[str, Any]) -> bool:
+    if not _is_int(record.get("seq")):
+        return False
+    if not all(isinstance(record.get(k), str) for k in ("hash", "prev", "type")):
+        return False
+    if not all(record.get(k) is None or isinstance(record.get(k), str) for k in _OPTIONAL_STR):
+        return False
+    if "ts" in record and not isinstance(record["ts"], str):
+        return False
+    if record.get("data") is not None and not isinstance(record["data"], dict):
+        return False
+    who = record.get("who")
+    if who is not None:
+        if not isinstance(who, dict):
+            return False
+        pid = who.get("pid")
+        if pid is not None and not (_is_int(pid) and 0 <= pid < 2**31):  # a pid_t
+            return False
+        if any(who.get(k) is not None and not isinstance(who[k], str) for k in ("user", "host", "ssh_client")):
+            return False
+    return True
+
+
+def _is_int(value: Any) -> bool:
+    # bool is an int to Python, not to the journal; a pid or seq beyond 64 bits is no pid or seq.
+    return isinstance(value, int) and not isinstance(value, bool) and -(2**63) <= value < 2**63

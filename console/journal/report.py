@@ -12,6 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
+from console import safe_text
 from console.config.defaults import CHECKLIST
 from console.config.model import ChecklistItem
 from console.journal.chain import Problem
@@ -43,7 +44,8 @@ def incident_report(
     for section in (_decisions, _notifications, _drill):
         out += section(run)
     out += _provenance(run, journal_path, problems)
-    return "\n".join(out).rstrip() + "\n"
+    # Every line holds journal text (reasons, notes, host output): one pass makes it inert.
+    return safe_text.markdown("\n".join(out).rstrip()) + "\n"
 
 
 # --- sections ---------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from console import files
 from console.engine.events import Event
 from console.journal.chain import Problem, verify_lines
 from console.journal.records import ZERO_HASH, JournalError, iso, parse_line, record_hash
@@ -45,6 +46,8 @@ class Journal:
         self._who_cache: Who | None = None
         self._reader = _LineReader(self.path)
         self._records: list[dict[str, Any]] = []
+        # Lines (1-based) that are not records: skipped by every reader, and said so.
+        self.bad_lines: list[int] = []
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -119,12 +122,17 @@ class Journal:
             try:
                 fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
             except FileExistsError:
-                return os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC)
+                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
+                problem = files.not_regular(path, os.fstat(fd).st_mode)
+                if problem:
+                    os.close(fd)
+                    raise problem from None
+                return fd
             os.fchmod(fd, FILE_MODE)  # the umask would drop the group's write bit
             _fsync_dir(path.parent)  # the new file's name must survive a crash too
             return fd
         except OSError as exc:
-            reason = exc.strerror or str(exc)
+            reason = _reason(exc, path)
             if exc.filename and str(exc.filename) != str(path):
                 reason += f" ({exc.filename})"
             if exc.errno in (errno.EACCES, errno.EPERM):
@@ -135,27 +143,36 @@ class Journal:
     def records(self) -> list[dict[str, Any]]:
         """Every well-formed record, in file order (read incrementally: cheap to call often)."""
         try:
-            reset, lines = self._reader.read_new()
+            reset, lines = files.with_deadline(self._reader.read_new, files.READ_TIMEOUT_S, str(self.path))
         except OSError as exc:
-            raise JournalError(f"cannot read the audit journal {self.path}: {exc.strerror or exc}") from None
+            raise JournalError(f"cannot read the audit journal {self.path}: {_reason(exc, self.path)}") from None
         if reset:
             self._records = []
-        for raw in lines:
+            self.bad_lines = []
+        first = self._reader.lines_read - len(lines) + 1
+        for number, raw in enumerate(lines, first):
             record = parse_line(raw)
             if record is not None:
                 self._records.append(record)
+            elif raw.strip():
+                self.bad_lines.append(number)
         return list(self._records)
 
     def verify(self) -> list[Problem]:
         """Check the whole chain. An empty list means intact (or no journal yet)."""
-        try:
-            with open(self.path, "rb") as f:
+
+        def read() -> bytes:
+            fd = files.open_regular(self.path)
+            with open(fd, "rb") as f:
                 fcntl.flock(f, fcntl.LOCK_SH)  # no half-written append in what we read
-                content = f.read()
+                return f.read()
+
+        try:
+            content = files.with_deadline(read, files.READ_TIMEOUT_S, str(self.path))
         except FileNotFoundError:
             return []
         except OSError as exc:
-            raise JournalError(f"cannot read the audit journal {self.path}: {exc.strerror or exc}") from None
+            raise JournalError(f"cannot read the audit journal {self.path}: {_reason(exc, self.path)}") from None
         return verify_lines(content)
 
     async def follow(self, *, from_start: bool = True, poll_s: float = 0.25) -> AsyncIterator[dict[str, Any]]:
@@ -166,8 +183,8 @@ class Journal:
             reader.skip_to_end()
         while True:
             try:
-                _, lines = await asyncio.to_thread(reader.read_new)
-            except OSError:  # unreadable for a moment (being replaced): try again
+                _, lines = await files.with_deadline_async(reader.read_new, files.READ_TIMEOUT_S, str(self.path))
+            except OSError:  # unreadable for a moment (being replaced, not a file): try again
                 lines = []
             for raw in lines:
                 record = parse_line(raw)
@@ -211,10 +228,11 @@ class _LineReader:
         self.path = path
         self.offset = 0
         self.inode: tuple[int, int] | None = None
+        self.lines_read = 0  # complete lines consumed since the start of the file
 
     def skip_to_end(self) -> None:
         try:
-            with open(self.path, "rb") as f:
+            with open(files.open_regular(self.path), "rb") as f:
                 st = os.fstat(f.fileno())
                 self.inode = (st.st_dev, st.st_ino)
                 self.offset = _after_last_newline(f.fileno(), st.st_size)
@@ -223,10 +241,10 @@ class _LineReader:
 
     def read_new(self) -> tuple[bool, list[bytes]]:
         try:
-            f = open(self.path, "rb")
+            f = open(files.open_regular(self.path), "rb")
         except FileNotFoundError:
             reset = self.inode is not None
-            self.inode, self.offset = None, 0
+            self.inode, self.offset, self.lines_read = None, 0, 0
             return reset, []
         with f:
             st = os.fstat(f.fileno())
@@ -234,7 +252,7 @@ class _LineReader:
             reset = False
             if inode != self.inode or st.st_size < self.offset:
                 reset = self.inode is not None or self.offset > 0
-                self.inode, self.offset = inode, 0
+                self.inode, self.offset, self.lines_read = inode, 0, 0
             if st.st_size == self.offset:
                 return reset, []
             f.seek(self.offset)
@@ -243,7 +261,15 @@ class _LineReader:
         if end < 0:
             return reset, []
         self.offset += end + 1
-        return reset, data[:end].split(b"\n")
+        lines = data[:end].split(b"\n")
+        self.lines_read += len(lines)
+        return reset, lines
+
+
+def _reason(exc: OSError, path: Path) -> str:
+    if isinstance(exc, files.FileProblem):
+        return str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
+    return exc.strerror or str(exc)
 
 
 def _last_record(fd: int) -> tuple[dict[str, Any] | None, bool]:

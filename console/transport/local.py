@@ -9,6 +9,7 @@ import shutil
 import signal
 import tempfile
 
+from console import files
 from console.transport.base import (
     MAX_OUTPUT,
     TAIL_WINDOW,
@@ -112,25 +113,27 @@ class LocalTransport(Transport):
         )
 
     async def read_file(self, path: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytes:
-        def read() -> bytes:
-            with open(path, "rb") as fh:
-                data = fh.read(max_bytes + 1)
-            if len(data) > max_bytes:
-                raise TransportError(f"local: {path} is larger than {max_bytes} bytes")
-            return data
-
+        # A named pipe, device or hung mount must not block the probe's threads for ever.
         try:
-            return await asyncio.to_thread(read)
+            return await files.read_file_async(path, max_bytes=max_bytes)
+        except files.FileProblem as exc:
+            raise TransportError(f"local: {exc}") from None
         except OSError as exc:
-            raise TransportError(f"local: cannot read {path}: {exc.strerror}") from None
+            raise TransportError(f"local: cannot read {path}: {exc.strerror or exc}") from None
 
     async def write_file_atomic(self, path: str, data: bytes, *, backup_path: str | None) -> None:
         def write() -> None:
-            directory = os.path.dirname(os.path.abspath(path))
-            st = os.stat(path) if os.path.exists(path) else None
+            # Through a symlink to its target, and the link kept: replacing the link with a
+            # regular file would leave the file the service reads unchanged.
+            target = os.path.realpath(path)
+            directory = os.path.dirname(target)
+            st = os.stat(target) if os.path.exists(target) else None
+            kind = files.kind_name(st.st_mode) if st is not None else None
+            if kind:
+                raise TransportError(f"local: cannot write {path}: it is {kind}, not a regular file")
             if backup_path and st is not None:
                 try:
-                    shutil.copy2(path, backup_path)
+                    shutil.copy2(target, backup_path)
                 except OSError as exc:
                     raise TransportError(f"local: cannot write the backup {backup_path}: {exc.strerror}") from None
             fd, tmp = tempfile.mkstemp(prefix=".rollback-console.", dir=directory)
@@ -143,7 +146,7 @@ class LocalTransport(Transport):
                     os.chmod(tmp, st.st_mode & 0o7777)
                     with contextlib.suppress(PermissionError):
                         os.chown(tmp, st.st_uid, st.st_gid)
-                os.replace(tmp, path)
+                os.replace(tmp, target)
             except BaseException:
                 with contextlib.suppress(OSError):
                     os.unlink(tmp)
@@ -161,16 +164,20 @@ class LocalTransport(Transport):
 
     async def tail(self, path: str, lines: int) -> list[str]:
         def read() -> tuple[bytes, bool]:
-            with open(path, "rb") as fh:
-                size = fh.seek(0, os.SEEK_END)
+            fd = files.open_regular(path)
+            try:
+                size = os.lseek(fd, 0, os.SEEK_END)
                 start = max(0, size - TAIL_WINDOW)
-                fh.seek(start)
-                return fh.read(TAIL_WINDOW), start > 0
+                return os.pread(fd, TAIL_WINDOW, start), start > 0
+            finally:
+                os.close(fd)
 
         try:
-            data, cut = await asyncio.to_thread(read)
+            data, cut = await files.with_deadline_async(read, files.READ_TIMEOUT_S, path)
+        except files.FileProblem as exc:
+            raise TransportError(f"local: log {exc}") from None
         except OSError as exc:
-            raise TransportError(f"local: cannot read log {path}: {exc.strerror}") from None
+            raise TransportError(f"local: cannot read log {path}: {exc.strerror or exc}") from None
         return split_tail(data, lines, cut_first=cut)
 
     async def forward(self, host: str, port: int) -> tuple[str, int]:

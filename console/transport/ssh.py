@@ -14,11 +14,13 @@ import pwd
 import secrets
 import shlex
 import socket
+import stat
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncssh
 
+from console import files
 from console.config.model import Host
 from console.transport.base import (
     MAX_LINE,
@@ -190,6 +192,13 @@ class SSHTransport(Transport):
         """Connect with key auth and a verified host key; TransportError saying why not."""
         where = label(host)
         known_hosts = known_hosts_path(host)
+        # asyncssh reads these with a plain open(): a named pipe would hang the connect.
+        for what, path in (("known_hosts", known_hosts), ("key file", host.key_file)):
+            if path:
+                with contextlib.suppress(OSError):
+                    problem = files.not_regular(path, os.stat(os.path.expanduser(path)).st_mode)
+                    if problem:
+                        raise TransportError(f"{where}: cannot use {what}: {problem}")
         client = _Client()
         kwargs: dict = {
             "port": host.port,
@@ -369,6 +378,12 @@ class SSHTransport(Transport):
         try:
             return await asyncio.wait_for(op(sftp), max(MIN_FILE_OP_TIMEOUT_S, self.host.connect_timeout * 3))
         except TimeoutError:
+            # The server answers SFTP requests one at a time: one stuck in open() or read()
+            # (a hung mount) holds up every later one. Start a fresh session next time.
+            if self._sftp is sftp:
+                self._sftp = None
+                with contextlib.suppress(Exception):
+                    sftp.exit()
             raise TransportError(f"{self.where}: timed out {doing}") from None
         except asyncssh.SFTPError as exc:
             raise TransportError(f"{self.where}: cannot {doing}: {exc.reason}") from None
@@ -383,9 +398,8 @@ class SSHTransport(Transport):
         None when the file holds more than ``max_bytes``.
         """
         data = bytearray()
+        await _check_regular(sftp, path)  # before open(): a FIFO would block the server's open
         async with sftp.open(path, "rb") as fh:
-            if (await fh.stat()).type == asyncssh.FILEXFER_TYPE_DIRECTORY:
-                raise asyncssh.SFTPFailure("Is a directory")  # SFTP would only say "Failure"
             while len(data) <= max_bytes:
                 chunk = await fh.read(min(1024 * 1024, max_bytes + 1 - len(data)))
                 if not chunk:
@@ -400,6 +414,9 @@ class SSHTransport(Transport):
         return data
 
     async def write_file_atomic(self, path: str, data: bytes, *, backup_path: str | None) -> None:
+        # Through a symlink to its target, and the link kept (a rename onto the link would
+        # replace it with a regular file and leave the file the service reads unchanged).
+        path = await self._file_op(f"resolve {path}", lambda sftp: _link_target(sftp, path))
         directory = posixpath.dirname(path) or "."
         tmp = posixpath.join(directory, f".{posixpath.basename(path)}.rollback-console.{secrets.token_hex(6)}.tmp")
 
@@ -424,8 +441,9 @@ class SSHTransport(Transport):
                     await sftp.chown(target, old.uid, old.gid)
 
         old = await self._file_op(f"stat {path}", stat_old)
-        if old is not None and old.type == asyncssh.FILEXFER_TYPE_DIRECTORY:
-            raise TransportError(f"{self.where}: cannot write {path}: it is a directory")
+        kind = _kind(old) if old is not None else None
+        if kind:
+            raise TransportError(f"{self.where}: cannot write {path}: it is {kind}, not a regular file")
         mode = (old.permissions or 0o600) & 0o7777 if old is not None else 0o600
         if backup_path and old is not None:
             previous = await self.read_file(path)
@@ -454,6 +472,7 @@ class SSHTransport(Transport):
     async def tail(self, path: str, lines: int) -> list[str]:
         async def read_end(sftp: asyncssh.SFTPClient) -> tuple[bytes, bool]:
             # Only the last TAIL_WINDOW bytes cross the wire, however big the log.
+            await _check_regular(sftp, path)
             async with sftp.open(path, "rb") as fh:
                 size = (await fh.stat()).size or 0
                 start = max(0, size - TAIL_WINDOW)
@@ -493,6 +512,41 @@ class SSHTransport(Transport):
         self._conn.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._conn.wait_closed(), KILL_TIMEOUT_S)
+
+
+def _kind(attrs: asyncssh.SFTPAttrs) -> str | None:
+    """What a remote path is, in words, when it is not a regular file."""
+    if attrs.permissions is not None and stat.S_IFMT(attrs.permissions):
+        return files.kind_name(attrs.permissions)
+    if attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN):
+        return None
+    return "a directory" if attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY else "not a regular file"
+
+
+async def _check_regular(sftp: asyncssh.SFTPClient, path: str) -> None:
+    kind = _kind(await sftp.stat(path))
+    if kind:
+        raise asyncssh.SFTPFailure(f"it is {kind}, not a regular file")  # SFTP would only say "Failure"
+
+
+MAX_LINK_HOPS = 40
+
+
+async def _link_target(sftp: asyncssh.SFTPClient, path: str) -> str:
+    """The file a (chain of) symlink(s) points at; ``path`` itself when it is no link
+    or does not exist yet."""
+    for _ in range(MAX_LINK_HOPS):
+        try:
+            attrs = await sftp.lstat(path)
+        except asyncssh.SFTPNoSuchFile:
+            return path
+        if not (attrs.permissions is not None and stat.S_ISLNK(attrs.permissions)) and (
+            attrs.type != asyncssh.FILEXFER_TYPE_SYMLINK
+        ):
+            return path
+        link = await sftp.readlink(path)
+        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
+    raise asyncssh.SFTPFailure(f"more than {MAX_LINK_HOPS} symlinks in a row (a loop?)")
 
 
 async def _host_key_error(host: Host, known_hosts: str) -> HostKeyError:
