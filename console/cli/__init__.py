@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import signal
 import sys
 from collections.abc import Sequence
+from types import ModuleType
 
 # Module names under console.cli, each with register(subparsers) setting func=handler.
 COMMANDS = (
@@ -50,15 +52,45 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    handler = getattr(args, "func", None)
-    if handler is None:
-        from console.cli.tui import open_console
+    from console import shutdown
 
-        handler = open_console
+    shutdown.install()  # first: a SIGTERM from now on cleans up instead of killing mid-start
+    guard: ModuleType | None = None
     try:
+        from console.cli import guard
+
+        guard.install_hooks()
+        guard.guard_output()
+        return _main(argv, guard)
+    except KeyboardInterrupt:  # before the command started, or while its output was flushed
+        print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
+        return shutdown.exit_code()
+    finally:
+        if guard is not None:
+            guard.release_output()
+
+
+def _stopped_word() -> str:
+    from console import shutdown
+
+    return "interrupted" if shutdown.received() in (None, signal.SIGINT) else f"stopped by {shutdown.describe()}"
+
+
+def _main(argv: Sequence[str] | None, guard: ModuleType) -> int:
+    from console import shutdown
+
+    try:
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        handler = getattr(args, "func", None)
+        if handler is None:
+            from console.cli.tui import open_console
+
+            handler = open_console
         code = handler(args)
+        if shutdown.received() is not None:  # a signal the command handled by stopping early
+            print(f"rollback-console: stopped by {shutdown.describe()}", file=sys.stderr)
+            code = shutdown.exit_code()
     except UsageError as exc:
         print(f"rollback-console: {exc}", file=sys.stderr)
         code = EXIT_USAGE
@@ -68,8 +100,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = EXIT_OK
     except KeyboardInterrupt:
-        print("rollback-console: interrupted", file=sys.stderr)
-        code = 130
+        print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
+        code = shutdown.exit_code()
+    except SystemExit:
+        raise
+    except Exception as exc:  # the guard: never a traceback on the operator's terminal
+        code = guard.crash(exc, list(argv) if argv is not None else None)
     return int(code or 0)
 
 

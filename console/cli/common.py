@@ -7,8 +7,10 @@ import json
 import sys
 from typing import Any
 
+from console import safe_text
 from console.cli import UsageError
 from console.config import Config, ConfigError, find_config, load_config
+from console.journal.redact import known_secrets, remember_secrets
 
 
 def config_from_args(args: argparse.Namespace) -> Config:
@@ -19,9 +21,13 @@ def config_from_args(args: argparse.Namespace) -> Config:
             "or run `rollback-console demo` to try it on the simulator"
         )
     try:
-        return load_config(path)
+        config = load_config(path)
     except ConfigError as exc:
         raise UsageError(f"bad config ({len(exc.problems)} problem(s)):\n{exc}") from None
+    # Every output of this process masks the config's secrets from now on (the output
+    # guard, every journal's redactor), whichever module prints or records.
+    remember_secrets(*known_secrets(config))
+    return config
 
 
 def environment_names(config: Config, name: str | None) -> list[str]:
@@ -34,5 +40,7 @@ def environment_names(config: Config, name: str | None) -> list[str]:
 
 
 def print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=str)
-    sys.stdout.write("\n")
+    """The JSON channel: valid JSON (no NaN or infinity: null), no raw control or bidi
+    character (written as \\uNNNN, the same value), no known secret."""
+    text = json.dumps(safe_text.finite(document), indent=2, ensure_ascii=False, default=str, allow_nan=False)
+    sys.stdout.write(safe_text.json_text(text) + "\n")

@@ -11,13 +11,14 @@ import argparse
 import json
 import os
 import re
-import signal
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from console import shutdown
 from console.cli import EXIT_OK, UsageError
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
@@ -119,13 +120,18 @@ def run(args: argparse.Namespace) -> int:
             data={"scenario": scenario.id, "secret": secret, "config": str(config_path)},
         )
         if args.no_console:
-            print(f"\nDRILL — {'incident' if secret else scenario.title}\n\n{scenario.briefing}\n")
-            print(
-                f"Config: {config_path}\n  rollback-console --config {config_path} status\n"
-                "Ctrl-C (or SIGTERM) ends the drill and prints the scorecard.",
-                flush=True,
-            )
-            _wait_for_end()
+            # From the moment the trainee can see the drill, a stop signal means "end and score".
+            ended = threading.Event()
+            with shutdown.on_stop(lambda signum: ended.set()):
+                print(f"\nDRILL — {'incident' if secret else scenario.title}\n\n{scenario.briefing}\n")
+                print(
+                    f"Config: {config_path}\n  rollback-console --config {config_path} status\n"
+                    "Ctrl-C (or SIGTERM) ends the drill and prints the scorecard.",
+                    flush=True,
+                )
+                while not ended.wait(0.2):
+                    pass
+            shutdown.consume()
         else:
             from console.cli.tui import open_console
 
@@ -154,13 +160,3 @@ def _card_text(data: dict) -> str:
 
     fields = {k: v for k, v in data.items() if k in Scorecard.__dataclass_fields__}
     return Scorecard(**fields).text()
-
-
-def _wait_for_end() -> None:
-    stop = []
-    signal.signal(signal.SIGTERM, lambda *_: stop.append(1))
-    try:
-        while not stop:
-            time.sleep(0.2)
-    except KeyboardInterrupt:
-        pass

@@ -12,6 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from console import shutdown
 from console.cli import EXIT_OK, UsageError
 from console.cli.common import config_from_args
 
@@ -52,11 +53,22 @@ def open_console(
             drill_secret=drill_secret,
             probe_worker=worker,
         )
-        app.run()
+        with shutdown.on_stop(lambda signum: _stop_app(app)):
+            app.run()
     finally:
         if worker is not None:
             worker.close()
     return app.return_code or EXIT_OK
+
+
+def _stop_app(app: object) -> None:
+    """SIGTERM/SIGHUP/SIGINT while the console runs: leave it the way `q` does, so the
+    terminal is restored and the probe worker stopped. Before its loop runs, or after it
+    ended, stop like Ctrl-C. (An app may define ``stop_on_signal()`` to do more.)"""
+    loop = getattr(app, "_loop", None)
+    if loop is None or loop.is_closed():
+        raise KeyboardInterrupt
+    loop.call_soon_threadsafe(getattr(app, "stop_on_signal", None) or app.exit)  # type: ignore[attr-defined]
 
 
 def run_watch(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ bounded so one runaway output cannot bloat the journal.
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from collections.abc import Iterable
@@ -52,33 +53,70 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
 _SECRET_KEY = re.compile(r"(?i)password|passwd|secret|token|api_?key|private_?key|credential")
 
 
+# Secrets this process knows (the config's, once loaded): every Redactor masks them too,
+# and so does the CLI's output guard, whoever made the Redactor and whenever.
+_PROCESS_SECRETS: set[str] = set()
+_process_version = 0
+
+
+def remember_secrets(*secrets: str | None) -> None:
+    """Add known secret values (and the forms they take in URLs and JSON) for this process."""
+    global _process_version
+    before = len(_PROCESS_SECRETS)
+    for secret in secrets:
+        _PROCESS_SECRETS.update(_forms(secret))
+    if len(_PROCESS_SECRETS) != before:
+        _process_version += 1
+
+
+def _forms(secret: str | None) -> set[str]:
+    """A secret as it may show up: as is, URL-encoded, JSON-escaped; a URL's password too."""
+    if not secret:
+        return set()
+    out = {secret, quote(secret, safe=""), json.dumps(secret, ensure_ascii=False)[1:-1], json.dumps(secret)[1:-1]}
+    password = _url_password(secret)
+    if password:
+        out.update({password, unquote(password)})
+    # A secret of one or two characters would mask half the output; it is masked where a
+    # field is known to hold it (keys named password, token, …), not everywhere.
+    return {s for s in out if len(s) >= MIN_SECRET_LENGTH}
+
+
+MIN_SECRET_LENGTH = 3
+
+
 class Redactor:
     """Removes secrets from any JSON-like value (dicts, lists, strings), recursively."""
 
     def __init__(self, secrets: Iterable[str] = (), *, max_string: int = MAX_STRING) -> None:
         self.max_string = max_string
         self._secrets: set[str] = set()
+        self._version = -1
         self.add(*secrets)
 
     def add(self, *secrets: str | None) -> None:
         """Known secret values; their URL-encoded forms and any password inside a URL too."""
         for secret in secrets:
-            if not secret:
-                continue
-            self._secrets.add(secret)
-            self._secrets.add(quote(secret, safe=""))
-            password = _url_password(secret)
-            if password:
-                self._secrets.update({password, unquote(password)})
-        self._secrets.discard("")
-        # Longest first, so a DSN goes as a whole before the password inside it.
-        self._ordered = sorted(self._secrets, key=len, reverse=True)
+            self._secrets.update(_forms(secret))
+        self._version = -1
+
+    def _known(self) -> list[str]:
+        if self._version != _process_version:
+            # Longest first, so a DSN goes as a whole before the password inside it.
+            self._ordered = sorted(self._secrets | _PROCESS_SECRETS, key=len, reverse=True)
+            self._version = _process_version
+        return self._ordered
+
+    def known(self, value: str) -> str:
+        """``value`` with every known secret value masked (no patterns, no bounding)."""
+        for secret in self._known():
+            if secret in value:
+                value = value.replace(secret, REDACTED)
+        return value
 
     def text(self, value: str) -> str:
         """One string, redacted and bounded (head and tail kept: errors are usually at the end)."""
-        for secret in self._ordered:
-            if secret in value:
-                value = value.replace(secret, REDACTED)
+        value = self.known(value)
         n, limit = len(value), self.max_string
         if n <= limit:
             return _patterns(value)

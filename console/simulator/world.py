@@ -336,10 +336,18 @@ class Simulation:
             for h in all_hosts
         ]
         failures = []
-        for h, p in procs:
-            out, _ = p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
-            if p.returncode != 0:
-                failures.append(f"{h.name} ({h.home}):\n{out.strip()}")
+        try:
+            for h, p in procs:
+                out, _ = p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
+                if p.returncode != 0:
+                    failures.append(f"{h.name} ({h.home}):\n{out.strip()}")
+        except BaseException:
+            # Interrupted (a signal at start-up): let each `ctl start` finish writing its pid
+            # file, so that stop() finds and stops every service it started.
+            for _, p in procs:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
+            raise
         if failures:
             raise SimulationError("some simulated services did not start:\n" + "\n".join(failures))
 
