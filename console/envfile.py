@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 from dotenv.parser import Binding, parse_stream
 
+from console import safe_text
 from console.flags import FLAG_NAMES, FlagSet
 
 ENCODING = "utf-8"
@@ -52,6 +53,36 @@ class EnvProblem:
         return f"line {self.line}: cannot parse {self.text.strip()[:80]!r}"
 
 
+# Bytes no text env file holds: NUL and the C0 controls but tab, LF, VT, FF, CR and ESC; DEL.
+_NOT_TEXT = re.compile(rb"[\x00-\x08\x0e-\x1a\x1c-\x1f\x7f]")
+
+
+@dataclass(frozen=True)
+class NotText:
+    """Why a file is not a text env file: the first line holding a byte no text file holds."""
+
+    line: int
+    byte: int
+
+    def __str__(self) -> str:
+        what = "a NUL byte" if self.byte == 0 else f"the control byte 0x{self.byte:02x}"
+        return f"line {self.line} holds {what}: not a text env file (binary or damaged?)"
+
+
+def not_text(data: bytes | str) -> NotText | None:
+    """The first line that makes ``data`` something other than a text env file, if any.
+
+    Such a file is never edited: python-dotenv reads a NUL-filled file as no flags at all
+    (all on), and a rewrite would keep the damage while claiming a rollback.
+    Bytes that are not UTF-8 are text here (a Latin-1 comment is an env file's right).
+    """
+    raw = data.encode(ENCODING, ERRORS) if isinstance(data, str) else data
+    m = _NOT_TEXT.search(raw)
+    if m is None:
+        return None
+    return NotText(raw.count(b"\n", 0, m.start()) + 1, m.group()[0])
+
+
 @dataclass(frozen=True)
 class EnvFile:
     path: str
@@ -65,6 +96,11 @@ class EnvFile:
             if b.key is not None and not b.error:
                 out[b.key] = b.value
         return out
+
+    @property
+    def not_text(self) -> NotText | None:
+        """Set when the file holds bytes no text file holds (see ``not_text()``)."""
+        return not_text(self.text)
 
     @property
     def problems(self) -> list[EnvProblem]:
@@ -166,29 +202,55 @@ def _diff_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-_DIFF_ASSIGNMENT = re.compile(r"^(?P<lead>[ +-]\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>\s*=)[^\n]*")
+_STATEMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>\s*=)?")
+_HIDDEN = "…  (value not shown)"
 
 
-def _mask(line: str) -> str:
-    """A diff line with a non-flag value hidden: only flag values are shown, so a
-    DATABASE_URL beside the flags never reaches the screen or the journal."""
-    m = _DIFF_ASSIGNMENT.match(line)
-    if not m or m["key"] in FLAG_NAMES:
-        return line
-    return f"{m['lead']}{m['key']}{m['eq']}…  (value not shown){line[m.end() :]}"
+def _shown_lines(text: str) -> list[str]:
+    """The file's lines as a diff may show them: flag statements, comments and blank lines
+    as they are; any other statement by its key only, and every further line of its value
+    (a multi-line quoted value, a PEM key) hidden whole. One shown line per file line."""
+    out: list[str] = []
+    lines = iter(_diff_lines(text))
+    for b in parse_env(text).bindings:
+        taken = [next(lines, "") for _ in _diff_lines(b.original.string)]  # with their real ends
+        blank = 0  # python-dotenv gives a statement the blank lines before it
+        while blank < len(taken) - 1 and not taken[blank].strip():
+            blank += 1
+        out.extend(taken[:blank])
+        statement = taken[blank:]
+        if not statement:
+            continue
+        if (b.key in FLAG_NAMES and not b.error) or (b.key is None and not b.error):
+            out.extend(statement)  # a flag, or a comment / blank line
+            continue
+        end = "\n" if statement[0].endswith("\n") else ""
+        m = _STATEMENT.match(statement[0])
+        if m and m["eq"]:
+            out.append(f"{m['lead']}{m['key']}{m['eq']}{_HIDDEN}{end}")
+        elif m:
+            out.append(f"{m['lead']}{m['key']}…  (not shown: not a statement python-dotenv can read){end}")
+        else:
+            out.append(f"…  (line not shown){end}")
+        for line in statement[1:]:
+            out.append("…  (value continued, not shown)" + ("\n" if line.endswith("\n") else ""))
+    out.extend(lines)  # nothing is left over; kept in case the two readings ever disagree
+    return out
 
 
 def unified_diff(path: str, old: str, new: str, *, mask: bool = True) -> str:
-    """The edit as a unified diff. ``mask``: hide the values of the non-flag lines around it."""
+    """The edit as a unified diff, safe to show. ``mask``: hide the values of the non-flag
+    statements around it (multi-line values whole). Control and bidi characters are shown
+    escaped, never raw."""
+    reader = _shown_lines if mask else _diff_lines
     out = []
     for line in difflib.unified_diff(
-        _diff_lines(old),
-        _diff_lines(new),
+        reader(old),
+        reader(new),
         fromfile=f"{path} (now)",
         tofile=f"{path} (after)",
     ):
         # A last line without "\n" is shown the way diff(1) shows it, not run into the next.
         line = line if line.endswith("\n") else line + "\n\\ No newline at end of file\n"
-        header = line.startswith(("--- ", "+++ "))
-        out.append(_mask(line) if mask and not header else line)
+        out.append(safe_text.terminal(line[:-1]) + "\n" if line.endswith("\n") else safe_text.terminal(line))
     return "".join(out)

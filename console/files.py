@@ -73,7 +73,7 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     try:
         size = os.fstat(fd).st_size
         if size > max_bytes:
-            raise FileProblem(f"{os.fspath(path)} is {size} bytes, more than the {max_bytes} allowed")
+            raise FileProblem(f"{os.fspath(path)} is larger than {max_bytes} bytes ({size} bytes)")
         data = bytearray()
         while True:  # to EOF, not st_size: /proc files say 0 and a log may grow
             chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - len(data)))
@@ -81,7 +81,7 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
                 return bytes(data)
             data += chunk
             if len(data) > max_bytes:
-                raise FileProblem(f"{os.fspath(path)} holds more than the {max_bytes} bytes allowed")
+                raise FileProblem(f"{os.fspath(path)} is larger than {max_bytes} bytes")
     finally:
         os.close(fd)
 

@@ -458,7 +458,8 @@ def test_unified_diff_empty_when_nothing_changes() -> None:
 def test_unified_diff_keeps_lines_whole_that_str_splitlines_would_split() -> None:
     old = f"NOTE=a\x0cb\u2028c\n{TW}=true\n"
     diff = unified_diff("f", old, parse_env(old).with_flags({TW: False}), mask=False)
-    assert "@@ -1,2 +1,2 @@\n NOTE=a\x0cb\u2028c\n" in diff
+    # One line, and its form feed and line separator shown escaped, never raw.
+    assert "@@ -1,2 +1,2 @@\n NOTE=a\\x0cb\\u2028c\n" in diff
 
 
 # ---------------------------------------------------------------------------

@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from console.config.model import Host, SecretError
 from console.engine.events import Event
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
-from console.envfile import parse_env, unified_diff
+from console.envfile import not_text, parse_env, unified_diff
 from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
 from console.probes import http, logs
 from console.probes.collect import reachable_base, read_log, read_pid
@@ -47,6 +47,9 @@ class SetFlags(Step):
             data = await transport.read_file(path)
         except TransportError as exc:
             raise StepFailed(f"cannot read the env file: {exc}") from None
+        damaged = not_text(data)
+        if damaged:  # refused before anything changes; the line is named, its bytes are not shown
+            raise StepFailed(f"{path}: {damaged}; nothing was changed: repair or restore the file first")
         return path, transport, parse_env(data, path)
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
