@@ -133,6 +133,8 @@ def authorize(
     reason_text = " ".join(reason.split()) if reason and reason.strip() else None
 
     if env_kind == "staging":
+        if level is not None:  # --emergency asks for a reason wherever it is used (README, --help)
+            reason_text = _check_reason(reason, level)
         return Authorization("self-service", operator, approver, level, reason_text)
 
     if approver is not None:

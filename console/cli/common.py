@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
+from collections.abc import Callable
 from typing import Any
 
 from console import safe_text
@@ -44,3 +46,20 @@ def print_json(document: Any) -> None:
     character (written as \\uNNNN, the same value), no known secret."""
     text = json.dumps(safe_text.finite(document), indent=2, ensure_ascii=False, default=str, allow_nan=False)
     sys.stdout.write(safe_text.json_text(text) + "\n")
+
+
+def number_between(low: float, high: float, unit: str = "", *, integer: bool = False) -> Callable[[str], float]:
+    """An argparse ``type``: a finite number in [low, high]; anything else is a usage
+    error naming the option's value (``--wait inf``, ``--wait -5``, ``--hosts 0``)."""
+
+    def parse(text: str) -> float:
+        try:
+            value: float = int(text) if integer else float(text)
+        except ValueError:
+            kind = "a whole number" if integer else "a number"
+            raise argparse.ArgumentTypeError(f"{text!r} is not {kind}{unit and ' of ' + unit.strip()}") from None
+        if not math.isfinite(value) or not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low:g} and {high:g}{unit}, got {text!r}")
+        return value
+
+    return parse

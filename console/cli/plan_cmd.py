@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 
-from console.cli import EXIT_OK, UsageError
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names
 from console.config.model import ACTIONS
 from console.engine.plan import RunContext
-from console.engine.preview import preview_plan, preview_text
+from console.engine.preview import preview_plan, preview_problems, preview_text
 from console.plans import PlanError, build_plan
 from console.probes.collect import Prober
 
@@ -31,10 +32,15 @@ def run(args: argparse.Namespace) -> int:
     except PlanError as exc:
         raise UsageError(str(exc)) from None
 
-    async def go() -> str:
+    async def go() -> tuple[str, list[str]]:
         async with Prober(config) as prober:
             ctx = RunContext("preview", config, env, prober.pool, prober, emit=lambda e: None)
-            return preview_text(plan, await preview_plan(ctx, plan))
+            previews = await preview_plan(ctx, plan)
+            return preview_text(plan, previews), preview_problems(previews)
 
-    print(asyncio.run(go()))
+    text, problems = asyncio.run(go())
+    print(text)
+    if problems:  # an incomplete preview is not a plan to act on
+        print(f"\nthe preview is incomplete: {'; '.join(problems)}", file=sys.stderr)
+        return EXIT_FAILED
     return EXIT_OK

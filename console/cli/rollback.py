@@ -14,10 +14,10 @@ from dataclasses import replace
 from typing import Any, TextIO
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
-from console.cli.common import config_from_args, environment_names, print_json
+from console.cli.common import config_from_args, environment_names, number_between, print_json
 from console.config.model import ACTIONS, Config
 from console.engine.events import Event
-from console.engine.preview import preview_text
+from console.engine.preview import preview_problems, preview_text
 from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
 from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
 from console.journal import JournalError
@@ -88,7 +88,7 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--wait",
-        type=float,
+        type=number_between(0, 24 * 3600, " seconds"),
         default=APPROVAL_WAIT_S,
         metavar="SECONDS",
         help="production without approval: how long to wait for `approve RUN_ID` (default 15 min)",
@@ -205,6 +205,9 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
         except RunRefused as exc:
             raise UsageError(str(exc)) from None
         say(preview_text(plan, previews))
+        problems = preview_problems(previews)
+        if problems:  # refused before anything changes: it would fail there
+            raise UsageError(f"cannot run: the preview is incomplete: {'; '.join(problems)}; nothing was changed")
         say(f"\nauthorization: {authorization.describe()}")
         if not args.yes:
             if not _interactive():

@@ -8,6 +8,7 @@ import sys
 from types import FrameType
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
+from console.cli.common import number_between
 
 SIMULATE_HELP = """\
 Runs the simulated analyticbot service: per environment, one API process per host on
@@ -55,11 +56,17 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="an environment to simulate (repeatable; default: staging and production). "
         "Names starting with 'prod' are production kind, others staging",
     )
-    p.add_argument("--hosts", type=int, default=1, metavar="N", help="API processes (hosts) per environment")
+    p.add_argument(
+        "--hosts",
+        type=number_between(1, 200, integer=True),
+        default=1,
+        metavar="N",
+        help="API processes (hosts) per environment",
+    )
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: the service serves a synthetic data set")
     ssh = p.add_argument_group("reaching the simulated hosts over SSH (the config then names them so)")
     ssh.add_argument("--ssh-address", metavar="A", help="SSH address of this machine")
-    ssh.add_argument("--ssh-port", type=int, default=22, metavar="P")
+    ssh.add_argument("--ssh-port", type=number_between(1, 65535, integer=True), default=22, metavar="P")
     ssh.add_argument("--ssh-user", metavar="U")
     ssh.add_argument("--ssh-key", metavar="K", help="private key file")
     ssh.add_argument("--known-hosts", metavar="F", help="known_hosts file holding this machine's host key")
@@ -76,7 +83,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     f.add_argument("env", metavar="ENV")
     # REMAINDER: options may also follow the KEY=VALUE list or sit among it (see _split_fault_args).
     f.add_argument("assignments", nargs=argparse.REMAINDER, metavar="KEY=VALUE")
-    f.add_argument("--host", type=int, metavar="N", help="only host N (1-based)")
+    f.add_argument("--host", type=number_between(1, 10_000, integer=True), metavar="N", help="only host N (1-based)")
     f.add_argument("--clear", action="store_true", help="clear every fault first (alone: clear them all)")
     f.set_defaults(func=run_fault)
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
+from console.config.model import Host
 from console.engine.plan import Plan, RunContext, Step
+from console.transport.base import TransportError
 
 
 @dataclass(frozen=True)
@@ -13,19 +15,34 @@ class StepPreview:
     step: Step
     # (hosts, text): hosts sharing the same preview are grouped; ("*",) for environment steps
     groups: tuple[tuple[tuple[str, ...], str], ...]
+    # What could not be previewed (a host that cannot be reached, an unknown host key):
+    # the preview is incomplete, and the run would fail there.
+    problems: tuple[str, ...] = ()
+
+
+async def _one(ctx: RunContext, step: Step, host: Host | None, problems: list[str]) -> str:
+    try:
+        return await step.preview(ctx, host)
+    except TransportError as exc:
+        problems.append(str(exc))
+        return f"# cannot preview{f' on {host.name}' if host else ''}: {exc}"
 
 
 async def preview_plan(ctx: RunContext, plan: Plan) -> list[StepPreview]:
     out = []
     for step in plan.steps:
+        problems: list[str] = []
         if step.scope == "environment":
-            out.append(StepPreview(step, ((("*",), await step.preview(ctx, None)),)))
+            text = await _one(ctx, step, None, problems)
+            out.append(StepPreview(step, ((("*",), text),), tuple(problems)))
             continue
-        texts = await asyncio.gather(*(step.preview(ctx, h) for h in ctx.env.hosts))
+        texts = await asyncio.gather(*(_one(ctx, step, h, problems) for h in ctx.env.hosts))
         groups: dict[str, list[str]] = {}
         for host, text in zip(ctx.env.hosts, texts, strict=True):
             groups.setdefault(text, []).append(host.name)
-        out.append(StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items())))
+        out.append(
+            StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items()), tuple(problems))
+        )
     return out
 
 
@@ -43,3 +60,8 @@ def preview_text(plan: Plan, previews: list[StepPreview]) -> str:
                 lines.append(f"   on {', '.join(hosts)}:")
             lines.extend(f"     {line}" for line in text.splitlines())
     return "\n".join(lines)
+
+
+def preview_problems(previews: list[StepPreview]) -> list[str]:
+    """Each distinct reason a preview is incomplete, in order."""
+    return list(dict.fromkeys(p for preview in previews for p in preview.problems))
