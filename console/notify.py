@@ -17,7 +17,9 @@ from urllib.parse import parse_qsl, urlsplit
 
 import httpx
 
+from console import safe_text
 from console.config.model import Contact, EscalationLevel, Notifications, SecretError
+from console.journal.redact import Redactor
 
 EVENTS: dict[str, str] = {
     "run_started": "🔄 Rollback started",
@@ -73,8 +75,15 @@ def title_for(event: str) -> str:
 def build_payload(event: str, text: str, fields: dict[str, str] | None = None) -> dict[str, Any]:
     """A Slack incoming-webhook body: ``text`` carries everything (for receivers that
     ignore blocks, and for the notification preview); ``blocks`` lay it out."""
-    title = title_for(event)
-    items = list((fields or {}).items())
+    # The webhook is an output channel like any other: no control or bidi character, no secret.
+    redactor = Redactor()
+
+    def safe(value: object) -> str:
+        return safe_text.terminal(redactor.text(str(value)))
+
+    title = safe(title_for(event))
+    text = safe(text)
+    items = [(safe(k), safe(v)) for k, v in (fields or {}).items()]
     plain = "\n".join([f"{title}: {text}", *(f"{key}: {value}" for key, value in items)])
     blocks: list[dict[str, Any]] = [
         {"type": "header", "text": {"type": "plain_text", "text": _clip(title, HEADER_MAX), "emoji": True}},

@@ -195,7 +195,7 @@ class EnvironmentScreen(Screen):
     def _database(self, s) -> None:
         db = s.database
         if db is None:
-            text = "[$text-muted]no [database] section for this environment[/]"
+            text = "[$text-muted]no \\[database] section for this environment[/]"
         elif db.error:
             text = f"[$error]{fmt.esc(db.error)}[/]"
         else:

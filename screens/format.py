@@ -12,7 +12,7 @@ from console.config.model import Thresholds
 from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.safe_text import clean
+from console.safe_text import markup as safe_markup
 
 SEVERITY_STYLE = {"HIGH": "$error", "MEDIUM": "$warning", "LOW": "$accent"}
 SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
@@ -20,11 +20,10 @@ COLUMNS = ("adv", "time-w", "content")
 
 
 def esc(text: object) -> str:
-    """Text from a host, safe to show as markup: every "[" is escaped.
-
-    textual.markup.escape leaves "[INFO]" alone, which the parser then eats as a tag.
-    """
-    return clean(str(text)).replace("[", "\\[")
+    """Text from outside, safe to show as markup (console.safe_text.markup: controls and bidi
+    characters shown escaped, every "[" escaped: textual.markup.escape leaves "[INFO]" alone,
+    which the parser then eats as a tag)."""
+    return safe_markup(text)
 
 
 def seconds(v: float | None) -> str:

@@ -10,6 +10,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Header, Static
 
 from console.journal.records import parse_ts
+from console.safe_text import clean
 from screens.format import esc
 from screens.widgets.run_view import RunView
 
@@ -71,7 +72,7 @@ class WatchScreen(Screen):
             if run != self.current:
                 continue
             if kind == "run_approved":
-                view.query_one("#run-output").write(f"approved by {data.get('approver')}")
+                view.query_one("#run-output").write(clean(f"approved by {data.get('approver')}"))
             step = data.get("step")
             host = data.get("host")
             message = str(data.get("message") or "")
