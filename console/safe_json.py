@@ -15,7 +15,12 @@ DEFAULT_MAX_DEPTH = 64
 
 
 class JSONLimitError(ValueError):
-    """Not JSON, or JSON beyond a limit; the message says which."""
+    """Not JSON, or JSON beyond a limit; the message says which. ``cut_short``: the text
+    is the start of a JSON value that ends too early (what a write cut off leaves)."""
+
+    def __init__(self, message: str, *, cut_short: bool = False) -> None:
+        super().__init__(message)
+        self.cut_short = cut_short
 
 
 def _no_constant(name: str) -> Any:
@@ -62,7 +67,9 @@ def loads(data: bytes | str, *, max_bytes: int, max_depth: int = DEFAULT_MAX_DEP
     except UnicodeDecodeError:
         raise JSONLimitError("not UTF-8") from None
     except json.JSONDecodeError as exc:
-        raise JSONLimitError(f"bad JSON: {exc.msg} at column {exc.colno}") from None
+        # Text cut off mid-value fails at its very end, or inside a string never closed.
+        cut_short = exc.pos >= len(exc.doc.rstrip()) or exc.msg.startswith("Unterminated string")
+        raise JSONLimitError(f"bad JSON: {exc.msg} at column {exc.colno}", cut_short=cut_short) from None
     except (ValueError, TypeError, OverflowError) as exc:  # e.g. an integer of 5000 digits
         raise JSONLimitError(f"bad JSON: {str(exc)[:120]}") from None
     if brackets > max_depth and depth(value) > max_depth:

@@ -125,12 +125,13 @@ def finite(value: Any) -> Any:
     return root[0]
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def _encodable(text: str) -> str:
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
-    return text
+    """A lone surrogate (an undecodable byte, or a "\\ud800" escape in JSON read from
+    outside) cannot be written as UTF-8: it becomes U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
 
 
 def json_text(serialized: str) -> str:

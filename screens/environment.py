@@ -149,6 +149,8 @@ class EnvironmentScreen(Screen):
                 out.append(f"  /proc/{f.pid}/environ  {name}={shown}")
             env_path = fmt.esc(self.live.env.expand(self.live.env.env_file, _host(self.live, h.host)))
             out.append(f"  [b]env file[/b] {env_path}")
+            if f.env_file_error:
+                out.append(f"    [$error]{fmt.esc(f.env_file_error)}[/]")
             for line, text in f.env_file_lines:
                 out.append(f"    {line:>4}: {fmt.esc(text)}")
             for p in f.env_file_problems:

@@ -22,3 +22,15 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         session.exitstatus = 1
     if session.testscollected == 0 and exitstatus in (0, 5):
         session.exitstatus = 5
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    """The bad-input suite's size, per family, whenever it was collected."""
+    import sys
+
+    support = sys.modules.get("tests.hostile_support")
+    if support is None or not support.KINDS:
+        return
+    per_family = support.counts()
+    detail = ", ".join(f"{family} {n}" for family, n in per_family.items())
+    terminalreporter.write_line(f"bad-input kinds: {sum(per_family.values())} ({detail})")

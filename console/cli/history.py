@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import sys
 from pathlib import Path
 
 from console import checklist, files
@@ -50,6 +51,7 @@ def run_history(args: argparse.Namespace) -> int:
         runs = journal.runs(args.env, drills=args.drills)
     except JournalError as exc:
         raise UsageError(str(exc)) from None
+    _say_bad_lines(journal)
     cards = scorecards(journal) if args.drills else []
     if args.json:
         print_json({"runs": history_json(runs), "scorecards": cards} if args.drills else history_json(runs))
@@ -60,6 +62,18 @@ def run_history(args: argparse.Namespace) -> int:
         if args.drills:
             print("\nDrill scorecards\n" + scorecards_text(cards))
     return EXIT_OK
+
+
+def _say_bad_lines(journal: Journal) -> None:
+    """Lines that are not records are left out of every table: say so, and where."""
+    bad = journal.bad_lines
+    if bad:
+        where = ", ".join(str(n) for n in bad[:10]) + (", …" if len(bad) > 10 else "")
+        print(
+            f"note: {len(bad)} line(s) of the journal {journal.path} are not records and were left out "
+            f"(line {where}); `rollback-console history --verify` says what is wrong with them",
+            file=sys.stderr,
+        )
 
 
 def run_report(args: argparse.Namespace) -> int:

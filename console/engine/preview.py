@@ -6,7 +6,7 @@ import asyncio
 from dataclasses import dataclass
 
 from console.config.model import Host
-from console.engine.plan import Plan, RunContext, Step
+from console.engine.plan import Plan, RunContext, Step, StepFailed
 from console.transport.base import TransportError
 
 
@@ -23,9 +23,10 @@ class StepPreview:
 async def _one(ctx: RunContext, step: Step, host: Host | None, problems: list[str]) -> str:
     try:
         return await step.preview(ctx, host)
-    except TransportError as exc:
-        problems.append(str(exc))
-        return f"# cannot preview{f' on {host.name}' if host else ''}: {exc}"
+    except (TransportError, StepFailed) as exc:
+        where = f" on {host.name}" if host else ""
+        problems.append(f"{host.name}: {exc}" if host and host.name not in str(exc) else str(exc))
+        return f"# cannot preview{where}: {exc}"
 
 
 async def preview_plan(ctx: RunContext, plan: Plan) -> list[StepPreview]:

@@ -106,7 +106,7 @@ def _report_bad_lines(bad: list[tuple[int, bytes]], chains: bool | None, problem
     for n, raw in bad:
         if not raw.strip():
             problems.append(Problem(n, "bad_json", "blank line"))
-        elif raw.startswith(_RECORD_START) and chains is not False:
+        elif raw.startswith(_RECORD_START) and chains is not False and _cut_short(raw):
             problems.append(
                 Problem(n, "torn", f"incomplete record ({len(raw)} bytes) left by a crash mid-write; the chain goes on")
             )
@@ -114,6 +114,15 @@ def _report_bad_lines(bad: list[tuple[int, bytes]], chains: bool | None, problem
             damaged += 1
             problems.append(Problem(n, "bad_json", f"not a journal record ({_why(raw)}): damaged or edited"))
     return damaged
+
+
+def _cut_short(raw: bytes) -> bool:
+    """The start of a record a crash cut off (not a whole line that is wrong)."""
+    try:
+        load_record(raw)
+    except JSONLimitError as exc:
+        return exc.cut_short
+    return False
 
 
 def _why(raw: bytes) -> str:

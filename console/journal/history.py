@@ -71,8 +71,8 @@ def history_text(runs: Iterable[RunSummary]) -> str:
         return "No rollback recorded in the journal yet.\n"
     header = ("Date", "Environment", "Action", "Reason", "Duration", "Outcome", "Run")
     rows = [
-        tuple(safe_text.one_line(str(c), " / ") for c in (date, env, r.action or "-", reason, duration, outcome, r.run_id))
-        for r, (date, env, reason, duration, outcome) in zip(runs, history_rows(runs), strict=True)
+        tuple(safe_text.one_line(str(c), " / ") for c in (date, env, r.action or "-", reason, dur, outcome, r.run_id))
+        for r, (date, env, reason, dur, outcome) in zip(runs, history_rows(runs), strict=True)
     ]
     widths = [max(len(str(row[i])) for row in (header, *rows)) for i in range(len(header))]
     out = ["  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip() for row in (header, *rows)]

@@ -55,10 +55,7 @@ class SetFlags(Step):
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
         changes = self.changes_for(host)
-        try:
-            path, _, env_file = await self._read(ctx, host)
-        except StepFailed as exc:
-            return f"# {host.name}: set {_flags_text(changes)}\n# (cannot show the diff: {exc})"
+        path, _, env_file = await self._read(ctx, host)  # StepFailed: the preview says so, and why
         diff = unified_diff(path, env_file.text, env_file.with_flags(changes))
         return diff or f"# {path}: already {_flags_text(changes)} — no change"
 
