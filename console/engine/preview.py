@@ -41,9 +41,7 @@ async def preview_plan(ctx: RunContext, plan: Plan) -> list[StepPreview]:
         groups: dict[str, list[str]] = {}
         for host, text in zip(ctx.env.hosts, texts, strict=True):
             groups.setdefault(text, []).append(host.name)
-        out.append(
-            StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items()), tuple(problems))
-        )
+        out.append(StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items()), tuple(problems)))
     return out
 
 
