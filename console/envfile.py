@@ -202,39 +202,45 @@ def _diff_lines(text: str) -> list[str]:
     return _LINE.findall(text)
 
 
-_STATEMENT = re.compile(r"^(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>\s*=)?")
+_STATEMENT = re.compile(r"(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9_.-]*)(?P<eq>\s*=)?")
 _HIDDEN = "…  (value not shown)"
 
 
 def _shown_lines(text: str) -> list[str]:
-    """The file's lines as a diff may show them: flag statements, comments and blank lines
-    as they are; any other statement by its key only, and every further line of its value
-    (a multi-line quoted value, a PEM key) hidden whole. One shown line per file line."""
-    out: list[str] = []
-    lines = iter(_diff_lines(text))
+    """The file's lines as a diff may show them: comments and blank lines as they are; a
+    flag statement's first line as it is; any other statement by its key only; and every
+    further line of a value (a multi-line quoted value, a PEM key) hidden whole. One shown
+    line per file line, found by offsets (python-dotenv may split a CRLF between two
+    statements, so its pieces do not follow line ends)."""
+    spans: list[tuple[int, int, Binding]] = []  # (start, statement start, binding)
+    offset = 0
     for b in parse_env(text).bindings:
-        taken = [next(lines, "") for _ in _diff_lines(b.original.string)]  # with their real ends
-        blank = 0  # python-dotenv gives a statement the blank lines before it
-        while blank < len(taken) - 1 and not taken[blank].strip():
-            blank += 1
-        out.extend(taken[:blank])
-        statement = taken[blank:]
-        if not statement:
+        s = b.original.string
+        spans.append((offset, offset + _LEADING_SPACE.match(s).end(), b))  # type: ignore[union-attr]
+        offset += len(s)
+    out: list[str] = []
+    i = 0
+    for m in _LINE.finditer(text):
+        line, start = m.group(), m.start()
+        while i + 1 < len(spans) and spans[i + 1][0] <= start:
+            i += 1
+        if not spans:
+            out.append(line)
             continue
-        if (b.key in FLAG_NAMES and not b.error) or (b.key is None and not b.error):
-            out.extend(statement)  # a flag, or a comment / blank line
-            continue
-        end = "\n" if statement[0].endswith("\n") else ""
-        m = _STATEMENT.match(statement[0])
-        if m and m["eq"]:
-            out.append(f"{m['lead']}{m['key']}{m['eq']}{_HIDDEN}{end}")
-        elif m:
-            out.append(f"{m['lead']}{m['key']}…  (not shown: not a statement python-dotenv can read){end}")
+        _, statement, b = spans[i]
+        end = "\n" if line.endswith("\n") else ""
+        if m.end() <= statement or (b.key is None and not b.error):
+            out.append(line)  # blank lines before a statement, comments
+        elif start <= statement:
+            sm = _STATEMENT.match(text, statement, m.end())
+            if b.key in FLAG_NAMES and not b.error:
+                out.append(line)
+            elif sm and sm["eq"] and not b.error:
+                out.append(f"{line[: statement - start]}{sm['lead']}{sm['key']}{sm['eq']}{_HIDDEN}{end}")
+            else:  # a line python-dotenv cannot read may be the middle of someone's secret
+                out.append(f"…  (not shown: a line python-dotenv cannot read){end}")
         else:
-            out.append(f"…  (line not shown){end}")
-        for line in statement[1:]:
-            out.append("…  (value continued, not shown)" + ("\n" if line.endswith("\n") else ""))
-    out.extend(lines)  # nothing is left over; kept in case the two readings ever disagree
+            out.append(f"…  (value continued, not shown){end}")
     return out
 
 

@@ -6,6 +6,7 @@ text form for the terminal, and JSON for scripts.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Iterable
 from datetime import UTC, datetime
@@ -26,8 +27,8 @@ def format_date(when: datetime | None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """48s, 6m 12s, 1h 3m 5s"""
-    if seconds is None:
+    """48s, 6m 12s, 1h 3m 5s ("-" for anything that is not a finite number of seconds)"""
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
         return "-"
     total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from console import safe_text
@@ -39,16 +39,30 @@ def incident_report(
     if run.drill:
         out += ["*A rehearsal against the simulator, not a real incident.*", ""]
     for section in (_summary, _decision, _timeline, _steps, _validations):
-        out += section(run)
-    out += _checklist(run, checklist)
+        out += _section(section, run)
+    out += _section(_checklist, run, checklist)
     for section in (_decisions, _notifications, _drill):
-        out += section(run)
+        out += _section(section, run)
     out += _provenance(run, journal_path, problems)
     # Every line holds journal text (reasons, notes, host output): one pass makes it inert.
     return safe_text.markdown("\n".join(out).rstrip()) + "\n"
 
 
 # --- sections ---------------------------------------------------------------------------
+SECTION_FAILED = "could not be made from the journal"
+
+
+def _section(make: Callable[..., list[str]], run: RunSummary, *args: Any) -> list[str]:
+    """One section; a record of a shape the engine never writes (a tampered journal) costs
+    that section, named as such, not the whole report. Tests assert this never shows for
+    records of any shape, so every such case is handled where it arises."""
+    try:
+        return make(run, *args)
+    except Exception as exc:
+        title = make.__name__.strip("_").replace("_", " ")
+        return [f"*The {title} section {SECTION_FAILED} ({type(exc).__name__}); `history --verify` checks it.*", ""]
+
+
 def _summary(run: RunSummary) -> list[str]:
     plan = run.plan
     who = run.who
@@ -101,8 +115,8 @@ def _duration_vs_target(run: RunSummary) -> str:
 def _decision(run: RunSummary) -> list[str]:
     out = ["## Decision", ""]
     rec = run.recommendation
-    started = next((r.get("data") or {} for r in run.records if r["type"] == "run_started"), {})
-    for note in started.get("evidence") or []:
+    started = next((_data(r) for r in run.records if r["type"] == "run_started"), {})
+    for note in _list(started.get("evidence")):
         out.append(f"Before the run: {note}.")
     if not rec:
         out.append("No recommendation was recorded when the run started.")
@@ -113,7 +127,7 @@ def _decision(run: RunSummary) -> list[str]:
         out.append(line)
         if rec.get("advice"):
             out.append(f"Advice: {rec['advice']}")
-        lit = [f for f in rec.get("findings") or [] if isinstance(f, dict) and f.get("lit")]
+        lit = [f for f in _list(rec.get("findings")) if isinstance(f, dict) and f.get("lit")]
         out.append("")
         if lit:
             out += ["| Symptom (lit) | Severity | Action | Evidence |", "|---|---|---|---|"]
@@ -180,7 +194,8 @@ def _one_step(run: RunSummary, step: str, phase: str, results: list[dict[str, An
             extra.append(f"- {label}: runbook troubleshooting — {d['troubleshooting']}")
         remedy = d.get("remedy")
         if isinstance(remedy, dict):
-            extra += [f"- {label}: fix offered — {remedy.get('title')}", "", *_fence(remedy.get("commands") or []), ""]
+            commands = [str(c) for c in _list(remedy.get("commands"))]
+            extra += [f"- {label}: fix offered — {remedy.get('title')}", "", *_fence(commands), ""]
         if d.get("output"):
             extra += [f"Output, {label}:", "", *_fence(str(d["output"]).splitlines()), ""]
     return [*out, "", *extra]
@@ -192,7 +207,7 @@ def _validations(run: RunSummary) -> list[str]:
     if not records:
         return [*out, "No validation was recorded (the run stopped before validating).", ""]
     for r in records:
-        checks = [c for c in _data(r).get("checks") or [] if isinstance(c, dict)]
+        checks = [c for c in _list(_data(r).get("checks")) if isinstance(c, dict)]
         passed = sum(1 for c in checks if c.get("passed"))
         when = "After the undo" if _phase(r) == "undo" else "After the rollback"
         out += [
@@ -203,7 +218,7 @@ def _validations(run: RunSummary) -> list[str]:
         ]
         for i, c in enumerate(checks, 1):
             detail = str(c.get("detail") or "")
-            hosts = [h for h in c.get("hosts") or [] if isinstance(h, dict)]
+            hosts = [h for h in _list(c.get("hosts")) if isinstance(h, dict)]
             if len(hosts) > 1:
                 failing = [f"{h.get('host')}: {h.get('detail')}" for h in hosts if not h.get("passed")]
                 detail += (" — " + "; ".join(failing)) if failing else f" (all {len(hosts)} hosts)"
@@ -300,7 +315,7 @@ def _describe(run: RunSummary, r: dict[str, Any]) -> str:
     if t == "run_approved":
         return f"approved by {d.get('approver') or _user(r)}"
     if t == "run_started":
-        mode = (d.get("authorization") or {}).get("mode") or "?"
+        mode = _dict(d.get("authorization")).get("mode") or "?"
         resumed = " (resumed)" if d.get("resumed") else ""
         return _colon(f"{_user(r)} started {run.title}{resumed}, {mode}", d.get("reason"))
     if t == "step_started":
@@ -313,7 +328,7 @@ def _describe(run: RunSummary, r: dict[str, Any]) -> str:
     if t == "decision":
         return _colon(f"{d.get('decision')} by {d.get('by') or '?'}", d.get("reason"))
     if t == "validation":
-        checks = [c for c in d.get("checks") or [] if isinstance(c, dict)]
+        checks = [c for c in _list(d.get("checks")) if isinstance(c, dict)]
         failed = [str(c.get("title") or c.get("check")) for c in checks if not c.get("passed")]
         text = f"{len(checks) - len(failed)} of {len(checks)} pass"
         return text + (f" — FAIL: {', '.join(failed)}" if failed else "")
@@ -397,6 +412,15 @@ def _target(d: dict[str, Any]) -> str:
 
 def _user(r: dict[str, Any]) -> str:
     return str((r.get("who") or {}).get("user") or "?")
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    """A field that must be a list; anything else in a (tampered) record reads as empty."""
+    return value if isinstance(value, list) else []
 
 
 def _data(r: dict[str, Any]) -> dict[str, Any]:

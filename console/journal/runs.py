@@ -63,7 +63,8 @@ class RunSummary:
             d = r.get("data") or {}
             if r["type"] == "step_started" and d.get("step") == step_id and _phase(d) == phase and d.get("title"):
                 return str(d["title"])
-        for s in self.plan.get("steps") or []:
+        steps = self.plan.get("steps")
+        for s in steps if isinstance(steps, list) else []:
             if isinstance(s, dict) and s.get("id") == step_id and s.get("title"):
                 return str(s["title"])
         return step_id
@@ -207,9 +208,9 @@ def _summary(run_id: str, recs: list[dict[str, Any]], now: float, this_host: str
     return RunSummary(
         run_id=run_id,
         env=next((r["env"] for r in recs if r.get("env")), None),
-        action=data.get("action"),
+        action=_text(data.get("action")),
         reason=str(data.get("reason") or ""),
-        operator=(first.get("who") or {}).get("user") or data.get("requester"),
+        operator=_text((first.get("who") or {}).get("user")) or _text(data.get("requester")),
         started_at=started_at,
         finished_at=finished_at,
         duration_s=duration,
@@ -268,6 +269,11 @@ def _proc_stat(pid: int) -> tuple[str | None, float | None]:
         return fields[0], btime + int(fields[19]) / os.sysconf("SC_CLK_TCK")
     except (OSError, IndexError, ValueError, StopIteration):
         return None, None  # no /proc (not Linux): trust kill(pid, 0)
+
+
+def _text(value: Any) -> str | None:
+    """A field that must be text; anything else in a (tampered) record reads as absent."""
+    return value if isinstance(value, str) else None
 
 
 def _data(record: dict[str, Any]) -> dict[str, Any]:

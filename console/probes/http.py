@@ -7,13 +7,13 @@ that says which endpoint and what went wrong, never the password or the token.
 from __future__ import annotations
 
 import asyncio
-import json
 import time
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
+from console import safe_json
 from console.probes.snapshot import HealthReport, RecommendationReport
 
 MAX_BODY = 4 * 1024 * 1024
@@ -71,7 +71,7 @@ async def request(
     if not expect_json:
         return Reply(status, bytes(raw), elapsed)
     try:
-        body = json.loads(raw) if raw else None
+        body = safe_json.loads(bytes(raw), max_bytes=MAX_BODY) if raw else None  # depth-bounded, finite
     except ValueError:
         raise ProbeFailed(f"{what}: HTTP {status}, body is not JSON: {_snippet(bytes(raw))}") from None
     return Reply(status, body, elapsed)

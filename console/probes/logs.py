@@ -6,9 +6,9 @@ flag line is matched anywhere in the line, as the runbook's grep does.
 
 from __future__ import annotations
 
-import json
 import re
 
+from console import safe_json
 from console.flags import FlagSet
 from console.probes.snapshot import LogReport
 
@@ -17,14 +17,15 @@ FLAG_LINE = re.compile(
 )
 REQUEST_LINE = "Getting posting time metrics for channel"
 _LEVEL = re.compile(r"^\s*\[(\w+)\]")
+MAX_JSON_LINE = 1024 * 1024
 
 
 def line_level(line: str) -> str | None:
     """The log level of a line, if it has one we recognise."""
     stripped = line.lstrip()
     if stripped.startswith("{"):
-        try:
-            record = json.loads(stripped)
+        try:  # bounded: a line nested 100 000 deep must not take the probe down
+            record = safe_json.loads(stripped, max_bytes=MAX_JSON_LINE)
         except ValueError:
             return None
         level = record.get("level") if isinstance(record, dict) else None
