@@ -10,6 +10,7 @@ import re
 
 from console import safe_json
 from console.flags import FlagSet
+from console.journal.redact import Redactor
 from console.probes.snapshot import LogReport
 
 FLAG_LINE = re.compile(
@@ -51,10 +52,13 @@ def latest_flags(lines: list[str] | tuple[str, ...]) -> tuple[FlagSet, str] | No
 
 def summarize(lines: list[str], *, tail: int = 40) -> LogReport:
     errors = [line for line in lines if is_error(line)]
+    # The lines a person will see go through the redactor (a DSN or token the service
+    # logged must not reach a terminal, a JSON document or a screen); counting uses them raw.
+    shown = Redactor()
     return LogReport(
         window=len(lines),
         error_lines=len(errors),
-        error_samples=tuple(errors[-3:]),
+        error_samples=tuple(shown.text(line) for line in errors[-3:]),
         requests=sum(1 for line in lines if REQUEST_LINE in line),
-        tail=tuple(lines[-tail:]),
+        tail=tuple(shown.text(line) for line in lines[-tail:]),
     )
