@@ -68,6 +68,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         if guard is not None:
             guard.release_output()
+        # CPython marks "Ctrl-C was never handled" when a KeyboardInterrupt passes through
+        # exec() of a string (dataclasses build methods so) even if it is caught later, and
+        # then kills itself with SIGINT at exit. Each exec of a string clears the mark.
+        exec("")
 
 
 def _stopped_word() -> str:

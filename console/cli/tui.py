@@ -61,6 +61,9 @@ def open_console(
     return app.return_code or EXIT_OK
 
 
+STOP_RETRY_S = 0.5
+
+
 def _stop_app(app: object) -> None:
     """SIGTERM/SIGHUP/SIGINT while the console runs: leave it the way `q` does, so the
     terminal is restored and the probe worker stopped. Before its loop runs, or after it
@@ -68,7 +71,15 @@ def _stop_app(app: object) -> None:
     loop = getattr(app, "_loop", None)
     if loop is None or loop.is_closed():
         raise KeyboardInterrupt
-    loop.call_soon_threadsafe(getattr(app, "stop_on_signal", None) or app.exit)  # type: ignore[attr-defined]
+    stop = getattr(app, "stop_on_signal", None) or app.exit  # type: ignore[attr-defined]
+
+    def again() -> None:
+        # An exit asked for while the app is still starting can be lost: ask until it ends.
+        stop()
+        if not loop.is_closed():
+            loop.call_later(STOP_RETRY_S, again)
+
+    loop.call_soon_threadsafe(again)
 
 
 def run_watch(args: argparse.Namespace) -> int:
