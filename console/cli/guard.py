@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import io
+import logging
 import os
 import sys
 import threading
@@ -130,11 +131,11 @@ def _crash_log(text: str) -> Path | None:
 
 def crash(exc: BaseException, argv: list[str] | None = None) -> int:
     """One line on stderr for an exception nobody handled, the details in a log file; exit 1."""
-    redactor = Redactor()
+    redactor = Redactor(max_string=2_000_000)  # known secrets and secret-looking values
     details = "".join(traceback.format_exception(exc))
     header = f"rollback-console {' '.join(argv if argv is not None else sys.argv[1:])}\n"
-    path = _crash_log(redactor.text(header + details) if len(details) < 1_000_000 else redactor.known(details))
-    summary = safe_text.one_line(redactor.known(f"{type(exc).__name__}: {exc}"))[:300]
+    path = _crash_log(redactor.text(header + details))
+    summary = safe_text.one_line(redactor.text(f"{type(exc).__name__}: {exc}"))[:300]
     where = f"details in {path}" if path else "and the details could not be written to a log file"
     print(f"rollback-console: {CRASH_MARKER} ({summary}); {where}. Please report it.", file=sys.stderr)
     return 1
@@ -155,3 +156,23 @@ def install_hooks() -> None:
 
     threading.excepthook = thread_hook
     sys.unraisablehook = unraisable_hook
+    # Library warnings (asyncio's "Task exception was never retrieved" among them) as one
+    # clean line each, their tracebacks in the crash log: logging's fallback prints them raw.
+    if not any(isinstance(h, _OneLineLog) for h in logging.getLogger().handlers):
+        logging.getLogger().addHandler(_OneLineLog(logging.WARNING))
+
+
+class _OneLineLog(logging.Handler):
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            redactor = Redactor(max_string=2_000_000)
+            first, *rest = record.getMessage().splitlines() or [""]
+            message = safe_text.one_line(redactor.text(first))[:300] + (" …" if rest else "")
+            where = ""
+            if record.exc_info and record.exc_info[1] is not None:
+                details = "".join(traceback.format_exception(record.exc_info[1]))
+                path = _crash_log(redactor.text(f"{record.name}: {record.getMessage()}\n{details}"))
+                where = f" (details in {path})" if path else ""
+            print(f"rollback-console: {record.levelname.lower()}: {message}{where}", file=sys.stderr)
+        except Exception:
+            self.handleError(record)
