@@ -550,7 +550,11 @@ def journal_nested(ctx) -> None:
     checklist died with RecursionError; rollback failed after a recorded run."""
     sim, run_id, bad = _journal_with(ctx, b"[" * 100_000 + b"]" * 100_000)
     _readers_survive(ctx, sim, run_id, bad, "nested more than")
+    # Writers after it: each run is recorded and ends with its own exit code (rollback once
+    # exited 1 with a traceback after a successful, fully recorded run).
     answer = ctx.run(sim.config_path, "restore", "--env", "staging", "--run", run_id, "--yes")
+    assert_sane(answer, code=0, says=("succeeded",))
+    answer = ctx.run(sim.config_path, "rollback", "quick", "--env", "staging", "--yes", "--reason", "after")
     assert_sane(answer, code=0, says=("succeeded",))
 
 

@@ -248,3 +248,26 @@ def test_the_http_probes_are_total(status: int, body: bytes) -> None:
                     assert not RAW_UNSAFE.search(safe_text.terminal(value))
 
     asyncio.run(probe())
+
+
+def test_watch_follows_runs_past_a_hostile_line(tmp_path) -> None:
+    """`watch` once stopped following runs, silently, at a deeply nested journal line."""
+    from console.journal import Journal
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    journal.append("note", run="r-1", data={"message": "before"})
+
+    async def follow() -> list[str]:
+        seen = []
+        async with asyncio.timeout(30):
+            async for record in journal.follow(poll_s=0.02):
+                seen.append(record["data"]["message"])
+                if record["data"]["message"] == "before":
+                    with open(journal.path, "ab") as fh:
+                        fh.write(DEEP + b"\n" + b'{"seq": NaN}\n')
+                    journal.append("note", run="r-1", data={"message": "after"})
+                if record["data"]["message"] == "after":
+                    return seen
+        return seen
+
+    assert asyncio.run(follow()) == ["before", "after"]

@@ -296,6 +296,74 @@ async def test_write_file_atomic_failure_leaves_target_untouched(transport: Tran
             os.chmod(locked, 0o755)
 
 
+async def test_files_that_are_not_regular_are_refused_without_blocking(transport: Transport, tmp_path: Path) -> None:
+    """A named pipe, a device, a socket or a directory where a file should be: an answer
+    naming the path and what it is, at once (a FIFO once blocked open() for good, locally
+    and in the SFTP server, which then answered nothing else)."""
+    fifo = tmp_path / "env.fifo"
+    os.mkfifo(fifo)
+    sock_path = tmp_path / "env.sock"
+    listener = socket.socket(socket.AF_UNIX)
+    listener.bind(str(sock_path))
+    try:
+        cases = {
+            str(fifo): "named pipe (fifo)",
+            "/dev/zero": "character device",
+            str(sock_path): "socket",
+            str(tmp_path): "directory",
+        }
+        for path, kind in cases.items():
+            for read in (transport.read_file, lambda p: transport.tail(p, 10)):
+                with pytest.raises(TransportError) as err:
+                    await asyncio.wait_for(read(path), 20)
+                assert path in str(err.value) and kind in str(err.value).lower(), str(err.value)
+            with pytest.raises(TransportError) as err:
+                await asyncio.wait_for(transport.write_file_atomic(path, b"X=1\n", backup_path=None), 20)
+            assert path in str(err.value) and kind in str(err.value).lower(), str(err.value)
+        assert fifo.exists() and stat.S_ISFIFO(fifo.stat().st_mode), "the pipe was left as it was"
+    finally:
+        listener.close()
+    normal = tmp_path / "after"
+    normal.write_bytes(b"A=1\n")
+    assert await transport.read_file(str(normal)) == b"A=1\n"  # the transport still answers
+
+
+async def test_write_through_a_symlink_keeps_the_link(transport: Transport, tmp_path: Path) -> None:
+    """The env file is a symlink (to a shared file, through a second link): the edit lands
+    in the target and every link stays a link."""
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    target = shared / "env"
+    target.write_bytes(b"ENABLE_ADVANCED_RECOMMENDATIONS=true\n")
+    os.chmod(target, 0o640)
+    (shared / "current").symlink_to("env")
+    link = tmp_path / ".env.production"
+    link.symlink_to(Path("shared") / "current")
+    backup = tmp_path / "env.bak"
+
+    await transport.write_file_atomic(str(link), b"ENABLE_ADVANCED_RECOMMENDATIONS=false\n", backup_path=str(backup))
+
+    assert link.is_symlink() and os.readlink(link) == "shared/current"
+    assert (shared / "current").is_symlink() and os.readlink(shared / "current") == "env"
+    assert target.read_bytes() == b"ENABLE_ADVANCED_RECOMMENDATIONS=false\n"
+    assert stat.S_IMODE(target.stat().st_mode) == 0o640
+    assert backup.read_bytes() == b"ENABLE_ADVANCED_RECOMMENDATIONS=true\n" and not backup.is_symlink()
+    assert sorted(p.name for p in shared.iterdir()) == ["current", "env"]  # no temp file left
+
+
+@pytest.mark.ssh
+async def test_ssh_named_pipe_as_known_hosts_or_key_is_refused_at_once(sshd: SSHServer, tmp_path: Path) -> None:
+    fifo = tmp_path / "known_hosts"
+    os.mkfifo(fifo)
+    for host in (
+        dataclasses.replace(sshd.host(), known_hosts=str(fifo)),
+        dataclasses.replace(sshd.host(), key_file=str(fifo)),
+    ):
+        with pytest.raises(TransportError) as err:
+            await asyncio.wait_for(connect(host), 20)
+        assert str(fifo) in str(err.value) and "named pipe" in str(err.value)
+
+
 # ---------------------------------------------------------------------------- tail
 
 
