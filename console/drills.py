@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from console import files
 from console.config.model import ACTIONS
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
@@ -73,10 +74,12 @@ def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
 
 
 def load_scenario(path: Path) -> Scenario:
-    try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
-    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ScenarioError(f"{path}: {exc}") from None
+    try:  # a file the trainee names: never a named pipe or a device, never a hang
+        data = tomllib.loads(files.read_file(path, max_bytes=1024 * 1024).decode("utf-8"))
+    except files.FileProblem as exc:
+        raise ScenarioError(f"{path}: {exc.reason.lstrip(': ')}") from None
+    except (OSError, tomllib.TOMLDecodeError, UnicodeDecodeError, RecursionError) as exc:
+        raise ScenarioError(f"{path}: {exc.strerror if isinstance(exc, OSError) and exc.strerror else exc}") from None
     drill = data.get("drill")
     if not isinstance(drill, dict):
         raise ScenarioError(f"{path}: missing [drill] table")

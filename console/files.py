@@ -24,7 +24,16 @@ _CHUNK = 1024 * 1024
 
 
 class FileProblem(OSError):
-    """The file cannot be read safely; the message names the path and what is wrong."""
+    """The file cannot be read safely. str(): "PATH is a named pipe (FIFO), …";
+    ``reason``: the same without the path, for messages that name it already."""
+
+    def __init__(self, path: str | os.PathLike[str], reason: str) -> None:
+        self.path = os.fspath(path)
+        self.reason = reason
+        super().__init__(f"{self.path}{'' if reason.startswith(':') else ' '}{reason}")
+
+    def __str__(self) -> str:
+        return str(self.args[0])
 
 
 def kind_name(mode: int) -> str | None:
@@ -46,7 +55,7 @@ def kind_name(mode: int) -> str | None:
 
 def not_regular(path: str | os.PathLike[str], mode: int) -> FileProblem | None:
     kind = kind_name(mode)
-    return None if kind is None else FileProblem(f"{os.fspath(path)} is {kind}, not a regular file")
+    return None if kind is None else FileProblem(path, f"is {kind}, not a regular file")
 
 
 def open_regular(path: str | os.PathLike[str]) -> int:
@@ -73,7 +82,7 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
     try:
         size = os.fstat(fd).st_size
         if size > max_bytes:
-            raise FileProblem(f"{os.fspath(path)} is larger than {max_bytes} bytes ({size} bytes)")
+            raise FileProblem(path, f"is larger than {max_bytes} bytes ({size} bytes)")
         data = bytearray()
         while True:  # to EOF, not st_size: /proc files say 0 and a log may grow
             chunk = os.read(fd, min(_CHUNK, max_bytes + 1 - len(data)))
@@ -81,7 +90,7 @@ def read_regular(path: str | os.PathLike[str], *, max_bytes: int) -> bytes:
                 return bytes(data)
             data += chunk
             if len(data) > max_bytes:
-                raise FileProblem(f"{os.fspath(path)} is larger than {max_bytes} bytes")
+                raise FileProblem(path, f"is larger than {max_bytes} bytes")
     finally:
         os.close(fd)
 
@@ -101,7 +110,7 @@ def with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
     worker.start()
     worker.join(timeout)
     if worker.is_alive():
-        raise FileProblem(f"{what}: no answer within {timeout:g}s (a hung network filesystem or device?)")
+        raise FileProblem(what, f": no answer within {timeout:g}s (a hung network filesystem or device?)")
     if error:
         raise error[0]
     return result[0]
@@ -136,7 +145,7 @@ async def with_deadline_async(fn: Callable[[], T], timeout: float, what: str) ->
     try:
         return await asyncio.wait_for(future, timeout)
     except TimeoutError:
-        raise FileProblem(f"{what}: no answer within {timeout:g}s (a hung network filesystem or device?)") from None
+        raise FileProblem(what, f": no answer within {timeout:g}s (a hung network filesystem or device?)") from None
 
 
 def read_file(path: str | os.PathLike[str], *, max_bytes: int, timeout: float = READ_TIMEOUT_S) -> bytes:

@@ -414,7 +414,7 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     try:
         raw = files.read_file(p, max_bytes=MAX_CONFIG_BYTES)
     except files.FileProblem as exc:
-        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {_after_path(exc, p)}")]) from None
+        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.reason.lstrip(': ')}")]) from None
     except OSError as exc:
         raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.strerror or exc}")]) from None
     if raw.startswith(BOM):  # Notepad's UTF-8 signature; TOML itself has no use for it
@@ -447,11 +447,6 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     if config is None:
         raise ConfigError(sorted(loader.problems, key=lambda p: p.line or 0))
     return config
-
-
-def _after_path(exc: OSError, path: Path) -> str:
-    """files' message without the path the Problem already names."""
-    return str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
 
 
 def find_config(explicit: str | None) -> Path:

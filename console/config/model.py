@@ -51,8 +51,7 @@ class SecretRef:
             # Bounded in size and time: a named pipe here once froze the console in open().
             data = files.read_file(path, max_bytes=MAX_SECRET_BYTES, timeout=SECRET_READ_TIMEOUT_S)
         except files.FileProblem as exc:
-            reason = str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
-            raise SecretError(f"cannot read secret file {path}: {reason}") from None
+            raise SecretError(f"cannot read secret file {path}: {exc.reason.lstrip(': ')}") from None
         except OSError as exc:
             raise SecretError(f"cannot read secret file {path}: {exc.strerror or exc}") from None
         try:

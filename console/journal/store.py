@@ -268,7 +268,7 @@ class _LineReader:
 
 def _reason(exc: OSError, path: Path) -> str:
     if isinstance(exc, files.FileProblem):
-        return str(exc).removeprefix(f"{path} ").removeprefix(f"{path}: ")
+        return exc.reason.lstrip(": ")
     return exc.strerror or str(exc)
 
 
