@@ -13,6 +13,8 @@ import os
 import re
 from pathlib import Path
 
+import asyncssh
+
 from console.envfile import parse_env
 from console.flags import ADVANCED, ALL_OFF, ALL_ON, CONTENT_TYPE, TIME_WEIGHTING
 from console.journal.records import ZERO_HASH, record_hash
@@ -190,6 +192,30 @@ def config_wrong_table(ctx) -> None:
     """`thresholds = 5` where a table belongs."""
     path = ctx.config("thresholds = 5\n" + MINIMAL)
     _validate(ctx, path, says=(f"{path}:1: thresholds: expected a table, got an integer",))
+
+
+@kind("config", "a host whose key is unknown or changed")
+def config_host_key(ctx) -> None:
+    """A host's key not in known_hosts, or another key there: `plan` and `rollback` once
+    printed a traceback (`status` handled it well). Now: the fingerprint and how to trust
+    it, exit 1 for the plan, a refusal (exit 2) before anything changes for the rollback."""
+    from tests.engine_support import ssh_target
+
+    sshd = ctx.request.getfixturevalue("sshd")
+    sim = ctx.fresh(ssh=ssh_target(sshd))
+    text = sim.config_path.read_text()
+    wrong = ctx.tmp / "known_hosts_wrong"
+    wrong.write_text(sshd.known_hosts_line(asyncssh.generate_private_key("ssh-ed25519")))
+    empty = ctx.tmp / "known_hosts_empty"
+    empty.write_text("")
+    for known, said in ((empty, "host key is unknown"), (wrong, "host key has CHANGED")):
+        config = ctx.config(re.sub(r"(?m)^known_hosts = .*$", f"known_hosts = {_j(known)}", text), f"{known.name}.toml")
+        assert_sane(
+            ctx.run(config, "plan", "quick", "--env", "staging"), code=1, says=(said, sshd.host_key_fingerprint)
+        )
+        with Unchanged(sim):
+            answer = ctx.run(config, "rollback", "quick", "--env", "staging", "--yes")
+        assert_sane(answer, code=2, says=(said, "nothing was changed"))
 
 
 # --- secret files ---------------------------------------------------------------------------
