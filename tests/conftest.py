@@ -28,7 +28,7 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     """The bad-input suite's size, per family, whenever it was collected."""
     import sys
 
-    support = sys.modules.get("tests.hostile_support")
+    support = sys.modules.get("tests.hostile.support")
     if support is None or not support.KINDS:
         return
     per_family = support.counts()

@@ -20,7 +20,7 @@ from console.flags import ADVANCED
 from screens.app import RollbackConsole
 from tests.canary_support import screen_text
 from tests.engine_support import Webhook
-from tests.hostile_support import RAW_UNSAFE, run
+from tests.hostile.support import RAW_UNSAFE, run
 
 pytestmark = pytest.mark.slow
 

@@ -28,7 +28,7 @@ from console.journal.runs import summarize
 from console.probes import logs
 from console.probes.http import probe_health, probe_recommendations
 from console.transport.base import split_tail
-from tests.hostile_support import RAW_UNSAFE
+from tests.hostile.support import RAW_UNSAFE
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DEEP = b"[" * 100_000 + b"]" * 100_000

@@ -16,9 +16,9 @@ from typing import Any
 
 import pytest
 
+import tests.hostile  # noqa: F401  # registers the kinds
 from console.simulator.world import Simulation
-from tests import hostile_cases  # noqa: F401  # registers the kinds
-from tests.hostile_support import KINDS, Answer, Kind, assert_sane, counts, run
+from tests.hostile.support import KINDS, Answer, Kind, assert_sane, counts, run
 
 pytestmark = pytest.mark.slow
 

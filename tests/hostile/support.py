@@ -8,6 +8,7 @@ them all and conftest prints the count per family at the end of the run.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
@@ -211,3 +212,61 @@ def wait_gone(pid: int, timeout: float = 10.0) -> bool:
             return True
         time.sleep(0.05)
     return False
+
+
+# --- shared by the families ------------------------------------------------------------------
+
+MINIMAL = """\
+[environments.staging]
+kind = "staging"
+hosts = ["local"]
+api_url = "http://127.0.0.1:10300"
+channel_id = -100
+login_email = "ops@example.com"
+password = { env = "PROBE_PASSWORD" }
+env_file = "/srv/analyticbot/.env.staging"
+restart_command = "systemctl restart analyticbot-api"
+pid_command = "pgrep -f uvicorn"
+log_file = "/var/log/analyticbot/staging.log"
+"""
+ESCAPES = "\x1b]0;pwned\x07\x1b[2J\x1b[31mRED\x0b\x0c\u202eevil"
+# The same without BEL: an env file with a BEL in it is refused as not text (env_binary_line).
+ENV_ESCAPES = "\x1b]0;pwned\x1b\\\x1b[2J\x1b[31mRED\x0b\x0c\u202eevil"
+
+
+def toml_path(value: object) -> str:
+    """A path (or any text) as a TOML string."""
+    return json.dumps(str(value))
+
+
+def run_id_of(answer: Answer) -> str:
+    found = re.search(r"run (r-\S+):", answer.out)
+    assert found, f"no run id in:\n{answer}"
+    return found.group(1)
+
+
+def with_password_file(ctx, secret: Path) -> Path:
+    text = ctx.sim.config_path.read_text()
+    return ctx.config(set_key(text, "staging", "password", f"{{ file = {toml_path(secret)} }}"))
+
+
+def env_variant(ctx, env_file: Path | str) -> Path:
+    return ctx.config(set_key(ctx.sim.config_path.read_text(), "staging", "env_file", toml_path(env_file)))
+
+
+def log_variant(ctx, log_file: Path | str) -> Path:
+    return ctx.config(set_key(ctx.sim.config_path.read_text(), "staging", "log_file", toml_path(log_file)))
+
+
+def journal_with(ctx, *lines: bytes):
+    """A fresh simulation with one real run in its journal, then ``lines`` appended."""
+    sim = ctx.fresh()
+    answer = ctx.run(sim.config_path, "rollback", "quick", "--env", "staging", "--yes", "--reason", "first")
+    assert answer.code == 0, answer
+    run_id = run_id_of(answer)
+    journal = sim.directory / "journal.jsonl"
+    before = journal.read_bytes().count(b"\n")
+    with open(journal, "ab") as fh:
+        for line in lines:
+            fh.write(line + b"\n")
+    return sim, run_id, before + 1
