@@ -239,7 +239,10 @@ def faulted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulted]:
             *(["check", name, "--json"] for name in FAULTED),
             secrets=secrets,
         )
-        assert status.code == 0 and status.stderr == "", status
+        # The crashed service and the one not ready cannot be assessed: status says so with exit 1.
+        assert status.code == 1 and status.stderr == "", status
+        unassessed = {e["environment"] for e in status.json["environments"] if not e["recommendation"]["assessed"]}
+        assert unassessed == {"crash", "ready"}, unassessed
         yield Faulted(sim, config, before, status.json, text.stdout, dict(zip(FAULTED, checks, strict=True)))
     finally:
         sim.stop()

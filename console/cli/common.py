@@ -34,5 +34,8 @@ def environment_names(config: Config, name: str | None) -> list[str]:
 
 
 def print_json(document: Any) -> None:
-    json.dump(document, sys.stdout, indent=2, ensure_ascii=False, default=str)
+    """One valid JSON document: NaN and infinities (which JSON has no words for) become null."""
+    from console.probes.jsonbody import finite_json
+
+    json.dump(finite_json(document), sys.stdout, indent=2, ensure_ascii=False, default=str, allow_nan=False)
     sys.stdout.write("\n")
