@@ -44,6 +44,8 @@ class Recommendation:
     findings: tuple[Finding, ...]
     # What could not be read or measured: with any, the answer is never "no action".
     problems: tuple[str, ...] = ()
+    # What is known to be wrong but no signal row covers (not ready, not healthy).
+    symptoms: tuple[str, ...] = ()
 
     @property
     def assessed(self) -> bool:
@@ -56,6 +58,9 @@ class Recommendation:
             if self.problems:
                 more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
                 return f"Cannot assess: {self.problems[0]}{more}"
+            if self.symptoms:
+                more = f" (and {len(self.symptoms) - 1} more)" if len(self.symptoms) > 1 else ""
+                return f"Investigate: {self.symptoms[0]}{more} — no row of the decision matrix covers it"
             return "No action: no symptom in the decision matrix"
         return ACTION_TITLES.get(self.action, self.action)
 
@@ -142,12 +147,15 @@ def evaluate(
     problems = list(dict.fromkeys(problems))
     if not snapshot.hosts:
         problems.insert(0, "no host to probe")
+    symptoms = tuple(snapshot.symptoms())
     lit_rows = [f for f in findings if f.lit]
     if not lit_rows:
-        return Recommendation(None, None, None, None, None, tuple(findings), tuple(problems))
+        return Recommendation(None, None, None, None, None, tuple(findings), tuple(problems), symptoms)
     best = min(lit_rows, key=lambda f: (SEVERITY_ORDER.get(f.row.severity, 9), findings.index(f)))
     r = best.row
-    return Recommendation(r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings), tuple(problems))
+    return Recommendation(
+        r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings), tuple(problems), symptoms
+    )
 
 
 def limit(rows: tuple[MatrixRow, ...], signal: str) -> float | None:

@@ -307,7 +307,7 @@ def test_status_gives_each_host_and_a_dead_host_does_not_stall_the_rest(
     result = cli(config, "status", "staging", "--json")
     elapsed = time.monotonic() - started
 
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == 1, result.stderr  # one host could not be assessed
     (env,) = json.loads(result.stdout)["environments"]
     assert [h["host"] for h in env["hosts"]] == [h.name for h in hosts]
     by_name = {h["host"]: h for h in env["hosts"]}
@@ -319,8 +319,19 @@ def test_status_gives_each_host_and_a_dead_host_does_not_stall_the_rest(
             ("env_file", "process", "log"), ALL_ON.as_dict()
         ), name
         assert h["elapsed_s"] < 2.0, f"{name} waited for the dead host ({h['elapsed_s']}s)"
-    # Unknown is not unhealthy: the five that answer speak for the environment (their health).
+    # Unknown is not unhealthy: the five that answer speak for the environment's health...
     assert env["signals"]["unhealthy"] is False, [f for f in env["recommendation"]["findings"] if f["lit"]]
+    # ...but not for the host out of reach: the recommendation is "cannot assess", never "no action".
+    rec = env["recommendation"]
+    assert rec["action"] is None and not rec["assessed"] and rec["title"].startswith("Cannot assess: staging-4: ")
+    unknown = [f for f in rec["findings"] if not f["known"]]
+    assert {f["symptom"] for f in unknown} == {
+        "Response time > 5s",
+        "Error rate > 5%",
+        "Memory usage > 2GB",
+        "Missing data in response",
+    }
+    assert all("1 of 6 hosts not measured — staging-4: unreachable" in f["evidence"] for f in unknown)
     assert elapsed < 20, elapsed  # the dead host's connect timeout, not a stall
     text = cli(config, "status", "staging")
-    assert text.returncode == 0 and text.stdout.count("UNREACHABLE") == 1
+    assert text.returncode == 1 and text.stdout.count("UNREACHABLE") == 1 and "CANNOT ASSESS" in text.stdout

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 import tomllib
@@ -296,8 +297,14 @@ class _Loader:
         out = []
         for t in rows:
             signal = t.get("signal", str, None, _one_of(SIGNALS))
-            above = t.get("above", float, None)
-            if signal and signal != "missing_data" and signal != "unhealthy" and above is None:
+            above = t.get("above", float, None, _finite_threshold)
+            if (
+                signal
+                and signal != "missing_data"
+                and signal != "unhealthy"
+                and above is None
+                and "above" not in t.data
+            ):
                 t.problem("above", f"signal {signal!r} needs a threshold: above = …")
             out.append(
                 MatrixRow(
@@ -438,3 +445,9 @@ def find_config(explicit: str | None) -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return base / "rollback-console" / "config.toml"
+
+
+def _finite_threshold(v: float) -> str | None:
+    """A matrix threshold must be a plain number: NaN compares false with everything (the
+    row would silently never light), +inf can never be exceeded and -inf always is."""
+    return None if math.isfinite(v) else f"must be a finite number, got {v}"

@@ -7,6 +7,7 @@ that says which endpoint and what went wrong, never the password or the token.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -75,7 +76,7 @@ async def request(
     except (httpx.TimeoutException, TimeoutError):
         raise ProbeFailed(f"{what}: no answer within {time.monotonic() - start:.1f}s (timeout)") from None
     except httpx.ConnectError as exc:
-        raise ProbeFailed(f"{what}: cannot connect to {where} ({_reason(exc)})") from None
+        raise ProbeFailed(f"{what}: cannot connect to {where} ({_os_reason(exc) or _reason(exc)})") from None
     except httpx.ReadError as exc:
         raise ProbeFailed(f"{what}: {where} {_dropped(exc)} while answering") from None
     except httpx.WriteError as exc:
@@ -107,32 +108,45 @@ def _reason(exc: BaseException) -> str:
     return text.split("\n")[0][:200]
 
 
+def _chain(exc: BaseException) -> list[BaseException]:
+    """The exception, its causes and contexts, and the first of each group, in order."""
+    out: list[BaseException] = []
+    current: BaseException | None = exc
+    while current is not None and all(current is not e for e in out) and len(out) < 20:
+        out.append(current)
+        if isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        else:
+            current = current.__cause__ or current.__context__
+    return out
+
+
+def _os_reason(exc: BaseException) -> str:
+    """The operating system's words for the failure (``connection refused``), if it said any."""
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.errno:
+            return os.strerror(e.errno).lower()
+    return ""
+
+
 def _cause(exc: BaseException) -> str:
     """The first cause with something to say (httpx wraps the OS error twice, both mute)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, OSError) and current.strerror:
-            return current.strerror.lower()
-        if str(current):
-            return str(current)
-        current = current.__cause__ or current.__context__
+    for e in _chain(exc):
+        if isinstance(e, OSError) and e.strerror:
+            return e.strerror.lower()
+        if str(e):
+            return str(e)
     return ""
 
 
 def _dropped(exc: BaseException) -> str:
     """How a connection went away, in words."""
-    chain: list[BaseException] = []
-    current: BaseException | None = exc
-    while current is not None and current not in chain:
-        chain.append(current)
-        current = current.__cause__ or current.__context__
+    chain = _chain(exc)
     if any(isinstance(e, ConnectionResetError) for e in chain):
         return "reset the connection"
     if any(isinstance(e, BrokenPipeError) for e in chain):
         return "closed the connection"
-    reason = _cause(exc)
+    reason = _os_reason(exc) or _cause(exc)
     return f"dropped the connection ({reason})" if reason else "dropped the connection"
 
 

@@ -28,7 +28,6 @@ REQUEST_LINE = "Getting posting time metrics for channel"
 _LEVEL = re.compile(r"^\s*\[(\w+)\]")
 # A JSON log record's level, wherever it sits in the line (after a long message too).
 _JSON_ERROR = re.compile(r'"(?:level|levelname|severity)"\s*:\s*"(?:error|critical|fatal)"', re.IGNORECASE)
-TRACEBACK = "Traceback (most recent call last)"
 CLIP = 1000  # bytes of each line sent back for display; the verdicts are on the whole line
 MAX_ANSWER = 512 * 1024  # what all the clipped lines may add up to (the transport keeps 1 MB)
 
@@ -53,9 +52,9 @@ def line_level(line: str) -> str | None:
 
 
 def is_error(line: str) -> bool:
-    """The runbook counts lines matching `grep ERROR`; also a [CRITICAL] level, a JSON
-    level of error/critical/fatal anywhere in the line, and a logged traceback."""
-    return "ERROR" in line or "[CRITICAL]" in line or TRACEBACK in line or bool(_JSON_ERROR.search(line))
+    """The runbook counts lines matching `grep ERROR`; also a [CRITICAL] level and a JSON
+    level of error/critical/fatal anywhere in the line (after a long message too)."""
+    return "ERROR" in line or "[CRITICAL]" in line or bool(_JSON_ERROR.search(line))
 
 
 @dataclass(frozen=True)
@@ -107,7 +106,7 @@ _AWK = r"""
   sub(/\r$/, "")
   n++
   len[n] = length($0)
-  e = (index($0, "ERROR") > 0 || index($0, "[CRITICAL]") > 0 || index($0, TB) > 0)
+  e = (index($0, "ERROR") > 0 || index($0, "[CRITICAL]") > 0)
   if (!e && index($0, "\"") > 0) {
     if (tolower($0) ~ /"(level|levelname|severity)"[ \t]*:[ \t]*"(error|critical|fatal)"/) e = 1
   }
@@ -139,7 +138,7 @@ def awk_command(source: str, window: int) -> str:
     program = shlex.quote(_AWK)
     return (
         f"{{ {source} || echo {_FAILED}$? >&2; }} | LC_ALL=C awk -v W={int(window)} -v C={clip(window)} "
-        f"-v REQ={shlex.quote(REQUEST_LINE)} -v TB={shlex.quote(TRACEBACK)} {program}"
+        f"-v REQ={shlex.quote(REQUEST_LINE)} {program}"
     )
 
 

@@ -75,6 +75,7 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "advice": r.advice,
         "assessed": r.assessed,
         "problems": list(r.problems),
+        "symptoms": list(r.symptoms),
         "findings": [
             {
                 "symptom": f.row.symptom,

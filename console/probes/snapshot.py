@@ -205,21 +205,16 @@ class HostSnapshot:
         return getattr(self, name, None), f"unknown signal {name}"
 
     def problems(self) -> list[str]:
-        """What could not be read or measured on this host, or is plainly wrong with it,
-        one sentence each: the reasons a recommendation cannot be "no action"."""
+        """What could not be read or measured on this host, one sentence each: the reasons
+        a recommendation cannot be "no action" (and ``status`` exits 1)."""
         if self.unreachable:
             return [f"{self.host}: unreachable — {self.unreachable}"]
         out = []
         hr, f, r = self.health, self.flags, self.recommendations
-        if hr.health_error:
+        if hr.health_error:  # no health answer, or one that is an error (HTTP 500)
             out.append(hr.health_error)
-        elif hr.health_status is not None and not hr.healthy:
-            out.append(f"GET /health: the service says {hr.health!r}, not 'healthy'")
-        if hr.ready_error:
+        if hr.ready_error and hr.ready is None:
             out.append(hr.ready_error)
-        elif hr.ready is False:
-            comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
-            out.append("GET /health/ready: not ready" + (f" ({comps})" if comps else ""))
         # Not f.log_error alone: a log read in full that holds no flag line is an observation.
         for error in (f.env_file_error, f.process_error, r.login_error, r.error):
             if error:
@@ -228,8 +223,19 @@ class HostSnapshot:
             out.append(self.logs.error)
         if self.memory.error:
             out.append(self.memory.error)
-        unique = list(dict.fromkeys(out))
-        return [f"{self.host}: {p}" for p in unique]
+        return [f"{self.host}: {p}" for p in dict.fromkeys(out)]
+
+    def symptoms(self) -> list[str]:
+        """What is known to be wrong with this host that no matrix signal covers."""
+        if self.unreachable:
+            return []
+        hr, out = self.health, []
+        if hr.health_status == 200 and hr.health is not None and not hr.healthy:
+            out.append(f"/health says {hr.health[:40]!r}, not 'healthy'")
+        if hr.ready is False:
+            comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
+            out.append("/health/ready: not ready" + (f" ({comps})" if comps else ""))
+        return [f"{self.host}: {s}" for s in out]
 
 
 @dataclass(frozen=True)
@@ -276,6 +282,9 @@ class EnvironmentSnapshot:
         if self.database is not None and self.database.error:
             out.append(self.database.error)
         return out
+
+    def symptoms(self) -> list[str]:
+        return [s for h in self.hosts for s in h.symptoms()]
 
     @property
     def reachable_hosts(self) -> tuple[HostSnapshot, ...]:
