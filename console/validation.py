@@ -43,7 +43,7 @@ def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, 
     detail = f"/health {hr.health_status} {hr.health or '?'}; /health/ready {ready}" + (f" ({comps})" if comps else "")
     if hr.disagree:
         detail += " — /health is hard-coded healthy; /health/ready tells the truth"
-    if hr.ready_error and hr.ready is None:
+    if hr.ready_error:
         detail += f"; {hr.ready_error}"
     return hr.healthy and hr.ready is True, detail
 

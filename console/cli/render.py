@@ -68,7 +68,7 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
     if hr.disagree:
         line += "  ← disagree: /health is hard-coded healthy"
     out.append(line)
-    if hr.ready_error and hr.ready is None:
+    if hr.ready_error:
         out.append(f"                 {hr.ready_error}")
     r = h.recommendations
     if r.login_error or r.error:

@@ -213,8 +213,10 @@ async def _ready(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
     items = components.items() if isinstance(components, dict) else ()
     comps = tuple((str(k)[:80], _component_status(v)) for k, v in items)
     out: dict[str, Any] = dict(ready_status=r.status, ready_components=comps)
-    if r.status != 200:  # 503 is the API saying "not ready": an answer, and a failing one
-        return dict(out, ready=False, ready_error=_status_error(what, r))
+    if r.status != 200:
+        if body.get("ready") is False:  # the API saying "not ready" (503): an answer, a failing one
+            return dict(out, ready=False)
+        return dict(out, ready=False, ready_error=_status_error(what, r))  # not an answer: an error
     if not isinstance(r.body, dict):
         return dict(out, ready=None, ready_error=f"{what}: HTTP 200 but the answer is {seen(r.body)}")
     ready = body.get("ready")

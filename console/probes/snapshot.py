@@ -213,7 +213,7 @@ class HostSnapshot:
         hr, f, r = self.health, self.flags, self.recommendations
         if hr.health_error:  # no health answer, or one that is an error (HTTP 500)
             out.append(hr.health_error)
-        if hr.ready_error and hr.ready is None:
+        if hr.ready_error:  # no answer, or an error in place of one (HTTP 502)
             out.append(hr.ready_error)
         # Not f.log_error alone: a log read in full that holds no flag line is an observation.
         for error in (f.env_file_error, f.process_error, r.login_error, r.error):
@@ -232,7 +232,7 @@ class HostSnapshot:
         hr, out = self.health, []
         if hr.health_status == 200 and hr.health is not None and not hr.healthy:
             out.append(f"/health says {hr.health[:40]!r}, not 'healthy'")
-        if hr.ready is False:
+        if hr.ready is False and not hr.ready_error:
             comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
             out.append("/health/ready: not ready" + (f" ({comps})" if comps else ""))
         return [f"{self.host}: {s}" for s in out]
