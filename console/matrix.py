@@ -32,6 +32,7 @@ class Finding:
     lit: bool
     evidence: str  # what was seen (or "declared by the operator", or why unknown)
     known: bool = True  # False when the probes could not measure the signal
+    unmeasured: tuple[tuple[str, str], ...] = ()  # (host, why) where the signal is unknown
 
 
 @dataclass(frozen=True)
@@ -121,7 +122,7 @@ def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot) -> Finding:
             why = unknown[0][1]
         else:
             why = f"{len(unknown)} of {n} hosts not measured — " + "; ".join(f"{h}: {w}" for h, w in unknown[:3])
-        return Finding(row, False, f"cannot tell: {why}", known=False)
+        return Finding(row, False, f"cannot tell: {why}", known=False, unmeasured=tuple(unknown))
     values = [v for _, v, _ in per_host]
     shown = max(values, key=float) if values else None
     return Finding(row, False, _evidence(row.signal, shown))
@@ -142,9 +143,20 @@ def evaluate(
             findings.append(Finding(row, lit, "declared by the operator" if lit else "only a person can judge"))
             continue
         findings.append(_finding(row, snapshot))
-    problems = list(snapshot.problems())
-    problems += [f"{f.row.symptom}: {f.evidence}" for f in findings if not f.known]
-    problems = list(dict.fromkeys(problems))
+    problems = list(dict.fromkeys(snapshot.problems()))
+    # An unknown row whose every reason is already listed (a host out of reach) is named
+    # once, together with the others; one with a reason of its own says it.
+    said = set(problems)
+    covered = []
+    for f in findings:
+        if f.known:
+            continue
+        if all(f"{host}: {why}" in said for host, why in f.unmeasured):
+            covered.append(f.row.symptom)
+        else:
+            problems.append(f"{f.row.symptom}: {f.evidence}")
+    if covered:
+        problems.append(f"so the decision matrix cannot tell: {', '.join(covered)}")
     if not snapshot.hosts:
         problems.insert(0, "no host to probe")
     symptoms = tuple(snapshot.symptoms())

@@ -8,6 +8,7 @@ log files on disk, the real sshd, the real CLI and the real console under Pilot.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -20,11 +21,15 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from console.config import load_config
 from console.config.model import MatrixRow
 from console.flags import ADVANCED
 from console.matrix import evaluate
+from console.probes import http as http_probe
+from console.probes import jsonbody, logs
 from console.probes.snapshot import (
     EnvironmentSnapshot,
     FlagReport,
@@ -295,6 +300,20 @@ def test_a_log_that_cannot_be_read_fails_the_check_and_cannot_be_assessed(
     rec = environment_of(status.json, "svc")["recommendation"]
     assert status.code == 1 and not rec["assessed"]
     assert f"local: local: cannot read the log {log}: {reason}" in rec["problems"]
+
+
+def test_an_empty_log_is_nothing_checked_not_zero_errors(
+    tmp_path: Path, fake_api: FakeAPI, service_process: int
+) -> None:
+    config = one_environment(tmp_path, fake_api.url("ok"), service_process, b"")
+    check, status = run_cli_many(config, ["check", "svc", "--json"], ["status", "--json"])
+    errors = checks_of(check.json)["errors"]
+    assert (
+        check.code == 1 and errors["detail"] == "no log line in the last 0 lines: cannot tell whether there were errors"
+    )
+    env = environment_of(status.json, "svc")
+    assert status.code == 1 and env["signals"]["error_rate"] is None
+    assert "Error rate > 5%: cannot tell: the log has no lines to read" in env["recommendation"]["problems"]
 
 
 def test_check_three_fails_on_data_of_the_wrong_type_with_what_was_seen(tmp_path: Path, service_process: int) -> None:
@@ -598,3 +617,92 @@ class _stub:  # used as a context manager, like open()
     def __exit__(self, *exc: object) -> None:
         self.server.shutdown()
         self.server.server_close()
+
+
+# --- fuzz: the parsers of what the service sends ------------------------------------------------
+
+JSON_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=8),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=20,
+)
+ENVELOPE_KEYS = ("data", "success", "status", "error", "total_posts_analyzed", "best_times",
+                 "best_day_hour_combinations", "content_type_recommendations")  # fmt: skip
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=300) | st.text(alphabet='[]{}",:0123456789eE.-+ aNInfity\\u', max_size=200).map(str.encode))
+def test_any_body_is_parsed_or_refused_with_a_reason(raw: bytes) -> None:
+    try:
+        value = jsonbody.loads(raw)
+    except jsonbody.BodyError as exc:
+        assert str(exc)  # a reason, never an empty message
+        return
+    assert jsonbody.depth(raw) <= jsonbody.MAX_DEPTH
+    json.dumps(value, allow_nan=False)  # what was accepted can be written back as JSON
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(
+        JSON_VALUES,
+        st.fixed_dictionaries(
+            {"data": st.dictionaries(st.sampled_from(ENVELOPE_KEYS), JSON_VALUES, max_size=6)},
+            optional={"success": JSON_VALUES},
+        ),
+    )
+)
+def test_a_best_times_answer_of_any_shape_never_passes_unless_it_is_whole(body: Any) -> None:
+    report = http_probe._read_best_times(http_probe.Reply(200, body, 0.1), "GET /b", login_latency=0.1)
+    if report.ok:
+        data = body["data"]
+        total = data["total_posts_analyzed"]
+        assert type(total) is int and total > 0 and report.total_posts == total
+        assert isinstance(data["best_times"], list) and data["best_times"]
+        assert report.mode in ("advanced", "legacy")
+    else:
+        assert report.error or report.failed or not report.data_present
+
+
+LINE_PARTS = st.sampled_from(
+    [
+        "ERROR",
+        "error",
+        "[CRITICAL]",
+        '"level": "error"',
+        '"LEVEL":"Fatal"',
+        '"severity" :\t"critical"',
+        "x" * 1500,
+        "Getting posting time metrics for channel",
+        "é",
+        "\t",
+        "\r",
+        "\x00",
+        "Feature flags - Advanced: True, Time-weighting: False, Content-type: True",
+        " ",
+        "{",
+        "\\",
+    ]
+)
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.lists(st.lists(LINE_PARTS, max_size=6).map("".join), min_size=1, max_size=30))
+def test_the_hosts_verdict_on_each_log_line_matches_the_rule(
+    tmp_path_factory: pytest.TempPathFactory, lines: list[str]
+) -> None:
+    """The awk program on the host and is_error() here agree, line by line, however long the line."""
+    from console.config.model import Host
+    from console.transport.local import LocalTransport
+
+    log = tmp_path_factory.mktemp("fuzz") / "app.log"
+    log.write_bytes("".join(line.replace("\n", " ") + "\n" for line in lines).encode())
+    read = asyncio.run(
+        logs.read_lines(LocalTransport(Host("local")), logs.file_source(str(log), 1000), 1000, timeout=30, what="log")
+    )
+    assert read.total == len(lines) and len(read.lines) == len(lines)
+    for line, judged in zip(lines, read.lines, strict=True):
+        whole = line.removesuffix("\r")  # awk drops one CR at the end, as a CRLF line has
+        assert judged.error == logs.is_error(whole), (whole[:200], judged)
+        assert judged.request == (logs.REQUEST_LINE in whole)
+        assert judged.length == len(whole.encode())

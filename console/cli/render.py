@@ -99,13 +99,13 @@ def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -
     n = len(s.hosts)
     lines = [f"{s.environment} ({s.kind}) — {n} host{'s' if n != 1 else ''} — probed in {s.elapsed_s:.2f}s"]
     if rec.action is None and rec.problems:
-        lines.append(f"  recommended: CANNOT ASSESS — {len(rec.problems)} thing(s) could not be read or measured:")
+        lines.append("  recommended: CANNOT ASSESS — what could not be read or measured:")
     else:
         lines.append(f"  recommended: {rec.describe()}")
     if rec.advice:
         lines.append(f"               {rec.advice}")
     if rec.problems and rec.action is not None:
-        lines.append(f"               also CANNOT ASSESS {len(rec.problems)} thing(s):")
+        lines.append("               also CANNOT ASSESS — what could not be read or measured:")
     for problem in rec.problems:
         lines.append(f"               - {problem}")
     for h in s.hosts:

@@ -27,7 +27,8 @@ FLAG_LINE = re.compile(
 REQUEST_LINE = "Getting posting time metrics for channel"
 _LEVEL = re.compile(r"^\s*\[(\w+)\]")
 # A JSON log record's level, wherever it sits in the line (after a long message too).
-_JSON_ERROR = re.compile(r'"(?:level|levelname|severity)"\s*:\s*"(?:error|critical|fatal)"', re.IGNORECASE)
+# ASCII-only case folding and blanks, exactly as the awk program on the host sees them.
+_JSON_ERROR = re.compile(r'"(?:level|levelname|severity)"[ \t]*:[ \t]*"(?:error|critical|fatal)"', re.I | re.ASCII)
 CLIP = 1000  # bytes of each line sent back for display; the verdicts are on the whole line
 MAX_ANSWER = 512 * 1024  # what all the clipped lines may add up to (the transport keeps 1 MB)
 
@@ -100,7 +101,8 @@ def summarize(lines: Sequence[LogLine], *, span: str | None = None, tail: int = 
 
 # Reads lines on stdin; at the end prints the last W lines as `L <error><request> <bytes>\t<text>`,
 # the last flag line before them as `F …`, then `END <count>` (so a cut-off answer shows).
-# LC_ALL=C: bytes, not characters, whatever the host's locale and the log's encoding.
+# LC_ALL=C: bytes, not characters, whatever the host's locale and the log's encoding. NUL bytes
+# become SUB first: awk's regular expressions and tolower() stop at a NUL.
 _AWK = r"""
 {
   sub(/\r$/, "")
@@ -127,7 +129,7 @@ END {
   if (first < 1) first = 1
   if (lastflag > 0 && lastflag < first) print "F 00 " len[lastflag] "\t" flagtext
   for (i = first; i <= n; i++) print "L " verdict[i] " " len[i] "\t" text[i]
-  print "END " n
+  print "END " (n + 0)
 }
 """
 _FAILED = "rollback-console:read-failed:"
@@ -137,7 +139,8 @@ def awk_command(source: str, window: int) -> str:
     """``source`` (a shell pipeline writing log lines) judged line by line by awk on the host."""
     program = shlex.quote(_AWK)
     return (
-        f"{{ {source} || echo {_FAILED}$? >&2; }} | LC_ALL=C awk -v W={int(window)} -v C={clip(window)} "
+        f"{{ {source} || echo {_FAILED}$? >&2; }} | LC_ALL=C tr '\\000' '\\032' "
+        f"| LC_ALL=C awk -v W={int(window)} -v C={clip(window)} "
         f"-v REQ={shlex.quote(REQUEST_LINE)} {program}"
     )
 
@@ -206,7 +209,7 @@ async def read_lines(
         parts = head.split(" ")
         if not tab or len(parts) != 3 or parts[0] not in ("L", "F") or len(parts[1]) != 2:
             continue
-        text = text.replace("\x00", "\ufffd")
+        text = text.replace("\x1a", "\ufffd")  # NUL bytes, which awk cannot see past (tr made them SUB)
         length = int(parts[2]) if parts[2].isdigit() else len(text)
         if length > clip(window):
             text += f" … [{length} bytes in all]"
