@@ -358,6 +358,12 @@ def test_service_log_lines_are_redacted_in_status_json_and_check(
     assert "[REDACTED]" in samples[0]
     assert "postgresql://analytic:***@db.internal" in check.stdout
     assert check_json.code == check.code == 1
+    # At the source: what the probes keep of the log (for the console, a run's validation,
+    # the journal) is already redacted, whatever prints it.
+    from console.probes.collect import Prober
+
+    kept = Prober(load_config(config)).summarize([logs.LogLine.of(line) for line in lines])
+    assert not any(GOOD_PASSWORD in x or dsn_password in x for x in (*kept.error_samples, *kept.tail))
 
 
 # --- slow answers are measured again before they fail --------------------------------------------

@@ -141,7 +141,7 @@ class ValidateRollback(Step):
                 since_what = "the restart" if _restarted(ctx, hs.host) else "the run began"
                 window = ctx.config.thresholds.error_lines_window
                 span = f"the {'last ' if len(lines) >= window else ''}{len(lines)} lines since {since_what}"
-                hs = dataclasses.replace(hs, logs=logs.summarize(lines, span=span))
+                hs = dataclasses.replace(hs, logs=ctx.prober.summarize(lines, span=span))
                 since[hs.host] = lines
             hosts.append(hs)
         return dataclasses.replace(snapshot, hosts=tuple(hosts)), since

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import re
 import time
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -119,6 +120,25 @@ class Prober:
         self.config = config
         self.pool = pool or TransportPool()
         self._client: httpx.AsyncClient | None = None
+        self._redact: Callable[[str], str] | None = None
+
+    def redact(self, text: str) -> str:
+        """A service log line with the config's secrets and secret-looking values masked:
+        the service may log a DSN or a password, and every output shows these lines."""
+        if self._redact is None:
+            from console.journal.redact import Redactor, known_secrets
+
+            self._redact = Redactor(known_secrets(self.config)).text
+        return self._redact(text)
+
+    def summarize(self, lines: list[logs.LogLine], span: str | None = None) -> LogReport:
+        """The log window's report, its quoted lines redacted at the source."""
+        report = logs.summarize(lines, span=span)
+        return dataclasses.replace(
+            report,
+            error_samples=tuple(self.redact(x) for x in report.error_samples),
+            tail=tuple(self.redact(x) for x in report.tail),
+        )
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -191,7 +211,7 @@ class Prober:
         if isinstance(log_r, Exception):
             log_report = LogReport(error=str(log_r))
         else:
-            log_report = logs.summarize(log_r.lines)
+            log_report = self.summarize(log_r.lines)
         if isinstance(process_r, Exception):
             memory = MemoryReport(error=str(process_r))
         else:
@@ -247,7 +267,7 @@ class Prober:
         else:
             latest = logs.latest_flags(log_r.with_flag_line)
             if latest:
-                report.update(log=latest[0], log_line=latest[1][:500])
+                report.update(log=latest[0], log_line=self.redact(latest[1][:500]))
             else:
                 report["log_error"] = f'no "Feature flags" line in the last {log_r.total} log lines'
         return FlagReport(**report)
