@@ -257,6 +257,21 @@ CASES = [
         failed={"health"},
     ),
     # /health/ready
+    case("ready-500", "health/ready", answer(500, b"", "text/plain"), "GET /health/ready: HTTP 500", failed={"health"}),
+    case(
+        "ready-401",
+        "health/ready",
+        answer(401, {"detail": "Not authenticated"}),
+        "GET /health/ready: HTTP 401",
+        failed={"health"},
+    ),
+    case(
+        "ready-503-not-an-answer",
+        "health/ready",
+        answer(503, b"<html>Service Unavailable</html>", "text/html"),
+        f"GET /health/ready: HTTP 503, body (text/html) {NOT_JSON}",
+        failed={"health"},
+    ),
     case(
         "ready-502",
         "health/ready",

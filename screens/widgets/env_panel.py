@@ -110,7 +110,7 @@ class EnvPanel(Widget, can_focus=True):
         if live.probe_error:  # the facts above are the last ones known: say so
             self.border_subtitle = f"[$error]{fmt.esc(live.probe_error)[:50]}[/] · shown: last probe"
         elif unreachable:
-            self.border_subtitle = f"[$error]cannot assess · unreachable: {fmt.esc(', '.join(unreachable))[:40]}[/]"
+            self.border_subtitle = f"[$error]cannot assess · unreachable: {fmt.esc(', '.join(unreachable)[:40])}[/]"
         elif unknown:
             self.border_subtitle = "[$error]cannot assess[/]"
         else:
