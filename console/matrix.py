@@ -6,6 +6,7 @@ only a person can judge, lit when the operator declares them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from console.config.model import MatrixRow, Thresholds
@@ -31,6 +32,7 @@ class Finding:
     lit: bool
     evidence: str  # what was seen (or "declared by the operator", or why unknown)
     known: bool = True  # False when the probes could not measure the signal
+    unmeasured: tuple[tuple[str, str], ...] = ()  # (host, why) where the signal is unknown
 
 
 @dataclass(frozen=True)
@@ -41,16 +43,35 @@ class Recommendation:
     symptom: str | None
     advice: str | None
     findings: tuple[Finding, ...]
+    # What could not be read or measured: with any, the answer is never "no action".
+    problems: tuple[str, ...] = ()
+    # What is known to be wrong but no signal row covers (not ready, not healthy).
+    symptoms: tuple[str, ...] = ()
+
+    @property
+    def assessed(self) -> bool:
+        """Every signal row was measured and every probe answered."""
+        return not self.problems
 
     @property
     def title(self) -> str:
         if self.action is None:
+            if self.problems:
+                more = f" (and {len(self.problems) - 1} more)" if len(self.problems) > 1 else ""
+                return f"Cannot assess: {self.problems[0]}{more}"
+            if self.symptoms:
+                more = f" (and {len(self.symptoms) - 1} more)" if len(self.symptoms) > 1 else ""
+                return f"Investigate: {self.symptoms[0]}{more} — no row of the decision matrix covers it"
             return "No action: no symptom in the decision matrix"
         return ACTION_TITLES.get(self.action, self.action)
 
     @property
     def lit(self) -> tuple[Finding, ...]:
         return tuple(f for f in self.findings if f.lit)
+
+    @property
+    def unknown(self) -> tuple[Finding, ...]:
+        return tuple(f for f in self.findings if not f.known)
 
     def describe(self) -> str:
         if self.action is None:
@@ -78,31 +99,75 @@ def _evidence(signal: str, value: float | bool | None) -> str:
     return str(value)
 
 
+def _lit(row: MatrixRow, value: float | bool) -> bool:
+    if isinstance(value, bool):
+        return value
+    return row.above is not None and math.isfinite(value) and value > row.above
+
+
+def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot) -> Finding:
+    """A signal row, host by host: lit if any host shows it; otherwise known only if every
+    host was measured (one unmeasured host could be the one above the threshold)."""
+    assert row.signal is not None
+    per_host = [(h.host, *h.signal(row.signal)) for h in snapshot.hosts]
+    n = len(per_host)
+    lit = [(name, v) for name, v, _ in per_host if v is not None and _lit(row, v)]
+    if lit:
+        worst = max((v for _, v in lit), key=float)
+        where = f" on {len(lit)} of {n} hosts ({', '.join(name for name, _ in lit[:5])})" if n > 1 else ""
+        return Finding(row, True, _evidence(row.signal, worst) + where)
+    unknown = [(name, why) for name, v, why in per_host if v is None]
+    if unknown:
+        if n == 1:
+            why = unknown[0][1]
+        else:
+            why = f"{len(unknown)} of {n} hosts not measured — " + "; ".join(f"{h}: {w}" for h, w in unknown[:3])
+        return Finding(row, False, f"cannot tell: {why}", known=False, unmeasured=tuple(unknown))
+    values = [v for _, v, _ in per_host]
+    shown = max(values, key=float) if values else None
+    return Finding(row, False, _evidence(row.signal, shown))
+
+
 def evaluate(
     rows: tuple[MatrixRow, ...], snapshot: EnvironmentSnapshot, declared: frozenset[str] | set[str] = frozenset()
 ) -> Recommendation:
-    """Light the rows the snapshot (or the operator) shows; recommend the most severe."""
+    """Light the rows the snapshot (or the operator) shows; recommend the most severe.
+
+    "No action" only when every signal row was measured on every host and none is lit,
+    and every probe answered; otherwise the recommendation carries what could not be assessed.
+    """
     findings = []
     for row in rows:
         if row.signal is None:
             lit = row.symptom in declared
             findings.append(Finding(row, lit, "declared by the operator" if lit else "only a person can judge"))
             continue
-        value = signal_value(snapshot, row.signal)
-        if value is None:
-            findings.append(Finding(row, False, _evidence(row.signal, value), known=False))
+        findings.append(_finding(row, snapshot))
+    problems = list(dict.fromkeys(snapshot.problems()))
+    # An unknown row whose every reason is already listed (a host out of reach) is named
+    # once, together with the others; one with a reason of its own says it.
+    said = set(problems)
+    covered = []
+    for f in findings:
+        if f.known:
             continue
-        if isinstance(value, bool):
-            lit = value
+        if all(f"{host}: {why}" in said for host, why in f.unmeasured):
+            covered.append(f.row.symptom)
         else:
-            lit = row.above is not None and value > row.above
-        findings.append(Finding(row, lit, _evidence(row.signal, value)))
+            problems.append(f"{f.row.symptom}: {f.evidence}")
+    if covered:
+        problems.append(f"so the decision matrix cannot tell: {', '.join(covered)}")
+    if not snapshot.hosts:
+        problems.insert(0, "no host to probe")
+    symptoms = tuple(snapshot.symptoms())
     lit_rows = [f for f in findings if f.lit]
     if not lit_rows:
-        return Recommendation(None, None, None, None, None, tuple(findings))
+        return Recommendation(None, None, None, None, None, tuple(findings), tuple(problems), symptoms)
     best = min(lit_rows, key=lambda f: (SEVERITY_ORDER.get(f.row.severity, 9), findings.index(f)))
     r = best.row
-    return Recommendation(r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings))
+    return Recommendation(
+        r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings), tuple(problems), symptoms
+    )
 
 
 def limit(rows: tuple[MatrixRow, ...], signal: str) -> float | None:

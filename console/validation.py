@@ -36,14 +36,14 @@ class Check:
 
 def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
     hr = h.health
-    if hr.health_error and hr.health_status is None:
+    if hr.health_error and (hr.health_status is None or hr.health_status == 200):
         return False, hr.health_error
     ready = {True: "ready", False: "NOT ready", None: "ready unknown"}[hr.ready]
     comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
     detail = f"/health {hr.health_status} {hr.health or '?'}; /health/ready {ready}" + (f" ({comps})" if comps else "")
     if hr.disagree:
         detail += " — /health is hard-coded healthy; /health/ready tells the truth"
-    if hr.ready_error and hr.ready is None:
+    if hr.ready_error:
         detail += f"; {hr.ready_error}"
     return hr.healthy and hr.ready is True, detail
 
@@ -91,8 +91,10 @@ def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, 
         return False, lg.error
     if lg.error_lines:
         sample = lg.error_samples[-1][:160] if lg.error_samples else ""
-        return False, f"{lg.error_lines} ERROR line(s) in the last {lg.window} — latest: {sample}"
-    return True, f"0 ERROR lines in the last {lg.window}"
+        return False, f"{lg.error_lines} ERROR line(s) in {lg.described_span} — latest: {sample}"
+    if lg.window == 0:  # nothing read is nothing checked
+        return False, f"no log line in {lg.described_span}: cannot tell whether there were errors"
+    return True, f"0 ERROR lines in {lg.described_span}"
 
 
 def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
@@ -100,7 +102,10 @@ def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[
     if r.latency_s is None:
         return False, r.error or r.login_error or "not measured"
     ok = r.latency_s < t.response_time_ok_s
-    return ok, f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {t.response_time_ok_s:g}s)"
+    detail = f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {t.response_time_ok_s:g}s)"
+    if r.measured:
+        detail += f", {r.measured}"
+    return ok, detail
 
 
 CHECKS: dict[str, Callable[[HostSnapshot, Thresholds, FlagSet | None], tuple[bool, str]]] = {
@@ -134,5 +139,9 @@ def validate(
                 if passed
                 else f"{len(failed)} of {len(per_host)} hosts fail — " + "; ".join(failed[:3])
             )
+            if name == "response_time":
+                again = [h for h in snapshot.hosts if h.recommendations.measured]
+                if again and passed:
+                    detail += f" ({len(again)} slow at first, {again[0].recommendations.measured})"
         out.append(Check(name, passed, detail, tuple(per_host)))
     return tuple(out)

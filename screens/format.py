@@ -110,10 +110,17 @@ def memory_line(s: EnvironmentSnapshot, t: Thresholds) -> str:
 def recommendation_line(rec: Recommendation | None) -> str:
     if rec is None:
         return "[$text-muted]assessing…[/]"
+    unknown = ""
+    if rec.problems:  # never "no action" on what could not be measured: the loudest words here
+        more = f" [$text-muted](+{len(rec.problems) - 1} more)[/]" if len(rec.problems) > 1 else ""
+        unknown = f"[reverse $error] CANNOT ASSESS [/] [b $error]{esc(rec.problems[0][:160])}[/]{more}"
     if rec.action is None:
-        return "[$success]● no action[/] — no symptom in the decision matrix"
+        if not unknown and rec.symptoms:
+            return f"[reverse $warning] INVESTIGATE [/] [b]{esc(rec.symptoms[0][:160])}[/] — not in the decision matrix"
+        return unknown or "[$success]● no action[/] — no symptom in the decision matrix"
     style = SEVERITY_STYLE.get(rec.severity or "", "$warning")
-    return f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
+    line = f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
+    return f"{line}\n{unknown}" if unknown else line
 
 
 def log_line(line: str, limit: int = 160) -> str:

@@ -197,6 +197,9 @@ def best_times_body(advanced: bool = True) -> dict[str, Any]:
 
 class _QuietServer(ThreadingHTTPServer):
     daemon_threads = True
+    # A real server listens with a backlog in the thousands (uvicorn: 2048); the default 5
+    # overflows when several CLIs probe at once, and the kernel then resets connections.
+    request_queue_size = 1024
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a probe that hangs up on a giant or endless answer is expected here

@@ -134,17 +134,19 @@ def test_binary_garbage_and_a_5_mb_line_in_the_log_stay_bounded(make_simulation:
     assert h["flags"]["log"] == {"advanced": True, "time_weighting": True, "content_type": True}
     assert "Feature flags - Advanced: True" in h["flags"]["log_line"]
     assert h["flags"]["errors"] == {} and h["logs"]["error"] is None
-    assert h["logs"]["window"] <= 100 and h["logs"]["requests"] == 1
+    assert h["logs"]["window"] <= 100 and h["logs"]["requests"] >= 1
     assert len(status.stdout) < 100_000  # the 5 MB line did not come along
     # An endless line still being written, and no request since (no password, so no login):
-    # nothing but garbage in the window, and the answer is a sentence.
+    # the window is still whole lines, so the flag line before the 5 MB of "B" is found.
     with open(host.log_file, "ab") as fh:
         fh.write(b"B" * (5 * 1024 * 1024))
     no_login = sim.directory / "no-login.toml"
     no_login.write_text(sim.config_path.read_text().replace("secrets/staging.password", "secrets/missing.password"))
     status = run_cli(no_login, "status", "staging", "--json")
-    flags = environment_of(status.json, "staging")["hosts"][0]["flags"]
-    assert flags["log"] is None and flags["errors"]["log"].startswith('no "Feature flags" line in the last')
+    h = environment_of(status.json, "staging")["hosts"][0]
+    assert h["flags"]["log"] == {"advanced": True, "time_weighting": True, "content_type": True}
+    assert h["logs"]["window"] > 2 and len(status.stdout) < 100_000
+    assert status.code == 1  # no password: the recommendations could not be tested
 
 
 # --- a stand-in API answering wrongly ---------------------------------------------------------------
@@ -218,7 +220,14 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     )
     # Stalled (30 s) and endless (200 s) answers are cut at the probe timeout, not waited out.
     assert status.elapsed_s < 60, status.elapsed_s  # far below the 200 s an endless answer would take
-    assert status.code == 0 and status.stderr == ""
+    # Only the well-behaved API could be assessed; every other one says why not, and exit 1.
+    assert status.code == 1 and status.stderr == ""
+    recs = {e["environment"]: e["recommendation"] for e in status.json["environments"]}
+    assert [name for name, r in recs.items() if r["assessed"]] == ["ok"], recs
+    assert recs["ok"]["title"] == "No action: no symptom in the decision matrix"
+    for name, r in recs.items():
+        if name != "ok":
+            assert r["action"] is None and r["title"].startswith("Cannot assess: local: "), r
     hosts = {e["environment"]: e["hosts"][0] for e in status.json["environments"]}
 
     ok = hosts["ok"]
@@ -231,18 +240,20 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     bad = hosts["http500"]
     assert bad["health"]["health_status"] == 500 and bad["health"]["health_error"] == "GET /health: HTTP 500"
     assert bad["health"]["ready"] is False and bad["health"]["ready_error"] == "GET /health/ready: HTTP 500"
-    assert bad["recommendations"]["login_error"].startswith("POST /auth/login: HTTP 500, body is not JSON: '<html>")
+    assert bad["recommendations"]["login_error"].startswith("POST /auth/login: HTTP 500, body (text/html) is not JSON")
 
     denied = hosts["unauthorized"]["recommendations"]
     assert denied["login_status"] == 401
     assert denied["login_error"] == "POST /auth/login: 401, ops-probe@analyticbot.example was refused"
 
     nonjson = hosts["nonjson"]
-    assert (
-        nonjson["health"]["health_error"]
-        == "GET /health: HTTP 200, body is not JSON: '<html><body>It works!</body></html>'"
+    assert nonjson["health"]["health_error"] == (
+        "GET /health: HTTP 200, body (text/html) is not JSON (Expecting value at line 1 column 1): "
+        "'<html><body>It works!</body></html>'"
     )
-    assert nonjson["recommendations"]["error"].endswith("HTTP 200, body is not JSON: '<html>Bad Gateway</html>'")
+    assert nonjson["recommendations"]["error"].endswith(
+        "HTTP 200, body (text/html) is not JSON (Expecting value at line 1 column 1): '<html>Bad Gateway</html>'"
+    )
 
     giant = hosts["giant"]["recommendations"]
     assert giant["error"].endswith(": response body larger than 4 MB") and giant["status"] is None
@@ -322,14 +333,19 @@ def test_dead_hosts_show_as_unreachable_fast_and_never_stall_the_others(
         config, ["status", "--json"], ["status"], ["check", "dead", "--json"], secrets=sim_secrets(simulation)
     )
     assert status.elapsed_s < 25, status.elapsed_s  # connect_timeout 1 s, not the 30 s probe timeout
-    assert status.code == 0 and status.stderr == ""
+    assert status.code == 1 and status.stderr == "" and text.code == 1  # "dead" cannot be assessed
     dead = environment_of(status.json, "dead")
+    assert not dead["recommendation"]["assessed"] and dead["recommendation"]["action"] is None
+    assert dead["recommendation"]["title"].startswith("Cannot assess: refused: unreachable — ssh ")
+    assert "No action" not in text.stdout.split("dead (production)")[1]
+    assert "recommended: CANNOT ASSESS" in text.stdout
     by_name = {h["host"]: h for h in dead["hosts"]}
     assert all(not h["reachable"] for h in by_name.values())
     assert "connection refused" in by_name["refused"]["unreachable"]
     assert by_name["silent"]["unreachable"].endswith(f"@127.0.0.1:{silent_port}: connection timed out after 1s")
     assert by_name["blackhole"]["unreachable"].startswith("ssh ")
-    assert dead["signals"]["unhealthy"] is True and dead["database"]["error"]
+    # Out of reach is not known to be sick: no health signal at all, rather than a guessed one.
+    assert dead["signals"]["unhealthy"] is None and dead["database"]["error"]
     # The other environments are reported in full, from the same run.
     for name in ("staging", "production"):
         (h,) = environment_of(status.json, name)["hosts"]
@@ -363,7 +379,10 @@ def test_unknown_and_changed_host_keys_are_refused_with_the_fingerprint(
     config = tmp_path / "console.toml"
     config.write_text(hosts + envs)
     status, text, check = run_cli_many(config, ["status", "--json"], ["status"], ["check", "env-changed"])
-    assert status.code == 0
+    assert status.code == text.code == 1  # an unknown host key: nothing there could be assessed
+    for name in ("env-unknown", "env-changed"):
+        rec = environment_of(status.json, name)["recommendation"]
+        assert rec["title"].startswith(f"Cannot assess: {name[4:]}: unreachable — ssh "), rec["title"]
     unknown = environment_of(status.json, "env-unknown")["hosts"][0]["unreachable"]
     changed = environment_of(status.json, "env-changed")["hosts"][0]["unreachable"]
     assert "host key is unknown" in unknown and sshd.host_key_fingerprint in unknown and "ssh-keyscan" in unknown
@@ -398,10 +417,11 @@ def test_values_that_only_go_wrong_at_run_time_get_a_sentence(tmp_path: Path, se
     status, check = run_cli_many(
         config, ["status", "--json"], ["check", "odd", "--json"], secrets=[GOOD_PASSWORD, "dsn-s3cret"]
     )
-    assert status.code == 0 and check.code == 1
+    assert status.code == 1 and check.code == 1
     env = environment_of(status.json, "odd")
+    assert not env["recommendation"]["assessed"]
     out_of_range, not_a_number = env["hosts"]
-    assert out_of_range["health"]["health_error"].startswith("GET /health: cannot connect (")
+    assert out_of_range["health"]["health_error"].startswith("GET /health: cannot connect to 127.0.0.1:99999 (")
     assert "port must be 0-65535" in out_of_range["health"]["health_error"]
     assert not_a_number["health"]["health_error"] == "GET /health: invalid URL: Invalid port: 'x1'"
     assert not_a_number["recommendations"]["login_error"] == "POST /auth/login: invalid URL: Invalid port: 'x1'"

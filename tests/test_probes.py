@@ -80,7 +80,9 @@ vars = {{ api_port = "x1" }}
     )
 
     over_ssh, here = run_cli_pairs([(remote, ["status", "--json"]), (local, ["status", "--json"])], secrets=secrets)
-    assert over_ssh.code == here.code == 0 and over_ssh.stderr == ""
+    # The odd host's API cannot be reached: that environment cannot be assessed, so exit 1.
+    assert here.code == 0 and over_ssh.code == 1 and over_ssh.stderr == ""
+    assert [e["environment"] for e in over_ssh.json["environments"] if not e["recommendation"]["assessed"]] == ["odd"]
     for name in ("staging", "production"):
         remote, mine = environment_of(over_ssh.json, name), environment_of(here.json, name)
         (rh,) = remote["hosts"]
@@ -166,5 +168,5 @@ log_file = "{{log}}"
     # Concurrent, not one after the other: the fast host finished while the slow one was still waiting.
     assert fast_h.taken_at < slow_h.taken_at
     assert fast_h.elapsed_s < slow_h.elapsed_s
-    # And the slow host (30 s of silence) is bounded by the timeout: /health, then /health/ready.
-    assert 2 * 2 <= slow_h.elapsed_s < 20
+    # And the slow host (30 s of silence) is bounded by the timeout (a hang guard, not a speed test).
+    assert 2 <= slow_h.elapsed_s < 20

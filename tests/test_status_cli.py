@@ -239,7 +239,20 @@ def faulted(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Faulted]:
             *(["check", name, "--json"] for name in FAULTED),
             secrets=secrets,
         )
-        assert status.code == 0 and status.stderr == "", status
+        # The crashed service cannot be assessed: status says so, with exit 1.
+        assert status.code == 1 and status.stderr == "", status
+        recs = {e["environment"]: e["recommendation"] for e in status.json["environments"]}
+        unassessed = {name for name, r in recs.items() if not r["assessed"]}
+        # (staging's best-times answers alternate HTTP 500 and status "failed": after a 500 the
+        # data cannot be judged, and that is said too, next to the lit error-rate row)
+        assert "crash" in unassessed and unassessed <= {"crash", "staging"}, {n: r["problems"] for n, r in recs.items()}
+        # (its log's "Application startup failed" ERROR lights the error-rate row as well)
+        crash = recs["crash"]["problems"][0]
+        assert crash.startswith("crash-1: GET /health: cannot connect to 127.0.0.1:"), crash
+        assert crash.endswith("(connection refused)"), crash
+        assert "also CANNOT ASSESS" in text.stdout.split("crash (")[1]
+        # Not ready is known, not unknown: named as what to investigate, never "no action".
+        assert recs["ready"]["title"].startswith("Investigate: ready-1: /health/ready: not ready (database: unhealthy")
         yield Faulted(sim, config, before, status.json, text.stdout, dict(zip(FAULTED, checks, strict=True)))
     finally:
         sim.stop()

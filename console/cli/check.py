@@ -7,8 +7,8 @@ import asyncio
 
 from console.cli import EXIT_FAILED, EXIT_OK
 from console.cli.common import config_from_args, environment_names, print_json
-from console.cli.render import checks_text
-from console.probes.collect import snapshot_all
+from console.cli.render import checks_text, log_redactor
+from console.probes.collect import checked_snapshot
 from console.probes.serialize import checks_dict
 from console.validation import validate
 
@@ -23,11 +23,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     (name,) = environment_names(config, args.env)
-    (snapshot,) = asyncio.run(snapshot_all(config, [name]))
+    snapshot = asyncio.run(checked_snapshot(config, name))
     checks = validate(snapshot, config.thresholds)
     passed = all(c.passed for c in checks)
+    redact = log_redactor(config)
     if args.json:
-        print_json({"environment": name, "passed": passed, "checks": checks_dict(checks)})
+        print_json({"environment": name, "passed": passed, "checks": checks_dict(checks, redact)})
     else:
-        print(checks_text(name, checks))
+        print(checks_text(name, checks, redact))
     return EXIT_OK if passed else EXIT_FAILED

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from console.config.model import Config
 from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
@@ -18,6 +20,16 @@ def _b(v: bool | None) -> str:
 
 def _ms(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}s"
+
+
+def log_redactor(config: Config) -> Callable[[str], str]:
+    """For service log lines on their way out: known secrets and secret-looking values masked.
+
+    The service may log a DSN or a password; what reaches the terminal or ``--json`` must not."""
+    from console.journal.redact import Redactor, known_secrets
+
+    redactor = Redactor(known_secrets(config))
+    return redactor.text
 
 
 def host_lines(h: HostSnapshot, config: Config) -> list[str]:
@@ -56,7 +68,7 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
     if hr.disagree:
         line += "  ← disagree: /health is hard-coded healthy"
     out.append(line)
-    if hr.ready_error and hr.ready is None:
+    if hr.ready_error:
         out.append(f"                 {hr.ready_error}")
     r = h.recommendations
     if r.login_error or r.error:
@@ -68,10 +80,11 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
     lg = h.logs
     if lg.error:
         out.append(f"    errors       {lg.error}")
+    elif lg.error_rate is None:
+        out.append(f"    errors       {lg.error_lines} ERROR in {lg.described_span} · error rate unknown: {lg.no_rate}")
     else:
-        rate = "—" if lg.error_rate is None else f"{lg.error_rate:.0%}"
         out.append(
-            f"    errors       {lg.error_lines} ERROR in last {lg.window} lines · error rate {rate} "
+            f"    errors       {lg.error_lines} ERROR in {lg.described_span} · error rate {lg.error_rate:.0%} "
             f"({lg.requests} requests)"
         )
     m = h.memory
@@ -85,9 +98,16 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
 def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -> str:
     n = len(s.hosts)
     lines = [f"{s.environment} ({s.kind}) — {n} host{'s' if n != 1 else ''} — probed in {s.elapsed_s:.2f}s"]
-    lines.append(f"  recommended: {rec.describe()}")
+    if rec.action is None and rec.problems:
+        lines.append("  recommended: CANNOT ASSESS — what could not be read or measured:")
+    else:
+        lines.append(f"  recommended: {rec.describe()}")
     if rec.advice:
         lines.append(f"               {rec.advice}")
+    if rec.problems and rec.action is not None:
+        lines.append("               also CANNOT ASSESS — what could not be read or measured:")
+    for problem in rec.problems:
+        lines.append(f"               - {problem}")
     for h in s.hosts:
         lines.extend(host_lines(h, config))
     db = s.database
@@ -103,10 +123,11 @@ def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -
     return clean("\n".join(lines))
 
 
-def checks_text(environment: str, checks: tuple[Check, ...]) -> str:
+def checks_text(environment: str, checks: tuple[Check, ...], redact: Callable[[str], str] = str) -> str:
+    """The five checks; ``redact`` for the details, which may quote service log lines."""
     lines = [f"{environment}: post-rollback validation"]
     for i, c in enumerate(checks, 1):
-        lines.append(f"  {i}. {'PASS' if c.passed else 'FAIL'}  {c.title:<22} {c.detail}")
+        lines.append(f"  {i}. {'PASS' if c.passed else 'FAIL'}  {c.title:<22} {redact(c.detail)}")
     failed = sum(1 for c in checks if not c.passed)
     lines.append(f"  {'all 5 checks pass' if not failed else f'{failed} of {len(checks)} checks FAIL'}")
     return clean("\n".join(lines))

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import asyncio
 
-from console.cli import EXIT_OK
+from console.cli import EXIT_FAILED, EXIT_OK
 from console.cli.common import config_from_args, environment_names, print_json
-from console.cli.render import snapshot_text
+from console.cli.render import log_redactor, snapshot_text
 from console.matrix import evaluate
 from console.probes.collect import snapshot_all
 from console.probes.serialize import snapshot_dict
@@ -15,7 +15,12 @@ from console.probes.serialize import snapshot_dict
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
-        "status", help="one snapshot: flags (3 sources), health, latency, errors, memory, recommendation"
+        "status",
+        help="one snapshot: flags (3 sources), health, latency, errors, memory, recommendation",
+        description="One snapshot of each environment, with the decision matrix's recommendation.",
+        epilog="exit codes: 0 every environment was assessed; 1 something could not be assessed (a host out "
+        "of reach, a probe that failed or timed out, a signal with nothing to compute it from: the "
+        'recommendation says "cannot assess" and why); 2 bad usage or config',
     )
     p.add_argument("env", nargs="?", metavar="ENV", help="one environment (default: all)")
     p.add_argument("--json", action="store_true", help="one JSON document on stdout")
@@ -28,7 +33,9 @@ def run(args: argparse.Namespace) -> int:
     snapshots = asyncio.run(snapshot_all(config, names))
     recs = [evaluate(config.decision_matrix, s) for s in snapshots]
     if args.json:
-        print_json({"environments": [snapshot_dict(s, r) for s, r in zip(snapshots, recs, strict=True)]})
+        redact = log_redactor(config)
+        print_json({"environments": [snapshot_dict(s, r, redact) for s, r in zip(snapshots, recs, strict=True)]})
     else:
         print("\n\n".join(snapshot_text(s, r, config) for s, r in zip(snapshots, recs, strict=True)))
-    return EXIT_OK
+    # What could not be assessed is not "fine": a script must not read exit 0 as all clear.
+    return EXIT_OK if all(r.assessed for r in recs) else EXIT_FAILED

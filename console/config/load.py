@@ -313,7 +313,13 @@ class _Loader:
         for t in rows:
             signal = t.get("signal", str, None, _one_of(SIGNALS))
             above = t.get("above", float, None, _within(0, 1e9))
-            if signal and signal != "missing_data" and signal != "unhealthy" and above is None:
+            if (
+                signal
+                and signal != "missing_data"
+                and signal != "unhealthy"
+                and above is None
+                and "above" not in t.data
+            ):
                 t.problem("above", f"signal {signal!r} needs a threshold: above = …")
             out.append(
                 MatrixRow(

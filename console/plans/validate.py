@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import shlex
 
 from console.config.model import Host
 from console.engine.events import Event
@@ -12,30 +11,27 @@ from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.flags import ALL_OFF
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
+from console.probes.logs import LogLine
 from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.transport.base import TAIL_WINDOW, TransportError, split_tail
+from console.transport.base import TransportError
 from console.validation import Check, validate
 
 
-async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[str] | None:
-    """Log lines written after ``offset`` (bounded); None if the log was rotated or unreadable."""
+async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[LogLine] | None:
+    """The last window of whole log lines written after ``offset``, each judged in full on
+    the host; None if the log was rotated or could not be read."""
     env = ctx.env
     if not env.log_file:
         return None
-    path = shlex.quote(env.expand(env.log_file, host))
     transport = await ctx.transport(host)
-    # tail -c +N starts at byte N (1-based); keep only the last window of it.
-    result = await transport.run(
-        f'size=$(stat -c %s -- {path}) && [ "$size" -ge {int(offset)} ] && tail -c +{int(offset) + 1} -- {path} '
-        f"| tail -c {TAIL_WINDOW}",
-        timeout=15,
-    )
-    if not result.ok:
-        return None
-    data = result.stdout.encode("utf-8", errors="replace")
     window = ctx.config.thresholds.error_lines_window
-    return split_tail(data, window, cut_first=len(data) >= TAIL_WINDOW)
+    source = logs.since_source(env.expand(env.log_file, host), offset)
+    try:
+        read = await logs.read_lines(transport, source, window, timeout=15, what="the log since the restart")
+    except TransportError:
+        return None
+    return read.lines
 
 
 async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
@@ -98,6 +94,8 @@ class ValidateRollback(Step):
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         snapshot = await ctx.prober.snapshot(ctx.env, database=False)
         snapshot, since = await self._since_restart(ctx, snapshot)
+        # A slow answer in the burst of every host probed at once is measured again first.
+        snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, ctx.config.thresholds.response_time_ok_s)
         if self.code_reverted:
             checks = validate(snapshot, ctx.config.thresholds, ALL_OFF)
             checks = tuple(_code_flags(snapshot, since) if c.name == "flags" else c for c in checks)
@@ -124,14 +122,14 @@ class ValidateRollback(Step):
 
     async def _since_restart(
         self, ctx: RunContext, snapshot: EnvironmentSnapshot
-    ) -> tuple[EnvironmentSnapshot, dict[str, list[str]]]:
+    ) -> tuple[EnvironmentSnapshot, dict[str, list[LogLine]]]:
         """Count ERROR lines only in what the restarted process wrote (the runbook's intent),
         or, with no restart, in what was written since the run began. Also returns those lines."""
         hosts: list[HostSnapshot] = []
-        since: dict[str, list[str]] = {}
+        since: dict[str, list[LogLine]] = {}
         by_name = {h.name: h for h in ctx.env.hosts}
 
-        async def read(hs: HostSnapshot) -> list[str] | None:
+        async def read(hs: HostSnapshot) -> list[LogLine] | None:
             offset = _baseline(ctx, hs.host)
             if offset is None or hs.unreachable:
                 return None
@@ -140,7 +138,10 @@ class ValidateRollback(Step):
         # All hosts at once: one after another costs a round trip per host on a fleet.
         for hs, lines in zip(snapshot.hosts, await asyncio.gather(*(read(hs) for hs in snapshot.hosts)), strict=True):
             if lines is not None:
-                hs = dataclasses.replace(hs, logs=logs.summarize(lines))
+                since_what = "the restart" if _restarted(ctx, hs.host) else "the run began"
+                window = ctx.config.thresholds.error_lines_window
+                span = f"the {'last ' if len(lines) >= window else ''}{len(lines)} lines since {since_what}"
+                hs = dataclasses.replace(hs, logs=ctx.prober.summarize(lines, span=span))
                 since[hs.host] = lines
             hosts.append(hs)
         return dataclasses.replace(snapshot, hosts=tuple(hosts)), since
@@ -149,7 +150,11 @@ class ValidateRollback(Step):
         return "all 5 validations pass"
 
 
-def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[str]]) -> Check:
+def _restarted(ctx: RunContext, host: str) -> bool:
+    return ctx.fact(RestartService.id, host, "log_offset") is not None
+
+
+def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) -> Check:
     """Check 2 after a code rollback: the service runs the legacy query whatever the env file says.
 
     The simulator's reverted build logs all flags False; the real pre-Phase 4 code logs no

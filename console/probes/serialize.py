@@ -3,14 +3,21 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from typing import Any
 
 from console.matrix import Recommendation
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot, flag_dict
 from console.validation import Check
 
+Redact = Callable[[str], str]  # applied to every service log line that goes out
 
-def host_dict(h: HostSnapshot) -> dict[str, Any]:
+
+def _same(text: str) -> str:
+    return text
+
+
+def host_dict(h: HostSnapshot, redact: Redact = _same) -> dict[str, Any]:
     f = h.flags
     return {
         "host": h.host,
@@ -25,7 +32,7 @@ def host_dict(h: HostSnapshot) -> dict[str, Any]:
             "drift": [dataclasses.asdict(d) for d in f.drift],
             "stale_process": f.stale_process,
             "pid": f.pid,
-            "log_line": f.log_line,
+            "log_line": f.log_line and redact(f.log_line),
             "env_file_lines": [{"line": n, "text": t} for n, t in f.env_file_lines],
             "env_file_problems": list(f.env_file_problems),
             "errors": {
@@ -46,7 +53,8 @@ def host_dict(h: HostSnapshot) -> dict[str, Any]:
             "error_lines": h.logs.error_lines,
             "requests": h.logs.requests,
             "error_rate": h.logs.error_rate,
-            "error_samples": list(h.logs.error_samples),
+            "error_samples": [redact(line) for line in h.logs.error_samples],
+            "span": h.logs.described_span,
             "error": h.logs.error,
         },
         "memory": {
@@ -65,6 +73,9 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "timeline": r.timeline,
         "symptom": r.symptom,
         "advice": r.advice,
+        "assessed": r.assessed,
+        "problems": list(r.problems),
+        "symptoms": list(r.symptoms),
         "findings": [
             {
                 "symptom": f.row.symptom,
@@ -80,7 +91,9 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
     }
 
 
-def snapshot_dict(s: EnvironmentSnapshot, recommendation: Recommendation | None = None) -> dict[str, Any]:
+def snapshot_dict(
+    s: EnvironmentSnapshot, recommendation: Recommendation | None = None, redact: Redact = _same
+) -> dict[str, Any]:
     db = s.database
     out: dict[str, Any] = {
         "environment": s.environment,
@@ -94,7 +107,7 @@ def snapshot_dict(s: EnvironmentSnapshot, recommendation: Recommendation | None 
             "missing_data": s.missing_data,
             "unhealthy": s.unhealthy,
         },
-        "hosts": [host_dict(h) for h in s.hosts],
+        "hosts": [host_dict(h, redact) for h in s.hosts],
         "database": None
         if db is None
         else {
@@ -112,14 +125,15 @@ def snapshot_dict(s: EnvironmentSnapshot, recommendation: Recommendation | None 
     return out
 
 
-def checks_dict(checks: tuple[Check, ...]) -> list[dict[str, Any]]:
+def checks_dict(checks: tuple[Check, ...], redact: Redact = _same) -> list[dict[str, Any]]:
+    """The checks for ``--json`` and the journal; details may quote log lines, hence ``redact``."""
     return [
         {
             "check": c.name,
             "title": c.title,
             "passed": c.passed,
-            "detail": c.detail,
-            "hosts": [{"host": h, "passed": ok, "detail": d} for h, ok, d in c.hosts],
+            "detail": redact(c.detail),
+            "hosts": [{"host": h, "passed": ok, "detail": redact(d)} for h, ok, d in c.hosts],
         }
         for c in checks
     ]

@@ -33,6 +33,7 @@ class FlagReport:
     process_error: str | None = None
     process_raw: tuple[tuple[str, str | None], ...] = ()  # ENABLE_* as the process has them
     pid: int | None = None
+    not_running: bool = False  # the pid command found no service process
     log: FlagSet | None = None
     log_line: str | None = None
     log_error: str | None = None
@@ -94,6 +95,8 @@ class RecommendationReport:
     failed: bool = False  # HTTP 200 with data.status == "failed"
     failure: str | None = None  # data.error when failed
     error: str | None = None  # anything else that went wrong
+    measured: str | None = None  # how latency_s was measured, when it was measured again
+    first_latency_s: float | None = None  # the first measurement, when measured again
 
     @property
     def ok(self) -> bool:
@@ -108,12 +111,29 @@ class LogReport:
     requests: int = 0  # best-times requests seen in the window
     error: str | None = None
     tail: tuple[str, ...] = ()  # the last lines, for the focused view
+    span: str | None = None  # what the window is: "the last 100 lines", "the 12 lines since the restart"
 
     @property
     def error_rate(self) -> float | None:
         if self.requests == 0:
             return None
         return min(1.0, self.error_lines / self.requests)
+
+    @property
+    def described_span(self) -> str:
+        return self.span or f"the last {self.window} lines"
+
+    @property
+    def no_rate(self) -> str:
+        """Why there is no error rate (it needs best-times request lines to divide by)."""
+        if self.error:
+            return self.error
+        if self.window == 0:
+            return "the log has no lines to read"
+        return (
+            f"no best-times request in {self.described_span} of the log to compute a rate from "
+            f"({self.error_lines} ERROR line{'s' if self.error_lines != 1 else ''})"
+        )
 
 
 @dataclass(frozen=True)
@@ -161,6 +181,62 @@ class HostSnapshot:
     logs: LogReport = field(default_factory=LogReport)
     memory: MemoryReport = field(default_factory=MemoryReport)
 
+    def signal(self, name: str) -> tuple[float | bool | None, str]:
+        """One decision-matrix signal on this host, and why it is unknown when it is None."""
+        if self.unreachable:
+            return None, f"unreachable — {self.unreachable}"
+        r, hr = self.recommendations, self.health
+        if name == "response_time_s":
+            return r.latency_s, r.login_error or r.error or "best-times not measured"
+        if name == "error_rate":
+            return self.logs.error_rate, self.logs.no_rate
+        if name == "memory_mb":
+            return self.memory.rss_mb, self.memory.error or "memory not measured"
+        if name == "missing_data":
+            if r.status == 200 and (r.failed or r.error is None):
+                return r.failed or not r.data_present, ""
+            return None, r.login_error or r.error or "best-times not answered"
+        if name == "unhealthy":
+            if hr.health_status is None and hr.ready is None:
+                if self.flags.not_running:  # no answer, and no process to give one: down
+                    return True, ""
+                return None, hr.health_error or hr.ready_error or "health not measured"
+            return not hr.healthy or hr.ready is False, ""
+        return getattr(self, name, None), f"unknown signal {name}"
+
+    def problems(self) -> list[str]:
+        """What could not be read or measured on this host, one sentence each: the reasons
+        a recommendation cannot be "no action" (and ``status`` exits 1)."""
+        if self.unreachable:
+            return [f"{self.host}: unreachable — {self.unreachable}"]
+        out = []
+        hr, f, r = self.health, self.flags, self.recommendations
+        if hr.health_error:  # no health answer, or one that is an error (HTTP 500)
+            out.append(hr.health_error)
+        if hr.ready_error:  # no answer, or an error in place of one (HTTP 502)
+            out.append(hr.ready_error)
+        # Not f.log_error alone: a log read in full that holds no flag line is an observation.
+        for error in (f.env_file_error, f.process_error, r.login_error, r.error):
+            if error:
+                out.append(error)
+        if self.logs.error:
+            out.append(self.logs.error)
+        if self.memory.error:
+            out.append(self.memory.error)
+        return [f"{self.host}: {p}" for p in dict.fromkeys(out)]
+
+    def symptoms(self) -> list[str]:
+        """What is known to be wrong with this host that no matrix signal covers."""
+        if self.unreachable:
+            return []
+        hr, out = self.health, []
+        if hr.health_status == 200 and hr.health is not None and not hr.healthy:
+            out.append(f"/health says {hr.health[:40]!r}, not 'healthy'")
+        if hr.ready is False and not hr.ready_error:
+            comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
+            out.append("/health/ready: not ready" + (f" ({comps})" if comps else ""))
+        return [f"{self.host}: {s}" for s in out]
+
 
 @dataclass(frozen=True)
 class EnvironmentSnapshot:
@@ -196,9 +272,19 @@ class EnvironmentSnapshot:
 
     @property
     def unhealthy(self) -> bool | None:
-        if all(h.unreachable for h in self.hosts):
-            return True
-        return any(not h.health.healthy or h.health.ready is False for h in self.hosts if not h.unreachable)
+        """Unknown when no host's health could be read: a host out of reach is not a sick one."""
+        values = [v for v, _ in (h.signal("unhealthy") for h in self.hosts) if v is not None]
+        return any(values) if values else None
+
+    def problems(self) -> list[str]:
+        """Every host's problems, then the database's."""
+        out = [p for h in self.hosts for p in h.problems()]
+        if self.database is not None and self.database.error:
+            out.append(self.database.error)
+        return out
+
+    def symptoms(self) -> list[str]:
+        return [s for h in self.hosts for s in h.symptoms()]
 
     @property
     def reachable_hosts(self) -> tuple[HostSnapshot, ...]:

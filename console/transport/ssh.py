@@ -39,6 +39,9 @@ from console.transport.base import (
 T = TypeVar("T")
 
 READ_CHUNK = 64 * 1024
+# Files are opened with block_size=0: one read request at a time. asyncssh's parallel reads
+# run as tasks that a cancelled read (a probe timeout) leaves behind, and their SFTPEOFError
+# then reaches stderr as "Task exception was never retrieved".
 # The remote shell announces its process group on stderr before running the command,
 # so a timeout can kill the whole group (OpenSSH does not kill it when the channel closes).
 PGID_MARKER = b"rollback-console:pgid:"
@@ -81,6 +84,12 @@ def wrap_command(command: str, timeout: float) -> str:
         f"else exec /bin/sh -c {inner}; fi"
     )
     return f"exec /bin/sh -c {shlex.quote(script)}"
+
+
+def _retrieve(task: asyncio.Future) -> None:
+    """Mark a task's exception as seen (its caller reports the failure its own way)."""
+    if not task.cancelled():
+        task.exception()
 
 
 class _Client(asyncssh.SSHClient):
@@ -302,6 +311,7 @@ class SSHTransport(Transport):
         # A task, shielded from the timeout: after a timeout it keeps reading until the
         # pgid marker shows up (the login shell may still be in its rc files) and the kill lands.
         task = asyncio.ensure_future(communicate())
+        task.add_done_callback(_retrieve)  # _kill may give up on it: its exception must not go astray
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(task), max(0.0, timeout - clock.elapsed))
@@ -399,7 +409,7 @@ class SSHTransport(Transport):
         """
         data = bytearray()
         await _check_regular(sftp, path)  # before open(): a FIFO would block the server's open
-        async with sftp.open(path, "rb") as fh:
+        async with sftp.open(path, "rb", block_size=0) as fh:
             while len(data) <= max_bytes:
                 chunk = await fh.read(min(1024 * 1024, max_bytes + 1 - len(data)))
                 if not chunk:
@@ -428,8 +438,9 @@ class SSHTransport(Transport):
 
         async def write(sftp: asyncssh.SFTPClient, target: str, content: bytes, mode: int) -> None:
             # Created private; the final mode is set once the content is complete.
-            async with sftp.open(target, "wb", asyncssh.SFTPAttrs(permissions=0o600)) as fh:
-                await fh.write(content)
+            async with sftp.open(target, "wb", asyncssh.SFTPAttrs(permissions=0o600), block_size=0) as fh:
+                for start in range(0, len(content), READ_CHUNK):  # one request at a time (see READ_CHUNK)
+                    await fh.write(content[start : start + READ_CHUNK], start)
                 with contextlib.suppress(asyncssh.SFTPOpUnsupported):
                     await fh.fsync()  # fsync@openssh.com: the bytes are on disk before the rename
             await sftp.chmod(target, mode)
@@ -473,10 +484,16 @@ class SSHTransport(Transport):
         async def read_end(sftp: asyncssh.SFTPClient) -> tuple[bytes, bool]:
             # Only the last TAIL_WINDOW bytes cross the wire, however big the log.
             await _check_regular(sftp, path)
-            async with sftp.open(path, "rb") as fh:
+            async with sftp.open(path, "rb", block_size=0) as fh:
                 size = (await fh.stat()).size or 0
                 start = max(0, size - TAIL_WINDOW)
-                return await fh.read(TAIL_WINDOW, start), start > 0
+                data = bytearray()
+                while len(data) < TAIL_WINDOW:  # one request per round: the server may send less
+                    chunk = await fh.read(TAIL_WINDOW - len(data), start + len(data))
+                    if not chunk:
+                        break
+                    data += chunk
+                return bytes(data), start > 0
 
         data, cut = await self._file_op(f"read log {path}", read_end)
         return split_tail(data, lines, cut_first=cut)

@@ -84,8 +84,12 @@ class EnvPanel(Widget, can_focus=True):
             return
         self.query_one(".flags", Static).update(fmt.flag_table(s))
         self.query_one(".metrics", Static).update(self._metrics())
-        self.query_one(".recommendation", Static).update(fmt.recommendation_line(live.recommendation))
-        self.set_class(bool(live.recommendation and live.recommendation.action), "-alert")
+        rec = live.recommendation
+        self.query_one(".recommendation", Static).update(fmt.recommendation_line(rec))
+        # What could not be assessed is as loud as a lit symptom: the same alarm border.
+        unknown = bool(rec and not rec.assessed)
+        self.set_class(bool(rec and rec.action) or unknown, "-alert")
+        self.set_class(unknown, "-unknown")
         self.set_class(not s.reachable_hosts, "-down")
         self.query_one(".extra", Static).update(self._extra())
         drift = [h for h in s.hosts if h.flags.drift]
@@ -106,7 +110,9 @@ class EnvPanel(Widget, can_focus=True):
         if live.probe_error:  # the facts above are the last ones known: say so
             self.border_subtitle = f"[$error]{fmt.esc(live.probe_error)[:50]}[/] · shown: last probe"
         elif unreachable:
-            self.border_subtitle = f"unreachable: {', '.join(unreachable)[:40]}"
+            self.border_subtitle = f"[$error]cannot assess · unreachable: {fmt.esc(', '.join(unreachable)[:40])}[/]"
+        elif unknown:
+            self.border_subtitle = "[$error]cannot assess[/]"
         else:
             self.border_subtitle = f"probed in {s.elapsed_s:.1f}s"
 
