@@ -126,7 +126,7 @@ log_line_bytes = st.one_of(
 def test_the_log_reader_is_total(lines: list[bytes], cut_first: bool) -> None:
     data = b"\n".join(lines)
     read = split_tail(data, 100, cut_first=cut_first)
-    report = logs.summarize(read)
+    report = logs.summarize([logs.LogLine.of(line) for line in read])
     logs.latest_flags(read)
     for line in read:
         logs.is_error(line)
