@@ -293,7 +293,11 @@ def test_a_log_that_cannot_be_read_fails_the_check_and_cannot_be_assessed(
     started = time.monotonic()
     check, status = run_cli_many(config, ["check", "svc", "--json"], ["status", "--json"])
     assert time.monotonic() - started < 50  # a hang guard: the probe timeout applies
-    reason = {"directory": "not a regular file", "fifo": "not a regular file", "missing": "no such file"}[kind]
+    reason = {
+        "directory": "is a directory, not a regular file",
+        "fifo": "is a named pipe (FIFO), not a regular file",
+        "missing": "No such file or directory",
+    }[kind]
     errors = checks_of(check.json)["errors"]
     assert check.code == 1 and not errors["passed"]
     assert errors["detail"] == f"local: cannot read the log {log}: {reason}", errors

@@ -42,7 +42,8 @@ _PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
     # query strings, command lines, YAML.
     (
         re.compile(
-            r"(?i)\b((?:export\s+)?[\w.\-]{0,64}?(?:password|passwd|pwd|secret|token|key)[\w.\-]{0,64})"
+            # Not a path's last component ("…/password: is a named pipe" is our own message).
+            r"(?i)(?<![/\\])\b((?:export\s+)?[\w.\-]{0,64}?(?:password|passwd|pwd|secret|token|key)[\w.\-]{0,64})"
             r"(\s*[=:]\s*)(\"[^\"\n]*\"|'[^'\n]*'|[^\s\"',;&]+)"
         ),
         r"\1\2" + REDACTED,

@@ -146,21 +146,34 @@ def awk_command(source: str, window: int) -> str:
     )
 
 
+def _refuse_unless_regular(p: str) -> str:
+    """Shell that fails, saying what ``p`` is, unless it is a regular file (the words of
+    console/files.py, so a log reads like every other file we refuse)."""
+    kinds = (
+        ("-p", "a named pipe (FIFO)"),
+        ("-c", "a character device"),
+        ("-b", "a block device"),
+        ("-S", "a socket"),
+        ("-d", "a directory"),
+    )
+    tests = "".join(f"elif [ {t} {p} ]; then echo 'is {k}, not a regular file' >&2; false; " for t, k in kinds)
+    return (
+        f"if [ ! -e {p} ]; then echo 'No such file or directory' >&2; false; "
+        f"{tests}elif [ ! -f {p} ]; then echo 'is not a regular file' >&2; false; "
+    )
+
+
 def file_source(path: str, lines: int) -> str:
     """The last ``lines`` whole lines of a log file; a FIFO or a directory is refused first."""
     p = shlex.quote(path)
-    return (
-        f"if [ ! -e {p} ]; then echo 'no such file' >&2; false; "
-        f"elif [ ! -f {p} ]; then echo 'not a regular file' >&2; false; "
-        f"else tail -n {int(lines)} -- {p}; fi"
-    )
+    return f"{_refuse_unless_regular(p)}else tail -n {int(lines)} -- {p}; fi"
 
 
 def since_source(path: str, offset: int) -> str:
     """What was written to a log file after byte ``offset`` (fails if the log shrank)."""
     p = shlex.quote(path)
     return (
-        f"if [ ! -f {p} ]; then echo 'not a regular file' >&2; false; "
+        f"{_refuse_unless_regular(p)}"
         f'elif [ "$(stat -c %s -- {p})" -lt {int(offset)} ]; then echo rotated >&2; false; '
         f"else tail -c +{int(offset) + 1} -- {p}; fi"
     )

@@ -14,7 +14,7 @@ def log_fifo(ctx) -> None:
     """A named pipe as the service log: `check` and `status` answer (once they hung for good)."""
     fifo = ctx.fifo("staging.log")
     config = log_variant(ctx, fifo)
-    said = f"{fifo} is a named pipe (FIFO), not a regular file"
+    said = f"{fifo}: is a named pipe (FIFO), not a regular file"
     assert_sane(ctx.run(config, "check", "staging"), code=1, says=(said,))
     assert_sane(ctx.run(config, "status", "staging"), code=(0, 1), says=(said,))
 
@@ -22,13 +22,13 @@ def log_fifo(ctx) -> None:
 @kind("log", "character device")
 def log_device(ctx) -> None:
     config = log_variant(ctx, "/dev/zero")
-    assert_sane(ctx.run(config, "check", "staging"), code=1, says=("/dev/zero is a character device",))
+    assert_sane(ctx.run(config, "check", "staging"), code=1, says=("/dev/zero: is a character device",))
 
 
 @kind("log", "directory")
 def log_directory(ctx) -> None:
     config = log_variant(ctx, ctx.tmp)
-    assert_sane(ctx.run(config, "check", "staging"), code=1, says=(f"{ctx.tmp} is a directory",))
+    assert_sane(ctx.run(config, "check", "staging"), code=1, says=(f"{ctx.tmp}: is a directory",))
 
 
 @kind("log", "missing")
