@@ -8,12 +8,13 @@ from pathlib import Path
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from console import checklist
 from console.journal import incident_report
 from screens.format import cell, esc
 from screens.modals import TextPrompt
+from screens.widgets.footer import ConsoleFooter
 
 
 class ChecklistScreen(Screen):
@@ -34,7 +35,7 @@ class ChecklistScreen(Screen):
         yield Static("", id="checklist-head")
         yield DataTable(id="checklist", cursor_type="row")
         yield Static("", id="checklist-evidence", classes="hint")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         table = self.query_one("#checklist", DataTable)

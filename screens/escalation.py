@@ -6,10 +6,11 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from screens.format import esc
 from screens.modals import TextPrompt
+from screens.widgets.footer import ConsoleFooter
 
 
 class EscalationScreen(Screen):
@@ -25,7 +26,7 @@ class EscalationScreen(Screen):
         yield Static("[b]Escalation path[/b] — select a level and press n to notify it", classes="section-title")
         yield DataTable(id="levels", cursor_type="row")
         yield Static("", id="escalation-status", classes="hint")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = "Escalation"

@@ -19,12 +19,24 @@ SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
 COLUMNS = ("adv", "time-w", "content")
 
 
+# Code points whose width terminals and Rich disagree on: a variation selector (the
+# service's own "🎛️" is U+1F39B U+FE0F: Rich counts 2 cells, tmux and most terminals 1),
+# a zero-width joiner, skin-tone modifiers, tag characters. Without them every terminal
+# and Rich agree, and no border is pushed out of line.
+_WIDTH_TRAPS = re.compile("[\ufe00-\ufe0f\u200d\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+
+
+def screen_text(text: object) -> str:
+    """Text from a host as the screen shows it: control characters visible, width traps gone."""
+    return _WIDTH_TRAPS.sub("", clean(str(text)))
+
+
 def esc(text: object) -> str:
     """Text from a host, safe to show as markup: every "[" is escaped.
 
     textual.markup.escape leaves "[INFO]" alone, which the parser then eats as a tag.
     """
-    return clean(str(text)).replace("[", "\\[")
+    return screen_text(text).replace("[", "\\[")
 
 
 def seconds(v: float | None) -> str:
