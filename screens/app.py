@@ -149,9 +149,10 @@ class RollbackConsole(App[int]):
         return driver
 
     def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
-        """Textual's own palette entries, but the console's themes and quit (ConsoleCommands)."""
+        """Of Textual's own palette entries only maximize/minimize: themes, keys and quit are the
+        console's own (ConsoleCommands), and a screenshot would write files where no one looks."""
         for command in super().get_system_commands(screen):
-            if command.title not in ("Theme", "Quit", "Keys"):
+            if command.title in ("Maximize", "Minimize"):
                 yield command
 
     def get_default_screen(self) -> Screen:

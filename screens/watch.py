@@ -165,6 +165,6 @@ class WatchScreen(Screen):
 
     def action_leave(self) -> None:
         if len(self.app.screen_stack) <= 1:
-            self.app.action_quit()  # the base screen of watch mode: leaving is quitting
+            self.app.action_request_quit()  # the base screen of watch mode: leaving is quitting
         else:
             self.app.pop_screen()

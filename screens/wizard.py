@@ -89,11 +89,9 @@ class RollbackWizard(Screen):
                     yield MarkedRadioButton(
                         "Approved by (team lead or on-call, not you):", id="auth-approved", value=True
                     )
+                    yield MarkedRadioButton("Request approval: a second person approves it later", id="auth-request")
                     yield MarkedRadioButton(
-                        "Request approval: a second person runs `rollback-console approve RUN_ID`", id="auth-request"
-                    )
-                    yield MarkedRadioButton(
-                        "Emergency override (P0/P1): run now, notify at once, review afterwards", id="auth-emergency"
+                        "Emergency override (P0/P1): run now, notify, review afterwards", id="auth-emergency"
                     )
                 yield Input(id="approver", placeholder="Approved by: the approver's name")
                 with RadioSet(id="emergency-level"):

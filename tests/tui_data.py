@@ -49,6 +49,7 @@ password = {{ file = "{root}/password" }}
 env_file = "{root}/staging.env"
 restart_command = "true"
 pid_command = "echo 4242"
+lock_dir = "{root}"
 log_file = "{root}/staging.log"
 service_log_command = "journalctl -u analyticbot-api -n 50 --no-pager"
 
@@ -63,6 +64,7 @@ env_file = "{root}/production.env"
 restart_command = "true"
 force_restart_command = "true"
 pid_command = "echo 4343"
+lock_dir = "{root}"
 log_file = "{root}/production.log"
 
 [[contacts]]
@@ -85,17 +87,19 @@ availability = "On-call"
 """
 
 
-def make_config(journal: bool = True, interrupted: bool = False) -> Config:
-    """Write the fixed files afresh and load the config."""
-    shutil.rmtree(ROOT, ignore_errors=True)
-    ROOT.mkdir(parents=True)
-    (ROOT / "password").write_text("not-a-real-password\n")
-    (ROOT / "staging.env").write_text(ENV_TEXT.format(env="staging", flag="false"))
-    (ROOT / "production.env").write_text(ENV_TEXT.format(env="production", flag="true"))
+def make_config(journal: bool = True, interrupted: bool = False, root: Path = ROOT) -> Config:
+    """Write the fixed files afresh and load the config. Its commands are `true` and `echo`,
+    its API a closed port, its env files, journal and locks all under ``root``: a rollback
+    run on it (by a monkey test, say) changes nothing outside ``root``."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "password").write_text("not-a-real-password\n")
+    (root / "staging.env").write_text(ENV_TEXT.format(env="staging", flag="false"))
+    (root / "production.env").write_text(ENV_TEXT.format(env="production", flag="true"))
     for name in ("staging", "production"):
-        (ROOT / f"{name}.log").write_text("")
-    (ROOT / "console.toml").write_text(CONFIG.format(root=ROOT))
-    config = load_config(ROOT / "console.toml")
+        (root / f"{name}.log").write_text("")
+    (root / "console.toml").write_text(CONFIG.format(root=root))
+    config = load_config(root / "console.toml")
     if journal:
         write_journal(config, interrupted=interrupted)
     return config
