@@ -82,9 +82,9 @@ class HistoryScreen(Screen):
             columns = [
                 Column("date", "Date · Run", 22),
                 Column("environment", "Env", min(max(3, envs), 12)),
-                Column("reason", "Reason", weight=1),
+                Column("reason", "Reason", weight=3),
                 Column("duration", "Took", 7),
-                Column("outcome", "Outcome", weight=1),
+                Column("outcome", "Outcome", weight=2),
             ]
         refill(self.query_one("#history", DataTable), width, columns, rows)
 

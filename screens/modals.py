@@ -311,7 +311,12 @@ class KeysScreen(ModalScreen[None]):
 def screen_keys(app: App, screen: Screen) -> list[tuple[str, str]]:
     """(keys, what) for every binding active on ``screen``, as the key help lists them."""
     by_action: dict[str, tuple[list[str], str]] = {}
-    for _key, active in screen.active_bindings.items():
+    # The console's own keys first; Textual's scrolling and focus keys after them.
+    ours = sorted(
+        screen.active_bindings.items(),
+        key=lambda item: not (item[1].node is app or type(item[1].node).__module__.startswith("screens")),
+    )
+    for _key, active in ours:
         binding = active.binding
         if binding.system or not (binding.description or binding.tooltip):
             continue

@@ -220,14 +220,23 @@ class RollbackWizard(Screen):
             else f"[b]{fmt.esc(self.env.name)}[/b] is staging: self-service, no approval needed."
         )
         self.query_one("#auth-head", Static).update(head)
-        for widget in ("#auth-mode", "#approver", "#emergency-level", "#emergency-reason"):
-            self.query_one(widget).display = production
+        self.query_one("#auth-mode").display = production
+        self._auth_fields()
         emergency_reason = self.query_one("#emergency-reason", Input)
         if not emergency_reason.value and self.request is not None:
             emergency_reason.value = self.request.reason
         self.query_one("#auth-status", Static).update("")
         self._show("authorize")
         (self.query_one("#approver") if production else self.query_one("#to-run")).focus()
+
+    @on(RadioSet.Changed, "#auth-mode")
+    def _auth_fields(self) -> None:
+        """Only the fields of the chosen way: the approver's name, or the emergency's level and reason."""
+        mode = self.query_one("#auth-mode", RadioSet).pressed_button
+        mode_id = (mode.id if mode else "auth-approved") if self.env.is_production else None
+        self.query_one("#approver").display = mode_id == "auth-approved"
+        for widget in ("#emergency-level", "#emergency-reason"):
+            self.query_one(widget).display = mode_id == "auth-emergency"
 
     def _authorization(self) -> Authorization | str:
         """The authorization asked for, or "request" to wait for a second person."""

@@ -340,3 +340,66 @@ def write_journal(config: Config, *, interrupted: bool = False) -> None:
             title="Edit the env file",
             phase="run",
         )
+
+
+def add_pending_request(config: Config) -> str:
+    """A production request waiting for a second person, after the fixed runs."""
+    journal = Journal(config.journal_path, who=WHO)
+    run = "r-20261127-185500-b7e8"
+    journal.append(
+        "run_requested",
+        run=run,
+        env="production",
+        data={
+            "action": "quick",
+            "reason": "p95 over 5s since 18:50",
+            "requester": "alice",
+            "options": {},
+            "restores": None,
+            "drill": False,
+            "plan": {
+                "title": "Quick rollback: disable all advanced features",
+                "target": "< 1 min",
+                "steps": [
+                    "Edit the env file",
+                    "Restart the API",
+                    "Wait for the new flags to take effect",
+                    "Validate (the runbook's five checks)",
+                ],
+            },
+        },
+        ts=T0 - 3600 + 1300,
+    )
+    return run
+
+
+def add_long_reason_run(config: Config) -> str:
+    """A finished run whose reason is long enough to push columns off an 80-column table."""
+    journal = Journal(config.journal_path, who=WHO)
+    run = "r-20261127-185000-9f9f"
+    reason = (
+        "p95 latency over six seconds since 18:40 and users see timeouts on the recommendations page; "
+        "error rate 12% in the last 100 lines"
+    )
+    journal.append(
+        "run_started",
+        run=run,
+        env="production",
+        data={"action": "quick", "reason": reason, "authorization": {"mode": "approved"}, "plan": {}},
+        ts=T0 - 3600 + 1000,
+    )
+    journal.append(
+        "step_failed",
+        run=run,
+        env="production",
+        data={"step": "restart", "title": "Restart the API", "message": "exit 1", "phase": "run"},
+        ts=T0 - 3600 + 1010,
+    )
+    journal.append(
+        "run_finished",
+        run=run,
+        env="production",
+        data={"outcome": "failed", "duration_s": 12.5, "message": "failed"},
+        ts=T0 - 3600 + 1012.5,
+    )
+    return run
