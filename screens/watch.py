@@ -96,6 +96,10 @@ class WatchScreen(Screen):
         if record.get("type") == "run_requested":
             steps = [str(s.get("title") if isinstance(s, dict) else s) for s in plan.get("steps") or []]
             view.pending(str(plan.get("title") or data.get("action")), run, self.operator, _ts(record), steps)
+            view.query_one("#run-output", RichLog).write(
+                f"{at(_ts(record))} · requested by {self.operator}; a team lead or on-call approves it with: "
+                f"rollback-console approve {run}"
+            )
         else:
             self._started(record)
         self._head()

@@ -32,6 +32,7 @@ QUICK_ON_STAGING = [
     Step(("C-n",), r"self-service", why="staging: self-service"),
     Step(("C-n",), r"Run it \(y\)", why="the confirmation"),
     Step(("y",), r"succeeded", timeout=120, why="the run"),
+    Step(expect=r"Restart the API .*✓ done \d\d:\d\d:\d\d +\d+\.\d\ds", why="each result whole, with its time"),
     Step(("c",), r"Post-rollback checklist", why="the checklist"),
     Step(("o",), r"incident report written", why="the report written"),
     Step(("Escape",), r"staging · staging", why="back on the dashboard"),

@@ -127,5 +127,6 @@ async def test_a_failed_restart_shows_failed_not_an_earlier_pass(make_simulation
         failed = [status for title, status in rows.items() if "failed" in status]
         assert failed, f"the failed step shows failed: {rows}"
         assert all(TIME.search(s) for s in failed), "with the time it failed"
+        assert any(re.search(r"failed \d\d:\d\d:\d\d · abort", s) for s in failed), f"…and what was decided: {failed}"
         assert second in shown and isinstance(app.screen, WatchScreen)
         assert f"finished {TIME.search(shown).group()}" in shown or "finished" in shown

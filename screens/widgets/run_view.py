@@ -55,7 +55,7 @@ class RunView(Vertical):
         self.finished: float | None = None
         self.grid = False  # a fleet: one row per host, one column per step
         self.host_state: dict[str, str] = {}  # host -> "ok" | "failed" | "running"
-        self.failed: set[str] = set()  # row keys whose last known result is a failure
+        self.failed: dict[str, float] = {}  # row key -> when it failed: its last known result
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
@@ -165,7 +165,7 @@ class RunView(Vertical):
         table = self.query_one("#run-steps", DataTable)
         for key, began in self.running.items():
             if key in table.rows:
-                table.update_cell(key, "time", f"{max(0.0, now - began):.1f}s")
+                table.update_cell(key, "time", f"{max(0.0, now - began):.1f}s", update_width=True)
 
     # --- events -------------------------------------------------------------------------
     def apply(
@@ -189,12 +189,12 @@ class RunView(Vertical):
         key = f"{phase}:{step}:{host or '*'}"
         label = ("undo: " if phase == "undo" else "") + str(data.get("title") or message or step)
         if kind == "step_started":
-            self.failed.discard(key)
+            self.failed.pop(key, None)
             if key not in table.rows:
                 table.add_row(esc(label), esc(host or ""), "running…", "", key=key)
             else:
-                table.update_cell(key, "status", "running…")
-                table.update_cell(key, "time", "")
+                table.update_cell(key, "status", "running…", update_width=True)
+                table.update_cell(key, "time", "", update_width=True)
             self.running[key] = ts
             table.move_cursor(row=table.get_row_index(key))
             if step == "validate":  # earlier results are no longer the latest word
@@ -205,10 +205,13 @@ class RunView(Vertical):
                 table.add_row(esc(step or ""), esc(host or ""), "", "", key=key)
             ok = kind == "step_finished"
             status = f"[$success]✓ done {at(ts)}[/]" if ok else f"[$error]✗ failed {at(ts)}[/]"
-            (self.failed.discard if ok else self.failed.add)(key)
-            table.update_cell(key, "status", cell(self.app, status))
+            if ok:
+                self.failed.pop(key, None)
+            else:
+                self.failed[key] = ts
+            table.update_cell(key, "status", cell(self.app, status), update_width=True)
             if data.get("elapsed_s") is not None:
-                table.update_cell(key, "time", f"{float(data['elapsed_s']):.2f}s")
+                table.update_cell(key, "time", f"{float(data['elapsed_s']):.2f}s", update_width=True)
             prefix = f"[{host}] " if host else ""
             out.write(f"{at(ts)} " + ("✓ " if ok else "✗ ") + prefix + message)
             if not ok and data.get("troubleshooting"):
@@ -220,8 +223,11 @@ class RunView(Vertical):
             reason = f": {self._text(str(data['reason']))}" if data.get("reason") else ""
             decision = data.get("decision") or message
             out.write(f"{at(ts)} · decision: {decision}{by}{reason}")
-            if key in self.failed and key in table.rows:  # still failed, now with what was decided
-                table.update_cell(key, "status", cell(self.app, f"[$error]✗ failed[/] · {esc(decision)}"))
+            # The step's failed rows (on every host) stay failed, now with what was decided.
+            for failed, when in self.failed.items():
+                if failed.startswith(f"{phase}:{step}:") and failed in table.rows:
+                    status = f"[$error]✗ failed {at(when)}[/] · {esc(decision)}"
+                    table.update_cell(failed, "status", cell(self.app, status), update_width=True)
         elif kind == "note":
             out.write(f"{at(ts)} · {message}")
         elif kind == "validation":
@@ -237,7 +243,7 @@ class RunView(Vertical):
                 self.finished = self.started + float(data["duration_s"])  # the run's own measure
             for key in list(self.running):
                 if key in table.rows:
-                    table.update_cell(key, "status", cell(self.app, "[$warning]not finished[/]"))
+                    table.update_cell(key, "status", cell(self.app, "[$warning]not finished[/]"), update_width=True)
             self.running.clear()
             self.tick()
 
@@ -268,7 +274,7 @@ class RunView(Vertical):
         if row not in table.rows:
             table.add_row(esc(row), key=row)
         if kind == "step_started":
-            table.update_cell(row, column, "…")
+            table.update_cell(row, column, "…", update_width=True)
             if host:
                 self.host_state[host] = "running"  # a retry clears an earlier failure
             if step == "validate":
@@ -277,7 +283,7 @@ class RunView(Vertical):
         ok = kind == "step_finished"
         elapsed = data.get("elapsed_s")
         text = ("[$success]✓[/]" if ok else "[$error]✗[/]") + (f" {float(elapsed):.1f}s" if elapsed is not None else "")
-        table.update_cell(row, column, cell(self.app, text))
+        table.update_cell(row, column, cell(self.app, text), update_width=True)
         if host:
             self.host_state[host] = (
                 "failed" if not ok else ("ok" if self.host_state.get(host) != "failed" else "failed")
