@@ -47,6 +47,11 @@ async def fed(pilot) -> None:
     await pilot.pause()
 
 
+def said(app: RollbackConsole) -> str:
+    """The text of the current screen's Statics, as one line (a modal's question, say)."""
+    return " ".join(" ".join(str(s.render()) for s in app.screen.query(Static)).split())
+
+
 def footer(app: RollbackConsole) -> str:
     return screen_text(app).rstrip("\n").splitlines()[-1]
 
@@ -461,3 +466,62 @@ async def test_watch_mode_shows_the_latest_run_as_finished_with_its_id(tmp_path:
         assert "PASS" not in shown, "the other run's validations are not shown under this one"
         log = app.screen.query_one(RichLog)
         assert log is not None
+
+
+async def test_quitting_or_leaving_while_a_rollback_runs_asks_first(tmp_path: Path) -> None:
+    """On the fixed config a run waits up to 45 s for flags that never take effect: running."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "r")
+        wizard = app.screen
+        for _ in range(2):
+            await pilot.press("ctrl+n")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        wizard.query_one("#approver", Input).value = "bob"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state == "running", "running")
+        run = app.screen
+        await until(pilot, lambda: run.run_id is not None and "running…" in screen_text(app), "a step running")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice)
+        question = said(app)
+        assert "is running" in question and "interrupted" in question and run.run_id in question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is run and run.state == "running" and not app.quitting
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice) and "The rollback goes on" in said(app)
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and run.state == "running", "leaving does not stop it"
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.screen is run
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_quitting_a_drill_ends_it_with_its_scorecard(tmp_path: Path) -> None:
+    from console.drills import scenarios
+    from screens.modals import TextModal
+
+    app = make_app(tmp_path, drill=scenarios()["latency"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("enter")  # the briefing
+        await pilot.pause()
+        assert "x ends it" in app.sub_title
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, TextModal) and "Drill scorecard" in screen_text(app)
+        assert any(r["type"] == "drill_scored" for r in app.journal.records())
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.return_code == 0

@@ -100,7 +100,7 @@ STARTS: dict[str, Callable[[Pilot], Awaitable[None]]] = {
     "keys": lambda p: _go(p, "f1"),
     "palette": lambda p: _go(p, "ctrl+p"),
     "failed-step": _failed_step,
-    "watch-mode": lambda p: _go(p),
+    "watch-mode": lambda p: p.pause(0.3),  # its journal follower never completes: no waiting for workers
 }
 
 
