@@ -525,3 +525,24 @@ async def test_quitting_a_drill_ends_it_with_its_scorecard(tmp_path: Path) -> No
         await pilot.press("enter")
         await pilot.pause()
     assert app.return_code == 0
+
+
+def test_every_engine_refusal_reads_in_the_wizards_words() -> None:
+    """Whatever the engine refuses with, the wizard shows it without CLI flags."""
+    from console.authz import AuthorizationError, authorize, pending_message
+    from screens.wizard import console_words
+
+    said = [pending_message("alice", "r-20261127-190000-ab12")]
+    for kw in (
+        {"approved_by": "alice"},
+        {"approved_by": " "},
+        {"emergency": "P2"},
+        {"emergency": "P0", "reason": "slow"},
+    ):
+        with pytest.raises(AuthorizationError) as refused:
+            authorize("production", "alice", **kw)  # type: ignore[arg-type]
+        said.append(str(refused.value))
+    for text in said:
+        words = console_words(text)
+        assert "--" not in words and "pass " not in words, words
+    assert "“Approved by”" in console_words(said[0]) and "“Emergency override”" in console_words(said[0])

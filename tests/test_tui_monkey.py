@@ -26,7 +26,7 @@ from screens.modals import StepFailedModal
 from tests import tui_data
 
 SEED = 20261127
-KEYS_PER_START = 300
+KEYS_PER_START = 200
 KEYS = [
     *"abcdefghijklmnopqrstuvwxyz",
     *"0123456789",
@@ -79,6 +79,25 @@ async def _failed_step(pilot: Pilot) -> None:
     await pilot.pause()
 
 
+async def _run(pilot: Pilot, how: str) -> None:
+    """A production rollback started from the wizard: approved by bob (it runs), or a request
+    for approval (it waits). The keys then land on a run that is active."""
+    await _go(pilot, "down", "r", "ctrl+n", "ctrl+n")
+    wizard = pilot.app.screen
+    if how == "request":
+        wizard.query_one("#auth-request").value = True
+    else:
+        wizard.query_one("#approver").value = "bob"
+    await pilot.pause()
+    await pilot.press("ctrl+n")
+    await pilot.pause()
+    await pilot.press("y")  # not _go: the run's worker goes on for minutes
+    for _ in range(100):
+        if pilot.app.screen.__class__.__name__ == "RunScreen":
+            break
+        await pilot.pause(0.05)
+
+
 async def _tab(pilot: Pilot, tab: str) -> None:
     await _go(pilot, "down", "enter")
     pilot.app.screen.query_one(TabbedContent).active = tab
@@ -100,6 +119,8 @@ STARTS: dict[str, Callable[[Pilot], Awaitable[None]]] = {
     "keys": lambda p: _go(p, "f1"),
     "palette": lambda p: _go(p, "ctrl+p"),
     "failed-step": _failed_step,
+    "run-running": lambda p: _run(p, "approved"),
+    "run-pending": lambda p: _run(p, "request"),
     "watch-mode": lambda p: p.pause(0.3),  # its journal follower never completes: no waiting for workers
 }
 
