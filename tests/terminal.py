@@ -89,21 +89,33 @@ class Terminal:
         too), with the lines the terminal wrapped joined again."""
         return self._tmux("capture-pane", "-p", *(["-J", "-S", "-"] if joined else []), "-t", "walk")
 
-    def wait_for(self, pattern: str, timeout: float = 30.0, why: str = "", *, ended: bool = False) -> str:
-        """Until ``pattern`` is on screen; gives up early when the command ended (unless ``ended``:
-        then it is what is left on the terminal that is waited for)."""
+    def wait_for(self, pattern: str, timeout: float = 30.0, why: str = "") -> str:
+        """Until ``pattern`` is on screen; gives up early when the command ended."""
         deadline = time.monotonic() + timeout
         screen = ""
         while time.monotonic() < deadline:
             screen = self.screen()
             if re.search(pattern, screen):
                 return screen
-            if not ended and self.exit_file.exists() and self.exit_file.read_text().strip():
+            if self.exit_file.exists() and self.exit_file.read_text().strip():
                 break
             time.sleep(0.2)
         raise AssertionError(
             f"{why or 'waiting'}: {pattern!r} not on screen within {timeout:g}s\n{screen}\nstderr: {self.errors()}"
         )
+
+    def settled(self, timeout: float = 10.0) -> str:
+        """Everything on the terminal (joined, with history) once it stops changing: after the
+        command ended, whatever it wrote last has reached the screen."""
+        deadline = time.monotonic() + timeout
+        last = self.screen(joined=True)
+        while time.monotonic() < deadline:
+            time.sleep(0.5)
+            now = self.screen(joined=True)
+            if now == last:
+                return now
+            last = now
+        return last
 
     def walk(self, steps: list[Step]) -> None:
         for step in steps:
