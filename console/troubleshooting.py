@@ -1,17 +1,18 @@
 """The runbook's four troubleshooting issues, recognised from live evidence.
 
-Each finding says which issue, what was seen (evidence) and the runbook's fix, with the
-commands as this environment would run them.
+``assess`` says, for each of the four, whether it applies now (or that it cannot be
+told), the evidence either way, and the runbook's fix with the commands as this
+environment would run them. ``findings`` keeps only those that apply.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from console.config.model import Environment
+from console.config.model import Environment, Host
 from console.flags import FLAG_NAMES, LOG_LABELS
 from console.journal import RunSummary
-from console.probes.snapshot import EnvironmentSnapshot
+from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
 
 ISSUES = {
     1: "Environment changes not taking effect",
@@ -19,6 +20,7 @@ ISSUES = {
     3: "Database rollback fails",
     4: "Partial rollback - only one flag changed",
 }
+DATABASE_STEPS = ("Run the rollback script", "Check the columns", "Keep a copy")
 
 
 @dataclass(frozen=True)
@@ -33,76 +35,174 @@ class Finding:
         return f"Issue {self.issue}: {ISSUES[self.issue]}"
 
 
-def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[Finding]:
-    out: list[Finding] = []
-    for h in snapshot.hosts:
-        host = next((x for x in env.hosts if x.name == h.host), env.hosts[0])
+@dataclass(frozen=True)
+class IssueStatus:
+    """One troubleshooting issue now: applies (True), does not (False), or cannot be told (None)."""
+
+    issue: int
+    applies: bool | None
+    evidence: str
+    fix: tuple[str, ...]
+    hosts: tuple[str, ...] = ()  # where it applies
+
+    @property
+    def title(self) -> str:
+        return f"Issue {self.issue}: {ISSUES[self.issue]}"
+
+    @property
+    def verdict(self) -> str:
+        return {True: "applies now", False: "does not apply now", None: "cannot assess"}[self.applies]
+
+
+def _host(env: Environment, name: str) -> Host:
+    return next((x for x in env.hosts if x.name == name), env.hosts[0])
+
+
+def _fix_1(env: Environment, host: Host) -> tuple[str, ...]:
+    fix = [f"grep ENABLE_ {env.expand(env.env_file, host)}"]
+    if env.reload_command:
+        fix.append(env.expand(env.reload_command, host))
+    fix.append(env.expand(env.force_restart_command or env.restart_command, host))
+    fix.append("cat /proc/$(pid)/environ | tr '\\0' '\\n' | grep ENABLE_")
+    return tuple(fix)
+
+
+def _fix_2(env: Environment, host: Host) -> tuple[str, ...]:
+    fix = [env.expand(env.service_log_command, host)] if env.service_log_command else []
+    return (
+        *fix,
+        "# 1. syntax error in .env → fix the line named above",
+        "# 2. missing dependency → pip install -r requirements.txt",
+        "# 3. database connection error → check DATABASE_URL",
+    )
+
+
+def _fix_3(env: Environment) -> tuple[str, ...]:
+    if env.database is None:
+        return ("# no [database] section for this environment: the console has no database to roll back here",)
+    from console.plans.database import manual_sql  # the dashboard should not load the engine
+
+    return (
+        f"# check the columns: \\d {env.database.table}",
+        "# if they are gone, skip the rollback; if they exist and the script fails, by hand:",
+        *manual_sql(env).splitlines(),
+    )
+
+
+def _fix_4(env: Environment, host: Host) -> tuple[str, ...]:
+    return (
+        f"grep ENABLE_ {env.expand(env.env_file, host)}",
+        "# the log's flag line should say Time-weighting: False / Content-type: False",
+        env.expand(env.force_restart_command or env.restart_command, host),
+    )
+
+
+def _issue_1(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    stale, unknown = [], []
+    for h in hosts:
         f = h.flags
-        if h.unreachable:
-            continue
-        if f.stale_process and f.env_file and f.process:
+        if f.stale_process:
             diff = ", ".join(
-                f"{LOG_LABELS[n]} env file {f.env_file.get(n)} / process {f.process.get(n)}"
+                f"{LOG_LABELS[n]} env file {f.env_file.get(n)} / process {f.process.get(n)}"  # type: ignore[union-attr]
                 for n in FLAG_NAMES
-                if f.env_file.get(n) != f.process.get(n)
+                if f.env_file.get(n) != f.process.get(n)  # type: ignore[union-attr]
             )
-            fix = [f"grep ENABLE_ {env.expand(env.env_file, host)}"]
-            if env.reload_command:
-                fix.append(env.expand(env.reload_command, host))
-            fix.append(env.expand(env.force_restart_command or env.restart_command, host))
-            fix.append("cat /proc/$(pid)/environ | tr '\\0' '\\n' | grep ENABLE_")
-            out.append(
-                Finding(
-                    1,
-                    h.host,
-                    f"the running process (pid {f.pid}) does not have the env file's flags: {diff}",
-                    tuple(fix),
-                )
-            )
+            stale.append((h.host, f"the running process (pid {f.pid}) does not have the env file's flags: {diff}"))
+        elif f.env_file is None or f.process is None:
+            why = f.process_error or f.env_file_error or "not read"
+            unknown.append(f"{h.host}: {why}")
+    first = _host(env, stale[0][0] if stale else hosts[0].host if hosts else env.hosts[0].name)
+    if stale:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stale)
+        return IssueStatus(1, True, evidence, _fix_1(env, first), tuple(n for n, _ in stale))
+    if unknown or not hosts:
+        why = "the env file or the process environment could not be read — " + "; ".join(unknown)
+        return IssueStatus(1, None, why, _fix_1(env, first))
+    pids = ", ".join(str(h.flags.pid) for h in hosts)
+    return IssueStatus(1, False, f"the running process (pid {pids}) has the env file's three flags", _fix_1(env, first))
+
+
+def _issue_2(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    down, up = [], []
+    for h in hosts:
+        f = h.flags
         if f.process_error or (h.health.health_error and h.health.health_status is None):
             evidence = f.process_error or h.health.health_error or ""
             if f.env_file_problems:
                 evidence += "; env file: " + "; ".join(f.env_file_problems)
-            fix = [env.expand(env.service_log_command, host)] if env.service_log_command else []
-            fix += [
-                "# 1. syntax error in .env → fix the line named above",
-                "# 2. missing dependency → pip install -r requirements.txt",
-                "# 3. database connection error → check DATABASE_URL",
-            ]
-            out.append(Finding(2, h.host, evidence, tuple(fix)))
-        if (
-            f.env_file
-            and f.env_file.advanced
-            and f.log
-            and any(not f.env_file.get(n) and f.log.get(n) for n in FLAG_NAMES[1:])
-        ):
-            stuck = [LOG_LABELS[n] for n in FLAG_NAMES[1:] if not f.env_file.get(n) and f.log.get(n)]
-            fix = [
-                f"grep ENABLE_ {env.expand(env.env_file, host)}",
-                env.expand(env.force_restart_command or env.restart_command, host),
-            ]
-            out.append(
-                Finding(
-                    4,
-                    h.host,
-                    f"env file has {', '.join(stuck)} off but the log still says True: {(f.log_line or '')[:160]}",
-                    tuple(fix),
-                )
-            )
-    if last_run is not None and env.database is not None and last_run.outcome in ("failed", "interrupted"):
-        failed = last_run.failed_at()
-        if failed and failed[0].startswith(("Run the rollback script", "Check the columns", "Keep a copy")):
-            from console.plans.database import manual_sql  # the dashboard should not load the engine
+            down.append((h.host, evidence))
+        elif h.health.health_status is not None:
+            up.append(f"{h.host}: /health {h.health.health_status}, pid {f.pid or '?'}")
+    first = _host(env, down[0][0] if down else hosts[0].host if hosts else env.hosts[0].name)
+    if down:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in down)
+        return IssueStatus(2, True, evidence, _fix_2(env, first), tuple(n for n, _ in down))
+    if not up:
+        return IssueStatus(2, None, "no host answered the probes", _fix_2(env, first))
+    return IssueStatus(2, False, "the API is running — " + "; ".join(up), _fix_2(env, first))
 
+
+def _issue_3(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None) -> IssueStatus:
+    fix = _fix_3(env)
+    if env.database is None:
+        return IssueStatus(3, False, "no database configured for this environment", fix)
+    if last_run is not None and last_run.outcome in ("failed", "interrupted"):
+        failed = last_run.failed_at()
+        if failed and failed[0].startswith(DATABASE_STEPS):
             error = next(
                 (r["data"].get("message", "") for r in reversed(last_run.records) if r["type"] == "step_failed"), ""
             )
-            out.append(
-                Finding(
-                    3,
-                    None,
-                    f"run {last_run.run_id} failed at {failed[0]}: {error[:200]}",
-                    tuple(manual_sql(env).splitlines()),
-                )
-            )
+            return IssueStatus(3, True, f"run {last_run.run_id} failed at {failed[0]}: {error[:200]}", fix)
+    db = snapshot.database
+    columns = ""
+    if db is not None and not db.error:
+        columns = "; columns now: " + ", ".join(f"{c} {'present' if p else 'absent'}" for c, p in db.columns)
+    if last_run is None:
+        return IssueStatus(3, False, "no rollback of this environment in the journal" + columns, fix)
+    return IssueStatus(
+        3, False, f"the last run ({last_run.run_id}, {last_run.outcome}) did not fail at a database step" + columns, fix
+    )
+
+
+def _issue_4(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    stuck, unknown, fine = [], [], []
+    for h in hosts:
+        f = h.flags
+        if f.env_file is None or f.log is None:
+            unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
+            continue
+        if f.env_file.advanced and any(not f.env_file.get(n) and f.log.get(n) for n in FLAG_NAMES[1:]):
+            off = [LOG_LABELS[n] for n in FLAG_NAMES[1:] if not f.env_file.get(n) and f.log.get(n)]
+            line = (f.log_line or "")[:160]
+            stuck.append((h.host, f"env file has {', '.join(off)} off but the log still says True: {line}"))
+        else:
+            fine.append(h.host)
+    first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)
+    if stuck:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stuck)
+        return IssueStatus(4, True, evidence, _fix_4(env, first), tuple(n for n, _ in stuck))
+    if unknown and not fine:
+        why = "the log's flag line cannot be compared — " + "; ".join(unknown)
+        return IssueStatus(4, None, why, _fix_4(env, first))
+    return IssueStatus(4, False, "the log's last flag line agrees with the env file's sub-flags", _fix_4(env, first))
+
+
+def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[IssueStatus]:
+    """All four issues, in the runbook's order, each with its verdict, evidence and fix."""
+    hosts = [h for h in snapshot.hosts if not h.unreachable]
+    out = [_issue_1(env, hosts), _issue_2(env, hosts), _issue_3(env, snapshot, last_run), _issue_4(env, hosts)]
+    unreachable = [h.host for h in snapshot.hosts if h.unreachable]
+    if unreachable and not hosts:
+        why = f"unreachable: {', '.join(unreachable)}"
+        out = [s if s.issue == 3 else IssueStatus(s.issue, None, why, s.fix) for s in out]
+    return out
+
+
+def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[Finding]:
+    """Only what applies now (with the host, when it is one host)."""
+    out: list[Finding] = []
+    for status in assess(env, snapshot, last_run):
+        if status.applies:
+            host = status.hosts[0] if len(status.hosts) == 1 else None
+            out.append(Finding(status.issue, host, status.evidence, status.fix))
     return out

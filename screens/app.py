@@ -11,18 +11,25 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from textual.app import App
+from textual.app import App, SystemCommand
 from textual.binding import Binding
-from textual.screen import Screen
+from textual.command import CommandPalette
+from textual.driver import Driver
+from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
+from textual.widgets import Input, TextArea
 
 from console.config.model import Config
 from console.journal import Journal, Who, known_secrets
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from console.engine.session import Engine
     from console.probes.collect import Prober
+    from screens.run_screen import RunScreen
 from console.probes.worker import FrameReader, ProbeWorker
+from screens.commands import ConsoleCommands
 from screens.state import LiveEnvironment
 from themes import CSS_PATH, DEFAULT, THEMES
 
@@ -38,18 +45,26 @@ def pick_theme(requested: str | None = None) -> str:
     return DEFAULT
 
 
+# The console's one-letter keys: off in forms and modals, where letters are text or answers.
+LETTER_ACTIONS = frozenset({"request_quit", "history", "escalation", "checklist", "watch", "cycle_theme", "end_drill"})
+
+
 class RollbackConsole(App[int]):
     TITLE = "Rollback Console"
     CSS_PATH = str(CSS_PATH)
     ENABLE_COMMAND_PALETTE = True
+    COMMANDS = App.COMMANDS | {ConsoleCommands}
+    # Everywhere, but in the footer only where there is room (the dashboard shows them all);
+    # the key help (F1) lists every one.
     BINDINGS = [
-        Binding("q", "quit", "Quit", id="app.quit"),
-        Binding("h", "history", "History", id="app.history"),
-        Binding("e", "escalation", "Escalate", id="app.escalation"),
-        Binding("c", "checklist", "Checklist", id="app.checklist"),
-        Binding("w", "watch", "Active run", id="app.watch"),
-        Binding("t", "cycle_theme", "Theme", id="app.theme", show=False),
-        Binding("x", "end_drill", "End drill", id="app.end_drill"),
+        Binding("q", "request_quit", "Quit", id="app.quit"),
+        Binding("x", "end_drill", "End drill", id="app.end_drill", show=False),  # the drill's header says x
+        Binding("f1", "keys", "Keys", id="app.keys"),
+        Binding("h", "history", "History", id="app.history", show=False),
+        Binding("e", "escalation", "Escalate", id="app.escalation", show=False),
+        Binding("c", "checklist", "Checklist", id="app.checklist", show=False),
+        Binding("w", "watch", "Watch the active run", id="app.watch", show=False),
+        Binding("t", "cycle_theme", "Theme (dark, light, ansi)", id="app.theme", show=False),
     ]
 
     def __init__(
@@ -88,6 +103,9 @@ class RollbackConsole(App[int]):
         self.who = who or Who.current()
         self._engine = None  # the rollback engine loads on first use: start-up stays light
         self.last_run: str | None = None
+        self.run_screen: RunScreen | None = None  # this console's latest run (one at a time)
+        self._runs_started = itertools.count(1)
+        self.quitting = False
         for t in THEMES.values():
             self.register_theme(t)
         self.theme = pick_theme(theme)
@@ -119,6 +137,23 @@ class RollbackConsole(App[int]):
     @property
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill
+
+    def get_driver_class(self) -> type[Driver]:
+        from textual.drivers.linux_driver import LinuxDriver
+
+        driver = super().get_driver_class()
+        if driver is LinuxDriver:
+            from screens.driver import TerminalDriver
+
+            return TerminalDriver
+        return driver
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        """Of Textual's own palette entries only maximize/minimize: themes, keys and quit are the
+        console's own (ConsoleCommands), and a screenshot would write files where no one looks."""
+        for command in super().get_system_commands(screen):
+            if command.title in ("Maximize", "Minimize"):
+                yield command
 
     def get_default_screen(self) -> Screen:
         """The dashboard (or, in watch mode, the run follower) is the base screen itself:
@@ -177,16 +212,15 @@ class RollbackConsole(App[int]):
             from screens.run_screen import RunScreen
 
             if choice in ("resume", "undo"):
-                self.push_screen(
-                    RunScreen(
-                        request_of(run),
-                        authorization_of(run),
-                        title=run.title,
-                        target_s=None,
-                        resume=run,
-                        undo=choice == "undo",
-                    )
+                screen = RunScreen(
+                    request_of(run),
+                    authorization_of(run),
+                    title=run.title,
+                    target_s=None,
+                    resume=run,
+                    undo=choice == "undo",
                 )
+                self.start_run(screen, replace=False)
 
         self.push_screen(InterruptedRun(summary), chosen)
 
@@ -195,7 +229,7 @@ class RollbackConsole(App[int]):
         mode = "WATCH (read-only)" if self.read_only else ("DRILL — rehearsal" if self.is_drill else "live")
         if self.drill is not None:
             elapsed = int(self.clock() - self.drill_started)
-            mode += f" {elapsed // 60:02d}:{elapsed % 60:02d}"
+            mode += f" {elapsed // 60:02d}:{elapsed % 60:02d} (x ends it)"
         return f"{mode} · {self.who.user} · {now}"
 
     # --- probing: one loop per environment, in the probe worker process -----------------
@@ -270,6 +304,99 @@ class RollbackConsole(App[int]):
         except TimeoutError:
             self._waiting.pop(request, None)
 
+    # --- keys ---------------------------------------------------------------------------
+    def in_form(self) -> bool:
+        """Is the operator filling a form or answering a modal? Letters are text there."""
+        screen = self.screen
+        if isinstance(screen, ModalScreen) and not isinstance(screen, CommandPalette):
+            return True
+        return bool(getattr(screen, "FORM", False)) or isinstance(screen.focused, Input | TextArea)
+
+    READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback", "open_environment"})
+
+    def allowed(self, action: str) -> bool:
+        """May this console do ``action`` at all? Watch mode acts on nothing."""
+        if self.read_only and action in self.READ_ONLY_BLOCKED:
+            return False
+        if action == "end_drill":
+            return self.drill is not None
+        return True
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if self.quitting:
+            return False  # a key typed after quitting began does nothing
+        if action in LETTER_ACTIONS and self.in_form():
+            return False
+        return self.allowed(action)
+
+    def action_keys(self) -> None:
+        """Every key of the current screen, those the footer has no room for too."""
+        from screens.modals import KeysScreen, screen_keys
+
+        if isinstance(self.screen, KeysScreen):
+            return
+        self.push_screen(KeysScreen(screen_keys(self, self.screen), str(self.screen.title or self.title)))
+
+    # --- leaving --------------------------------------------------------------------------
+    def exit(self, *args: object, **kwargs: object) -> None:
+        self.quitting = True
+        super().exit(*args, **kwargs)  # type: ignore[arg-type]
+
+    async def action_quit(self) -> None:
+        """ctrl+q and the palette's Quit: the same question as q."""
+        self.action_request_quit()
+
+    def action_request_quit(self) -> None:
+        """Quit; while a rollback is active here, ask first: quitting cuts it off."""
+        if self.quitting:
+            return
+        run = self.run_screen
+        if run is None or not run.running:
+            self._leave()
+            return
+        if run.state == "pending":
+            consequence = (
+                "Quitting stops this console waiting: nothing will run, and the request stays "
+                "'awaiting approval' in the journal."
+            )
+        else:
+            consequence = (
+                "Quitting now cuts it off mid-way: the journal marks it interrupted, and the next start "
+                "offers to resume or undo it."
+            )
+        from screens.modals import Choice
+
+        def chosen(quit_: bool | None) -> None:
+            if quit_:
+                self._leave()
+
+        self.push_screen(
+            Choice("Quit while a rollback is active?", f"{run.describe()}. {consequence}", yes="Quit anyway (y)"),
+            chosen,
+        )
+
+    def _leave(self) -> None:
+        if self.drill is not None and not self.drill_scored:
+            self.action_end_drill()  # a drill ends with its scorecard, in the console
+            return
+        self.exit()
+
+    # --- runs -----------------------------------------------------------------------------
+    def start_run(self, screen: RunScreen, *, replace: bool) -> None:
+        """Show a new run. Its screen is kept when left (the run goes on; w brings it back);
+        the previous, finished run's screen goes."""
+        previous = self.run_screen
+        if previous is not None and previous not in self.screen_stack:  # action_rollback saw to that
+            self.uninstall_screen(previous)
+            self.call_later(previous.remove)
+        name = f"run-{next(self._runs_started)}"
+        self.install_screen(screen, name)
+        self.run_screen = screen
+        if replace:
+            self.switch_screen(name)
+        else:
+            self.push_screen(name)
+
     # --- actions ------------------------------------------------------------------------
     def _push_kept(self, name: str, make: Callable[[], Screen]) -> None:
         """Screens opened often are built once and kept: reopening them is instant."""
@@ -288,19 +415,71 @@ class RollbackConsole(App[int]):
 
         self._push_kept("escalation", EscalationScreen)
 
+    def _run_for_records(self, what: str) -> str | None:
+        run_id = self.last_run or self._latest_run()
+        if run_id is None:
+            self.notify(
+                f"No rollback recorded yet: {what} follows a rollback (r on an environment starts one).",
+                severity="warning",
+            )
+        return run_id
+
     def action_checklist(self) -> None:
         from screens.checklist import ChecklistScreen
 
-        run_id = self.last_run or self._latest_run()
-        if run_id is None:
-            self.notify("No rollback recorded yet: the checklist follows a rollback.", severity="warning")
-            return
-        self.push_screen(ChecklistScreen(run_id))
+        run_id = self._run_for_records("the checklist")
+        if run_id is not None:
+            self.push_screen(ChecklistScreen(run_id))
+
+    def action_report(self) -> None:
+        from screens.history import ReportScreen
+
+        run_id = self._run_for_records("the incident report")
+        if run_id is not None:
+            self.push_screen(ReportScreen(run_id))
 
     def action_watch(self) -> None:
+        """This console's run if it has one (running or just finished); else follow the journal."""
         from screens.watch import WatchScreen
 
-        self.push_screen(WatchScreen())
+        run = self.run_screen
+        if run is not None:
+            if run in self.screen_stack:
+                while self.screen is not run and len(self.screen_stack) > 1:
+                    self.pop_screen()
+            else:
+                self.push_screen(run)
+            return
+        if not isinstance(self.screen, WatchScreen):
+            self.push_screen(WatchScreen())
+
+    def action_drills(self) -> None:
+        from console.drills import scenarios
+        from screens.modals import TextModal
+
+        lines = [
+            "A drill rehearses a rollback on the simulator, scored against the runbook. Start one from a shell",
+            "(it opens its own console in drill mode):",
+            "",
+        ]
+        try:
+            for sc in scenarios().values():
+                lines.append(f"  rollback-console drill {sc.id:<13} {sc.title} → {sc.expected_action}")
+        except Exception as exc:  # a broken scenario file must not break the palette
+            lines.append(f"  (cannot list the scenarios: {exc})")
+        lines += ["", "  rollback-console drill              a random one, kept secret until the scorecard"]
+        self.push_screen(TextModal("Drills", "\n".join(lines)))
+
+    def action_drill_briefing(self) -> None:
+        from screens.modals import TextModal
+
+        if self.drill is not None:
+            self.push_screen(TextModal("Drill briefing", self.drill.briefing))  # type: ignore[attr-defined]
+
+    def action_open_environment(self, environment: str) -> None:
+        from screens.environment import EnvironmentScreen
+
+        self.push_screen(EnvironmentScreen(self.live[environment]))
 
     def _latest_run(self) -> str | None:
         runs = self.journal.runs(drills=self.is_drill)
@@ -310,26 +489,29 @@ class RollbackConsole(App[int]):
         if self.read_only:
             self.notify("Watch mode is read-only.", severity="warning")
             return
+        run = self.run_screen
+        if run is not None and run.running:
+            self.notify(
+                f"{run.describe()}: one rollback at a time in a console. Press w to follow it.",
+                severity="warning",
+                timeout=10,
+            )
+            return
         from screens.wizard import RollbackWizard
 
+        if run is not None:  # the finished run's screen goes: a new run takes its place
+            while run in self.screen_stack and len(self.screen_stack) > 1:
+                self.pop_screen()
         name = environment or next(iter(self.live))
         self.push_screen(RollbackWizard(self.live[name]))
-
-    READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback"})
-
-    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        """Watch mode offers nothing that acts: no rollback, no notifying, no ticking."""
-        if self.read_only and action in self.READ_ONLY_BLOCKED:
-            return False
-        if action == "end_drill":
-            return self.drill is not None
-        return True
 
     def action_end_drill(self) -> None:
         """Score the drill from the journal, show the scorecard, then leave."""
         from console.drills import score
         from screens.modals import TextModal
 
+        if self.drill is None or self.drill_scored:
+            return
         card = score(
             self.drill,
             self.journal,
@@ -344,6 +526,9 @@ class RollbackConsole(App[int]):
     def action_cycle_theme(self) -> None:
         names = list(THEMES)
         self.theme = names[(names.index(self.theme) + 1) % len(names)] if self.theme in names else names[0]
+
+    def action_set_theme(self, name: str) -> None:
+        self.theme = pick_theme(name)
 
     async def on_unmount(self) -> None:
         self._closing = True

@@ -5,23 +5,26 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from console import checklist
 from console.journal import incident_report
 from screens.format import cell, esc
 from screens.modals import TextPrompt
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.tables import Column, refill
 
 
 class ChecklistScreen(Screen):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="checklist.back"),
-        Binding("space,enter", "toggle", "Tick / untick", id="checklist.toggle"),
-        Binding("o", "report", "Write incident report", id="checklist.report"),
-        Binding("a", "recheck", "Re-check automatic items", id="checklist.recheck"),
+        Binding("space,enter", "toggle", "Tick", id="checklist.toggle"),
+        Binding("o", "report", "Write report", id="checklist.report"),
+        Binding("a", "recheck", "Re-check", id="checklist.recheck"),
     ]
 
     def __init__(self, run_id: str) -> None:
@@ -34,15 +37,11 @@ class ChecklistScreen(Screen):
         yield Static("", id="checklist-head")
         yield DataTable(id="checklist", cursor_type="row")
         yield Static("", id="checklist-evidence", classes="hint")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        table = self.query_one("#checklist", DataTable)
-        table.add_column("", key="tick")
-        table.add_column("Post-rollback checklist", key="text")
-        table.add_column("By", key="by")
         self.action_recheck()
-        table.focus()
+        self.query_one("#checklist", DataTable).focus()
 
     def action_recheck(self) -> None:
         app = self.app
@@ -57,14 +56,13 @@ class ChecklistScreen(Screen):
             f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome)} · "
             f"{done}/{len(self.items)} done" + ("  [reverse $success] complete [/]" if done == len(self.items) else "")
         )
-        table = self.query_one("#checklist", DataTable)
-        row = table.cursor_row
-        table.clear()
+        rows = []
         for s in self.items:
-            tick = "[$success]\\[x][/]" if s.ticked else "[ ]"
+            tick = "[$success]\\[x][/]" if s.ticked else "\\[ ]"
             by = "auto" if s.by == "auto" else (s.by or ("auto" if s.automatic else "you"))
-            table.add_row(cell(self.app, tick), esc(s.item.text), esc(by), key=s.item.id)
-        table.move_cursor(row=min(row, len(self.items) - 1))
+            rows.append((s.item.id, [cell(self.app, tick), esc(s.item.text), esc(by)]))
+        columns = [Column("tick", "", 3), Column("text", "Post-rollback checklist", weight=4), Column("by", "By", 12)]
+        refill(self.query_one("#checklist", DataTable), self.size.width or self.app.size.width, columns, rows)
         self._evidence()
 
     def on_data_table_row_highlighted(self) -> None:
@@ -85,8 +83,15 @@ class ChecklistScreen(Screen):
             return False  # watch mode records nothing
         return True
 
+    @on(DataTable.RowSelected, "#checklist")
+    def _row_selected(self) -> None:
+        if self.check_action("toggle", ()):
+            self.action_toggle()  # Enter on the table (the table takes Enter before the screen)
+
     def action_toggle(self) -> None:
         table = self.query_one("#checklist", DataTable)
+        if not self.items or table.cursor_row >= len(self.items):
+            return
         s = self.items[table.cursor_row]
         if s.automatic and s.item.check not in ("notified", "report"):
             self.notify("This item is checked by the console from the validations (a = re-check).")

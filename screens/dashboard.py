@@ -4,24 +4,33 @@ from __future__ import annotations
 
 from textual import on
 from textual.app import ComposeResult
+from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Footer, Header
+from textual.widgets import Header
 
 from screens.widgets.env_panel import EnvPanel
+from screens.widgets.footer import ConsoleFooter
 
 WIDE = 150  # columns from which panels sit side by side
 
 
 class DashboardScreen(Screen):
     AUTO_FOCUS = ".env-panel"  # straight to the first panel: one focus change, not two
+    # The console's keys (app bindings), shown here where the footer has room for them
+    # (w, t and x too would not fit in 80 columns: they are in the key help, F1).
+    BINDINGS = [
+        Binding("h", "app.history", "History", id="dashboard.history"),
+        Binding("e", "app.escalation", "Escalate", id="dashboard.escalation"),
+        Binding("c", "app.checklist", "Checklist", id="dashboard.checklist"),
+    ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         with VerticalScroll(id="panels"):
             for live in self.app.live.values():
                 yield EnvPanel(live, self.app.config, read_only=self.app.read_only)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.app.env_updated.subscribe(self, self._updated)

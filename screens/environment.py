@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from console import troubleshooting
@@ -15,6 +15,18 @@ from console.matrix import limit
 from console.probes.logs import FLAG_LINE, is_error
 from screens import format as fmt
 from screens.state import LiveEnvironment
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.tables import Column, refill
+
+MATRIX_COLUMNS = (
+    Column("lit", "", 3),
+    Column("symptom", "Symptom", weight=3),
+    Column("severity", "Severity", 8),
+    Column("action", "Action", weight=3),
+    Column("timeline", "Timeline", weight=2),
+    Column("seen", "Seen", weight=4),
+)
+SCROLLS = {"tab-log": "#log-scroll", "tab-process": "#process-scroll", "tab-trouble": "#trouble-scroll"}
 
 
 class EnvironmentScreen(Screen):
@@ -22,6 +34,13 @@ class EnvironmentScreen(Screen):
         Binding("escape,backspace", "app.pop_screen", "Back", id="env.back"),
         Binding("r", "rollback", "Rollback", id="env.rollback"),
         Binding("p", "probe", "Probe now", id="env.probe"),
+        # The open tab's text scrolls from the tabs too (Tab moves into it; End follows the log's tail).
+        Binding("down", "scroll('down')", "Scroll down", id="env.scroll-down", show=False),
+        Binding("up", "scroll('up')", "Scroll up", id="env.scroll-up", show=False),
+        Binding("pagedown", "scroll('page_down')", "Page down", id="env.page-down", show=False),
+        Binding("pageup", "scroll('page_up')", "Page up", id="env.page-up", show=False),
+        Binding("end", "scroll('end')", "End (the log follows its tail)", id="env.end", show=False),
+        Binding("home", "scroll('home')", "Top", id="env.home", show=False),
     ]
 
     def __init__(self, live: LiveEnvironment) -> None:
@@ -34,34 +53,23 @@ class EnvironmentScreen(Screen):
         with TabbedContent(id="env-tabs"):
             with TabPane("Latency", id="tab-latency"):
                 yield PlotextPlot(id="latency-chart")
-            with TabPane("Log", id="tab-log"), VerticalScroll():
+            with TabPane("Log", id="tab-log"), VerticalScroll(id="log-scroll"):
                 yield Static(id="log-tail")
-            with TabPane("Process", id="tab-process"), VerticalScroll():
+            with TabPane("Process", id="tab-process"), VerticalScroll(id="process-scroll"):
                 yield Static(id="process")
             with TabPane("Matrix", id="tab-matrix"):
                 yield DataTable(id="matrix", cursor_type="row", zebra_stripes=True)
             with TabPane("Hosts", id="tab-hosts"):
                 yield DataTable(id="hosts", cursor_type="row", zebra_stripes=True)
-            with TabPane("Troubleshooting", id="tab-trouble"), VerticalScroll():
+            with TabPane("Troubleshooting", id="tab-trouble"), VerticalScroll(id="trouble-scroll"):
                 yield Static(id="trouble")
             with TabPane("Database", id="tab-db"), VerticalScroll():
                 yield Static(id="database")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = f"{self.live.env.name} ({self.live.env.kind})"
-        matrix = self.query_one("#matrix", DataTable)
-        matrix.add_columns("", "Symptom", "Severity", "Action", "Timeline", "Seen")
-        for i, row in enumerate(self.app.config.decision_matrix):
-            matrix.add_row(
-                "",
-                fmt.esc(row.symptom),
-                row.severity,
-                fmt.esc(row.advice or row.action),
-                fmt.esc(row.timeline),
-                "",
-                key=str(i),
-            )
+        self._matrix()
         hosts = self.query_one("#hosts", DataTable)
         hosts.add_columns("Host", "Health", "Flags env/proc/log", "Latency", "ERRORs", "RSS", "Problem")
         for h in self.live.env.hosts:
@@ -75,6 +83,9 @@ class EnvironmentScreen(Screen):
 
     def on_screen_resume(self) -> None:
         self.refresh_all()
+
+    def on_resize(self) -> None:
+        self._matrix()
 
     def refresh_all(self) -> None:
         s, live, config = self.live.snapshot, self.live, self.app.config
@@ -135,7 +146,11 @@ class EnvironmentScreen(Screen):
                     lines.append(f"[b $accent]{text}[/]")
                 else:
                     lines.append(text)
+        scroll = self.query_one("#log-scroll", VerticalScroll)
+        following = scroll.scroll_y >= scroll.max_scroll_y - 1  # at the tail: stay there
         self.query_one("#log-tail", Static).update("\n".join(lines) or "[$text-muted]no log lines[/]")
+        if following:
+            self.call_after_refresh(scroll.scroll_end, animate=False)
 
     def _process(self, s) -> None:
         out = []
@@ -162,14 +177,23 @@ class EnvironmentScreen(Screen):
         self.query_one("#process", Static).update("\n".join(out))
 
     def _matrix(self) -> None:
-        table = self.query_one("#matrix", DataTable)
+        """The decision matrix, wrapped to the width: no column drops off at 80 columns."""
         rec = self.live.recommendation
-        if rec is None:
-            return
-        for i, finding in enumerate(rec.findings):
-            mark = "[reverse $error] ● [/]" if finding.lit else ("[$text-muted]?[/]" if not finding.known else "·")
-            table.update_cell(str(i), table.ordered_columns[0].key, fmt.cell(self.app, mark))
-            table.update_cell(str(i), table.ordered_columns[5].key, fmt.esc(finding.evidence))
+        findings = list(rec.findings) if rec is not None else []
+        rows = []
+        for i, row in enumerate(self.app.config.decision_matrix):
+            finding = findings[i] if i < len(findings) else None
+            mark, seen = "", ""
+            if finding is not None:
+                mark = "[reverse $error] ● [/]" if finding.lit else ("[$text-muted]?[/]" if not finding.known else "·")
+                seen = fmt.esc(finding.evidence)
+            cells = [mark, fmt.esc(row.symptom), row.severity, fmt.esc(row.advice or row.action), fmt.esc(row.timeline)]
+            rows.append((str(i), [fmt.cell(self.app, c) for c in [*cells, seen]]))
+        width = (self.size.width or self.app.size.width) - 4  # the tab pane's padding
+        shown = (width, [(k, [c.plain for c in cells]) for k, cells in rows])
+        if shown != getattr(self, "_matrix_shown", None):  # rebuilt (to re-wrap) only when it changed
+            self._matrix_shown = shown
+            refill(self.query_one("#matrix", DataTable), width, MATRIX_COLUMNS, rows)
 
     def _hosts(self, s) -> None:
         table = self.query_one("#hosts", DataTable)
@@ -179,20 +203,18 @@ class EnvironmentScreen(Screen):
                 table.update_cell(h.host, key, fmt.cell(self.app, value))
 
     def _trouble(self, s) -> None:
+        """The runbook's four issues: each applies now or not (or cannot be told), and why."""
         runs = self.app.journal.runs(self.live.env.name, drills=self.app.is_drill)
-        found = troubleshooting.findings(self.live.env, s, runs[-1] if runs else None)
-        if not found:
-            text = "[$success]None of the runbook's four troubleshooting issues applies right now.[/]"
-        else:
-            parts = []
-            for f in found:
-                host = f" on {fmt.esc(f.host)}" if f.host else ""
-                parts.append(
-                    f"[reverse $warning] {fmt.esc(f.title)} [/]{host}\n  [b]evidence[/b] {fmt.esc(f.evidence)}"
-                )
-                parts.append("  [b]fix[/b]\n" + "\n".join(f"    $ {fmt.esc(c)}" for c in f.fix if c))
-            text = "\n".join(parts)
-        self.query_one("#trouble", Static).update(text)
+        style = {True: "reverse $warning", False: "$success", None: "reverse $text-muted"}
+        parts = []
+        for issue in troubleshooting.assess(self.live.env, s, runs[-1] if runs else None):
+            where = f" on {fmt.esc(', '.join(issue.hosts))}" if issue.hosts and len(s.hosts) > 1 else ""
+            parts.append(
+                f"[b]{fmt.esc(issue.title)}[/b] — [{style[issue.applies]}] {issue.verdict} [/]{where}\n"
+                f"  [b]evidence[/b] {fmt.esc(issue.evidence)}\n"
+                "  [b]fix[/b]\n" + "\n".join(_command(c) for c in issue.fix if c)
+            )
+        self.query_one("#trouble", Static).update("\n\n".join(parts))
 
     def _database(self, s) -> None:
         db = s.database
@@ -216,9 +238,27 @@ class EnvironmentScreen(Screen):
     def action_rollback(self) -> None:
         self.app.action_rollback(self.live.env.name)
 
+    def action_scroll(self, how: str) -> None:
+        """Scroll the open tab's text (or table) from wherever the focus is."""
+        tab = self.query_one("#env-tabs", TabbedContent).active
+        target = self.query_one(SCROLLS[tab]) if tab in SCROLLS else None
+        if target is None:
+            table = {"tab-matrix": "#matrix", "tab-hosts": "#hosts"}.get(tab)
+            target = self.query_one(table) if table else None
+        if target is None:
+            return
+        getattr(target, f"scroll_{how}")(animate=False)
+
     async def action_probe(self) -> None:
         self.notify("probing…", timeout=1)
         await self.app.probe_now(self.live.env.name)
+
+
+def _command(line: str) -> str:
+    """A fix line: a command to run ($), or the runbook's comment about it."""
+    if line.startswith("#"):
+        return f"    [$text-muted]{fmt.esc(line)}[/]"
+    return f"    $ {fmt.esc(line)}"
 
 
 def _host(live: LiveEnvironment, name: str):

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from screens.format import esc
 from screens.modals import TextPrompt
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.tables import Column, refill
 
 
 class EscalationScreen(Screen):
@@ -25,29 +27,59 @@ class EscalationScreen(Screen):
         yield Static("[b]Escalation path[/b] — select a level and press n to notify it", classes="section-title")
         yield DataTable(id="levels", cursor_type="row")
         yield Static("", id="escalation-status", classes="hint")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = "Escalation"
         config = self.app.config
-        contacts = self.query_one("#contacts", DataTable)
-        contacts.add_columns("Role", "Contact", "How", "Availability")
-        for c in config.contacts:
-            contacts.add_row(esc(c.role), esc(c.name), esc(c.contact), esc(c.availability))
-        levels = self.query_one("#levels", DataTable)
-        levels.add_columns("Level", "What", "Who")
-        for lv in config.escalation:
-            levels.add_row(f"Level {lv.level}", esc(lv.description), esc(", ".join(lv.contacts)), key=str(lv.level))
+        self._fill()
         webhook = config.notifications.webhook
         self.query_one("#escalation-status", Static).update(
             f"notifications go to the webhook from {esc(webhook.describe())}"
             if webhook
             else "[$warning]no webhook configured: notifying is recorded in the journal only[/]"
         )
-        levels.focus()
+        self.query_one("#levels", DataTable).focus()
+
+    def on_resize(self) -> None:
+        self._fill()
+
+    def _fill(self) -> None:
+        """Both tables wrapped to the width: no contact or level is cut at 80 columns."""
+        config, width = self.app.config, self.size.width or self.app.size.width
+        contacts = [
+            (str(i), [esc(c.role), esc(c.name), esc(c.contact), esc(c.availability)])
+            for i, c in enumerate(config.contacts)
+        ]
+        refill(
+            self.query_one("#contacts", DataTable),
+            width,
+            [
+                Column("role", "Role", weight=2),
+                Column("name", "Contact", weight=2),
+                Column("how", "How", weight=2),
+                Column("when", "Availability", 14),
+            ],
+            contacts,
+        )
+        levels = [
+            (str(lv.level), [f"Level {lv.level}", esc(lv.description), esc(", ".join(lv.contacts))])
+            for lv in config.escalation
+        ]
+        refill(
+            self.query_one("#levels", DataTable),
+            width,
+            [Column("level", "Level", 7), Column("what", "What", weight=3), Column("who", "Who", weight=2)],
+            levels,
+        )
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         return not (self.app.read_only and action == "notify_level")
+
+    @on(DataTable.RowSelected, "#levels")
+    def _row_selected(self) -> None:
+        if self.check_action("notify_level", ()):
+            self.action_notify_level()  # Enter on the table (the table takes Enter before the screen)
 
     def action_notify_level(self) -> None:
         levels = self.query_one("#levels", DataTable)

@@ -12,6 +12,7 @@ from console.config.model import Thresholds
 from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.safe_text import clean
 from console.safe_text import markup as safe_markup
 
 SEVERITY_STYLE = {"HIGH": "$error", "MEDIUM": "$warning", "LOW": "$accent"}
@@ -19,11 +20,23 @@ SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
 COLUMNS = ("adv", "time-w", "content")
 
 
+# Code points whose width terminals and Rich disagree on: a variation selector (the
+# service's own "🎛️" is U+1F39B U+FE0F: Rich counts 2 cells, tmux and most terminals 1),
+# a zero-width joiner, skin-tone modifiers, tag characters. Without them every terminal
+# and Rich agree, and no border is pushed out of line.
+_WIDTH_TRAPS = re.compile("[\ufe00-\ufe0f\u200d\U0001f3fb-\U0001f3ff\U000e0020-\U000e007f]")
+
+
+def screen_text(text: object) -> str:
+    """Text from a host as the screen shows it: control characters visible, width traps gone."""
+    return clean(_WIDTH_TRAPS.sub("", str(text)))
+
+
 def esc(text: object) -> str:
     """Text from outside, safe to show as markup (console.safe_text.markup: controls and bidi
     characters shown escaped, every "[" escaped: textual.markup.escape leaves "[INFO]" alone,
-    which the parser then eats as a tag)."""
-    return safe_markup(text)
+    which the parser then eats as a tag), with the width traps gone."""
+    return safe_markup(_WIDTH_TRAPS.sub("", str(text)))
 
 
 def seconds(v: float | None) -> str:

@@ -1,15 +1,24 @@
-"""The runbook's Rollback History table from the journal; Enter shows a run's report."""
+"""The runbook's Rollback History table from the journal; Enter shows a run's report.
+
+At 80 columns the date and the run id share a column (two lines) and the reason and the
+outcome wrap: every column stays, every run id stays whole.
+"""
 
 from __future__ import annotations
 
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Header, Markdown, Static
+from textual.widgets import DataTable, Header, Markdown, Static
 
 from console.journal import history_rows, incident_report
-from screens.format import esc
+from screens.format import esc, screen_text
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.tables import Column, refill
+
+WIDE = 130  # from here the run id has a column of its own
 
 
 class HistoryScreen(Screen):
@@ -17,24 +26,26 @@ class HistoryScreen(Screen):
         Binding("escape,backspace", "app.pop_screen", "Back", id="history.back"),
         Binding("enter", "report", "Report", id="history.report"),
         Binding("c", "checklist", "Checklist", id="history.checklist"),
+        Binding("y", "copy", "Copy run id", id="history.copy"),
     ]
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield Static("", id="history-head")
         yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = "Rollback history" + (" — drills" if self.app.is_drill else "")
-        table = self.query_one("#history", DataTable)
-        for col in ("Date", "Environment", "Reason", "Duration", "Outcome", "Run"):
-            table.add_column(col, key=col.lower())
+        self.runs = []
         self._load()
-        table.focus()
+        self.query_one("#history", DataTable).focus()
 
     def on_screen_resume(self) -> None:
         self._load()
+
+    def on_resize(self) -> None:
+        self._fill()
 
     def _load(self) -> None:
         journal = self.app.journal
@@ -42,17 +53,44 @@ class HistoryScreen(Screen):
         problems = journal.verify()
         chain = "[$success]hash chain intact[/]" if not problems else f"[$error]{len(problems)} journal problem(s)[/]"
         self.query_one("#history-head", Static).update(
-            f"{len(runs)} run(s) in {esc(journal.path)} · {chain} · Enter: incident report"
+            f"{len(runs)} run(s) in {esc(journal.path)} · {chain}\n"
+            "Enter: the run's incident report · c: its checklist · y: copy its run id"
         )
-        table = self.query_one("#history", DataTable)
-        table.clear()
         self.runs = list(reversed(runs))
-        for row, run in zip(history_rows(self.runs), self.runs, strict=True):
-            table.add_row(*(esc(c) for c in row), esc(run.run_id), key=run.run_id)
+        self._fill()
+
+    def _fill(self) -> None:
+        width = self.size.width or self.app.size.width
+        envs = max((len(r.env or "-") for r in self.runs), default=3)
+        rows = []
+        wide = width >= WIDE
+        for (date, env, reason, duration, outcome), run in zip(history_rows(self.runs), self.runs, strict=True):
+            cells = [esc(date), esc(env), esc(reason), esc(duration), esc(outcome), esc(run.run_id)]
+            if not wide:  # date over run id: both whole in 22 columns
+                cells = [f"{esc(date)}\n[b]{esc(run.run_id)}[/b]", *cells[1:5]]
+            rows.append((run.run_id, cells))
+        if wide:
+            columns = [
+                Column("date", "Date", 20),
+                Column("environment", "Environment", max(11, envs)),
+                Column("reason", "Reason", weight=3),
+                Column("duration", "Duration", 8),
+                Column("outcome", "Outcome", weight=2),
+                Column("run", "Run", 22),
+            ]
+        else:
+            columns = [
+                Column("date", "Date · Run", 22),
+                Column("environment", "Env", min(max(3, envs), 12)),
+                Column("reason", "Reason", weight=3),
+                Column("duration", "Took", 7),
+                Column("outcome", "Outcome", weight=2),
+            ]
+        refill(self.query_one("#history", DataTable), width, columns, rows)
 
     def _selected(self) -> str | None:
         table = self.query_one("#history", DataTable)
-        if not self.runs:
+        if not self.runs or table.cursor_row >= len(self.runs):
             return None
         return self.runs[table.cursor_row].run_id
 
@@ -61,6 +99,10 @@ class HistoryScreen(Screen):
         if run_id:
             self.app.push_screen(ReportScreen(run_id))
 
+    @on(DataTable.RowSelected, "#history")
+    def _row_selected(self) -> None:
+        self.action_report()  # Enter on the table (the table takes Enter before the screen)
+
     def action_checklist(self) -> None:
         run_id = self._selected()
         if run_id:
@@ -68,9 +110,18 @@ class HistoryScreen(Screen):
 
             self.app.push_screen(ChecklistScreen(run_id))
 
+    def action_copy(self) -> None:
+        run_id = self._selected()
+        if run_id:
+            self.app.copy_to_clipboard(run_id)
+            self.notify(f"{run_id} copied (if your terminal allows it: OSC 52)", timeout=5)
+
 
 class ReportScreen(Screen):
-    BINDINGS = [Binding("escape,backspace", "app.pop_screen", "Back", id="report.back")]
+    BINDINGS = [
+        Binding("escape,backspace", "app.pop_screen", "Back", id="report.back"),
+        Binding("y", "copy", "Copy run id", id="report.copy"),
+    ]
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
@@ -78,15 +129,25 @@ class ReportScreen(Screen):
 
     def compose(self) -> ComposeResult:
         yield Header()
-        with VerticalScroll():
+        yield Static("", id="report-head")
+        with VerticalScroll(id="report-scroll"):
             yield Markdown(id="report")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         journal = self.app.journal
         run = journal.run(self.run_id)
-        self.title = f"Incident report — {run.run_id}"
+        self.run_id = run.run_id
+        self.title = "Incident report"
+        self.query_one("#report-head", Static).update(
+            f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome_text())}"
+        )
         text = incident_report(
             run, checklist=self.app.config.checklist, journal_path=journal.path, problems=journal.verify()
         )
-        self.query_one("#report", Markdown).update(text)
+        self.query_one("#report", Markdown).update(screen_text(text))
+        self.query_one("#report-scroll").focus()
+
+    def action_copy(self) -> None:
+        self.app.copy_to_clipboard(self.run_id)
+        self.notify(f"{self.run_id} copied (if your terminal allows it: OSC 52)", timeout=5)

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from textual import on
-from textual.app import ComposeResult
+from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import ModalScreen
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
 from console.engine.runner import Decision, Failure
@@ -24,14 +24,23 @@ class ConfirmRollback(ModalScreen[bool]):
         Binding("y", "confirm", "Run it", id="confirm.yes"),
     ]
 
-    def __init__(self, title: str, environment: str, commands: str, *, destructive: bool = False) -> None:
+    def __init__(
+        self, title: str, environment: str, commands: str, *, destructive: bool = False, request_only: bool = False
+    ) -> None:
+        """``request_only``: nothing runs now; a second person must approve it first."""
         super().__init__()
         self.title_text, self.environment, self.commands, self.destructive = title, environment, commands, destructive
+        self.request_only = request_only
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal" + (" -danger" if self.destructive else "")):
             yield Static(f"[b]{esc(self.title_text)}[/b] on [b]{esc(self.environment)}[/b]")
-            yield Static("This is exactly what will run:", classes="hint")
+            yield Static(
+                "This is exactly what will run once a second person approves it:"
+                if self.request_only
+                else "This is exactly what will run:",
+                classes="hint",
+            )
             with VerticalScroll(classes="commands"):
                 yield Static(esc(self.commands))
             if self.destructive:
@@ -39,7 +48,11 @@ class ConfirmRollback(ModalScreen[bool]):
                 yield Input(placeholder=self.environment, id="typed")
             with Horizontal(classes="buttons"):
                 yield Button("Cancel (Esc)", id="cancel")
-                yield Button("Run it (y)", id="confirm", variant="error" if self.destructive else "primary")
+                yield Button(
+                    "Request approval (y)" if self.request_only else "Run it (y)",
+                    id="confirm",
+                    variant="error" if self.destructive else "primary",
+                )
 
     def on_mount(self) -> None:
         if self.destructive:
@@ -112,13 +125,13 @@ class StepFailedModal(ModalScreen[Decision]):
                     lines.extend(f"  $ {esc(c)}" for c in remedy.commands)
                 yield Static("\n".join(lines))
             yield Input(placeholder="reason for skipping (required to skip)", id="reason")
-            with Horizontal(classes="buttons"):
-                yield Button("Retry (r)", id="retry", variant="primary")
+            with Horizontal(classes="buttons -many"):
+                yield Button("Retry (r)", id="retry", variant="primary", compact=True)
                 if f.fixable:
-                    yield Button("Apply fix (f)", id="fix", variant="warning")
-                yield Button("Skip (s)", id="skip")
-                yield Button("Undo (u)", id="undo", variant="error")
-                yield Button("Abort (a)", id="abort")
+                    yield Button("Apply fix (f)", id="fix", variant="warning", compact=True)
+                yield Button("Skip (s)", id="skip", compact=True)
+                yield Button("Undo (u)", id="undo", variant="error", compact=True)
+                yield Button("Abort (a)", id="abort", compact=True)
 
     def on_mount(self) -> None:
         self.query_one("#fix" if self.failure.fixable else "#retry", Button).focus()
@@ -237,3 +250,79 @@ class TextModal(ModalScreen[None]):
     @on(Button.Pressed, "#close")
     def _close(self) -> None:
         self.dismiss(None)
+
+
+class Choice(ModalScreen[bool]):
+    """A yes/no question before something that cannot be taken back (quitting mid-run),
+    or that the operator may not expect (leaving a running rollback's screen).
+    y answers yes; Escape, n and the focused first button keep things as they are."""
+
+    AUTO_FOCUS = "#no"
+    BINDINGS = [
+        Binding("escape,n", "answer(False)", "No", id="choice.no"),
+        Binding("y", "answer(True)", "Yes", id="choice.yes"),
+    ]
+
+    def __init__(self, title: str, text: str, *, yes: str, no: str = "Stay (Esc)") -> None:
+        super().__init__()
+        self.title_text, self.text, self.yes, self.no = title, text, yes, no
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="modal -danger"):
+            yield Static(f"[$warning b]{esc(self.title_text)}[/]")
+            yield Static(esc(self.text))
+            with Horizontal(classes="buttons"):
+                yield Button(self.no, id="no", variant="primary")
+                yield Button(self.yes, id="yes", variant="error")
+
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
+
+    @on(Button.Pressed)
+    def _pressed(self, event: Button.Pressed) -> None:
+        self.dismiss(event.button.id == "yes")
+
+
+class KeysScreen(ModalScreen[None]):
+    """Every key of the screen below, the footer's and the rest (F1). Escape or F1 closes."""
+
+    BINDINGS = [Binding("escape,f1", "close", "Close", id="keys.close")]
+
+    def __init__(self, rows: list[tuple[str, str]], where: str) -> None:
+        super().__init__()
+        self.rows, self.where = rows, where
+
+    def compose(self) -> ComposeResult:
+        width = max((len(k) for k, _ in self.rows), default=4)
+        lines = [f"[b $accent]{esc(k):>{width}}[/]  {esc(d)}" for k, d in self.rows]
+        lines.append(f"\n[$text-muted]{'':>{width}}  letters typed in a field are text, never keys[/]")
+        with Vertical(classes="modal"):
+            yield Static(f"[b]Keys[/b] — {esc(self.where)}  (↑↓ to scroll, Esc to close)")
+            with VerticalScroll(classes="commands", id="keys-list"):
+                yield Static("\n".join(lines))
+
+    def on_mount(self) -> None:
+        self.query_one("#keys-list").focus()
+
+    def action_close(self) -> None:
+        self.dismiss(None)
+
+
+def screen_keys(app: App, screen: Screen) -> list[tuple[str, str]]:
+    """(keys, what) for every binding active on ``screen``, as the key help lists them."""
+    by_action: dict[str, tuple[list[str], str]] = {}
+    # The console's own keys first; Textual's scrolling and focus keys after them.
+    ours = sorted(
+        screen.active_bindings.items(),
+        key=lambda item: not (item[1].node is app or type(item[1].node).__module__.startswith("screens")),
+    )
+    for _key, active in ours:
+        binding = active.binding
+        if binding.system or not (binding.description or binding.tooltip):
+            continue
+        what = binding.description + ("" if active.enabled else " (not now)")
+        keys, _ = by_action.setdefault(f"{id(active.node)}:{binding.action}", ([], what))
+        display = app.get_key_display(binding)
+        if display not in keys:
+            keys.append(display)
+    return [(" ".join(keys), what) for keys, what in by_action.values()]

@@ -1,6 +1,10 @@
 """A rollback running: live step list with timers against the runbook target, streaming
 output, the validations, and a modal when a step fails. Also resumes or undoes a run
-that a crash interrupted."""
+that a crash interrupted.
+
+The screen is installed in the app (``RollbackConsole.start_run``): leaving it does not
+stop the run, ``w`` brings it back, and a failed step asks wherever the operator is.
+"""
 
 from __future__ import annotations
 
@@ -12,15 +16,16 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Header, RichLog
+from textual.widgets import Button, Header, RichLog
 
 from console.authz import Authorization
 from console.engine.events import Event
 from console.engine.runner import Decision, Failure
 from console.engine.session import RunRefused, RunRequest
 from console.journal import RunSummary
-from screens.modals import StepFailedModal
-from screens.widgets.run_view import RunView
+from screens.modals import Choice, StepFailedModal
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.run_view import RunView, at
 
 APPROVAL_WAIT_S = 15 * 60
 
@@ -55,17 +60,31 @@ class RunScreen(Screen):
         self.resume, self.undo = resume, undo
         self.recommendation = recommendation
         self.plan = plan
-        self.running = False
+        self.state: str | None = None  # "pending" (waiting for approval) | "running" | None (not or no longer)
         self.checklist_requested = False
         self.run_id: str | None = resume.run_id if resume else None
+        self.outcome: str | None = None
+
+    @property
+    def running(self) -> bool:
+        """Is something still happening here that quitting would cut off?"""
+        return self.state is not None
+
+    def describe(self) -> str:
+        """One line for a question about leaving or quitting."""
+        run = f"run {self.run_id}" if self.run_id else "the run"
+        what = f"{self.plan_title} on {self.request.environment}"
+        if self.state == "pending":
+            return f"{run} ({what}) is waiting for approval"
+        return f"{run} ({what}) is running"
 
     def compose(self) -> ComposeResult:
         yield Header()
         yield RunView(id="run-view")
         with Horizontal(classes="buttons"):
             yield Button("Checklist → (c)", id="to-checklist", variant="primary", disabled=True)
-            yield Button("Done (Esc)", id="done", disabled=True)
-        yield Footer()
+            yield Button("Back (Esc)", id="done")
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         verb = "Undo" if self.undo else ("Resume" if self.resume else "Rollback")
@@ -79,22 +98,29 @@ class RunScreen(Screen):
     async def _execute(self) -> None:
         engine = self.app.engine
         view = self.query_one("#run-view", RunView)
-        self.running = True
+        self.state = "running"
         run_id = self.run_id
         try:
             authorization = self.authorization
             if authorization is None:  # waiting for a second person
-                run_id = engine.request_approval(self.request, self.plan)
-                view.start(f"waiting for approval of {run_id}", None)
+                self.state = "pending"
+                run_id = self.run_id = engine.request_approval(self.request, self.plan)
+                steps = [s.title for s in self.plan.steps] if self.plan is not None else []
+                view.pending(self.plan_title, run_id, engine.who.user, view.now(), steps)
                 self._output(f"Ask a team lead or on-call to run:  rollback-console approve {run_id}")
+                self._output(f"This console waits {APPROVAL_WAIT_S // 60} minutes for the approval, then gives up.")
                 approver = await engine.wait_for_approval(run_id, APPROVAL_WAIT_S)
                 if approver is None:
-                    self._output("no approval within 15 minutes: nothing was changed")
+                    view.state = "[$warning]no approval within 15 minutes[/] — nothing was changed"
+                    view.tick()
+                    self._output(f"{at(view.now())} · no approval within 15 minutes: nothing was changed")
                     return
-                self._output(f"approved by {approver}")
+                self._output(f"{at(view.now())} · approved by {approver}")
                 authorization = Authorization("approved", engine.who.user, approver=approver)
-            view.start(self.plan_title, self.target_s, hosts=self._hosts(), steps=self._steps())
-            engine.on_event = lambda e: self.post_message(RunEvent(e))
+                self.state = "running"
+                view.reset()
+            view.start(self.plan_title, self.target_s, run_id=run_id, hosts=self._hosts(), steps=self._steps())
+            engine.on_event = self._on_engine_event
             outcome = await engine.execute(
                 self.request,
                 authorization,
@@ -105,20 +131,38 @@ class RunScreen(Screen):
                 undo_only=self.undo,
             )
             self.run_id = outcome.run_id
+            self.outcome = outcome.result.outcome
             self.app.last_run = outcome.run_id
         except RunRefused as exc:
             self._output(f"refused: {exc}")
             self.notify(str(exc), severity="error", timeout=15)
         finally:
             engine.on_event = lambda e: None
-            self.running = False
-            self.query_one("#done", Button).disabled = False
-            checklist = self.query_one("#to-checklist", Button)
-            checklist.disabled = self.run_id is None
-            (checklist if self.run_id else self.query_one("#done", Button)).focus()
-            if self.checklist_requested and self.run_id:
-                self.call_later(self.action_checklist)
-            self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
+            self.state = None
+            self._finished()
+
+    def _on_engine_event(self, event: Event) -> None:
+        if event.kind == "run_started" and self.run_id is None:
+            self.run_id = event.run_id
+            view = self.query_one("#run-view", RunView)
+            view.run_id = event.run_id
+            view.tick()
+        self.post_message(RunEvent(event))
+
+    def _finished(self) -> None:
+        checklist = self.query_one("#to-checklist", Button)
+        checklist.disabled = self.run_id is None or self.outcome is None
+        (checklist if not checklist.disabled else self.query_one("#done", Button)).focus()
+        if self.checklist_requested and self.run_id and self.is_current:
+            self.call_later(self.action_checklist)
+        elif not self.is_current and self.outcome:
+            self.notify(
+                f"Run {self.run_id} on {self.request.environment}: {self.outcome}. Press w to see it.",
+                severity="information" if self.outcome == "succeeded" else "warning",
+                timeout=15,
+            )
+        self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
+        self.app.refresh_bindings()
 
     def _hosts(self) -> list[str]:
         return [h.name for h in self.app.config.environment(self.request.environment).hosts]
@@ -138,23 +182,38 @@ class RunScreen(Screen):
     @on(RunEvent)
     def _event(self, message: RunEvent) -> None:
         e = message.event
-        self.query_one("#run-view", RunView).apply(e.kind, e.step, e.host, e.message, e.data)
+        self.query_one("#run-view", RunView).apply(e.kind, e.step, e.host, e.message, e.data, e.ts)
 
     def action_checklist(self) -> None:
         if self.running:
             self.checklist_requested = True  # opens as soon as the run is recorded
             self.notify("The checklist opens when the run is recorded.", timeout=3)
             return
-        if self.run_id:
+        if self.run_id and self.outcome:
             from screens.checklist import ChecklistScreen
 
             self.app.switch_screen(ChecklistScreen(self.run_id))
 
     def action_leave(self) -> None:
-        if self.running:
-            self.notify("The rollback is running; it goes on until it finishes or a step asks you.", severity="warning")
+        if not self.running:
+            self.app.pop_screen()
             return
-        self.app.pop_screen()
+        if self.state == "pending":
+            question = (
+                f"{self.describe()}. Leave this screen? This console goes on waiting and runs it once "
+                "approved; w brings you back."
+            )
+        else:
+            question = (
+                f"{self.describe()}. Leave this screen? The rollback goes on; w brings you back, and a "
+                "failed step still asks you wherever you are."
+            )
+
+        def chosen(leave: bool | None) -> None:
+            if leave and self.is_current:
+                self.app.pop_screen()
+
+        self.app.push_screen(Choice("Leave the run screen?", question, yes="Leave (y)"), chosen)
 
     @on(Button.Pressed, "#to-checklist")
     def _checklist(self) -> None:

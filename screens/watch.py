@@ -1,18 +1,31 @@
-"""Watch mode: read-only, follows the active run live from the journal. It has no way to
-change a system: it reads one file."""
+"""Watch mode: read-only, follows the current run live from the journal. It has no way to
+change a system: it reads one file.
+
+It shows one run at a time, named by its id: the active one (running or waiting for
+approval), else the latest, said to be finished. A new run replaces it entirely.
+"""
 
 from __future__ import annotations
+
+from typing import Any
 
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Header, Static
+from textual.widgets import Header, RichLog, Static
 
-from console.journal.records import parse_ts
-from console.safe_text import clean
-from screens.format import esc
-from screens.widgets.run_view import RunView
+from console.journal.records import JournalError, parse_ts
+from screens.format import esc, screen_text
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.run_view import RunView, at
+
+STARTS = ("run_started", "run_requested")
+
+
+def _ts(record: dict[str, Any]) -> float | None:
+    when = parse_ts(record.get("ts"))
+    return when.timestamp() if when else None
 
 
 class WatchScreen(Screen):
@@ -22,67 +35,140 @@ class WatchScreen(Screen):
         yield Header()
         yield Static("", id="watch-head")
         yield RunView(id="watch-run")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = "Watching the journal (read-only)"
         self.current: str | None = None
         self.query_one("#watch-head", Static).update(
-            f"following {esc(self.app.journal.path)} — waiting for a rollback to start…"
+            f"following {esc(self.app.journal.path)} — no rollback recorded yet; waiting for one to start…"
         )
         self._follow()
 
     @work(exclusive=True, group="watch", exit_on_error=False)
     async def _follow(self) -> None:
-        view = self.query_one("#watch-run", RunView)
-        runs = {r.run_id: r for r in self.app.journal.runs(drills=self.app.is_drill)}
+        journal = self.app.journal
+        try:
+            runs = {r.run_id: r for r in journal.runs(drills=self.app.is_drill)}
+        except JournalError as exc:
+            self.query_one("#watch-head", Static).update(f"[$error]{esc(exc)}[/]")
+            return
         active = [r for r in runs.values() if r.outcome in ("running", "pending")]
         # Start from the active run if any, else from the newest: replay it, then follow.
-        start_from = active[-1].run_id if active else (list(runs)[-1] if runs else None)
-        async for record in self.app.journal.follow(from_start=True):
+        first = active[-1] if active else (list(runs.values())[-1] if runs else None)
+        history = journal.records()
+        last_seq = history[-1]["seq"] if history else -1  # records up to it are history, not news
+        del history
+        async for record in journal.follow(from_start=True):
+            old = record["seq"] <= last_seq
             run = record.get("run")
-            if run is None:
+            if not isinstance(run, str) or not run:
                 continue
-            if start_from is not None and run != start_from and self.current is None:
+            kind, data = record.get("type"), record.get("data") or {}
+            new_start = kind in STARTS and run != self.current and bool(data.get("drill")) == self.app.is_drill
+            if old:
+                # History: only the run chosen above; later runs in the file do not take over.
+                if first is None or run != first.run_id:
+                    continue
+                if self.current is None:
+                    self._show_new(record)
+                    continue
+            elif new_start:
+                self._show_new(record)
                 continue
-            start_from = None
-            kind, data = record["type"], record.get("data") or {}
-            if kind in ("run_started", "run_requested") and run != self.current:
-                self.current = run
-                view.query_one("#run-steps").clear()
-                view.query_one("#run-output").clear()
-                plan = data.get("plan") or {}
-                who = (record.get("who") or {}).get("user")
-                ts = parse_ts(record.get("ts"))
-                env = self.app.config.environments.get(str(record.get("env")))
-                steps = [(x["id"], x["title"]) for x in plan.get("steps") or [] if isinstance(x, dict)]
-                view.start(
-                    str(plan.get("title") or data.get("action")),
-                    plan.get("target_s"),
-                    hosts=[h.name for h in env.hosts] if env else None,
-                    steps=steps,
-                )
-                self.query_one("#watch-head", Static).update(
-                    f"run [b]{esc(run)}[/b] on [b]{esc(record.get('env'))}[/b] by {esc(who)} — "
-                    f"{esc(data.get('reason') or '')}" + (f" (started {ts:%H:%M:%S} UTC)" if ts else "")
-                )
-                if kind == "run_requested":
-                    view.query_one("#run-output").write(f"waiting for approval: rollback-console approve {run}")
-                continue
-            if run != self.current:
-                continue
-            if kind == "run_approved":
-                view.query_one("#run-output").write(clean(f"approved by {data.get('approver')}"))
-            step = data.get("step")
-            host = data.get("host")
-            message = str(data.get("message") or "")
-            if kind == "step_finished" and data.get("output"):
+            if run == self.current:
+                self._apply(record)
+            if record["seq"] == last_seq:
+                self._head()
+
+    def _show_new(self, record: dict[str, Any]) -> None:
+        """A run to follow from its first record: nothing of the previous one stays."""
+        view = self.query_one("#watch-run", RunView)
+        run, data = str(record["run"]), record.get("data") or {}
+        self.current = run
+        self.operator = (record.get("who") or {}).get("user") or data.get("requester") or "?"
+        self.env = str(record.get("env") or "?")
+        self.reason = str(data.get("reason") or "")
+        self.status = "pending" if record.get("type") == "run_requested" else "running"
+        self.finished_at: float | None = None
+        view.reset()
+        plan = data.get("plan") or {}
+        if record.get("type") == "run_requested":
+            steps = [str(s.get("title") if isinstance(s, dict) else s) for s in plan.get("steps") or []]
+            view.pending(str(plan.get("title") or data.get("action")), run, self.operator, _ts(record), steps)
+            view.query_one("#run-output", RichLog).write(
+                f"{at(_ts(record))} · requested by {screen_text(self.operator)}; a team lead or on-call approves it with: "
+                f"rollback-console approve {screen_text(run)}"
+            )
+        else:
+            self._started(record)
+        self._head()
+
+    def _started(self, record: dict[str, Any]) -> None:
+        view = self.query_one("#watch-run", RunView)
+        data = record.get("data") or {}
+        plan = data.get("plan") or {}
+        env = self.app.config.environments.get(str(record.get("env")))
+        steps = [(x["id"], x["title"]) for x in plan.get("steps") or [] if isinstance(x, dict)]
+        if view.state is not None:  # it was waiting for approval: the steps start afresh
+            view.reset()
+        view.start(
+            str(plan.get("title") or data.get("action")),
+            plan.get("target_s"),
+            started=_ts(record),
+            run_id=str(record["run"]),
+            hosts=[h.name for h in env.hosts] if env else None,
+            steps=steps,
+        )
+        approver = (data.get("authorization") or {}).get("approver")
+        if approver:
+            view.query_one("#run-output", RichLog).write(f"approved by {screen_text(approver)}")
+        if data.get("resumed"):
+            view.query_one("#run-output", RichLog).write(
+                f"{at(_ts(record))} · resumed by {screen_text((record.get('who') or {}).get('user'))}"
+            )
+
+    def _apply(self, record: dict[str, Any]) -> None:
+        view = self.query_one("#watch-run", RunView)
+        kind, data = str(record.get("type")), record.get("data") or {}
+        ts = _ts(record)
+        out = view.query_one("#run-output", RichLog)
+        if kind == "run_started":
+            self.status = "running"
+            self._started(record)
+            self._head()
+        elif kind == "run_approved":
+            out.write(f"{at(ts)} · approved by {screen_text(data.get('approver'))}")
+            view.state = f"[$success]approved by {esc(data.get('approver'))}[/] at {at(ts)} UTC — starting…"
+            view.tick()
+        elif kind in ("step_started", "step_finished", "step_failed", "decision", "note", "validation"):
+            step, host = data.get("step"), data.get("host")
+            if kind in ("step_finished", "step_failed") and data.get("output"):
                 for line in str(data["output"]).splitlines()[-20:]:
-                    view.apply("output", step, host, line, data)
-            view.apply(kind, step, host, message, data)
+                    view.apply("output", step, host, line, data, ts)
+            view.apply(kind, step, host, str(data.get("message") or ""), data, ts)
+        elif kind == "run_finished":
+            view.apply(kind, None, None, str(data.get("message") or ""), data, ts)
+            self.status = str(data.get("outcome") or "finished")
+            self.finished_at = ts
+            self._head()
+
+    def _head(self) -> None:
+        if self.current is None:
+            return
+        if self.status == "pending":
+            state = "[$warning b]waiting for approval[/] — nothing has run"
+        elif self.status == "running":
+            state = "[b]in progress[/b]"
+        else:
+            state = f"[b]finished[/b] {at(self.finished_at)} UTC: {esc(self.status)} — no rollback is running now"
+        reason = f" — {esc(self.reason)}" if self.reason else ""
+        self.query_one("#watch-head", Static).update(
+            f"run [b]{esc(self.current)}[/b] on [b]{esc(self.env)}[/b] by {esc(self.operator)}{reason}\n{state}"
+        )
 
     def action_leave(self) -> None:
         if len(self.app.screen_stack) <= 1:
-            self.app.exit()  # the base screen of watch mode: leaving is quitting
+            self.app.action_request_quit()  # the base screen of watch mode: leaving is quitting
         else:
             self.app.pop_screen()

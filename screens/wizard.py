@@ -5,6 +5,8 @@ It drives the same Engine as `rollback-console rollback`; only the face differs.
 
 from __future__ import annotations
 
+import re
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -13,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     ContentSwitcher,
-    Footer,
     Header,
     Input,
     RadioButton,
@@ -22,7 +23,7 @@ from textual.widgets import (
     Static,
 )
 
-from console.authz import Authorization
+from console.authz import MIN_REASON_WORDS, Authorization, same_person
 from console.config.model import ACTIONS
 from console.engine.preview import preview_text
 from console.engine.session import RunRefused, RunRequest
@@ -30,12 +31,15 @@ from console.matrix import ACTION_TITLES
 from screens import format as fmt
 from screens.modals import ConfirmRollback
 from screens.state import LiveEnvironment
+from screens.widgets.footer import ConsoleFooter
+from screens.widgets.marked import MarkedRadioButton, MarkedSelectionList
 
 PAGES = ("assess", "plan", "authorize")
 PAGE_TITLES = {"assess": "1 Assess", "plan": "2 Plan", "authorize": "3 Authorize"}
 
 
 class RollbackWizard(Screen):
+    FORM = True  # letters are typed into fields here, never taken as the console's keys
     BINDINGS = [
         Binding("ctrl+n", "next", "Next", id="wizard.next"),
         Binding("ctrl+b", "back", "Back", id="wizard.back"),
@@ -64,13 +68,14 @@ class RollbackWizard(Screen):
                 yield Static(
                     "[b]What only a person can judge[/b] — select what you see (Space)", classes="section-title"
                 )
-                yield SelectionList[str](id="declared")
-                yield Static("[b]Rollback[/b] — the recommended one is pre-selected", classes="section-title")
+                yield MarkedSelectionList(id="declared")
+                yield Static("[b]Rollback[/b]", id="action-title", classes="section-title")
                 with RadioSet(id="action"):
                     for action in ACTIONS:
-                        yield RadioButton(ACTION_TITLES[action], id=f"action-{action}")
+                        yield MarkedRadioButton(ACTION_TITLES[action], id=f"action-{action}")
                 yield Static("[b]Reason[/b] (goes into the journal and the history table)", classes="section-title")
                 yield Input(id="reason", placeholder="e.g. p95 latency 6s since 03:10")
+                yield Static("", id="assess-status")
                 with Horizontal(classes="buttons"):
                     yield Button("Preview the plan (ctrl+n)", id="to-plan", variant="primary")
             with VerticalScroll(id="plan", classes="wizard-page"):
@@ -81,22 +86,23 @@ class RollbackWizard(Screen):
             with VerticalScroll(id="authorize", classes="wizard-page"):
                 yield Static("", id="auth-head")
                 with RadioSet(id="auth-mode"):
-                    yield RadioButton("Approved by (team lead or on-call, not you):", id="auth-approved", value=True)
-                    yield RadioButton(
-                        "Request approval: a second person runs `rollback-console approve RUN_ID`", id="auth-request"
+                    yield MarkedRadioButton(
+                        "Approved by (team lead or on-call, not you):", id="auth-approved", value=True
                     )
-                    yield RadioButton(
-                        "Emergency override (P0/P1): run now, notify at once, review afterwards", id="auth-emergency"
+                    yield MarkedRadioButton("Request approval: a second person approves it later", id="auth-request")
+                    yield MarkedRadioButton(
+                        "Emergency override (P0/P1): run now, notify, review afterwards", id="auth-emergency"
                     )
-                yield Input(id="approver", placeholder="approver's name")
+                yield Input(id="approver", placeholder="Approved by: the approver's name")
                 with RadioSet(id="emergency-level"):
-                    yield RadioButton("P0", id="level-P0", value=True)
-                    yield RadioButton("P1", id="level-P1")
+                    yield MarkedRadioButton("P0", id="level-P0", value=True)
+                    yield MarkedRadioButton("P1", id="level-P1")
+                yield Input(id="emergency-reason", placeholder="Emergency reason: what is broken (3 words or more)")
                 yield Static("", id="auth-status")
                 with Horizontal(classes="buttons"):
                     yield Button("Back (ctrl+b)", id="auth-back")
                     yield Button("Run… (ctrl+n)", id="to-run", variant="error")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.title = f"Rollback wizard — {self.env.name} ({self.env.kind})"
@@ -137,13 +143,17 @@ class RollbackWizard(Screen):
             mark = "[reverse $error] ● [/]" if f.lit else "[$text-muted] · [/]"
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
-        if select and rec and rec.action in ACTIONS:
-            self.query_one(f"#action-{rec.action}", RadioButton).value = True
+        recommended = rec.action if rec and rec.action in ACTIONS else None
+        self.query_one("#action-title", Static).update(
+            f"[b]Rollback[/b] — the recommended one ({fmt.esc(ACTION_TITLES[recommended])}) is pre-selected"
+            if recommended
+            else "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
+        )
+        if select and recommended:
+            self.query_one(f"#action-{recommended}", RadioButton).value = True
             reason = self.query_one("#reason", Input)
             if not reason.value:
                 reason.value = "; ".join(f"{f.row.symptom} ({f.evidence})" for f in rec.lit)[:200]
-        elif select:
-            self.query_one("#action-quick", RadioButton).value = True
 
     @on(SelectionList.SelectedChanged, "#declared")
     def _declared(self) -> None:
@@ -154,16 +164,30 @@ class RollbackWizard(Screen):
             self.query_one(f"#action-{rec.action}", RadioButton).value = True
         self._assess(select=False)
 
-    def _action(self) -> str:
+    def _action(self) -> str | None:
         pressed = self.query_one("#action", RadioSet).pressed_button
-        return (pressed.id or "action-quick").removeprefix("action-") if pressed else "quick"
+        return pressed.id.removeprefix("action-") if pressed and pressed.id else None
 
     # --- 2 plan -------------------------------------------------------------------------
+    def _to_plan(self) -> None:
+        status = self.query_one("#assess-status", Static)
+        if self._action() is None:
+            status.update(
+                "[$error]Choose a rollback first:[/] Tab to the Rollback list, ↑↓ to the one you want, "
+                "Enter to choose it."
+            )
+            self.query_one("#action").focus()
+            return
+        status.update("")
+        self._preview()
+
     @work(exclusive=True, group="wizard-preview", exit_on_error=False)
     async def _preview(self) -> None:
+        action = self._action()
+        assert action is not None
         self.request = RunRequest(
             self.env.name,
-            self._action(),
+            action,
             reason=self.query_one("#reason", Input).value.strip(),
             declared=sorted(self.live.declared),
             drill=self.app.is_drill,
@@ -196,11 +220,23 @@ class RollbackWizard(Screen):
             else f"[b]{fmt.esc(self.env.name)}[/b] is staging: self-service, no approval needed."
         )
         self.query_one("#auth-head", Static).update(head)
-        for widget in ("#auth-mode", "#approver", "#emergency-level"):
-            self.query_one(widget).display = production
+        self.query_one("#auth-mode").display = production
+        self._auth_fields()
+        emergency_reason = self.query_one("#emergency-reason", Input)
+        if not emergency_reason.value and self.request is not None:
+            emergency_reason.value = self.request.reason
         self.query_one("#auth-status", Static).update("")
         self._show("authorize")
         (self.query_one("#approver") if production else self.query_one("#to-run")).focus()
+
+    @on(RadioSet.Changed, "#auth-mode")
+    def _auth_fields(self) -> None:
+        """Only the fields of the chosen way: the approver's name, or the emergency's level and reason."""
+        mode = self.query_one("#auth-mode", RadioSet).pressed_button
+        mode_id = (mode.id if mode else "auth-approved") if self.env.is_production else None
+        self.query_one("#approver").display = mode_id == "auth-approved"
+        for widget in ("#emergency-level", "#emergency-reason"):
+            self.query_one(widget).display = mode_id == "auth-emergency"
 
     def _authorization(self) -> Authorization | str:
         """The authorization asked for, or "request" to wait for a second person."""
@@ -217,26 +253,67 @@ class RollbackWizard(Screen):
             else:
                 level = self.query_one("#emergency-level", RadioSet).pressed_button
                 self.request.emergency = (level.id or "level-P0").removeprefix("level-") if level else "P0"
+                self.request.reason = self.query_one("#emergency-reason", Input).value.strip()
         return self.app.engine.authorize(self.request)
+
+    def _refusal(self) -> str | None:
+        """What is missing on this page, said in the page's own words (the field, the key)."""
+        if not self.env.is_production:
+            return None
+        mode = self.query_one("#auth-mode", RadioSet).pressed_button
+        mode_id = mode.id if mode else "auth-approved"
+        user = self.app.engine.who.user
+        choose = "or choose “Request approval” or “Emergency override” in the list above (↑↓ then Enter)"
+        if mode_id == "auth-approved":
+            approver = self.query_one("#approver", Input).value.strip()
+            if not approver:
+                return (
+                    f"Type the approver's name in the “Approved by” field — a team lead or on-call, not you — {choose}."
+                )
+            if same_person(approver, user):
+                return (
+                    f"You ({user}) cannot approve your own production rollback: type a team lead's or on-call's "
+                    f"name in “Approved by”, {choose}."
+                )
+        if mode_id == "auth-emergency":
+            words = self.query_one("#emergency-reason", Input).value.split()
+            if len(words) < MIN_REASON_WORDS:
+                return (
+                    f"An emergency override needs a reason of at least {MIN_REASON_WORDS} words saying what is "
+                    "broken: type it in the “Emergency reason” field (e.g. p95 over 5 s since 14:02)."
+                )
+        return None
 
     def _confirm_and_run(self) -> None:
         if self.plan is None or self.request is None:
             return
+        status = self.query_one("#auth-status", Static)
+        refusal = self._refusal()
+        if refusal:
+            status.update(f"[$error]{fmt.esc(refusal)}[/]")
+            return
         try:
             authorization = self._authorization()
         except RunRefused as exc:
-            self.query_one("#auth-status", Static).update(f"[$error]{fmt.esc(exc)}[/]")
+            status.update(f"[$error]{fmt.esc(console_words(str(exc)))}[/]")
             return
         if authorization != "request" and not authorization.allowed:
-            self.query_one("#auth-status", Static).update(f"[$error]{fmt.esc(authorization.describe())}[/]")
+            status.update(f"[$error]{fmt.esc(console_words(authorization.describe()))}[/]")
             return
+        status.update("")
 
         def confirmed(yes: bool | None) -> None:
             if yes:
                 self._execute(authorization)
 
         self.app.push_screen(
-            ConfirmRollback(self.plan.title, self.env.name, self.previews_text, destructive=self.plan.destructive),
+            ConfirmRollback(
+                self.plan.title,
+                self.env.name,
+                self.previews_text,
+                destructive=self.plan.destructive,
+                request_only=authorization == "request",
+            ),
             confirmed,
         )
 
@@ -245,7 +322,7 @@ class RollbackWizard(Screen):
         from screens.run_screen import RunScreen
 
         assert self.request is not None and self.plan is not None
-        self.app.switch_screen(
+        self.app.start_run(
             RunScreen(
                 self.request,
                 None if authorization == "request" else authorization,
@@ -253,13 +330,14 @@ class RollbackWizard(Screen):
                 target_s=self.plan.target_s,
                 recommendation=self.live.recommendation,
                 plan=self.plan,
-            )
+            ),
+            replace=True,
         )
 
     # --- navigation ---------------------------------------------------------------------
     def action_next(self) -> None:
         if self.page == "assess":
-            self._preview()
+            self._to_plan()
         elif self.page == "plan" and self.plan is not None:
             self._authorize_page()
         elif self.page == "authorize":
@@ -285,3 +363,23 @@ class RollbackWizard(Screen):
     @on(Input.Submitted, "#reason")
     def _reason_done(self) -> None:
         self.action_next()
+
+
+# The engine's refusals name CLI flags; in the wizard the same thing is a field or a choice.
+_CONSOLE_WORDS = (
+    (re.compile(r"pass --approved-by NAME"), "type a name in “Approved by”"),
+    (re.compile(r"--approved-by"), "“Approved by”"),
+    (
+        re.compile(r"(?:pass )?--emergency P0 --reason TEXT"),
+        "choose “Emergency override” and type the “Emergency reason”",
+    ),
+    (re.compile(r"--emergency"), "“Emergency override”"),
+    (re.compile(r'e\.g\. --reason "([^"]*)"'), r"in “Emergency reason”, e.g. \1"),
+)
+
+
+def console_words(text: str) -> str:
+    """An engine refusal with its CLI flags named as the wizard's fields."""
+    for pattern, words in _CONSOLE_WORDS:
+        text = pattern.sub(words, text)
+    return text

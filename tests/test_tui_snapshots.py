@@ -143,3 +143,98 @@ def test_step_failed_modal(snap_compare, size) -> None:
         await pilot.pause()
 
     assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
+
+
+# --- states added with issue 11: the palette, the key help, questions, watch, 80×24 ------------
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_command_palette(snap_compare, size) -> None:
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("ctrl+p")
+        await pilot.press(*"roll")
+        await pilot.pause(0.5)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_key_help(snap_compare, size) -> None:
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("f1")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_quit_while_a_run_is_active_asks(snap_compare, size) -> None:
+    async def go(pilot: Pilot) -> None:
+        from screens.modals import Choice
+
+        await fed(pilot)
+        pilot.app.push_screen(
+            Choice(
+                "Quit while a rollback is active?",
+                "run r-20261127-190000-ab12 (Quick rollback: disable all advanced features on production) is "
+                "running. Quitting now cuts it off mid-way: the journal marks it interrupted, and the next start "
+                "offers to resume or undo it.",
+                yes="Quit anyway (y)",
+            )
+        )
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_watch_mode_pending_request(snap_compare, size) -> None:
+    """A request waiting for approval: its id, who asked and when, nothing passed."""
+    app = make_app(watch_only=True)
+    tui_data.add_pending_request(app.config)
+
+    async def go(pilot: Pilot) -> None:
+        await pilot.pause(0.6)
+
+    assert snap_compare(app, terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_wizard_nothing_recommended(snap_compare, size) -> None:
+    """Staging says "no action": no rollback is pre-selected, and the page says so."""
+
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("r")
+        await pilot.pause()
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_history_long_reasons(snap_compare, size) -> None:
+    """Every column stays and every run id is whole when reasons are long."""
+    app = make_app()
+    tui_data.add_long_reason_run(app.config)
+
+    async def go(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("h")
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_environment_troubleshooting_applies(snap_compare, size) -> None:
+    async def open_tab(pilot: Pilot) -> None:
+        await fed(pilot)
+        await pilot.press("enter")  # staging: troubleshooting issue 1 applies
+        await pilot.pause()
+        pilot.app.screen.query_one(TabbedContent).active = "tab-trouble"
+        await pilot.wait_for_scheduled_animations()
+        await pilot.pause(0.2)
+
+    assert snap_compare(make_app(), terminal_size=size, run_before=steady(open_tab))

@@ -53,7 +53,10 @@ async def open_wizard(app: RollbackConsole, pilot, env: str) -> RollbackWizard:
     return app.screen  # type: ignore[return-value]
 
 
-async def preview(app: RollbackConsole, pilot) -> None:
+async def preview(app: RollbackConsole, pilot, action: str = "quick") -> None:
+    """To the plan page; with nothing chosen (nothing recommended), ``action`` is chosen first."""
+    if not any(button.value for button in app.screen.query("#action RadioButton")):
+        app.screen.query_one(f"#action-{action}").value = True
     await pilot.press("ctrl+n")
     await until(lambda: app.screen.plan is not None, pilot)  # type: ignore[attr-defined]
 
@@ -69,7 +72,15 @@ async def test_quick_rollback_on_staging_end_to_end_and_the_checklist_ticks_itse
     app = app_for(sim)
     async with app.run_test(size=(80, 24)) as pilot:
         wizard = await open_wizard(app, pilot, "staging")
-        assert wizard.query_one("#action-quick").value, "quick is pre-selected when nothing is lit"
+        assert app.live["staging"].recommendation.action is None
+        assert wizard.query_one("#action").pressed_button is None, "nothing is recommended: nothing pre-selected"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert "Choose a rollback first" in str(wizard.query_one("#assess-status", Static).render())
+        assert wizard.page == "assess" and wizard.plan is None
+        assert wizard.focused is wizard.query_one("#action"), "the refusal puts the cursor on the list"
+        await pilot.press("enter")  # the first one, quick
+        assert wizard.query_one("#action-quick").value
         await preview(app, pilot)
         preview_text = str(wizard.query_one("#plan-preview", Static).render())
         assert "-ENABLE_ADVANCED_RECOMMENDATIONS=true" in preview_text
@@ -118,11 +129,26 @@ async def test_production_is_refused_without_an_approver_and_nothing_changes(mak
         status = wizard.query_one("#auth-status", Static)
         await pilot.press("ctrl+n")  # no approver typed
         await pilot.pause()
-        assert "production needs an approver other than you (alice)" in str(status.render())
-        wizard.query_one("#approver", Input).value = "Alice"  # self-approval, any case
+
+        def said() -> str:
+            text = str(status.render())
+            assert "--" not in text and "pass " not in text, f"the console speaks CLI: {text}"
+            return text
+
+        # The refusal names the field to fill and the keys to press, not CLI flags.
+        assert "“Approved by” field" in said() and "“Request approval”" in said() and "↑↓" in said()
+        assert wizard.focused is wizard.query_one("#approver"), "the cursor is in the field to fill"
+        await pilot.press(*"Alice")  # self-approval, any case: typed, no letter taken as a key
+        assert wizard.query_one("#approver", Input).value == "Alice" and isinstance(app.screen, RollbackWizard)
         await pilot.press("ctrl+n")
         await pilot.pause()
-        assert "is you" in str(status.render())
+        assert "You (alice) cannot approve your own" in said() and "“Approved by”" in said()
+        # An emergency override without a reason names its own field.
+        wizard.query_one("#auth-emergency").value = True
+        wizard.query_one("#emergency-reason", Input).value = "slow"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        assert "“Emergency reason” field" in said()
         assert isinstance(app.screen, RollbackWizard), "no confirmation, no run"
         assert env_flags(sim, "production") == ALL_ON
         assert Journal(load_config(sim.config_path).journal_path).runs() == []

@@ -49,6 +49,7 @@ password = {{ file = "{root}/password" }}
 env_file = "{root}/staging.env"
 restart_command = "true"
 pid_command = "echo 4242"
+lock_dir = "{root}"
 log_file = "{root}/staging.log"
 service_log_command = "journalctl -u analyticbot-api -n 50 --no-pager"
 
@@ -63,6 +64,7 @@ env_file = "{root}/production.env"
 restart_command = "true"
 force_restart_command = "true"
 pid_command = "echo 4343"
+lock_dir = "{root}"
 log_file = "{root}/production.log"
 
 [[contacts]]
@@ -85,17 +87,19 @@ availability = "On-call"
 """
 
 
-def make_config(journal: bool = True, interrupted: bool = False) -> Config:
-    """Write the fixed files afresh and load the config."""
-    shutil.rmtree(ROOT, ignore_errors=True)
-    ROOT.mkdir(parents=True)
-    (ROOT / "password").write_text("not-a-real-password\n")
-    (ROOT / "staging.env").write_text(ENV_TEXT.format(env="staging", flag="false"))
-    (ROOT / "production.env").write_text(ENV_TEXT.format(env="production", flag="true"))
+def make_config(journal: bool = True, interrupted: bool = False, root: Path = ROOT) -> Config:
+    """Write the fixed files afresh and load the config. Its commands are `true` and `echo`,
+    its API a closed port, its env files, journal and locks all under ``root``: a rollback
+    run on it (by a monkey test, say) changes nothing outside ``root``."""
+    shutil.rmtree(root, ignore_errors=True)
+    root.mkdir(parents=True)
+    (root / "password").write_text("not-a-real-password\n")
+    (root / "staging.env").write_text(ENV_TEXT.format(env="staging", flag="false"))
+    (root / "production.env").write_text(ENV_TEXT.format(env="production", flag="true"))
     for name in ("staging", "production"):
-        (ROOT / f"{name}.log").write_text("")
-    (ROOT / "console.toml").write_text(CONFIG.format(root=ROOT))
-    config = load_config(ROOT / "console.toml")
+        (root / f"{name}.log").write_text("")
+    (root / "console.toml").write_text(CONFIG.format(root=root))
+    config = load_config(root / "console.toml")
     if journal:
         write_journal(config, interrupted=interrupted)
     return config
@@ -336,3 +340,66 @@ def write_journal(config: Config, *, interrupted: bool = False) -> None:
             title="Edit the env file",
             phase="run",
         )
+
+
+def add_pending_request(config: Config) -> str:
+    """A production request waiting for a second person, after the fixed runs."""
+    journal = Journal(config.journal_path, who=WHO)
+    run = "r-20261127-185500-b7e8"
+    journal.append(
+        "run_requested",
+        run=run,
+        env="production",
+        data={
+            "action": "quick",
+            "reason": "p95 over 5s since 18:50",
+            "requester": "alice",
+            "options": {},
+            "restores": None,
+            "drill": False,
+            "plan": {
+                "title": "Quick rollback: disable all advanced features",
+                "target": "< 1 min",
+                "steps": [
+                    "Edit the env file",
+                    "Restart the API",
+                    "Wait for the new flags to take effect",
+                    "Validate (the runbook's five checks)",
+                ],
+            },
+        },
+        ts=T0 - 3600 + 1300,
+    )
+    return run
+
+
+def add_long_reason_run(config: Config) -> str:
+    """A finished run whose reason is long enough to push columns off an 80-column table."""
+    journal = Journal(config.journal_path, who=WHO)
+    run = "r-20261127-185000-9f9f"
+    reason = (
+        "p95 latency over six seconds since 18:40 and users see timeouts on the recommendations page; "
+        "error rate 12% in the last 100 lines"
+    )
+    journal.append(
+        "run_started",
+        run=run,
+        env="production",
+        data={"action": "quick", "reason": reason, "authorization": {"mode": "approved"}, "plan": {}},
+        ts=T0 - 3600 + 1000,
+    )
+    journal.append(
+        "step_failed",
+        run=run,
+        env="production",
+        data={"step": "restart", "title": "Restart the API", "message": "exit 1", "phase": "run"},
+        ts=T0 - 3600 + 1010,
+    )
+    journal.append(
+        "run_finished",
+        run=run,
+        env="production",
+        data={"outcome": "failed", "duration_s": 12.5, "message": "failed"},
+        ts=T0 - 3600 + 1012.5,
+    )
+    return run

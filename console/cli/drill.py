@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 from console import shutdown
 from console.cli import EXIT_OK, UsageError
+from console.cli.simulate import remove_simulation_dir
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
 from console.drills import Scenario, ScenarioError, pick, scenarios, score
@@ -39,6 +40,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--list", action="store_true", help="list the scenarios")
     p.add_argument("--dir", metavar="DIR", help="where the simulation lives (default: a fresh temp dir)")
+    p.add_argument("--keep", action="store_true", help="keep the fresh temp dir after the drill (default: removed)")
     p.add_argument(
         "--no-console",
         action="store_true",
@@ -104,12 +106,18 @@ def run(args: argparse.Namespace) -> int:
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     secret = args.scenario is None
+    fresh = not args.dir
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-drill-"))
     print(
         f"Starting the drill{' (scenario kept secret)' if secret else f' {scenario.id!r}'} in {directory} …",
         file=sys.stderr,
     )
-    sim, config_path = prepare(scenario, directory, drill_journal(getattr(args, "config", None)))
+    try:
+        sim, config_path = prepare(scenario, directory, drill_journal(getattr(args, "config", None)))
+    except BaseException:
+        if fresh and not args.keep:
+            remove_simulation_dir(directory)
+        raise
     try:
         config = load_config(config_path)
         journal = Journal(config.journal_path)
@@ -143,20 +151,12 @@ def run(args: argparse.Namespace) -> int:
             for r in journal.records()
             if r["type"] == "drill_scored" and r["data"].get("started_at", 0) >= started - 5
         ]
-        if scored:  # the console scored it when the trainee pressed x
-            card_text = _card_text(scored[-1]["data"])
-        else:
+        if not scored:  # the console shows the scorecard itself when the drill ends there
             card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))
             journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
-            card_text = card.text()
-        print("\n" + card_text)
+            print("\n" + card.text())
     finally:
         sim.stop()
+        if fresh and not args.keep:
+            remove_simulation_dir(directory)
     return EXIT_OK
-
-
-def _card_text(data: dict) -> str:
-    from console.drills import Scorecard
-
-    fields = {k: v for k, v in data.items() if k in Scorecard.__dataclass_fields__}
-    return Scorecard(**fields).text()

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import argparse
+import shutil
 import signal
 import sys
+from pathlib import Path
 from types import FrameType
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
@@ -214,3 +216,14 @@ def run_fault(args: argparse.Namespace) -> int:
     if not is_running(args.dir):
         print(f"note: no simulation is running in {args.dir} right now", file=sys.stderr)
     return EXIT_OK
+
+
+def remove_simulation_dir(directory: Path) -> None:
+    """A demo's or drill's fresh temp dir, once its simulation has stopped. A failure is
+    reported (on stderr: it is an error), never raised: the session is over anyway."""
+    try:
+        shutil.rmtree(directory)
+    except FileNotFoundError:
+        pass
+    except OSError as exc:
+        print(f"rollback-console: could not remove the temporary directory {directory}: {exc}", file=sys.stderr)

@@ -21,6 +21,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     demo = sub.add_parser("demo", help="start the simulator and open the console on it: nothing to configure")
     demo.add_argument("--dir", metavar="DIR", help="where the simulation lives (default: a fresh temp dir)")
     demo.add_argument("--no-db", action="store_true", help="no PostgreSQL even if it is installed")
+    demo.add_argument("--keep", action="store_true", help="keep the fresh temp dir after quitting (default: removed)")
     demo.set_defaults(func=run_demo)
     watch = sub.add_parser("watch", help="read-only: follow the active rollback live from the journal")
     watch.set_defaults(func=run_watch)
@@ -87,11 +88,18 @@ def run_watch(args: argparse.Namespace) -> int:
 
 
 def run_demo(args: argparse.Namespace) -> int:
+    from console.cli.simulate import remove_simulation_dir
     from console.simulator.world import Simulation
 
+    fresh = not args.dir
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
-    print(f"Starting the simulated analyticbot in {directory} …", file=sys.stderr)
-    with Simulation(directory, database=False if args.no_db else None) as sim:
-        args.config = str(sim.config_path)
-        print(f"Config: {sim.config_path}  (use it from another shell with --config)", file=sys.stderr)
-        return open_console(args)
+    # Information on stdout: stderr is for errors only (`demo 2>errors.log` stays empty).
+    print(f"Starting the simulated analyticbot in {directory} …", flush=True)
+    try:
+        with Simulation(directory, database=False if args.no_db else None) as sim:
+            args.config = str(sim.config_path)
+            print(f"Config: {sim.config_path}  (use it from another shell with --config)", flush=True)
+            return open_console(args)
+    finally:
+        if fresh and not args.keep:
+            remove_simulation_dir(directory)

@@ -42,7 +42,15 @@ class EnvPanel(Widget, can_focus=True):
         self.read_only = read_only
         env = live.env
         n = len(env.hosts)
-        self.border_title = f"{env.name} · {env.kind}" + (f" · {n} hosts" if n > 1 else "")
+        self.name_title = f"{env.name} · {env.kind}" + (f" · {n} hosts" if n > 1 else "")
+        self.border_title = self.name_title
+
+    # Selected is visible without colour: a marker in the title (and a heavy border, in CSS).
+    def on_focus(self) -> None:
+        self.border_title = f"▶ {self.name_title}"
+
+    def on_blur(self) -> None:
+        self.border_title = self.name_title
 
     def compose(self) -> ComposeResult:
         # Few widgets, each a block of markup: cheap to lay out and to restyle.

@@ -1,17 +1,21 @@
 """A run as it happens: each step on each host with its timer, the validations, and the
-streamed output. Fed by runner events (the wizard) or journal records (watch mode)."""
+streamed output. Fed by runner events (the wizard) or journal records (watch mode).
+
+It shows one run only, named by its id, and every result with the time it was taken:
+what another run (or an earlier moment of this one) showed never stays on screen.
+"""
 
 from __future__ import annotations
 
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
-from console.safe_text import clean
-from screens.format import cell, esc
+from screens.format import cell, esc, screen_text
 
 
 def _short(title: str) -> str:
@@ -24,31 +28,70 @@ def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
 
+def at(ts: float | None) -> str:
+    """A moment as the console shows it: 18:33:21 (UTC, like the header)."""
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
+
+
+def check_mark(passed: object) -> str:
+    """A validation result: passed, failed, or — when it could not be measured — unknown."""
+    if passed is True:
+        return "[$success]PASS[/]"
+    if passed is False:
+        return "[$error]FAIL[/]"
+    return "[$warning]CANNOT ASSESS[/]"
+
+
 class RunView(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
-        self.started: float | None = None
+        self.run_id: str | None = None
+        self.started: float | None = None  # wall clock (epoch seconds)
         self.target_s: float | None = None
         self.title = ""
         self.outcome: str | None = None
-        self.running: dict[str, float] = {}  # row key -> start (monotonic)
+        self.state: str | None = None  # e.g. "waiting for approval by …": shown instead of a clock
+        self.running: dict[str, float] = {}  # row key -> start (epoch seconds)
         self.finished: float | None = None
         self.grid = False  # a fleet: one row per host, one column per step
         self.host_state: dict[str, str] = {}  # host -> "ok" | "failed" | "running"
+        self.failed: dict[str, float] = {}  # row key -> when it failed: its last known result
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
         yield DataTable(id="run-steps", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-validations")
-        yield RichLog(id="run-output", max_lines=2000, markup=False, wrap=False)
+        yield RichLog(id="run-output", max_lines=2000, markup=False, wrap=True, min_width=20)
 
     def on_mount(self) -> None:
+        self._single_columns()
+        self.set_interval(0.5, self.tick)
+
+    def now(self) -> float:
+        clock = getattr(self.app, "clock", None)
+        return float(clock()) if callable(clock) else time.time()
+
+    def _single_columns(self) -> None:
         table = self.query_one("#run-steps", DataTable)
+        table.clear(columns=True)
         table.add_column("Step", key="step")
         table.add_column("Host", key="host")
         table.add_column("Status", key="status")
-        table.add_column("Time", key="time")
-        self.set_interval(0.5, self.tick)
+        table.add_column("Took", key="time")
+
+    # --- which run ----------------------------------------------------------------------
+    def reset(self) -> None:
+        """Forget everything shown: a new run is about to be shown."""
+        self.run_id = self.started = self.target_s = self.outcome = self.state = self.finished = None
+        self.title = ""
+        self.running.clear()
+        self.host_state.clear()
+        self.failed.clear()
+        self.grid = False
+        self._single_columns()
+        self.query_one("#run-validations", Static).update("")
+        self.query_one("#run-output", RichLog).clear()
+        self.query_one("#run-head", Static).update("")
 
     def start(
         self,
@@ -56,18 +99,19 @@ class RunView(Vertical):
         target_s: float | None,
         started: float | None = None,
         *,
+        run_id: str | None = None,
         hosts: list[str] | None = None,
         steps: list[tuple[str, str]] | None = None,
     ) -> None:
         """Begin showing a run. Several hosts: a grid of hosts × steps (the fleet view)."""
         self.title, self.target_s = title, target_s
-        self.started = started or time.monotonic()
-        self.outcome = None
-        self.finished = None
-        self.grid = bool(hosts and len(hosts) > 1)
-        if self.grid:
+        self.run_id = run_id or self.run_id
+        self.started = started or self.now()
+        self.outcome = self.state = self.finished = None
+        grid = bool(hosts and len(hosts) > 1)
+        table = self.query_one("#run-steps", DataTable)
+        if grid and not self.grid:
             assert hosts is not None
-            table = self.query_one("#run-steps", DataTable)
             table.clear(columns=True)
             table.add_column("Host", key="host")
             for step_id, step_title in steps or []:
@@ -75,16 +119,37 @@ class RunView(Vertical):
             for host in [*hosts, "*"]:
                 table.add_row("(environment)" if host == "*" else esc(host), key=host)
             self.host_state = dict.fromkeys(hosts, "")
+        self.grid = grid
         self.tick()
 
+    def pending(self, title: str, run_id: str, requester: str, requested_at: float | None, steps: list[str]) -> None:
+        """A production run waiting for a second person: nothing has run, nothing passed."""
+        self.reset()
+        self.title, self.run_id = title, run_id
+        self.state = (
+            f"[reverse $warning] waiting for approval [/] by a team lead or on-call (not {esc(requester)}), "
+            f"requested {at(requested_at)} UTC — nothing has run yet"
+        )
+        table = self.query_one("#run-steps", DataTable)
+        for i, step in enumerate(steps):
+            table.add_row(esc(step), "", cell(self.app, "[$text-muted]not started[/]"), "", key=f"plan:{i}")
+        self.tick()
+
+    # --- the head -----------------------------------------------------------------------
     def tick(self) -> None:
+        ident = f"\nrun [b]{esc(self.run_id)}[/b]" if self.run_id else ""
+        if self.state is not None:
+            self.query_one("#run-head", Static).update(f"[b]{esc(self.title)}[/b]  {self.state}{ident}")
+            return
         if self.started is None:
             return
-        elapsed = (self.finished or time.monotonic()) - self.started
+        now = self.now()
+        elapsed = (self.finished or now) - self.started
         target = f" / target {_clock(self.target_s)}" if self.target_s else ""
         over = self.target_s is not None and elapsed > self.target_s and self.outcome is None
         clock = f"[$error]{_clock(elapsed)}[/]" if over else _clock(elapsed)
         state = f" — [b]{esc(self.outcome)}[/b]" if self.outcome else ""
+        since = f" · started {at(self.started)} UTC" if self.run_id else ""
         fleet = ""
         if self.grid:
             counts = {k: sum(1 for v in self.host_state.values() if v == k) for k in ("ok", "failed", "running")}
@@ -92,68 +157,112 @@ class RunView(Vertical):
                 f"\nhosts: [$success]{counts['ok']} ✓[/]  [$error]{counts['failed']} ✗[/]  "
                 f"{counts['running']} running  of {len(self.host_state)}"
             )
-        self.query_one("#run-head", Static).update(f"[b]{esc(self.title)}[/b]  {clock}{target}{state}{fleet}")
+        self.query_one("#run-head", Static).update(
+            f"[b]{esc(self.title)}[/b]  {clock}{target}{state}{ident}{since}{fleet}"
+        )
         if self.grid:
             return
         table = self.query_one("#run-steps", DataTable)
         for key, began in self.running.items():
-            table.update_cell(key, "time", f"{time.monotonic() - began:.1f}s")
+            if key in table.rows:
+                table.update_cell(key, "time", f"{max(0.0, now - began):.1f}s", update_width=True)
 
-    def apply(self, kind: str, step: str | None, host: str | None, message: str, data: dict[str, Any]) -> None:
-        """One runner event or journal record."""
+    # --- events -------------------------------------------------------------------------
+    def apply(
+        self,
+        kind: str,
+        step: str | None,
+        host: str | None,
+        message: str,
+        data: dict[str, Any],
+        ts: float | None = None,
+    ) -> None:
+        """One runner event or journal record; ``ts`` is when it happened (epoch seconds)."""
+        ts = self.now() if ts is None else ts
         table = self.query_one("#run-steps", DataTable)
         out = self.query_one("#run-output", RichLog)
-        message = clean(self.app.redact(message)) if hasattr(self.app, "redact") else clean(message)
+        message = self._text(message)
         phase = data.get("phase", "run")
         if self.grid and kind in ("step_started", "step_finished", "step_failed"):
-            self._grid_cell(kind, phase, step, host, message, data)
+            self._grid_cell(kind, phase, step, host, message, data, ts)
             return
         key = f"{phase}:{step}:{host or '*'}"
         label = ("undo: " if phase == "undo" else "") + str(data.get("title") or message or step)
         if kind == "step_started":
+            self.failed.pop(key, None)
             if key not in table.rows:
                 table.add_row(esc(label), esc(host or ""), "running…", "", key=key)
             else:
-                table.update_cell(key, "status", "running…")
-            self.running[key] = time.monotonic()
+                table.update_cell(key, "status", "running…", update_width=True)
+                table.update_cell(key, "time", "", update_width=True)
+            self.running[key] = ts
             table.move_cursor(row=table.get_row_index(key))
+            if step == "validate":  # earlier results are no longer the latest word
+                self._validations_stale(f"validating again since {at(ts)}…")
         elif kind in ("step_finished", "step_failed"):
             self.running.pop(key, None)
             if key not in table.rows:
                 table.add_row(esc(step or ""), esc(host or ""), "", "", key=key)
             ok = kind == "step_finished"
-            status = "[$success]✓ done[/]" if ok else "[$error]✗ failed[/]"
-            table.update_cell(key, "status", cell(self.app, status))
+            status = f"[$success]✓ done {at(ts)}[/]" if ok else f"[$error]✗ failed {at(ts)}[/]"
+            if ok:
+                self.failed.pop(key, None)
+            else:
+                self.failed[key] = ts
+            table.update_cell(key, "status", cell(self.app, status), update_width=True)
             if data.get("elapsed_s") is not None:
-                table.update_cell(key, "time", f"{float(data['elapsed_s']):.2f}s")
+                table.update_cell(key, "time", f"{float(data['elapsed_s']):.2f}s", update_width=True)
             prefix = f"[{host}] " if host else ""
-            out.write(("✓ " if ok else "✗ ") + prefix + message)
+            out.write(f"{at(ts)} " + ("✓ " if ok else "✗ ") + prefix + message)
             if not ok and data.get("troubleshooting"):
-                out.write(f"  runbook troubleshooting — {data['troubleshooting']}")
+                out.write(f"  runbook troubleshooting — {self._text(str(data['troubleshooting']))}")
         elif kind == "output":
             out.write(f"  │ {'[' + host + '] ' if host else ''}{message}")
         elif kind == "decision":
-            by = f" by {data['by']}" if data.get("by") else ""
-            reason = f": {data['reason']}" if data.get("reason") else ""
-            out.write(f"· decision: {data.get('decision') or message}{by}{reason}")
+            by = f" by {self._text(str(data['by']))}" if data.get("by") else ""
+            reason = f": {self._text(str(data['reason']))}" if data.get("reason") else ""
+            decision = data.get("decision") or message
+            out.write(f"{at(ts)} · decision: {decision}{by}{reason}")
+            # The step's failed rows (on every host) stay failed, now with what was decided.
+            for failed, when in self.failed.items():
+                if failed.startswith(f"{phase}:{step}:") and failed in table.rows:
+                    status = f"[$error]✗ failed {at(when)}[/] · {esc(decision)}"
+                    table.update_cell(failed, "status", cell(self.app, status), update_width=True)
         elif kind == "note":
-            out.write(f"· {message}")
+            out.write(f"{at(ts)} · {message}")
         elif kind == "validation":
-            lines = []
+            lines = [f"[b]validations taken at {at(ts)} UTC[/b]"]
             for c in data.get("checks", []):
-                mark = "[$success]PASS[/]" if c.get("passed") else "[$error]FAIL[/]"
-                lines.append(f"{mark} {esc(c.get('title'))}: {esc(c.get('detail'))}")
+                if isinstance(c, dict):
+                    lines.append(f"{check_mark(c.get('passed'))} {esc(c.get('title'))}: {esc(c.get('detail'))}")
             self.query_one("#run-validations", Static).update("\n".join(lines))
         elif kind == "run_finished":
             self.outcome = data.get("outcome") or message
-            self.finished = time.monotonic()
+            self.finished = ts
             if data.get("duration_s") is not None and self.started is not None:
                 self.finished = self.started + float(data["duration_s"])  # the run's own measure
+            for key in list(self.running):
+                if key in table.rows:
+                    table.update_cell(key, "status", cell(self.app, "[$warning]not finished[/]"), update_width=True)
             self.running.clear()
             self.tick()
 
+    def _text(self, message: str) -> str:
+        redact = getattr(self.app, "redact", None)
+        return screen_text(redact(message) if callable(redact) else message)
+
+    def _validations_stale(self, note: str) -> None:
+        self.query_one("#run-validations", Static).update(f"[$text-muted]{esc(note)}[/]")
+
     def _grid_cell(
-        self, kind: str, phase: str, step: str | None, host: str | None, message: str, data: dict[str, Any]
+        self,
+        kind: str,
+        phase: str,
+        step: str | None,
+        host: str | None,
+        message: str,
+        data: dict[str, Any],
+        ts: float,
     ) -> None:
         table = self.query_one("#run-steps", DataTable)
         out = self.query_one("#run-output", RichLog)
@@ -165,17 +274,19 @@ class RunView(Vertical):
         if row not in table.rows:
             table.add_row(esc(row), key=row)
         if kind == "step_started":
-            table.update_cell(row, column, "…")
+            table.update_cell(row, column, "…", update_width=True)
             if host:
                 self.host_state[host] = "running"  # a retry clears an earlier failure
+            if step == "validate":
+                self._validations_stale(f"validating again since {at(ts)}…")
             return
         ok = kind == "step_finished"
         elapsed = data.get("elapsed_s")
         text = ("[$success]✓[/]" if ok else "[$error]✗[/]") + (f" {float(elapsed):.1f}s" if elapsed is not None else "")
-        table.update_cell(row, column, cell(self.app, text))
+        table.update_cell(row, column, cell(self.app, text), update_width=True)
         if host:
             self.host_state[host] = (
                 "failed" if not ok else ("ok" if self.host_state.get(host) != "failed" else "failed")
             )
         if not ok:
-            out.write(f"✗ [{row}] {message}")
+            out.write(f"{at(ts)} ✗ [{row}] {message}")

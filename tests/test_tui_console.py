@@ -1,0 +1,548 @@
+"""The console as an operator meets it, driven with Pilot on fixed data (a config whose
+commands are `true` and `echo`, under a temp dir): keys, quitting, the palette, history,
+80×24, selection without colour, troubleshooting, the log tab."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from textual import events
+from textual.command import CommandPalette
+from textual.widgets import Input, RichLog, Static, TabbedContent
+
+from console.engine.plan import Remedy, StepFailed
+from console.engine.runner import Failure
+from console.plans.flags import AwaitEffect
+from screens.app import RollbackConsole
+from screens.checklist import ChecklistScreen
+from screens.commands import console_commands
+from screens.dashboard import DashboardScreen
+from screens.history import HistoryScreen, ReportScreen
+from screens.modals import Choice, KeysScreen, StepFailedModal, screen_keys
+from screens.run_screen import RunScreen
+from screens.wizard import RollbackWizard
+from tests import tui_data
+from tests.screen_text import screen_text
+
+
+def make_app(root: Path, **kw: object) -> RollbackConsole:
+    config = tui_data.make_config(root=root)
+    app = RollbackConsole(config, probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO, **kw)  # type: ignore[arg-type]
+    app.animation_level = "none"
+    return app
+
+
+async def until(pilot, predicate: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}; on {pilot.app.screen!r}"
+        await pilot.pause(0.05)
+
+
+async def fed(pilot) -> None:
+    tui_data.feed(pilot.app)
+    await pilot.pause()
+
+
+def said(app: RollbackConsole) -> str:
+    """The text of the current screen's Statics, as one line (a modal's question, say)."""
+    return " ".join(" ".join(str(s.render()) for s in app.screen.query(Static)).split())
+
+
+def footer(app: RollbackConsole) -> str:
+    return screen_text(app).rstrip("\n").splitlines()[-1]
+
+
+# --- keys ---------------------------------------------------------------------------------
+
+
+async def test_q_then_c_at_once_exits_cleanly(tmp_path: Path) -> None:
+    """Typed fast, the c after q used to open a checklist on a closing app (NoMatches, exit 1)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        app.post_message(events.Key("q", "q"))
+        app.post_message(events.Key("c", "c"))
+        await pilot.pause(0.3)
+    assert app.return_code == 0
+
+
+async def test_letters_on_a_form_are_text_never_the_consoles_keys(tmp_path: Path) -> None:
+    """One Tab too many on Authorize, then a name typed: no theme change, no quit, no screen."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        theme = app.theme
+        await pilot.press("down", "r")  # production
+        wizard = app.screen
+        assert isinstance(wizard, RollbackWizard)
+        for _ in range(2):
+            await pilot.press("ctrl+n")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        assert wizard.page == "authorize" and wizard.focused is wizard.query_one("#approver")
+        await pilot.press("tab")  # past the field: a radio list has the focus
+        assert not isinstance(wizard.focused, Input)
+        await pilot.press(*"theqwcx")
+        await pilot.pause()
+        assert app.screen is wizard and app.theme == theme and not app.quitting
+        assert all(not app.check_action(a, ()) for a in ("request_quit", "history", "cycle_theme", "checklist"))
+        # In the field itself the same letters are its text.
+        wizard.query_one("#approver", Input).focus()
+        await pilot.press(*"theqwcx")
+        assert wizard.query_one("#approver", Input).value == "theqwcx" and app.screen is wizard
+        # ctrl+q still quits from a form (nothing has run: no question).
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_quitting_or_leaving_while_a_request_waits_asks_first(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "r")
+        wizard = app.screen
+        for _ in range(2):
+            await pilot.press("ctrl+n")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        wizard.query_one("#auth-request").value = True
+        await pilot.pause()
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        confirm = app.screen
+        assert "Request approval (y)" in screen_text(app) and "Run it" not in screen_text(app)
+        assert "once a second person approves it" in screen_text(app)
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state == "pending", "pending")
+        run = app.screen
+        assert confirm is not run
+        shown = screen_text(app)
+        assert "waiting for approval" in shown and run.run_id in shown and "PASS" not in shown
+        # q asks; Esc answers "stay".
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice) and "waiting for approval" in screen_text(app)
+        await pilot.press("escape")
+        await pilot.pause()
+        assert app.screen is run and not app.quitting
+        # Leaving the run screen asks too; the request goes on waiting; w brings it back.
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice)
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and run.state == "pending"
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.screen is run
+        # A second rollback while this one waits is refused, with where to look.
+        app.action_rollback("staging")
+        await pilot.pause()
+        assert app.screen is run
+        # ctrl+q asks the same question; y quits.
+        await pilot.press("ctrl+q")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice)
+        await pilot.press("y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_every_key_is_in_the_footer_or_the_key_help(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        visits = {
+            "dashboard": (),
+            "environment": ("enter",),
+            "history": ("escape", "h"),
+            "report": ("enter",),
+            "checklist": ("escape", "c"),
+            "escalation": ("escape", "escape", "e"),
+            "wizard": ("escape", "r"),
+        }
+        for name, keys in visits.items():
+            await pilot.press(*keys)
+            await pilot.pause()
+            screen = app.screen
+            line = footer(app)
+            assert line.rstrip().endswith("^p palette"), f"{name}: the footer is cut: {line!r}"
+            listed = dict(screen_keys(app, screen))
+            for key, active in screen.active_bindings.items():
+                if active.binding.system:
+                    continue
+                assert active.binding.description, f"{name}: {key} does something no one is told"
+                shown = app.get_key_display(active.binding)
+                assert any(shown in keys.split() for keys in listed) or shown in line, f"{name}: {key} hidden"
+            await pilot.press("f1")
+            await pilot.pause()
+            assert isinstance(app.screen, KeysScreen), name
+            help_text = " ".join(str(s.render()) for s in app.screen.query(Static))
+            if name != "wizard":
+                assert "Theme" in help_text and "Watch the active run" in help_text, name
+            await pilot.press("escape")
+            await pilot.pause()
+            assert app.screen is screen
+
+
+# --- the palette and the history -------------------------------------------------------------
+
+
+async def test_the_palette_holds_every_action(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        names = {c.name for c in console_commands(app)}
+        for expected in (
+            "Rollback staging",
+            "Rollback production",
+            "Open staging",
+            "History",
+            "Checklist",
+            "Incident report",
+            "Escalate",
+            "Watch the active run",
+            "Drills",
+            "Theme dark",
+            "Theme light",
+            "Theme ansi",
+            "Keys",
+            "Quit",
+        ):
+            assert expected in names
+        await pilot.press("ctrl+p")
+        await pilot.pause()
+        assert isinstance(app.screen, CommandPalette)
+        await pilot.press(*"hist")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "history from the palette")
+        await pilot.press("ctrl+p")
+        await pilot.press(*"rollback prod")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, RollbackWizard), "the wizard from the palette")
+        assert app.screen.env.name == "production"
+        await pilot.press("escape")
+        await pilot.pause()
+        await pilot.press("ctrl+p")
+        await pilot.press(*"theme light")
+        await pilot.pause(0.5)
+        await pilot.press("enter")
+        await pilot.pause()
+        assert app.theme == "rollback-light"
+
+
+async def test_watch_mode_palette_offers_nothing_that_acts(tmp_path: Path) -> None:
+    app = make_app(tmp_path, watch_only=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.pause()
+        names = {c.name for c in console_commands(app)}
+        assert not any(n.startswith(("Rollback", "Open", "Escalate", "Checklist")) for n in names)
+        assert "History" in names and "Incident report" in names
+
+
+async def test_history_enter_opens_the_runs_incident_report(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("h")
+        await pilot.pause()
+        shown = screen_text(app)
+        for run in app.journal.runs():
+            assert run.run_id in shown, "every run id is whole at 80 columns"
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert isinstance(app.screen, ReportScreen)
+        assert app.screen.run_id == "r-20261127-183320-a1b2"
+        assert "Incident report" in screen_text(app) and "r-20261127-183320-a1b2" in screen_text(app)
+
+
+async def test_history_keeps_every_column_when_reasons_are_long(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    reason = "p95 latency over six seconds since 03:10, users see timeouts on every dashboard page " * 2
+    app.journal.append("run_started", run="r-20261127-190000-ffff", env="staging", data={"reason": reason})
+    app.journal.append(
+        "run_finished", run="r-20261127-190000-ffff", env="staging", data={"outcome": "succeeded", "duration_s": 42}
+    )
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("h")
+        await pilot.pause()
+        shown = screen_text(app)
+        for header in ("Date · Run", "Env", "Reason", "Took", "Outcome"):
+            assert header in shown
+        assert "r-20261127-190000-ffff" in shown and "42s" in shown and "succeeded" in shown
+
+
+# --- 80×24 ------------------------------------------------------------------------------------
+
+
+async def test_the_failed_step_modal_shows_all_five_choices_at_80x24(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        failure = StepFailed(
+            "the restart left the stale environment: new pid 4344 still has the old flags",
+            troubleshooting="Issue 1: Environment changes not taking effect",
+            remedy=Remedy("Force a fresh start", ("sudo systemctl restart x",), "Issue 1"),
+        )
+        app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
+        await pilot.pause()
+        shown = screen_text(app)
+        for choice in ("Retry (r)", "Apply fix (f)", "Skip (s)", "Undo (u)", "Abort (a)"):
+            assert choice in shown
+
+
+async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        app.screen.query_one(TabbedContent).active = "tab-matrix"
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        assert "Timeline" in shown and "Seen" in shown and "6.21s" in shown
+
+
+async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        from screens.widgets.run_view import RunView
+
+        app.push_screen(_ViewScreen())
+        await pilot.pause()
+        view = app.screen.query_one(RunView)
+        line = "[INFO] analyticbot.api: 🎛️ Feature flags - Advanced: False, " + "x" * 100 + " THE-END"
+        view.apply("note", None, None, line, {})
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "THE-END" in shown, "the end of a long line is on screen, wrapped"
+        assert "\ufe0f" not in shown and "🎛" in shown, "no variation selector reaches the screen"
+
+
+def _ViewScreen():  # a bare screen holding a RunView
+    from textual.screen import Screen
+
+    from screens.widgets.run_view import RunView
+
+    class ViewScreen(Screen):
+        def compose(self):
+            yield RunView()
+
+    return ViewScreen()
+
+
+async def test_every_screen_keeps_its_footer_whole_at_80x24(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        for keys in ((), ("h",), ("escape", "e"), ("escape", "c"), ("escape", "enter"), ("escape", "down", "r")):
+            await pilot.press(*keys)
+            await pilot.pause()
+            assert footer(app).rstrip().endswith("^p palette"), footer(app)
+            assert "Quit" in footer(app) or isinstance(app.screen, RollbackWizard)
+
+
+# --- selection without colour -------------------------------------------------------------------
+
+
+async def test_selection_shows_without_colour_and_follows_the_recommendation(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        lines = screen_text(app).splitlines()
+        assert "▶ staging" in lines[1] and "▶" not in " ".join(lines[2:])
+        await pilot.press("down")
+        assert "▶ production" in screen_text(app) and "▶ staging" not in screen_text(app)
+        # Production: quick is recommended and pre-selected, marked (●); the rest ( ).
+        await pilot.press("r")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "(●) Quick rollback (disable all)" in shown and "( ) Partial rollback" in shown
+        assert "[ ] Incorrect recommendations" in shown
+        await pilot.press("escape", "up", "r")  # staging: "no action" — nothing pre-selected
+        await pilot.pause()
+        wizard = app.screen
+        assert isinstance(wizard, RollbackWizard) and app.live["staging"].recommendation.action is None
+        assert wizard.query_one("#action").pressed_button is None
+        assert "none is recommended now" in screen_text(app) and "(●)" not in screen_text(app)
+
+
+# --- troubleshooting and the log tab --------------------------------------------------------------
+
+
+async def test_troubleshooting_lists_the_four_issues_with_verdict_evidence_and_fix(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 48)) as pilot:
+        await fed(pilot)
+        await pilot.press("enter")  # staging: the env file says off, the process on
+        await pilot.pause()
+        app.screen.query_one(TabbedContent).active = "tab-trouble"
+        await pilot.pause()
+        text = str(app.screen.query_one("#trouble", Static).render())
+        for n, title in enumerate(
+            (
+                "Environment changes not taking effect",
+                "API won't start after rollback",
+                "Database rollback fails",
+                "Partial rollback - only one flag changed",
+            ),
+            1,
+        ):
+            assert f"Issue {n}: {title}" in text
+        first = text.split("Issue 2:")[0]
+        assert "applies now" in first and "pid 4242" in first and "$ grep ENABLE_" in first
+        assert text.count("does not apply now") >= 2 and text.count("evidence") == 4 and text.count("fix") >= 4
+
+
+async def test_the_log_tab_scrolls_from_the_keyboard_and_follows_the_tail(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("enter")
+        await pilot.pause()
+        env = app.screen
+        env.query_one(TabbedContent).active = "tab-log"
+        await pilot.pause()
+        scroll = env.query_one("#log-scroll")
+        live = app.live["staging"]
+        tail = tuple(f"[INFO] analyticbot.api: line {i}" for i in range(200))
+
+        def feed_log(lines: tuple[str, ...]) -> None:
+            import dataclasses
+
+            s = live.snapshot
+            host = dataclasses.replace(s.hosts[0], logs=dataclasses.replace(s.hosts[0].logs, tail=lines))
+            live.update(dataclasses.replace(s, hosts=(host,)), app.config.decision_matrix)
+            app.env_updated.publish("staging")
+
+        feed_log(tail)
+        await pilot.pause(0.2)
+        assert scroll.max_scroll_y > 0 and scroll.scroll_y == scroll.max_scroll_y, "opens at the tail"
+        await pilot.press("pageup", "up")  # from the tabs: the log scrolls
+        await pilot.pause(0.2)
+        held = scroll.scroll_y
+        assert held < scroll.max_scroll_y
+        feed_log((*tail, "[INFO] analyticbot.api: line 200"))
+        await pilot.pause(0.2)
+        assert scroll.scroll_y == held, "reading back: new lines do not pull the view away"
+        await pilot.press("end")
+        await pilot.pause(0.2)
+        feed_log((*tail, "[INFO] analyticbot.api: line 200", "[INFO] analyticbot.api: line 201"))
+        await pilot.pause(0.2)
+        assert scroll.scroll_y == scroll.max_scroll_y, "at the end again: it follows the tail"
+        assert "line 201" in screen_text(app)
+
+
+async def test_the_checklist_ticks_with_enter_as_the_footer_says(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("h", "down", "c")
+        await pilot.pause()
+        screen = app.screen
+        assert isinstance(screen, ChecklistScreen)
+        screen.query_one("#checklist").move_cursor(row=[s.item.id for s in screen.items].index("dashboards"))
+        await pilot.press("enter")
+        await pilot.pause()
+        assert isinstance(app.screen.query_one(Input), Input), "Enter asks for the note, as Space does"
+
+
+@pytest.mark.parametrize("size", [(80, 24), (160, 48)])
+async def test_watch_mode_shows_the_latest_run_as_finished_with_its_id(tmp_path: Path, size) -> None:
+    app = make_app(tmp_path, watch_only=True)
+    async with app.run_test(size=size) as pilot:
+        await until(pilot, lambda: "finished" in screen_text(app), "the replay")
+        shown = screen_text(app)
+        assert "r-20261127-184512-c3d4" in shown and "no rollback is running now" in shown
+        assert "PASS" not in shown, "the other run's validations are not shown under this one"
+        log = app.screen.query_one(RichLog)
+        assert log is not None
+
+
+async def test_quitting_or_leaving_while_a_rollback_runs_asks_first(tmp_path: Path) -> None:
+    """On the fixed config a run waits up to 45 s for flags that never take effect: running."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "r")
+        wizard = app.screen
+        for _ in range(2):
+            await pilot.press("ctrl+n")
+            await app.workers.wait_for_complete()
+            await pilot.pause()
+        wizard.query_one("#approver", Input).value = "bob"
+        await pilot.press("ctrl+n")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(pilot, lambda: isinstance(app.screen, RunScreen) and app.screen.state == "running", "running")
+        run = app.screen
+        await until(pilot, lambda: run.run_id is not None and "running…" in screen_text(app), "a step running")
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice)
+        question = said(app)
+        assert "is running" in question and "interrupted" in question and run.run_id in question
+        await pilot.press("n")
+        await pilot.pause()
+        assert app.screen is run and run.state == "running" and not app.quitting
+        await pilot.press("escape")
+        await pilot.pause()
+        assert isinstance(app.screen, Choice) and "The rollback goes on" in said(app)
+        await pilot.press("y")
+        await pilot.pause()
+        assert isinstance(app.screen, DashboardScreen) and run.state == "running", "leaving does not stop it"
+        await pilot.press("w")
+        await pilot.pause()
+        assert app.screen is run
+        await pilot.press("ctrl+q", "y")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+async def test_quitting_a_drill_ends_it_with_its_scorecard(tmp_path: Path) -> None:
+    from console.drills import scenarios
+    from screens.modals import TextModal
+
+    app = make_app(tmp_path, drill=scenarios()["latency"])
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("enter")  # the briefing
+        await pilot.pause()
+        assert "x ends it" in app.sub_title
+        await pilot.press("q")
+        await pilot.pause()
+        assert isinstance(app.screen, TextModal) and "Drill scorecard" in screen_text(app)
+        assert any(r["type"] == "drill_scored" for r in app.journal.records())
+        await pilot.press("enter")
+        await pilot.pause()
+    assert app.return_code == 0
+
+
+def test_every_engine_refusal_reads_in_the_wizards_words() -> None:
+    """Whatever the engine refuses with, the wizard shows it without CLI flags."""
+    from console.authz import AuthorizationError, authorize, pending_message
+    from screens.wizard import console_words
+
+    said = [pending_message("alice", "r-20261127-190000-ab12")]
+    for kw in (
+        {"approved_by": "alice"},
+        {"approved_by": " "},
+        {"emergency": "P2"},
+        {"emergency": "P0", "reason": "slow"},
+    ):
+        with pytest.raises(AuthorizationError) as refused:
+            authorize("production", "alice", **kw)  # type: ignore[arg-type]
+        said.append(str(refused.value))
+    for text in said:
+        words = console_words(text)
+        assert "--" not in words and "pass " not in words, words
+    assert "“Approved by”" in console_words(said[0]) and "“Emergency override”" in console_words(said[0])
