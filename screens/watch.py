@@ -97,7 +97,8 @@ class WatchScreen(Screen):
             steps = [str(s.get("title") if isinstance(s, dict) else s) for s in plan.get("steps") or []]
             view.pending(str(plan.get("title") or data.get("action")), run, self.operator, _ts(record), steps)
             view.query_one("#run-output", RichLog).write(
-                f"{at(_ts(record))} · requested by {screen_text(self.operator)}; a team lead or on-call approves it with: "
+                f"{at(_ts(record))} · requested by {screen_text(self.operator)}; "
+                "a team lead or on-call approves it with: "
                 f"rollback-console approve {screen_text(run)}"
             )
         else:
