@@ -16,6 +16,7 @@ from textual.widgets import Button, Footer, Header, RichLog
 
 from console.authz import Authorization
 from console.engine.events import Event
+from console.engine.preview import Confirmed
 from console.engine.runner import Decision, Failure
 from console.engine.session import RunRefused, RunRequest
 from console.journal import RunSummary
@@ -48,6 +49,7 @@ class RunScreen(Screen):
         undo: bool = False,
         recommendation: object | None = None,
         plan: object | None = None,
+        confirmed: Confirmed | None = None,
     ) -> None:
         super().__init__()
         self.request, self.authorization = request, authorization
@@ -55,6 +57,7 @@ class RunScreen(Screen):
         self.resume, self.undo = resume, undo
         self.recommendation = recommendation
         self.plan = plan
+        self.confirmed = confirmed  # the preview the operator confirmed: the run must still be it
         self.running = False
         self.checklist_requested = False
         self.run_id: str | None = resume.run_id if resume else None
@@ -103,6 +106,7 @@ class RunScreen(Screen):
                 recommendation=self.recommendation,
                 resume=self.resume,
                 undo_only=self.undo,
+                confirmed=self.confirmed,
             )
             self.run_id = outcome.run_id
             self.app.last_run = outcome.run_id

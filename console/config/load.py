@@ -253,6 +253,8 @@ class _Loader:
             columns=tuple(t.get("columns", list, ["has_video", "has_media"], _names) or ()),
             indexes=tuple(t.get("indexes", list, ["idx_posts_content_type", "idx_posts_date_content"], _names) or ()),
             reach=t.get("reach", str, "forward", _one_of(("forward", "direct"))),
+            lock_timeout_s=t.get("lock_timeout_s", float, Database.lock_timeout_s, _positive),
+            statement_timeout_s=t.get("statement_timeout_s", float, Database.statement_timeout_s, _positive),
         )
         t.finish()
         return db

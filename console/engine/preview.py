@@ -1,11 +1,21 @@
-"""A plan's preview: every step's exact edit, command or SQL, per host, changing nothing."""
+"""A plan's preview: every step's exact edit, command or SQL, per host, changing nothing.
+
+The preview an operator confirmed travels into the run (``Confirmed``): under the lock
+the engine previews again, and a run whose preview differs from what was confirmed
+does not start.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import difflib
+import hashlib
+import json
 from dataclasses import dataclass
 
 from console.engine.plan import Plan, RunContext, Step
+
+RUN_ID_PLACEHOLDER = "RUN_ID"  # previews are made before the run has its id
 
 
 @dataclass(frozen=True)
@@ -13,20 +23,102 @@ class StepPreview:
     step: Step
     # (hosts, text): hosts sharing the same preview are grouped; ("*",) for environment steps
     groups: tuple[tuple[tuple[str, ...], str], ...]
+    changing: tuple[str, ...] = ()  # hosts ("*") where this step will change something
+
+
+@dataclass(frozen=True)
+class PlanPreview:
+    """What the operator is shown before confirming: the plan, each step's preview, and
+    why it must not run (a refusal knowable now), if so."""
+
+    plan: Plan
+    steps: tuple[StepPreview, ...]
+    refusal: str | None = None
+
+    @property
+    def nothing_to_change(self) -> bool:
+        return not any(p.changing for p in self.steps)
+
+    def text(self) -> str:
+        return preview_text(self.plan, list(self.steps))
+
+    def digest(self) -> str:
+        return preview_digest(self.plan, list(self.steps))
+
+    def why_not(self) -> str | None:
+        """Why this plan must not run: a refusal, or nothing to change; None: it may run."""
+        if self.refusal:
+            return self.refusal
+        if self.nothing_to_change:
+            return (
+                f"nothing to change: {self.plan.title.split(':')[0].lower()} on {self.plan.environment} would "
+                "change nothing (see the preview: every step is already done); nothing was run and the "
+                "service was not restarted"
+            )
+        return None
+
+
+@dataclass(frozen=True)
+class Confirmed:
+    """The preview the operator confirmed: its text (to show a difference) and digest."""
+
+    text: str
+    digest: str
+
+    @classmethod
+    def of(cls, preview: PlanPreview) -> Confirmed:
+        return cls(preview.text(), preview.digest())
+
+    def difference(self, now: PlanPreview) -> str | None:
+        """None when ``now`` is what was confirmed; else the difference, as a unified diff."""
+        if now.digest() == self.digest:
+            return None
+        diff = difflib.unified_diff(
+            self.text.splitlines(), now.text().splitlines(), "confirmed", "now", lineterm="", n=1
+        )
+        return "\n".join(diff) or "(the previews differ in a way the text does not show)"
 
 
 async def preview_plan(ctx: RunContext, plan: Plan) -> list[StepPreview]:
+    ctx.plan = plan
+    ctx.previewed = {}
     out = []
     for step in plan.steps:
         if step.scope == "environment":
-            out.append(StepPreview(step, ((("*",), await step.preview(ctx, None)),)))
+            text, changing = await step.preview_change(ctx, None)
+            ctx.previewed[step.id] = {"*": changing}
+            out.append(StepPreview(step, ((("*",), text),), ("*",) if changing else ()))
             continue
-        texts = await asyncio.gather(*(step.preview(ctx, h) for h in ctx.env.hosts))
+        answers = await asyncio.gather(*(step.preview_change(ctx, h) for h in ctx.env.hosts))
         groups: dict[str, list[str]] = {}
-        for host, text in zip(ctx.env.hosts, texts, strict=True):
+        for host, (text, _) in zip(ctx.env.hosts, answers, strict=True):
             groups.setdefault(text, []).append(host.name)
-        out.append(StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items())))
+        ctx.previewed[step.id] = {h.name: c for h, (_, c) in zip(ctx.env.hosts, answers, strict=True)}
+        changing = tuple(h.name for h, (_, c) in zip(ctx.env.hosts, answers, strict=True) if c)
+        out.append(StepPreview(step, tuple((tuple(hosts), text) for text, hosts in groups.items()), changing))
     return out
+
+
+async def preview(ctx: RunContext, plan: Plan) -> PlanPreview:
+    """The whole preview: every step's, then any refusal a step knows of before the run."""
+    steps = await preview_plan(ctx, plan)
+    refusal = None
+    for step in plan.steps:
+        refusal = await step.refusal(ctx)
+        if refusal:
+            break
+    return PlanPreview(plan, tuple(steps), refusal)
+
+
+def preview_digest(plan: Plan, previews: list[StepPreview]) -> str:
+    """sha256 over what the preview says: each step, its hosts, its exact text."""
+    body = {
+        "action": plan.action,
+        "environment": plan.environment,
+        "title": plan.title,
+        "steps": [[p.step.id, p.step.title, [[list(h), t] for h, t in p.groups], list(p.changing)] for p in previews],
+    }
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=True).encode()).hexdigest()
 
 
 def preview_text(plan: Plan, previews: list[StepPreview]) -> str:
@@ -35,6 +127,8 @@ def preview_text(plan: Plan, previews: list[StepPreview]) -> str:
         f"  runbook target: {plan.target} · data loss: {plan.data_loss} · reversible: {plan.reversible}",
     ]
     lines += [f"  note: {n}" for n in plan.notes]
+    if previews and not any(p.changing for p in previews):
+        lines.append("  NOTHING TO CHANGE: every step below is already done; running it would change nothing.")
     for i, p in enumerate(previews, 1):
         flag = "  [DESTRUCTIVE]" if p.step.destructive else ""
         lines.append(f"\n{i}. {p.step.title}{flag}")
