@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -17,6 +17,7 @@ from console import failpoints
 from console.config.model import Host
 from console.engine.events import Event
 from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
+from console.engine.undo import undo_steps
 from console.probes.collect import reachable_base
 from console.probes.http import probe_health
 from console.transport.base import TransportError
@@ -24,6 +25,8 @@ from console.transport.base import TransportError
 OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal
 
 DecisionKind = Literal["retry", "fix", "skip", "undo", "abort"]
+
+__all__ = ["Decision", "Failure", "Progress", "RunResult", "Runner", "UndoState", "abort_on_failure", "undo_steps"]
 
 
 @dataclass(frozen=True)
@@ -269,16 +272,11 @@ class Runner:
             self.ctx.facts.setdefault(step.id, {})[name] = facts
             detail = await step.verify(self.ctx, host, facts)
         except StepFailed as failure:
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, failure, started, facts)
         except (TransportError, OSError) as exc:
-            failure = StepFailed(str(exc))
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, StepFailed(str(exc)), started, facts)
         except Exception as exc:  # a bug must not leave the run unrecorded
-            failure = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, StepFailed(f"internal error: {type(exc).__name__}: {exc}"), started, facts)
         self.ctx.facts.setdefault(step.id, {})[name] = facts
         self.progress.mark(step.id, name)
         self.emit(
@@ -306,6 +304,12 @@ class Runner:
                 raise StepFailed(f"nothing was changed: the intent could not be journaled ({self.ctx.halt})")
             intents[name] = intent
         failpoints.hit(f"{step.id}/after-intent", name, self.phase)
+
+    def _failed(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> StepFailed:
+        # A failed step has the same boundary: whatever it did is done, its record not yet written.
+        failpoints.hit(f"{step.id}/after-effect", host.name if host else "*", self.phase)
+        self._record_failure(step, host, failure, started, facts)
+        return failure
 
     def _record_failure(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> None:
         name = host.name if host else "*"
@@ -462,56 +466,3 @@ class HealthGate(Step):
         if not facts["healthy"] or facts["ready"] is False:
             raise StepFailed(f"health gate: {detail}: the next batch waits", facts=facts)
         return detail
-
-
-def undo_steps(plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
-    """The steps that put back what ``facts`` say ``plan`` changed, newest change first."""
-    facts = _older_facts(plan, facts)
-    out: list[Step] = []
-    for step in reversed(plan.steps):
-        step_facts = facts.get(step.id)
-        if step_facts:
-            out.extend(step.undo_steps(step_facts))
-    return _one_restart(out)
-
-
-def _older_facts(plan: Plan, facts: dict[str, dict[str, Facts]]) -> dict[str, dict[str, Facts]]:
-    """Journals from before the copy and the drop became one step kept the copy's path
-    under its own step ("db-keep"): hand it to the step that drops the columns."""
-    kept = facts.get("db-keep", {}).get("*", {}).get("path")
-    if not kept or any(s.id == "db-keep" for s in plan.steps) or "db-rollback" not in facts:
-        return facts
-    merged = {**facts.get("db-rollback", {}).get("*", {})}
-    merged.setdefault("kept_path", kept)
-    return {**facts, "db-rollback": {"*": merged}}
-
-
-def _one_restart(steps: list[Step]) -> list[Step]:
-    """Undoing code and flags both ask for a restart. Keep one (for every host either asked
-    for), where the last one was, and wait for the flags after it: two steps with one id
-    in a stage would make the runner skip the second as done, and a wait for the flags
-    before the restart that loads them would wait in vain."""
-    from console.plans.flags import AwaitEffect, RestartService
-
-    restarts = [s for s in steps if isinstance(s, RestartService)]
-    waits = [s for s in steps if isinstance(s, AwaitEffect)]
-    if len(restarts) < 2 and not (waits and restarts and steps.index(waits[-1]) < steps.index(restarts[-1])):
-        return steps
-    out: list[Step] = []
-    for s in steps:
-        if s is restarts[-1]:
-            out.append(RestartService(only=_union(r.only for r in restarts)))
-            if waits:
-                out.append(AwaitEffect(only=_union(w.only for w in waits)))
-        elif s not in restarts and s not in waits:
-            out.append(s)
-    return out
-
-
-def _union(sets: Iterable[set[str] | None]) -> set[str] | None:
-    out: set[str] = set()
-    for s in sets:
-        if s is None:
-            return None
-        out |= s
-    return out

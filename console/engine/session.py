@@ -410,9 +410,7 @@ class Engine:
         failpoints.hit("lock/before-release")
         return RunOutcome(ctx.run_id, result, authorization)
 
-    def _refuse_if_not_as_confirmed(
-        self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None
-    ) -> None:
+    def _refuse_if_not_as_confirmed(self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None) -> None:
         """Under the lock, before anything changes: the plan must still be what the operator
         confirmed, and must have something to do. Else refuse (journaled, not a run)."""
         why = None

@@ -12,38 +12,20 @@ from typing import Any
 from console.config.model import Environment, Host
 from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
 from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
+from console.plans.checkout import Rebuild, RestoreCode, git, git_head, run
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.validate import ValidateRollback
 from console.transport.base import TransportError
 
-GIT_TIMEOUT_S = 60.0
-REBUILD_TIMEOUT_S = 900.0
 SEARCH_DEPTH = 500  # commits searched for the Phase 4 message
 CHANGED = {"changed": True}
-
-
-def _git(ctx: RunContext, host: Host, args: str) -> str:
-    assert ctx.env.repo_path
-    return f"git -C {shlex.quote(ctx.env.expand(ctx.env.repo_path, host))} {args}"
-
-
-async def _run(ctx: RunContext, step: Step, host: Host, command: str, timeout: float = GIT_TIMEOUT_S):
-    transport = await ctx.transport(host)
-    return await transport.run(command, timeout=timeout, on_output=ctx.output(step.id, host.name))
-
-
-async def _head(ctx: RunContext, step: Step, host: Host) -> str:
-    result = await _run(ctx, step, host, _git(ctx, host, "rev-parse HEAD"))
-    if not result.ok:
-        raise StepFailed(f"git rev-parse HEAD failed in {ctx.env.repo_path} ({result.summary()})")
-    return result.stdout.strip()
 
 
 async def find_phase4(ctx: RunContext, step: Step, host: Host) -> Facts:
     """The Phase 4 commit, HEAD, and whether a revert of it is already in the history."""
     message = shlex.quote(ctx.env.phase4_commit_message)
-    result = await _run(
-        ctx, step, host, _git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
+    result = await run(
+        ctx, step, host, git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
     )
     if not result.ok:
         raise StepFailed(f"git log failed in {ctx.env.repo_path} ({result.summary()}): {result.stderr.strip()[:300]}")
@@ -53,17 +35,17 @@ async def find_phase4(ctx: RunContext, step: Step, host: Host) -> Facts:
     if not matches:
         raise StepFailed(f"no commit titled {wanted!r} in the last {SEARCH_DEPTH} commits of {ctx.env.repo_path}")
     sha, subject = matches[0]
-    head = await _head(ctx, step, host)
+    head = await git_head(ctx, step, host)
     grep = shlex.quote(f"This reverts commit {sha}")
-    reverted = await _run(
-        ctx, step, host, _git(ctx, host, f"log -n {SEARCH_DEPTH} --format=%H --fixed-strings --grep={grep}")
+    reverted = await run(
+        ctx, step, host, git(ctx, host, f"log -n {SEARCH_DEPTH} --format=%H --fixed-strings --grep={grep}")
     )
     return {"commit": sha, "subject": subject, "head_before": head, "already_reverted": bool(reverted.stdout.strip())}
 
 
 async def _reverts(ctx: RunContext, step: Step, host: Host, head: str, parent: str, commit: str) -> bool:
     """Is ``head`` a commit on top of ``parent`` that reverts ``commit`` (ours, after a kill)?"""
-    result = await _run(ctx, step, host, _git(ctx, host, f"log -1 --format=%P%n%B {shlex.quote(head)}"))
+    result = await run(ctx, step, host, git(ctx, host, f"log -1 --format=%P%n%B {shlex.quote(head)}"))
     parents, _, body = result.stdout.partition("\n")
     return result.ok and parents.strip() == parent and f"This reverts commit {commit}" in body
 
@@ -74,7 +56,7 @@ class FindPhase4Commit(Step):
 
     def command(self, ctx: RunContext, host: Host) -> str:
         message = shlex.quote(ctx.env.phase4_commit_message)
-        return _git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
+        return git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
@@ -97,7 +79,7 @@ class RevertCommit(Step):
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
-        return f"$ {_git(ctx, host, 'revert --no-edit <the Phase 4 commit found above>')}"
+        return f"$ {git(ctx, host, 'revert --no-edit <the Phase 4 commit found above>')}"
 
     async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
         assert host is not None
@@ -108,14 +90,14 @@ class RevertCommit(Step):
             return f"{text}\n# (cannot look now: {exc})", True
         if found["already_reverted"]:
             return f"# {found['commit'][:7]} is already reverted: nothing to do", False
-        return f"$ {_git(ctx, host, 'revert --no-edit ' + found['commit'])}", True
+        return f"$ {git(ctx, host, 'revert --no-edit ' + found['commit'])}", True
 
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
         found = ctx.facts.get(FindPhase4Commit.id, {}).get(host.name)
         if not found:
             raise StepFailed("the Phase 4 commit was not found on this host")
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         return {"commit": found["commit"], "head_before": head, "already_reverted": found["already_reverted"]}
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
@@ -124,7 +106,7 @@ class RevertCommit(Step):
         sha, before = intent["commit"], intent["head_before"]
         if intent["already_reverted"]:
             return {"skipped": "already reverted", "commit": sha, "changed": False}
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         if head != before:
             if await _reverts(ctx, self, host, head, before, sha):  # done before a kill
                 return {
@@ -135,22 +117,22 @@ class RevertCommit(Step):
                     "changed": True,
                 }
             raise IntentStale(f"HEAD moved from {before[:7]} to {head[:7]} since the intent was journaled")
-        result = await _run(ctx, self, host, _git(ctx, host, f"revert --no-edit {shlex.quote(sha)}"))
+        result = await run(ctx, self, host, git(ctx, host, f"revert --no-edit {shlex.quote(sha)}"))
         if not result.ok:
-            await _run(ctx, self, host, _git(ctx, host, "revert --abort"))
+            await run(ctx, self, host, git(ctx, host, "revert --abort"))
             raise StepFailed(
                 f"git revert {sha[:7]} failed and was aborted (the checkout is as it was): "
                 f"{(result.stdout + result.stderr).strip()[-400:]}",
                 output=result.stdout + result.stderr,
             )
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         return {"commit": sha, "revert_commit": head, "head_before": before, "head_after": head, "changed": True}
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         assert host is not None
         if facts.get("skipped"):
             return facts["skipped"]
-        status = await _run(ctx, self, host, _git(ctx, host, "status --porcelain --untracked-files=no"))
+        status = await run(ctx, self, host, git(ctx, host, "status --porcelain --untracked-files=no"))
         if status.stdout.strip():
             raise StepFailed(f"the checkout is not clean after the revert:\n{status.stdout[:400]}")
         return f"HEAD is now {facts['revert_commit'][:7]} (reverts {facts['commit'][:7]})"
@@ -159,7 +141,7 @@ class RevertCommit(Step):
         assert host is not None
         if intent.get("already_reverted"):
             return None
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         if head == intent["head_before"]:
             return None
         if await _reverts(ctx, self, host, head, intent["head_before"], intent["commit"]):
@@ -181,104 +163,6 @@ class RevertCommit(Step):
         return [RestoreCode(back), Rebuild(only=hosts), RestartService(only=hosts)]
 
 
-class RestoreCode(Step):
-    """Put the checkout back on the commit it had before a run: `git reset --keep` while
-    the run's commit is still the tip (HEAD and tree exactly as before); if commits were
-    added on top since, revert the run's revert instead (the tree comes back, HEAD moves on)."""
-
-    id = "code-back"
-    title = "Put the code back as it was (git)"
-    changes = True
-    code = True
-
-    def __init__(self, per_host: dict[str, Facts]) -> None:
-        self.per_host = per_host  # host → head_before, head_after (, revert_commit)
-
-    def _method(self, host: Host, head: str) -> tuple[str, str | None]:
-        """(what to do, the git arguments) for a checkout whose HEAD is ``head``."""
-        back = self.per_host.get(host.name)
-        if back is None:
-            return "nothing on this host", None
-        if head == back["head_before"]:
-            return f"already at {head[:7]}", None
-        if head == back["head_after"]:
-            return "reset", f"reset --keep {shlex.quote(back['head_before'])}"
-        if back.get("revert_commit"):
-            return "revert", f"revert --no-edit {shlex.quote(back['revert_commit'])}"
-        return f"HEAD is {head[:7]}, not {back['head_after'][:7]} as the run left it", None
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        return (await self.preview_change(ctx, host))[0]
-
-    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
-        assert host is not None
-        if host.name not in self.per_host:
-            return "# nothing on this host", False
-        try:
-            head = await _head(ctx, self, host)
-        except (StepFailed, TransportError) as exc:
-            return f"# cannot look now: {exc}", True
-        what, args = self._method(host, head)
-        if args is None:
-            return f"# {what}", what.startswith("HEAD is")
-        note = {
-            "reset": "   # back to the commit before the run: HEAD and tree exactly as before",
-            "revert": "   # commits were added since: re-apply by reverting the revert (HEAD moves on)",
-        }[what]
-        return f"$ {_git(ctx, host, args)}{note}", True
-
-    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        head = await _head(ctx, self, host)
-        what, args = self._method(host, head)
-        return {"head_now": head, "method": what, "args": args, **self.per_host.get(host.name, {})}
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        intent = ctx.intent(self.id, host)
-        if intent["args"] is None:
-            if intent["method"].startswith("HEAD is"):
-                raise StepFailed(f"cannot put the code back: {intent['method']}")
-            return {"skipped": intent["method"], "changed": False}
-        head = await _head(ctx, self, host)
-        if head != intent["head_now"]:
-            if intent["method"] == "reset" and head == intent["head_before"]:  # done before a kill
-                return {"head_before": intent["head_now"], "head_after": head, "changed": True}
-            raise IntentStale(f"HEAD moved from {intent['head_now'][:7]} to {head[:7]} since the intent")
-        result = await _run(ctx, self, host, _git(ctx, host, intent["args"]))
-        if not result.ok:
-            if intent["method"] == "revert":
-                await _run(ctx, self, host, _git(ctx, host, "revert --abort"))
-            raise StepFailed(f"git {intent['args']} failed (the checkout is as it was): {result.stderr.strip()[-400:]}")
-        return {"head_before": intent["head_now"], "head_after": await _head(ctx, self, host), "changed": True}
-
-    async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
-        assert host is not None
-        head = await _head(ctx, self, host)
-        if head == intent["head_now"] or intent["args"] is None:
-            return None
-        return {"head_before": intent["head_now"], "head_after": head, "changed": True}
-
-    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        assert host is not None
-        if facts.get("skipped"):
-            return facts["skipped"]
-        status = await _run(ctx, self, host, _git(ctx, host, "status --porcelain --untracked-files=no"))
-        if status.stdout.strip():
-            raise StepFailed(f"the checkout is not clean after putting the code back:\n{status.stdout[:400]}")
-        return f"HEAD is {facts['head_after'][:7]} again"
-
-    def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
-        hosts = {h for h, f in facts_by_host.items() if f.get("changed") and f.get("head_after")}
-        if not hosts:
-            return []
-        back = {
-            h: {"head_before": facts_by_host[h]["head_before"], "head_after": facts_by_host[h]["head_after"]}
-            for h in hosts
-        }
-        return [RestoreCode(back), Rebuild(only=hosts), RestartService(only=hosts)]
-
-
 class ResetHard(Step):
     """The runbook's destructive alternative: drop the last commit."""
 
@@ -291,13 +175,13 @@ class ResetHard(Step):
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
         return (
-            f"$ {_git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
+            f"$ {git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
             "# only if HEAD is the Phase 4 commit; otherwise nothing is changed"
         )
 
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        head = await _run(ctx, self, host, _git(ctx, host, "log -1 --format='%H %P %s'"))
+        head = await run(ctx, self, host, git(ctx, host, "log -1 --format='%H %P %s'"))
         sha, _, rest = head.stdout.strip().partition(" ")
         parent, _, subject = rest.partition(" ")
         return {"head_before": sha, "parent": parent, "subject": subject, "ok": head.ok}
@@ -306,7 +190,7 @@ class ResetHard(Step):
         assert host is not None
         intent = ctx.intent(self.id, host)
         sha, subject = intent["head_before"], intent["subject"]
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         if head == intent["parent"] and sha:  # done before a kill
             return {"head_before": sha, "head_after": head, "changed": True}
         if head != sha:
@@ -319,14 +203,14 @@ class ResetHard(Step):
                 "`git reset --hard HEAD~1` would discard that commit and keep Phase 4. Nothing was changed; "
                 "roll back with `git revert` instead (rollback code without --reset-hard)."
             )
-        result = await _run(ctx, self, host, _git(ctx, host, "reset --hard HEAD~1"))
+        result = await run(ctx, self, host, git(ctx, host, "reset --hard HEAD~1"))
         if not result.ok:
             raise StepFailed(f"git reset failed: {result.stderr.strip()[-400:]}")
-        return {"head_before": sha, "head_after": await _head(ctx, self, host), "changed": True}
+        return {"head_before": sha, "head_after": await git_head(ctx, self, host), "changed": True}
 
     async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
         assert host is not None
-        head = await _head(ctx, self, host)
+        head = await git_head(ctx, self, host)
         if head == intent["head_before"]:
             return None
         if head == intent["parent"]:
@@ -335,60 +219,6 @@ class ResetHard(Step):
 
     def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
         return RestoreCode.undo_steps(RestoreCode({}), facts_by_host)
-
-
-class Rebuild(Step):
-    """Rebuild the service, on hosts whose code an earlier step changed."""
-
-    id = "rebuild"
-    title = "Rebuild"
-    changes = True
-
-    def __init__(self, only: set[str] | None = None) -> None:
-        self.only = only
-
-    def command(self, ctx: RunContext, host: Host) -> str:
-        env = ctx.env
-        assert env.rebuild_command and env.repo_path
-        return f"cd {shlex.quote(env.expand(env.repo_path, host))} && {env.expand(env.rebuild_command, host)}"
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        assert host is not None
-        return f"$ {self.command(ctx, host)}"
-
-    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
-        assert host is not None
-        if self.only is not None and host.name not in self.only:
-            return "# nothing changed on this host", False
-        code_steps = [s for s in (ctx.plan.steps if ctx.plan else ()) if s.code]
-        if ctx.plan is not None and not any(ctx.previewed.get(s.id, {}).get(host.name, True) for s in code_steps):
-            return f"$ {self.command(ctx, host)}\n# not run: the code does not change", False
-        return await self.preview(ctx, host), True
-
-    def _skip(self, ctx: RunContext, host: Host) -> str | None:
-        if self.only is not None and host.name not in self.only:
-            return "nothing changed on this host"
-        if not ctx.changed_before(self, host.name, code_only=True):
-            return "the code did not change"
-        return None
-
-    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        skip = self._skip(ctx, host)  # nothing to put back: the build follows the checkout
-        return {"skip": skip} if skip else {"command": self.command(ctx, host)}
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        intent = ctx.intent(self.id, host)
-        if intent.get("skip"):
-            return {"skipped": intent["skip"], "changed": False}
-        result = await _run(ctx, self, host, self.command(ctx, host), REBUILD_TIMEOUT_S)
-        if not result.ok:
-            raise StepFailed(f"rebuild failed ({result.summary()})", output=(result.stdout + result.stderr)[-4000:])
-        return {"elapsed_s": round(result.elapsed_s, 3), "changed": True}
-
-    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        return facts["skipped"] if facts.get("skipped") else "built"
 
 
 def _require(env: Environment, *keys: str) -> None:
