@@ -157,3 +157,22 @@ async def test_the_restore_gives_up_behind_a_long_reader_too_then_goes_through(m
     resumed = cli(sim.config_path, "resume", restore_run, "--yes")
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert await db_state(dsn) == before
+
+
+def test_the_timeouts_come_from_the_database_section_and_must_be_positive(tmp_path: Path) -> None:
+    from console.config import load_config
+    from tests.test_config import MINIMAL, problems
+
+    section = '\n[environments.staging.database]\ndsn = { env = "DSN" }\nrollback_script = "004_rollback.sql"\n'
+    path = tmp_path / "ok.toml"
+    path.write_text(MINIMAL + section + "lock_timeout_s = 2.5\nstatement_timeout_s = 30\n")
+    database = load_config(path).environment("staging").database
+    assert database is not None and (database.lock_timeout_s, database.statement_timeout_s) == (2.5, 30.0)
+    path.write_text(MINIMAL + section)
+    database = load_config(path).environment("staging").database
+    assert database is not None and (database.lock_timeout_s, database.statement_timeout_s) == (3.0, 60.0)
+
+    found = problems(tmp_path, MINIMAL + section + "lock_timeout_s = 0\n")
+    assert [(key, message) for _, key, message in found] == [
+        ("environments.staging.database.lock_timeout_s", "must be greater than 0, got 0.0")
+    ]

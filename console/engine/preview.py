@@ -51,9 +51,8 @@ class PlanPreview:
             return self.refusal
         if self.nothing_to_change:
             return (
-                f"nothing to change: {self.plan.title.split(':')[0].lower()} on {self.plan.environment} would "
-                "change nothing (see the preview: every step is already done); nothing was run and the "
-                "service was not restarted"
+                f"nothing to change on {self.plan.environment}: {self.plan.title} — every step is already "
+                "done (see the preview); nothing was run and the service was not restarted"
             )
         return None
 

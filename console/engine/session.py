@@ -153,10 +153,7 @@ class Engine:
             target_s=original.target_s,
             data_loss="None",
             reversible="Yes (roll back again)",
-            notes=(
-                f"Puts each flag line back byte for byte as it was before {run.run_id}, the code on the "
-                "commit it had, and migration 004 from the kept copy where the database was rolled back.",
-            ),
+            notes=(_restore_note(run.run_id, steps),),
         )
 
     # --- authorization ------------------------------------------------------------------
@@ -446,6 +443,19 @@ class Engine:
             "notified" if result.ok else "notify_failed", env=env, data={**result.to_dict(), "escalation_level": level}
         )
         return result
+
+
+def _restore_note(run_id: str, steps: list) -> str:
+    """What this restore puts back, in the operator's words."""
+    ids = {s.id for s in steps}
+    parts = []
+    if "edit-env" in ids:
+        parts.append("each flag line byte for byte as it was")
+    if "code-back" in ids:
+        parts.append("the code on the commit it had")
+    if "db-restore" in ids:
+        parts.append("migration 004 from the kept copy (columns, values, indexes)")
+    return f"Puts back {', '.join(parts) or 'what it changed'} before {run_id}."
 
 
 def _started(run: RunSummary) -> dict[str, Any]:
