@@ -13,6 +13,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
+from console.config.model import Host
 from console.engine.plan import Plan, RunContext, Step
 
 RUN_ID_PLACEHOLDER = "RUN_ID"  # previews are made before the run has its id
@@ -78,17 +79,25 @@ class Confirmed:
         return "\n".join(diff) or "(the previews differ in a way the text does not show)"
 
 
+async def _preview_change(step: Step, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
+    """A step's preview; one that cannot be made says so and counts as a change (unknown)."""
+    try:
+        return await step.preview_change(ctx, host)
+    except Exception as exc:  # the operator must see the plan even when one step cannot look
+        return f"# cannot preview this step now: {type(exc).__name__}: {exc}", True
+
+
 async def preview_plan(ctx: RunContext, plan: Plan) -> list[StepPreview]:
     ctx.plan = plan
     ctx.previewed = {}
     out = []
     for step in plan.steps:
         if step.scope == "environment":
-            text, changing = await step.preview_change(ctx, None)
+            text, changing = await _preview_change(step, ctx, None)
             ctx.previewed[step.id] = {"*": changing}
             out.append(StepPreview(step, ((("*",), text),), ("*",) if changing else ()))
             continue
-        answers = await asyncio.gather(*(step.preview_change(ctx, h) for h in ctx.env.hosts))
+        answers = await asyncio.gather(*(_preview_change(step, ctx, h) for h in ctx.env.hosts))
         groups: dict[str, list[str]] = {}
         for host, (text, _) in zip(ctx.env.hosts, answers, strict=True):
             groups.setdefault(text, []).append(host.name)

@@ -372,14 +372,19 @@ class Runner:
             recorded = self.ctx.facts.get(step.id, {})
             intents = self.ctx.intents.get(step.id, {}) if step.changes else {}
             by_host: dict[str, Facts] = {}
+            unfinished = [n for n in intents if not self.progress.is_done(step.id, n)]
+
+            async def look(name: str, step: Step = step, intents: dict[str, Facts] = intents) -> Facts | None:
+                try:
+                    return await step.happened(self.ctx, hosts.get(name), intents[name])
+                except (TransportError, OSError) as exc:
+                    raise StepFailed(f"cannot tell whether {step.title} changed {name}: {exc}") from None
+
+            found = dict(zip(unfinished, await asyncio.gather(*(look(n) for n in unfinished)), strict=True))
             for name in dict.fromkeys([*recorded, *intents]):
-                if name in intents and not self.progress.is_done(step.id, name):
-                    try:
-                        found = await step.happened(self.ctx, hosts.get(name), intents[name])
-                    except (TransportError, OSError) as exc:
-                        raise StepFailed(f"cannot tell whether {step.title} changed {name}: {exc}") from None
-                    if found is not None:
-                        by_host[name] = found
+                if name in found:
+                    if found[name] is not None:
+                        by_host[name] = found[name]  # type: ignore[assignment]
                 elif name in recorded:
                     by_host[name] = recorded[name]
             if by_host:
