@@ -290,6 +290,7 @@ class Scenario:
     elapsed_s: float = 0.0
     spent: dict[str, float] = field(default_factory=dict)  # seconds per CLI command, and resets
     prepared: tuple[tuple[str, ...], State] | None = None
+    shard: tuple[int, int] = (0, 1)  # (k, n): this simulation takes every n-th point from the k-th
 
     def cli(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
         started = time.monotonic()

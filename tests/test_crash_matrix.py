@@ -50,7 +50,8 @@ from tests.fixtures_ssh import SSHServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.ssh]
 
-WORKERS = 2  # the machine's cores: every trial is a handful of real processes
+# Trials mostly wait on real processes (restarts, health checks): three at a time keep two cores busy.
+WORKERS = int(os.environ.get("CRASH_MATRIX_WORKERS", "3"))
 OUTCOMES = ("resume", "check", "restore", "undo")
 
 
@@ -93,14 +94,28 @@ def scenarios(make_simulation: MakeSimulation, sshd: SSHServer) -> list[Scenario
     quick, time_weighting, content_type = sim(), sim(), sim()
     code = sim()
     database = sim(database=True)
-    full = sim(database=True)
-    restore = sim(database=True)
+    full = [sim(database=True), sim(database=True)]  # the longest two: each on two simulations
+    restore = [sim(database=True), sim(database=True)]
     fleet = sim(hosts=3)
     over_ssh = sim(ssh=ssh_target(sshd))
     out = [
-        Scenario("full", full, "staging", rollback("full"), action_plan("full")),
+        *(
+            Scenario(f"full ({k + 1}/2)", full[k], "staging", rollback("full"), action_plan("full"), shard=(k, 2))
+            for k in range(2)
+        ),
+        *(
+            Scenario(
+                f"restore of a full rollback ({k + 1}/2)",
+                restore[k],
+                "staging",
+                (),
+                restore_plan,
+                prepare=prepare_full,
+                shard=(k, 2),
+            )
+            for k in range(2)
+        ),
         Scenario("quick over SSH", over_ssh, "staging", rollback("quick"), action_plan("quick")),
-        Scenario("restore (of a full rollback)", restore, "staging", (), restore_plan, prepare=prepare_full),
         Scenario("code", code, "staging", rollback("code"), action_plan("code")),
         Scenario("database", database, "staging", rollback("database"), action_plan("database")),
         Scenario("quick, fleet of 3 hosts", fleet, "staging", rollback("quick"), action_plan("quick")),
@@ -139,7 +154,8 @@ def run_scenario(sc: Scenario, trace: Path) -> list[str]:
     """Every crash point of one action; returns problems outside the matrix's cells."""
     started = time.monotonic()
     problems = baseline(sc, trace)
-    for point in plan_points(sc.plan(sc)):
+    k, n = sc.shard
+    for point in plan_points(sc.plan(sc))[k::n]:
         row = Outcome(point)
         resume_trial(sc, row)
         undo_trial(sc, row)
