@@ -458,3 +458,46 @@ def test_shell_metacharacters_in_paths_are_quoted(tmp_path: Path) -> None:
         assert planted == []
     finally:
         sim.stop()
+
+
+def test_a_run_killed_before_it_started_leaves_a_lock_the_next_rollback_takes_over(
+    make_simulation: MakeSimulation,
+) -> None:
+    """Killed after taking the lock, before its run_started: the journal shows its lock
+    intent and nothing after, so it changed nothing; the next rollback takes the lock over."""
+    sim = make_simulation()
+    killed = cli(
+        sim.config_path, "rollback", "quick", "--env", "staging", "--yes",
+        env={"ROLLBACK_CONSOLE_FAILPOINTS": "lock/after-effect=kill"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert (sim.host("staging").home / "rollback-console-staging.lock").exists()
+    assert journal_of(sim).runs() == []  # no run: it never started
+
+    again = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    (run,) = journal_of(sim).runs()
+    (taken,) = records(run, "lock_taken_over")
+    assert "never started" in taken["data"]["why"]
+
+
+async def test_a_dead_holder_whose_run_this_journal_does_not_know_still_needs_unlock(
+    make_simulation: MakeSimulation,
+) -> None:
+    sim = make_simulation()
+    env = environment(sim)
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # a process of this machine that is gone: its pid proves it
+    holder = LockHolder("bob", None, socket.gethostname(), gone.pid, "r-20250101-000000-beef")
+    pool = TransportPool()
+    try:
+        await EnvironmentLock.for_environment(env, await pool.get(env.hosts[0]), holder).acquire()
+    finally:
+        await pool.close_all()
+
+    refused = await asyncio.to_thread(cli, sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is no longer running" in refused.stderr and "unlock --env staging --reason TEXT" in refused.stderr
+    assert process_flags(sim.host("staging")) == ALL_ON

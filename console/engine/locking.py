@@ -5,8 +5,9 @@ Provably gone means: the holder ran on this very machine and its process no long
 exists. A stale heartbeat is not proof (that console may be alive behind a broken
 network), so a holder on another machine still needs ``unlock --reason``. A dead holder's
 lock is taken over only when nothing of its run is left to finish: the run being resumed
-or undone is that run, or its run had finished, or it never started (no record of it: a
-change is always preceded by its intent, so it changed nothing).
+or undone is that run, or its run had finished, or it never started (the journal has its
+lock intent and nothing after: a change is always preceded by its intent). A run the
+journal does not know at all proves nothing: that lock still needs ``unlock``.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from console import failpoints
 from console.config.model import Environment
 from console.journal import Journal, RunNotFound, pid_alive
-from console.journal.runs import FINISHED
+from console.journal.runs import FINISHED, NOT_A_RUN
 from console.lock import EnvironmentLock, LockError, LockHeld, LockHolder, LockInfo
 from console.transport.base import Transport
 
@@ -50,12 +51,17 @@ def takeover_reason(info: LockInfo, run_id: str, journal: Journal) -> str | None
         return None
     if info.run_id == run_id:
         return f"{dead}, and it held the lock for this very run"
+    if not info.run_id:
+        return None
+    mine = [r for r in journal.records() if r.get("run") == info.run_id]
+    if not mine:
+        return None  # not in this journal: nothing tells what that run did
+    if all(r["type"] in NOT_A_RUN for r in mine):
+        return f"{dead}, and its run {info.run_id} never started (the journal has its lock intent, nothing after)"
     try:
-        holder_run = journal.run(info.run_id) if info.run_id else None
+        holder_run = journal.run(info.run_id)
     except RunNotFound:
-        holder_run = None
-    if holder_run is None:
-        return f"{dead}, and its run never started (nothing of it is in the journal)"
+        return None
     if holder_run.outcome in FINISHED:
         return f"{dead}, and its run {holder_run.run_id} had already {holder_run.outcome}"
     return None
