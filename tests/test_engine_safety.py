@@ -110,6 +110,9 @@ def test_kill_9_mid_run_then_resume_takes_the_dead_lock_over_and_finishes(make_s
     assert_taken_over(sim, run_id, pid, resumed.stdout + resumed.stderr)
     run = journal_of(sim).run(run_id)
     assert run.outcome == "succeeded"
+    report = cli(sim.config_path, "report", run_id).stdout
+    assert "**lock taken over** from a console that is gone" in report
+    assert "Edit the env file: about to change (intent journaled first)" in report
     assert process_flags(host) == ALL_OFF and log_flags(host) == ALL_OFF
     assert journal_of(sim).interrupted() == []
 

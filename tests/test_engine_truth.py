@@ -300,3 +300,25 @@ def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_re
     (step,) = undo_steps(plan, old)
 
     assert isinstance(step, ReapplyMigration) and step.path == "/var/lib/rollback-console/kept/r-1-posts.json"
+
+
+def test_restore_of_a_run_killed_before_its_write_finds_nothing_to_change(make_simulation: MakeSimulation) -> None:
+    """Killed after the edit's intent, before the write: the file is as it was. A restore of
+    that run changes nothing and claims no conflict — it says there is nothing to change."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    original = host.env_file.read_bytes()
+    killed = cli(
+        sim.config_path, "rollback", "quick", "--env", "staging", "--yes",
+        env={"ROLLBACK_CONSOLE_FAILPOINTS": "edit-env/after-intent=kill"},
+    )  # fmt: skip
+    assert killed.returncode == -9
+    run_id = journal_of(sim).interrupted()[0].run_id
+
+    restore = cli(sim.config_path, "restore", "--env", "staging", "--run", run_id, "--yes")
+    undo = cli(sim.config_path, "undo", run_id, "--yes")
+
+    assert restore.returncode == 2 and "nothing to change" in restore.stderr, restore.stdout + restore.stderr
+    assert "not exact" not in restore.stdout
+    assert undo.returncode == 0 and "nothing to undo: no change was made" in undo.stdout, undo.stdout + undo.stderr
+    assert host.env_file.read_bytes() == original and process_flags(host) == ALL_ON

@@ -191,8 +191,8 @@ class RestoreFlags(EnvEdit):
 
     def target(self, env_file: EnvFile, host: Host) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
         edit = self.per_host.get(host.name)
-        if edit is None:
-            return env_file.text, (), ()
+        if edit is None or digest(env_file.encoded()) == edit.get("digest_before"):
+            return env_file.text, (), ()  # nothing for this host, or the edit never reached the file
         if isinstance(edit.get("undo"), list):
             done = apply_splices(env_file.text, [Splice.from_json(s) for s in edit["undo"]])
             return done.text, done.redo, done.conflicts
