@@ -250,8 +250,9 @@ def test_production_waits_for_approval_and_refuses_self_approval(make_simulation
 
     waited = cli(sim.config_path, "rollback", "quick", "--env", "production", "--yes", "--wait", "2")
 
-    assert waited.returncode == 1, waited.stdout + waited.stderr
-    assert "no approval within 2s: nothing was changed" in waited.stdout
+    assert waited.returncode == 2, waited.stdout + waited.stderr  # a refusal before anything changed
+    assert "no approval within 2s: nothing was changed" in waited.stderr
+    assert "resume" not in waited.stderr and "undo" not in waited.stderr
     run_id = run_id_in(waited.stdout)
     assert host.env_file.read_bytes() == env_bytes and process_flags(host) == ALL_ON
     assert journal_of(sim).run(run_id).outcome == "pending"

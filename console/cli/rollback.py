@@ -232,9 +232,12 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
             say(f"\n{authorization.describe(run_id)}")
             say(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
             approver = await engine.wait_for_approval(run_id, args.wait)
-            if approver is None:
-                say(f"no approval within {args.wait:.0f}s: nothing was changed; run {run_id} stays pending")
-                return EXIT_FAILED
+            if approver is None:  # a refusal before anything changed (exit 2); the request stays
+                raise UsageError(
+                    f"refused: no approval within {args.wait:.0f}s: nothing was changed; the request {run_id} stays "
+                    f"pending: ask a team lead or on-call to run `rollback-console approve {run_id}`, then run "
+                    "the rollback again"
+                )
             say(f"approved by {approver}")
             from console.authz import Authorization
 
