@@ -45,8 +45,14 @@ async def connect(db: Database, transport: Transport, *, timeout: float = 10.0) 
         raise DatabaseError(f"database: the DSN in {db.dsn.describe()} is not a valid URL: {exc}") from None
     if db.reach == "forward" and not transport.host.is_local:
         host, port = await transport.forward(host, port)
+    # Every session of the console gives up rather than hold the service up.
+    settings = {
+        "lock_timeout": f"{int(db.lock_timeout_s * 1000)}ms",
+        "statement_timeout": f"{int(db.statement_timeout_s * 1000)}ms",
+        "application_name": "rollback-console",
+    }
     try:
-        conn = await asyncpg.connect(dsn, host=host, port=port, timeout=timeout)
+        conn = await asyncpg.connect(dsn, host=host, port=port, timeout=timeout, server_settings=settings)
     except (OSError, TimeoutError, ValueError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
         reason = str(exc).replace(dsn, shown) or type(exc).__name__
         raise DatabaseError(f"database {shown} via {transport.where}: {reason}") from None

@@ -6,10 +6,13 @@ the file is rebuilt from those pieces and only the flag bindings are rewritten.
 
 from __future__ import annotations
 
+import base64
 import difflib
 import io
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from dotenv.parser import Binding, parse_stream
 
@@ -84,6 +87,141 @@ def not_text(data: bytes | str) -> NotText | None:
 
 
 @dataclass(frozen=True)
+class Splice:
+    """Replace ``expect`` at offset ``at`` with ``put``: one piece of an exact undo.
+
+    ``key``: the flag whose statement it is; None for text appended at the end."""
+
+    at: int
+    expect: str
+    put: str
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        return {"at": self.at, "expect": _piece(self.expect), "put": _piece(self.put), "key": self.key}
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Splice:
+        return cls(int(data["at"]), _unpiece(data["expect"]), _unpiece(data["put"]), data.get("key"))
+
+
+def _piece(text: str) -> str | dict[str, str]:
+    """Text for the journal; bytes that are not UTF-8 (kept as surrogates) as base64."""
+    try:
+        text.encode(ENCODING)
+    except UnicodeEncodeError:
+        return {"base64": base64.b64encode(text.encode(ENCODING, ERRORS)).decode("ascii")}
+    return text
+
+
+def _unpiece(value: Any) -> str:
+    if isinstance(value, dict):
+        return base64.b64decode(value["base64"]).decode(ENCODING, ERRORS)
+    return str(value)
+
+
+@dataclass(frozen=True)
+class Spliced:
+    """What ``apply_splices`` made: the text, the splices that turn it back, and what
+    could not be put back exactly (the file was changed by someone else in between)."""
+
+    text: str
+    redo: tuple[Splice, ...]
+    conflicts: tuple[str, ...] = ()
+
+    @property
+    def exact(self) -> bool:
+        return not self.conflicts
+
+
+def apply_splices(text: str, splices: Sequence[Splice]) -> Spliced:
+    """Apply ``splices`` (e.g. the undo of an edit) to ``text``.
+
+    Each splice is found where it was recorded; if the file changed since, a flag's
+    statement is looked for by its key and its text instead, appended lines at the end.
+    A statement changed by someone else is still put back as it was (and reported)."""
+    found: list[tuple[int, str, Splice]] = []  # (offset, text there now, splice)
+    conflicts: list[str] = []
+    statements: list[tuple[int, str, str]] | None = None
+    used: set[int] = set()
+    for s in splices:
+        here = text[s.at : s.at + len(s.expect)] == s.expect if 0 <= s.at <= len(text) else False
+        if here and (s.expect or (s.key is None and s.at == len(text))):
+            found.append((s.at, s.expect, s))
+            continue
+        if statements is None:
+            statements = parse_env(text).statements()
+        if s.key is None:
+            _find_tail(text, s, statements, found, conflicts, used)
+            continue
+        same = [(at, st) for at, k, st in statements if k == s.key and st == s.expect and at not in used]
+        other = [(at, st) for at, k, st in statements if k == s.key and at not in used]
+        if same:
+            found.append((same[0][0], same[0][1], s))
+            used.add(same[0][0])
+        elif other and s.expect:
+            at, st = other[0]
+            conflicts.append(f"{s.key}: the line was changed since ({st.strip()!r}); put back as {s.put.strip()!r}")
+            found.append((at, st, s))
+            used.add(at)
+        elif s.expect:
+            conflicts.append(f"{s.key}: the line is gone; put back at the end as {s.put.strip()!r}")
+            found.append((len(text), "", Splice(len(text), "", _line_after(text, s.put), s.key)))
+        else:
+            conflicts.append(f"{s.key}: a line to put back ({s.put.strip()!r}) had no place; added at the end")
+            found.append((len(text), "", Splice(len(text), "", _line_after(text, s.put), s.key)))
+    found.sort(key=lambda f: f[0])
+    out: list[str] = []
+    redo: list[Splice] = []
+    pos = delta = 0
+    for at, now, s in found:
+        if at < pos:  # overlaps the previous one: cannot both be right
+            conflicts.append(f"{s.key or 'end of file'}: overlapping edits; left as it is")
+            continue
+        out += [text[pos:at], s.put]
+        redo.append(Splice(at + delta, s.put, now, s.key))
+        delta += len(s.put) - len(now)
+        pos = at + len(now)
+    out.append(text[pos:])
+    return Spliced("".join(out), tuple(redo), tuple(conflicts))
+
+
+def _find_tail(
+    text: str,
+    s: Splice,
+    statements: list[tuple[int, str, str]],
+    found: list[tuple[int, str, Splice]],
+    conflicts: list[str],
+    used: set[int],
+) -> None:
+    """Text appended at the end: still at the end, or (lines added after it) line by line."""
+    if not s.expect:  # an insertion at the end
+        found.append((len(text), "", Splice(len(text), "", _line_after(text, s.put), None)))
+        return
+    if text.endswith(s.expect):
+        found.append((len(text) - len(s.expect), s.expect, s))
+        return
+    for _, key, st in parse_env(s.expect).statements():
+        match = next((at for at, k, now in statements if k == key and now == st and at not in used), None)
+        if match is None:
+            conflicts.append(f"{key}: the line the rollback appended ({st.strip()!r}) is gone or changed; left")
+            continue
+        used.add(match)
+        found.append((match, st, Splice(match, st, "", key)))
+    if s.expect[:1] in "\r\n":
+        conflicts.append("the line break the rollback added at the end of the last line stays")
+
+
+def _line_after(text: str, line: str) -> str:
+    """``line`` to be added at the end of ``text``, on a line of its own."""
+    if not line:
+        return ""
+    newline = "\r\n" if "\r\n" in text else "\n"
+    sep = newline if text.removeprefix(BOM) and not text.endswith(("\n", "\r")) else ""
+    return sep + line + ("" if line.endswith(("\n", "\r")) else newline)
+
+
+@dataclass(frozen=True)
 class EnvFile:
     path: str
     text: str
@@ -132,26 +270,51 @@ class EnvFile:
 
     def with_flags(self, changes: dict[str, bool]) -> str:
         """The file's text with each named flag set; every other byte kept."""
+        return self.edit(changes)[0]
+
+    def edit(self, changes: dict[str, bool]) -> tuple[str, tuple[Splice, ...]]:
+        """The text with each named flag set, and the splices that turn it back into this
+        file's text byte for byte (each flag statement as it was; appended lines removed)."""
         unknown = set(changes) - set(FLAG_NAMES)
         if unknown:
             raise EnvFileError(f"not a Phase 4 flag: {', '.join(sorted(unknown))}")
         pieces: list[str] = [BOM] if self.text.startswith(BOM) else []
+        at = len(pieces[0]) if pieces else 0
+        undo: list[Splice] = []
         seen: set[str] = set()
         for b in self.bindings:
+            s = b.original.string
             if b.key in changes and not b.error:
-                pieces.append(_rewrite(b.original.string, "true" if changes[b.key] else "false"))
+                new = _rewrite(s, "true" if changes[b.key] else "false")
                 seen.add(b.key)
-            else:
-                pieces.append(b.original.string)
+                if new != s:
+                    pre = _LEADING_SPACE.match(s).end()  # type: ignore[union-attr]  # \s* always matches
+                    undo.append(Splice(at + pre, new[pre:], s[pre:], b.key))
+                s = new
+            pieces.append(s)
+            at += len(s)
         text = "".join(pieces)
         missing = [k for k in FLAG_NAMES if k in changes and k not in seen]
         if missing:
             newline = "\r\n" if "\r\n" in text else "\n"
-            if text.removeprefix(BOM) and not text.endswith(("\n", "\r")):
-                text += newline
-            for key in missing:
-                text += f"{key}={'true' if changes[key] else 'false'}{newline}"
-        return text
+            tail = newline if text.removeprefix(BOM) and not text.endswith(("\n", "\r")) else ""
+            tail += "".join(f"{key}={'true' if changes[key] else 'false'}{newline}" for key in missing)
+            undo.append(Splice(len(text), tail, "", None))
+            text += tail
+        return text, tuple(undo)
+
+    def statements(self) -> list[tuple[int, str, str]]:
+        """(offset in the text, key, statement) of every flag binding; the statement is its
+        text without the blank lines before it, with its line break."""
+        out = []
+        at = len(BOM) if self.text.startswith(BOM) else 0
+        for b in self.bindings:
+            s = b.original.string
+            if b.key in FLAG_NAMES and not b.error:
+                pre = _LEADING_SPACE.match(s).end()  # type: ignore[union-attr]  # \s* always matches
+                out.append((at + pre, b.key, s[pre:]))
+            at += len(s)
+        return out
 
     def encoded(self, text: str | None = None) -> bytes:
         return (self.text if text is None else text).encode(ENCODING, ERRORS)

@@ -20,6 +20,7 @@ from textual.widgets import Button, Header, RichLog
 
 from console.authz import Authorization
 from console.engine.events import Event
+from console.engine.preview import Confirmed
 from console.engine.runner import Decision, Failure
 from console.engine.session import RunRefused, RunRequest
 from console.journal import RunSummary
@@ -53,6 +54,7 @@ class RunScreen(Screen):
         undo: bool = False,
         recommendation: object | None = None,
         plan: object | None = None,
+        confirmed: Confirmed | None = None,
     ) -> None:
         super().__init__()
         self.request, self.authorization = request, authorization
@@ -60,6 +62,7 @@ class RunScreen(Screen):
         self.resume, self.undo = resume, undo
         self.recommendation = recommendation
         self.plan = plan
+        self.confirmed = confirmed  # the preview the operator confirmed: the run must still be it
         self.state: str | None = None  # "pending" (waiting for approval) | "running" | None (not or no longer)
         self.checklist_requested = False
         self.run_id: str | None = resume.run_id if resume else None
@@ -129,6 +132,7 @@ class RunScreen(Screen):
                 recommendation=self.recommendation,
                 resume=self.resume,
                 undo_only=self.undo,
+                confirmed=self.confirmed,
             )
             self.run_id = outcome.run_id
             self.outcome = outcome.result.outcome

@@ -25,7 +25,7 @@ from textual.widgets import (
 
 from console.authz import MIN_REASON_WORDS, Authorization, same_person
 from console.config.model import ACTIONS
-from console.engine.preview import preview_text
+from console.engine.preview import Confirmed
 from console.engine.session import RunRefused, RunRequest
 from console.matrix import ACTION_TITLES
 from screens import format as fmt
@@ -52,6 +52,7 @@ class RollbackWizard(Screen):
         self.env = live.env
         self.page = "assess"
         self.request: RunRequest | None = None
+        self.confirmed: Confirmed | None = None
         self.plan = None
 
     # --- layout -------------------------------------------------------------------------
@@ -196,13 +197,16 @@ class RollbackWizard(Screen):
         target.update("[$text-muted]reading the env files, the repository and the database to show exact changes…[/]")
         self._show("plan")
         try:
-            self.plan, previews = await self.app.engine.preview(self.request)
+            preview = await self.app.engine.preview(self.request)
         except RunRefused as exc:
             target.update(f"[$error]{fmt.esc(exc)}[/]")
             self.plan = None
             return
-        self.previews_text = preview_text(self.plan, previews)
-        target.update(fmt.esc(self.previews_text))
+        self.plan = preview.plan
+        self.confirmed = Confirmed.of(preview)  # what the run must still be when it starts
+        self.previews_text = preview.text()
+        refused = preview.why_not()
+        target.update(fmt.esc(self.previews_text) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else ""))
         self.query_one("#to-authorize", Button).focus()
 
     # --- 3 authorize --------------------------------------------------------------------
@@ -330,6 +334,7 @@ class RollbackWizard(Screen):
                 target_s=self.plan.target_s,
                 recommendation=self.live.recommendation,
                 plan=self.plan,
+                confirmed=self.confirmed,
             ),
             replace=True,
         )

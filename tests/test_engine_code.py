@@ -1,5 +1,5 @@
 """The full code rollback against the simulator's git checkout: find the Phase 4 commit,
-`git revert` it, rebuild, restart, validate; undo re-applies it; `reset --hard` only
+`git revert` it, rebuild, restart, validate; undo puts HEAD back exactly; `reset --hard` only
 behind an explicit confirmation, and only when it really drops Phase 4."""
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ def test_code_rollback_reverts_phase4_then_undo_reapplies_it(make_simulation: Ma
     sim = make_simulation()
     host = sim.host("staging")
     phase4 = phase4_commit(host.repo)
+    head = git(host.repo, "rev-parse", "HEAD").strip()
     env_bytes = host.env_file.read_bytes()
 
     result = cli(sim.config_path, "rollback", "code", "--env", "staging", "--yes", "--reason", "bad recommendations")
@@ -57,7 +58,9 @@ def test_code_rollback_reverts_phase4_then_undo_reapplies_it(make_simulation: Ma
     undo = cli(sim.config_path, "undo", run.run_id, "--yes")
 
     assert undo.returncode == 0, undo.stdout + undo.stderr
-    assert head_subject(host.repo) == f'Revert "Revert "{PHASE4_MESSAGE}""'
+    # Our revert was still the tip: HEAD (and so the tree) is exactly what it was.
+    assert git(host.repo, "rev-parse", "HEAD").strip() == head
+    assert git(host.repo, "status", "--porcelain", "--untracked-files=no") == ""
     assert (host.repo / "app" / "config" / "feature_flags.py").exists()
     assert built_with_phase4(host.home)
     assert log_flags(host) == ALL_ON

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from console.engine.runner import Decision, Failure
+from console.engine.session import RunRefused
 from console.flags import ALL_OFF, ALL_ON
 from console.plans.database import manual_sql
 from console.simulator.database import DEPENDENT_INDEX
@@ -44,15 +45,13 @@ async def test_database_rollback_then_restore_loses_nothing(make_simulation: Mak
     assert {*MIGRATION_004_INDEXES, DEPENDENT_INDEX} <= set(before["indexes"])
     assert any(v for _, v, _ in before["content"]) and not all(v for _, v, _ in before["content"])
 
-    # Flags on: refused, with the reason, and nothing touched.
-    operator = Operator()
-    refused = await run_engine(sim.config_path, "database", decide=operator)
-    assert refused.result.outcome == "failed"
-    (failure,) = operator.seen
-    assert failure.step.id == "db-flags-off"
-    assert "the flags must be off before the columns go" in str(failure.hosts["*"])
-    assert "Run the quick rollback first" in str(failure.hosts["*"])
+    # Flags on: refused before the run starts, with the reason; nothing touched, no run recorded.
+    with pytest.raises(RunRefused) as refused:
+        await run_engine(sim.config_path, "database", decide=Operator())
+    assert "the flags must be off before the columns go" in str(refused.value)
+    assert "Run the quick rollback first" in str(refused.value)
     assert await db_state(dsn) == before
+    assert journal_of(sim).runs() == []
 
     quick = await run_engine(sim.config_path, "quick")
     assert quick.result.outcome == "succeeded"
@@ -69,8 +68,8 @@ async def test_database_rollback_then_restore_loses_nothing(make_simulation: Mak
     assert f"index {DEPENDENT_INDEX}" in inspected["data"]["facts"]["extra_dependents"]  # 005's index, listed
     preview = next(s["preview"] for s in run.plan["steps"] if s["id"] == "db-inspect")
     assert "WARNING: objects beyond migration 004 depend on these columns" in preview and DEPENDENT_INDEX in preview
-    (kept_record,) = records(run, "step_finished", "db-keep")
-    kept_path = Path(kept_record["data"]["facts"]["path"])
+    (kept_record,) = records(run, "step_finished", "db-rollback")
+    kept_path = Path(kept_record["data"]["facts"]["kept_path"])
     assert stat.S_IMODE(os.stat(kept_path).st_mode) == 0o600
     kept = json.loads(kept_path.read_bytes())
     assert [tuple(r) for r in kept["rows"]] == before["content"]

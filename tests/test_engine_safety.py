@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import grp
+import json
 import os
 import pwd
 import re
@@ -78,56 +79,111 @@ def kill_during_effect(sim: Simulation) -> tuple[str, int]:
     return started["run"], proc.pid
 
 
-def assert_interrupted_and_unlock(sim: Simulation, run_id: str, pid: int) -> None:
+def assert_interrupted(sim: Simulation, run_id: str) -> None:
     journal = journal_of(sim)
     assert [r.run_id for r in journal.interrupted()] == [run_id]
     history = cli(sim.config_path, "history", "--env", "staging")
     assert "interrupted during Wait for the new flags to take effect" in history.stdout
 
-    # The dead console's lock still stands: refused, with the holder and the way out.
-    refused = cli(sim.config_path, "resume", run_id, "--yes")
-    assert refused.returncode == 2
-    assert f"run {run_id}, pid {pid}" in refused.stderr
-    assert f"console process (pid {pid})" in refused.stderr and "is no longer running" in refused.stderr
-    assert "rollback-console unlock --env staging --reason TEXT" in refused.stderr
 
-    unlock = cli(sim.config_path, "unlock", "--env", "staging", "--reason", "the console was kill -9'd")
-    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
-    assert "broke the lock" in unlock.stdout
-    (broken,) = records(journal.run(run_id), "lock_broken")
-    assert broken["data"]["lock"]["pid"] == pid and broken["data"]["reason"] == "the console was kill -9'd"
-    assert broken["data"]["forced"] is False
+def assert_taken_over(sim: Simulation, run_id: str, pid: int, output: str) -> None:
+    """The dead console's lock was taken over by the resume/undo of its own run, and journaled."""
+    (taken,) = records(journal_of(sim).run(run_id), "lock_taken_over")
+    assert taken["data"]["lock"]["pid"] == pid and taken["data"]["lock"]["run_id"] == run_id
+    assert f"pid {pid}" in taken["data"]["why"] and "no longer running" in taken["data"]["why"]
+    assert "unlock" not in output
+    assert not (sim.host("staging").home / "rollback-console-staging.lock").exists()  # released at the end
 
 
-def test_kill_9_mid_run_then_unlock_and_resume_finishes_it(make_simulation: MakeSimulation) -> None:
+def test_kill_9_mid_run_then_resume_takes_the_dead_lock_over_and_finishes(make_simulation: MakeSimulation) -> None:
     sim = make_simulation()
     host = sim.host("staging")
     run_id, pid = kill_during_effect(sim)
     assert env_file_flags(host) == ALL_OFF  # the edit and restart happened before the kill
+    assert_interrupted(sim, run_id)
 
-    assert_interrupted_and_unlock(sim, run_id, pid)
     resumed = cli(sim.config_path, "resume", run_id, "--yes")
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert "done so far" in resumed.stdout and "edit-env" in resumed.stdout
     assert "Edit the env file" not in resumed.stdout.split("done so far", 1)[1]  # not done again
+    assert_taken_over(sim, run_id, pid, resumed.stdout + resumed.stderr)
     run = journal_of(sim).run(run_id)
     assert run.outcome == "succeeded"
+    report = cli(sim.config_path, "report", run_id).stdout
+    assert "**lock taken over** from a console that is gone" in report
+    assert "Edit the env file: about to change (intent journaled first)" in report
     assert process_flags(host) == ALL_OFF and log_flags(host) == ALL_OFF
     assert journal_of(sim).interrupted() == []
 
 
-def test_kill_9_mid_run_then_unlock_and_undo_puts_the_flags_back(make_simulation: MakeSimulation) -> None:
+def test_kill_9_mid_run_then_undo_takes_the_dead_lock_over_and_puts_every_byte_back(
+    make_simulation: MakeSimulation,
+) -> None:
     sim = make_simulation()
     host = sim.host("staging")
+    original = host.env_file.read_bytes()
     run_id, pid = kill_during_effect(sim)
+    assert_interrupted(sim, run_id)
 
-    assert_interrupted_and_unlock(sim, run_id, pid)
     undone = cli(sim.config_path, "undo", run_id, "--yes")
 
     assert undone.returncode == 0, undone.stdout + undone.stderr
+    assert_taken_over(sim, run_id, pid, undone.stdout + undone.stderr)
     assert journal_of(sim).run(run_id).outcome == "undone"
-    assert env_file_flags(host) == ALL_ON and process_flags(host) == ALL_ON and log_flags(host) == ALL_ON
+    assert host.env_file.read_bytes() == original
+    assert process_flags(host) == ALL_ON and log_flags(host) == ALL_ON
+
+
+def test_a_dead_holders_lock_with_its_run_unfinished_needs_resume_undo_or_unlock(
+    make_simulation: MakeSimulation,
+) -> None:
+    """Another rollback does not take over the lock of a run that was cut off: that run's
+    changes are still to be finished or undone. It says how; `unlock` still works."""
+    sim = make_simulation()
+    run_id, pid = kill_during_effect(sim)
+
+    other = cli(sim.config_path, "rollback", "partial-time-weighting", "--env", "staging", "--yes")
+
+    assert other.returncode == 2
+    assert f"run {run_id}, pid {pid}" in other.stderr
+    assert f"console process (pid {pid})" in other.stderr and "is no longer running" in other.stderr
+    assert f"rollback-console resume {run_id}" in other.stderr and f"rollback-console undo {run_id}" in other.stderr
+    assert "rollback-console unlock --env staging --reason TEXT" in other.stderr
+    assert [r.run_id for r in journal_of(sim).runs()] == [run_id]  # the refusal is no run
+
+    unlock = cli(sim.config_path, "unlock", "--env", "staging", "--reason", "the console was kill -9'd")
+    assert unlock.returncode == 0, unlock.stdout + unlock.stderr
+    assert "broke the lock" in unlock.stdout
+    (broken,) = records(journal_of(sim).run(run_id), "lock_broken")
+    assert broken["data"]["lock"]["pid"] == pid and broken["data"]["reason"] == "the console was kill -9'd"
+    assert broken["data"]["forced"] is False
+
+
+async def test_a_holder_on_another_machine_is_not_taken_over_even_by_its_own_run(
+    make_simulation: MakeSimulation,
+) -> None:
+    """Only a process on this machine can be proved gone: a lock held from another bastion
+    (its pid means nothing here) still needs `unlock --reason`, even for resume of its run."""
+    sim = make_simulation()
+    run_id, _ = kill_during_effect(sim)
+    env = environment(sim)
+    lock_dir = sim.host("staging").home / "rollback-console-staging.lock"
+    owner = json.loads((lock_dir / "owner.json").read_text())
+    owner["bastion"] = "bastion-elsewhere"
+    (lock_dir / "owner.json").write_text(json.dumps(owner))
+
+    refused = await asyncio.to_thread(cli, sim.config_path, "resume", run_id, "--yes")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "bastion-elsewhere" in refused.stderr and "is locked" in refused.stderr
+    assert records(journal_of(sim).run(run_id), "lock_taken_over") == []
+    pool = TransportPool()
+    try:
+        lock = EnvironmentLock.for_environment(env, await pool.get(env.hosts[0]), LockHolder.current())
+        assert (await lock.inspect()) is not None  # still held
+    finally:
+        await pool.close_all()
 
 
 async def test_unlock_refuses_a_live_lock_unless_forced(make_simulation: MakeSimulation) -> None:
@@ -194,8 +250,9 @@ def test_production_waits_for_approval_and_refuses_self_approval(make_simulation
 
     waited = cli(sim.config_path, "rollback", "quick", "--env", "production", "--yes", "--wait", "2")
 
-    assert waited.returncode == 1, waited.stdout + waited.stderr
-    assert "no approval within 2s: nothing was changed" in waited.stdout
+    assert waited.returncode == 2, waited.stdout + waited.stderr  # a refusal before anything changed
+    assert "no approval within 2s: nothing was changed" in waited.stderr
+    assert "resume" not in waited.stderr and "undo" not in waited.stderr
     run_id = run_id_in(waited.stdout)
     assert host.env_file.read_bytes() == env_bytes and process_flags(host) == ALL_ON
     assert journal_of(sim).run(run_id).outcome == "pending"
@@ -405,3 +462,46 @@ def test_shell_metacharacters_in_paths_are_quoted(tmp_path: Path) -> None:
         assert planted == []
     finally:
         sim.stop()
+
+
+def test_a_run_killed_before_it_started_leaves_a_lock_the_next_rollback_takes_over(
+    make_simulation: MakeSimulation,
+) -> None:
+    """Killed after taking the lock, before its run_started: the journal shows its lock
+    intent and nothing after, so it changed nothing; the next rollback takes the lock over."""
+    sim = make_simulation()
+    killed = cli(
+        sim.config_path, "rollback", "quick", "--env", "staging", "--yes",
+        env={"ROLLBACK_CONSOLE_FAILPOINTS": "lock/after-effect=kill"},
+    )  # fmt: skip
+    assert killed.returncode == -signal.SIGKILL
+    assert (sim.host("staging").home / "rollback-console-staging.lock").exists()
+    assert journal_of(sim).runs() == []  # no run: it never started
+
+    again = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert again.returncode == 0, again.stdout + again.stderr
+    (run,) = journal_of(sim).runs()
+    (taken,) = records(run, "lock_taken_over")
+    assert "never started" in taken["data"]["why"]
+
+
+async def test_a_dead_holder_whose_run_this_journal_does_not_know_still_needs_unlock(
+    make_simulation: MakeSimulation,
+) -> None:
+    sim = make_simulation()
+    env = environment(sim)
+    gone = await asyncio.create_subprocess_exec(sys.executable, "-c", "pass")
+    await gone.wait()  # a process of this machine that is gone: its pid proves it
+    holder = LockHolder("bob", None, socket.gethostname(), gone.pid, "r-20250101-000000-beef")
+    pool = TransportPool()
+    try:
+        await EnvironmentLock.for_environment(env, await pool.get(env.hosts[0]), holder).acquire()
+    finally:
+        await pool.close_all()
+
+    refused = await asyncio.to_thread(cli, sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    assert "is no longer running" in refused.stderr and "unlock --env staging --reason TEXT" in refused.stderr
+    assert process_flags(sim.host("staging")) == ALL_ON

@@ -7,15 +7,16 @@ it reads from the edited bytes is what the service will run with after a restart
 from __future__ import annotations
 
 import io
+import json
 import re
 
 import pytest
 from dotenv import dotenv_values
 from dotenv.parser import parse_stream
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from console.envfile import EnvFileError, parse_env, unified_diff
+from console.envfile import EnvFileError, Splice, apply_splices, parse_env, unified_diff
 from console.flags import ADVANCED, ALL_OFF, ALL_ON, CONTENT_TYPE, FLAG_NAMES, TIME_WEIGHTING, FlagSet, flag_value
 
 TW, CT, ADV = TIME_WEIGHTING, CONTENT_TYPE, ADVANCED
@@ -503,3 +504,71 @@ def test_master_off_means_legacy_whatever_the_subflags() -> None:
     assert FlagSet.from_mapping({ADV: "false", TW: "true", CT: "true"}).mode == "legacy"
     assert ALL_OFF.mode == "legacy"
     assert FlagSet.from_mapping({}) == ALL_ON
+
+
+# ---------------------------------------------------------------------------
+# Rollback then restore: every byte back
+# ---------------------------------------------------------------------------
+
+
+def through_the_journal(splices: tuple[Splice, ...]) -> list[Splice]:
+    """The splices as a journal record carries them (JSON, UTF-8) and gives them back."""
+    data = json.dumps([s.to_json() for s in splices], ensure_ascii=False).encode("utf-8")
+    return [Splice.from_json(d) for d in json.loads(data)]
+
+
+def check_restore(data: bytes, changes: dict[str, bool]) -> None:
+    old = parse_env(data, "/srv/.env")
+    rolled_text, undo = old.edit(changes)
+    rolled = parse_env(old.encoded(rolled_text), "/srv/.env")
+
+    back = apply_splices(rolled.text, through_the_journal(undo))
+
+    assert back.exact, back.conflicts
+    assert rolled.encoded(back.text) == data  # byte for byte, whatever the file looked like
+    # The restore can itself be undone: the rollback's bytes again.
+    again = apply_splices(back.text, through_the_journal(back.redo))
+    assert again.exact and old.encoded(again.text) == old.encoded(rolled_text)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(env_files(), changes_st)
+@example(b"ENABLE_ADVANCED_RECOMMENDATIONS=True\n", OFF)
+@example(b'export ENABLE_TIME_WEIGHTING="TRUE"  # keep\r\n', OFF)
+@example(b"ENABLE_CONTENT_TYPE_ANALYSIS='1'", OFF)
+@example(b"ENABLE_ADVANCED_RECOMMENDATIONS=yes\nFOO=bar", OFF)
+@example(b"FOO=bar", OFF)  # every flag missing: appended, then removed again
+@example(b"", OFF)
+def test_rollback_then_restore_gives_back_every_byte(data: bytes, changes: dict[str, bool]) -> None:
+    check_restore(data, changes)
+
+
+def test_restore_keeps_the_spelling_of_true() -> None:
+    data = b"# flags\nENABLE_ADVANCED_RECOMMENDATIONS=True\nexport ENABLE_TIME_WEIGHTING='TRUE' # on\r\n"
+    old = parse_env(data)
+    rolled, undo = old.edit(OFF)
+    assert "ENABLE_ADVANCED_RECOMMENDATIONS=false\n" in rolled and "ENABLE_CONTENT_TYPE_ANALYSIS=false" in rolled
+    assert old.encoded(apply_splices(rolled, undo).text) == data
+
+
+def test_restore_after_someone_else_edited_the_file_still_puts_the_flag_lines_back() -> None:
+    data = b"ENABLE_ADVANCED_RECOMMENDATIONS=True # on\nFOO=1\n"
+    old = parse_env(data)
+    rolled, undo = old.edit(OFF)
+    edited = "# a comment someone added at the top\n" + rolled.replace("FOO=1", "FOO=22")
+
+    back = apply_splices(edited, undo)
+
+    assert back.exact  # found by key and text: nothing was in the way
+    assert back.text == "# a comment someone added at the top\nENABLE_ADVANCED_RECOMMENDATIONS=True # on\nFOO=22\n"
+
+
+def test_restore_of_a_flag_line_changed_since_says_so() -> None:
+    old = parse_env(b"ENABLE_ADVANCED_RECOMMENDATIONS=True\n")
+    rolled, undo = old.edit({ADV: False})
+    changed = rolled.replace("=false", "=maybe")
+
+    back = apply_splices(changed, undo)
+
+    assert back.text == "ENABLE_ADVANCED_RECOMMENDATIONS=True\n"
+    assert not back.exact and "changed since" in back.conflicts[0]

@@ -17,11 +17,12 @@ from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names, number_between, print_json
 from console.config.model import ACTIONS, Config
 from console.engine.events import Event
-from console.engine.preview import preview_problems, preview_text
+from console.engine.preview import Confirmed
 from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
 from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
-from console.journal import JournalError
+from console.journal import JournalError, RunNotFound
 from console.journal.grid import host_grid
+from console.journal.runs import NOT_A_RUN
 from console.safe_text import clean
 
 APPROVAL_WAIT_S = 15 * 60
@@ -201,13 +202,14 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
     try:
         try:
             authorization = engine.authorize(request)
-            plan, previews = await engine.preview(request)
+            preview = await engine.preview(request)
         except RunRefused as exc:
             raise UsageError(str(exc)) from None
-        say(preview_text(plan, previews))
-        problems = preview_problems(previews)
-        if problems:  # refused before anything changes: it would fail there
-            raise UsageError(f"cannot run: the preview is incomplete: {'; '.join(problems)}; nothing was changed")
+        plan = preview.plan
+        say(preview.text())
+        refused = preview.why_not()
+        if refused:  # knowable before anything changes: not a run, nothing to resume or undo
+            raise UsageError(f"refused: {refused}")
         say(f"\nauthorization: {authorization.describe()}")
         if not args.yes:
             if not _interactive():
@@ -230,9 +232,12 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
             say(f"\n{authorization.describe(run_id)}")
             say(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
             approver = await engine.wait_for_approval(run_id, args.wait)
-            if approver is None:
-                say(f"no approval within {args.wait:.0f}s: nothing was changed; run {run_id} stays pending")
-                return EXIT_FAILED
+            if approver is None:  # a refusal before anything changed (exit 2); the request stays
+                raise UsageError(
+                    f"refused: no approval within {args.wait:.0f}s: nothing was changed; the request {run_id} stays "
+                    f"pending: ask a team lead or on-call to run `rollback-console approve {run_id}`, then run "
+                    "the rollback again"
+                )
             say(f"approved by {approver}")
             from console.authz import Authorization
 
@@ -240,11 +245,13 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
         printer = Printer(plan.target_s, human)
         engine.on_event = printer
         decide = ask if _interactive() and not json_out else abort_on_failure
-        outcome = await engine.execute(request, authorization, decide, run_id=run_id)
+        outcome = await engine.execute(request, authorization, decide, run_id=run_id, confirmed=Confirmed.of(preview))
         if json_out:
             return _finish_json(engine, outcome.run_id, outcome.result)
         return _finish(outcome.run_id, outcome.result, plan.target)
-    except (RunRefused, JournalError) as exc:
+    except RunRefused as exc:
+        raise UsageError(f"refused: {exc}") from None
+    except JournalError as exc:
         raise UsageError(str(exc)) from None
     finally:
         await engine.close()
@@ -301,7 +308,16 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
     async def go() -> int:
         engine = Engine(config)
         try:
-            run = engine.journal.run(args.run_id)
+            try:
+                run = engine.journal.run(args.run_id)
+            except RunNotFound:
+                never = _never_started(engine, args.run_id)
+                if never is None:
+                    raise
+                if undo:  # every change is preceded by its run's records: there are none
+                    print(f"{never}: nothing to undo: no change was made")
+                    return EXIT_OK
+                raise UsageError(f"{never}: nothing to resume; run the rollback again") from None
             if not undo and run.outcome not in ("interrupted", "failed", "aborted"):
                 raise UsageError(f"run {run.run_id} is {run.outcome}: only an interrupted or failed run is resumed")
             request = request_of(run)
@@ -338,6 +354,17 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
             await engine.close()
 
     return asyncio.run(go())
+
+
+def _never_started(engine: Engine, run_id: str) -> str | None:
+    """For a run id the journal knows only from its lock (refused, or killed before it
+    started): what happened to it. None if the journal does not know the id at all."""
+    mine = [r for r in engine.journal.records() if r.get("run") == run_id]
+    if not mine or not all(r["type"] in NOT_A_RUN for r in mine):
+        return None
+    refused = [r for r in mine if r["type"] == "run_refused"]
+    how = "was refused before it started" if refused else "was stopped before it started (no run_started record)"
+    return f"run {run_id} {how}"
 
 
 def run_approve(args: argparse.Namespace) -> int:

@@ -269,6 +269,12 @@ class _Loader:
             columns=tuple(t.get("columns", list, ["has_video", "has_media"], _names) or ()),
             indexes=tuple(t.get("indexes", list, ["idx_posts_content_type", "idx_posts_date_content"], _names) or ()),
             reach=t.get("reach", str, "forward", _one_of(("forward", "direct"))),
+            lock_timeout_s=t.get(
+                "lock_timeout_s", float, Database.lock_timeout_s, _within(0, 600, " s", low_open=True)
+            ),
+            statement_timeout_s=t.get(
+                "statement_timeout_s", float, Database.statement_timeout_s, _within(0, 3600, " s", low_open=True)
+            ),
         )
         t.finish()
         return db

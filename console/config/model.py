@@ -98,6 +98,10 @@ class Database:
     indexes: tuple[str, ...] = ("idx_posts_content_type", "idx_posts_date_content")
     migration_script: str | None = None
     reach: str = "forward"  # "forward" through the host's SSH, or "direct"
+    # Give up rather than hold the service up: waiting for a table lock (every new query on
+    # the table queues behind the wait), and any one statement.
+    lock_timeout_s: float = 3.0
+    statement_timeout_s: float = 60.0
 
 
 @dataclass(frozen=True)

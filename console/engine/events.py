@@ -10,6 +10,7 @@ from typing import Any, Literal
 EventKind = Literal[
     "run_started",
     "step_started",
+    "step_intent",  # what a step is about to change, journaled before the change
     "output",
     "step_finished",
     "step_failed",

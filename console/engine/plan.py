@@ -1,5 +1,12 @@
 """Plans are lists of steps. Every step can say exactly what it will do (preview),
-do it, check it worked (verify), and name the steps that would undo it."""
+do it, check it worked (verify), and name the steps that would undo it.
+
+A step that changes something (``changes = True``) first says what it is about to
+change and what puts it back byte for byte (``intent``: before-image or its digest,
+backup location). The runner journals that intent before it calls ``do``, so after a
+kill at any point the journal knows every change that may have happened; ``happened``
+tells, from the actual state, whether an intent's change took place.
+"""
 
 from __future__ import annotations
 
@@ -8,6 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from console import failpoints
 from console.config.model import Config, Environment, Host
 from console.engine.events import Event
 from console.flags import FlagSet
@@ -46,6 +54,11 @@ class StepFailed(Exception):
         self.facts = facts or {}
 
 
+class IntentStale(StepFailed):
+    """``do`` found neither the intent's before-image nor its result: someone else changed
+    the target since the intent was journaled. The runner takes (and journals) a new one."""
+
+
 @dataclass
 class RunContext:
     """What steps need while a run goes on."""
@@ -60,6 +73,12 @@ class RunContext:
     facts: dict[str, dict[str, Facts]] = field(default_factory=dict)
     options: dict[str, Any] = field(default_factory=dict)
     halt: str | None = None  # set when the run must not go on (e.g. the journal cannot be written)
+    # step id -> host name (or "*") -> the intent journaled before the step's effect
+    intents: dict[str, dict[str, Facts]] = field(default_factory=dict)
+    phase: str = "run"
+    plan: Plan | None = None
+    # while previewing: step id -> host name -> whether that step will change something there
+    previewed: dict[str, dict[str, bool]] = field(default_factory=dict)
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)
@@ -73,20 +92,74 @@ class RunContext:
     def fact(self, step: str, host: str, key: str, default: Any = None) -> Any:
         return self.facts.get(step, {}).get(host, {}).get(key, default)
 
+    def intent(self, step: str, host: Host | None) -> Facts:
+        """The journaled intent of ``step`` on ``host`` (the runner journals it before ``do``)."""
+        found = self.intents.get(step, {}).get(host.name if host else "*")
+        if found is None:
+            raise StepFailed(f"internal error: {step} ran without a journaled intent")
+        return found
+
+    def failpoint(self, step: str, where: str, host: Host | None = None) -> None:
+        """A named crash point inside a step (declared in its ``inner_points``)."""
+        failpoints.hit(f"{step}/{where}", host.name if host else None, self.phase)
+
+    def changed_before(self, step: Step, host: str, *, code_only: bool = False) -> bool:
+        """Did any step before ``step`` in this plan change something on ``host`` (or might
+        it have: no record)? Decides whether a restart or a rebuild is needed at all."""
+        if self.plan is None:
+            return True
+        for earlier in self.plan.steps:
+            if earlier is step:
+                break
+            if not earlier.changes or earlier.scope != "host" or (code_only and not earlier.code):
+                continue
+            facts = self.facts.get(earlier.id, {}).get(host)
+            if facts is None or changed(facts):
+                return True
+        return False
+
+
+def changed(facts: Facts) -> bool:
+    """Whether a changing step's facts say it changed something (older journals did not
+    always say: then only a skip means no)."""
+    if facts.get("needs_restart"):
+        return True
+    return bool(facts.get("changed", not facts.get("skipped")))
+
 
 class Step(abc.ABC):
     id: str
     title: str
     scope: Literal["host", "environment"] = "host"
     destructive: bool = False  # needs an explicit confirmation
+    changes: bool = False  # has a side effect: an intent is journaled before ``do``
+    code: bool = False  # changes the code checkout (a rebuild follows it)
+    inner_points: tuple[str, ...] = ()  # crash points inside ``do`` (see console.failpoints)
 
     @abc.abstractmethod
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         """The exact edit, command or SQL this step will run, for the operator to read first."""
 
+    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
+        """The preview, and whether this step will change anything there (a plan where no
+        step changes anything has nothing to do). Reads only."""
+        return await self.preview(ctx, host), self.changes
+
+    async def refusal(self, ctx: RunContext) -> str | None:
+        """Why the plan must not start at all, knowable before anything changes (e.g. flags
+        still on for a database rollback); None: no objection. Reads only."""
+        return None
+
+    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
+        """For a step that changes something: what ``do`` is about to change, and what puts
+        it back byte for byte (before-image or its digest, backup location). Reads only.
+        Journaled before ``do`` runs; ``do`` finds it with ``ctx.intent``, also on resume."""
+        return {}
+
     @abc.abstractmethod
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        """Do it; return what was done (before/after, outputs) for the journal."""
+        """Do it; return what was done (before/after, outputs) for the journal. A changing
+        step must find its work already done (resumed after a kill) and not do it twice."""
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         """Check it really happened; raise StepFailed if not. Returns one line of evidence."""
@@ -95,6 +168,12 @@ class Step(abc.ABC):
     def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
         """Steps that would put things back as they were. Empty: nothing to undo."""
         return []
+
+    async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
+        """The intent was journaled but the step's end was not (a kill): the facts for
+        ``undo_steps`` if its change (or part of it) is in place, None if nothing changed.
+        Looks at the actual state; raises StepFailed if it cannot tell."""
+        return {**intent, "changed": True}
 
     async def remedy(self, ctx: RunContext, host: Host | None, failure: StepFailed) -> None:
         """Apply ``failure.remedy``; only called when the operator chose it."""

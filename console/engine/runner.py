@@ -13,9 +13,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Literal
 
+from console import failpoints
 from console.config.model import Host
 from console.engine.events import Event
-from console.engine.plan import Facts, Plan, RunContext, Step, StepFailed
+from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
+from console.engine.undo import undo_steps
 from console.probes.collect import reachable_base
 from console.probes.http import probe_health
 from console.transport.base import TransportError
@@ -23,6 +25,8 @@ from console.transport.base import TransportError
 OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal
 
 DecisionKind = Literal["retry", "fix", "skip", "undo", "abort"]
+
+__all__ = ["Decision", "Failure", "Progress", "RunResult", "Runner", "UndoState", "abort_on_failure", "undo_steps"]
 
 
 @dataclass(frozen=True)
@@ -97,6 +101,7 @@ class Runner:
         self.hosts_failed: set[str] = set()
         self._emit_upstream = ctx.emit
         ctx.emit = self._capture  # keep bounded output per step for the journal
+        ctx.phase, ctx.plan = phase, plan
 
     def _capture(self, event: Event) -> None:
         if event.kind == "output":
@@ -242,7 +247,10 @@ class Runner:
         await asyncio.gather(*(check(h) for h in todo))
 
     async def _one(self, step: Step, host: Host | None) -> StepFailed | None:
-        """Do and verify one step on one host; record it; return the failure if any."""
+        """Do and verify one step on one host; record it; return the failure if any.
+
+        A changing step's intent is journaled before its effect (write-ahead); the crash
+        points around intent, effect and record are placed here, for every step."""
         name = host.name if host else "*"
         if self.ctx.halt:
             return StepFailed(f"stopped before {step.title}: {self.ctx.halt}")
@@ -251,20 +259,24 @@ class Runner:
         started = time.monotonic()
         facts: Facts = {}
         try:
-            facts = await step.do(self.ctx, host)
+            if step.changes:
+                await self._intent(step, host)
+            try:
+                facts = await step.do(self.ctx, host)
+            except IntentStale as stale:
+                # Someone else changed the target since the intent: a new before-image.
+                self.emit("note", step=step.id, host=host and host.name, message=f"{stale}; taking a new intent")
+                await self._intent(step, host, renew=True)
+                facts = await step.do(self.ctx, host)
+            failpoints.hit(f"{step.id}/after-effect", name, self.phase)
             self.ctx.facts.setdefault(step.id, {})[name] = facts
             detail = await step.verify(self.ctx, host, facts)
         except StepFailed as failure:
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, failure, started, facts)
         except (TransportError, OSError) as exc:
-            failure = StepFailed(str(exc))
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, StepFailed(str(exc)), started, facts)
         except Exception as exc:  # a bug must not leave the run unrecorded
-            failure = StepFailed(f"internal error: {type(exc).__name__}: {exc}")
-            self._record_failure(step, host, failure, started, facts)
-            return failure
+            return self._failed(step, host, StepFailed(f"internal error: {type(exc).__name__}: {exc}"), started, facts)
         self.ctx.facts.setdefault(step.id, {})[name] = facts
         self.progress.mark(step.id, name)
         self.emit(
@@ -277,6 +289,27 @@ class Runner:
             output="\n".join(self.output.get((step.id, name), [])),
         )
         return None
+
+    async def _intent(self, step: Step, host: Host | None, *, renew: bool = False) -> None:
+        """Journal what the step is about to change before it changes it. On resume (and on
+        a retry) the intent already journaled stands: its before-image is the real one."""
+        name = host.name if host else "*"
+        intents = self.ctx.intents.setdefault(step.id, {})
+        if name not in intents or renew:
+            intent = await step.intent(self.ctx, host)
+            self.emit(
+                "step_intent", step=step.id, host=host and host.name, message=step.title, intent=intent, renew=renew
+            )
+            if self.ctx.halt:  # not journaled: the change must not happen
+                raise StepFailed(f"nothing was changed: the intent could not be journaled ({self.ctx.halt})")
+            intents[name] = intent
+        failpoints.hit(f"{step.id}/after-intent", name, self.phase)
+
+    def _failed(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> StepFailed:
+        # A failed step has the same boundary: whatever it did is done, its record not yet written.
+        failpoints.hit(f"{step.id}/after-effect", host.name if host else "*", self.phase)
+        self._record_failure(step, host, failure, started, facts)
+        return failure
 
     def _record_failure(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> None:
         name = host.name if host else "*"
@@ -329,16 +362,50 @@ class Runner:
         return RunResult("failed", 0.0, failed_hosts=failed_hosts, message=resolution, not_started=not_started)
 
     # --- undo ---------------------------------------------------------------------------
-    def undo_steps(self) -> list[Step]:
-        """Steps that put back what this run did, newest change first."""
-        return undo_steps(self.plan, self.ctx.facts)
+    async def undo_facts(self) -> dict[str, dict[str, Facts]]:
+        """What this run changed, step by step and host by host: the facts of every finished
+        step, and for a step whose intent was journaled but whose end was not (a kill), what
+        the actual state says happened. Raises StepFailed when that cannot be told."""
+        hosts = {h.name: h for h in self.ctx.env.hosts}
+        out: dict[str, dict[str, Facts]] = {}
+        for step in self.plan.steps:
+            recorded = self.ctx.facts.get(step.id, {})
+            intents = self.ctx.intents.get(step.id, {}) if step.changes else {}
+            by_host: dict[str, Facts] = {}
+            unfinished = [n for n in intents if not self.progress.is_done(step.id, n)]
 
-    async def undo(self) -> RunResult:
-        """Put back everything this run changed, then validate, as phase "undo" of the same run."""
+            async def look(name: str, step: Step = step, intents: dict[str, Facts] = intents) -> Facts | None:
+                try:
+                    return await step.happened(self.ctx, hosts.get(name), intents[name])
+                except (TransportError, OSError) as exc:
+                    raise StepFailed(f"cannot tell whether {step.title} changed {name}: {exc}") from None
+
+            found = dict(zip(unfinished, await asyncio.gather(*(look(n) for n in unfinished)), strict=True))
+            for name in dict.fromkeys([*recorded, *intents]):
+                if name in found:
+                    if found[name] is not None:
+                        by_host[name] = found[name]  # type: ignore[assignment]
+                elif name in recorded:
+                    by_host[name] = recorded[name]
+            if by_host:
+                out[step.id] = by_host
+        return out
+
+    async def undo(self, previous: UndoState | None = None) -> RunResult:
+        """Put back everything this run changed, then validate, as phase "undo" of the same run.
+
+        ``previous``: what an earlier, interrupted undo of this run did (from the journal):
+        its finished steps are not done again and its intents stand."""
         from console.plans.validate import ValidateRollback
 
-        steps = self.undo_steps()
+        try:
+            steps = undo_steps(self.plan, await self.undo_facts())
+        except StepFailed as exc:
+            self.emit("note", message=f"undo not started: {exc}")
+            return RunResult("failed", 0.0, message=f"undo not started: {exc}")
         if not steps:
+            # Every change is preceded by its intent, and each intent was checked against the
+            # actual state: nothing of this run is in place.
             self.emit("note", message="nothing to undo: no change was made")
             return RunResult("succeeded", 0.0, message="nothing to undo")
         plan = Plan(
@@ -351,6 +418,7 @@ class Runner:
             data_loss="None",
             reversible="Yes",
         )
+        previous = previous or UndoState()
         ctx = RunContext(
             run_id=self.ctx.run_id,
             config=self.ctx.config,
@@ -359,6 +427,10 @@ class Runner:
             prober=self.ctx.prober,
             emit=self._emit_upstream,
             options=self.ctx.options,
+            facts={k: dict(v) for k, v in previous.facts.items()},
+            intents={k: dict(v) for k, v in previous.intents.items()},
+            phase="undo",
+            plan=plan,
         )
 
         async def no_undo_of_undo(failure: Failure) -> Decision:
@@ -366,7 +438,16 @@ class Runner:
             return Decision("abort", "cannot undo an undo") if decision.kind == "undo" else decision
 
         self.emit("note", message=f"undo: {len(steps)} step(s) to put things back")
-        return await Runner(ctx, plan, no_undo_of_undo, phase="undo").run()
+        return await Runner(ctx, plan, no_undo_of_undo, progress=Progress(previous.done), phase="undo").run()
+
+
+@dataclass
+class UndoState:
+    """An earlier undo of the same run, as the journal tells it."""
+
+    done: dict[str, set[str]] = field(default_factory=dict)
+    facts: dict[str, dict[str, Facts]] = field(default_factory=dict)
+    intents: dict[str, dict[str, Facts]] = field(default_factory=dict)
 
 
 class HealthGate(Step):
@@ -390,28 +471,3 @@ class HealthGate(Step):
         if not facts["healthy"] or facts["ready"] is False:
             raise StepFailed(f"health gate: {detail}: the next batch waits", facts=facts)
         return detail
-
-
-def undo_steps(plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
-    out: list[Step] = []
-    for step in reversed(plan.steps):
-        step_facts = facts.get(step.id)
-        if step_facts:
-            out.extend(step.undo_steps(step_facts))
-    return _one_restart(out)
-
-
-def _one_restart(steps: list[Step]) -> list[Step]:
-    """Undoing code and flags both ask for a restart. Keep only the last one (for every host
-    either asked for): two steps with one id in a stage would make the runner skip the
-    second as done, and the new flags would never be loaded."""
-    from console.plans.flags import RestartService
-
-    restarts = [s for s in steps if isinstance(s, RestartService)]
-    if len(restarts) < 2:
-        return steps
-    only: set[str] | None = set()
-    for s in restarts:
-        only = None if only is None or s.only is None else only | s.only
-    last = restarts[-1]
-    return [RestartService(only=only) if s is last else s for s in steps if s is last or s not in restarts]

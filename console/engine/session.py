@@ -9,22 +9,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import socket
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from console import checklist, notify
+from console import checklist, failpoints, notify
 from console.authz import Authorization, AuthorizationError, authorize, check_approval
 from console.config.model import Config, Environment
+from console.engine import preview as previews
 from console.engine.events import Event
+from console.engine.locking import RunRefused, holder_gone, run_lock
 from console.engine.plan import Plan, RunContext
-from console.engine.preview import StepPreview, preview_plan
-from console.engine.runner import Decide, Progress, Runner, RunResult, abort_on_failure, undo_steps
-from console.journal import Journal, JournalError, RunSummary, Who, known_secrets, pid_alive
-from console.lock import BrokenLock, EnvironmentLock, LockError, LockHeld, LockHolder, LockInfo
+from console.engine.preview import Confirmed, PlanPreview
+from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState, abort_on_failure, undo_steps
+from console.journal import Journal, JournalError, RunSummary, Who, known_secrets
+from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
 from console.matrix import Recommendation, evaluate
 from console.plans import PlanError, build_plan
 from console.plans.validate import ValidateRollback
@@ -36,8 +37,7 @@ APPROVAL_POLL_S = 0.5
 PRE_RUN_EVIDENCE_S = 2.0  # longest the run waits for its "before" snapshot
 
 
-class RunRefused(Exception):
-    """The run cannot start (authorization, lock, plan); the message says why and what to do."""
+__all__ = ["Engine", "RunOutcome", "RunRefused", "RunRequest", "holder_gone", "new_run_id"]
 
 
 @dataclass
@@ -102,11 +102,15 @@ class Engine:
     def context(self, run_id: str, env: Environment, emit: Callable[[Event], None], options: dict) -> RunContext:
         return RunContext(run_id, self.config, env, self.prober.pool, self.prober, emit=emit, options=options)
 
-    async def preview(self, request: RunRequest) -> tuple[Plan, list[StepPreview]]:
+    async def preview(self, request: RunRequest) -> PlanPreview:
+        """What the plan would do, changing nothing; ``.why_not()`` says why it must not run
+        (flags still on for a database rollback, nothing to change). Confirm it with
+        ``Confirmed.of(preview)`` and pass that to ``execute``: the run does not start if
+        what it is about to do differs from what was confirmed."""
         plan = self.plan(request)
         env = self.config.environment(request.environment)
-        ctx = self.context("preview", env, lambda e: None, request.options)
-        return plan, await preview_plan(ctx, plan)
+        ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
+        return await previews.preview(ctx, plan)
 
     def restorable(self, request: RunRequest) -> RunSummary:
         """The run a restore puts back: the one named, else the latest that changed something."""
@@ -123,19 +127,21 @@ class Engine:
         for r in reversed(runs):
             if r.action in (None, "restore") or r.outcome not in ("succeeded", "failed", "interrupted"):
                 continue
-            if r.run_id in restored or not any(r.facts().values()):
+            if r.run_id in restored or not any(r.undo_facts().values()):
                 continue
             try:
                 original = build_plan(r.action or "", env, self.config, r.plan.get("options") or {})
             except PlanError:
                 continue
-            if undo_steps(original, r.facts()):
+            if undo_steps(original, r.undo_facts()):
                 return r
         raise RunRefused(f"no rollback on {request.environment} in the journal has anything left to restore")
 
     def restore_plan(self, env: Environment, run: RunSummary) -> Plan:
         original = build_plan(run.action or "", env, self.config, run.plan.get("options") or {})
-        steps = undo_steps(original, run.facts())
+        # Finished steps by their facts; a step a kill cut off by its intent (the steps that
+        # put things back look at the actual state before they act).
+        steps = undo_steps(original, run.undo_facts())
         if not steps:
             raise RunRefused(f"run {run.run_id} changed nothing that can be put back")
         return Plan(
@@ -147,10 +153,7 @@ class Engine:
             target_s=original.target_s,
             data_loss="None",
             reversible="Yes (roll back again)",
-            notes=(
-                f"Puts the flags back exactly as they were before {run.run_id}; re-applies migration 004 "
-                "from the kept copy where the database was rolled back.",
-            ),
+            notes=(_restore_note(run.run_id, steps),),
         )
 
     # --- authorization ------------------------------------------------------------------
@@ -215,8 +218,14 @@ class Engine:
         recommendation: Recommendation | None = None,
         resume: RunSummary | None = None,
         undo_only: bool = False,
+        confirmed: Confirmed | None = None,
     ) -> RunOutcome:
-        """Run (or resume, or undo) under the environment's lock, recording everything."""
+        """Run (or resume, or undo) under the environment's lock, recording everything.
+
+        ``confirmed``: the preview the operator confirmed; under the lock the plan is
+        previewed again and, if anything differs, the run is refused before any change.
+        A fresh run that must not start (a refusal a step knows beforehand, nothing to
+        change) is refused the same way: RunRefused, never a run in the history."""
         if not authorization.allowed:
             raise RunRefused(authorization.describe(run_id))
         env = self.config.environment(request.environment)
@@ -234,29 +243,16 @@ class Engine:
 
         ctx = self.context(run_id, env, emit, request.options)
         if resume is not None:
-            ctx.facts = resume.facts()
+            ctx.facts, ctx.intents = resume.facts(), resume.intents()
         try:
             transport = await self.prober.pool.get(env.hosts[0])
         except TransportError as exc:
             raise RunRefused(f"cannot reach {env.hosts[0].name} to take the rollback lock: {exc}") from None
-        lock = EnvironmentLock.for_environment(env, transport, LockHolder.current(run_id))
-        try:
-            async with lock.held():
-                return await self._locked(
-                    request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only
-                )
-        except LockHeld as exc:
-            gone = holder_gone(exc.info)
-            hint = (
-                f" Its holder is gone ({gone}): break the lock deliberately with `rollback-console unlock "
-                f"--env {env.name} --reason TEXT`"
-                + (f", then resume or undo run {exc.info.run_id}." if exc.info.run_id else ".")
-                if gone
-                else ""
+        about = {"action": plan.action, "resume": resume is not None, "undo": undo_only}
+        async with run_lock(self.journal, env, transport, run_id, about):
+            return await self._locked(
+                request, authorization, decide, plan, ctx, recommendation, resume, undo_only, confirmed
             )
-            raise RunRefused(f"{exc}{hint}") from None
-        except LockError as exc:
-            raise RunRefused(str(exc)) from None
 
     async def break_lock(self, environment: str, reason: str, *, force: bool = False) -> tuple[BrokenLock | None, str]:
         """Break the environment's lock deliberately (the `unlock` command) and journal it.
@@ -291,7 +287,7 @@ class Engine:
         )
         return broken, why
 
-    async def _locked(self, request, authorization, decide, plan, ctx, emit, recommendation, resume, undo_only):
+    async def _locked(self, request, authorization, decide, plan, ctx, recommendation, resume, undo_only, confirmed):
         env = ctx.env
         start = time.monotonic()
 
@@ -315,7 +311,10 @@ class Engine:
             return evaluate(self.config.decision_matrix, snapshot, set(request.declared))
 
         # Both only read: the state before the run for the record, and what each step will do.
-        recommendation, previews = await asyncio.gather(recommend(), preview_plan(ctx, plan))
+        preview_ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
+        recommendation, now = await asyncio.gather(recommend(), previews.preview(preview_ctx, plan))
+        if resume is None and not undo_only:
+            self._refuse_if_not_as_confirmed(ctx.run_id, env.name, now, confirmed)
         self.journal.append(
             "run_started",
             run=ctx.run_id,
@@ -344,9 +343,11 @@ class Engine:
                             "scope": p.step.scope,
                             "preview": "\n".join(f"[{', '.join(h)}]\n{t}" if h != ("*",) else t for h, t in p.groups),
                         }
-                        for p in previews
+                        for p in now.steps
                     ],
+                    "preview_digest": now.digest(),
                 },
+                "confirmed_digest": confirmed.digest if confirmed else None,
                 "recommendation": recommendation_dict(recommendation) if recommendation else None,
                 "evidence": evidence,
             },
@@ -360,14 +361,19 @@ class Engine:
             f"by {self.who.user} — {authorization.describe(ctx.run_id)}",
             {"reason": request.reason or "—", "run": ctx.run_id},
         )
+        failpoints.hit("run/after-start")
         runner = Runner(ctx, plan, decide, progress=Progress(resume.progress()) if resume else None)
         if undo_only:
-            result = await runner.undo()
+            earlier = (
+                UndoState(resume.progress("undo"), resume.facts("undo"), resume.intents("undo")) if resume else None
+            )
+            result = await runner.undo(earlier)
             if result.outcome == "succeeded":
                 result.outcome = "undone"
         else:
             result = await runner.run()
         result.duration_s = time.monotonic() - start
+        failpoints.hit("run/before-finish")
         self.journal.append(
             "run_finished",
             run=ctx.run_id,
@@ -398,7 +404,24 @@ class Engine:
                 data={"outcome": result.outcome, "duration_s": round(result.duration_s, 3)},
             )
         )
+        failpoints.hit("lock/before-release")
         return RunOutcome(ctx.run_id, result, authorization)
+
+    def _refuse_if_not_as_confirmed(self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None) -> None:
+        """Under the lock, before anything changes: the plan must still be what the operator
+        confirmed, and must have something to do. Else refuse (journaled, not a run)."""
+        why = None
+        if confirmed is not None:
+            difference = confirmed.difference(now)
+            if difference:
+                why = (
+                    "what would run now differs from the preview you confirmed (it changed in between); "
+                    f"nothing was changed. Look at the plan again and confirm it anew.\n{difference}"
+                )
+        why = why or now.why_not()
+        if why:
+            self.journal.append("run_refused", run=run_id, env=env, data={"action": now.plan.action, "why": why})
+            raise RunRefused(why)
 
     async def _notify(self, event: str, run_id: str, env: str, text: str, fields: dict[str, str]) -> None:
         """Webhook; a failure is recorded, never blocks (bounded by the webhook timeout)."""
@@ -422,14 +445,17 @@ class Engine:
         return result
 
 
-def holder_gone(info: LockInfo) -> str | None:
-    """Why the lock's holder is known to be gone, or None if it may still be running."""
-    if info.stale:
-        return f"no heartbeat for {info.silence_s:.0f}s"
-    if info.complete and info.pid and info.bastion == socket.gethostname() and not pid_alive(info.pid):
-        # Only a pid on this very machine can be checked; elsewhere only staleness tells.
-        return f"its console process (pid {info.pid}) on {info.bastion} is no longer running"
-    return None
+def _restore_note(run_id: str, steps: list) -> str:
+    """What this restore puts back, in the operator's words."""
+    ids = {s.id for s in steps}
+    parts = []
+    if "edit-env" in ids:
+        parts.append("each flag line byte for byte as it was")
+    if "code-back" in ids:
+        parts.append("the code on the commit it had")
+    if "db-restore" in ids:
+        parts.append("migration 004 from the kept copy (columns, values, indexes)")
+    return f"Puts back {', '.join(parts) or 'what it changed'} before {run_id}."
 
 
 def _started(run: RunSummary) -> dict[str, Any]:

@@ -20,6 +20,7 @@ class JournalError(RuntimeError):
 EVENT_TYPES = (
     "run_started",
     "step_started",
+    "step_intent",
     "step_finished",
     "step_failed",
     "decision",
@@ -35,6 +36,9 @@ RECORD_TYPES = (
     "notified",
     "notify_failed",
     "lock_broken",
+    "lock_intent",  # a run is about to take its environment's lock (written before it does)
+    "lock_taken_over",  # a run took over the lock of a holder whose process is provably gone
+    "run_refused",  # refused before it changed anything: an audit record, not a run
     "report_written",
     "drill_started",
     "drill_scored",

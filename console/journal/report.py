@@ -265,6 +265,8 @@ def _decisions(run: RunSummary) -> list[str]:
             lines.append(f"- {when} **{d.get('decision')}** at {step}{by}{reason}")
         elif r["type"] == "lock_broken":
             lines.append(f"- {when} **lock broken**: {_lock_broken(r)}")
+        elif r["type"] == "lock_taken_over":
+            lines.append(f"- {when} **lock taken over** from a console that is gone: {_one_line(str(d.get('why')))}")
     return ["## Decisions taken", "", *(lines or ["None: every step went through without one."]), ""]
 
 
@@ -320,6 +322,14 @@ def _describe(run: RunSummary, r: dict[str, Any]) -> str:
         return _colon(f"{_user(r)} started {run.title}{resumed}, {mode}", d.get("reason"))
     if t == "step_started":
         return f"{undo}{host}{step}"
+    if t == "step_intent":  # journaled before the change: what it will change and how to put it back
+        return f"{undo}{host}{step}: about to change (intent journaled first)"
+    if t == "lock_intent":
+        return "about to take the lock" + (f", taking it over: {d['take_over']}" if d.get("take_over") else "")
+    if t == "lock_taken_over":
+        return _colon("took over the lock", d.get("why"))
+    if t == "run_refused":
+        return _colon("refused before anything changed", d.get("why"))
     if t in ("step_finished", "step_failed"):
         elapsed = f" in {d['elapsed_s']:.1f}s" if isinstance(d.get("elapsed_s"), int | float) else ""
         verdict = "ok" if t == "step_finished" else "FAILED"

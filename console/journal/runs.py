@@ -23,7 +23,19 @@ OUTCOMES = ("pending", "running", "interrupted", "succeeded", "failed", "undone"
 FINISHED = ("succeeded", "failed", "undone", "aborted")
 # Records the process doing the run writes (others — approvals, checklist ticks from a
 # second console, notifications — say nothing about whether that process is alive).
-ENGINE_TYPES = ("run_started", "step_started", "step_finished", "step_failed", "decision", "validation", "note")
+ENGINE_TYPES = (
+    "run_started",
+    "step_started",
+    "step_intent",
+    "step_finished",
+    "step_failed",
+    "decision",
+    "validation",
+    "note",
+)
+# Records a run id may carry without being a run: a run that took (or tried to take) the
+# lock and was refused or killed before it started changed nothing, and is no run.
+NOT_A_RUN = ("lock_intent", "lock_taken_over", "lock_broken", "run_refused")
 # A run on another bastion is presumed dead after this long without a record. Generous:
 # a code rollback's rebuild may run many minutes without a step finishing.
 STALE_AFTER_S = 30 * 60.0
@@ -132,6 +144,28 @@ class RunSummary:
                 done.setdefault(str(d["step"]), set()).add(str(d.get("host") or "*"))
         return done
 
+    def intents(self, phase: str = "run") -> dict[str, dict[str, dict[str, Any]]]:
+        """step id → host → the latest intent journaled before that step's change."""
+        out: dict[str, dict[str, dict[str, Any]]] = {}
+        for r in self.records:
+            d = r.get("data") or {}
+            intent = d.get("intent")
+            if r["type"] == "step_intent" and d.get("step") and _phase(d) == phase and isinstance(intent, dict):
+                out.setdefault(str(d["step"]), {})[str(d.get("host") or "*")] = intent
+        return out
+
+    def undo_facts(self, phase: str = "run") -> dict[str, dict[str, dict[str, Any]]]:
+        """What undo needs without looking at the hosts: each step's facts, and for a step
+        whose intent was journaled but which never finished, the intent (its change may or
+        may not have happened; the steps that put things back look before they act)."""
+        out = {step: dict(by_host) for step, by_host in self.facts(phase).items()}
+        done = self.progress(phase)
+        for step, by_host in self.intents(phase).items():
+            for host, intent in by_host.items():
+                if host not in done.get(step, set()):
+                    out.setdefault(step, {})[host] = {**intent, "changed": True, "unfinished": True}
+        return out
+
     def facts(self, phase: str = "run") -> dict[str, dict[str, dict[str, Any]]]:
         """step id → host → facts (what each step did), the latest per host: what undo needs."""
         out: dict[str, dict[str, dict[str, Any]]] = {}
@@ -175,7 +209,11 @@ def summarize(
             by_run.setdefault(r["run"], []).append(r)
     now = time.time() if now is None else now
     this_host = socket.gethostname()
-    runs = [_summary(run_id, recs, now, this_host, stale_after_s) for run_id, recs in by_run.items()]
+    runs = [
+        _summary(run_id, recs, now, this_host, stale_after_s)
+        for run_id, recs in by_run.items()
+        if not all(r["type"] in NOT_A_RUN for r in recs)
+    ]
     return sorted(runs, key=lambda r: (r.started_at is None, r.started_at or datetime.min, r.run_id))
 
 

@@ -429,13 +429,19 @@ class EnvironmentLock:
         return broken
 
     @contextlib.asynccontextmanager
-    async def held(self, on_lost: Callable[[str], None] | None = None) -> AsyncIterator[EnvironmentLock]:
+    async def held(
+        self, on_lost: Callable[[str], None] | None = None, *, acquire: bool = True
+    ) -> AsyncIterator[EnvironmentLock]:
         """Acquire, heartbeat every ``heartbeat_interval_s`` while inside, release on any exit.
 
         ``on_lost`` is called once with the reason if the heartbeat finds the lock broken.
         A failed release does not mask the body's outcome: it is kept in ``release_error``.
+        ``acquire=False``: the lock is already taken (``acquire()``); only hold and release it.
         """
-        await self.acquire()
+        if acquire:
+            await self.acquire()
+        elif self.token is None:
+            raise LockError(f"{self.where} is not held by this console")
         task = asyncio.create_task(self._heartbeat_loop(on_lost), name=f"lock-heartbeat-{self.environment}")
         try:
             yield self

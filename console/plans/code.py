@@ -1,6 +1,7 @@
 """Full code rollback: find the Phase 4 commit, `git revert` it, rebuild, restart.
 
-`git reset --hard` is offered only behind an explicit destructive confirmation.
+`git reset --hard` is offered only behind an explicit destructive confirmation. Each git
+step journals HEAD before it moves it; undo puts HEAD (and so the tree) back exactly.
 """
 
 from __future__ import annotations
@@ -9,24 +10,44 @@ import shlex
 from typing import Any
 
 from console.config.model import Environment, Host
-from console.engine.plan import Facts, Plan, RunContext, Step, StepFailed
+from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
 from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
+from console.plans.checkout import Rebuild, RestoreCode, git, git_head, run
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.validate import ValidateRollback
+from console.transport.base import TransportError
 
-GIT_TIMEOUT_S = 60.0
-REBUILD_TIMEOUT_S = 900.0
 SEARCH_DEPTH = 500  # commits searched for the Phase 4 message
+CHANGED = {"changed": True}
 
 
-def _git(ctx: RunContext, host: Host, args: str) -> str:
-    assert ctx.env.repo_path
-    return f"git -C {shlex.quote(ctx.env.expand(ctx.env.repo_path, host))} {args}"
+async def find_phase4(ctx: RunContext, step: Step, host: Host) -> Facts:
+    """The Phase 4 commit, HEAD, and whether a revert of it is already in the history."""
+    message = shlex.quote(ctx.env.phase4_commit_message)
+    result = await run(
+        ctx, step, host, git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
+    )
+    if not result.ok:
+        raise StepFailed(f"git log failed in {ctx.env.repo_path} ({result.summary()}): {result.stderr.strip()[:300]}")
+    wanted = ctx.env.phase4_commit_message
+    commits = [line.split(" ", 1) for line in result.stdout.splitlines() if " " in line]
+    matches = [(sha, subject) for sha, subject in commits if subject.startswith(wanted)]
+    if not matches:
+        raise StepFailed(f"no commit titled {wanted!r} in the last {SEARCH_DEPTH} commits of {ctx.env.repo_path}")
+    sha, subject = matches[0]
+    head = await git_head(ctx, step, host)
+    grep = shlex.quote(f"This reverts commit {sha}")
+    reverted = await run(
+        ctx, step, host, git(ctx, host, f"log -n {SEARCH_DEPTH} --format=%H --fixed-strings --grep={grep}")
+    )
+    return {"commit": sha, "subject": subject, "head_before": head, "already_reverted": bool(reverted.stdout.strip())}
 
 
-async def _run(ctx: RunContext, step: Step, host: Host, command: str, timeout: float = GIT_TIMEOUT_S):
-    transport = await ctx.transport(host)
-    return await transport.run(command, timeout=timeout, on_output=ctx.output(step.id, host.name))
+async def _reverts(ctx: RunContext, step: Step, host: Host, head: str, parent: str, commit: str) -> bool:
+    """Is ``head`` a commit on top of ``parent`` that reverts ``commit`` (ours, after a kill)?"""
+    result = await run(ctx, step, host, git(ctx, host, f"log -1 --format=%P%n%B {shlex.quote(head)}"))
+    parents, _, body = result.stdout.partition("\n")
+    return result.ok and parents.strip() == parent and f"This reverts commit {commit}" in body
 
 
 class FindPhase4Commit(Step):
@@ -35,7 +56,7 @@ class FindPhase4Commit(Step):
 
     def command(self, ctx: RunContext, host: Host) -> str:
         message = shlex.quote(ctx.env.phase4_commit_message)
-        return _git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
+        return git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
@@ -43,35 +64,7 @@ class FindPhase4Commit(Step):
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        result = await _run(ctx, self, host, self.command(ctx, host))
-        if not result.ok:
-            raise StepFailed(
-                f"git log failed in {ctx.env.repo_path} ({result.summary()}): {result.stderr.strip()[:300]}"
-            )
-        wanted = ctx.env.phase4_commit_message
-        commits = [line.split(" ", 1) for line in result.stdout.splitlines() if " " in line]
-        matches = [(sha, subject) for sha, subject in commits if subject.startswith(wanted)]
-        if not matches:
-            raise StepFailed(f"no commit titled {wanted!r} in the last {SEARCH_DEPTH} commits of {ctx.env.repo_path}")
-        sha, subject = matches[0]
-        head = await _run(ctx, self, host, _git(ctx, host, "rev-parse HEAD"))
-        reverted = await _run(
-            ctx,
-            self,
-            host,
-            _git(
-                ctx,
-                host,
-                f"log -n {SEARCH_DEPTH} --format=%H --fixed-strings --grep="
-                + shlex.quote(f"This reverts commit {sha}"),
-            ),
-        )
-        return {
-            "commit": sha,
-            "subject": subject,
-            "head_before": head.stdout.strip(),
-            "already_reverted": bool(reverted.stdout.strip()),
-        }
+        return await find_phase4(ctx, self, host)
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         note = " (already reverted: nothing to do)" if facts["already_reverted"] else ""
@@ -81,72 +74,93 @@ class FindPhase4Commit(Step):
 class RevertCommit(Step):
     id = "revert"
     title = "Revert the Phase 4 commit (git revert)"
+    changes = True
+    code = True
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
-        return f"$ {_git(ctx, host, 'revert --no-edit <the Phase 4 commit found above>')}"
+        return f"$ {git(ctx, host, 'revert --no-edit <the Phase 4 commit found above>')}"
 
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
+        assert host is not None
+        text = await self.preview(ctx, host)
+        try:
+            found = await find_phase4(ctx, self, host)
+        except (StepFailed, TransportError) as exc:
+            return f"{text}\n# (cannot look now: {exc})", True
+        if found["already_reverted"]:
+            return f"# {found['commit'][:7]} is already reverted: nothing to do", False
+        return f"$ {git(ctx, host, 'revert --no-edit ' + found['commit'])}", True
+
+    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
         found = ctx.facts.get(FindPhase4Commit.id, {}).get(host.name)
         if not found:
             raise StepFailed("the Phase 4 commit was not found on this host")
-        if found["already_reverted"]:
-            return {"skipped": "already reverted", "commit": found["commit"]}
-        sha = found["commit"]
-        result = await _run(ctx, self, host, _git(ctx, host, f"revert --no-edit {shlex.quote(sha)}"))
+        head = await git_head(ctx, self, host)
+        return {"commit": found["commit"], "head_before": head, "already_reverted": found["already_reverted"]}
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        intent = ctx.intent(self.id, host)
+        sha, before = intent["commit"], intent["head_before"]
+        if intent["already_reverted"]:
+            return {"skipped": "already reverted", "commit": sha, "changed": False}
+        head = await git_head(ctx, self, host)
+        if head != before:
+            if await _reverts(ctx, self, host, head, before, sha):  # done before a kill
+                return {
+                    "commit": sha,
+                    "revert_commit": head,
+                    "head_before": before,
+                    "head_after": head,
+                    "changed": True,
+                }
+            raise IntentStale(f"HEAD moved from {before[:7]} to {head[:7]} since the intent was journaled")
+        result = await run(ctx, self, host, git(ctx, host, f"revert --no-edit {shlex.quote(sha)}"))
         if not result.ok:
-            await _run(ctx, self, host, _git(ctx, host, "revert --abort"))
+            await run(ctx, self, host, git(ctx, host, "revert --abort"))
             raise StepFailed(
                 f"git revert {sha[:7]} failed and was aborted (the checkout is as it was): "
                 f"{(result.stdout + result.stderr).strip()[-400:]}",
                 output=result.stdout + result.stderr,
             )
-        head = await _run(ctx, self, host, _git(ctx, host, "rev-parse HEAD"))
-        return {"commit": sha, "revert_commit": head.stdout.strip(), "head_before": found["head_before"]}
+        head = await git_head(ctx, self, host)
+        return {"commit": sha, "revert_commit": head, "head_before": before, "head_after": head, "changed": True}
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         assert host is not None
         if facts.get("skipped"):
             return facts["skipped"]
-        status = await _run(ctx, self, host, _git(ctx, host, "status --porcelain --untracked-files=no"))
+        status = await run(ctx, self, host, git(ctx, host, "status --porcelain --untracked-files=no"))
         if status.stdout.strip():
             raise StepFailed(f"the checkout is not clean after the revert:\n{status.stdout[:400]}")
         return f"HEAD is now {facts['revert_commit'][:7]} (reverts {facts['commit'][:7]})"
+
+    async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
+        assert host is not None
+        if intent.get("already_reverted"):
+            return None
+        head = await git_head(ctx, self, host)
+        if head == intent["head_before"]:
+            return None
+        if await _reverts(ctx, self, host, head, intent["head_before"], intent["commit"]):
+            return {**intent, "revert_commit": head, "head_after": head, "changed": True}
+        raise StepFailed(f"HEAD is {head[:7]}, neither {intent['head_before'][:7]} nor the revert on top of it")
 
     def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
         hosts = {h for h, f in facts_by_host.items() if f.get("revert_commit")}
         if not hosts:
             return []
-        return [
-            RevertTheRevert({h: facts_by_host[h]["revert_commit"] for h in hosts}),
-            Rebuild(only=hosts),
-            RestartService(only=hosts),
-        ]
-
-
-class RevertTheRevert(Step):
-    id = "revert-revert"
-    title = "Re-apply Phase 4 (revert the revert)"
-
-    def __init__(self, commits: dict[str, str]) -> None:
-        self.commits = commits
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        assert host is not None
-        sha = self.commits.get(host.name)
-        return f"$ {_git(ctx, host, f'revert --no-edit {sha}')}" if sha else "# nothing on this host"
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        sha = self.commits.get(host.name)
-        if not sha:
-            return {"skipped": "nothing reverted on this host"}
-        result = await _run(ctx, self, host, _git(ctx, host, f"revert --no-edit {shlex.quote(sha)}"))
-        if not result.ok:
-            await _run(ctx, self, host, _git(ctx, host, "revert --abort"))
-            raise StepFailed(f"git revert {sha[:7]} failed and was aborted: {result.stderr.strip()[-400:]}")
-        return {"reverted": sha}
+        back = {
+            h: {
+                "head_before": facts_by_host[h]["head_before"],
+                "head_after": facts_by_host[h].get("head_after") or facts_by_host[h]["revert_commit"],
+                "revert_commit": facts_by_host[h]["revert_commit"],
+            }
+            for h in hosts
+        }
+        return [RestoreCode(back), Rebuild(only=hosts), RestartService(only=hosts)]
 
 
 class ResetHard(Step):
@@ -155,58 +169,56 @@ class ResetHard(Step):
     id = "reset-hard"
     title = "Reset to the commit before HEAD (git reset --hard HEAD~1) — DESTRUCTIVE"
     destructive = True
+    changes = True
+    code = True
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
         return (
-            f"$ {_git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
+            f"$ {git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
             "# only if HEAD is the Phase 4 commit; otherwise nothing is changed"
         )
 
+    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        head = await run(ctx, self, host, git(ctx, host, "log -1 --format='%H %P %s'"))
+        sha, _, rest = head.stdout.strip().partition(" ")
+        parent, _, subject = rest.partition(" ")
+        return {"head_before": sha, "parent": parent, "subject": subject, "ok": head.ok}
+
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        head = await _run(ctx, self, host, _git(ctx, host, "log -1 --format='%H %s'"))
-        sha, _, subject = head.stdout.strip().partition(" ")
-        if not head.ok or not subject.startswith(ctx.env.phase4_commit_message):
+        intent = ctx.intent(self.id, host)
+        sha, subject = intent["head_before"], intent["subject"]
+        head = await git_head(ctx, self, host)
+        if head == intent["parent"] and sha:  # done before a kill
+            return {"head_before": sha, "head_after": head, "changed": True}
+        if head != sha:
+            raise IntentStale(f"HEAD moved from {sha[:7]} to {head[:7]} since the intent was journaled")
+        if not intent["ok"] or not subject.startswith(ctx.env.phase4_commit_message):
             # The runbook's HEAD~1 is right only when Phase 4 is the last commit; otherwise it
             # would throw away a later commit and leave Phase 4 in place.
             raise StepFailed(
-                f"HEAD is {sha[:7] or '?'} {subject or head.stderr.strip()[:200]!r}, not the Phase 4 commit: "
+                f"HEAD is {sha[:7] or '?'} {subject!r}, not the Phase 4 commit: "
                 "`git reset --hard HEAD~1` would discard that commit and keep Phase 4. Nothing was changed; "
                 "roll back with `git revert` instead (rollback code without --reset-hard)."
             )
-        result = await _run(ctx, self, host, _git(ctx, host, "reset --hard HEAD~1"))
+        result = await run(ctx, self, host, git(ctx, host, "reset --hard HEAD~1"))
         if not result.ok:
             raise StepFailed(f"git reset failed: {result.stderr.strip()[-400:]}")
-        return {"head_before": sha}
+        return {"head_before": sha, "head_after": await git_head(ctx, self, host), "changed": True}
 
-
-class Rebuild(Step):
-    id = "rebuild"
-    title = "Rebuild"
-
-    def __init__(self, only: set[str] | None = None) -> None:
-        self.only = only
-
-    def command(self, ctx: RunContext, host: Host) -> str:
-        env = ctx.env
-        assert env.rebuild_command and env.repo_path
-        return f"cd {shlex.quote(env.expand(env.repo_path, host))} && {env.expand(env.rebuild_command, host)}"
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
+    async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
         assert host is not None
-        return f"$ {self.command(ctx, host)}"
+        head = await git_head(ctx, self, host)
+        if head == intent["head_before"]:
+            return None
+        if head == intent["parent"]:
+            return {"head_before": intent["head_before"], "head_after": head, "changed": True}
+        raise StepFailed(f"HEAD is {head[:7]}, neither {intent['head_before'][:7]} nor its parent")
 
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        if self.only is not None and host.name not in self.only:
-            return {"skipped": "nothing changed on this host"}
-        if ctx.fact(RevertCommit.id, host.name, "skipped"):
-            return {"skipped": "the code was already reverted"}
-        result = await _run(ctx, self, host, self.command(ctx, host), REBUILD_TIMEOUT_S)
-        if not result.ok:
-            raise StepFailed(f"rebuild failed ({result.summary()})", output=(result.stdout + result.stderr)[-4000:])
-        return {"elapsed_s": round(result.elapsed_s, 3)}
+    def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
+        return RestoreCode.undo_steps(RestoreCode({}), facts_by_host)
 
 
 def _require(env: Environment, *keys: str) -> None:
@@ -233,7 +245,7 @@ def code_plan(env: Environment, options: dict[str, Any]) -> Plan:
         target="< 10 min",
         target_s=600,
         data_loss="None (code only; the database is left as it is)",
-        reversible="Yes (revert the revert)" if not options.get("reset_hard") else "Only from the reflog",
+        reversible="Yes (HEAD back to the commit before the run)",
     )
 
 
@@ -249,7 +261,7 @@ def full_plan(env: Environment, options: dict[str, Any]) -> Plan:
         SetFlags({ADVANCED: False, TIME_WEIGHTING: False, CONTENT_TYPE: False}),
         *code_steps(env, options),
         AwaitEffect(),
-        *database_steps(env, options),
+        *database_steps(env, options, flags_turned_off=True),
         ValidateRollback(),
     ]
     return Plan(

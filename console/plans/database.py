@@ -1,18 +1,15 @@
 """Database rollback of migration 004, with a kept copy so that nothing is lost.
 
-Flags must be off first; the columns are checked (absent: skip cleanly, as the runbook
-says); everything that would go with them is listed; their data and definitions are
-kept; the rollback script runs in ONE transaction without its psql meta-commands; a
-failure leaves schema and data untouched and offers the runbook's manual SQL.
+Flags must be off first (refused before the run otherwise); the columns are checked
+(absent: nothing to change); everything that would go with them is listed; then ONE
+transaction locks the table against writes, keeps a copy of the columns' data and
+definitions, and runs the rollback script without its psql meta-commands. A failure
+or a timeout leaves schema and data untouched and offers the runbook's manual SQL.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 import re
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -23,9 +20,12 @@ from console.config.model import Environment, Host
 from console.engine.plan import Facts, Plan, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env
 from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.plans.kept_copy import Connect, ReapplyMigration, gave_up, kept_path, take_copy, write_copy
 from console.plans.validate import ValidateRollback, log_offsets
 from console.probes.collect import read_pid
 from console.transport.base import TransportError
+
+__all__ = ["CheckFlagsOff", "DropColumns", "InspectSchema", "ReapplyMigration", "database_plan", "database_steps"]
 
 _META = re.compile(r"^\s*\\")  # psql meta-commands: \d posts, \i file, \echo …
 _TXN = re.compile(r"^\s*(BEGIN|COMMIT|START\s+TRANSACTION|END|ROLLBACK)\s*(WORK|TRANSACTION)?\s*;\s*$", re.I)
@@ -51,27 +51,8 @@ def manual_sql(env: Environment) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _conn(ctx: RunContext):
-    return _Connect(ctx)
-
-
-class _Connect:
-    """`async with _conn(ctx) as conn`: the environment's database through its first host."""
-
-    def __init__(self, ctx: RunContext) -> None:
-        self.ctx = ctx
-
-    async def __aenter__(self) -> asyncpg.Connection:
-        assert self.ctx.env.database
-        transport = await self.ctx.transport(self.ctx.env.hosts[0])
-        self._cm = db.connect(self.ctx.env.database, transport)
-        try:
-            return await self._cm.__aenter__()
-        except db.DatabaseError as exc:
-            raise StepFailed(str(exc)) from None
-
-    async def __aexit__(self, *exc: object) -> None:
-        await self._cm.__aexit__(*exc)
+def _conn(ctx: RunContext) -> Connect:
+    return Connect(ctx)
 
 
 class CheckFlagsOff(Step):
@@ -86,9 +67,9 @@ class CheckFlagsOff(Step):
             for h in env.hosts
         )
 
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        problems = []
-        seen = {}
+    async def _check(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
+        problems: list[str] = []
+        seen: dict[str, Any] = {}
         for h in ctx.env.hosts:
             try:
                 transport = await ctx.transport(h)
@@ -103,13 +84,30 @@ class CheckFlagsOff(Step):
             on = [LOG_LABELS[n] for n in FLAG_NAMES if env_file.get(n) or process.get(n)]
             if on:
                 problems.append(f"{h.name}: still on: {', '.join(on)}")
+        return problems, seen
+
+    @staticmethod
+    def _message(problems: list[str]) -> str:
+        return (
+            "the flags must be off before the columns go (the advanced query and ingestion read them): "
+            + "; ".join(problems)
+            + ". Run the quick rollback first, or choose the full rollback."
+        )
+
+    def __init__(self, *, refuse_early: bool = True) -> None:
+        # False when an earlier step of the plan turns the flags off (the full rollback).
+        self.refuse_early = refuse_early
+
+    async def refusal(self, ctx: RunContext) -> str | None:
+        if not self.refuse_early:
+            return None
+        problems, _ = await self._check(ctx)
+        return self._message(problems) if problems else None
+
+    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        problems, seen = await self._check(ctx)
         if problems:
-            raise StepFailed(
-                "the flags must be off before the columns go (the advanced query and ingestion read them): "
-                + "; ".join(problems)
-                + ". Run the quick rollback first, or choose the full rollback.",
-                facts={"hosts": seen},
-            )
+            raise StepFailed(self._message(problems), facts={"hosts": seen})
         # No restart in this plan: validation counts the log from here on.
         return {"hosts": seen, "log_offsets": await log_offsets(ctx)}
 
@@ -164,147 +162,15 @@ async def _inspect(ctx: RunContext):
     return await db.inspect(ctx.env.database, transport)
 
 
-def _skip(ctx: RunContext) -> bool:
-    return bool(ctx.fact(InspectSchema.id, "*", "skip"))
-
-
-def kept_dir(ctx: RunContext) -> Path:
-    return ctx.config.journal_path.parent / "kept"
-
-
-class KeepCopy(Step):
-    id = "db-keep"
-    title = "Keep a copy of the columns' data and definitions"
-    scope = "environment"
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        d = ctx.env.database
-        assert d
-        cols = ", ".join(d.columns)
-        return (
-            f"COPY (SELECT <primary key>, {cols} FROM {d.table}) → {kept_dir(ctx)}/{ctx.run_id}-{d.table}.json\n"
-            "-- plus the column definitions and the CREATE INDEX of every dependent index"
-        )
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        if _skip(ctx):
-            return {"skipped": "columns absent"}
-        d = ctx.env.database
-        assert d
-        async with _conn(ctx) as conn:
-            async with conn.transaction(isolation="repeatable_read", readonly=True):
-                pk = await primary_key(conn, d.table)
-                if not pk:
-                    raise StepFailed(f"{d.table} has no primary key, so a copy could not be put back row by row")
-                present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
-                columns = await column_definitions(conn, d.table, present)
-                indexes = await dependent_index_definitions(conn, d.table, present)
-                select = ", ".join(db.quote_ident(c) for c in [*pk, *present])
-                rows = await conn.fetch(f"SELECT {select} FROM {db.quote_ident(d.table)} ORDER BY 1")
-                migrations = await applied_migrations(conn)
-        document = {
-            "environment": ctx.env.name,
-            "run": ctx.run_id,
-            "table": d.table,
-            "primary_key": pk,
-            "columns": columns,
-            "indexes": indexes,
-            "rows": [list(r.values()) for r in rows],
-            "schema_migrations": migrations,
-        }
-        data = json.dumps(document, default=str).encode()
-        path = kept_dir(ctx) / f"{ctx.run_id}-{d.table}.json"
-        _write_private(path, data)
-        return {
-            "path": str(path),
-            "rows": len(rows),
-            "sha256": hashlib.sha256(data).hexdigest(),
-            "columns": [c["name"] for c in columns],
-            "indexes": [i["name"] for i in indexes],
-        }
-
-    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        if facts.get("skipped"):
-            return "nothing to keep"
-        data = Path(facts["path"]).read_bytes()
-        if hashlib.sha256(data).hexdigest() != facts["sha256"]:
-            raise StepFailed(f"the kept copy {facts['path']} does not read back as written")
-        return f"{facts['rows']} rows kept in {facts['path']}"
-
-    def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
-        facts = facts_by_host.get("*", {})
-        return [ReapplyMigration(facts["path"])] if facts.get("path") else []
-
-
-def _write_private(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".keep.")
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
-async def applied_migrations(conn: asyncpg.Connection) -> dict[str, Any] | None:
-    """The migration bookkeeping (schema_migrations.version), if the database keeps one: the
-    rollback script deletes 004's row, so a restore must put it back to lose nothing."""
-    version_type = await conn.fetchval(
-        "SELECT format_type(a.atttypid, a.atttypmod) FROM pg_attribute a "
-        "WHERE a.attrelid = to_regclass('schema_migrations') AND a.attname = 'version' AND NOT a.attisdropped"
-    )
-    if version_type is None:
-        return None
-    versions = await conn.fetch("SELECT version::text AS v FROM schema_migrations ORDER BY 1")
-    return {"type": version_type, "versions": [r["v"] for r in versions]}
-
-
-async def primary_key(conn: asyncpg.Connection, table: str) -> list[str]:
-    rows = await conn.fetch(
-        "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid "
-        "AND a.attnum = ANY(i.indkey) WHERE i.indrelid = to_regclass($1) AND i.indisprimary ORDER BY a.attnum",
-        table,
-    )
-    return [r["attname"] for r in rows]
-
-
-async def column_definitions(conn: asyncpg.Connection, table: str, columns: list[str]) -> list[dict[str, Any]]:
-    rows = await conn.fetch(
-        "SELECT a.attname AS name, format_type(a.atttypid, a.atttypmod) AS type, "
-        "pg_get_expr(d.adbin, d.adrelid) AS default, a.attnotnull AS not_null "
-        "FROM pg_attribute a LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum "
-        "WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2::text[]) AND NOT a.attisdropped ORDER BY a.attnum",
-        table,
-        columns,
-    )
-    return [dict(r) for r in rows]
-
-
-async def dependent_index_definitions(conn: asyncpg.Connection, table: str, columns: list[str]) -> list[dict[str, str]]:
-    rows = await conn.fetch(
-        """
-        SELECT DISTINCT c.relname AS name, pg_get_indexdef(c.oid) AS definition
-        FROM pg_depend d
-        JOIN pg_attribute a ON a.attrelid = d.refobjid AND a.attnum = d.refobjsubid
-        JOIN pg_class c ON c.oid = d.objid AND d.classid = 'pg_class'::regclass AND c.relkind = 'i'
-        WHERE d.refobjid = to_regclass($1) AND a.attname = ANY($2::text[])
-        ORDER BY 1
-        """,
-        table,
-        columns,
-    )
-    return [dict(r) for r in rows]
-
-
 class DropColumns(Step):
+    """One transaction: lock the table against writes (reads go on), keep a copy of the
+    columns, run the rollback script. No row can change between the copy and the drop."""
+
     id = "db-rollback"
-    title = "Run the rollback script (one transaction)"
+    title = "Keep a copy of the columns, then run the rollback script (one transaction)"
     scope = "environment"
+    changes = True
+    inner_points = ("after-copy",)  # the copy is written, the drop not yet committed
 
     async def _script(self, ctx: RunContext) -> tuple[str, list[str]]:
         d = ctx.env.database
@@ -318,62 +184,107 @@ class DropColumns(Step):
         return script_sql(text)
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
+        return (await self.preview_change(ctx, host))[0]
+
+    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
+        d = ctx.env.database
+        assert d
+        report = await _inspect(ctx)
+        if not report.error and not any(p for _, p in report.columns):
+            return f"-- {', '.join(c for c, _ in report.columns)}: already gone — nothing to drop", False
         try:
             sql, dropped = await self._script(ctx)
         except StepFailed as exc:
-            return f"-- {exc}"
+            return f"-- {exc}", True
         left_out = "".join(f"\n--   {line}" for line in dropped)
-        return f"BEGIN;\n{sql}COMMIT;" + (
-            f"\n-- left out (psql meta-commands / transaction control):{left_out}" if dropped else ""
-        )
+        cols = ", ".join(d.columns)
+        return (
+            f"BEGIN;  -- lock_timeout {d.lock_timeout_s:g}s, statement_timeout {d.statement_timeout_s:g}s\n"
+            f"LOCK TABLE {d.table} IN SHARE MODE;  -- writes wait until COMMIT, reads go on\n"
+            f"-- keep a copy: SELECT <primary key>, {cols} FROM {d.table} → "
+            f"{kept_path(ctx).parent}/RUN_ID-{d.table}.json\n"
+            "-- (plus the column definitions, every dependent CREATE INDEX and schema_migrations)\n"
+            f"{sql}COMMIT;"
+            + (f"\n-- left out (psql meta-commands / transaction control):{left_out}" if dropped else "")
+        ), True
+
+    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
+        d = ctx.env.database
+        assert d
+        async with _conn(ctx) as conn:
+            present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
+        return {"kept_path": str(kept_path(ctx)), "table": d.table, "present": present}
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        if _skip(ctx):
-            return {"skipped": "columns absent"}
+        intent = ctx.intent(self.id, host)
         manual = ctx.fact(self.id, "*", "manual_sql")
         if manual:
-            # The operator chose the runbook's manual SQL and it ran: running the failing
-            # script again would only fail again. Verify checks the columns are gone.
-            return {"sql": manual, "manual": True, "left_out": []}
+            # The operator chose the runbook's manual SQL and it ran (with the copy): running
+            # the failing script again would only fail again. Verify checks the columns are gone.
+            return {**ctx.facts[self.id]["*"], "manual": True, "left_out": [], "changed": True}
         sql, dropped = await self._script(ctx)
-        async with _conn(ctx) as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(sql)
-            except asyncpg.PostgresError as exc:
-                raise StepFailed(
-                    f"the rollback script failed: {type(exc).__name__}: {exc}. Nothing was changed: the whole "
-                    "script ran in one transaction, which was rolled back.",
-                    output=sql,
-                    troubleshooting="Issue 3: Database rollback fails",
-                    remedy=Remedy(
-                        "Run the runbook's manual rollback SQL (one transaction)",
-                        tuple(manual_sql(ctx.env).splitlines()),
-                        "Issue 3: Database rollback fails",
-                    ),
-                ) from None
-        return {"sql": sql, "left_out": dropped}
+        facts = await keep_and_drop(ctx, self, Path(intent["kept_path"]), sql, "the rollback script")
+        return {**facts, "sql": sql, "left_out": dropped}
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         if facts.get("skipped"):
-            return "skipped: columns absent"
-        return await verify_columns_dropped(ctx)
+            return f"skipped: {facts['skipped']}"
+        gone = await verify_columns_dropped(ctx)
+        return f"{gone}; {facts['rows']} rows kept in {facts['kept_path']}"
 
     async def remedy(self, ctx: RunContext, host: Host | None, failure: StepFailed) -> None:
         sql = manual_sql(ctx.env)
+        path = Path(ctx.intent(self.id, host)["kept_path"])
+        facts = await keep_and_drop(ctx, self, path, sql, "the manual rollback SQL")
+        ctx.facts.setdefault(self.id, {})["*"] = {**facts, "sql": sql, "manual_sql": sql}
+
+    async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
+        d = ctx.env.database
+        assert d
         async with _conn(ctx) as conn:
-            try:
-                async with conn.transaction():
-                    await conn.execute(sql)
-            except asyncpg.PostgresError as exc:
-                raise StepFailed(
-                    f"the manual rollback SQL failed too (nothing changed): {exc}",
-                    troubleshooting="Issue 3: Database rollback fails",
-                ) from None
-        ctx.facts.setdefault(self.id, {}).setdefault("*", {})["manual_sql"] = sql
+            present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
+        if set(present) >= set(intent["present"]):
+            return None  # one transaction: nothing of it committed
+        if not Path(intent["kept_path"]).is_file():
+            raise StepFailed(f"the columns are gone but the kept copy {intent['kept_path']} is not there")
+        return {**intent, "changed": True}
 
     def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
-        return []  # KeepCopy's undo re-applies the migration
+        facts = facts_by_host.get("*", {})
+        return [ReapplyMigration(facts["kept_path"])] if facts.get("kept_path") and not facts.get("skipped") else []
+
+
+async def keep_and_drop(ctx: RunContext, step: Step, path: Path, sql: str, what: str) -> Facts:
+    """Lock the table against writes, keep the copy, run ``sql``: all in one transaction."""
+    d = ctx.env.database
+    assert d
+    async with _conn(ctx) as conn:
+        try:
+            async with conn.transaction():
+                await conn.execute(f"LOCK TABLE {db.quote_ident(d.table)} IN SHARE MODE")
+                present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
+                if not present:
+                    if path.is_file():  # this run's drop committed before a kill
+                        return {"kept_path": str(path), "rows": None, "changed": True, "already": True}
+                    return {"skipped": "the columns are already gone", "changed": False}
+                facts = write_copy(path, await take_copy(conn, d, present, ctx))
+                ctx.failpoint(step.id, "after-copy")
+                await conn.execute(sql)
+        except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as exc:
+            raise await gave_up(conn, d, exc, f"{what} did not run") from None
+        except asyncpg.PostgresError as exc:
+            raise StepFailed(
+                f"{what} failed: {type(exc).__name__}: {exc}. Nothing was changed: the copy and the whole "
+                "script ran in one transaction, which was rolled back.",
+                output=sql,
+                troubleshooting="Issue 3: Database rollback fails",
+                remedy=Remedy(
+                    "Run the runbook's manual rollback SQL (one transaction, with the copy)",
+                    tuple(manual_sql(ctx.env).splitlines()),
+                    "Issue 3: Database rollback fails",
+                ),
+            ) from None
+    return {**facts, "changed": True}
 
 
 async def verify_columns_dropped(ctx: RunContext) -> str:
@@ -390,121 +301,12 @@ async def verify_columns_dropped(ctx: RunContext) -> str:
     return f"{', '.join(d.columns)} and {', '.join(d.indexes)} are gone"
 
 
-class ReapplyMigration(Step):
-    """Migration 004 again, from the kept copy: columns, their data, every dependent index."""
-
-    id = "db-restore"
-    title = "Re-apply migration 004 from the kept copy"
-    scope = "environment"
-
-    def __init__(self, path: str) -> None:
-        self.path = path
-
-    def _load(self) -> dict[str, Any]:
-        try:
-            return json.loads(Path(self.path).read_bytes())
-        except (OSError, ValueError) as exc:
-            raise StepFailed(f"cannot read the kept copy {self.path}: {exc}") from None
-
-    def statements(self, kept: dict[str, Any]) -> list[str]:
-        table = db.quote_ident(kept["table"])
-        out = []
-        for c in kept["columns"]:
-            default = f" DEFAULT {c['default']}" if c.get("default") else ""
-            not_null = " NOT NULL" if c.get("not_null") else ""
-            out.append(
-                f"ALTER TABLE {table} ADD COLUMN IF NOT EXISTS {db.quote_ident(c['name'])} "
-                f"{c['type']}{default}{not_null};"
-            )
-        out.append(
-            f"-- put back {len(kept['rows'])} rows of {', '.join(c['name'] for c in kept['columns'])} "
-            f"by {', '.join(kept['primary_key'])}"
-        )
-        for i in kept["indexes"]:
-            out.append(re.sub(r"^CREATE (UNIQUE )?INDEX ", r"CREATE \1INDEX IF NOT EXISTS ", i["definition"]) + ";")
-        if kept.get("schema_migrations"):
-            out.append("-- put back the schema_migrations versions the rollback removed")
-        return out
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        try:
-            kept = self._load()
-        except StepFailed as exc:
-            return f"-- {exc}"
-        return "BEGIN;\n" + "\n".join(self.statements(kept)) + "\nCOMMIT;"
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        kept = self._load()
-        offsets = await log_offsets(ctx)  # a restore of the database alone restarts nothing
-        table = db.quote_ident(kept["table"])
-        pk, cols = kept["primary_key"], [c["name"] for c in kept["columns"]]
-        async with _conn(ctx) as conn:
-            try:
-                async with conn.transaction():
-                    for statement in self.statements(kept):
-                        if not statement.startswith("--") and " INDEX " not in statement:
-                            await conn.execute(statement)
-                    types = {c["name"]: c["type"] for c in kept["columns"]}
-                    pk_types = await conn.fetch(
-                        "SELECT a.attname, format_type(a.atttypid, a.atttypmod) AS type FROM pg_attribute a "
-                        "WHERE a.attrelid = to_regclass($1) AND a.attname = ANY($2::text[])",
-                        kept["table"],
-                        pk,
-                    )
-                    types.update({r["attname"]: r["type"] for r in pk_types})
-                    defs = ", ".join(f"{db.quote_ident(c)} {types[c]}" for c in [*pk, *cols])
-                    await conn.execute(f"CREATE TEMP TABLE rollback_console_kept ({defs}) ON COMMIT DROP")
-                    await conn.copy_records_to_table(
-                        "rollback_console_kept", records=[tuple(r) for r in kept["rows"]], columns=[*pk, *cols]
-                    )
-                    sets = ", ".join(f"{db.quote_ident(c)} = k.{db.quote_ident(c)}" for c in cols)
-                    match = " AND ".join(f"t.{db.quote_ident(c)} = k.{db.quote_ident(c)}" for c in pk)
-                    updated = await conn.execute(
-                        f"UPDATE {table} AS t SET {sets} FROM rollback_console_kept k WHERE {match}"
-                    )
-                    for statement in self.statements(kept):
-                        if " INDEX " in statement and not statement.startswith("--"):
-                            await conn.execute(statement)
-                    migrations = kept.get("schema_migrations")
-                    if migrations:
-                        # Only versions kept and missing now: nothing else is touched. The type
-                        # comes from the catalog when the copy was kept.
-                        await conn.execute(
-                            f"INSERT INTO schema_migrations (version) SELECT v::{migrations['type']} "
-                            "FROM unnest($1::text[]) AS v WHERE NOT EXISTS "
-                            "(SELECT 1 FROM schema_migrations m WHERE m.version::text = v)",
-                            migrations["versions"],
-                        )
-            except asyncpg.PostgresError as exc:
-                raise StepFailed(
-                    f"re-applying migration 004 failed (nothing changed, one transaction): {exc}"
-                ) from None
-        return {
-            "path": self.path,
-            "rows": len(kept["rows"]),
-            "log_offsets": offsets,
-            "updated": updated,
-            "columns": cols,
-            "indexes": [i["name"] for i in kept["indexes"]],
-        }
-
-    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        kept = self._load()
-        async with _conn(ctx) as conn:
-            columns = await db.present_columns(conn, kept["table"], tuple(facts["columns"]))
-            indexes = await db.present_indexes(conn, tuple(facts["indexes"]))
-        missing = [c for c, p in columns.items() if not p] + [i for i, p in indexes.items() if not p]
-        if missing:
-            raise StepFailed(f"still missing after re-applying: {', '.join(missing)}")
-        return f"{', '.join(facts['columns'])} back with {facts['rows']} rows; indexes {', '.join(facts['indexes'])}"
-
-
-def database_steps(env: Environment, options: dict[str, Any]) -> list[Step]:
+def database_steps(env: Environment, options: dict[str, Any], *, flags_turned_off: bool = False) -> list[Step]:
     if env.database is None:
         from console.plans import PlanError
 
         raise PlanError(f"environment {env.name!r} has no [database] section configured")
-    return [CheckFlagsOff(), InspectSchema(), KeepCopy(), DropColumns()]
+    return [CheckFlagsOff(refuse_early=not flags_turned_off), InspectSchema(), DropColumns()]
 
 
 def database_plan(env: Environment, options: dict[str, Any]) -> Plan:

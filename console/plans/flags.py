@@ -1,17 +1,15 @@
-"""Steps that change feature flags: edit the env file, restart, wait for the effect."""
+"""Steps that change feature flags: edit the env file (env_edit.py), restart, wait for the effect."""
 
 from __future__ import annotations
 
 import asyncio
 import shlex
 import time
-from datetime import UTC, datetime
 
 from console.config.model import Host, SecretError
-from console.engine.events import Event
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
-from console.envfile import not_text, parse_env, unified_diff
 from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import http, logs
 from console.probes.collect import reachable_base, read_log, read_pid
 from console.transport.base import TransportError
@@ -20,112 +18,17 @@ RESTART_TIMEOUT_S = 120.0
 EFFECT_TIMEOUT_S = 45.0
 STALE_GRACE_S = 3.0  # a new process with old flags for this long means a stale environment
 
-
-def _flags_text(changes: dict[str, bool]) -> str:
-    return ", ".join(f"{name}={'true' if v else 'false'}" for name, v in changes.items())
-
-
-class SetFlags(Step):
-    """Edit the env file: only the flag lines change; atomic; a backup is left beside it."""
-
-    id = "edit-env"
-    title = "Edit the env file"
-
-    def __init__(self, changes: dict[str, bool] | None = None, per_host: dict[str, dict[str, bool]] | None = None):
-        self.changes = changes or {}
-        self.per_host = per_host or {}
-        if self.per_host:
-            self.title = "Put the flags back in the env file"
-
-    def changes_for(self, host: Host) -> dict[str, bool]:
-        return self.per_host.get(host.name, self.changes)
-
-    async def _read(self, ctx: RunContext, host: Host):
-        path = ctx.env.expand(ctx.env.env_file, host)
-        transport = await ctx.transport(host)
-        try:
-            data = await transport.read_file(path)
-        except TransportError as exc:
-            raise StepFailed(f"cannot read the env file: {exc}") from None
-        damaged = not_text(data)
-        if damaged:  # refused before anything changes; the line is named, its bytes are not shown
-            raise StepFailed(f"{path}: {damaged}; nothing was changed: repair or restore the file first")
-        return path, transport, parse_env(data, path)
-
-    async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        assert host is not None
-        changes = self.changes_for(host)
-        path, _, env_file = await self._read(ctx, host)  # StepFailed: the preview says so, and why
-        diff = unified_diff(path, env_file.text, env_file.with_flags(changes))
-        return diff or f"# {path}: already {_flags_text(changes)} — no change"
-
-    async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        assert host is not None
-        changes = self.changes_for(host)
-        path, transport, env_file = await self._read(ctx, host)
-        if env_file.problems:
-            # Only flag lines are touched, so malformed lines elsewhere are left as they are.
-            ctx.emit(
-                Event(
-                    "note",
-                    ctx.run_id,
-                    step=self.id,
-                    host=host.name,
-                    message=f"{path}: " + "; ".join(str(p) for p in env_file.problems) + " (left as is)",
-                )
-            )
-        before = env_file.flags()
-        new_text = env_file.with_flags(changes)
-        facts: Facts = {
-            "path": path,
-            "before": before.as_dict(),
-            "requested": {name: value for name, value in changes.items()},
-            "problems": [str(p) for p in env_file.problems],
-        }
-        if new_text == env_file.text:
-            facts.update(changed=False, after=before.as_dict(), backup=None)
-            return facts
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-        backup = f"{path}.rollback-console.{ctx.run_id}.{stamp}.bak"
-        try:
-            await transport.write_file_atomic(path, env_file.encoded(new_text), backup_path=backup)
-        except TransportError as exc:
-            raise StepFailed(f"could not write the env file (it is unchanged): {exc}") from None
-        after = parse_env(new_text, path).flags()
-        facts.update(changed=True, after=after.as_dict(), backup=backup)
-        return facts
-
-    async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        assert host is not None
-        _, _, env_file = await self._read(ctx, host)
-        flags = env_file.flags()
-        wrong = [n for n, v in self.changes_for(host).items() if flags.get(n) != v]
-        if wrong:
-            raise StepFailed(f"the env file still has {', '.join(wrong)} not as requested (changed by someone else?)")
-        return f"{facts['path']}: {flags.describe()}" + (f" (backup {facts['backup']})" if facts.get("backup") else "")
-
-    def undo_steps(self, facts_by_host: dict[str, Facts]) -> list[Step]:
-        per_host = {}
-        for host, facts in facts_by_host.items():
-            if facts.get("changed"):
-                before = facts["before"]
-                per_host[host] = {name: before[_short(name)] for name in FLAG_NAMES if _short(name) in before}
-        if not per_host:
-            return []
-        return [SetFlags(per_host=per_host), RestartService(only=set(per_host)), AwaitEffect(only=set(per_host))]
-
-
-def _short(name: str) -> str:
-    from console.flags import SHORT
-
-    return SHORT[name]
+__all__ = ["EDIT_ENV", "AwaitEffect", "EnvEdit", "RestartService", "RestoreFlags", "SetFlags"]
 
 
 class RestartService(Step):
-    """Restart the API so it re-reads the env file (reload first where configured)."""
+    """Restart the API so it re-reads the env file (reload first where configured) — only
+    on hosts where an earlier step changed something: a plan that changed nothing there
+    does not restart it."""
 
     id = "restart"
     title = "Restart the API"
+    changes = True
 
     def __init__(self, only: set[str] | None = None) -> None:
         self.only = only  # hosts to restart; None = all
@@ -140,20 +43,53 @@ class RestartService(Step):
         assert host is not None
         return "\n".join(f"$ {c}" for c in self.commands(ctx, host))
 
+    async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
+        assert host is not None
+        text = await self.preview(ctx, host)
+        if self.only is not None and host.name not in self.only:
+            return "# nothing changed on this host: not restarted", False
+        earlier = _earlier_changing(ctx, self)
+        if earlier is not None and not any(ctx.previewed.get(s.id, {}).get(host.name, True) for s in earlier):
+            return f"{text}\n# not run: nothing before it changes this host", False
+        return text, True
+
+    def _skip(self, ctx: RunContext, host: Host) -> str | None:
+        if self.only is not None and host.name not in self.only:
+            return "nothing changed on this host"
+        if not ctx.changed_before(self, host.name):
+            return "nothing changed on this host: not restarted"
+        return None
+
+    async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
+        assert host is not None
+        skip = self._skip(ctx, host)
+        if skip:
+            return {"skip": skip}
+        transport = await ctx.transport(host)
+        # Both read-only and independent: one round trip's worth of waiting, not two.
+        pid_before, log_offset = await asyncio.gather(_current_pid(ctx, host, transport), log_size(ctx, host))
+        return {"pid_before": pid_before, "log_offset": log_offset, "at": time.time()}
+
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        if self.only is not None and host.name not in self.only:
-            return {"skipped": "flags unchanged on this host"}
+        intent = ctx.intent(self.id, host)
+        if intent.get("skip"):
+            return {"skipped": intent["skip"], "changed": False}
         transport = await ctx.transport(host)
-
-        async def current_pid() -> int | None:
-            try:
-                return await read_pid(ctx.env, host, transport, 10)
-            except TransportError:
-                return None
-
-        # Both read-only and independent: one round trip's worth of waiting, not two.
-        pid_before, log_offset = await asyncio.gather(current_pid(), log_size(ctx, host))
+        pid_before, log_offset = intent.get("pid_before"), intent.get("log_offset")
+        now = await _current_pid(ctx, host, transport)
+        if pid_before is not None and now is not None and now != pid_before:
+            # Restarted after the intent was journaled (a resume after a kill): not again.
+            return {
+                "pid_before": pid_before,
+                "restarted_at": intent["at"],
+                "commands": [],
+                "log_offset": log_offset,
+                "changed": True,
+                "already": f"restarted since the intent (pid {pid_before} → {now})",
+            }
+        # Measured again: a retry after a failed restart counts the log from this attempt.
+        pid_before, log_offset = await asyncio.gather(_current_pid(ctx, host, transport), log_size(ctx, host))
         started = time.time()
         outputs = []
         for command in self.commands(ctx, host):
@@ -167,7 +103,13 @@ class RestartService(Step):
                     troubleshooting="Issue 2: API won't start after rollback",
                     facts={"pid_before": pid_before, "commands": outputs},
                 )
-        return {"pid_before": pid_before, "restarted_at": started, "commands": outputs, "log_offset": log_offset}
+        return {
+            "pid_before": pid_before,
+            "restarted_at": started,
+            "commands": outputs,
+            "log_offset": log_offset,
+            "changed": True,
+        }
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         assert host is not None
@@ -185,7 +127,27 @@ class RestartService(Step):
             ) from None
         facts["pid_after"] = pid
         same = " (same pid: the process was not replaced)" if pid == facts.get("pid_before") else ""
-        return f"running as pid {pid}{same}"
+        return f"running as pid {pid}{same}" + (f"; {facts['already']}" if facts.get("already") else "")
+
+
+def _earlier_changing(ctx: RunContext, step: Step) -> list[Step] | None:
+    """The changing host steps before ``step`` in the plan (None: no plan known)."""
+    if ctx.plan is None:
+        return None
+    out = []
+    for s in ctx.plan.steps:
+        if s is step:
+            return out
+        if s.changes and s.scope == "host":
+            out.append(s)
+    return out
+
+
+async def _current_pid(ctx: RunContext, host: Host, transport) -> int | None:
+    try:
+        return await read_pid(ctx.env, host, transport, 10)
+    except TransportError:
+        return None
 
 
 async def log_size(ctx: RunContext, host: Host) -> int | None:
@@ -235,13 +197,15 @@ class AwaitEffect(Step):
         )
 
     def expected(self, ctx: RunContext, host: Host) -> FlagSet | None:
-        after = ctx.fact(SetFlags.id, host.name, "after")
+        after = ctx.fact(EDIT_ENV, host.name, "after")
         return FlagSet(after["advanced"], after["time_weighting"], after["content_type"]) if after else None
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
         if self.only is not None and host.name not in self.only:
             return {"skipped": "flags unchanged on this host"}
+        if ctx.fact(RestartService.id, host.name, "skipped"):
+            return {"skipped": "not restarted on this host: nothing to wait for"}
         want = self.expected(ctx, host)
         if want is None:
             raise StepFailed("no flag edit is recorded for this host, so there is nothing to wait for")

@@ -22,7 +22,7 @@ def env_fifo(ctx) -> None:
     assert_sane(ctx.run(config, "plan", "quick", "--env", "staging"), code=1, says=("the preview is incomplete", said))
     with Unchanged(ctx.sim):
         answer = ctx.run(config, "rollback", "quick", "--env", "staging", "--yes")
-    assert_sane(answer, code=2, says=("cannot run: the preview is incomplete", said, "nothing was changed"))
+    assert_sane(answer, code=2, says=("refused: the preview is incomplete", said, "nothing was changed"))
 
 
 @kind("env file", "NUL-filled")

@@ -1,0 +1,324 @@
+"""What the engine says holds: refusals knowable before anything changes are refused, not
+run (exit 2, no run in the history, no resume/undo advice); a plan with nothing to change
+says so and restarts nothing; what the operator confirmed is what runs — a change in
+between (the env file, a new dependent index) stops the run before any change, in the
+CLI and in the console's wizard; a restore gives back the flag lines' own bytes."""
+
+from __future__ import annotations
+
+import asyncio
+
+import asyncpg
+import pytest
+from textual.widgets import RichLog
+
+from console.config import load_config
+from console.engine.preview import Confirmed
+from console.engine.session import Engine, RunRefused, RunRequest
+from console.flags import ALL_OFF, ALL_ON
+from tests.engine_support import (
+    RUN_ID,
+    MakeSimulation,
+    cli,
+    db_state,
+    env_file_flags,
+    journal_of,
+    process_flags,
+    records,
+    run_engine,
+    run_id_in,
+    set_flags_and_restart,
+)
+from tests.test_tui_wizard import app_for, open_wizard, preview, until
+
+ODD = (
+    b"# flags written by hand, as they are on some hosts\r\n"
+    b"export ENABLE_ADVANCED_RECOMMENDATIONS=True   # on since 7.4\r\n"
+    b"ENABLE_TIME_WEIGHTING='TRUE'\r\n"
+)
+
+
+def assert_not_a_run(result, sim, *words: str) -> None:
+    assert result.returncode == 2, result.stdout + result.stderr
+    for word in words:
+        assert word in result.stderr, result.stderr
+    assert "resume" not in result.stderr and "undo" not in result.stderr
+    assert journal_of(sim).runs() == []
+    assert RUN_ID.findall(cli(sim.config_path, "history").stdout) == []
+
+
+# --- preflight refusals are not runs ----------------------------------------------------------
+
+
+@pytest.mark.postgres
+async def test_database_rollback_with_the_flags_on_is_refused_before_a_run(make_simulation: MakeSimulation) -> None:
+    sim = make_simulation(database=True)
+    before = await db_state(sim.dsn("staging") or "")
+    env_bytes = sim.host("staging").env_file.read_bytes()
+
+    result = await asyncio.to_thread(cli, sim.config_path, "rollback", "database", "--env", "staging", "--yes")
+
+    assert_not_a_run(
+        result, sim, "refused: the flags must be off before the columns go", "Run the quick rollback first"
+    )
+    assert await db_state(sim.dsn("staging") or "") == before
+    assert sim.host("staging").env_file.read_bytes() == env_bytes
+    assert not [r for r in journal_of(sim).records() if r["type"] == "run_started"]
+
+
+def test_quick_rollback_with_nothing_to_change_says_so_and_restarts_nothing(make_simulation: MakeSimulation) -> None:
+    sim = make_simulation()
+    host = sim.host("staging")
+    set_flags_and_restart(sim, host, ALL_OFF)
+    pid = host.pid()
+    env_bytes = host.env_file.read_bytes()
+
+    plan = cli(sim.config_path, "plan", "quick", "--env", "staging")
+    result = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert "NOTHING TO CHANGE" in plan.stdout and "already" in plan.stdout
+    assert "NOTHING TO CHANGE" in result.stdout
+    assert_not_a_run(result, sim, "refused: nothing to change", "was not restarted")
+    assert host.pid() == pid and host.env_file.read_bytes() == env_bytes
+
+
+def test_a_file_already_off_but_a_process_still_on_is_not_nothing_to_change(make_simulation: MakeSimulation) -> None:
+    """The stale environment: the env file says off, the running process still has them on.
+    Nothing to write, but the restart is what the rollback is for."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    host.env_file.write_bytes(host.env_file.read_bytes().replace(b"=true", b"=false"))
+    pid = host.pid()
+
+    result = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "the restart below loads the file" in result.stdout
+    assert host.pid() != pid and process_flags(host) == ALL_OFF
+
+
+def test_a_fleet_restarts_only_the_hosts_a_rollback_changes(make_simulation: MakeSimulation) -> None:
+    sim = make_simulation(hosts=3)
+    hosts = sim.hosts("staging")
+    set_flags_and_restart(sim, hosts[1], ALL_OFF)
+    pids = {h.name: h.pid() for h in hosts}
+
+    result = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert hosts[1].pid() == pids[hosts[1].name]  # already off there: not restarted
+    assert all(h.pid() != pids[h.name] for h in (hosts[0], hosts[2]))
+    assert all(process_flags(h) == ALL_OFF for h in hosts)
+    run = journal_of(sim).run(run_id_in(result.stdout))
+    (skipped,) = [r for r in records(run, "step_finished", "restart") if r["data"]["host"] == hosts[1].name]
+    assert "nothing changed on this host" in skipped["data"]["message"]
+
+
+async def test_nothing_to_change_found_under_the_lock_is_refused_and_journaled_but_not_a_run(
+    make_simulation: MakeSimulation,
+) -> None:
+    """The CLI refuses before confirming; the engine checks again under the lock (the wizard
+    and a race reach that): a refusal record, no run, no restart."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    set_flags_and_restart(sim, host, ALL_OFF)
+    pid = host.pid()
+
+    with pytest.raises(RunRefused, match="nothing to change"):
+        await run_engine(sim.config_path, "quick")
+
+    assert host.pid() == pid
+    assert journal_of(sim).runs() == [] and journal_of(sim).interrupted() == []
+    refused = [r for r in journal_of(sim).records() if r["type"] == "run_refused"]
+    assert len(refused) == 1 and "nothing to change" in refused[0]["data"]["why"]
+
+
+# --- what was confirmed is what runs ------------------------------------------------------------
+
+
+async def test_an_env_file_changed_after_the_preview_stops_the_run_before_any_change(
+    make_simulation: MakeSimulation,
+) -> None:
+    sim = make_simulation()
+    host = sim.host("staging")
+    engine = Engine(load_config(sim.config_path))
+    try:
+        request = RunRequest("staging", "quick")
+        confirmed = Confirmed.of(await engine.preview(request))
+        # Someone edits the file between the confirmation and the run.
+        changed = host.env_file.read_bytes().replace(b"ENABLE_TIME_WEIGHTING=true", b"ENABLE_TIME_WEIGHTING=yes")
+        host.env_file.write_bytes(changed)
+        pid = host.pid()
+
+        with pytest.raises(RunRefused) as refused:
+            await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+
+        text = str(refused.value)
+        assert "differs from the preview you confirmed" in text and "nothing was changed" in text
+        assert "ENABLE_TIME_WEIGHTING=yes" in text  # the difference is shown
+        assert host.env_file.read_bytes() == changed and host.pid() == pid
+        assert journal_of(sim).runs() == []
+
+        # Previewed and confirmed again, it runs.
+        confirmed = Confirmed.of(await engine.preview(request))
+        outcome = await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+        assert outcome.result.outcome == "succeeded", outcome.result.message
+        run = journal_of(sim).run(outcome.run_id)
+        assert (
+            run.plan["preview_digest"] == confirmed.digest == records(run, "run_started")[0]["data"]["confirmed_digest"]
+        )
+    finally:
+        await engine.close()
+
+
+@pytest.mark.postgres
+async def test_a_new_dependent_index_after_the_preview_stops_the_database_rollback(
+    make_simulation: MakeSimulation,
+) -> None:
+    sim = make_simulation(database=True)
+    dsn = sim.dsn("staging") or ""
+    assert (await run_engine(sim.config_path, "quick")).result.outcome == "succeeded"
+    engine = Engine(load_config(sim.config_path))
+    try:
+        request = RunRequest("staging", "database")
+        confirmed = Confirmed.of(await engine.preview(request))
+        conn = await asyncpg.connect(dsn)
+        try:
+            await conn.execute("CREATE INDEX idx_posts_video_views ON posts (has_video, views)")
+        finally:
+            await conn.close()
+        before = await db_state(dsn)
+
+        with pytest.raises(RunRefused) as refused:
+            await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+
+        assert "idx_posts_video_views" in str(refused.value)
+        assert await db_state(dsn) == before
+    finally:
+        await engine.close()
+
+
+async def test_the_wizard_refuses_to_run_what_changed_after_its_confirmation(make_simulation: MakeSimulation) -> None:
+    sim = make_simulation(environments=("staging",))
+    host = sim.host("staging")
+    app = app_for(sim)
+    async with app.run_test(size=(100, 30)) as pilot:
+        await open_wizard(app, pilot, "staging")
+        await preview(app, pilot)
+        await pilot.press("ctrl+n")  # authorize: staging is self-service
+        changed = host.env_file.read_bytes() + b"ENABLE_TIME_WEIGHTING=false\n"  # behind the wizard's back
+        host.env_file.write_bytes(changed)
+        await pilot.press("ctrl+n")  # the confirmation shows what was previewed
+        await pilot.pause()
+        await pilot.press("y")
+
+        def refused() -> bool:
+            logs = app.screen.query(RichLog)
+            return bool(logs) and any("differs from the preview you confirmed" in str(s.text) for s in logs[0].lines)
+
+        await until(refused, pilot, timeout=60)
+        assert host.env_file.read_bytes() == changed
+        assert journal_of(sim).runs() == []
+
+
+# --- exact restore through the whole product -------------------------------------------------
+
+
+def test_rollback_then_restore_gives_back_the_flag_lines_own_bytes(make_simulation: MakeSimulation) -> None:
+    sim = make_simulation()
+    host = sim.host("staging")
+    text = host.env_file.read_bytes()
+    for line in (
+        b"ENABLE_ADVANCED_RECOMMENDATIONS=true\n",
+        b"ENABLE_TIME_WEIGHTING=true\n",
+        b"ENABLE_CONTENT_TYPE_ANALYSIS=true\n",
+    ):
+        text = text.replace(line, b"")
+    original = text.replace(b"\n", b"\r\n") + ODD  # CRLF, `export`, `True`, quotes, a comment; one flag missing
+    host.env_file.write_bytes(original)
+    sim.run("staging", "restart_command")
+    assert process_flags(host) == ALL_ON
+
+    rolled = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    assert env_file_flags(host) == ALL_OFF and process_flags(host) == ALL_OFF
+    assert b"export ENABLE_ADVANCED_RECOMMENDATIONS=false   # on since 7.4\r\n" in host.env_file.read_bytes()
+
+    restored = cli(sim.config_path, "restore", "--env", "staging", "--yes")
+
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert host.env_file.read_bytes() == original  # `True`, `'TRUE'`, CRLF; the appended flag gone again
+    assert "byte for byte as before" in restored.stdout
+    assert process_flags(host) == ALL_ON
+
+
+# --- journals written before intents existed ---------------------------------------------------
+
+
+def test_a_journal_from_before_intents_still_reads_and_restores(make_simulation: MakeSimulation) -> None:
+    """A quick rollback as the engine journaled it before write-ahead intents and splices:
+    the flags' values only. History and the report read it; restore puts the flags back
+    (as true/false, the only thing that journal kept) and says it could not be exact."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    set_flags_and_restart(sim, host, ALL_OFF)
+    journal = journal_of(sim)
+    run = "r-20250101-000000-0ld0"
+    on = {"advanced": True, "time_weighting": True, "content_type": True}
+    off = dict.fromkeys(on, False)
+    journal.append("run_started", run=run, env="staging", data={"action": "quick", "reason": "old", "plan": {}})
+    journal.append("step_started", run=run, env="staging", data={"step": "edit-env", "host": host.name})
+    facts = {"path": str(host.env_file), "before": on, "after": off, "changed": True, "backup": None, "problems": []}
+    journal.append(
+        "step_finished", run=run, env="staging", data={"step": "edit-env", "host": host.name, "facts": facts}
+    )
+    journal.append("run_finished", run=run, env="staging", data={"outcome": "succeeded", "duration_s": 1.0})
+
+    history = cli(sim.config_path, "history")
+    report = cli(sim.config_path, "report", run)
+    restored = cli(sim.config_path, "restore", "--env", "staging", "--yes")
+
+    assert run in history.stdout and report.returncode == 0
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "only the flags' values were journaled" in restored.stdout
+    assert env_file_flags(host) == ALL_ON and process_flags(host) == ALL_ON
+
+
+def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_restorable() -> None:
+    """Before the copy and the drop became one step, the copy's path was journaled by its
+    own step ("db-keep"): the restore still finds it."""
+    from pathlib import Path
+
+    from console.engine.undo import undo_steps
+    from console.plans.database import database_plan
+    from console.plans.kept_copy import ReapplyMigration
+
+    sample = Path(__file__).resolve().parent.parent / "sample_configs" / "analyticbot.toml"
+    plan = database_plan(load_config(sample).environment("staging"), {})
+    old = {"db-keep": {"*": {"path": "/var/lib/rollback-console/kept/r-1-posts.json"}}, "db-rollback": {"*": {}}}
+
+    (step,) = undo_steps(plan, old)
+
+    assert isinstance(step, ReapplyMigration) and step.path == "/var/lib/rollback-console/kept/r-1-posts.json"
+
+
+def test_restore_of_a_run_killed_before_its_write_finds_nothing_to_change(make_simulation: MakeSimulation) -> None:
+    """Killed after the edit's intent, before the write: the file is as it was. A restore of
+    that run changes nothing and claims no conflict — it says there is nothing to change."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    original = host.env_file.read_bytes()
+    killed = cli(
+        sim.config_path, "rollback", "quick", "--env", "staging", "--yes",
+        env={"ROLLBACK_CONSOLE_FAILPOINTS": "edit-env/after-intent=kill"},
+    )  # fmt: skip
+    assert killed.returncode == -9
+    run_id = journal_of(sim).interrupted()[0].run_id
+
+    restore = cli(sim.config_path, "restore", "--env", "staging", "--run", run_id, "--yes")
+    undo = cli(sim.config_path, "undo", run_id, "--yes")
+
+    assert restore.returncode == 2 and "nothing to change" in restore.stderr, restore.stdout + restore.stderr
+    assert "not exact" not in restore.stdout
+    assert undo.returncode == 0 and "nothing to undo: no change was made" in undo.stdout, undo.stdout + undo.stderr
+    assert host.env_file.read_bytes() == original and process_flags(host) == ALL_ON
