@@ -93,7 +93,7 @@ def test_no_planted_secret_reaches_any_output_of_any_command(make_simulation, tm
         run_id = re.search(r"run (r-\S+):", out).group(1)  # type: ignore[union-attr]
         cli("rollback", "quick", "--env", "production", "--yes", "--json", "--emergency", "P1", "--reason",
             "canary sweep on production", code=(0, 1))  # fmt: skip
-        pending = cli("rollback", "partial-content-type", "--env", "production", "--yes", "--wait", "0", code=1)
+        pending = cli("rollback", "partial-content-type", "--env", "production", "--yes", "--wait", "0", code=2)
         pending_id = re.search(r"run (r-\S+) stays pending", pending)
         if pending_id:
             cli("approve", pending_id.group(1), code=(0, 2))
