@@ -78,17 +78,19 @@ class RollbackConsole(App[int]):
         drill: object | None = None,
         who: Who | None = None,
         drill_secret: bool = False,
+        drill_started: float | None = None,
         probe_worker: ProbeWorker | None = None,
     ) -> None:
         """``probe_worker``: one already started (the CLI starts it before Textual loads);
-        otherwise the console starts its own when probing."""
+        otherwise the console starts its own when probing. ``drill_started``: the moment the
+        drill was journaled as started (its scorecard is found by it)."""
         super().__init__()
         self.config = config
         self.read_only = watch_only
         self.probing = probe and not watch_only
         self.clock = clock
         self.drill = drill  # a console.drills.Scenario in drill mode
-        self.drill_started = time.time()
+        self.drill_started = time.time() if drill_started is None else drill_started
         self.drill_scored = False
         self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}

@@ -43,7 +43,7 @@ class Drill:
 
     def __init__(self, tmp_path: Path, scenario: str | None) -> None:
         self.home = tmp_path / "home"
-        self.home.mkdir()
+        self.home.mkdir(exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if k != "ROLLBACK_CONSOLE_CONFIG"}
         # The trainee's own journal (no config anywhere: the default one under HOME).
         self.env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"))
@@ -387,6 +387,20 @@ def test_random_drill_keeps_the_scenario_secret_and_an_idle_trainee_scores_low(d
     )
     assert f"(runbook target {picked.target}: not recovered)" in card_line(text, "recovery")
     assert card_line(text, "score") == "0/100"
+
+
+def test_another_drills_scorecard_in_the_shared_journal_is_not_taken_for_this_ones(drill: Any, tmp_path: Path) -> None:
+    """Drills share the operator's journal: a scorecard another drill wrote moments ago
+    (another terminal, or the drill just before) must not stop this one printing its own."""
+    journal = Journal(tmp_path / "home" / ".local" / "state" / "rollback-console" / "journal.jsonl")
+    journal.path.parent.mkdir(parents=True)
+    other = {"scenario": "memory", "started_at": time.time(), "score": 90}
+    journal.append("drill_scored", env="production", data=other)
+    d = drill("latency")
+    text = d.end()
+    assert "Drill scorecard — Latency above 5 seconds" in text, text
+    cards = [r["data"] for r in d.journal().records() if r["type"] == "drill_scored"]
+    assert [c["scenario"] for c in cards] == ["memory", "latency"]
 
 
 def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tmp_path: Path) -> None:

@@ -76,7 +76,9 @@ def _leftovers(marker: str) -> list[str]:
 
 
 def trial(args: list[str], delay: float, signum: int, marker: str, *, tty: bool = False) -> Trial:
+    # HOME too: a drill without a config journals under HOME, not in the real one.
     env = {**os.environ, "RC_SIGNAL_TEST": marker, "PYTHONIOENCODING": "utf-8", "XDG_STATE_HOME": marker}
+    env["HOME"] = marker
     env.pop("ROLLBACK_CONSOLE_CONFIG", None)
     argv = [sys.executable, "-m", "console", *args]
     chunks: list[bytes] = []

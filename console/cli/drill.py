@@ -144,14 +144,14 @@ def run(args: argparse.Namespace) -> int:
             from console.cli.tui import open_console
 
             args.config = str(config_path)
-            open_console(args, drill=scenario, drill_secret=secret)
+            open_console(args, drill=scenario, drill_secret=secret, drill_started=started)
         ended = time.time()
+        # The console shows and journals the scorecard itself when the drill ends there; it is
+        # this drill's if it was timed from this drill's start (other drills share the journal).
         scored = [
-            r
-            for r in journal.records()
-            if r["type"] == "drill_scored" and r["data"].get("started_at", 0) >= started - 5
+            r for r in journal.records() if r["type"] == "drill_scored" and r["data"].get("started_at") == started
         ]
-        if not scored:  # the console shows the scorecard itself when the drill ends there
+        if not scored:
             card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))
             journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
             print("\n" + card.text())

@@ -28,7 +28,12 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def open_console(
-    args: argparse.Namespace, *, watch_only: bool = False, drill: object | None = None, drill_secret: bool = False
+    args: argparse.Namespace,
+    *,
+    watch_only: bool = False,
+    drill: object | None = None,
+    drill_secret: bool = False,
+    drill_started: float | None = None,
 ) -> int:
     config = config_from_args(args)
     if not sys.stdout.isatty() and not os.environ.get("ROLLBACK_CONSOLE_FORCE_TUI"):
@@ -52,6 +57,7 @@ def open_console(
             theme=getattr(args, "theme", None),
             drill=drill,
             drill_secret=drill_secret,
+            drill_started=drill_started,
             probe_worker=worker,
         )
         with shutdown.on_stop(lambda signum: _stop_app(app)):
