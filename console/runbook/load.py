@@ -1,0 +1,590 @@
+"""Load and validate a service profile, reporting every problem as ``FILE:LINE: key: message``.
+
+The config's table reader does the reading (console/config/reader.py): typed getters that
+record problems with the key's line, unknown keys with "did you mean". This module reads
+the service's own parts (profile, flags, log, process, health, probe); load_rules.py the
+runbook's tables. Cross-references (a mode naming a flag, a matrix row naming an action)
+are checked once everything they may name has been read.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from console import files
+from console.config.load import BOM, MAX_CONFIG_BYTES, _Loader, _toml_message
+from console.config.reader import ConfigError, Problem, _non_empty, _one_of, _Table, _within
+from console.runbook import checks, patterns, predicates
+from console.runbook.checks import FLAG_ID, unique, unknown
+from console.runbook.load_rules import RulesReader
+from console.runbook.model import (
+    AnswerSpec,
+    Endpoint,
+    FailureShape,
+    Flag,
+    FlagRules,
+    Health,
+    JsonLog,
+    LogFormat,
+    Login,
+    Mode,
+    Parameter,
+    Probe,
+    ProcessSpec,
+    Profile,
+    Request,
+    ServiceInfo,
+)
+from console.runbook.patterns import FlagLine, PlainLine, TemplateError
+from console.runbook.vocabulary import FORMAT, PARAMETER_TYPES
+
+PROFILE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "profiles"
+DEFAULT_PROFILE = PROFILE_DIR / "analyticbot-phase4.toml"
+MIN_FLAGS, MAX_FLAGS = 2, 6  # what the screens lay out at 80×24
+METHODS = ("GET", "POST")
+
+
+class ProfileError(ConfigError):
+    """The profile cannot be used; ``problems`` lists every reason (file, line, key)."""
+
+
+class _ProfileLoader(RulesReader, _Loader):
+    def load(self, data: dict[str, Any]) -> Profile | None:  # type: ignore[override]
+        root = _Table(self, data, ())
+        info = self._info(root)
+        flags = self._flags(root)
+        self.flag_ids = flags.ids if flags else ()
+        self.has_dependencies = bool(flags and any(f.depends_on for f in flags.flags))
+        probe = self._probe(root)
+        self.mode_ids = tuple(m.id for m in probe.answer.modes) if probe else ()
+        log = self._log(root)
+        process = self._process(root)
+        health = self._health(root)
+        self.both_health = bool(health and health.liveness and health.readiness)
+        rules = self.rules(root)
+        root.finish()
+        if self.problems:
+            return None
+        assert info and flags and log and health and probe and rules
+        return Profile(
+            path=self.file, info=info, flags=flags, log=log, process=process, health=health, probe=probe, **rules
+        )
+
+    # --- [profile] ---------------------------------------------------------------------------
+
+    def _info(self, root: _Table) -> ServiceInfo | None:
+        t = root.table("profile", required=True)
+        if t is None:
+            return None
+        fmt = t.get("format", int, check=lambda v: None if v == FORMAT else f"this console reads format {FORMAT}")
+        info = ServiceInfo(
+            id=t.get("id", str, check=checks.id_check()) or "",
+            title=t.get("title", str, check=_non_empty) or "",
+            service=t.get("service", str, check=_non_empty) or "",
+            feature=t.get("feature", str, ""),
+            runbook=t.get("runbook", str, ""),
+            version=t.get("version", str, ""),
+        )
+        t.finish()
+        return info if fmt is not None else None
+
+    # --- [flags] -----------------------------------------------------------------------------
+
+    def _flags(self, root: _Table) -> FlagRules | None:
+        t = root.table("flags", required=True)
+        if t is None:
+            return None
+        read = t.table("read")
+        missing, on_words, case_sensitive = True, ["true"], False
+        if read:
+            missing = read.get("missing", bool, True)
+            on_words = read.get("on_words", list, ["true"], checks.words) or ["true"]
+            case_sensitive = read.get("case_sensitive", bool, False)
+            read.finish()
+        write = t.table("write")
+        write_on, write_off, keep_case = "true", "false", False
+        if write:
+            write_on = write.get("on", str, "true", _non_empty)
+            write_off = write.get("off", str, "false", _non_empty)
+            keep_case = write.get("keep_case", bool, False)
+        master = t.get("master", str, None)
+        items = t.tables("flag")
+        if items is None:
+            t.problem("flag", "no flag is defined: add [[flags.flag]] with id, env and label (2 to 6 of them)")
+            items = []
+        elif not MIN_FLAGS <= len(items) <= MAX_FLAGS:
+            t.problem("flag", f"a profile has {MIN_FLAGS} to {MAX_FLAGS} flags; this one has {len(items)}")
+        flags: list[Flag] = []
+        for ft in items:
+            flag = Flag(
+                id=ft.get("id", str, check=checks.id_check(FLAG_ID)) or "",
+                env=ft.get("env", str, check=checks.variable) or "",
+                label=ft.get("label", str, check=_non_empty) or "",
+                description=ft.get("description", str, ""),
+                depends_on=ft.get("depends_on", str, None),
+                missing=ft.get("missing", bool, missing),
+            )
+            ft.finish()
+            flags.append(flag)
+        unique(items, flags, "id")
+        unique(items, flags, "env")
+        unique(items, flags, "label")
+        rules = FlagRules(tuple(flags), master, tuple(on_words), case_sensitive, write_on, write_off, keep_case)
+        self._dependencies(t, items, rules)
+        if write:
+            for key, value, want in (("on", write_on, True), ("off", write_off, False)):
+                if value and rules.means_on(value) != want:
+                    write.problem(
+                        key,
+                        f"the service would read {value!r} as {'on' if not want else 'off'} "
+                        f"(on_words: {', '.join(on_words)})",
+                    )
+            write.finish()
+        t.finish()
+        return rules
+
+    def _dependencies(self, t: _Table, items: list[_Table], rules: FlagRules) -> None:
+        ids = [f.id for f in rules.flags if f.id]
+        by_id = {f.id: f for f in rules.flags}
+        for ft, f in zip(items, rules.flags, strict=True):
+            if f.depends_on is None:
+                continue
+            if f.depends_on == f.id:
+                ft.problem("depends_on", "a flag cannot depend on itself")
+            elif f.depends_on not in by_id:
+                ft.problem("depends_on", unknown(f.depends_on, "a flag", ids))
+        reported: set[str] = set()
+        for ft, f in zip(items, rules.flags, strict=True):
+            if f.depends_on == f.id:
+                continue  # said above
+            chain, at = [f.id], by_id.get(f.depends_on or "")
+            while at is not None and at.id not in chain:
+                chain.append(at.id)
+                at = by_id.get(at.depends_on or "")
+            if at is not None and at.id == f.id and f.id not in reported:
+                reported.update(chain)
+                ft.problem("depends_on", f"dependency cycle: {' → '.join([*chain, f.id])}")
+        if rules.master is None:
+            return
+        if rules.master not in by_id:
+            t.problem("master", unknown(rules.master, "a flag", ids))
+            return
+        if by_id[rules.master].depends_on:
+            t.problem("master", f"the master {rules.master!r} cannot depend on another flag")
+            return
+        for ft, f in zip(items, rules.flags, strict=True):
+            if f.id == rules.master or f.id in reported:
+                continue
+            chain, at = set(), f
+            while at.depends_on and at.depends_on in by_id and at.id not in chain:
+                chain.add(at.id)
+                at = by_id[at.depends_on]
+            if at.id != rules.master:
+                ft.problem(
+                    "id",
+                    f"flag {f.id!r} does not depend on the master {rules.master!r}: "
+                    f'the master turns every flag off (add depends_on = "{rules.master}")',
+                )
+
+    # --- [log] and [process] --------------------------------------------------------------------
+
+    def _log(self, root: _Table) -> LogFormat | None:
+        t = root.table("log", required=True)
+        if t is None:
+            return None
+        flag_line = self._flag_line(t)
+        request_line = t.get("request_line", str, check=_non_empty)
+        plain = json = None
+        pt = t.table("plain")
+        if pt:
+            plain = PlainLine(pt.get("line", str, "[{level}] {logger}: {message}", checks.plain_template))
+            pt.finish()
+        jt = t.table("json")
+        if jt:
+            level = jt.get("level", (str, list), ["level"])
+            levels = [level] if isinstance(level, str) else level
+            if checks.names(levels):
+                jt.problem("level", checks.names(levels))
+            json = JsonLog(
+                tuple(levels), jt.get("logger", str, "name", _non_empty), jt.get("message", str, "message", _non_empty)
+            )
+            jt.finish()
+        if not pt and not jt and "plain" not in t.data and "json" not in t.data:
+            t.problem(None, "say how the service writes its log lines: [log.plain] and/or [log.json]")
+        mode_lines = []
+        mt = t.table("mode_lines")
+        if mt:
+            for mode, line in mt.data.items():
+                mt.used.add(mode)
+                if mode not in self.mode_ids:
+                    mt.problem(mode, unknown(mode, "a mode", self.mode_ids) + " (modes are [[probe.modes]])")
+                elif not isinstance(line, str) or not line.strip():
+                    mt.problem(mode, "expected the line's text, in quotes")
+                else:
+                    mode_lines.append((mode, line))
+        log = LogFormat(
+            flag_line=flag_line,  # type: ignore[arg-type]  # None only with problems reported
+            request_line=request_line or "",
+            plain=plain,
+            json=json,
+            error_levels=tuple(t.get("error_levels", list, ["ERROR", "CRITICAL", "FATAL"], checks.names) or ()),
+            error_text=tuple(t.get("error_text", list, ["ERROR"], checks.names) or ()),
+            mode_lines=tuple(mode_lines),
+        )
+        t.finish()
+        return log
+
+    def _flag_line(self, log: _Table) -> FlagLine | None:
+        t = log.table("flag_line", required=True)
+        if t is None:
+            return None
+        template = t.get("template", str, check=_non_empty)
+        on, off = t.get("on", str, check=_non_empty), t.get("off", str, check=_non_empty)
+        t.finish()
+        if on and off and on == off:
+            t.problem("off", f"on and off must differ (both are {on!r})")
+            return None
+        if not template:
+            return None
+        try:
+            pieces = patterns.split(template)
+        except TemplateError as exc:
+            t.problem("template", str(exc))
+            return None
+        fields = [text for kind, text in pieces if kind == "field"]
+        ok = True
+        for name in fields:
+            if name not in self.flag_ids:
+                t.problem("template", unknown(name, "a flag", self.flag_ids) + " (one {id} per flag)")
+                ok = False
+            elif fields.count(name) > 1:
+                t.problem("template", f"{{{name}}} appears {fields.count(name)} times; once per flag")
+                ok = False
+        for flag in self.flag_ids:
+            if flag not in fields:
+                t.problem("template", f"flag {flag!r} is not in the line: add {{{flag}}} where the service writes it")
+                ok = False
+        if not any(kind == "text" and re.search(r"[A-Za-z]", text) for kind, text in pieces):
+            t.problem("template", "the line needs some fixed words to be told from other lines")
+            ok = False
+        return FlagLine(template, on, off, tuple(dict.fromkeys(fields))) if ok and on and off else None
+
+    def _process(self, root: _Table) -> ProcessSpec:
+        t = root.table("process")
+        if t is None:
+            return ProcessSpec()
+        environ = t.get("environ", str, ProcessSpec.environ, checks.environ_path)
+        t.finish()
+        return ProcessSpec(environ)
+
+    # --- [health] ----------------------------------------------------------------------------
+
+    def _health(self, root: _Table) -> Health | None:
+        t = root.table("health", required=True)
+        if t is None:
+            return None
+        liveness, readiness = self._endpoint(t, "liveness"), self._endpoint(t, "readiness")
+        have = [name for name, e in (("liveness", liveness), ("readiness", readiness)) if e]
+        if not have and "liveness" not in t.data and "readiness" not in t.data:
+            t.problem(None, "needs [health.liveness] and/or [health.readiness]")
+        truth = t.get("truth", str, have[-1] if have else "liveness", _one_of(("liveness", "readiness")))
+        if truth and truth not in t.data.keys() | set(have) and have:
+            t.problem("truth", f"there is no [health.{truth}] to tell the truth (defined: {', '.join(have)})")
+        health = Health(liveness, readiness, truth, t.get("note", str, ""))
+        t.finish()
+        return health
+
+    def _endpoint(self, health: _Table, name: str) -> Endpoint | None:
+        t = health.table(name)
+        if t is None:
+            return None
+        endpoint = t.get("endpoint", str, check=checks.endpoint)
+        ok = self._predicate(t, "ok")
+        e = Endpoint(
+            endpoint=endpoint or "",
+            ok=ok,  # type: ignore[arg-type]  # None only with problems reported
+            version=self._path(t, "version"),
+            components=self._path(t, "components"),
+            status=t.get("status", int, 200, checks.status),
+        )
+        t.finish()
+        return e if endpoint and ok else None
+
+    def _path(self, t: _Table, key: str, required: bool = False) -> predicates.JsonPath | None:
+        text = t.get(key, str) if required else t.get(key, str, None)
+        if text is None:
+            return None
+        path = predicates.parse_path(text)
+        if path is None:
+            t.problem(key, f"{text!r} is not a path: {predicates.PATH_HINT}")
+        return path
+
+    # --- [probe] -----------------------------------------------------------------------------
+
+    def _probe(self, root: _Table) -> Probe | None:
+        t = root.table("probe", required=True)
+        if t is None:
+            return None
+        title = t.get("title", str, check=_non_empty)
+        parameters = self._parameters(t)
+        login = self._login(t)
+        request = self._request(t, login is not None or "login" in t.data)
+        answer = self._answer(t)
+        used: set[str] = set()
+        for where, text, secret_ok in self._templates(login, request):
+            stray = re.search(r"[{}]", patterns.PLACEHOLDER.sub("", text))
+            if stray:
+                self.problem(where, f"{text!r}: a brace that is not a {{parameter}} placeholder")
+            for alternatives, quoted in patterns.placeholders(text):
+                for name in alternatives:
+                    used.add(name)
+                    if name not in parameters:
+                        self.problem(where, unknown(name, "a parameter", list(parameters)) + " ([probe.parameters])")
+                    elif parameters[name].type == "secret" and not secret_ok:
+                        self.problem(
+                            where,
+                            f"{{{name}}} is a secret: it goes in the login body only "
+                            "(a URL is logged by every proxy on the way)",
+                        )
+                if quoted:
+                    self.problem(where, f"{{{alternatives[0]}:q}} shell-quotes, for commands; here write {{name}}")
+        for name in parameters:
+            if name not in used:
+                self.problem((*t.path, "parameters", name), "declared but no template of the probe uses it")
+        t.finish()
+        if None in (title, request, answer) or ("login" in t.data and login is None):
+            return None
+        return Probe(title, tuple(parameters.values()), request, answer, login)  # type: ignore[arg-type]
+
+    def _templates(self, login: Login | None, request: Request | None):
+        if login is not None:
+            for keys, text in _strings(login.body, ()):
+                yield ("probe", "login", "body", *keys), text, True
+        if request is not None:
+            yield ("probe", "request", "endpoint"), request.endpoint, False
+            for key, value in request.query:
+                yield ("probe", "request", "query", key), value, False
+
+    def _parameters(self, probe: _Table) -> dict[str, Parameter]:
+        t = probe.table("parameters")
+        out: dict[str, Parameter] = {}
+        if t is None:
+            return out
+        for name in t.data:
+            pt = t.table(name)
+            if pt is None:
+                continue
+            if not re.match(r"^[A-Za-z_][A-Za-z0-9_]*$", name):
+                t.problem(name, f"{name!r} cannot be a placeholder: letters, digits and _ only")
+            kind = pt.get("type", str, check=_one_of(PARAMETER_TYPES))
+            lo, hi = pt.get("min", int, None), pt.get("max", int, None)
+            if kind != "integer":
+                for key in ("min", "max"):
+                    if key in pt.data:
+                        pt.problem(key, f"{key} is for integer parameters")
+            default = self._value(pt, "default", kind, lo, hi)
+            envs: list[tuple[str, Any]] = []
+            et = pt.table("environments")
+            if et:
+                for env in et.data:
+                    value = self._value(et, env, kind, lo, hi)
+                    if value is not None:
+                        envs.append((env, value))
+            out[name] = Parameter(name, kind or "string", pt.get("description", str, ""), default, tuple(envs), lo, hi)
+            pt.finish()
+        return out
+
+    def _value(self, t: _Table, key: str, kind: str | None, lo: int | None, hi: int | None) -> Any:
+        if key not in t.data:
+            t.used.add(key)
+            return None
+        if kind == "secret":
+            if isinstance(t.data[key], str):
+                t.used.add(key)
+                t.problem(key, 'secrets are never written in a profile: use { env = "VAR" } or { file = "PATH" }')
+                return None
+            return t.secret(key)
+        if kind == "integer":
+            low, high = lo if lo is not None else -(2**63), hi if hi is not None else 2**63 - 1
+            return t.get(key, int, None, _within(low, high))
+        return t.get(key, str, None)
+
+    def _login(self, probe: _Table) -> Login | None:
+        t = probe.table("login")
+        if t is None:
+            return None
+        body = t.get("body", dict, {}, checks.json_template)
+        login = Login(
+            method=t.get("method", str, "POST", _one_of(METHODS)),
+            endpoint=t.get("endpoint", str, check=checks.endpoint) or "",
+            body=body or {},
+            token=self._path(t, "token", required=True),  # type: ignore[arg-type]
+            header=t.get("header", str, "Authorization", _non_empty),
+            scheme=t.get("scheme", str, "Bearer"),
+            refused=t.get("refused", int, 401, checks.status),
+        )
+        t.finish()
+        return login if login.endpoint and login.token else None
+
+    def _request(self, probe: _Table, has_login: bool) -> Request | None:
+        t = probe.table("request", required=True)
+        if t is None:
+            return None
+        query = []
+        qt = t.table("query")
+        if qt:
+            for key, value in qt.data.items():
+                qt.used.add(key)
+                if isinstance(value, bool) or not isinstance(value, str | int):
+                    qt.problem(key, f"expected a string or an integer, got {value!r}")
+                else:
+                    query.append((key, str(value)))
+        authenticated = t.get("authenticated", bool, has_login)
+        if authenticated and not has_login:
+            t.problem("authenticated", "there is no [probe.login] to take a token from")
+        request = Request(
+            method=t.get("method", str, "GET", _one_of(METHODS)),
+            endpoint=t.get("endpoint", str, check=checks.endpoint) or "",
+            query=tuple(query),
+            title=t.get("title", str, ""),
+            authenticated=authenticated,
+        )
+        t.finish()
+        return request if request.endpoint else None
+
+    def _answer(self, probe: _Table) -> AnswerSpec | None:
+        failures, modes = self._failures(probe), self._modes(probe)
+        t = probe.table("answer", required=True)
+        if t is None:
+            return None
+        lists = {}
+        for key in ("envelope", "shape"):
+            t.used.add(key)
+            lists[key] = predicates.read_list(self, t.data[key], (*t.path, key)) if key in t.data else ()
+        detail = []
+        for i, text in enumerate(t.get("error_detail", list, [], checks.names) or []):
+            path = predicates.parse_path(text)
+            if path is None:
+                t.problem("error_detail", f"item #{i + 1}, {text!r}, is not a path: {predicates.PATH_HINT}")
+            detail.append(path)
+        answer = AnswerSpec(
+            status=t.get("status", int, 200, checks.status),
+            envelope=lists["envelope"] or (),
+            failures=failures,
+            shape=lists["shape"] or (),
+            modes=modes,
+            data_present=self._predicate(t, "data_present", required=False),
+            count=self._path(t, "count"),
+            count_label=t.get("count_label", str, ""),
+            error_detail=tuple(p for p in detail if p),
+        )
+        t.finish()
+        return None if lists["envelope"] is None or lists["shape"] is None else answer
+
+    def _modes(self, probe: _Table) -> tuple[Mode, ...]:
+        out = []
+        items = probe.tables("modes") or []
+        for mt in items:
+            when = self._predicate(mt, "when")
+            flags = []
+            ft = mt.table("flags", required=True)
+            if ft:
+                for flag, value in ft.data.items():
+                    ft.used.add(flag)
+                    if flag not in self.flag_ids:
+                        ft.problem(flag, unknown(flag, "a flag", self.flag_ids))
+                    elif not isinstance(value, bool):
+                        ft.problem(flag, f"expected true or false, got {value!r}")
+                    else:
+                        flags.append((flag, value))
+            out.append(
+                Mode(
+                    mt.get("id", str, check=checks.id_check()) or "",
+                    when,
+                    tuple(flags),  # type: ignore[arg-type]
+                    mt.get("title", str, ""),
+                )
+            )
+            mt.finish()
+        unique(items, out, "id")
+        return tuple(out)
+
+    def _failures(self, probe: _Table) -> tuple[FailureShape, ...]:
+        out = []
+        items = probe.tables("failures") or []
+        for ft in items:
+            out.append(
+                FailureShape(
+                    id=ft.get("id", str, check=checks.id_check()) or "",
+                    title=ft.get("title", str, check=_non_empty) or "",
+                    when=self._predicate(ft, "when"),  # type: ignore[arg-type]
+                    message=self._path(ft, "message"),
+                )
+            )
+            ft.finish()
+        unique(items, out, "id")
+        return tuple(out)
+
+    def _predicate(self, t: _Table, key: str, required: bool = True) -> predicates.Predicate | None:
+        t.used.add(key)
+        if key not in t.data:
+            if required:
+                t.problem(key, 'required key is missing: a predicate like { path = "data.status", equals = "failed" }')
+            return None
+        return predicates.read(self, t.data[key], (*t.path, key))
+
+
+def _strings(value: Any, keys: tuple[str | int, ...]):
+    """(keys, string) for every string in a JSON template."""
+    if isinstance(value, str):
+        yield keys, value
+    elif isinstance(value, dict):
+        for k, v in value.items():
+            yield from _strings(v, (*keys, k))
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from _strings(v, (*keys, i))
+
+
+# --- the file ---------------------------------------------------------------------------------
+
+
+def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
+    """The text and data of a TOML file, or ProfileError saying what and where (as the config)."""
+    p = Path(path)
+    try:
+        raw = files.read_file(p, max_bytes=MAX_CONFIG_BYTES)
+    except files.FileProblem as exc:
+        raise ProfileError([Problem(str(p), None, "", f"cannot read profile: {exc.reason.lstrip(': ')}")]) from None
+    except OSError as exc:
+        raise ProfileError([Problem(str(p), None, "", f"cannot read profile: {exc.strerror or exc}")]) from None
+    raw = raw.removeprefix(BOM)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        line = raw[: exc.start].count(b"\n") + 1
+        raise ProfileError([Problem(str(p), line, "", "not valid UTF-8; save it as UTF-8")]) from None
+    try:
+        return text, tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
+        message = _toml_message(re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc)))
+        line = int(m.group(1)) if m else text.count("\n") + 1
+        raise ProfileError([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
+    except RecursionError:
+        raise ProfileError([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
+
+
+def load_profile(path: str | os.PathLike[str] = DEFAULT_PROFILE) -> Profile:
+    """Read and validate a profile; ProfileError lists every problem (its drill files' too)."""
+    p = Path(path)
+    text, data = read_toml(p)
+    loader = _ProfileLoader(p, text)
+    profile = loader.load(data)
+    if profile is None:
+        raise ProfileError(sorted(loader.problems, key=lambda x: (x.file != str(p), x.file, x.line or 0)))
+    return profile
