@@ -17,7 +17,9 @@ from typing import Any
 
 from console import files
 from console.config.load import BOM, MAX_CONFIG_BYTES, _Loader, _toml_message
-from console.config.reader import ConfigError, Problem, _non_empty, _one_of, _Table, _within
+from console.config.locate import Path as KeyPath
+from console.config.locate import locate
+from console.config.reader import ConfigError, Problem, _dotted, _non_empty, _one_of, _Table, _within
 from console.runbook import checks, patterns, predicates
 from console.runbook.checks import FLAG_ID, unique, unknown
 from console.runbook.load_rules import RulesReader
@@ -39,7 +41,7 @@ from console.runbook.model import (
     Request,
     ServiceInfo,
 )
-from console.runbook.patterns import FlagLine, PlainLine, TemplateError
+from console.runbook.patterns import FlagLine, PlainLine, TemplateError, item_line
 from console.runbook.vocabulary import FORMAT, PARAMETER_TYPES
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "profiles"
@@ -53,6 +55,18 @@ class ProfileError(ConfigError):
 
 
 class _ProfileLoader(RulesReader, _Loader):
+    def __init__(self, path: Path, text: str) -> None:
+        super().__init__(path, text)
+        self.lines = text.split("\n")
+
+    def problem(self, path: KeyPath, message: str) -> None:
+        """As the config's, but an item of a list written over several lines gets its own line."""
+        line = locate(self.index, path)
+        known = next((i for i in range(len(path), 0, -1) if tuple(path[:i]) in self.index), 0)
+        if line and known < len(path) and isinstance(path[known], int):
+            line = item_line(self.lines, line, path[known]) or line
+        self.problems.append(Problem(self.file, line, _dotted(path), message))
+
     def load(self, data: dict[str, Any]) -> Profile | None:  # type: ignore[override]
         root = _Table(self, data, ())
         info = self._info(root)
@@ -60,7 +74,6 @@ class _ProfileLoader(RulesReader, _Loader):
         self.flag_ids = flags.ids if flags else ()
         self.has_dependencies = bool(flags and any(f.depends_on for f in flags.flags))
         probe = self._probe(root)
-        self.mode_ids = tuple(m.id for m in probe.answer.modes) if probe else ()
         log = self._log(root)
         process = self._process(root)
         health = self._health(root)
@@ -183,6 +196,8 @@ class _ProfileLoader(RulesReader, _Loader):
             while at.depends_on and at.depends_on in by_id and at.id not in chain:
                 chain.add(at.id)
                 at = by_id[at.depends_on]
+            if at.depends_on and at.depends_on not in by_id:
+                continue  # an unknown flag: said above
             if at.id != rules.master:
                 ft.problem(
                     "id",
@@ -335,7 +350,7 @@ class _ProfileLoader(RulesReader, _Loader):
         request = self._request(t, login is not None or "login" in t.data)
         answer = self._answer(t)
         used: set[str] = set()
-        for where, text, secret_ok in self._templates(login, request):
+        for where, text, secret_ok in self._templates(t.data):
             stray = re.search(r"[{}]", patterns.PLACEHOLDER.sub("", text))
             if stray:
                 self.problem(where, f"{text!r}: a brace that is not a {{parameter}} placeholder")
@@ -360,14 +375,21 @@ class _ProfileLoader(RulesReader, _Loader):
             return None
         return Probe(title, tuple(parameters.values()), request, answer, login)  # type: ignore[arg-type]
 
-    def _templates(self, login: Login | None, request: Request | None):
-        if login is not None:
-            for keys, text in _strings(login.body, ()):
+    @staticmethod
+    def _templates(probe: dict[str, Any]):
+        """(where, text, may hold a secret) of every template, read from the file as written
+        (so that a typo elsewhere in the login or request does not hide what they use)."""
+        login, request = probe.get("login"), probe.get("request")
+        if isinstance(login, dict):
+            for keys, text in _strings(login.get("body"), ()):
                 yield ("probe", "login", "body", *keys), text, True
-        if request is not None:
-            yield ("probe", "request", "endpoint"), request.endpoint, False
-            for key, value in request.query:
-                yield ("probe", "request", "query", key), value, False
+        if isinstance(request, dict):
+            if isinstance(request.get("endpoint"), str):
+                yield ("probe", "request", "endpoint"), request["endpoint"], False
+            query = request.get("query")
+            for key, value in query.items() if isinstance(query, dict) else ():
+                if isinstance(value, str):
+                    yield ("probe", "request", "query", key), value, False
 
     def _parameters(self, probe: _Table) -> dict[str, Parameter]:
         t = probe.table("parameters")
@@ -458,6 +480,7 @@ class _ProfileLoader(RulesReader, _Loader):
 
     def _answer(self, probe: _Table) -> AnswerSpec | None:
         failures, modes = self._failures(probe), self._modes(probe)
+        self.mode_ids = tuple(m.id for m in modes)  # the log's mode lines name them, whatever else fails
         t = probe.table("answer", required=True)
         if t is None:
             return None

@@ -173,7 +173,9 @@ class RulesReader(_Base):
     def _action(self, t: _Table) -> Action:
         kind = t.get("kind", str, check=_one_of(tuple(ACTION_KINDS))) or ""
         title = t.get("title", str, check=_non_empty) or ""
-        changes = kind != "advice"
+        if not kind:  # the kind's problem says it all: what else is required depends on it
+            t.used.update(t.data)
+        changes = kind not in ("advice", "")
         a = dict(
             id=t.get("id", str, check=checks.id_check()) or "",
             kind=kind,
@@ -309,8 +311,8 @@ class RulesReader(_Base):
             rt = t.table("remedy")
             if rt:
                 alternatives = rt.get("alternatives", list, check=_command_lists) or []
-                for commands in alternatives:
-                    self._commands(rt, "alternatives", commands)
+                for i, commands in enumerate(alternatives):
+                    self._commands(rt, "alternatives", commands, at=i)
                 remedy = Remedy(rt.get("title", str, check=_non_empty) or "", tuple(tuple(c) for c in alternatives))
                 rt.finish()
             out.append(
@@ -336,15 +338,18 @@ class RulesReader(_Base):
             "health_disagrees": self.both_health,
         }[fact]
 
-    def _commands(self, t: _Table, key: str, lines: tuple[str, ...] | list[str]) -> None:
-        for line in lines:
+    def _commands(self, t: _Table, key: str, lines: tuple[str, ...] | list[str], at: int | None = None) -> None:
+        for i, line in enumerate(lines):
+            where = (*t.path, key, i if at is None else at)
             for alternatives, _quoted in placeholders(line):
                 for name in alternatives:
                     if name not in FIX_PLACEHOLDERS:
                         hint = " (for the shell, write $VAR, not ${VAR})" if name.isupper() else ""
-                        t.problem(key, unknown(name, "a placeholder", tuple(FIX_PLACEHOLDERS)) + hint)
+                        self.problem(where, unknown(name, "a placeholder", tuple(FIX_PLACEHOLDERS)) + hint)
                     elif name in DATABASE_PLACEHOLDERS and not self.has_database:
-                        t.problem(key, f'{{{name}}} needs an action of kind = "database", and this profile has none')
+                        self.problem(
+                            where, f'{{{name}}} needs an action of kind = "database", and this profile has none'
+                        )
 
     # --- people ----------------------------------------------------------------------------------
 

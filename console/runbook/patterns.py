@@ -66,7 +66,8 @@ class FlagLine:
         return split(self.template)
 
     def _words(self) -> tuple[str, str]:
-        return (self.on, self.off) if len(self.on) >= len(self.off) else (self.off, self.on)  # longest first
+        # A word that starts with the other goes first: "on|onward" would stop at "on".
+        return (self.off, self.on) if self.off.startswith(self.on) else (self.on, self.off)
 
     @property
     def regex(self) -> re.Pattern[str]:
@@ -149,3 +150,56 @@ def fill_json(template: Any, values: Mapping[str, Any]) -> Any:
     if filled is None:
         raise KeyError(template)
     return filled
+
+
+def item_line(lines: list[str], start: int, index: int) -> int | None:
+    """The 1-based line where item ``index`` of the array assigned on line ``start`` begins
+    (``shape = [`` … one item per line); None when it cannot be told. TOML's strings and
+    comments are skipped, so brackets inside them do not count."""
+    text = "\n".join(lines[start - 1 :])
+    at = text.find("=")
+    if at < 0:
+        return None
+    line, depth, count, expecting, i = start, 0, -1, False, at + 1
+    while i < len(text):
+        c = text[i]
+        if c == "\n":
+            line += 1
+        elif c == "#":
+            i = text.find("\n", i) - 1 if "\n" in text[i:] else len(text)
+        elif c in "[{" or c in "\"'":
+            if depth == 1 and expecting:
+                count, expecting = count + 1, False
+                if count == index:
+                    return line
+            if c in "[{":
+                depth += 1
+                expecting = depth == 1 and c == "["
+            else:
+                end = _string_end(text, i)
+                line += text.count("\n", i, end)
+                i = end - 1
+        elif c in "]}":
+            depth -= 1
+            if depth <= 0:
+                return None
+        elif c == "," and depth == 1:
+            expecting = True
+        elif not c.isspace() and depth == 1 and expecting:  # a bare item: a number, true, false
+            count, expecting = count + 1, False
+            if count == index:
+                return line
+        i += 1
+    return None
+
+
+def _string_end(text: str, i: int) -> int:
+    """The index just after the TOML string starting at ``i``."""
+    quote = text[i]
+    if text.startswith(quote * 3, i):
+        end = text.find(quote * 3, i + 3)
+        return len(text) if end < 0 else end + 3
+    j = i + 1
+    while j < len(text) and text[j] != quote and text[j] != "\n":
+        j += 2 if quote == '"' and text[j] == "\\" else 1
+    return j + 1
