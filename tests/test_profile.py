@@ -5,6 +5,7 @@ every bad input is reported as FILE:LINE: key: message."""
 from __future__ import annotations
 
 import logging
+import re
 import subprocess
 from dataclasses import FrozenInstanceError
 from itertools import product
@@ -361,3 +362,111 @@ def test_phase4_login_and_request_templates(phase4: Profile) -> None:
     with pytest.raises(KeyError):
         probe.request.target({"days": 90})
     assert fill("{force_restart_command|restart_command:q}", {"restart_command": "a b"}, repr) == "'a b'"
+
+
+# --- round trip against the running simulator ------------------------------------------------------
+
+
+def test_phase4_profile_drives_the_real_simulator(make_simulation, phase4: Profile) -> None:
+    """Login, best-times, the process environment and the log, all as the profile says: the
+    simulator (real processes, real HTTP, its own log files) answers in advanced, legacy and
+    failed modes, and the profile tells which, as the flags it set imply."""
+    import httpx
+
+    from console.envfile import parse_env
+    from console.simulator import database
+    from console.simulator.repo import PHASE4_MESSAGE
+
+    sim = make_simulation(environments=("staging", "production"))
+    probe, flags = phase4.probe, phase4.flags
+    assert probe.login is not None
+    assert phase4.action("code").commit_message == PHASE4_MESSAGE
+    db = phase4.action("database").database
+    assert db is not None and (db.rollback_script, db.migration_script) == (
+        database.ROLLBACK_SCRIPT,
+        database.MIGRATION_SCRIPT,
+    )
+
+    def ask(env: str) -> tuple[int, object]:
+        host = sim.host(env)
+        values = {p.name: p.value_for(env) for p in probe.parameters}
+        values["password"] = sim.password(env)  # what the secret reference resolves to
+        with httpx.Client(base_url=host.api_url, timeout=15.0) as client:
+            login = client.request(probe.login.method, probe.login.endpoint, json=probe.login.json(values))
+            token = probe.login.token.value(login.json())
+            assert login.status_code == 200 and isinstance(token, str)
+            path, params = probe.request.target(values)
+            headers = {probe.login.header: f"{probe.login.scheme} {token}"}
+            r = client.request(probe.request.method, path, params=params, headers=headers)
+            refused = client.request(probe.request.method, path, params=params)
+        assert probe.answer.classify(refused.status_code, refused.json()).kind == "error"
+        return r.status_code, r.json()
+
+    def last_flag_line(env: str) -> dict[str, bool] | None:
+        """The log's last flag line, found by the host's awk with the profile's ERE."""
+        program = f"/{phase4.log.flag_line.ere}/ {{ last = $0 }} END {{ print last }}"
+        out = subprocess.run(["awk", program, str(sim.host(env).log_file)], capture_output=True, env={"LC_ALL": "C"})
+        return phase4.log.flag_line.parse(out.stdout.decode("utf-8"))
+
+    def process_flags(env: str) -> dict[str, bool]:
+        pid = sim.host(env).pid()
+        environ = Path(phase4.process.environ.format(pid=pid)).read_bytes().split(b"\0")
+        pairs = dict(item.decode().split("=", 1) for item in environ if b"=" in item)
+        return flags.read_environ(pairs)
+
+    def apply(env: str, action_id: str) -> dict[str, bool]:
+        host = sim.host(env)
+        changes = phase4.action(action_id).flag_changes(flags.ids)
+        parsed = parse_env(host.env_file.read_bytes(), str(host.env_file))
+        host.env_file.write_bytes(parsed.encoded(parsed.with_flags({flags.flag(f).env: v for f, v in changes.items()})))
+        result = sim.run(env, "restart_command")
+        assert result.returncode == 0, result.stderr
+        return changes
+
+    all_on = dict.fromkeys(flags.ids, True)
+    for env in ("staging", "production"):  # plain log lines, then JSON lines
+        answer = probe.answer.classify(*ask(env))
+        assert (answer.kind, answer.modes, answer.count) == ("ok", ("advanced",), POST_COUNT)
+        assert answer.modes == probe.answer.expected_modes(flags.effective(all_on))
+        assert last_flag_line(env) == all_on == process_flags(env)
+
+    after = apply("staging", "quick")
+    assert process_flags("staging") == after == dict.fromkeys(flags.ids, False)
+    answer = probe.answer.classify(*ask("staging"))
+    assert (answer.kind, answer.modes, answer.data_present) == ("ok", ("legacy",), True)
+    assert answer.modes == probe.answer.expected_modes(flags.effective(after)) and last_flag_line("staging") == after
+
+    after = apply("production", "partial-content-type")  # Scenario B: the real code's advanced query fails
+    assert after == {"advanced": True, "time_weighting": True, "content_type": False} == process_flags("production")
+    answer = probe.answer.classify(*ask("production"))
+    assert (answer.kind, answer.failure) == ("failed", "status-failed") and "content_type_stats" in answer.message
+    assert last_flag_line("production") == after
+
+
+# --- the guide and the checker ----------------------------------------------------------------------
+
+GUIDE = Path(__file__).resolve().parent.parent / "docs" / "your-own-runbook.md"
+
+
+def test_the_guides_steps_make_a_valid_profile(tmp_path: Path) -> None:
+    blocks = re.findall(r"```toml\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    path = tmp_path / "notes.toml"
+    path.write_text("\n".join(blocks), encoding="utf-8")
+    profile = load_profile(path)
+    assert profile.flags.ids == ("smart_tags", "summaries") and profile.flags.master is None
+    assert profile.probe.answer.classify(200, {"tags": ["a"], "tags_source": "model"}).modes == ("smart",)
+
+
+def test_the_checker_says_what_the_guide_says(tmp_path: Path) -> None:
+    import sys
+
+    quoted = re.search(r"```text\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
+    assert quoted is not None
+    (tmp_path / "my-service.toml").write_text("", encoding="utf-8")
+    run = subprocess.run(
+        [sys.executable, "-m", "console.runbook", "my-service.toml"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert run.returncode == 2 and run.stdout == ""
+    assert run.stderr.splitlines()[:-1] == quoted.group(1).splitlines()
+    ok = subprocess.run([sys.executable, "-m", "console.runbook", str(SEARCHD)], capture_output=True, text=True)
+    assert ok.returncode == 0 and ok.stdout.startswith(f"{SEARCHD}: ok — searchd: 2 flags")

@@ -100,3 +100,13 @@ def json_template(value: Any) -> str | None:
     if isinstance(value, str | int | float | bool):
         return None
     return f"{value!r} is not a JSON value (write dates and times as strings)"
+
+
+def required_table(parent: _Table, key: str, hint: str) -> _Table | None:
+    """A table the profile must have; when it is missing, the problem says what goes in it."""
+    if key not in parent.data:
+        parent.used.add(key)
+        where = ".".join(str(p) for p in (*parent.path, key))
+        parent.problem(key, f"required table is missing: add [{where}] with {hint}")
+        return None
+    return parent.table(key)

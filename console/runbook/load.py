@@ -90,7 +90,7 @@ class _ProfileLoader(RulesReader, _Loader):
     # --- [profile] ---------------------------------------------------------------------------
 
     def _info(self, root: _Table) -> ServiceInfo | None:
-        t = root.table("profile", required=True)
+        t = checks.required_table(root, "profile", "format = 1, id, title and service")
         if t is None:
             return None
         fmt = t.get("format", int, check=lambda v: None if v == FORMAT else f"this console reads format {FORMAT}")
@@ -108,7 +108,7 @@ class _ProfileLoader(RulesReader, _Loader):
     # --- [flags] -----------------------------------------------------------------------------
 
     def _flags(self, root: _Table) -> FlagRules | None:
-        t = root.table("flags", required=True)
+        t = checks.required_table(root, "flags", "[[flags.flag]] tables (id, env, label), 2 to 6 of them")
         if t is None:
             return None
         read = t.table("read")
@@ -208,7 +208,7 @@ class _ProfileLoader(RulesReader, _Loader):
     # --- [log] and [process] --------------------------------------------------------------------
 
     def _log(self, root: _Table) -> LogFormat | None:
-        t = root.table("log", required=True)
+        t = checks.required_table(root, "log", "request_line, [log.flag_line] and [log.plain] or [log.json]")
         if t is None:
             return None
         flag_line = self._flag_line(t)
@@ -254,7 +254,7 @@ class _ProfileLoader(RulesReader, _Loader):
         return log
 
     def _flag_line(self, log: _Table) -> FlagLine | None:
-        t = log.table("flag_line", required=True)
+        t = checks.required_table(log, "flag_line", "template, on and off")
         if t is None:
             return None
         template = t.get("template", str, check=_non_empty)
@@ -299,7 +299,7 @@ class _ProfileLoader(RulesReader, _Loader):
     # --- [health] ----------------------------------------------------------------------------
 
     def _health(self, root: _Table) -> Health | None:
-        t = root.table("health", required=True)
+        t = checks.required_table(root, "health", "[health.liveness] and/or [health.readiness]")
         if t is None:
             return None
         liveness, readiness = self._endpoint(t, "liveness"), self._endpoint(t, "readiness")
@@ -341,7 +341,7 @@ class _ProfileLoader(RulesReader, _Loader):
     # --- [probe] -----------------------------------------------------------------------------
 
     def _probe(self, root: _Table) -> Probe | None:
-        t = root.table("probe", required=True)
+        t = checks.required_table(root, "probe", "title, [probe.request] and [probe.answer]")
         if t is None:
             return None
         title = t.get("title", str, check=_non_empty)
@@ -453,7 +453,7 @@ class _ProfileLoader(RulesReader, _Loader):
         return login if login.endpoint and login.token else None
 
     def _request(self, probe: _Table, has_login: bool) -> Request | None:
-        t = probe.table("request", required=True)
+        t = checks.required_table(probe, "request", "method, endpoint and query")
         if t is None:
             return None
         query = []
@@ -481,7 +481,7 @@ class _ProfileLoader(RulesReader, _Loader):
     def _answer(self, probe: _Table) -> AnswerSpec | None:
         failures, modes = self._failures(probe), self._modes(probe)
         self.mode_ids = tuple(m.id for m in modes)  # the log's mode lines name them, whatever else fails
-        t = probe.table("answer", required=True)
+        t = checks.required_table(probe, "answer", "status, envelope, shape and data_present")
         if t is None:
             return None
         lists = {}

@@ -104,7 +104,7 @@ class RulesReader(_Base):
         )
 
     def _memory(self, root: _Table) -> MemoryBands | None:
-        t = root.table("memory", required=True)
+        t = checks.required_table(root, "memory", "ok_below_mb and warn_below_mb")
         if t is None:
             return None
         ok = t.get("ok_below_mb", float, check=_within(0, 10_000_000, " MB", low_open=True))
@@ -499,6 +499,7 @@ class RulesReader(_Base):
         if environment and environment not in environments:
             t.problem("environment", unknown(environment, "an environment", environments) + " (the drill's)")
         host = t.get("host", int, None, _within(1, hosts, f" (the drill has {hosts} host(s))"))
+        t.used.update(FAULT_KEYS)  # so that a typo gets its "did you mean"
         values = []
         for key, kind in FAULT_KEYS.items():
             if key not in t.data:
