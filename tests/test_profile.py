@@ -470,3 +470,22 @@ def test_the_checker_says_what_the_guide_says(tmp_path: Path) -> None:
     assert run.stderr.splitlines()[:-1] == quoted.group(1).splitlines()
     ok = subprocess.run([sys.executable, "-m", "console.runbook", str(SEARCHD)], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith(f"{SEARCHD}: ok — searchd: 2 flags")
+
+
+def test_item_lines_of_a_list_written_over_lines() -> None:
+    from console.runbook.patterns import item_line
+
+    text = [
+        "shape = [  # comment with ] and , and [",
+        '  { path = "a", equals = "x], y" },',
+        "",
+        "  # a comment line, [not] an item",
+        '  { path = "b", any = [ { path = "c", equals = 1 }, { path = "d", equals = 2 } ] }, 3,',
+        '  """multi',
+        '  line ] string""",',
+        "  true",
+        "]",
+        "next = 1",
+    ]
+    assert [item_line(text, 1, i) for i in range(6)] == [2, 5, 5, 6, 8, None]
+    assert item_line(['x = "no list"'], 1, 0) is None

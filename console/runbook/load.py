@@ -272,7 +272,7 @@ class _ProfileLoader(RulesReader, _Loader):
             return None
         fields = [text for kind, text in pieces if kind == "field"]
         ok = True
-        for name in fields:
+        for name in dict.fromkeys(fields):
             if name not in self.flag_ids:
                 t.problem("template", unknown(name, "a flag", self.flag_ids) + " (one {id} per flag)")
                 ok = False
