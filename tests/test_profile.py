@@ -12,7 +12,7 @@ from itertools import product
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console import checklist, drills, matrix, troubleshooting, validation
@@ -31,6 +31,9 @@ from console.simulator.settings import _Json, _Plain
 
 PHASE4 = PROFILE_DIR / "analyticbot-phase4.toml"
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"
+# Loaded once for the property tests (no timing: the machine is shared, examples have no deadline).
+PHASE4_FLAGS = load_profile(PHASE4).flags
+SEARCHD_PROFILE = load_profile(SEARCHD)
 DRILLS = PHASE4.parent.parent / "drills"
 
 
@@ -82,11 +85,11 @@ def test_phase4_flags_are_the_codes_flags(phase4: Profile) -> None:
     assert (phase4.flags.write_on, phase4.flags.write_off) == ("true", "false")
 
 
+@settings(deadline=None)
 @given(st.one_of(st.none(), st.text(max_size=8), st.sampled_from(["true", "TRUE", "True", " true", "1", "yes"])))
 def test_phase4_read_rule_is_the_services_rule(raw: str | None) -> None:
-    profile = load_profile(PHASE4)
-    for flag in profile.flags.flags:
-        assert profile.flags.read(flag.id, raw) == flag_value(raw)
+    for flag in PHASE4_FLAGS.flags:
+        assert PHASE4_FLAGS.read(flag.id, raw) == flag_value(raw)
 
 
 def test_phase4_master_decides_the_mode(phase4: Profile) -> None:
@@ -254,15 +257,17 @@ def test_searchd_flag_line_in_its_own_format(searchd: Profile, tmp_path: Path) -
     assert out.stdout.decode() == line + "\n"
 
 
+@settings(deadline=None)
 @given(st.dictionaries(st.sampled_from(["semantic", "reranker"]), st.booleans(), min_size=2))
 def test_searchd_flag_line_round_trips(values: dict[str, bool]) -> None:
-    line = load_profile(SEARCHD).log.flag_line
+    line = SEARCHD_PROFILE.log.flag_line
     assert line.parse("prefix " + line.render(values) + " suffix") == values
 
 
+@settings(deadline=None)
 @given(st.one_of(st.none(), st.text(max_size=6), st.sampled_from(["ON", "On", "1", "yes", "true", "off", "0"])))
 def test_searchd_read_rule(raw: str | None) -> None:
-    rules = load_profile(SEARCHD).flags
+    rules = SEARCHD_PROFILE.flags
     want = raw is not None and raw.lower() in {"on", "true", "1", "yes"}
     assert rules.read("semantic", raw) is want
 
