@@ -92,6 +92,11 @@ def assert_taken_over(sim: Simulation, run_id: str, pid: int, output: str) -> No
     assert taken["data"]["lock"]["pid"] == pid and taken["data"]["lock"]["run_id"] == run_id
     assert f"pid {pid}" in taken["data"]["why"] and "no longer running" in taken["data"]["why"]
     assert "unlock" not in output
+    # The operator is told in one whole line, not a lock log line cut off at the terminal's limit.
+    (said,) = [line for line in output.splitlines() if "took over the lock" in line]
+    why = taken["data"]["why"]
+    assert said == f"rollback-console: warning: took over the lock of 'staging' from run {run_id}: {why}"
+    assert "broke the lock" not in output
     assert not (sim.host("staging").home / "rollback-console-staging.lock").exists()  # released at the end
 
 

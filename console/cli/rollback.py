@@ -321,7 +321,7 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
             if not undo and run.outcome not in ("interrupted", "failed", "aborted"):
                 raise UsageError(f"run {run.run_id} is {run.outcome}: only an interrupted or failed run is resumed")
             request = request_of(run)
-            done = {k: sorted(v) for k, v in run.progress().items()}
+            done = "; ".join(f"{step} on {', '.join(sorted(hosts))}" for step, hosts in run.progress().items())
             human = sys.stderr if args.json else sys.stdout
             print(
                 f"run {run.run_id}: {run.title} on {run.env}, {run.outcome}; done so far: {done or 'nothing'}",

@@ -13,6 +13,7 @@ journal does not know at all proves nothing: that lock still needs ``unlock``.
 from __future__ import annotations
 
 import contextlib
+import logging
 import socket
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +24,8 @@ from console.journal import Journal, RunNotFound, pid_alive
 from console.journal.runs import FINISHED, NOT_A_RUN
 from console.lock import EnvironmentLock, LockError, LockHeld, LockHolder, LockInfo
 from console.transport.base import Transport
+
+logger = logging.getLogger(__name__)
 
 
 class RunRefused(Exception):
@@ -106,6 +109,7 @@ async def run_lock(
             broken = await lock.break_lock(f"taken over by run {run_id}: {why}", expected_token=found.token)
             if broken is not None:
                 journal.append("lock_taken_over", run=run_id, env=env.name, data={**broken.to_dict(), "why": why})
+                logger.warning("took over the lock of %r from run %s: %s", env.name, found.run_id, why)
         await lock.acquire()
     except LockHeld as exc:  # someone took it between the look and the mkdir: nothing changed
         journal.append("run_refused", run=run_id, env=env.name, data={"why": str(exc)})

@@ -424,9 +424,8 @@ class EnvironmentLock:
             raise LockError(f"cannot break the lock {self.where}: unexpected output {result.stdout[:200]!r}")
         if self.token is not None and info.token == self.token:
             self.token = None
-        broken = BrokenLock(info=info, reason=reason.strip(), broken_by=self.holder, broken_at=info.checked_at)
-        logger.warning("%s", broken.describe())
-        return broken
+        # The caller says it (unlock prints it; a take-over is reported in its own words).
+        return BrokenLock(info=info, reason=reason.strip(), broken_by=self.holder, broken_at=info.checked_at)
 
     @contextlib.asynccontextmanager
     async def held(
