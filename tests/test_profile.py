@@ -468,11 +468,14 @@ def test_the_checker_says_what_the_guide_says(tmp_path: Path) -> None:
     quoted = re.search(r"```text\n(.*?)```", GUIDE.read_text(encoding="utf-8"), re.S)
     assert quoted is not None
     (tmp_path / "my-service.toml").write_text("", encoding="utf-8")
-    run = subprocess.run(
-        [sys.executable, "-m", "console.runbook", "my-service.toml"], cwd=tmp_path, capture_output=True, text=True
-    )
-    assert run.returncode == 2 and run.stdout == ""
-    assert run.stderr.splitlines()[:-1] == quoted.group(1).splitlines()
+    guide = GUIDE.read_text(encoding="utf-8")
+    assert ".venv/bin/rollback-console config validate --profile my-service.toml" in guide
+    for command in (["console", "config", "validate", "--profile"], ["console.runbook"]):
+        run = subprocess.run(
+            [sys.executable, "-m", *command, "my-service.toml"], cwd=tmp_path, capture_output=True, text=True
+        )
+        assert run.returncode == 2 and run.stdout == ""
+        assert run.stderr.splitlines()[:-1] == quoted.group(1).splitlines()
     ok = subprocess.run([sys.executable, "-m", "console.runbook", str(SEARCHD)], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith(f"{SEARCHD}: ok — searchd: 2 flags")
 

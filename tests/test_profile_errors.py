@@ -8,6 +8,8 @@ table's), with words that say what is wrong and, for a near miss, what was meant
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -348,3 +350,31 @@ def test_a_file_that_is_not_a_profile(tmp_path: Path) -> None:
         load_profile(empty)
     keys = {p.key for p in caught.value.problems}
     assert {"profile", "flags", "log", "health", "probe", "memory", "matrix", "actions", "validations"} <= keys
+
+
+def _validate(path: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "console", "config", "validate", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def test_config_validate_reads_profiles_as_well_as_configs(tmp_path: Path) -> None:
+    """`rollback-console config validate` tells a profile from a config by its [profile] table."""
+    for path in sorted(PROFILE_DIR.glob("*.toml")):
+        done = _validate(path)
+        assert done.returncode == 0, done.stderr
+        assert done.stdout.startswith(f"{path}: ok — profile ") and " flags (" in done.stdout
+    path, _, error = load_edited(tmp_path, "phase4", (('master = "advanced"', 'master = "advance"'),))
+    done = _validate(path)
+    assert done.returncode == 2 and done.stdout == ""
+    assert [line for line in done.stderr.splitlines() if line.startswith(f"{path}:")] == [
+        *map(str, error.problems),
+        f"{path}: 1 problem(s): the profile cannot be used",
+    ]
+    assert "Traceback" not in done.stderr
+    config = _validate(Path(PROFILE_DIR).parent / "analyticbot.toml")  # a config is still a config
+    assert config.returncode == 0 and "staging (staging" in config.stdout

@@ -1,4 +1,5 @@
-"""``rollback-console config validate FILE``."""
+"""``rollback-console config validate FILE``: a config, or a service profile (a file with a
+``[profile]`` table); every problem as FILE:LINE: key: message, exit 2."""
 
 from __future__ import annotations
 
@@ -12,12 +13,19 @@ from console.config import ConfigError, load_config
 def register(sub: argparse._SubParsersAction) -> None:
     parser = sub.add_parser("config", help="work with config files")
     inner = parser.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
-    validate = inner.add_parser("validate", help="check a config file; report every problem")
+    validate = inner.add_parser("validate", help="check a config or a service profile; report every problem")
     validate.add_argument("file", metavar="FILE")
+    validate.add_argument(
+        "--profile", action="store_true", help="read FILE as a service profile even before it has its [profile] table"
+    )
     validate.set_defaults(func=run_validate)
 
 
 def run_validate(args: argparse.Namespace) -> int:
+    from console.runbook.load import is_profile
+
+    if args.profile or is_profile(args.file):
+        return _validate_profile(args.file)
     try:
         config = load_config(args.file)
     except ConfigError as exc:
@@ -30,4 +38,18 @@ def run_validate(args: argparse.Namespace) -> int:
         for e in config.environments.values()
     )
     print(f"{args.file}: ok — {envs}")
+    return EXIT_OK
+
+
+def _validate_profile(path: str) -> int:
+    from console.runbook.load import ProfileError, describe_profile, load_profile
+
+    try:
+        profile = load_profile(path)
+    except ProfileError as exc:
+        for problem in exc.problems:
+            print(problem, file=sys.stderr)
+        print(f"{path}: {len(exc.problems)} problem(s): the profile cannot be used", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"{path}: ok — profile {describe_profile(profile)}")
     return EXIT_OK

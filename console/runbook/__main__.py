@@ -1,14 +1,14 @@
 """``python -m console.runbook [FILE]``: check a profile; every problem as FILE:LINE: key: message.
 
 Exit 0 when it loads, 2 when it does not (a bad profile is bad input, as a bad config).
-Until the console's own ``config validate`` reads profiles, this is how to check one.
+``rollback-console config validate PROFILE`` does the same.
 """
 
 from __future__ import annotations
 
 import sys
 
-from console.runbook.load import DEFAULT_PROFILE, ProfileError, load_profile
+from console.runbook.load import DEFAULT_PROFILE, ProfileError, describe_profile, load_profile
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -24,13 +24,7 @@ def main(argv: list[str] | None = None) -> int:
             print(problem, file=sys.stderr)
         print(f"{len(exc.problems)} problem(s): the profile cannot be used", file=sys.stderr)
         return 2
-    flags = ", ".join(f.env for f in profile.flags.flags)
-    print(
-        f"{path}: ok — {profile.info.service}: {len(profile.flags.flags)} flags ({flags}), "
-        f"{len(profile.actions)} actions, {len(profile.matrix)} matrix rows, {len(profile.validations)} validations, "
-        f"{len(profile.troubleshooting)} troubleshooting issues, {len(profile.checklist)} checklist items, "
-        f"{len(profile.scenarios)} drill scenarios"
-    )
+    print(f"{path}: ok — {describe_profile(profile)}")
     return 0
 
 

@@ -318,6 +318,26 @@ def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
         raise ProfileError([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
 
 
+def describe_profile(profile: Profile) -> str:
+    """One line: what a loaded profile holds (for `config validate` and the checker)."""
+    flags = ", ".join(f.env for f in profile.flags.flags)
+    return (
+        f"{profile.info.service}: {len(profile.flags.flags)} flags ({flags}), "
+        f"{len(profile.actions)} actions, {len(profile.matrix)} matrix rows, {len(profile.validations)} validations, "
+        f"{len(profile.troubleshooting)} troubleshooting issues, {len(profile.checklist)} checklist items, "
+        f"{len(profile.scenarios)} drill scenarios"
+    )
+
+
+def is_profile(path: str | os.PathLike[str]) -> bool:
+    """Whether ``path`` reads as a profile (a ``[profile]`` table) rather than a config."""
+    try:
+        _, data = read_toml(Path(path))
+    except ProfileError:
+        return False  # unreadable or not TOML: the config's reader says why
+    return isinstance(data.get("profile"), dict)
+
+
 def load_profile(path: str | os.PathLike[str] = DEFAULT_PROFILE) -> Profile:
     """Read and validate a profile; ProfileError lists every problem (its drill files' too)."""
     p = Path(path)
