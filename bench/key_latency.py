@@ -175,7 +175,8 @@ def main() -> int:
                         results[label]["keys"][key] += values
                     results[label]["cpu"] += got["cpu"]
                     every = [v for vs in got["keys"].values() for v in vs]
-                    print(f"  round {r + 1}/{args.rounds} {label:<24} median {median(every) * 1000:6.1f} ms", flush=True)
+                    shown = median(every) * 1000
+                    print(f"  round {r + 1}/{args.rounds} {label:<24} median {shown:6.1f} ms", flush=True)
     print(f"load average at the end: {load_average()}")
     print(f"\nkey press to screen, {args.environments} environments, ms ({args.rounds} x {args.presses} cycles)")
     print(f"  {'':<28}{'median':>8}{'p90':>8}{'h':>8}{'Esc':>8}{'↓':>8}{'CPU/key':>9}{'x bare':>8}")
