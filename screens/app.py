@@ -15,6 +15,7 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.driver import Driver
+from textual.reactive import Reactive
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 from textual.widgets import Input, TextArea
@@ -53,6 +54,9 @@ class RollbackConsole(App[int]):
     TITLE = "Rollback Console"
     CSS_PATH = str(CSS_PATH)
     ENABLE_COMMAND_PALETTE = True
+    # The subtitle carries a clock, set every second. Textual repaints the whole screen when
+    # it changes; the headers watching it repaint their title line, which is all that changed.
+    sub_title: Reactive[str] = Reactive("", compute=False, repaint=False)
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     # Everywhere, but in the footer only where there is room (the dashboard shows them all);
     # the key help (F1) lists every one.
