@@ -8,7 +8,8 @@ each side as a fresh headless process (``run_test(size=(160, 48))``), in an orde
 rotates round by round so drift in the machine's load hits every side alike:
 
 - bare: a plain Textual app, 20 bordered panels of Statics on a dashboard (focusable, ↓
-  moves between them) and a DataTable screen of 10 rows that ``h`` pushes, Escape pops;
+  moves between them) and a DataTable screen of 10 rows, built once, that ``h`` pushes and
+  Escape pops; Textual's own Header and Footer;
 - console: ``RollbackConsole`` as ``rollback-console --config FILE`` opens it (the probe
   worker forked before Textual loads), every environment probed every 5 s, timed once all
   20 show a probe round;
@@ -89,8 +90,10 @@ CHILD = textwrap.dedent("""
             BINDINGS = [("h", "history", "History")]
             def get_default_screen(self):
                 return Dashboard()
-            def action_history(self):
-                self.push_screen(Table())
+            def action_history(self):  # built once and kept, as the console keeps its history
+                if not self.is_screen_installed("table"):
+                    self.install_screen(Table(), "table")
+                self.push_screen("table")
 
         app = Bare()
         names = {"history": "Table", "dashboard": "Dashboard"}
