@@ -137,3 +137,16 @@ def test_the_fast_exit_waits_for_a_thread_still_running(tmp_path: Path) -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
     assert done.read_text() == "yes"
+
+
+def test_a_profiler_still_gets_to_write_its_results(tmp_path: Path) -> None:
+    """cProfile writes its output after the program returns: with a profiler attached the
+    console leaves by the ordinary exit, not the fast one that would skip that."""
+    results = tmp_path / "profile.out"
+    # a command that returns (``--help`` would leave by argparse's SystemExit instead)
+    command = ["-m", "console", "--config", str(tmp_path / "none.toml"), "status"]
+    out = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(results), *command], capture_output=True, text=True, timeout=120
+    )
+    assert "no config at" in out.stderr  # (cProfile swallows the exit code)
+    assert results.stat().st_size > 0
