@@ -1,22 +1,28 @@
-"""Console start-up, idle cost and key latency (issue 4).
+"""Console start-up and idle cost, beside a baseline measured in the same run.
 
-1. Start-up to a fully populated dashboard (every simulated environment probed), as a
-   ratio to a bare Textual app's start-up measured in the same run. Both are fresh
-   Python processes, headless, so imports count. Goal: ratio ≤ 1.5.
-2. CPU and memory of the console watching two environments for N seconds, its probe
-   worker included (goal: < 3 % of one core, < 150 MB RSS), sampled from /proc.
-3. Key-press-to-screen latency while 20 environments are probed, beside the same keys
-   with probing off (ratio).
+    .venv/bin/python bench/console_startup.py [--before /tmp/before] [--repeat 11] [--watch-seconds 30]
 
-Run: .venv/bin/python bench/console_startup.py [--repeat 5] [--watch-seconds 60]
+1. Start-up to a populated dashboard: a fresh headless process per run, opened as
+   ``rollback-console --config FILE`` opens it (config, probe worker forked, then Textual),
+   until both simulated environments show a probe round; beside a bare Textual app (one
+   ``Static``) to its first refresh. Sides alternate run by run (bare, this checkout, the
+   ``--before`` checkout), median of ``--repeat``; every checkout byte-compiled first.
+   Goal: console / bare <= 1.5.
+2. Idle: the console left alone for ``--watch-seconds`` after a 5 s settle, CPU (share of
+   one core) and peak RSS of the console and its probe worker together, from /proc —
+   (a) the dashboard watching the two environments (probe every 5 s), as the issue's
+   figure was taken; (b) watch mode (``rollback-console watch``) showing the latest run,
+   following the journal. Median of ``--idle-repeat`` runs, sides alternating.
+   Goals: < 2 % of a core, < 100 MB.
+
+Key latency is bench/key_latency.py. Ends with one ``goal NAME: VALUE (target T) met|MISSED``
+line per goal, for this checkout.
 """
 
 from __future__ import annotations
 
 import argparse
-import asyncio
 import os
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -24,7 +30,13 @@ import textwrap
 import time
 from pathlib import Path
 
-from console.simulator.world import Simulation
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from bench._common import HERE, compile_checkout, env_for, goal, load_average, median, python_of
+
+STARTUP_TARGET = 1.5
+CPU_TARGET = 2.0  # % of one core
+RSS_TARGET = 100.0  # MB
 
 BARE = textwrap.dedent("""
     import time, sys
@@ -63,38 +75,32 @@ CONSOLE = textwrap.dedent("""
     worker.close()
 """)
 
+IDLE = textwrap.dedent("""
+    import sys
+    from console.config import load_config
+    config = load_config(sys.argv[1])
+    watch = sys.argv[2] == "watch"
+    worker = None
+    if not watch:
+        from console.probes.worker import ProbeWorker
+        worker = ProbeWorker.start(config)
+    from screens.app import RollbackConsole
+    RollbackConsole(config, watch_only=watch, probe_worker=worker).run(headless=True)
+""")
 
-def timed(code: str, *args: str) -> float:
+
+def timed(code: str, checkout: Path, *args: str) -> float:
     out = subprocess.run(
-        [sys.executable, "-c", code, str(time.time()), *args],
+        [python_of(checkout), "-c", code, str(time.time()), *args],
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "TERM": "xterm-256color"},
+        cwd=checkout,
+        env=env_for(checkout),
     )
     if out.returncode != 0:
         raise SystemExit(out.stderr[-2000:])
     return float(out.stdout.strip().splitlines()[-1])
-
-
-def startup(config: Path, repeat: int) -> None:
-    # Textual's modules are byte-compiled in site-packages; ours must be too (as Python
-    # does on first run, unless PYTHONDONTWRITEBYTECODE is set), or we time the compiler.
-    root = Path(__file__).resolve().parent.parent
-    subprocess.run(
-        [sys.executable, "-m", "compileall", "-q", *(str(root / p) for p in ("console", "screens", "themes"))],
-        check=True,
-        stdout=subprocess.DEVNULL,
-    )
-    bare, console = [], []
-    for _ in range(repeat):  # alternate, so drift in machine load hits both alike
-        bare.append(timed(BARE))
-        console.append(timed(CONSOLE, str(config)))
-    b, c = statistics.median(bare), statistics.median(console)
-    print(f"1. start-up to a populated dashboard (2 environments, median of {repeat})")
-    print(f"   bare Textual app      {b:.3f}s")
-    print(f"   console, all probed   {c:.3f}s")
-    print(f"   ratio                 {c / b:.2f}   (goal <= 1.5)")
 
 
 def _tree(pid: int) -> list[int]:
@@ -113,21 +119,21 @@ def _tree(pid: int) -> list[int]:
     return tree
 
 
-def cpu_and_memory(config: Path, seconds: float) -> None:
-    code = textwrap.dedent("""
-        import sys
-        from console.config import load_config
-        from console.probes.worker import ProbeWorker
-        config = load_config(sys.argv[1])
-        worker = ProbeWorker.start(config)
-        from screens.app import RollbackConsole
-        RollbackConsole(config, probe_worker=worker).run(headless=True)
-    """)
+def idle(checkout: Path, config: Path, mode: str, seconds: float) -> tuple[float, float, int]:
+    """(CPU % of one core, peak RSS MB, processes) of the console left alone."""
+    errors = tempfile.TemporaryFile()
     proc = subprocess.Popen(
-        [sys.executable, "-c", code, str(config)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+        [python_of(checkout), "-c", IDLE, str(config), mode],
+        stdout=subprocess.DEVNULL,
+        stderr=errors,
+        cwd=checkout,
+        env=env_for(checkout),
     )
     try:
-        time.sleep(5)  # start-up and first probes are not the idle cost
+        time.sleep(5)  # start-up and the first probe round are not the idle cost
+        if proc.poll() is not None:
+            errors.seek(0)
+            raise SystemExit(f"the console ({checkout}, {mode}) ended: {errors.read().decode()[-2000:]}")
         tick = os.sysconf("SC_CLK_TCK")
         pids = _tree(proc.pid)
 
@@ -147,7 +153,7 @@ def cpu_and_memory(config: Path, seconds: float) -> None:
             return total / 1024
 
         c0, t0 = cpu(), time.monotonic()
-        peak = 0.0
+        peak = rss_mb()
         while time.monotonic() - t0 < seconds:
             time.sleep(1)
             peak = max(peak, rss_mb())
@@ -155,67 +161,91 @@ def cpu_and_memory(config: Path, seconds: float) -> None:
     finally:
         proc.terminate()
         proc.wait(10)
-    print(f"2. watching 2 environments for {seconds:.0f}s (probe every 5 s)")
-    print(f"   processes             {len(pids)} (the console and its probe worker)")
-    print(f"   CPU                   {share * 100:.2f}% of one core   (goal < 3%)")
-    print(f"   peak RSS              {peak:.0f} MB   (goal < 150 MB)")
+        errors.close()
+    return share * 100, peak, len(pids)
 
 
-async def key_latency(config_many: Path, presses: int) -> None:
-    from console.config import load_config
-    from screens.app import RollbackConsole
-
-    async def measure(probe: bool) -> list[float]:
-        app = RollbackConsole(load_config(config_many), probe=probe)
-        out = []
-        async with app.run_test(size=(160, 48)) as pilot:
-            if probe:
-                deadline = time.monotonic() + 60
-                while not all(live.snapshot for live in app.live.values()) and time.monotonic() < deadline:
-                    await pilot.pause(0.1)
-            for _ in range(presses):
-                for key, screen in (("h", "HistoryScreen"), ("escape", "DashboardScreen"), ("down", "DashboardScreen")):
-                    start = time.perf_counter()
-                    await pilot.press(key)
-                    while app.screen.__class__.__name__ != screen:  # noqa: ASYNC110 - polling the UI
-                        await asyncio.sleep(0.001)
-                    await pilot.wait_for_scheduled_animations()
-                    out.append(time.perf_counter() - start)
-        return out
-
-    idle = await measure(False)
-    busy = await measure(True)
-    print(f"3. key press to screen, 20 environments probed ({len(busy)} presses)")
-    print(
-        f"   probing off           median {statistics.median(idle) * 1000:.1f} ms, "
-        f"p95 {sorted(idle)[int(len(idle) * 0.95)] * 1000:.1f} ms"
-    )
-    print(
-        f"   probing 20 envs       median {statistics.median(busy) * 1000:.1f} ms, "
-        f"p95 {sorted(busy)[int(len(busy) * 0.95)] * 1000:.1f} ms"
-    )
-    print(f"   ratio (median)        {statistics.median(busy) / statistics.median(idle):.2f}")
+def startup(sides: list[tuple[str, Path]], config: Path, repeat: int) -> str:
+    times: dict[str, list[float]] = {"bare": [], **{name: [] for name, _ in sides}}
+    for i in range(repeat):  # alternate, so drift in machine load hits every side alike
+        order = [("bare", HERE), *sides]
+        for name, checkout in order[i % len(order) :] + order[: i % len(order)]:
+            times[name].append(timed(BARE, HERE) if name == "bare" else timed(CONSOLE, checkout, str(config)))
+        shown = ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items())
+        print(f"  start-up run {i + 1}/{repeat}: {shown}", flush=True)
+    bare = median(times["bare"])
+    print(f"\n1. start-up to a populated dashboard (2 environments, median of {repeat})")
+    print(f"   bare Textual app          {bare:.3f}s")
+    for name, _ in sides:
+        print(f"   console, {name:<8}         {median(times[name]):.3f}s   ratio {median(times[name]) / bare:.2f}")
+    ratio = median(times["this"]) / bare
+    return goal("start-up", ratio, f"<= {STARTUP_TARGET}", ratio <= STARTUP_TARGET, "{:.2f}x")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--repeat", type=int, default=5)
-    parser.add_argument("--watch-seconds", type=float, default=60)
-    parser.add_argument("--presses", type=int, default=10)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: startup,idle,keys")
+MODES = (("dashboard", "dashboard, 2 environments probed"), ("watch", "watch mode, a finished run"))
+
+
+def idle_all(sides: list[tuple[str, Path]], config: Path, repeat: int, seconds: float) -> list[str]:
+    # A finished run in the journal: watch mode shows it (the latest run), as it would.
+    _one_rollback(config)
+    results: dict[tuple[str, str], list[tuple[float, float, int]]] = {}
+    for i in range(repeat):
+        for mode, _ in MODES:
+            for name, checkout in sides if i % 2 == 0 else sides[::-1]:
+                got = idle(checkout, config, mode, seconds)
+                results.setdefault((name, mode), []).append(got)
+                print(f"  idle run {i + 1}/{repeat} {mode:<9} {name:<6}: {got[0]:.2f}% {got[1]:.0f} MB", flush=True)
+    print(f"\n2. idle for {seconds:.0f}s after a 5 s settle (median of {repeat})")
+    lines = []
+    for mode, what in MODES:
+        for name, _ in sides:
+            runs = results[(name, mode)]
+            cpu, rss = median([r[0] for r in runs]), median([r[1] for r in runs])
+            print(f"   {what:<34} {name:<7} CPU {cpu:5.2f}% of a core   RSS {rss:4.0f} MB   ({runs[0][2]} processes)")
+            if name == "this":
+                lines.append(goal(f"idle-{mode}-cpu", cpu, f"< {CPU_TARGET:g}%", cpu < CPU_TARGET, "{:.2f}%"))
+                lines.append(goal(f"idle-{mode}-rss", rss, f"< {RSS_TARGET:g} MB", rss < RSS_TARGET, "{:.0f} MB"))
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--before", type=Path, help="an older checkout to measure beside this one (e.g. f8a0d0e)")
+    parser.add_argument("--repeat", type=int, default=11, help="start-up runs of each side (default 11)")
+    parser.add_argument("--watch-seconds", type=float, default=30, help="idle window per run (default 30)")
+    parser.add_argument("--idle-repeat", type=int, default=3, help="idle runs of each side and mode (default 3)")
+    parser.add_argument("--skip", default="", help="comma list of parts to skip: startup,idle")
     args = parser.parse_args()
     skip = set(args.skip.split(","))
-    with tempfile.TemporaryDirectory() as d:
-        with Simulation(Path(d) / "two") as sim:
-            if "startup" not in skip:
-                startup(sim.config_path, args.repeat)
-            if "idle" not in skip:
-                cpu_and_memory(sim.config_path, args.watch_seconds)
-        if "keys" not in skip:
-            names = tuple(f"env{i:02d}" for i in range(20))
-            with Simulation(Path(d) / "many", environments=names, database=False) as many:
-                asyncio.run(key_latency(many.config_path, args.presses))
+    sides = [("this", HERE)] + ([("before", args.before.resolve())] if args.before else [])
+    for _, checkout in sides:
+        compile_checkout(checkout)
+    lines: list[str] = []
+    print(f"load average at the start: {load_average()}", flush=True)
+    from console.simulator.world import Simulation
+
+    with tempfile.TemporaryDirectory(prefix="bench-console-") as d, Simulation(Path(d) / "two") as sim:
+        if "startup" not in skip:
+            lines.append(startup(sides, sim.config_path, args.repeat))
+        if "idle" not in skip:
+            lines += idle_all(sides, sim.config_path, args.idle_repeat, args.watch_seconds)
+    print(f"\nload average at the end: {load_average()}")
+    for line in lines:
+        print(line)
+    return 0
+
+
+def _one_rollback(config: Path) -> None:
+    result = subprocess.run(
+        [python_of(HERE), "-m", "console", "--config", str(config), "rollback", "quick", "--env", "staging", "--yes"],
+        capture_output=True,
+        text=True,
+        cwd=HERE,
+        env=env_for(HERE),
+    )
+    if result.returncode != 0:
+        raise SystemExit(f"the rollback for watch mode to show failed:\n{result.stdout}{result.stderr}")
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

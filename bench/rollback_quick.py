@@ -1,6 +1,6 @@
 """Benchmark: `rollback-console rollback quick` end to end, beside the runbook's bare steps.
 
-    .venv/bin/python bench/rollback_quick.py [--runs N] [--steps]
+    .venv/bin/python bench/rollback_quick.py [--runs N] [--steps] [--before /tmp/before]
 
 Starts one simulated environment (staging, one host, no database) and, N times each,
 alternating which goes first so drift on a busy machine hits both alike:
@@ -16,10 +16,13 @@ sides' Python processes (the console, and the simulator's restart command) cache
 bytecode in a private directory, as a normal install does, even where
 PYTHONDONTWRITEBYTECODE is set.
 
-Prints median and p90 of both, their ratio, the console's own overhead = console −
-baseline (the goal: under 0.5 s), and the console's fixed start-up cost (`plan quick`).
-With --steps, also where the console's time goes, per step, from the journal. Figures
-only, no assertions.
+With --before CHECKOUT (e.g. a worktree of f8a0d0e with its own .venv), that checkout's
+console runs too, in the same rotation, against the same simulation.
+
+Prints median and p90 of each, the ratio to the baseline, the console's own overhead =
+console − baseline, and the console's fixed start-up cost (`plan quick`). With --steps,
+also where the console's time goes, per step, from the journal. Ends with
+`goal rollback-quick-overhead: S (target < 0.3 s) met|MISSED` for this checkout.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+from bench._common import HERE, env_for, goal, load_average, python_of
 from console.envfile import parse_env
 from console.flags import FLAG_NAMES
 from console.simulator.world import SimHost, Simulation
@@ -53,6 +57,7 @@ curl -fsS "$3/health" >/dev/null
 
 
 QUICK = ("rollback", "quick", "--env", "staging", "--yes")
+OVERHEAD_TARGET = 0.3  # seconds
 
 
 def bytecode_cached(directory: Path) -> None:
@@ -86,12 +91,14 @@ def time_baseline(script: Path, sim: Simulation, host: SimHost) -> float:
     return time.perf_counter() - start
 
 
-def time_console(sim: Simulation) -> tuple[float, str]:
+def time_console(sim: Simulation, checkout: Path = HERE) -> tuple[float, str]:
     start = time.perf_counter()
     result = subprocess.run(
-        [sys.executable, "-m", "console", "--config", str(sim.config_path), *QUICK],
+        [python_of(checkout), "-m", "console", "--config", str(sim.config_path), *QUICK],
         capture_output=True,
         text=True,
+        cwd=checkout,
+        env=env_for(checkout, PYTHONPYCACHEPREFIX=os.environ["PYTHONPYCACHEPREFIX"]),
     )
     elapsed = time.perf_counter() - start
     if result.returncode != 0:
@@ -100,14 +107,16 @@ def time_console(sim: Simulation) -> tuple[float, str]:
     return elapsed, run_id
 
 
-def time_startup(sim: Simulation) -> float:
+def time_startup(sim: Simulation, checkout: Path = HERE) -> float:
     """The console's fixed cost: a fresh process that loads, reads the config and previews the
     plan (`plan quick`, which changes nothing)."""
     start = time.perf_counter()
     subprocess.run(
-        [sys.executable, "-m", "console", "--config", str(sim.config_path), "plan", "quick", "--env", "staging"],
+        [python_of(checkout), "-m", "console", "--config", str(sim.config_path), "plan", "quick", "--env", "staging"],
         check=True,
         capture_output=True,
+        cwd=checkout,
+        env=env_for(checkout, PYTHONPYCACHEPREFIX=os.environ["PYTHONPYCACHEPREFIX"]),
     )
     return time.perf_counter() - start
 
@@ -132,8 +141,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10, help="runs of each (default 10)")
     parser.add_argument("--steps", action="store_true", help="also show the console's time per step")
+    parser.add_argument("--before", type=Path, help="an older checkout to measure beside this one (e.g. f8a0d0e)")
     args = parser.parse_args()
+    consoles = {"console": HERE} | ({"before": args.before.resolve()} if args.before else {})
 
+    print(f"load average at the start: {load_average()}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-rollback-") as tmp:
         bytecode_cached(Path(tmp) / "pycache")
         script = Path(tmp) / "baseline.sh"
@@ -144,49 +156,59 @@ def main() -> int:
             # Warm-up (page cache, bytecode), not counted.
             time_baseline(script, sim, host)
             reset(sim, host)
-            time_console(sim)
-            reset(sim, host)
+            for checkout in consoles.values():
+                time_console(sim, checkout)
+                reset(sim, host)
+                time_startup(sim, checkout)
 
-            baseline: list[float] = []
-            console: list[float] = []
-            startup: list[float] = []
-            run_ids: list[str] = []
+            times: dict[str, list[float]] = {"baseline": [], **{name: [] for name in consoles}}
+            startup: dict[str, list[float]] = {name: [] for name in consoles}
+            run_ids: dict[str, list[str]] = {name: [] for name in consoles}
+            sides = list(times)
             for i in range(args.runs):
-                order = ("baseline", "console") if i % 2 == 0 else ("console", "baseline")
+                order = sides[i % len(sides) :] + sides[: i % len(sides)]  # drift hits every side alike
                 for which in order:
                     if which == "baseline":
-                        baseline.append(time_baseline(script, sim, host))
+                        times[which].append(time_baseline(script, sim, host))
                     else:
-                        elapsed, run_id = time_console(sim)
-                        console.append(elapsed)
-                        run_ids.append(run_id)
+                        elapsed, run_id = time_console(sim, consoles[which])
+                        times[which].append(elapsed)
+                        run_ids[which].append(run_id)
                     reset(sim, host)
-                startup.append(time_startup(sim))  # same conditions as this round's pair
-                print(
-                    f"  run {i + 1}/{args.runs}: baseline {baseline[-1]:.3f}s, console {console[-1]:.3f}s", flush=True
-                )
-            steps = step_times(sim.directory / "journal.jsonl", run_ids)
+                for name, checkout in consoles.items():  # same conditions as this round's runs
+                    startup[name].append(time_startup(sim, checkout))
+                shown = ", ".join(f"{k} {v[-1]:.3f}s" for k, v in times.items())
+                print(f"  run {i + 1}/{args.runs}: {shown}", flush=True)
+            steps = step_times(sim.directory / "journal.jsonl", run_ids["console"])
+    print(f"load average at the end: {load_average()}")
 
-    mb, mc = statistics.median(baseline), statistics.median(console)
-    overheads = [c - b for b, c in zip(baseline, console, strict=True)]
+    mb = statistics.median(times["baseline"])
     print()
     print(f"rollback quick, {args.runs} runs each (seconds)")
-    print(f"  {'':<28}{'median':>8}{'p90':>8}")
-    print(f"  {'baseline (sed, restart, curl)':<28}{mb:>8.3f}{p90(baseline):>8.3f}")
-    print(f"  {'console (rollback quick)':<28}{mc:>8.3f}{p90(console):>8.3f}")
-    print(f"  ratio console / baseline: {mc / mb:.2f}")
+    print(f"  {'':<30}{'median':>8}{'p90':>8}{'ratio':>8}{'overhead':>10}{'(pairs)':>9}{'plan quick':>12}")
+    print(f"  {'baseline (sed, restart, curl)':<30}{mb:>8.3f}{p90(times['baseline']):>8.3f}")
+    overhead = {}
+    for name in consoles:
+        mc = statistics.median(times[name])
+        pairs = statistics.median(c - b for b, c in zip(times["baseline"], times[name], strict=True))
+        overhead[name] = mc - mb
+        label = "console (rollback quick)" if name == "console" else f"before ({consoles[name].name})"
+        print(
+            f"  {label:<30}{mc:>8.3f}{p90(times[name]):>8.3f}{mc / mb:>8.2f}{mc - mb:>10.3f}{pairs:>9.3f}"
+            f"{statistics.median(startup[name]):>12.3f}"
+        )
     print(
-        f"  console overhead = console - baseline: {mc - mb:.3f}s median "
-        f"(per-run pairs: median {statistics.median(overheads):.3f}s, p90 {p90(overheads):.3f}s); goal < 0.5s"
-    )
-    print(
-        f"  for scale, the console's start-up alone — `plan quick`: a fresh process, imports, config, "
-        f"preview, no change — {statistics.median(startup):.3f}s median"
+        "  overhead = console - baseline (medians); pairs: the median of per-run differences; "
+        "plan quick: the console's start-up alone (a fresh process, imports, config, preview, no change)"
     )
     if args.steps:
         print("\n  the console's time by step (journal clock), median:")
         for step, values in steps.items():
             print(f"    {step:<20}{statistics.median(values):>8.3f}s")
+    if "before" in overhead:
+        print(f"\n  before -> after: overhead {overhead['before']:.3f}s -> {overhead['console']:.3f}s")
+    value = overhead["console"]
+    print(goal("rollback-quick-overhead", value, f"< {OVERHEAD_TARGET} s", value < OVERHEAD_TARGET, "{:.3f} s"))
     return 0
 
 

@@ -6,6 +6,7 @@ import asyncio
 import functools
 import itertools
 import os
+import sys
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -15,9 +16,10 @@ from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.command import CommandPalette
 from textual.driver import Driver
+from textual.reactive import Reactive
 from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
-from textual.widgets import Input, TextArea
+from textual.widgets import Input
 
 from console.config.model import Config
 from console.journal import Journal, Who, known_secrets
@@ -45,6 +47,16 @@ def pick_theme(requested: str | None = None) -> str:
     return DEFAULT
 
 
+def _is_text_field(widget: object) -> bool:
+    """An Input or a TextArea. TextArea is looked up only if some screen loaded it: its
+    import (the document model, syntax themes) is not worth paying at start-up to learn
+    that no widget is one."""
+    if isinstance(widget, Input):
+        return True
+    text_area = sys.modules.get("textual.widgets._text_area")
+    return text_area is not None and isinstance(widget, text_area.TextArea)
+
+
 # The console's one-letter keys: off in forms and modals, where letters are text or answers.
 LETTER_ACTIONS = frozenset({"request_quit", "history", "escalation", "checklist", "watch", "cycle_theme", "end_drill"})
 
@@ -53,6 +65,9 @@ class RollbackConsole(App[int]):
     TITLE = "Rollback Console"
     CSS_PATH = str(CSS_PATH)
     ENABLE_COMMAND_PALETTE = True
+    # The subtitle carries a clock, set every second. Textual repaints the whole screen when
+    # it changes; the headers watching it repaint their title line, which is all that changed.
+    sub_title: Reactive[str] = Reactive("", compute=False, repaint=False)
     COMMANDS = App.COMMANDS | {ConsoleCommands}
     # Everywhere, but in the footer only where there is room (the dashboard shows them all);
     # the key help (F1) lists every one.
@@ -312,7 +327,7 @@ class RollbackConsole(App[int]):
         screen = self.screen
         if isinstance(screen, ModalScreen) and not isinstance(screen, CommandPalette):
             return True
-        return bool(getattr(screen, "FORM", False)) or isinstance(screen.focused, Input | TextArea)
+        return bool(getattr(screen, "FORM", False)) or _is_text_field(screen.focused)
 
     READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback", "open_environment"})
 

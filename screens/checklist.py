@@ -9,13 +9,14 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from console import checklist
 from console.journal import incident_report
 from screens.format import cell, esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
 
 
@@ -33,7 +34,7 @@ class ChecklistScreen(Screen):
         self.items: list[checklist.ItemState] = []
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("", id="checklist-head")
         yield DataTable(id="checklist", cursor_type="row")
         yield Static("", id="checklist-evidence", classes="hint")

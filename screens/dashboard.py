@@ -7,10 +7,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Header
 
 from screens.widgets.env_panel import EnvPanel
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 
 WIDE = 150  # columns from which panels sit side by side
 
@@ -26,13 +26,16 @@ class DashboardScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         with VerticalScroll(id="panels"):
             for live in self.app.live.values():
                 yield EnvPanel(live, self.app.config, read_only=self.app.read_only)
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
+        self._panels = {panel.live.env.name: panel for panel in self.query(EnvPanel)}
+        self._dirty: set[str] = set()  # environments with a round not shown yet
+        self._flush_scheduled = False
         self.app.env_updated.subscribe(self, self._updated)
         self._layout(self.size.width)
 
@@ -44,17 +47,34 @@ class DashboardScreen(Screen):
         panels.set_class(width >= WIDE and len(self.app.live) > 1, "-wide")
         # Room to spare (e.g. 200×60 with a few environments): show more in each panel.
         rows_each = self.size.height // max(1, (len(self.app.live) + 1) // (2 if width >= WIDE else 1))
-        panels.set_class(rows_each >= 18, "-roomy")
+        roomy = rows_each >= 18
+        if panels.has_class("-roomy") != roomy:
+            panels.set_class(roomy, "-roomy")
+            self._dirty.update(self._panels)  # each panel's extra lines appear or go
+            self._schedule()
 
     def on_screen_resume(self) -> None:
-        for panel in self.query(EnvPanel):
-            panel.refresh_from_live()
+        self._flush()  # only the environments probed while another screen was on top
 
     def _updated(self, name: str) -> None:
-        if not self.is_current:
-            return  # hidden screens catch up when they come back
-        for panel in self.query(EnvPanel):
-            if panel.live.env.name == name:
+        self._dirty.add(name)
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Rounds that arrive together are drawn together, once, after the next refresh;
+        while another screen is on top nothing is drawn (resuming catches up)."""
+        if self.is_current and not self._flush_scheduled:
+            self._flush_scheduled = True
+            self.call_after_refresh(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_scheduled = False
+        if not self.is_current or not self._dirty:
+            return
+        dirty, self._dirty = self._dirty, set()
+        for name in dirty:
+            panel = self._panels.get(name)
+            if panel is not None:
                 panel.refresh_from_live()
 
     @on(EnvPanel.Selected)

@@ -7,7 +7,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from console import troubleshooting
@@ -16,6 +16,7 @@ from console.probes.logs import FLAG_LINE, is_error
 from screens import format as fmt
 from screens.state import LiveEnvironment
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
 
 MATRIX_COLUMNS = (
@@ -48,7 +49,7 @@ class EnvironmentScreen(Screen):
         self.live = live
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static(id="env-summary")
         with TabbedContent(id="env-tabs"):
             with TabPane("Latency", id="tab-latency"):

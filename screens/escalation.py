@@ -6,11 +6,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Static
+from textual.widgets import DataTable, Static
 
 from screens.format import esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
 
 
@@ -21,7 +22,7 @@ class EscalationScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("[b]Emergency contacts[/b]", classes="section-title")
         yield DataTable(id="contacts", cursor_type="none", zebra_stripes=True)
         yield Static("[b]Escalation path[/b] — select a level and press n to notify it", classes="section-title")

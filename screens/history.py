@@ -11,12 +11,14 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Header, Markdown, Static
+from textual.widgets import DataTable, Markdown, Static
 
 from console.journal import history_rows, incident_report
 from screens.format import esc, screen_text
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
+from screens.widgets.update import show
 
 WIDE = 130  # from here the run id has a column of its own
 
@@ -30,7 +32,7 @@ class HistoryScreen(Screen):
     ]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("", id="history-head")
         yield DataTable(id="history", cursor_type="row", zebra_stripes=True)
         yield ConsoleFooter()
@@ -52,9 +54,10 @@ class HistoryScreen(Screen):
         runs = journal.runs(drills=self.app.is_drill)
         problems = journal.verify()
         chain = "[$success]hash chain intact[/]" if not problems else f"[$error]{len(problems)} journal problem(s)[/]"
-        self.query_one("#history-head", Static).update(
+        show(
+            self.query_one("#history-head", Static),
             f"{len(runs)} run(s) in {esc(journal.path)} · {chain}\n"
-            "Enter: the run's incident report · c: its checklist · y: copy its run id"
+            "Enter: the run's incident report · c: its checklist · y: copy its run id",
         )
         self.runs = list(reversed(runs))
         self._fill()
@@ -86,7 +89,10 @@ class HistoryScreen(Screen):
                 Column("duration", "Took", 7),
                 Column("outcome", "Outcome", weight=2),
             ]
-        refill(self.query_one("#history", DataTable), width, columns, rows)
+        shown = (width, rows)
+        if shown != getattr(self, "_table_shown", None):  # reopening an unchanged history rebuilds nothing
+            self._table_shown = shown
+            refill(self.query_one("#history", DataTable), width, columns, rows)
 
     def _selected(self) -> str | None:
         table = self.query_one("#history", DataTable)
@@ -128,7 +134,7 @@ class ReportScreen(Screen):
         self.run_id = run_id
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("", id="report-head")
         with VerticalScroll(id="report-scroll"):
             yield Markdown(id="report")

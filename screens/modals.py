@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from textual import on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
@@ -9,8 +11,10 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
-from console.engine.runner import Decision, Failure
 from screens.format import esc
+
+if TYPE_CHECKING:  # the engine loads with the first run, not with the console
+    from console.engine.runner import Decision, Failure  # noqa: F401 - Decision: a string annotation
 
 
 class ConfirmRollback(ModalScreen[bool]):
@@ -82,7 +86,7 @@ class ConfirmRollback(ModalScreen[bool]):
         self.action_confirm()
 
 
-class StepFailedModal(ModalScreen[Decision]):
+class StepFailedModal(ModalScreen["Decision"]):
     """A step failed: retry, apply the runbook's fix, skip with a reason, undo, or abort.
 
     There is no Escape here: the run waits for a choice.
@@ -137,6 +141,8 @@ class StepFailedModal(ModalScreen[Decision]):
         self.query_one("#fix" if self.failure.fixable else "#retry", Button).focus()
 
     def action_choose(self, kind: str) -> None:
+        from console.engine.runner import Decision
+
         if kind == "fix" and not self.failure.fixable:
             return
         if kind == "skip":

@@ -16,7 +16,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Button, Header, RichLog
+from textual.widgets import Button, RichLog
 
 from console.authz import Authorization
 from console.engine.events import Event
@@ -26,6 +26,7 @@ from console.engine.session import RunRefused, RunRequest
 from console.journal import RunSummary
 from screens.modals import Choice, StepFailedModal
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.run_view import RunView, at
 
 APPROVAL_WAIT_S = 15 * 60
@@ -82,7 +83,7 @@ class RunScreen(Screen):
         return f"{run} ({what}) is running"
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield RunView(id="run-view")
         with Horizontal(classes="buttons"):
             yield Button("Checklist → (c)", id="to-checklist", variant="primary", disabled=True)

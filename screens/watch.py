@@ -13,11 +13,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Header, RichLog, Static
+from textual.widgets import RichLog, Static
 
 from console.journal.records import JournalError, parse_ts
 from screens.format import esc, screen_text
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.run_view import RunView, at
 
 STARTS = ("run_started", "run_requested")
@@ -32,7 +33,7 @@ class WatchScreen(Screen):
     BINDINGS = [Binding("escape,backspace", "leave", "Back", id="watch.back")]
 
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("", id="watch-head")
         yield RunView(id="watch-run")
         yield ConsoleFooter()

@@ -15,7 +15,6 @@ from textual.screen import Screen
 from textual.widgets import (
     Button,
     ContentSwitcher,
-    Header,
     Input,
     RadioButton,
     RadioSet,
@@ -32,6 +31,7 @@ from screens import format as fmt
 from screens.modals import ConfirmRollback
 from screens.state import LiveEnvironment
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.header import ConsoleHeader
 from screens.widgets.marked import MarkedRadioButton, MarkedSelectionList
 
 PAGES = ("assess", "plan", "authorize")
@@ -57,7 +57,7 @@ class RollbackWizard(Screen):
 
     # --- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
-        yield Header()
+        yield ConsoleHeader()
         yield Static("", id="wizard-steps")
         with ContentSwitcher(initial="assess", id="pages"):
             with VerticalScroll(id="assess", classes="wizard-page"):

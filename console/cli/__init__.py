@@ -22,6 +22,28 @@ COMMANDS = (
     "checklist_cmd",
     "drill",
 )
+# Which module registers each command: a command line loads only its own command's module
+# (and what that imports), not every command's. tests/test_cli_habits.py keeps this whole.
+COMMAND_MODULES = {
+    "demo": "tui",
+    "watch": "tui",
+    "simulate": "simulate",
+    "fault": "simulate",
+    "config": "config_cmd",
+    "status": "status",
+    "check": "check",
+    "plan": "plan_cmd",
+    "rollback": "rollback",
+    "restore": "rollback",
+    "resume": "rollback",
+    "undo": "rollback",
+    "approve": "rollback",
+    "unlock": "rollback",
+    "history": "history",
+    "report": "history",
+    "checklist": "checklist_cmd",
+    "drill": "drill",
+}
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 
@@ -64,14 +86,38 @@ def _subparsers(parser: argparse.ArgumentParser) -> list[argparse.ArgumentParser
     return found
 
 
-def build_parser() -> argparse.ArgumentParser:
+def modules_for(argv: Sequence[str] | None) -> tuple[str, ...]:
+    """The command modules a command line needs: the one of the command it names; none when
+    it names none (the console opens); every one for help, an unknown command or option (the
+    full parser says what is wrong, and lists every command)."""
+    if argv is None:
+        return COMMANDS
+    args = list(argv)
+    i = 0
+    while i < len(args):
+        token = args[i]
+        if token in ("--config", "--theme"):
+            i += 2
+            continue
+        if token.startswith(("--config=", "--theme=")):
+            i += 1
+            continue
+        if token.startswith("-"):  # help, an abbreviation, a typo: the full parser answers
+            return COMMANDS
+        module = COMMAND_MODULES.get(token)
+        return (module,) if module else COMMANDS
+    return ()
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for ``argv`` (every command when None; see ``modules_for``)."""
     parser = argparse.ArgumentParser(
         prog="rollback-console",
         description="Watch the analyticbot API and roll back its Phase 4 features safely.",
     )
     _add_global_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in COMMANDS:
+    for name in modules_for(argv):
         importlib.import_module(f"console.cli.{name}").register(sub)
     # Global options also after the subcommand (`status --config FILE`), as kubectl and
     # docker users expect. SUPPRESS: not given there, the value from before it stands.
@@ -113,7 +159,7 @@ def _main(argv: Sequence[str] | None, guard: ModuleType) -> int:
     from console import shutdown
 
     try:
-        parser = build_parser()
+        parser = build_parser(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
         handler = getattr(args, "func", None)
         if handler is None:

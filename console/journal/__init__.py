@@ -6,23 +6,40 @@ journal.append("run_finished", run=run_id, env="production", data={...})
 journal.verify()                                        # [] when the chain is intact
 history_markdown(journal.runs())                        # the runbook's table
 incident_report(journal.run(run_id), checklist=config.checklist)
+
+The names below load with the first use of their module: a command that only appends to
+the journal does not load the history table or the incident report.
 """
 
-from console.journal.chain import Problem
-from console.journal.history import (
-    format_date,
-    format_duration,
-    history_json,
-    history_markdown,
-    history_rows,
-    history_text,
-)
-from console.journal.records import EVENT_TYPES, RECORD_TYPES, ZERO_HASH, JournalError, record_hash
-from console.journal.redact import REDACTED, Redactor, known_secrets
-from console.journal.report import incident_report
-from console.journal.runs import OUTCOMES, RunNotFound, RunSummary, pid_alive
-from console.journal.store import Journal
-from console.journal.who import Who
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+_WHERE = {
+    "Problem": "chain",
+    "format_date": "history",
+    "format_duration": "history",
+    "history_json": "history",
+    "history_markdown": "history",
+    "history_rows": "history",
+    "history_text": "history",
+    "EVENT_TYPES": "records",
+    "RECORD_TYPES": "records",
+    "ZERO_HASH": "records",
+    "JournalError": "records",
+    "record_hash": "records",
+    "REDACTED": "redact",
+    "Redactor": "redact",
+    "known_secrets": "redact",
+    "incident_report": "report",
+    "OUTCOMES": "runs",
+    "RunNotFound": "runs",
+    "RunSummary": "runs",
+    "pid_alive": "runs",
+    "Journal": "store",
+    "Who": "who",
+}
 
 __all__ = [
     "EVENT_TYPES",
@@ -48,3 +65,34 @@ __all__ = [
     "pid_alive",
     "record_hash",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    module = _WHERE.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.{module}"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_WHERE))
+
+
+if TYPE_CHECKING:
+    from console.journal.chain import Problem
+    from console.journal.history import (
+        format_date,
+        format_duration,
+        history_json,
+        history_markdown,
+        history_rows,
+        history_text,
+    )
+    from console.journal.records import EVENT_TYPES, RECORD_TYPES, ZERO_HASH, JournalError, record_hash
+    from console.journal.redact import REDACTED, Redactor, known_secrets
+    from console.journal.report import incident_report
+    from console.journal.runs import OUTCOMES, RunNotFound, RunSummary, pid_alive
+    from console.journal.store import Journal
+    from console.journal.who import Who

@@ -14,6 +14,7 @@ from console.config.model import Config
 from console.matrix import limit
 from screens import format as fmt
 from screens.state import LiveEnvironment
+from screens.widgets.update import show
 
 
 class EnvPanel(Widget, can_focus=True):
@@ -62,6 +63,9 @@ class EnvPanel(Widget, can_focus=True):
         yield Static(fmt.recommendation_line(None), classes="recommendation")
 
     def on_mount(self) -> None:
+        self._flags, self._metrics_box, self._recommendation, self._extra_box, self._drift = (
+            self.query_one(f".{name}", Static) for name in ("flags", "metrics", "recommendation", "extra", "drift-note")
+        )
         self.refresh_from_live()
 
     def on_resize(self) -> None:
@@ -72,7 +76,7 @@ class EnvPanel(Widget, can_focus=True):
         assert s is not None
         t = self.config.thresholds
         critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
-        width = max(8, self.query_one(".metrics", Static).size.width - 9)
+        width = max(8, self._metrics_box.size.width - 9)
         return "\n".join(
             (
                 fmt.health_line(s),
@@ -84,45 +88,53 @@ class EnvPanel(Widget, can_focus=True):
         )
 
     def refresh_from_live(self) -> None:
+        """Show the latest probe round. Only what changed is redrawn, and only text that can
+        change its widget's size asks for a layout pass of the dashboard."""
         live, s = self.live, self.live.snapshot
         if live.probe_error and s is None:
-            self.query_one(".metrics", Static).update(f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
+            show(self._metrics_box, f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
             return
         if s is None:
             return
-        self.query_one(".flags", Static).update(fmt.flag_table(s))
-        self.query_one(".metrics", Static).update(self._metrics())
+        show(self._flags, fmt.flag_table(s))
+        show(self._metrics_box, self._metrics())
         rec = live.recommendation
-        self.query_one(".recommendation", Static).update(fmt.recommendation_line(rec))
+        show(self._recommendation, fmt.recommendation_line(rec))
         # What could not be assessed is as loud as a lit symptom: the same alarm border.
         unknown = bool(rec and not rec.assessed)
         self.set_class(bool(rec and rec.action) or unknown, "-alert")
         self.set_class(unknown, "-unknown")
         self.set_class(not s.reachable_hosts, "-down")
-        self.query_one(".extra", Static).update(self._extra())
+        if self._extra_box.display:  # only on a roomy dashboard
+            show(self._extra_box, self._extra())
         drift = [h for h in s.hosts if h.flags.drift]
         self.set_class(bool(drift), "-drift")
-        note = self.query_one(".drift-note", Static)
-        note.display = bool(drift)
+        note = self._drift
+        if note.display != bool(drift):
+            note.display = bool(drift)
         if drift:
             stale = any(h.flags.stale_process for h in drift)
-            note.update(
+            show(
+                note,
                 "[reverse $warning] DRIFT [/] "
                 + (
                     "the running process does not have the env file's flags: restart needed (troubleshooting 1)"
                     if stale
                     else "the log's last flag line differs from the running process"
-                )
+                ),
             )
         unreachable = [h.host for h in s.hosts if h.unreachable]
         if live.probe_error:  # the facts above are the last ones known: say so
-            self.border_subtitle = f"[$error]{fmt.esc(live.probe_error)[:50]}[/] · shown: last probe"
+            subtitle = f"[$error]{fmt.esc(live.probe_error)[:50]}[/] · shown: last probe"
         elif unreachable:
-            self.border_subtitle = f"[$error]cannot assess · unreachable: {fmt.esc(', '.join(unreachable)[:40])}[/]"
+            subtitle = f"[$error]cannot assess · unreachable: {fmt.esc(', '.join(unreachable)[:40])}[/]"
         elif unknown:
-            self.border_subtitle = "[$error]cannot assess[/]"
+            subtitle = "[$error]cannot assess[/]"
         else:
-            self.border_subtitle = f"probed in {s.elapsed_s:.1f}s"
+            subtitle = f"probed in {s.elapsed_s:.1f}s"
+        if getattr(self, "_subtitle_shown", None) != subtitle:
+            self._subtitle_shown = subtitle
+            self.border_subtitle = subtitle
 
     def _extra(self) -> str:
         """What a big terminal has room for: database, troubleshooting, the last log lines."""

@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
 from screens.format import cell, esc, screen_text
+from screens.widgets.update import show
 
 
 def _short(title: str) -> str:
@@ -139,7 +140,7 @@ class RunView(Vertical):
     def tick(self) -> None:
         ident = f"\nrun [b]{esc(self.run_id)}[/b]" if self.run_id else ""
         if self.state is not None:
-            self.query_one("#run-head", Static).update(f"[b]{esc(self.title)}[/b]  {self.state}{ident}")
+            show(self.query_one("#run-head", Static), f"[b]{esc(self.title)}[/b]  {self.state}{ident}")
             return
         if self.started is None:
             return
@@ -157,9 +158,9 @@ class RunView(Vertical):
                 f"\nhosts: [$success]{counts['ok']} ✓[/]  [$error]{counts['failed']} ✗[/]  "
                 f"{counts['running']} running  of {len(self.host_state)}"
             )
-        self.query_one("#run-head", Static).update(
-            f"[b]{esc(self.title)}[/b]  {clock}{target}{state}{ident}{since}{fleet}"
-        )
+        # Twice a second: redrawn only when it changed, without a layout pass while its shape holds.
+        head = f"[b]{esc(self.title)}[/b]  {clock}{target}{state}{ident}{since}{fleet}"
+        show(self.query_one("#run-head", Static), head)
         if self.grid:
             return
         table = self.query_one("#run-steps", DataTable)

@@ -1,0 +1,152 @@
+"""A command line loads only what its command uses (issue 12, item 3): the parser registers
+the named command's module alone, and parses every command line exactly as the full
+parser does; the journal package loads its parts on first use; the fast exit still runs
+the atexit handlers and flushes the output."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from console.cli import COMMAND_MODULES, COMMANDS, build_parser, modules_for
+from tests import tui_data
+
+
+def _commands(parser: argparse.ArgumentParser) -> set[str]:
+    action = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    return set(action.choices)
+
+
+def test_every_command_is_mapped_to_the_module_that_registers_it() -> None:
+    assert _commands(build_parser()) == set(COMMAND_MODULES)
+    for module in COMMANDS:
+        parser = argparse.ArgumentParser()
+        importlib.import_module(f"console.cli.{module}").register(parser.add_subparsers())
+        mapped = {command for command, owner in COMMAND_MODULES.items() if owner == module}
+        assert _commands(parser) == mapped, module
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--config", "A.toml"], ()),
+        ([], ()),
+        (["--theme", "dark", "--config=A.toml"], ()),
+        (["--config", "A.toml", "--theme=light", "rollback", "quick", "--env", "staging"], ("rollback",)),
+        (["undo", "r-1"], ("rollback",)),
+        (["report", "r-1", "--config", "A.toml"], ("history",)),
+        (["config", "validate", "X.toml"], ("config_cmd",)),
+        (["watch"], ("tui",)),
+        (["fault", "--dir", "D", "staging", "latency_s=6"], ("simulate",)),
+        (["--help"], COMMANDS),
+        (["-h"], COMMANDS),
+        (["--conf", "A.toml", "status"], COMMANDS),  # an abbreviation: the full parser decides
+        (["bogus"], COMMANDS),  # the full parser lists every command in its message
+        (["--config"], ()),
+    ],
+)
+def test_the_modules_a_command_line_needs(argv: list[str], expected: tuple[str, ...]) -> None:
+    assert modules_for(argv) == expected
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["--config", "A.toml"],
+        ["--config", "A.toml", "--theme", "dark", "watch", "--config", "B.toml"],
+        ["status", "staging", "--json", "--config", "A.toml"],
+        ["rollback", "quick", "--env", "staging", "--yes", "--reason", "latency above 5 s"],
+        ["restore", "--env", "production", "--run", "r-1", "--approved-by", "lead"],
+        ["history", "--markdown", "--drills"],
+        ["report", "r-1", "-o", "out.md"],
+        ["checklist", "r-1", "--tick", "1", "--note", "done"],
+        ["config", "validate", "X.toml"],
+        ["plan", "full", "--env", "staging"],
+        ["drill", "latency", "--keep"],
+        ["unlock", "--env", "staging", "--reason", "dead console"],
+    ],
+)
+def test_the_narrow_parser_parses_as_the_full_one(argv: list[str]) -> None:
+    assert vars(build_parser(argv).parse_args(argv)) == vars(build_parser().parse_args(argv))
+
+
+def _loaded_after(code: str) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", code + "\nimport sys\nprint('\\n'.join(sorted(sys.modules)))"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).resolve().parent.parent,
+    )
+    assert out.returncode == 0, out.stderr
+    return set(out.stdout.split())
+
+
+def test_a_command_loads_only_what_it_uses(tmp_path: Path) -> None:
+    config = tui_data.make_config(root=tmp_path / "fixed")
+    loaded = _loaded_after(
+        f"from console.cli import main\nassert main(['config', 'validate', {str(config.path)!r}]) == 0\n"
+    )
+    assert "console.cli.config_cmd" in loaded
+    for never in ("textual", "httpx", "console.engine.session", "console.drills", "console.cli.rollback"):
+        assert never not in loaded, never
+    # The journal package loads the parts a command uses, not the history table or report.
+    loaded = _loaded_after("from console.journal import Journal")
+    assert "console.journal.store" in loaded
+    assert "console.journal.report" not in loaded and "console.journal.history" not in loaded
+
+
+def test_every_name_of_the_journal_package_is_there() -> None:
+    import console.journal as journal
+
+    for name in journal.__all__:
+        assert getattr(journal, name) is not None
+    with pytest.raises(AttributeError):
+        journal.no_such_name  # noqa: B018
+
+
+def test_the_fast_exit_runs_atexit_handlers_and_flushes(tmp_path: Path) -> None:
+    marker = tmp_path / "atexit-ran"
+    code = (
+        "import atexit, sys\n"
+        f"atexit.register(lambda: open({str(marker)!r}, 'w').write('yes'))\n"
+        "sys.stdout.write('buffered, not yet flushed')\n"
+        "from console.__main__ import leave\n"
+        "leave(3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 3
+    assert out.stdout == "buffered, not yet flushed"
+    assert marker.read_text() == "yes"
+
+
+def test_the_fast_exit_waits_for_a_thread_still_running(tmp_path: Path) -> None:
+    """A non-daemon thread still working at exit is waited for, as by the ordinary exit."""
+    done = tmp_path / "thread-done"
+    code = (
+        "import threading, time\n"
+        f"threading.Thread(target=lambda: (time.sleep(0.3), open({str(done)!r}, 'w').write('yes'))).start()\n"
+        "from console.__main__ import leave\n"
+        "leave(0)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+    assert done.read_text() == "yes"
+
+
+def test_a_profiler_still_gets_to_write_its_results(tmp_path: Path) -> None:
+    """cProfile writes its output after the program returns: with a profiler attached the
+    console leaves by the ordinary exit, not the fast one that would skip that."""
+    results = tmp_path / "profile.out"
+    # a command that returns (``--help`` would leave by argparse's SystemExit instead)
+    command = ["-m", "console", "--config", str(tmp_path / "none.toml"), "status"]
+    out = subprocess.run(
+        [sys.executable, "-m", "cProfile", "-o", str(results), *command], capture_output=True, text=True, timeout=120
+    )
+    assert "no config at" in out.stderr  # (cProfile swallows the exit code)
+    assert results.stat().st_size > 0
