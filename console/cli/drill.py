@@ -148,8 +148,8 @@ def run(args: argparse.Namespace) -> int:
         ended = time.time()
         scored = [
             r
-            for r in journal.records()
-            if r["type"] == "drill_scored" and r["data"].get("started_at", 0) >= started - 5
+            for r in journal.loose_records("drill_scored")
+            if (r.get("data") or {}).get("started_at", 0) >= started - 5
         ]
         if not scored:  # the console shows the scorecard itself when the drill ends there
             card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))

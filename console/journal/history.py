@@ -13,7 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console import safe_text
+from console.journal.index import RunRow
 from console.journal.runs import RunSummary
+
+Run = RunSummary | RunRow  # a row (from the run index) is enough for every table
 
 HEADER = ("Date", "Environment", "Reason", "Duration", "Outcome")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -40,7 +43,7 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def history_rows(runs: Iterable[RunSummary]) -> list[tuple[str, str, str, str, str]]:
+def history_rows(runs: Iterable[Run]) -> list[tuple[str, str, str, str, str]]:
     """(date, environment, reason, duration, outcome) per run, as people read them."""
     return [
         (
@@ -54,7 +57,7 @@ def history_rows(runs: Iterable[RunSummary]) -> list[tuple[str, str, str, str, s
     ]
 
 
-def history_markdown(runs: Iterable[RunSummary]) -> str:
+def history_markdown(runs: Iterable[Run]) -> str:
     """The runbook's table, one row per run, oldest first."""
     lines = [
         "| " + " | ".join(HEADER) + " |",
@@ -65,7 +68,7 @@ def history_markdown(runs: Iterable[RunSummary]) -> str:
     return safe_text.markdown("\n".join(lines)) + "\n"
 
 
-def history_text(runs: Iterable[RunSummary]) -> str:
+def history_text(runs: Iterable[Run]) -> str:
     """Aligned columns for a terminal, with the run id and action that the runbook's table lacks."""
     runs = list(runs)
     if not runs:
@@ -81,7 +84,7 @@ def history_text(runs: Iterable[RunSummary]) -> str:
     return "\n".join(out) + "\n"
 
 
-def history_json(runs: Iterable[RunSummary]) -> list[dict[str, Any]]:
+def history_json(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """One JSON-able dict per run: the table's columns as shown, plus the raw values."""
     out = []
     for r in runs:

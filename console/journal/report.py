@@ -16,6 +16,7 @@ from console import safe_text
 from console.config.defaults import CHECKLIST
 from console.config.model import ChecklistItem
 from console.journal.chain import Problem
+from console.journal.checkpoint import Verification
 from console.journal.history import format_duration
 from console.journal.records import parse_ts
 from console.journal.runs import RunSummary
@@ -302,6 +303,9 @@ def _provenance(run: RunSummary, path: str | os.PathLike[str] | None, problems: 
             out += [f"- {p}" for p in problems]
         else:
             out.append("The journal's hash chain verifies: nothing was edited, removed or reordered.")
+        scope = problems.scope() if isinstance(problems, Verification) else ""
+        if scope:
+            out.append(f"(Of its {scope}; `history --verify --full` reads it all again.)")
     return out
 
 
