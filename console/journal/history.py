@@ -45,16 +45,22 @@ def format_duration(seconds: float | None) -> str:
 
 def history_rows(runs: Iterable[Run]) -> list[tuple[str, str, str, str, str]]:
     """(date, environment, reason, duration, outcome) per run, as people read them."""
-    return [
-        (
-            format_date(r.started_at),
-            r.env or "-",
-            r.reason.strip() or "-",
-            format_duration(r.duration_s),
-            r.outcome_text(),
-        )
-        for r in runs
-    ]
+    return [_row(r) for r in runs]
+
+
+def _row(r: Run) -> tuple[str, str, str, str, str]:
+    if isinstance(r, RunRow) and r.shown:
+        return r.shown[0]  # a row of the index stands until its run changes: made once
+    row = (
+        format_date(r.started_at),
+        r.env or "-",
+        r.reason.strip() or "-",
+        format_duration(r.duration_s),
+        r.outcome_text(),
+    )
+    if isinstance(r, RunRow):
+        r.shown.append(row)
+    return row
 
 
 def history_markdown(runs: Iterable[Run]) -> str:

@@ -23,7 +23,7 @@ from array import array
 from bisect import bisect_left, insort
 from collections import OrderedDict
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,8 @@ class RunRow:
     outcome: str
     drill: bool
     summary: dict[str, Any]  # RunSummary.to_dict(): what `history --json` prints
+    # What the history table shows of it, once made (history.py): a row is shown often.
+    shown: list[tuple[str, str, str, str, str]] = field(default_factory=list, compare=False, repr=False)
 
     @classmethod
     def of(cls, run: RunSummary) -> RunRow:
@@ -127,7 +129,7 @@ class RunIndex:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.file = path.with_name(path.name + SUFFIX)
-        self._lock = threading.RLock()
+        self.lock = threading.RLock()
         self._records: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()  # a cache, newest last
         self._loaded = False  # the index file was looked at
         self.beat = time.monotonic()  # last sign of progress (a hung filesystem shows none)
@@ -136,7 +138,7 @@ class RunIndex:
 
     def invalidate(self) -> None:
         """Forget everything: the next refresh reads the journal from its start."""
-        with self._lock:
+        with self.lock:
             self._reset()
             self.rebuilds += 1
 
@@ -152,13 +154,15 @@ class RunIndex:
         self.loose: dict[str, array] = {}  # record type → spans, for records of no run
         self.order: list[tuple[tuple[bool, float, str], str]] = []  # (key, run id), ascending
         self.saved_offset = 0
+        self.generation = 0  # counts changes: what was made from one state is kept till the next
+        self._rows: dict[tuple[str | None, bool], tuple[int, list[RunRow], list[int]]] = {}
         self._records.clear()
 
     # --- bringing it up to date ---------------------------------------------------------------
     def refresh(self) -> bool:
         """Read what was appended since the last look; True if anything changed. Starts over
         if the journal was replaced, truncated or rewritten. OSError as reading does."""
-        with self._lock:
+        with self.lock:
             if not self._loaded:
                 self._loaded = True
                 self._load_file()
@@ -211,6 +215,7 @@ class RunIndex:
                     break
             self._index_lines(data[: end + 1], touched)
             changed = True
+            self.generation += 1
             self._summarize(touched)
             touched.clear()
         return changed
@@ -278,7 +283,7 @@ class RunIndex:
     # --- asking it (call refresh() first; these read the journal only for records) -------------
     def records_of(self, run_id: str) -> list[dict[str, Any]]:
         """Every record carrying ``run_id`` (runs or not: lock intents, refusals), in file order."""
-        with self._lock:
+        with self.lock:
             entry = self.runs.get(run_id)
             if entry is None:
                 return []
@@ -291,41 +296,49 @@ class RunIndex:
 
     def loose_records(self, type: str) -> list[dict[str, Any]]:
         """Records of ``type`` that belong to no run (drill scorecards, escalations)."""
-        with self._lock:
+        with self.lock:
             return _read_spans(self.path, self.loose.get(type, array("q")), None)
 
     def run_ids(self) -> list[str]:
         """Run ids (runs only), in summarize()'s order."""
-        with self._lock:
+        with self.lock:
             return [run_id for _, run_id in self.order]
 
     def rows(self, env: str | None = None, drills: bool = False, *, now: float | None = None) -> list[RunRow]:
-        """The history table's runs, oldest first."""
-        with self._lock:
-            out = []
-            for _, run_id in self.order:
-                entry = self.runs[run_id]
-                row = entry.row
-                assert row is not None
-                if row.drill != drills or (env is not None and row.env != env):
-                    continue
-                out.append(row if entry.final else RunRow.of(self.summary(run_id, now=now)))
-            return out
+        """The history table's runs, oldest first. When nothing changed since the last call
+        this is a copy of the same list, but for runs whose outcome depends on the clock
+        (running or interrupted ones, summarized anew)."""
+        with self.lock:
+            made = self._rows.get((env, drills))
+            if made is None or made[0] != self.generation:
+                rows = [
+                    row
+                    for _, run_id in self.order
+                    if (row := self.runs[run_id].row) is not None
+                    and row.drill == drills
+                    and (env is None or row.env == env)
+                ]
+                open_ = [i for i, row in enumerate(rows) if not self.runs[row.run_id].final]
+                made = self._rows[(env, drills)] = (self.generation, rows, open_)
+            rows = list(made[1])
+            for i in made[2]:
+                rows[i] = RunRow.of(self.summary(rows[i].run_id, now=now))
+            return rows
 
     def summary(self, run_id: str, *, stale_after_s: float = STALE_AFTER_S, now: float | None = None) -> RunSummary:
         """The run's summary from its records (KeyError: no such run)."""
-        with self._lock:
+        with self.lock:
             if self.runs[run_id].row is None:
                 raise KeyError(run_id)
             return summarize(self.records_of(run_id), stale_after_s=stale_after_s, now=now)[0]
 
     def summaries(self, env: str | None, drills: bool) -> list[RunSummary]:
-        with self._lock:
+        with self.lock:
             return [self.summary(r.run_id) for r in self.rows(env, drills)]
 
     def latest(self, env: str | None = None, drills: bool = False) -> RunSummary | None:
         """The run that started last (of ``env``), with its records."""
-        with self._lock:
+        with self.lock:
             for _, run_id in reversed(self.order):
                 row = self.runs[run_id].row
                 assert row is not None
@@ -335,7 +348,7 @@ class RunIndex:
 
     def open_runs(self, drills: bool, stale_after_s: float) -> list[RunSummary]:
         """Runs that never finished, summarized now (running, interrupted)."""
-        with self._lock:
+        with self.lock:
             out = []
             for _, run_id in self.order:
                 entry = self.runs[run_id]
@@ -346,7 +359,7 @@ class RunIndex:
     # --- the file beside the journal -------------------------------------------------------------
     def save(self) -> bool:
         """Write the index file (a cache: failing to is no error)."""
-        with self._lock:
+        with self.lock:
             if self.offset == 0 or self.identity is None:
                 return False
             body = {

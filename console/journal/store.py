@@ -448,13 +448,14 @@ def _stalled(what: str) -> files.FileProblem:
 
 def _retrying(index: RunIndex, fn: Callable[[], T]) -> T:
     """Refresh, then ``fn``; if the file changed under the index, start over once."""
-    index.refresh()
-    try:
-        return fn()
-    except IndexStale:
-        index.invalidate()
+    with index.lock:  # one answer from one state of the index, whatever other threads do
         index.refresh()
-        return fn()
+        try:
+            return fn()
+        except IndexStale:
+            index.invalidate()
+            index.refresh()
+            return fn()
 
 
 def _interrupted(index: RunIndex, drills: bool, stale_after_s: float) -> list[RunSummary]:
