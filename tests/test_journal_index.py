@@ -7,12 +7,18 @@ from __future__ import annotations
 import json
 import multiprocessing
 import os
+import random
+import signal
 import socket
 import stat
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+from console import failpoints
 from console.journal import Journal, JournalError, Who, history_json, history_text
 from console.journal import index as index_module
 from tests.journal_support import T0, add_pending, add_run, rewrite_in_place, table, truth
@@ -139,6 +145,81 @@ def test_a_torn_last_line_waits_and_then_is_a_bad_line(tmp_path: Path) -> None:
     same_as_truth(journal)
     assert journal.bad_lines == [lines + 1]
     assert Journal(path).rows()[-1].run_id == "r-11"
+
+
+ROOT = Path(__file__).resolve().parents[1]
+# One record, appended by a process armed to die half-way through writing it.
+KILLED_MID_APPEND = """
+import sys
+from pathlib import Path
+from console.journal import Journal
+Journal(Path(sys.argv[1])).append("run_approved", run="r-4", env="production", data={"approver": "eve"})
+"""
+
+
+def test_a_writer_killed_mid_append_leaves_a_torn_line_the_index_steps_over(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = mixed(path)
+    same_as_truth(journal)
+    lines, size = len(path.read_bytes().splitlines()), path.stat().st_size
+    result = subprocess.run(
+        [sys.executable, "-c", KILLED_MID_APPEND, str(path)],
+        env={**os.environ, failpoints.ENV: "journal/mid-append=kill"},
+        cwd=ROOT,
+        capture_output=True,
+        timeout=120,
+    )
+    assert result.returncode == -signal.SIGKILL, result.stderr
+    data = path.read_bytes()
+    assert len(data) > size and not data.endswith(b"\n")  # half a record, as the crash left it
+    same_as_truth(journal)
+    assert journal.run("r-4").outcome == "pending"  # the approval never reached the disk whole
+    assert journal.bad_lines == [] and journal.index.rebuilds == 0
+
+    add_run(journal, "r-12", t=T0 + 3000)  # the next append starts on a fresh line
+    same_as_truth(journal)
+    assert journal.bad_lines == [lines + 1] and journal.index.rebuilds == 0
+    fresh = Journal(path)  # a new process, from the index file
+    same_as_truth(fresh)
+    assert fresh.bad_lines == [lines + 1] and fresh.index.rebuilds == 0
+
+
+def _submit_runs_forever(path: str, first: int) -> None:
+    """Whole runs, each submitted at once (so a batch holds several records), until killed."""
+    journal = Journal(path)
+    for i in range(first, first + 100_000):
+        run, t = f"k-{i}", T0 + 20_000 + i
+        futures = [
+            journal.submit("lock_intent", run=run, env="staging", data={"action": "quick"}, ts=t),
+            journal.submit("run_started", run=run, env="staging", data={"action": "quick", "reason": "x" * (i % 700)}),
+            journal.submit("step_started", run=run, env="staging", data={"step": "edit-env", "phase": "run"}),
+            journal.submit("run_finished", run=run, env="staging", data={"outcome": "succeeded", "duration_s": 1.0}),
+        ]
+        for future in futures:
+            future.result()
+
+
+def test_the_index_stays_true_while_writers_are_killed_at_random_moments(tmp_path: Path) -> None:
+    path = tmp_path / "journal.jsonl"
+    journal = mixed(path)
+    same_as_truth(journal)
+    rng = random.Random(12)
+    for round_ in range(6):
+        size = path.stat().st_size
+        child = FORK.Process(target=_submit_runs_forever, args=(str(path), round_ * 100_000))
+        child.start()
+        deadline = time.monotonic() + 60  # a hang guard
+        while path.stat().st_size == size and time.monotonic() < deadline:
+            journal.refresh()  # reading while another process appends
+        for _ in range(rng.randrange(0, 40)):
+            journal.refresh()
+        os.kill(child.pid, signal.SIGKILL)  # wherever it is: between records, mid-batch, mid-write
+        child.join(30)
+        assert child.exitcode == -signal.SIGKILL
+        assert path.stat().st_size > size
+        same_as_truth(journal)
+        assert journal.index.rebuilds == 0
+    same_as_truth(Journal(path))  # a new process, from the index file
 
 
 def test_truncating_the_journal_starts_the_index_over(tmp_path: Path) -> None:

@@ -20,7 +20,7 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
-from console import files
+from console import failpoints, files
 from console.journal.records import ZERO_HASH, JournalError, parse_line, record_hash
 
 DIR_MODE = 0o2770  # setgid: files inherit the operators' group
@@ -46,7 +46,7 @@ class Writer:
         future: Future[dict[str, Any]] = Future()
         with self._ready:
             self._queue.append((draft, future))
-            if self._thread is None:
+            if self._thread is None or not self._thread.is_alive():  # first use, or a bug killed it
                 self._thread = threading.Thread(target=self._run, name=f"journal writer {self.path}", daemon=True)
                 self._thread.start()
             self._ready.notify()
@@ -96,7 +96,11 @@ class Writer:
                 seq, prev = record["seq"], record["hash"]
                 written.append((record, future))
             if written:
-                _write_all(fd, b"".join(chunks))
+                data = b"".join(chunks)
+                half = len(data) // 2  # two writes: a crash point between them leaves a torn line
+                _write_all(fd, data[:half])
+                failpoints.hit("journal/mid-append")
+                _write_all(fd, data[half:])
                 os.fsync(fd)
         except BaseException as exc:  # nothing of this batch is known to be on disk
             error = exc
