@@ -108,7 +108,7 @@ class Engine:
         (flags still on for a database rollback, nothing to change). Confirm it with
         ``Confirmed.of(preview)`` and pass that to ``execute``: the run does not start if
         what it is about to do differs from what was confirmed."""
-        plan = self.plan(request)
+        plan = await asyncio.to_thread(self.plan, request)  # a restore's plan reads the journal
         env = self.config.environment(request.environment)
         ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
         return await previews.preview(ctx, plan)
@@ -238,7 +238,7 @@ class Engine:
         if not authorization.allowed:
             raise RunRefused(authorization.describe(run_id))
         env = self.config.environment(request.environment)
-        plan = self.plan(request) if resume is None else self.plan(_request_of(resume))
+        plan = await asyncio.to_thread(self.plan, request if resume is None else _request_of(resume))
         run_id = run_id or (resume.run_id if resume else new_run_id())
 
         def halt(error: str) -> None:  # no silent runs: the runner halts at the next step
