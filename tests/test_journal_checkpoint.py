@@ -204,3 +204,32 @@ def test_history_verify_keeps_a_checkpoint_and_full_reads_all(tmp_path: Path) ->
     assert full.returncode == 1 and "checkpoint" in full.stdout
     alone = cli("history", "--full", config=toml)
     assert alone.returncode == 2 and "--full goes with --verify" in alone.stderr
+
+
+async def test_verify_and_reads_wait_in_a_thread_never_on_the_event_loop(tmp_path: Path) -> None:
+    """Another process holds the journal's lock (an append in progress): verify waits for it
+    — in a thread, while the event loop goes on and is the one that lets the lock go."""
+    import asyncio
+    import fcntl
+    import threading
+
+    journal = verified(tmp_path)
+    journal.append("note", run="r-9", data={"message": "new since the checkpoint"})
+    holder = open(journal.path, "rb")
+    fcntl.flock(holder, fcntl.LOCK_EX)
+    guard = threading.Timer(60, holder.close)  # a hang guard: a blocked loop could never release it
+    guard.start()
+    try:
+        verify = asyncio.create_task(journal.verify_async())
+        rows = asyncio.create_task(journal.rows_async())
+        for _ in range(20):  # the loop runs on while verify waits for the lock
+            await asyncio.sleep(0.01)
+        assert not verify.done(), "verify did not wait for the append in progress"
+        assert [r.run_id for r in await rows] == ["r-0", "r-1", "r-2", "r-9"]
+        assert not holder.closed, "the loop stood still until the hang guard let the lock go"
+        fcntl.flock(holder, fcntl.LOCK_UN)
+        result = await verify
+        assert result == [] and not result.full
+    finally:
+        guard.cancel()
+        holder.close()
