@@ -233,3 +233,19 @@ async def test_verify_and_reads_wait_in_a_thread_never_on_the_event_loop(tmp_pat
     finally:
         guard.cancel()
         holder.close()
+
+
+def test_a_report_says_how_far_an_incremental_verify_reached(tmp_path: Path) -> None:
+    from console.journal import incident_report
+
+    journal = verified(tmp_path)
+    n = len(lines(journal.path))
+    add_run(journal, "r-9", t=T0 + 900)
+    scoped = incident_report(journal.run("r-9"), problems=journal.verify_checkpointed())
+    assert "nothing was edited" not in scoped  # not a claim about lines it did not read
+    assert "nothing appended since the last verify was edited" in scoped
+    assert f"(Lines 1–{n} were verified before" in scoped
+    assert "`history --verify --full` reads it all again.)" in scoped
+
+    whole = incident_report(journal.run("r-9"), problems=journal.verify_checkpointed(full=True))
+    assert "nothing was edited, removed or reordered" in whole and "Lines 1–" not in whole

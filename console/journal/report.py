@@ -301,11 +301,16 @@ def _provenance(run: RunSummary, path: str | os.PathLike[str] | None, problems: 
         if problems:
             out.append(f"**The journal's hash chain has {len(problems)} problem(s):**")
             out += [f"- {p}" for p in problems]
-        else:
-            out.append("The journal's hash chain verifies: nothing was edited, removed or reordered.")
         scope = problems.scope() if isinstance(problems, Verification) else ""
+        if not problems and not scope:
+            out.append("The journal's hash chain verifies: nothing was edited, removed or reordered.")
+        elif not problems:  # checked from the verify checkpoint on: say how far that reaches
+            out.append(
+                "The journal's hash chain verifies: nothing appended since the last verify was edited, "
+                "removed or reordered, and the record that verify ended on is still in its place."
+            )
         if scope:
-            out.append(f"(Of its {scope}; `history --verify --full` reads it all again.)")
+            out.append(f"({scope[0].upper()}{scope[1:]}; `history --verify --full` reads it all again.)")
     return out
 
 
