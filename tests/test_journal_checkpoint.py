@@ -249,3 +249,16 @@ def test_a_report_says_how_far_an_incremental_verify_reached(tmp_path: Path) -> 
 
     whole = incident_report(journal.run("r-9"), problems=journal.verify_checkpointed(full=True))
     assert "nothing was edited, removed or reordered" in whole and "Lines 1–" not in whole
+
+
+def test_a_long_walk_says_it_is_making_progress(tmp_path: Path) -> None:
+    """The stall guard takes a read that says nothing for 10 s for a hung filesystem: checking
+    a big journal's chain on a busy machine is slow, not hung, and must say so as it goes."""
+    from console.journal.chain import BEAT_EVERY, walk
+
+    journal = Journal(tmp_path / "journal.jsonl")
+    for i in range(BEAT_EVERY // 10 + 1):
+        add_run(journal, f"r-{i}", t=T0 + i)
+    beats: list[int] = []
+    found = walk(journal.path.read_bytes(), beat=lambda: beats.append(1))
+    assert found.problems == [] and len(beats) >= 2

@@ -7,6 +7,7 @@ from the file alone (nothing follows them); everything else can.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -58,8 +59,12 @@ def verify_lines(content: bytes) -> list[Problem]:
     return walk(content).problems
 
 
-def walk(content: bytes, start: ChainState | None = None) -> Walk:
-    """Check ``content`` — the whole file, or (``start``) what follows a verified prefix."""
+BEAT_EVERY = 2048  # lines: how often a long walk says it is still making progress
+
+
+def walk(content: bytes, start: ChainState | None = None, beat: Callable[[], None] = lambda: None) -> Walk:
+    """Check ``content`` — the whole file, or (``start``) what follows a verified prefix.
+    ``beat`` is called as the walk makes progress (the stall guard tells slow from hung)."""
     start = start or ChainState()
     if not content:
         return Walk([], start, [])
@@ -67,7 +72,11 @@ def walk(content: bytes, start: ChainState | None = None) -> Walk:
     unterminated = not content.endswith(b"\n")
     if not unterminated:
         lines.pop()  # the empty string after the final newline
-    parsed = [(n, raw, parse_line(raw)) for n, raw in enumerate(lines, start.lines + 1)]
+    parsed = []
+    for n, raw in enumerate(lines, start.lines + 1):
+        parsed.append((n, raw, parse_line(raw)))
+        if n % BEAT_EVERY == 0:
+            beat()
     present = {rec["seq"] for _, _, rec in parsed if rec is not None}
     last_line = start.lines + len(lines)
 
@@ -81,6 +90,8 @@ def walk(content: bytes, start: ChainState | None = None) -> Walk:
 
     for n, raw, rec in parsed:
         line_start, offset = offset, offset + len(raw) + 1
+        if n % BEAT_EVERY == 0:
+            beat()
         if rec is None:
             if n == last_line and unterminated:
                 problems.append(

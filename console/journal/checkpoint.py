@@ -131,7 +131,7 @@ def verify(path: Path, *, full: bool = False, beat: Callable[[], None] = lambda:
         incremental = cp is not None and not full and mismatch is None and cp.identity == identity
         start = cp.state if incremental and cp else ChainState()
         content = _read(f.fileno(), start.offset, st.st_size, beat)
-    found = walk(content, start)
+    found = walk(content, start, beat)
     known = cp.known if incremental and cp else []
     problems = ([mismatch] if mismatch else []) + known + found.problems
     note = ""
@@ -168,7 +168,7 @@ def whole(path: Path, beat: Callable[[], None] = lambda: None) -> Verification:
     with open(fd, "rb") as f:
         fcntl.flock(f, fcntl.LOCK_SH)
         content = _read(f.fileno(), 0, os.fstat(f.fileno()).st_size, beat)
-    return Verification(walk(content).problems, full=True, bytes_read=len(content))
+    return Verification(walk(content, beat=beat).problems, full=True, bytes_read=len(content))
 
 
 def _read(fd: int, start: int, end: int, beat: Callable[[], None]) -> bytes:

@@ -30,6 +30,7 @@ from typing import Any
 
 from console import files
 from console.journal import sidecar
+from console.journal.chain import BEAT_EVERY
 from console.journal.records import JournalError, parse_line
 from console.journal.runs import NOT_A_RUN, STALE_AFTER_S, RunSummary, summarize
 
@@ -166,6 +167,7 @@ class RunIndex:
             if not self._loaded:
                 self._loaded = True
                 self._load_file()
+                self.beat = time.monotonic()
             try:
                 fd = files.open_regular(self.path)
             except FileNotFoundError:
@@ -224,6 +226,8 @@ class RunIndex:
         offset = tail = self.offset
         for raw in data[:-1].split(b"\n"):
             self.lines += 1
+            if self.lines % BEAT_EVERY == 0:  # parsing a big chunk is progress too (the stall guard)
+                self.beat = time.monotonic()
             length = len(raw) + 1
             if self.lines == 1:
                 self.head = [length, sidecar.digest(raw + b"\n")]
@@ -256,7 +260,9 @@ class RunIndex:
         return records if records is not None else _read_spans(self.path, entry.spans, run_id)
 
     def _summarize(self, touched: dict[str, list[dict[str, Any]]]) -> None:
-        for run_id, records in touched.items():
+        for i, (run_id, records) in enumerate(touched.items(), 1):
+            if i % 256 == 0:
+                self.beat = time.monotonic()
             entry = self.runs[run_id]
             self._remember(run_id, records)
             if entry.row is not None:
