@@ -257,7 +257,7 @@ def score(scenario: Scenario, journal: Journal, started_at: float, ended_at: flo
 
 def scorecards(journal: Journal) -> list[dict[str, Any]]:
     """Every drill scorecard in the journal, oldest first (`history --drills`)."""
-    return [dict(r["data"], ts=r["ts"]) for r in journal.records() if r["type"] == "drill_scored"]
+    return [dict(r.get("data") or {}, ts=r["ts"]) for r in journal.loose_records("drill_scored")]
 
 
 def scorecards_text(cards: list[dict[str, Any]]) -> str:

@@ -55,6 +55,12 @@ _armed: dict[str, str] = parse(os.environ.get(ENV, ""))
 _trace: str | None = os.environ.get(TRACE_ENV) or None
 
 
+def armed(name: str) -> bool:
+    """Is ``name`` armed? For points outside a run's (the journal writer's): those are not
+    traced, as the trace is the run's points, which ``plan_points`` must name exactly."""
+    return name in _armed
+
+
 def hit(name: str, host: str | None = None, phase: str = "run") -> None:
     """The process reached point ``name`` (on ``host``): do what it is armed with, if anything."""
     if not _armed and _trace is None:

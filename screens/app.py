@@ -208,10 +208,13 @@ class RollbackConsole(App[int]):
 
     def check_interrupted(self) -> None:
         """A run cut off by a crash is offered for resume or undo at start-up."""
+        self.run_worker(self._check_interrupted(), group="interrupted", exit_on_error=False)
+
+    async def _check_interrupted(self) -> None:
         from screens.modals import InterruptedRun
 
-        try:
-            interrupted = self.journal.interrupted(drills=self.is_drill)
+        try:  # off the event loop: a first look at a big journal reads it all
+            interrupted = await self.journal.interrupted_async(drills=self.is_drill)
         except Exception as exc:  # an unreadable journal is reported, not fatal
             self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
             return
@@ -394,7 +397,7 @@ class RollbackConsole(App[int]):
 
     def _leave(self) -> None:
         if self.drill is not None and not self.drill_scored:
-            self.action_end_drill()  # a drill ends with its scorecard, in the console
+            self.run_worker(self.action_end_drill())  # a drill ends with its scorecard, in the console
             return
         self.exit()
 
@@ -432,8 +435,8 @@ class RollbackConsole(App[int]):
 
         self._push_kept("escalation", EscalationScreen)
 
-    def _run_for_records(self, what: str) -> str | None:
-        run_id = self.last_run or self._latest_run()
+    async def _run_for_records(self, what: str) -> str | None:
+        run_id = self.last_run or await self._latest_run()
         if run_id is None:
             self.notify(
                 f"No rollback recorded yet: {what} follows a rollback (r on an environment starts one).",
@@ -441,17 +444,17 @@ class RollbackConsole(App[int]):
             )
         return run_id
 
-    def action_checklist(self) -> None:
+    async def action_checklist(self) -> None:
         from screens.checklist import ChecklistScreen
 
-        run_id = self._run_for_records("the checklist")
+        run_id = await self._run_for_records("the checklist")
         if run_id is not None:
             self.push_screen(ChecklistScreen(run_id))
 
-    def action_report(self) -> None:
+    async def action_report(self) -> None:
         from screens.history import ReportScreen
 
-        run_id = self._run_for_records("the incident report")
+        run_id = await self._run_for_records("the incident report")
         if run_id is not None:
             self.push_screen(ReportScreen(run_id))
 
@@ -498,8 +501,8 @@ class RollbackConsole(App[int]):
 
         self.push_screen(EnvironmentScreen(self.live[environment]))
 
-    def _latest_run(self) -> str | None:
-        runs = self.journal.runs(drills=self.is_drill)
+    async def _latest_run(self) -> str | None:
+        runs = await self.journal.rows_async(drills=self.is_drill)
         return runs[-1].run_id if runs else None
 
     def action_rollback(self, environment: str | None = None) -> None:
@@ -522,22 +525,23 @@ class RollbackConsole(App[int]):
         name = environment or next(iter(self.live))
         self.push_screen(RollbackWizard(self.live[name]))
 
-    def action_end_drill(self) -> None:
+    async def action_end_drill(self) -> None:
         """Score the drill from the journal, show the scorecard, then leave."""
         from console.drills import score
         from screens.modals import TextModal
 
         if self.drill is None or self.drill_scored:
             return
-        card = score(
-            self.drill,
+        self.drill_scored = True  # one scorecard, however often x is pressed meanwhile
+        card = await asyncio.to_thread(
+            score,
+            self.drill,  # type: ignore[arg-type]
             self.journal,
             self.drill_started,
-            time.time(),  # type: ignore[arg-type]
+            time.time(),
             checklist_total=len(self.config.checklist),
         )
-        self.journal.append("drill_scored", env=self.drill.environment, data=card.as_dict())  # type: ignore[union-attr]
-        self.drill_scored = True
+        await self.journal.append_async("drill_scored", env=self.drill.environment, data=card.as_dict())  # type: ignore[union-attr]
         self.push_screen(TextModal("Drill scorecard", card.text(), "Finish (Enter)"), lambda _: self.exit())
 
     def action_cycle_theme(self) -> None:

@@ -3,16 +3,17 @@ show their evidence; the operator ticks the rest (journaled with their name)."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console import checklist
-from console.journal import incident_report
+from console.journal import JournalError, RunSummary, incident_report
 from screens.format import cell, esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
@@ -32,6 +33,7 @@ class ChecklistScreen(Screen):
         super().__init__()
         self.run_id = run_id
         self.items: list[checklist.ItemState] = []
+        self.run: RunSummary | None = None
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
@@ -44,13 +46,24 @@ class ChecklistScreen(Screen):
         self.action_recheck()
         self.query_one("#checklist", DataTable).focus()
 
-    def action_recheck(self) -> None:
+    @work(exclusive=True, group="checklist", exit_on_error=False)
+    async def action_recheck(self) -> None:
+        await self._recheck()
+
+    async def _recheck(self) -> None:
+        """Tick what the console can check and read the run back: off the event loop."""
         app = self.app
-        self.items = checklist.tick_automatic(app.config, app.journal, self.run_id)
+        try:
+            self.items = await asyncio.to_thread(checklist.tick_automatic, app.config, app.journal, self.run_id)
+            self.run = await app.journal.run_async(self.run_id)
+        except JournalError as exc:
+            self.query_one("#checklist-head", Static).update(f"[$error]{esc(exc)}[/]")
+            return
         self._show_items()
 
     def _show_items(self) -> None:
-        run = self.app.journal.run(self.run_id)
+        run = self.run
+        assert run is not None
         self.title = "Post-rollback checklist"
         done = sum(1 for s in self.items if s.ticked)
         self.query_one("#checklist-head", Static).update(
@@ -99,25 +112,35 @@ class ChecklistScreen(Screen):
             return
 
         def done(note: str | None) -> None:
-            if note is None:
-                return
-            checklist.tick(self.app.config, self.app.journal, self.run_id, s.item.id, not s.ticked, note)
-            self.action_recheck()
+            if note is not None:
+                self._tick(s, note)
 
         question = f"{'Untick' if s.ticked else 'Tick'}: {s.item.text}\nEvidence or note (Enter to record):"
         self.app.push_screen(TextPrompt(question, "e.g. dashboard link, ticket, who was told"), done)
 
-    def action_report(self) -> None:
+    @work(group="checklist-write", exit_on_error=False)
+    async def _tick(self, s: checklist.ItemState, note: str) -> None:
+        app = self.app
+        await asyncio.to_thread(checklist.tick, app.config, app.journal, self.run_id, s.item.id, not s.ticked, note)
+        await self._recheck()
+
+    @work(group="checklist-write", exit_on_error=False)
+    async def action_report(self) -> None:
         journal = self.app.journal
-        run = journal.run(self.run_id)
+        run = await journal.run_async(self.run_id)
         path = Path(self.app.config.journal_path).parent / "reports" / f"{run.run_id}.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            incident_report(
-                run, checklist=self.app.config.checklist, journal_path=journal.path, problems=journal.verify()
-            ),
-            encoding="utf-8",
+        text = incident_report(
+            run,
+            checklist=self.app.config.checklist,
+            journal_path=journal.path,
+            problems=await journal.verify_async(),
         )
-        journal.append("report_written", run=run.run_id, env=run.env, data={"path": str(path)})
+        await asyncio.to_thread(_write, path, text)
+        await journal.append_async("report_written", run=run.run_id, env=run.env, data={"path": str(path)})
         self.notify(f"incident report written to {path}")
-        self.action_recheck()
+        await self._recheck()
+
+
+def _write(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text, encoding="utf-8")

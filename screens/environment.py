@@ -3,6 +3,7 @@ matrix, hosts, troubleshooting and database — everything the dashboard summari
 
 from __future__ import annotations
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
@@ -11,6 +12,7 @@ from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
 from console import troubleshooting
+from console.journal import JournalError, RunSummary
 from console.matrix import limit
 from console.probes.logs import FLAG_LINE, is_error
 from screens import format as fmt
@@ -47,6 +49,9 @@ class EnvironmentScreen(Screen):
     def __init__(self, live: LiveEnvironment) -> None:
         super().__init__()
         self.live = live
+        self.last_run: RunSummary | None = None  # of this environment, from the run index
+        self._last_run_read = False
+        self._last_run_key: tuple[str, str, int] | None = None
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
@@ -205,10 +210,29 @@ class EnvironmentScreen(Screen):
 
     def _trouble(self, s) -> None:
         """The runbook's four issues: each applies now or not (or cannot be told), and why."""
-        runs = self.app.journal.runs(self.live.env.name, drills=self.app.is_drill)
+        self._read_last_run()  # each round: another console may have run since
+        if self._last_run_read:
+            self._show_trouble(s)
+
+    @work(exclusive=True, group="last-run", exit_on_error=False)
+    async def _read_last_run(self) -> None:
+        """The environment's latest run, from the run index, off the event loop."""
+        try:
+            run = await self.app.journal.latest_async(self.live.env.name, drills=self.app.is_drill)
+        except JournalError as exc:
+            self.query_one("#trouble", Static).update(f"[$error]{fmt.esc(exc)}[/]")
+            return
+        key = (run.run_id, run.outcome, len(run.records)) if run else None
+        if self._last_run_read and key == self._last_run_key:
+            return
+        self.last_run, self._last_run_key, self._last_run_read = run, key, True
+        if self.live.snapshot is not None:
+            self._show_trouble(self.live.snapshot)
+
+    def _show_trouble(self, s) -> None:
         style = {True: "reverse $warning", False: "$success", None: "reverse $text-muted"}
         parts = []
-        for issue in troubleshooting.assess(self.live.env, s, runs[-1] if runs else None):
+        for issue in troubleshooting.assess(self.live.env, s, self.last_run):
             where = f" on {fmt.esc(', '.join(issue.hosts))}" if issue.hosts and len(s.hosts) > 1 else ""
             parts.append(
                 f"[b]{fmt.esc(issue.title)}[/b] — [{style[issue.applies]}] {issue.verdict} [/]{where}\n"

@@ -6,14 +6,14 @@ outcome wrap: every column stays, every run id stays whole.
 
 from __future__ import annotations
 
-from textual import on
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Markdown, Static
 
-from console.journal import history_rows, incident_report
+from console.journal import JournalError, history_rows, incident_report
 from screens.format import esc, screen_text
 from screens.widgets.footer import ConsoleFooter
 from screens.widgets.header import ConsoleHeader
@@ -49,11 +49,19 @@ class HistoryScreen(Screen):
     def on_resize(self) -> None:
         self._fill()
 
-    def _load(self) -> None:
+    @work(exclusive=True, group="history", exit_on_error=False)
+    async def _load(self) -> None:
+        """The run index and the chain, read off the event loop (only what is new since)."""
         journal = self.app.journal
-        runs = journal.runs(drills=self.app.is_drill)
-        problems = journal.verify()
+        try:
+            runs = await journal.rows_async(drills=self.app.is_drill)
+            problems = await journal.verify_async()
+        except JournalError as exc:
+            self.query_one("#history-head", Static).update(f"[$error]{esc(exc)}[/]")
+            return
         chain = "[$success]hash chain intact[/]" if not problems else f"[$error]{len(problems)} journal problem(s)[/]"
+        if not problems and problems.trusted_lines:
+            chain += f" [$text-muted](lines 1–{problems.trusted_lines} verified earlier, not re-read)[/]"
         show(
             self.query_one("#history-head", Static),
             f"{len(runs)} run(s) in {esc(journal.path)} · {chain}\n"
@@ -141,18 +149,26 @@ class ReportScreen(Screen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        journal = self.app.journal
-        run = journal.run(self.run_id)
-        self.run_id = run.run_id
         self.title = "Incident report"
+        self._load()
+        self.query_one("#report-scroll").focus()
+
+    @work(exclusive=True, group="report", exit_on_error=False)
+    async def _load(self) -> None:
+        """The run's records and the chain, read off the event loop."""
+        journal = self.app.journal
+        try:
+            run = await journal.run_async(self.run_id)
+            problems = await journal.verify_async()
+        except JournalError as exc:
+            self.query_one("#report-head", Static).update(f"[$error]{esc(exc)}[/]")
+            return
+        self.run_id = run.run_id
         self.query_one("#report-head", Static).update(
             f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome_text())}"
         )
-        text = incident_report(
-            run, checklist=self.app.config.checklist, journal_path=journal.path, problems=journal.verify()
-        )
-        self.query_one("#report", Markdown).update(screen_text(text))
-        self.query_one("#report-scroll").focus()
+        text = incident_report(run, checklist=self.app.config.checklist, journal_path=journal.path, problems=problems)
+        await self.query_one("#report", Markdown).update(screen_text(text))
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

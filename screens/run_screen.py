@@ -108,7 +108,7 @@ class RunScreen(Screen):
             authorization = self.authorization
             if authorization is None:  # waiting for a second person
                 self.state = "pending"
-                run_id = self.run_id = engine.request_approval(self.request, self.plan)
+                run_id = self.run_id = await engine.request_approval(self.request, self.plan)
                 steps = [s.title for s in self.plan.steps] if self.plan is not None else []
                 view.pending(self.plan_title, run_id, engine.who.user, view.now(), steps)
                 self._output(f"Ask a team lead or on-call to run:  rollback-console approve {run_id}")

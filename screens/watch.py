@@ -7,6 +7,7 @@ approval), else the latest, said to be finished. A new run replaces it entirely.
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 from textual import work
@@ -50,17 +51,27 @@ class WatchScreen(Screen):
     async def _follow(self) -> None:
         journal = self.app.journal
         try:
-            runs = {r.run_id: r for r in journal.runs(drills=self.app.is_drill)}
+            runs = {r.run_id: r for r in await journal.rows_async(drills=self.app.is_drill)}
+            last_seq, after = await journal.position_async()
+            active = [r for r in runs.values() if r.outcome in ("running", "pending")]
+            # Start from the active run if any, else from the newest: replay it, then follow.
+            first = active[-1] if active else (list(runs.values())[-1] if runs else None)
+            replay = await journal.run_records_async(first.run_id) if first else []
         except JournalError as exc:
             self.query_one("#watch-head", Static).update(f"[$error]{esc(exc)}[/]")
             return
-        active = [r for r in runs.values() if r.outcome in ("running", "pending")]
-        # Start from the active run if any, else from the newest: replay it, then follow.
-        first = active[-1] if active else (list(runs.values())[-1] if runs else None)
-        history = journal.records()
-        last_seq = history[-1]["seq"] if history else -1  # records up to it are history, not news
-        del history
-        async for record in journal.follow(from_start=True):
+        last_seq = -1 if last_seq is None else last_seq  # records up to it are history, not news
+
+        async def records() -> AsyncIterator[dict[str, Any]]:
+            """The chosen run's records so far (from the run index), then what is appended."""
+            for record in replay:
+                if record["seq"] <= last_seq:
+                    yield record
+            self._head()
+            async for record in journal.follow(from_position=after):
+                yield record
+
+        async for record in records():
             old = record["seq"] <= last_seq
             run = record.get("run")
             if not isinstance(run, str) or not run:
@@ -79,8 +90,6 @@ class WatchScreen(Screen):
                 continue
             if run == self.current:
                 self._apply(record)
-            if record["seq"] == last_seq:
-                self._head()
 
     def _show_new(self, record: dict[str, Any]) -> None:
         """A run to follow from its first record: nothing of the previous one stays."""

@@ -107,8 +107,9 @@ def test_record_screens(snap_compare, size, screen) -> None:
 
     async def go(pilot: Pilot) -> None:
         await fed(pilot)
-        await pilot.press(*keys)
-        await pilot.pause()
+        for key in keys:  # each screen reads the journal off the event loop: let it land
+            await pilot.press(key)
+            await tui_data.settled(pilot)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=steady(go))
 

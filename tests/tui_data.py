@@ -403,3 +403,19 @@ def add_long_reason_run(config: Config) -> str:
         ts=T0 - 3600 + 1012.5,
     )
     return run
+
+
+# The screens read the journal off the event loop, in workers of these groups.
+JOURNAL_READS = ("history", "report", "checklist", "checklist-write", "last-run", "interrupted")
+
+
+async def settled(pilot: object) -> None:
+    """Wait until the screens' journal reads have landed (and what they started in turn)."""
+    app = pilot.app  # type: ignore[attr-defined]
+    await pilot.pause()  # type: ignore[attr-defined]
+    for _ in range(20):
+        pending = [w for w in app.workers if w.group in JOURNAL_READS and not w.is_finished]
+        if not pending:
+            return
+        await app.workers.wait_for_complete(pending)
+        await pilot.pause()  # type: ignore[attr-defined]

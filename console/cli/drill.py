@@ -149,7 +149,7 @@ def run(args: argparse.Namespace) -> int:
         # The console shows and journals the scorecard itself when the drill ends there; it is
         # this drill's if it was timed from this drill's start (other drills share the journal).
         scored = [
-            r for r in journal.records() if r["type"] == "drill_scored" and r["data"].get("started_at") == started
+            r for r in journal.loose_records("drill_scored") if (r.get("data") or {}).get("started_at") == started
         ]
         if not scored:
             card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))

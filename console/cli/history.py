@@ -24,7 +24,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     form.add_argument("--markdown", action="store_true", help="pasteable into the runbook")
     form.add_argument("--json", action="store_true")
     h.add_argument("--drills", action="store_true", help="drill scorecards instead of real rollbacks")
-    h.add_argument("--verify", action="store_true", help="check the journal's hash chain; exit 1 if broken")
+    h.add_argument(
+        "--verify",
+        action="store_true",
+        help="check the journal's hash chain (what was appended since the last check); exit 1 if broken",
+    )
+    h.add_argument("--full", action="store_true", help="with --verify: read the whole journal again")
     h.set_defaults(func=run_history)
     r = sub.add_parser("report", help="incident report of one run (markdown)")
     r.add_argument("run_id", metavar="RUN_ID")
@@ -42,13 +47,11 @@ def _journal(args: argparse.Namespace) -> Journal:
 def run_history(args: argparse.Namespace) -> int:
     journal = _journal(args)
     try:
+        if args.full and not args.verify:
+            raise UsageError("--full goes with --verify")
         if args.verify:
-            problems = journal.verify()
-            for p in problems:
-                print(p)
-            print(f"{journal.path}: " + ("hash chain intact" if not problems else f"{len(problems)} problem(s)"))
-            return EXIT_OK if not problems else EXIT_FAILED
-        runs = journal.runs(args.env, drills=args.drills)
+            return _verify(journal, full=args.full)
+        runs = journal.rows(args.env, drills=args.drills)
     except JournalError as exc:
         raise UsageError(str(exc)) from None
     _say_bad_lines(journal)
@@ -62,6 +65,23 @@ def run_history(args: argparse.Namespace) -> int:
         if args.drills:
             print("\nDrill scorecards\n" + scorecards_text(cards))
     return EXIT_OK
+
+
+def _verify(journal: Journal, *, full: bool) -> int:
+    problems = journal.verify_checkpointed(full=full)
+    if full:  # everything was read anyway: the run index is made afresh from it too
+        journal.rebuild_index()
+    if problems.note:
+        print(f"note: {problems.note}", file=sys.stderr)
+    for p in problems:
+        print(p)
+    scope = problems.scope()
+    print(
+        f"{journal.path}: "
+        + ("hash chain intact" if not problems else f"{len(problems)} problem(s)")
+        + (f" ({scope}; --full reads everything)" if scope else "")
+    )
+    return EXIT_OK if not problems else EXIT_FAILED
 
 
 def _say_bad_lines(journal: Journal) -> None:
@@ -81,7 +101,8 @@ def run_report(args: argparse.Namespace) -> int:
     journal = Journal(config.journal_path)
     try:
         run = journal.run(args.run_id)
-        text = incident_report(run, checklist=config.checklist, journal_path=journal.path, problems=journal.verify())
+        problems = journal.verify_checkpointed()
+        text = incident_report(run, checklist=config.checklist, journal_path=journal.path, problems=problems)
     except JournalError as exc:
         raise UsageError(str(exc)) from None
     if args.output:

@@ -228,7 +228,7 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
                 raise UsageError("a destructive step needs explicit confirmation: nothing was changed")
         run_id = None
         if not authorization.allowed:
-            run_id = engine.request_approval(request, plan)
+            run_id = await engine.request_approval(request, plan)
             say(f"\n{authorization.describe(run_id)}")
             say(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
             approver = await engine.wait_for_approval(run_id, args.wait)
@@ -359,7 +359,7 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
 def _never_started(engine: Engine, run_id: str) -> str | None:
     """For a run id the journal knows only from its lock (refused, or killed before it
     started): what happened to it. None if the journal does not know the id at all."""
-    mine = [r for r in engine.journal.records() if r.get("run") == run_id]
+    mine = engine.journal.run_records(run_id)
     if not mine or not all(r["type"] in NOT_A_RUN for r in mine):
         return None
     refused = [r for r in mine if r["type"] == "run_refused"]

@@ -12,6 +12,7 @@ journal does not know at all proves nothing: that lock still needs ``unlock``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
 import socket
@@ -56,7 +57,7 @@ def takeover_reason(info: LockInfo, run_id: str, journal: Journal) -> str | None
         return f"{dead}, and it held the lock for this very run"
     if not info.run_id:
         return None
-    mine = [r for r in journal.records() if r.get("run") == info.run_id]
+    mine = journal.run_records(info.run_id)
     if not mine:
         return None  # not in this journal: nothing tells what that run did
     if all(r["type"] in NOT_A_RUN for r in mine):
@@ -99,23 +100,27 @@ async def run_lock(
         raise RunRefused(str(exc)) from None
     why = None
     if found is not None:
-        why = takeover_reason(found, run_id, journal)
+        why = await asyncio.to_thread(takeover_reason, found, run_id, journal)  # reads the journal
         if why is None:
             raise RunRefused(refusal(found, env.name))
-    journal.append("lock_intent", run=run_id, env=env.name, data={**about, "lock": lock.where, "take_over": why})
+    await journal.append_async(
+        "lock_intent", run=run_id, env=env.name, data={**about, "lock": lock.where, "take_over": why}
+    )
     failpoints.hit("lock/after-intent")
     try:
         if found is not None and why is not None:
             broken = await lock.break_lock(f"taken over by run {run_id}: {why}", expected_token=found.token)
             if broken is not None:
-                journal.append("lock_taken_over", run=run_id, env=env.name, data={**broken.to_dict(), "why": why})
+                await journal.append_async(
+                    "lock_taken_over", run=run_id, env=env.name, data={**broken.to_dict(), "why": why}
+                )
                 logger.warning("took over the lock of %r from run %s: %s", env.name, found.run_id, why)
         await lock.acquire()
     except LockHeld as exc:  # someone took it between the look and the mkdir: nothing changed
-        journal.append("run_refused", run=run_id, env=env.name, data={"why": str(exc)})
+        await journal.append_async("run_refused", run=run_id, env=env.name, data={"why": str(exc)})
         raise RunRefused(refusal(exc.info, env.name)) from None
     except LockError as exc:
-        journal.append("run_refused", run=run_id, env=env.name, data={"why": str(exc)})
+        await journal.append_async("run_refused", run=run_id, env=env.name, data={"why": str(exc)})
         raise RunRefused(str(exc)) from None
     async with lock.held(acquire=False):
         failpoints.hit("lock/after-effect")

@@ -11,7 +11,7 @@ tells, from the actual state, whether an intent's change took place.
 from __future__ import annotations
 
 import abc
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -59,6 +59,10 @@ class IntentStale(StepFailed):
     the target since the intent was journaled. The runner takes (and journals) a new one."""
 
 
+async def _nothing_to_wait_for() -> None:
+    return None
+
+
 @dataclass
 class RunContext:
     """What steps need while a run goes on."""
@@ -79,6 +83,9 @@ class RunContext:
     plan: Plan | None = None
     # while previewing: step id -> host name -> whether that step will change something there
     previewed: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # returns once every event emitted so far is journaled (on disk): the runner awaits it
+    # before a step acts (write-ahead). The engine sets it; alone, nothing is journaled.
+    journaled: Callable[[], Awaitable[None]] = field(default=_nothing_to_wait_for)
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)

@@ -250,12 +250,19 @@ class Runner:
         """Do and verify one step on one host; record it; return the failure if any.
 
         A changing step's intent is journaled before its effect (write-ahead); the crash
-        points around intent, effect and record are placed here, for every step."""
+        points around intent, effect and record are placed here, for every step. Events are
+        journaled off the event loop: what the step emitted is on disk before it returns."""
+        failure = await self._attempt(step, host)
+        await self.ctx.journaled()
+        return failure
+
+    async def _attempt(self, step: Step, host: Host | None) -> StepFailed | None:
         name = host.name if host else "*"
         if self.ctx.halt:
             return StepFailed(f"stopped before {step.title}: {self.ctx.halt}")
         self.output.pop((step.id, name), None)
         self.emit("step_started", step=step.id, host=host and host.name, message=step.title, title=step.title)
+        await self.ctx.journaled()  # on disk before the step acts: an interruption says where
         started = time.monotonic()
         facts: Facts = {}
         try:
@@ -300,6 +307,7 @@ class Runner:
             self.emit(
                 "step_intent", step=step.id, host=host and host.name, message=step.title, intent=intent, renew=renew
             )
+            await self.ctx.journaled()  # write-ahead: the intent is on disk before the effect
             if self.ctx.halt:  # not journaled: the change must not happen
                 raise StepFailed(f"nothing was changed: the intent could not be journaled ({self.ctx.halt})")
             intents[name] = intent

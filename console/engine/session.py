@@ -24,7 +24,7 @@ from console.engine.locking import RunRefused, holder_gone, run_lock
 from console.engine.plan import Plan, RunContext
 from console.engine.preview import Confirmed, PlanPreview
 from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState, abort_on_failure, undo_steps
-from console.journal import Journal, JournalError, RunSummary, Who, known_secrets
+from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
 from console.matrix import Recommendation, evaluate
 from console.plans import PlanError, build_plan
@@ -65,7 +65,8 @@ def new_run_id() -> str:
 
 
 class Engine:
-    """One per console process. ``on_event`` sees every event (after it is journaled)."""
+    """One per console process. ``on_event`` sees every event as it is journaled (in order;
+    the runner waits until it is on disk before the next step acts)."""
 
     def __init__(
         self,
@@ -107,7 +108,7 @@ class Engine:
         (flags still on for a database rollback, nothing to change). Confirm it with
         ``Confirmed.of(preview)`` and pass that to ``execute``: the run does not start if
         what it is about to do differs from what was confirmed."""
-        plan = self.plan(request)
+        plan = await asyncio.to_thread(self.plan, request)  # a restore's plan reads the journal
         env = self.config.environment(request.environment)
         ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
         return await previews.preview(ctx, plan)
@@ -119,15 +120,23 @@ class Engine:
             if run.env != request.environment:
                 raise RunRefused(f"run {run.run_id} was on {run.env}, not {request.environment}")
             return run
-        runs = self.journal.runs(request.environment, drills=request.drill)
+        rows = self.journal.rows(request.environment, drills=request.drill)
         # A run a later restore already put back is done with; so is one that changed
         # nothing (e.g. refused at its first check): look further back for the one to restore.
-        restored = {_started(r).get("restores") for r in runs if r.action == "restore" and r.outcome == "succeeded"}
+        # (Rows first: only the runs looked at are read from the journal.)
+        restored = {
+            _started(self.journal.run(r.run_id)).get("restores")
+            for r in rows
+            if r.action == "restore" and r.outcome == "succeeded"
+        }
         env = self.config.environment(request.environment)
-        for r in reversed(runs):
-            if r.action in (None, "restore") or r.outcome not in ("succeeded", "failed", "interrupted"):
+        for row in reversed(rows):
+            if row.action in (None, "restore") or row.outcome not in ("succeeded", "failed", "interrupted"):
                 continue
-            if r.run_id in restored or not any(r.undo_facts().values()):
+            if row.run_id in restored:
+                continue
+            r = self.journal.run(row.run_id)
+            if not any(r.undo_facts().values()):
                 continue
             try:
                 original = build_plan(r.action or "", env, self.config, r.plan.get("options") or {})
@@ -164,10 +173,10 @@ class Engine:
         except AuthorizationError as exc:
             raise RunRefused(str(exc)) from None
 
-    def request_approval(self, request: RunRequest, plan: Plan) -> str:
+    async def request_approval(self, request: RunRequest, plan: Plan) -> str:
         """Record a production run waiting for a second person; returns its run id."""
         run_id = new_run_id()
-        self.journal.append(
+        await self.journal.append_async(
             "run_requested",
             run=run_id,
             env=request.environment,
@@ -187,7 +196,7 @@ class Engine:
         """The approver's name once someone else approves ``run_id``; None on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
-            run = self.journal.run(run_id)
+            run = await self.journal.run_async(run_id)
             approver = run.approved_by()
             if approver:
                 return approver
@@ -229,19 +238,22 @@ class Engine:
         if not authorization.allowed:
             raise RunRefused(authorization.describe(run_id))
         env = self.config.environment(request.environment)
-        plan = self.plan(request) if resume is None else self.plan(_request_of(resume))
+        plan = await asyncio.to_thread(self.plan, request if resume is None else _request_of(resume))
         run_id = run_id or (resume.run_id if resume else new_run_id())
-        journal_error: list[str] = []
+
+        def halt(error: str) -> None:  # no silent runs: the runner halts at the next step
+            ctx.halt = error
+
+        # Events are journaled off the event loop, in order; the runner awaits ctx.journaled()
+        # before a step acts, so what it emitted (an intent above all) is on disk by then.
+        record = RunRecorder(self.journal, env.name, on_error=halt)
 
         def emit(event: Event) -> None:
-            try:
-                self.journal.record_event(event, env.name)
-            except JournalError as exc:  # no silent runs: the runner halts at the next step
-                journal_error.append(str(exc))
-                ctx.halt = str(exc)
+            record(event)
             self.on_event(event)
 
         ctx = self.context(run_id, env, emit, request.options)
+        ctx.journaled = record.durable
         if resume is not None:
             ctx.facts, ctx.intents = resume.facts(), resume.intents()
         try:
@@ -282,7 +294,7 @@ class Engine:
             raise RunRefused(str(exc)) from None
         if broken is None:
             return None, "not locked"
-        self.journal.append(
+        await self.journal.append_async(
             "lock_broken", run=info.run_id, env=env.name, data={**broken.to_dict(), "why": why, "forced": force}
         )
         return broken, why
@@ -314,8 +326,8 @@ class Engine:
         preview_ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
         recommendation, now = await asyncio.gather(recommend(), previews.preview(preview_ctx, plan))
         if resume is None and not undo_only:
-            self._refuse_if_not_as_confirmed(ctx.run_id, env.name, now, confirmed)
-        self.journal.append(
+            await self._refuse_if_not_as_confirmed(ctx.run_id, env.name, now, confirmed)
+        await self.journal.append_async(
             "run_started",
             run=ctx.run_id,
             env=env.name,
@@ -373,8 +385,9 @@ class Engine:
         else:
             result = await runner.run()
         result.duration_s = time.monotonic() - start
+        await ctx.journaled()  # the run's last events on disk, as at every crash point
         failpoints.hit("run/before-finish")
-        self.journal.append(
+        await self.journal.append_async(
             "run_finished",
             run=ctx.run_id,
             env=env.name,
@@ -395,7 +408,7 @@ class Engine:
             {"outcome": result.outcome, "run": ctx.run_id},
         )
         with contextlib.suppress(JournalError):
-            checklist.tick_automatic(self.config, self.journal, ctx.run_id)
+            await asyncio.to_thread(checklist.tick_automatic, self.config, self.journal, ctx.run_id)
         self.on_event(
             Event(
                 "run_finished",
@@ -407,7 +420,9 @@ class Engine:
         failpoints.hit("lock/before-release")
         return RunOutcome(ctx.run_id, result, authorization)
 
-    def _refuse_if_not_as_confirmed(self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None) -> None:
+    async def _refuse_if_not_as_confirmed(
+        self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None
+    ) -> None:
         """Under the lock, before anything changes: the plan must still be what the operator
         confirmed, and must have something to do. Else refuse (journaled, not a run)."""
         why = None
@@ -420,7 +435,9 @@ class Engine:
                 )
         why = why or now.why_not()
         if why:
-            self.journal.append("run_refused", run=run_id, env=env, data={"action": now.plan.action, "why": why})
+            await self.journal.append_async(
+                "run_refused", run=run_id, env=env, data={"action": now.plan.action, "why": why}
+            )
             raise RunRefused(why)
 
     async def _notify(self, event: str, run_id: str, env: str, text: str, fields: dict[str, str]) -> None:
@@ -429,7 +446,7 @@ class Engine:
             return
         result = await notify.notify(self.config.notifications, event, text, fields, client=self.prober.client)
         with contextlib.suppress(JournalError):
-            self.journal.append(
+            await self.journal.append_async(
                 "notified" if result.ok else "notify_failed", run=run_id, env=env, data=result.to_dict()
             )
 
@@ -439,7 +456,7 @@ class Engine:
         result = await notify.notify(
             self.config.notifications, "escalation", text, {"level": str(level)}, client=self.prober.client
         )
-        self.journal.append(
+        await self.journal.append_async(
             "notified" if result.ok else "notify_failed", env=env, data={**result.to_dict(), "escalation_level": level}
         )
         return result

@@ -3,8 +3,10 @@
 journal = Journal(config.journal_path, secrets=known_secrets(config))
 journal.record_event(event, env="production")          # every runner Event but "output"
 journal.append("run_finished", run=run_id, env="production", data={...})
-journal.verify()                                        # [] when the chain is intact
-history_markdown(journal.runs())                        # the runbook's table
+await journal.append_async("note", run=run_id, data={...})  # the same, off the event loop
+journal.verify()                                        # [] when the whole chain is intact
+journal.verify_checkpointed()                           # the same, reading only what is new
+history_markdown(journal.rows())                        # the runbook's table (from the run index)
 incident_report(journal.run(run_id), checklist=config.checklist)
 
 The names below load with the first use of their module: a command that only appends to
@@ -18,6 +20,8 @@ from typing import TYPE_CHECKING, Any
 
 _WHERE = {
     "Problem": "chain",
+    "Verification": "checkpoint",
+    "RunRow": "index",
     "format_date": "history",
     "format_duration": "history",
     "history_json": "history",
@@ -38,6 +42,7 @@ _WHERE = {
     "RunSummary": "runs",
     "pid_alive": "runs",
     "Journal": "store",
+    "RunRecorder": "store",
     "Who": "who",
 }
 
@@ -52,7 +57,10 @@ __all__ = [
     "Problem",
     "Redactor",
     "RunNotFound",
+    "RunRecorder",
+    "RunRow",
     "RunSummary",
+    "Verification",
     "Who",
     "format_date",
     "format_duration",
@@ -82,6 +90,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:
     from console.journal.chain import Problem
+    from console.journal.checkpoint import Verification
     from console.journal.history import (
         format_date,
         format_duration,
@@ -90,9 +99,10 @@ if TYPE_CHECKING:
         history_rows,
         history_text,
     )
+    from console.journal.index import RunRow
     from console.journal.records import EVENT_TYPES, RECORD_TYPES, ZERO_HASH, JournalError, record_hash
     from console.journal.redact import REDACTED, Redactor, known_secrets
     from console.journal.report import incident_report
     from console.journal.runs import OUTCOMES, RunNotFound, RunSummary, pid_alive
-    from console.journal.store import Journal
+    from console.journal.store import Journal, RunRecorder
     from console.journal.who import Who

@@ -7,6 +7,7 @@ from the file alone (nothing follows them); everything else can.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,25 +29,71 @@ class Problem:
         return f"line {self.line}: {self.kind}: {self.detail}"
 
 
+@dataclass(frozen=True)
+class ChainState:
+    """Where a walk along the chain stands: after ``lines`` lines (``offset`` bytes), the last
+    good record being ``seq`` with ``hash`` on line ``record_line``, whose line spans
+    ``record_start``–``record_end``. A verify checkpoint is one of these."""
+
+    lines: int = 0
+    offset: int = 0
+    seq: int = 0
+    hash: str = ZERO_HASH
+    record_line: int = 0
+    record_start: int = 0
+    record_end: int = 0
+
+
+@dataclass
+class Walk:
+    """What a walk found: the problems, and the state after the last record that left the
+    chain sound (``sound``: no problem before it but torn lines the chain stepped over)."""
+
+    problems: list[Problem]
+    sound: ChainState
+    stepped_over: list[Problem]  # torn lines before ``sound``: crash leftovers, not damage
+
+
 def verify_lines(content: bytes) -> list[Problem]:
     """The problems in a journal file's bytes; empty when the chain is intact."""
+    return walk(content).problems
+
+
+BEAT_EVERY = 2048  # lines: how often a long walk says it is still making progress
+
+
+def walk(content: bytes, start: ChainState | None = None, beat: Callable[[], None] = lambda: None) -> Walk:
+    """Check ``content`` — the whole file, or (``start``) what follows a verified prefix.
+    ``beat`` is called as the walk makes progress (the stall guard tells slow from hung)."""
+    start = start or ChainState()
     if not content:
-        return []
+        return Walk([], start, [])
     lines = content.split(b"\n")
     unterminated = not content.endswith(b"\n")
     if not unterminated:
         lines.pop()  # the empty string after the final newline
-    parsed = [(n, raw, parse_line(raw)) for n, raw in enumerate(lines, 1)]
+    parsed = []
+    for n, raw in enumerate(lines, start.lines + 1):
+        parsed.append((n, raw, parse_line(raw)))
+        if n % BEAT_EVERY == 0:
+            beat()
     present = {rec["seq"] for _, _, rec in parsed if rec is not None}
+    last_line = start.lines + len(lines)
 
     problems: list[Problem] = []
-    prev_hash, prev_seq, prev_line = ZERO_HASH, 0, 0
+    prev_hash, prev_seq, prev_line = start.hash, start.seq, start.record_line
     seen: dict[int, int] = {}
     bad: list[tuple[int, bytes]] = []  # unparseable lines since the last good record
+    sound, stepped = start, 0
+    offset = start.offset
+    clean, judged = True, 0  # no problem so far but torn lines stepped over; problems looked at
 
     for n, raw, rec in parsed:
+        line_start, offset = offset, offset + len(raw) + 1
+        if n % BEAT_EVERY == 0:
+            beat()
         if rec is None:
-            if n == len(lines) and unterminated:
+            if n == last_line and unterminated:
                 problems.append(
                     Problem(
                         n,
@@ -91,10 +138,16 @@ def verify_lines(content: bytes) -> list[Problem]:
             problems.append(Problem(n, "edited", detail))
         seen.setdefault(seq, n)
         prev_hash, prev_seq, prev_line = rec["hash"], seq, n
+        clean = clean and all(p.kind == "torn" for p in problems[judged:])
+        judged = len(problems)
+        if clean:
+            sound = ChainState(n, offset, seq, rec["hash"], n, line_start, offset)
+            stepped = len(problems)
 
     _report_bad_lines(bad, None, problems)
+    stepped_over = problems[:stepped]
     problems.sort(key=lambda p: p.line)
-    return problems
+    return Walk(problems, sound, stepped_over)
 
 
 def _report_bad_lines(bad: list[tuple[int, bytes]], chains: bool | None, problems: list[Problem]) -> int:

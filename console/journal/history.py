@@ -13,7 +13,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console import safe_text
+from console.journal.index import RunRow
 from console.journal.runs import RunSummary
+
+Run = RunSummary | RunRow  # a row (from the run index) is enough for every table
 
 HEADER = ("Date", "Environment", "Reason", "Duration", "Outcome")
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -40,21 +43,27 @@ def format_duration(seconds: float | None) -> str:
     return f"{secs}s"
 
 
-def history_rows(runs: Iterable[RunSummary]) -> list[tuple[str, str, str, str, str]]:
+def history_rows(runs: Iterable[Run]) -> list[tuple[str, str, str, str, str]]:
     """(date, environment, reason, duration, outcome) per run, as people read them."""
-    return [
-        (
-            format_date(r.started_at),
-            r.env or "-",
-            r.reason.strip() or "-",
-            format_duration(r.duration_s),
-            r.outcome_text(),
-        )
-        for r in runs
-    ]
+    return [_row(r) for r in runs]
 
 
-def history_markdown(runs: Iterable[RunSummary]) -> str:
+def _row(r: Run) -> tuple[str, str, str, str, str]:
+    if isinstance(r, RunRow) and r.shown:
+        return r.shown[0]  # a row of the index stands until its run changes: made once
+    row = (
+        format_date(r.started_at),
+        r.env or "-",
+        r.reason.strip() or "-",
+        format_duration(r.duration_s),
+        r.outcome_text(),
+    )
+    if isinstance(r, RunRow):
+        r.shown.append(row)
+    return row
+
+
+def history_markdown(runs: Iterable[Run]) -> str:
     """The runbook's table, one row per run, oldest first."""
     lines = [
         "| " + " | ".join(HEADER) + " |",
@@ -65,7 +74,7 @@ def history_markdown(runs: Iterable[RunSummary]) -> str:
     return safe_text.markdown("\n".join(lines)) + "\n"
 
 
-def history_text(runs: Iterable[RunSummary]) -> str:
+def history_text(runs: Iterable[Run]) -> str:
     """Aligned columns for a terminal, with the run id and action that the runbook's table lacks."""
     runs = list(runs)
     if not runs:
@@ -81,7 +90,7 @@ def history_text(runs: Iterable[RunSummary]) -> str:
     return "\n".join(out) + "\n"
 
 
-def history_json(runs: Iterable[RunSummary]) -> list[dict[str, Any]]:
+def history_json(runs: Iterable[Run]) -> list[dict[str, Any]]:
     """One JSON-able dict per run: the table's columns as shown, plus the raw values."""
     out = []
     for r in runs:

@@ -16,6 +16,7 @@ from console import safe_text
 from console.config.defaults import CHECKLIST
 from console.config.model import ChecklistItem
 from console.journal.chain import Problem
+from console.journal.checkpoint import Verification
 from console.journal.history import format_duration
 from console.journal.records import parse_ts
 from console.journal.runs import RunSummary
@@ -300,8 +301,16 @@ def _provenance(run: RunSummary, path: str | os.PathLike[str] | None, problems: 
         if problems:
             out.append(f"**The journal's hash chain has {len(problems)} problem(s):**")
             out += [f"- {p}" for p in problems]
-        else:
+        scope = problems.scope() if isinstance(problems, Verification) else ""
+        if not problems and not scope:
             out.append("The journal's hash chain verifies: nothing was edited, removed or reordered.")
+        elif not problems:  # checked from the verify checkpoint on: say how far that reaches
+            out.append(
+                "The journal's hash chain verifies: nothing appended since the last verify was edited, "
+                "removed or reordered, and the record that verify ended on is still in its place."
+            )
+        if scope:
+            out.append(f"({scope[0].upper()}{scope[1:]}; `history --verify --full` reads it all again.)")
     return out
 
 

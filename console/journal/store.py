@@ -9,31 +9,41 @@ without ``hash``; ``prev`` is the previous record's hash (64 zeros for the first
 console processes share one file (operators on one bastion, plus ``watch`` readers):
 writers hold an exclusive ``flock`` while they read the last record and append, so the
 chain never forks. Readers take no lock and only ever consume complete lines.
+
+Nothing here blocks an event loop when used through its ``*_async`` methods: appends go
+through the process's writer thread (writer.py), reads and verification run in threads.
+Runs are read through the run index (index.py), verification goes on from a checkpoint
+(checkpoint.py): neither reads again what it has read before.
 """
 
 from __future__ import annotations
 
 import asyncio
-import errno
-import fcntl
-import json
+import contextlib
 import os
-from collections.abc import AsyncIterator, Iterable
+import threading
+import time
+from collections.abc import AsyncIterator, Callable, Iterable
+from concurrent.futures import Future
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from console import files
 from console.engine.events import Event
-from console.journal.chain import Problem, verify_lines
-from console.journal.records import ZERO_HASH, JournalError, iso, parse_line, record_hash
+from console.journal import checkpoint
+from console.journal.checkpoint import Verification
+from console.journal.index import IndexStale, RunIndex, RunRow
+from console.journal.records import ZERO_HASH, JournalError, iso, parse_line
 from console.journal.redact import Redactor
-from console.journal.runs import STALE_AFTER_S, RunNotFound, RunSummary, summarize
+from console.journal.runs import STALE_AFTER_S, RunNotFound, RunSummary
 from console.journal.who import Who
+from console.journal.writer import DIR_MODE, FILE_MODE, after_last_newline, os_reason, writer_for
 
-DIR_MODE = 0o2770  # setgid: files inherit the operators' group
-FILE_MODE = 0o660
-_TAIL_CHUNK = 64 * 1024
+__all__ = ["DIR_MODE", "FILE_MODE", "Journal", "RunRecorder"]
+
+T = TypeVar("T")
+_STALL_POLL_S = 0.5
 
 
 class Journal:
@@ -46,8 +56,7 @@ class Journal:
         self._who_cache: Who | None = None
         self._reader = _LineReader(self.path)
         self._records: list[dict[str, Any]] = []
-        # Lines (1-based) that are not records: skipped by every reader, and said so.
-        self.bad_lines: list[int] = []
+        self.index = RunIndex(self.path)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -60,6 +69,30 @@ class Journal:
             self._who_cache = Who.current()
         return self._who_cache
 
+    def submit(
+        self,
+        type: str,
+        *,
+        run: str | None = None,
+        env: str | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> Future[dict[str, Any]]:
+        """Queue one record (redacted now) for this process's writer thread: it is written
+        after everything submitted before it. The future gives the record once it is on
+        disk (chained, fsync'd), or raises JournalError."""
+        draft: dict[str, Any] = {
+            "seq": 0,  # first: every line starts {"seq": (chain.py tells torn lines by it)
+            "ts": iso(ts if ts is not None else datetime.now(UTC).timestamp()),
+            "type": type,
+            "run": run,
+            "env": env,
+            "who": self.who().as_dict(),
+            "data": self.redactor(data or {}),
+            "prev": ZERO_HASH,
+        }
+        return writer_for(self.path).submit(draft)
+
     def append(
         self,
         type: str,
@@ -69,40 +102,25 @@ class Journal:
         data: dict[str, Any] | None = None,
         ts: float | None = None,
     ) -> dict[str, Any]:
-        """Append one record (redacted, chained, fsync'd) and return it as written."""
-        record: dict[str, Any] = {
-            "seq": 0,
-            "ts": iso(ts if ts is not None else datetime.now(UTC).timestamp()),
-            "type": type,
-            "run": run,
-            "env": env,
-            "who": self.who().as_dict(),
-            "data": self.redactor(data or {}),
-            "prev": ZERO_HASH,
-        }
-        fd = self._open_for_append()
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            last, torn = _last_record(fd)
-            if last is not None:
-                record["seq"], record["prev"] = last["seq"] + 1, last["hash"]
-            else:
-                record["seq"] = 1
-            record["hash"] = record_hash(record)
-            line = json.dumps(record, ensure_ascii=False, separators=(",", ":")) + "\n"
-            # After a torn line (a crash mid-write) start afresh: the torn bytes stay, as
-            # evidence, on a line of their own, and the chain goes on from the last good record.
-            _write_all(fd, (b"\n" if torn else b"") + line.encode("utf-8"))
-            os.fsync(fd)
-        except OSError as exc:
-            raise JournalError(f"cannot write the audit journal {self.path}: {exc.strerror or exc}") from None
-        finally:
-            os.close(fd)  # also releases the lock
-        return record
+        """Append one record (redacted, chained, fsync'd) and return it as written. Blocks
+        until it is on disk: from async code use ``append_async``."""
+        return self.submit(type, run=run, env=env, data=data, ts=ts).result()
 
-    def record_event(self, event: Event, env: str | None) -> dict[str, Any] | None:
-        """Record a runner event. "output" events are not recorded one by one: their
-        bounded output arrives inside step_finished / step_failed."""
+    async def append_async(
+        self,
+        type: str,
+        *,
+        run: str | None = None,
+        env: str | None = None,
+        data: dict[str, Any] | None = None,
+        ts: float | None = None,
+    ) -> dict[str, Any]:
+        """``append`` without blocking the event loop: returns once the record is on disk."""
+        return await asyncio.wrap_future(self.submit(type, run=run, env=env, data=data, ts=ts))
+
+    def submit_event(self, event: Event, env: str | None) -> Future[dict[str, Any]] | None:
+        """Queue a runner event. "output" events are not recorded one by one: their bounded
+        output arrives inside step_finished / step_failed."""
         if event.kind == "output":
             return None
         data = dict(event.data)
@@ -112,75 +130,191 @@ class Journal:
             data["host"] = event.host
         if event.message:
             data.setdefault("message", event.message)
-        return self.append(event.kind, run=event.run_id, env=env, data=data, ts=event.ts)
+        return self.submit(event.kind, run=event.run_id, env=env, data=data, ts=event.ts)
 
-    def _open_for_append(self) -> int:
-        path = self.path
+    def record_event(self, event: Event, env: str | None) -> dict[str, Any] | None:
+        """Record a runner event and wait until it is on disk (``submit_event`` does not wait)."""
+        future = self.submit_event(event, env)
+        return None if future is None else future.result()
+
+    def flush(self) -> None:
+        """Wait until every record this process submitted is written."""
+        writer_for(self.path).flush()
+
+    # --- reading: the run index -------------------------------------------------------------
+    def refresh(self) -> None:
+        """Bring the run index up to date with the file (reads only what is new)."""
+        self._read(self.index.refresh)
+
+    def _read(self, fn: Callable[[], T]) -> T:
+        """Read through the index (a hung filesystem is an error, not a hang)."""
         try:
-            if not path.parent.is_dir():
-                _make_dir(path.parent)
-            try:
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, FILE_MODE)
-            except FileExistsError:
-                fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CLOEXEC | os.O_NONBLOCK | os.O_NOCTTY)
-                problem = files.not_regular(path, os.fstat(fd).st_mode)
-                if problem:
-                    os.close(fd)
-                    raise problem from None
-                return fd
-            os.fchmod(fd, FILE_MODE)  # the umask would drop the group's write bit
-            _fsync_dir(path.parent)  # the new file's name must survive a crash too
-            return fd
+            return _guarded(lambda: _retrying(self.index, fn), str(self.path), lambda: self.index.beat)
+        except JournalError:
+            raise
         except OSError as exc:
-            reason = _reason(exc, path)
-            if exc.filename and str(exc.filename) != str(path):
-                reason += f" ({exc.filename})"
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                reason += f"; operators need write access to {path.parent} (group-writable, mode 2770)"
-            raise JournalError(f"cannot write the audit journal {path}: {reason}") from None
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
 
-    # --- reading ------------------------------------------------------------------------
+    async def _read_async(self, fn: Callable[[], T]) -> T:
+        """``_read`` in a thread: the event loop goes on meanwhile."""
+        try:
+            return await _guarded_async(lambda: _retrying(self.index, fn), str(self.path), lambda: self.index.beat)
+        except JournalError:
+            raise
+        except OSError as exc:
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
+
+    def rebuild_index(self) -> None:
+        """Make the run index afresh from the whole journal (and its file beside it): the
+        index is a cache anyone of the group can write, as they can the journal."""
+        self.index.invalidate()
+        self._read(lambda: None)
+
+    async def refresh_async(self) -> None:
+        await self._read_async(lambda: None)
+
+    @property
+    def bad_lines(self) -> list[int]:
+        """Lines (1-based) that are not records, as of the last read: skipped by every reader, and said so."""
+        return list(self.index.bad_lines)
+
+    def runs(self, env: str | None = None, drills: bool = False) -> list[RunSummary]:
+        """Runs, oldest first, with their records. ``drills=False``: real runs only;
+        ``drills=True``: drill runs only (a rehearsal never shows up in the real history).
+        Reads every record of every run: for a table, ``rows`` reads none."""
+        return self._read(lambda: self.index.summaries(env, drills))
+
+    def rows(self, env: str | None = None, drills: bool = False) -> list[RunRow]:
+        """The history table's runs, oldest first (as ``runs``, without their records)."""
+        return self._read(lambda: self.index.rows(env, drills))
+
+    async def rows_async(self, env: str | None = None, drills: bool = False) -> list[RunRow]:
+        return await self._read_async(lambda: self.index.rows(env, drills))
+
+    def latest(self, env: str | None = None, drills: bool = False) -> RunSummary | None:
+        """The run that started last (of ``env``), or None."""
+        return self._read(lambda: self.index.latest(env, drills))
+
+    async def latest_async(self, env: str | None = None, drills: bool = False) -> RunSummary | None:
+        return await self._read_async(lambda: self.index.latest(env, drills))
+
+    def run(self, run_id: str) -> RunSummary:
+        """One run by id or unique prefix of its id (drill or not)."""
+        return self._read(lambda: self._find(run_id))
+
+    async def run_async(self, run_id: str) -> RunSummary:
+        return await self._read_async(lambda: self._find(run_id))
+
+    def _find(self, run_id: str) -> RunSummary:
+        index = self.index
+        entry = index.runs.get(run_id)
+        if entry is not None and entry.row is not None:
+            return index.summary(run_id)
+        matches = [r for r in index.run_ids() if run_id and r.startswith(run_id)]
+        if len(matches) == 1:
+            return index.summary(matches[0])
+        if not matches:
+            raise RunNotFound(f"no run {run_id!r} in the audit journal {self.path}")
+        ids = ", ".join(matches[:5]) + (", …" if len(matches) > 5 else "")
+        raise RunNotFound(f"run id {run_id!r} is ambiguous in {self.path}: it matches {len(matches)} runs ({ids})")
+
+    def run_records(self, run_id: str) -> list[dict[str, Any]]:
+        """Every record of ``run_id``, a run or not (a lock intent, a refusal), in file order."""
+        return self._read(lambda: self.index.records_of(run_id))
+
+    def loose_records(self, type: str) -> list[dict[str, Any]]:
+        """Records of ``type`` that belong to no run (e.g. drill scorecards), in file order."""
+        return self._read(lambda: self.index.loose_records(type))
+
+    def last_seq(self) -> int | None:
+        """The seq of the last record in the file (None: no record yet)."""
+        return self._read(lambda: self.index.last_seq)
+
+    async def last_seq_async(self) -> int | None:
+        return await self._read_async(lambda: self.index.last_seq)
+
+    async def position_async(self) -> tuple[int | None, tuple[int, int, int] | None]:
+        """(the last record's seq, where it ends: for ``follow(from_position=…)``), read together."""
+        index = self.index
+
+        def read() -> tuple[int | None, tuple[int, int, int] | None]:
+            at = (index.identity[0], index.identity[1], index.offset) if index.identity else None
+            return index.last_seq, at
+
+        return await self._read_async(read)
+
+    async def run_records_async(self, run_id: str) -> list[dict[str, Any]]:
+        return await self._read_async(lambda: self.index.records_of(run_id))
+
+    def interrupted(self, *, drills: bool = False, stale_after_s: float = STALE_AFTER_S) -> list[RunSummary]:
+        """Runs started but never finished whose process is gone: what a crash or kill -9
+        leaves. A run on another bastion counts as gone after ``stale_after_s`` of silence."""
+        return self._read(lambda: _interrupted(self.index, drills, stale_after_s))
+
+    async def interrupted_async(
+        self, *, drills: bool = False, stale_after_s: float = STALE_AFTER_S
+    ) -> list[RunSummary]:
+        return await self._read_async(lambda: _interrupted(self.index, drills, stale_after_s))
+
+    # --- reading: everything ------------------------------------------------------------------
     def records(self) -> list[dict[str, Any]]:
-        """Every well-formed record, in file order (read incrementally: cheap to call often)."""
+        """Every well-formed record, in file order (read incrementally). Holds them all in
+        memory: for one run's records use ``run_records``."""
         try:
             reset, lines = files.with_deadline(self._reader.read_new, files.READ_TIMEOUT_S, str(self.path))
         except OSError as exc:
-            raise JournalError(f"cannot read the audit journal {self.path}: {_reason(exc, self.path)}") from None
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
         if reset:
             self._records = []
-            self.bad_lines = []
-        first = self._reader.lines_read - len(lines) + 1
-        for number, raw in enumerate(lines, first):
+        for raw in lines:
             record = parse_line(raw)
             if record is not None:
                 self._records.append(record)
-            elif raw.strip():
-                self.bad_lines.append(number)
         return list(self._records)
 
-    def verify(self) -> list[Problem]:
-        """Check the whole chain. An empty list means intact (or no journal yet)."""
+    def verify(self) -> Verification:
+        """Check the whole chain; an empty list means intact (or no journal yet). Neither
+        reads nor moves the verify checkpoint: see ``verify_checkpointed``."""
+        return self._verify(lambda beat: checkpoint.whole(self.path, beat))
 
-        def read() -> bytes:
-            fd = files.open_regular(self.path)
-            with open(fd, "rb") as f:
-                fcntl.flock(f, fcntl.LOCK_SH)  # no half-written append in what we read
-                return f.read()
+    def verify_checkpointed(self, *, full: bool = False) -> Verification:
+        """Check the chain from the verify checkpoint on, reading only what is new (``full``:
+        everything), after checking the checkpoint against the file; moves it on."""
+        return self._verify(lambda beat: checkpoint.verify(self.path, full=full, beat=beat))
 
+    async def verify_async(self, *, full: bool = False) -> Verification:
+        """``verify_checkpointed`` in a thread."""
+        beat = _Beat()
         try:
-            content = files.with_deadline(read, files.READ_TIMEOUT_S, str(self.path))
-        except FileNotFoundError:
-            return []
+            return await _guarded_async(
+                lambda: checkpoint.verify(self.path, full=full, beat=beat), str(self.path), beat.last
+            )
         except OSError as exc:
-            raise JournalError(f"cannot read the audit journal {self.path}: {_reason(exc, self.path)}") from None
-        return verify_lines(content)
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
 
-    async def follow(self, *, from_start: bool = True, poll_s: float = 0.25) -> AsyncIterator[dict[str, Any]]:
+    def _verify(self, check: Callable[[Callable[[], None]], Verification]) -> Verification:
+        beat = _Beat()
+        try:
+            return _guarded(lambda: check(beat), str(self.path), beat.last)
+        except OSError as exc:
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
+
+    async def follow(
+        self,
+        *,
+        from_start: bool = True,
+        poll_s: float = 0.25,
+        from_position: tuple[int, int, int] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
         """Yield records as they are appended, for ever (cancel to stop). Waits for the file
-        if it does not exist yet; starts over if it is replaced."""
+        if it does not exist yet; starts over if it is replaced. ``from_position``: (device,
+        inode, offset) as ``position_async`` gave it: what follows it (the whole file if it
+        is another file by now)."""
         reader = _LineReader(self.path)
-        if not from_start:
-            reader.skip_to_end()
+        if from_position is not None:
+            reader.inode, reader.offset = from_position[:2], from_position[2]
+        elif not from_start:
+            await asyncio.to_thread(reader.skip_to_end)
         while True:
             try:
                 _, lines = await files.with_deadline_async(reader.read_new, files.READ_TIMEOUT_S, str(self.path))
@@ -193,31 +327,139 @@ class Journal:
             if not lines:
                 await asyncio.sleep(poll_s)
 
-    # --- runs (see runs.py) ---------------------------------------------------------------
-    def runs(self, env: str | None = None, drills: bool = False) -> list[RunSummary]:
-        """Runs, oldest first. ``drills=False``: real runs only; ``drills=True``: drill runs only
-        (a rehearsal never shows up in the real history)."""
-        return [r for r in summarize(self.records()) if r.drill == drills and (env is None or r.env == env)]
 
-    def run(self, run_id: str) -> RunSummary:
-        """One run by id or unique prefix of its id (drill or not)."""
-        runs = summarize(self.records())
-        exact = [r for r in runs if r.run_id == run_id]
-        if exact:
-            return exact[0]
-        matches = [r for r in runs if run_id and r.run_id.startswith(run_id)]
-        if len(matches) == 1:
-            return matches[0]
-        if not matches:
-            raise RunNotFound(f"no run {run_id!r} in the audit journal {self.path}")
-        ids = ", ".join(r.run_id for r in matches[:5]) + (", …" if len(matches) > 5 else "")
-        raise RunNotFound(f"run id {run_id!r} is ambiguous in {self.path}: it matches {len(matches)} runs ({ids})")
+class RunRecorder:
+    """A run's events into the journal, in order, without blocking the event loop.
 
-    def interrupted(self, *, drills: bool = False, stale_after_s: float = STALE_AFTER_S) -> list[RunSummary]:
-        """Runs started but never finished whose process is gone: what a crash or kill -9
-        leaves. A run on another bastion counts as gone after ``stale_after_s`` of silence."""
-        runs = summarize(self.records(), stale_after_s=stale_after_s)
-        return [r for r in runs if r.outcome == "interrupted" and r.drill == drills]
+    Calling it queues the event; ``durable()`` returns once every event queued so far is on
+    disk — the runner awaits it before a step acts, so an intent is written before its
+    effect (write-ahead), as the crash matrix demands. A failed write is passed to
+    ``on_error`` (on the loop, from ``durable()``): the run must not go on unrecorded."""
+
+    def __init__(self, journal: Journal, env: str | None, on_error: Callable[[str], None]) -> None:
+        self.journal, self.env, self.on_error = journal, env, on_error
+        self._last: Future[dict[str, Any]] | None = None
+        self._errors: list[str] = []  # appended by the writer thread, read on the loop
+
+    def __call__(self, event: Event) -> None:
+        try:
+            future = self.journal.submit_event(event, self.env)
+        except (TypeError, ValueError) as exc:  # data that cannot be recorded at all
+            self._errors.append(f"cannot record {event.kind}: {exc}")
+            return
+        if future is not None:
+            self._last = future
+            future.add_done_callback(self._done)
+
+    def _done(self, future: Future[dict[str, Any]]) -> None:
+        exc = future.exception()
+        if exc is not None:
+            self._errors.append(str(exc))
+
+    async def durable(self) -> None:
+        last = self._last
+        if last is not None and not last.done():
+            waited = asyncio.wrap_future(last)
+            await asyncio.wait([waited])
+            if not waited.cancelled():
+                waited.exception()  # seen (by _done): not "never retrieved"
+        # The writer resolves in order, so every earlier record's callback has run by now.
+        while self._errors:
+            self.on_error(self._errors.pop(0))
+
+
+class _Beat:
+    """Progress of a long read, for the stall guard."""
+
+    def __init__(self) -> None:
+        self.at = time.monotonic()
+
+    def __call__(self) -> None:
+        self.at = time.monotonic()
+
+    def last(self) -> float:
+        return self.at
+
+
+def _guarded(fn: Callable[[], T], what: str, beat: Callable[[], float]) -> T:
+    """``fn()`` in a daemon thread; FileProblem once it makes no progress for READ_TIMEOUT_S
+    (a hung network filesystem), however long a big journal takes to read."""
+    result: list[T] = []
+    error: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(fn())
+        except BaseException as exc:
+            error.append(exc)
+
+    started = time.monotonic()
+    worker = threading.Thread(target=run, name=f"read {what}", daemon=True)
+    worker.start()
+    while True:
+        worker.join(_STALL_POLL_S)
+        if not worker.is_alive():
+            break
+        if time.monotonic() - max(started, beat()) > files.READ_TIMEOUT_S:
+            raise _stalled(what)
+    if error:
+        raise error[0]
+    return result[0]
+
+
+async def _guarded_async(fn: Callable[[], T], what: str, beat: Callable[[], float]) -> T:
+    """``_guarded`` for async code: the event loop never waits on the thread."""
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[T] = loop.create_future()
+
+    def settle(value: T | None, exc: BaseException | None) -> None:
+        if future.done():
+            return
+        if exc is not None:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)  # type: ignore[arg-type]
+
+    def run() -> None:
+        value: T | None = None
+        exc: BaseException | None = None
+        try:
+            value = fn()
+        except BaseException as caught:
+            exc = caught
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
+            loop.call_soon_threadsafe(settle, value, exc)
+
+    started = time.monotonic()
+    threading.Thread(target=run, name=f"read {what}", daemon=True).start()
+    while True:
+        done, _ = await asyncio.wait([future], timeout=_STALL_POLL_S)
+        if done:
+            return future.result()
+        if time.monotonic() - max(started, beat()) > files.READ_TIMEOUT_S:
+            future.cancel()
+            raise _stalled(what)
+
+
+def _stalled(what: str) -> files.FileProblem:
+    hung = f": no answer within {files.READ_TIMEOUT_S:g}s (a hung network filesystem or device?)"
+    return files.FileProblem(what, hung)
+
+
+def _retrying(index: RunIndex, fn: Callable[[], T]) -> T:
+    """Refresh, then ``fn``; if the file changed under the index, start over once."""
+    with index.lock:  # one answer from one state of the index, whatever other threads do
+        index.refresh()
+        try:
+            return fn()
+        except IndexStale:
+            index.invalidate()
+            index.refresh()
+            return fn()
+
+
+def _interrupted(index: RunIndex, drills: bool, stale_after_s: float) -> list[RunSummary]:
+    return [r for r in index.open_runs(drills, stale_after_s) if r.outcome == "interrupted"]
 
 
 class _LineReader:
@@ -235,7 +477,7 @@ class _LineReader:
             with open(files.open_regular(self.path), "rb") as f:
                 st = os.fstat(f.fileno())
                 self.inode = (st.st_dev, st.st_ino)
-                self.offset = _after_last_newline(f.fileno(), st.st_size)
+                self.offset = after_last_newline(f.fileno(), st.st_size)
         except FileNotFoundError:
             self.inode, self.offset = None, 0
 
@@ -264,67 +506,3 @@ class _LineReader:
         lines = data[:end].split(b"\n")
         self.lines_read += len(lines)
         return reset, lines
-
-
-def _reason(exc: OSError, path: Path) -> str:
-    if isinstance(exc, files.FileProblem):
-        return exc.reason.lstrip(": ")
-    return exc.strerror or str(exc)
-
-
-def _last_record(fd: int) -> tuple[dict[str, Any] | None, bool]:
-    """The last well-formed record, and whether the file ends in a torn (unterminated) line."""
-    size = os.fstat(fd).st_size
-    if size == 0:
-        return None, False
-    torn = os.pread(fd, 1, size - 1) != b"\n"
-    chunk = _TAIL_CHUNK
-    while True:
-        start = max(0, size - chunk)
-        lines = os.pread(fd, size - start, start).split(b"\n")
-        if start > 0:
-            lines = lines[1:]  # may begin mid-line
-        for raw in reversed(lines):
-            record = parse_line(raw) if raw.strip() else None
-            if record is not None:
-                return record, torn
-        if start == 0:
-            return None, torn
-        chunk *= 4
-
-
-def _after_last_newline(fd: int, size: int) -> int:
-    chunk = _TAIL_CHUNK
-    while True:
-        start = max(0, size - chunk)
-        pos = os.pread(fd, size - start, start).rfind(b"\n")
-        if pos >= 0:
-            return start + pos + 1
-        if start == 0:
-            return 0
-        chunk *= 4
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        written = os.write(fd, view)
-        view = view[written:]
-
-
-def _make_dir(path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.mkdir(path, DIR_MODE)
-    except FileExistsError:
-        return
-    os.chmod(path, DIR_MODE)  # mkdir's mode is filtered by the umask
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

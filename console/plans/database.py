@@ -9,6 +9,7 @@ or a timeout leaves schema and data untouched and offers the runbook's manual SQ
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -245,7 +246,7 @@ class DropColumns(Step):
             present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
         if set(present) >= set(intent["present"]):
             return None  # one transaction: nothing of it committed
-        if not Path(intent["kept_path"]).is_file():
+        if not await asyncio.to_thread(Path(intent["kept_path"]).is_file):
             raise StepFailed(f"the columns are gone but the kept copy {intent['kept_path']} is not there")
         return {**intent, "changed": True}
 
@@ -264,10 +265,11 @@ async def keep_and_drop(ctx: RunContext, step: Step, path: Path, sql: str, what:
                 await conn.execute(f"LOCK TABLE {db.quote_ident(d.table)} IN SHARE MODE")
                 present = [c for c, p in (await db.present_columns(conn, d.table, d.columns)).items() if p]
                 if not present:
-                    if path.is_file():  # this run's drop committed before a kill
+                    if await asyncio.to_thread(path.is_file):  # this run's drop committed before a kill
                         return {"kept_path": str(path), "rows": None, "changed": True, "already": True}
                     return {"skipped": "the columns are already gone", "changed": False}
-                facts = write_copy(path, await take_copy(conn, d, present, ctx))
+                # The copy (every row of the columns, fsync'd) is written off the event loop.
+                facts = await asyncio.to_thread(write_copy, path, await take_copy(conn, d, present, ctx))
                 ctx.failpoint(step.id, "after-copy")
                 await conn.execute(sql)
         except (asyncpg.LockNotAvailableError, asyncpg.QueryCanceledError) as exc:

@@ -8,6 +8,7 @@ timeouts rather than hold the service up.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import json
 import os
@@ -195,9 +196,9 @@ class ReapplyMigration(Step):
     def __init__(self, path: str) -> None:
         self.path = path
 
-    def _load(self) -> dict[str, Any]:
-        try:
-            return json.loads(Path(self.path).read_bytes())
+    async def _load(self) -> dict[str, Any]:
+        try:  # a copy of a whole table's columns: read and parsed off the event loop
+            return await asyncio.to_thread(lambda: json.loads(Path(self.path).read_bytes()))
         except (OSError, ValueError) as exc:
             raise StepFailed(f"cannot read the kept copy {self.path}: {exc}") from None
 
@@ -231,7 +232,7 @@ class ReapplyMigration(Step):
 
     async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
         try:
-            kept = self._load()
+            kept = await self._load()
             present = await self._present(ctx, kept)
         except StepFailed as exc:
             return f"-- {exc}", True
@@ -240,8 +241,8 @@ class ReapplyMigration(Step):
         return "BEGIN;\n" + "\n".join(self.statements(kept)) + "\nCOMMIT;", True
 
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
-        kept = self._load()
-        data = Path(self.path).read_bytes()
+        kept = await self._load()
+        data = await asyncio.to_thread(Path(self.path).read_bytes)
         return {
             "path": self.path,
             "sha256": hashlib.sha256(data).hexdigest(),
@@ -252,7 +253,7 @@ class ReapplyMigration(Step):
         from console.plans.validate import log_offsets
 
         intent = ctx.intent(self.id, host)
-        kept = self._load()
+        kept = await self._load()
         d = ctx.env.database
         assert d
         offsets = await log_offsets(ctx)  # a restore of the database alone restarts nothing
@@ -313,7 +314,7 @@ class ReapplyMigration(Step):
             )
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        kept = self._load()
+        kept = await self._load()
         async with Connect(ctx) as conn:
             columns = await db.present_columns(conn, kept["table"], tuple(facts["columns"]))
             indexes = await db.present_indexes(conn, tuple(facts["indexes"]))
@@ -323,7 +324,7 @@ class ReapplyMigration(Step):
         return f"{', '.join(facts['columns'])} back with {facts['rows']} rows; indexes {', '.join(facts['indexes'])}"
 
     async def happened(self, ctx: RunContext, host: Host | None, intent: Facts) -> Facts | None:
-        present = await self._present(ctx, self._load())
+        present = await self._present(ctx, await self._load())
         if len(present) <= len(intent.get("present") or []):
             return None  # one transaction: nothing of it committed
         return {**intent, "changed": True}

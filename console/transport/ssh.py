@@ -201,19 +201,15 @@ class SSHTransport(Transport):
         """Connect with key auth and a verified host key; TransportError saying why not."""
         where = label(host)
         known_hosts = known_hosts_path(host)
-        # asyncssh reads these with a plain open(): a named pipe would hang the connect.
-        for what, path in (("known_hosts", known_hosts), ("key file", host.key_file)):
-            if path:
-                with contextlib.suppress(OSError):
-                    problem = files.not_regular(path, os.stat(os.path.expanduser(path)).st_mode)
-                    if problem:
-                        raise TransportError(f"{where}: cannot use {what}: {problem}")
+        problem, known_hosts_exists, key_file = await asyncio.to_thread(_local_files, host, known_hosts)
+        if problem:
+            raise TransportError(f"{where}: {problem}")
         client = _Client()
         kwargs: dict = {
             "port": host.port,
             "username": host.user or default_user(),
             # known_hosts must exist to be read; a missing file trusts nothing.
-            "known_hosts": known_hosts if os.path.exists(known_hosts) else ([], [], []),
+            "known_hosts": known_hosts if known_hosts_exists else ([], [], []),
             "connect_timeout": host.connect_timeout,
             "login_timeout": host.connect_timeout,
             # A silent network cut (no RST) is noticed within ~45 s, so the pool reconnects.
@@ -228,7 +224,7 @@ class SSHTransport(Transport):
             "host_based_auth": False,
         }
         if host.key_file:
-            kwargs["client_keys"] = [os.path.expanduser(host.key_file)]
+            kwargs["client_keys"] = [key_file]
             kwargs["agent_path"] = None  # an explicit key means that key, like IdentitiesOnly
         try:
             conn = await asyncio.wait_for(
@@ -566,12 +562,25 @@ async def _link_target(sftp: asyncssh.SFTPClient, path: str) -> str:
     raise asyncssh.SFTPFailure(f"more than {MAX_LINK_HOPS} symlinks in a row (a loop?)")
 
 
+def _local_files(host: Host, known_hosts: str) -> tuple[str | None, bool, str]:
+    """(why the known_hosts or key file cannot be used, whether known_hosts exists, the key's path).
+
+    asyncssh reads these with a plain open(): a named pipe would hang the connect."""
+    for what, path in (("known_hosts", known_hosts), ("key file", host.key_file)):
+        if path:
+            with contextlib.suppress(OSError):
+                problem = files.not_regular(path, os.stat(os.path.expanduser(path)).st_mode)
+                if problem:
+                    return f"cannot use {what}: {problem}", False, ""
+    return None, os.path.exists(known_hosts), os.path.expanduser(host.key_file or "")
+
+
 async def _host_key_error(host: Host, known_hosts: str) -> HostKeyError:
     """Why the host key was refused: unknown or CHANGED, with the server's fingerprint."""
     where = label(host)
     port = host.port if host.port != 22 else None
     known: list[asyncssh.SSHKey] = []
-    if os.path.exists(known_hosts):
+    if await asyncio.to_thread(os.path.exists, known_hosts):
         addr = host.address
         with contextlib.suppress(OSError, IndexError):
             infos = await asyncio.get_running_loop().getaddrinfo(host.address, host.port, type=socket.SOCK_STREAM)
