@@ -79,6 +79,9 @@ class RunContext:
     plan: Plan | None = None
     # while previewing: step id -> host name -> whether that step will change something there
     previewed: dict[str, dict[str, bool]] = field(default_factory=dict)
+    # (step id, host name) whose intent was taken in the attempt now running: nothing ran
+    # between the intent's reads and ``do``, so ``do`` need not read the same things again
+    fresh: set[tuple[str, str]] = field(default_factory=set)
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)
@@ -98,6 +101,11 @@ class RunContext:
         if found is None:
             raise StepFailed(f"internal error: {step} ran without a journaled intent")
         return found
+
+    def intent_is_fresh(self, step: str, host: Host | None) -> bool:
+        """Whether ``step``'s intent on ``host`` was taken just now, in this attempt (not on a
+        resume, a retry or a renewal after someone else's change)."""
+        return (step, host.name if host else "*") in self.fresh
 
     def failpoint(self, step: str, where: str, host: Host | None = None) -> None:
         """A named crash point inside a step (declared in its ``inner_points``)."""

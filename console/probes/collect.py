@@ -113,6 +113,19 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
+def http_limits(hosts: int) -> httpx.Limits:
+    """Room for every host's probes at once (health, ready, login + best-times), each
+    connection kept alive between requests. httpx's defaults (100, of which 20 idle) make a
+    fleet queue its requests and reopen a connection, and with it an SSH channel, for almost
+    every request. Bounded by the open-file limit: a forwarded connection costs two."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 4 * hosts
+    connections = max(20, min(max(100, 4 * hosts), room))
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
 class Prober:
     """Takes snapshots. Holds the transports and one HTTP client between rounds."""
 
@@ -149,7 +162,10 @@ class Prober:
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False, verify=True if tls else False
+                timeout=httpx.Timeout(t, connect=min(t, 5.0)),
+                trust_env=False,
+                verify=True if tls else False,
+                limits=http_limits(sum(len(e.hosts) for e in self.config.environments.values())),
             )
         return self._client
 
