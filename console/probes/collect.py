@@ -114,15 +114,16 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
 
 
 def http_limits(hosts: int) -> httpx.Limits:
-    """Room for every host's probes at once (health, ready, login + best-times), each
-    connection kept alive between requests. httpx's defaults (100, of which 20 idle) make a
-    fleet queue its requests and reopen a connection, and with it an SSH channel, for almost
-    every request. Bounded by the open-file limit: a forwarded connection costs two."""
+    """At most 100 requests in flight (httpx's default), each connection kept alive between
+    requests: httpx keeps only 20 idle by default, so a fleet reopened a connection, and with
+    it an SSH channel, for most requests. Not more in flight: on a starved CPU, every request
+    of a larger burst runs into the probe timeout together, where a bounded one mostly
+    finishes. Bounded by the open-file limit too: a forwarded connection costs two."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 4 * hosts
-    connections = max(20, min(max(100, 4 * hosts), room))
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100
+    connections = max(20, min(100, room))
     return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
 
 
