@@ -1,27 +1,35 @@
-"""Benchmark: `rollback quick` across 1, 10 and 50 simulated hosts over SSH, beside a
-sequential OpenSSH loop doing the bare steps.
+"""Benchmark: `rollback quick` across 1, 10 and 50 simulated hosts over SSH, beside what an
+operator would use instead and beside the floor.
 
-    .venv/bin/python bench/fleet.py [--runs N] [--sizes 1,10,50] [--phases]
+    .venv/bin/python bench/fleet.py [--runs N] [--sizes 1,10,50] [--before CHECKOUT] [--phases]
 
 Starts a private sshd on a free loopback port (fresh host and client keys, its own
 known_hosts: the test fixture's approach) and one simulation of max(sizes) hosts in one
-environment, each host reached through that sshd. For each fleet size, N times each,
-alternating which goes first:
+environment, each host reached through that sshd. For each fleet size, N times each side,
+the order of the sides rotating from run to run:
 
 - console: `python -m console --config … rollback quick --env staging --yes` as a fresh
-  process, with a config naming the first `size` hosts (fleet mode parallel, the
-  simulator's concurrency): preview, lock, journal, per host edit + restart + wait for
-  the new flags, the five validations on every host, the checklist;
-- baseline: one `ssh` per host, one host after another, with the same key and
-  known_hosts: `sed -i` the three flag lines, the restart command, `curl -fsS /health`.
+  process, its config naming the first `size` hosts (parallel mode, the console's default
+  concurrency unless --concurrency): preview, lock, journal, per host edit + restart + wait
+  for the new flags, the five validations on every host, the checklist;
+- before: the same command run from another checkout (--before, e.g. a worktree of f8a0d0e),
+  against the same hosts;
+- OpenSSH loop: one `ssh` per host, one host after another, same key and known_hosts:
+  `sed -i` the three flag lines, the restart command, `curl -fsS /health`;
+- Ansible: `ansible fleet -m shell -a '<the same sed, restart, curl>' --forks size` over an
+  inventory of the same hosts (address, port, user, key, known_hosts), Ansible's own SSH
+  defaults (ControlPersist), the Python interpreter set rather than discovered;
+- floor: only the `size` restart commands, launched at once over SSH connections opened
+  beforehand (not timed) — nothing that restarts this fleet over SSH here can beat it.
 
-Between runs the flags are put back on the hosts used and the APIs restarted (not timed).
-Prints the median of each, console / baseline, and the console's time at each size as a
-multiple of its 1-host time (the goal: 50 hosts under 2x the time of 1). --phases adds
-where the console's time goes, from the journal's clock. Figures only, no assertions.
+Between runs the flags are put back on the hosts used and the APIs restarted (not timed);
+each side must leave every host's flags off. Prints the medians, the ratios, and one line per
+goal at the largest size: console ≤ 1.3× the floor, console ≤ 0.5× Ansible; also each
+console's time at the largest size as a multiple of its 1-host time, for the record. --phases
+adds where the console's time goes, from the journal's clock. Figures only, no assertions.
 
-Everything runs on this one machine: the fifty simulated APIs restart on the same cores
-as the console and sshd, so the restarts themselves (a Python process each) bound how
+Everything runs on this one machine: the simulated APIs restart on the same cores as the
+console, sshd and Ansible, so the restarts themselves (two Python processes each) bound how
 fast any fleet-wide restart can go here; on real hosts they run on their own CPUs.
 """
 
@@ -30,157 +38,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import shlex
 import statistics
-import subprocess
 import sys
 import tempfile
-import time
-import tomllib
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import asyncssh
-import tomli_w
+import fleet_sides as sides
 
-from console.envfile import parse_env
-from console.flags import FLAG_NAMES
 from console.journal.records import parse_ts
-from console.simulator.configfile import SSHTarget
-from console.simulator.world import SimHost, Simulation
-from tests.fixtures_ssh import find_sshd, start_sshd, stop_sshd, write_key_pair
+from console.simulator.world import Simulation
 
-QUICK = ("rollback", "quick", "--env", "staging", "--yes")
-SED = (
-    "sed -i -e 's/^ENABLE_ADVANCED_RECOMMENDATIONS=.*/ENABLE_ADVANCED_RECOMMENDATIONS=false/' "
-    "-e 's/^ENABLE_TIME_WEIGHTING=.*/ENABLE_TIME_WEIGHTING=false/' "
-    "-e 's/^ENABLE_CONTENT_TYPE_ANALYSIS=.*/ENABLE_CONTENT_TYPE_ANALYSIS=false/'"
-)
-
-
-class Sshd:
-    """A private OpenSSH server on 127.0.0.1, as tests/fixtures_ssh.py starts it."""
-
-    def __init__(self, directory: Path) -> None:
-        binary = find_sshd()
-        if binary is None:
-            raise SystemExit("needs an OpenSSH server binary (sshd)")
-        if os.geteuid() == 0:
-            os.makedirs("/run/sshd", mode=0o755, exist_ok=True)  # sshd as root insists on it
-        directory.mkdir(parents=True)
-        (directory / "home").mkdir()
-        host_key = asyncssh.generate_private_key("ssh-ed25519")
-        write_key_pair(host_key, directory / "ssh_host_ed25519_key")
-        client_key = asyncssh.generate_private_key("ssh-ed25519")
-        write_key_pair(client_key, directory / "id_ed25519")
-        (directory / "authorized_keys").write_bytes(client_key.export_public_key())
-        self.proc, self.port, _ = start_sshd(binary, directory)
-        self.known_hosts = directory / "known_hosts"
-        self.known_hosts.write_text(f"[127.0.0.1]:{self.port} {host_key.export_public_key().decode().strip()}\n")
-        self.key_file = directory / "id_ed25519"
-        self.user = os.environ.get("USER") or __import__("pwd").getpwuid(os.geteuid()).pw_name
-
-    def target(self) -> SSHTarget:
-        return SSHTarget("127.0.0.1", self.port, self.user, str(self.key_file), str(self.known_hosts))
-
-    def ssh_command(self, remote: str) -> list[str]:
-        """The OpenSSH client with the same key and known_hosts as the console."""
-        return [
-            "ssh",
-            "-p",
-            str(self.port),
-            "-i",
-            str(self.key_file),
-            "-o",
-            f"UserKnownHostsFile={self.known_hosts}",
-            "-o",
-            "GlobalKnownHostsFile=/dev/null",
-            "-o",
-            "StrictHostKeyChecking=yes",
-            "-o",
-            "BatchMode=yes",
-            "-F",
-            "/dev/null",
-            f"{self.user}@127.0.0.1",
-            remote,
-        ]
-
-    def stop(self) -> None:
-        stop_sshd(self.proc)
-
-
-def fleet_config(sim: Simulation, directory: Path, size: int, concurrency: int | None) -> Path:
-    """The simulator's config narrowed to its first ``size`` hosts, journaling in ``directory``."""
-    data = tomllib.loads(sim.config_path.read_text(encoding="utf-8"))
-    env = data["environments"]["staging"]
-    env["hosts"] = [h.name for h in sim.hosts("staging")[:size]]
-    if concurrency is not None:
-        env.setdefault("fleet", {})["concurrency"] = concurrency
-    data["console"]["journal"] = str(directory / f"journal-{size}.jsonl")
-    path = directory / f"console-{size}.toml"
-    path.write_text(tomli_w.dumps(data), encoding="utf-8")
-    return path
-
-
-def reset(sim: Simulation, hosts: list[SimHost]) -> None:
-    """All flags back on, the APIs restarted with them, backups gone (not timed)."""
-
-    def one(host: SimHost) -> None:
-        env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-        host.env_file.write_bytes(env.encoded(env.with_flags(dict.fromkeys(FLAG_NAMES, True))))
-        result = sim.run("staging", "restart_command", host.index)
-        if result.returncode != 0:
-            raise SystemExit(f"restart of {host.name} failed while resetting:\n{result.stdout}{result.stderr}")
-        for backup in host.env_file.parent.glob(host.env_file.name + ".rollback-console.*.bak"):
-            backup.unlink()
-
-    with ThreadPoolExecutor(8) as pool:
-        list(pool.map(one, hosts))
-
-
-def time_console(config: Path) -> tuple[float, float, float, str]:
-    """Seconds for the whole command; its own CPU seconds; the wall-clock time it started at; the run id."""
-    started_at = time.time()
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    start = time.perf_counter()
-    result = subprocess.run(
-        [sys.executable, "-m", "console", "--config", str(config), *QUICK], capture_output=True, text=True
-    )
-    elapsed = time.perf_counter() - start
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if result.returncode != 0:
-        raise SystemExit(f"the console's rollback failed:\n{result.stdout[-6000:]}{result.stderr[-3000:]}")
-    run_id = result.stdout.rsplit("\nrun ", 1)[1].split(":", 1)[0]
-    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
-    return elapsed, cpu, started_at, run_id
-
-
-def time_restarts(sim: Simulation, hosts: list[SimHost]) -> float:
-    """The floor on this machine: only the restart commands, all hosts at once, locally
-    (no SSH, no edit, no checks). Sharing the same cores, they cannot go faster than this."""
-    start = time.perf_counter()
-    with ThreadPoolExecutor(len(hosts)) as pool:
-        results = list(pool.map(lambda h: sim.run("staging", "restart_command", h.index), hosts))
-    elapsed = time.perf_counter() - start
-    failed = [r for r in results if r.returncode != 0]
-    if failed:
-        raise SystemExit(f"a restart failed:\n{failed[0].stdout}{failed[0].stderr}")
-    return elapsed
-
-
-def time_baseline(sshd: Sshd, sim: Simulation, hosts: list[SimHost]) -> float:
-    start = time.perf_counter()
-    for host in hosts:
-        remote = (
-            f"{SED} {shlex.quote(str(host.env_file))} && {sim.command('staging', 'restart_command', host.index)} "
-            f">/dev/null && curl -fsS {host.api_url}/health >/dev/null"
-        )
-        subprocess.run(sshd.ssh_command(remote), check=True, stdin=subprocess.DEVNULL)
-    return time.perf_counter() - start
+HERE = Path(__file__).resolve().parents[1]
+FLOOR_TARGET = 1.3
+ANSIBLE_TARGET = 0.5
 
 
 def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dict[str, float]:
@@ -196,6 +70,7 @@ def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dic
     steps = [r for r in records if r["type"].startswith("step_")]
     host_steps = [r for r in steps if (r.get("data") or {}).get("host")]
     validate = [ts(r) for r in steps if (r.get("data") or {}).get("step") == "validate"]
+    run_started = next(ts(r) for r in records if r["type"] == "run_started")
     run_finished = next(ts(r) for r in records if r["type"] == "run_finished")
     restarts = [
         float(r["data"]["elapsed_s"])
@@ -203,9 +78,9 @@ def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dic
         if r["type"] == "step_finished" and r["data"]["step"] == "restart"
     ]
     return {
-        # Up to the first host step: Python start-up, SSH connections, the preview shown, the
-        # lock, and the snapshot recorded as the state before the run (with its preview).
-        "before the first step": ts(host_steps[0]) - started_at,
+        # Python start-up, SSH connections, the preview, the lock, and the snapshot recorded
+        # as the state before the run (with the preview again, under the lock).
+        "until run_started": run_started - started_at,
         "host steps (fan-out)": max(ts(r) for r in host_steps) - ts(host_steps[0]),
         "validation (every host)": max(validate) - min(validate),
         "after the run (checklist, exit)": started_at + elapsed - run_finished,
@@ -215,94 +90,153 @@ def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dic
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--runs", type=int, default=3, help="runs of each per size (default 3)")
-    parser.add_argument("--sizes", default="1,10,50", help="fleet sizes (default 1,10,50; at most 50)")
-    parser.add_argument("--concurrency", type=int, help="fleet.concurrency for the console (default: the config's)")
+    parser.add_argument("--runs", type=int, default=3, help="runs of each side per size (default 3)")
+    parser.add_argument("--sizes", default="1,10,50", help="fleet sizes (default 1,10,50)")
+    parser.add_argument("--before", type=Path, help="a checkout to time beside this one (e.g. a worktree of f8a0d0e)")
+    parser.add_argument("--concurrency", type=int, help="fleet.concurrency for both consoles (default: their own)")
+    parser.add_argument("--skip", default="", help="sides to leave out: openssh, ansible (comma-separated)")
     parser.add_argument("--phases", action="store_true", help="also show where the console's time goes")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
+    skip = {s.strip() for s in args.skip.split(",") if s.strip()}
+    ansible = None if "ansible" in skip else sides.ansible_binary()
+    if ansible is None and "ansible" not in skip:
+        print(f"no `ansible` here: the Ansible column is left out. Install it with: {sides.ANSIBLE_INSTALL}")
+    if args.before is not None and not (args.before / "console" / "__main__.py").exists():
+        raise SystemExit(f"--before {args.before}: not a checkout of the console (no console/__main__.py)")
 
     with tempfile.TemporaryDirectory(prefix="bench-fleet-") as tmp:
         os.environ.pop("PYTHONDONTWRITEBYTECODE", None)  # cache bytecode, as an install does
         os.environ["PYTHONPYCACHEPREFIX"] = str(Path(tmp) / "pycache")
-        sshd = Sshd(Path(tmp) / "sshd")
+        sshd = sides.Sshd(Path(tmp) / "sshd")
         try:
             print(f"starting sshd on 127.0.0.1:{sshd.port} and {max(sizes)} simulated hosts…", flush=True)
             with Simulation(
                 Path(tmp) / "sim", environments=("staging",), hosts=max(sizes), database=False, ssh=sshd.target()
             ) as sim:
-                results = run_sizes(args, sizes, sim, sshd, Path(tmp))
+                results = run_sizes(args, sizes, skip, ansible, sim, sshd, Path(tmp))
         finally:
             sshd.stop()
-    report(results, sizes, args.phases)
+    report(results, sizes, args)
     return 0
 
 
-def run_sizes(args: argparse.Namespace, sizes: list[int], sim: Simulation, sshd: Sshd, tmp: Path) -> dict:
+def run_sizes(
+    args: argparse.Namespace, sizes: list[int], skip: set[str], ansible: str | None, sim: Simulation, sshd, tmp: Path
+) -> dict[int, dict[str, Any]]:
     results: dict[int, dict[str, Any]] = {}
     for size in sizes:
-        hosts = sim.hosts("staging")[:size]
-        config = fleet_config(sim, tmp, size, args.concurrency)
-        console: list[float] = []
-        cpu: list[float] = []
-        baseline: list[float] = []
-        floor: list[float] = []
-        split: list[dict[str, float]] = []
+        one = OneSize(args, size, ansible, sim, sshd, tmp)
+        order = [*one.consoles, *(s for s in ("openssh",) if s not in skip), *(["ansible"] if ansible else []), "floor"]
         # Warm-up (page cache, bytecode, sshd), not counted.
-        time_console(config)
-        reset(sim, hosts)
+        for config, checkout in one.consoles.values():
+            sides.time_console(config, checkout)
+            sides.reset(sim, one.hosts)
         for i in range(args.runs):
-            for which in ("console", "baseline") if i % 2 == 0 else ("baseline", "console"):
-                if which == "console":
-                    elapsed, used, started_at, run_id = time_console(config)
-                    console.append(elapsed)
-                    cpu.append(used)
-                    split.append(phases(tmp / f"journal-{size}.jsonl", run_id, started_at, elapsed))
-                else:
-                    baseline.append(time_baseline(sshd, sim, hosts))
-                reset(sim, hosts)
-            floor.append(time_restarts(sim, hosts))
+            turn = order[i % len(order) :] + order[: i % len(order)]  # who goes first rotates
+            for side in turn:
+                one.run(side)
             print(
-                f"  {size} host(s), run {i + 1}/{args.runs}: console {console[-1]:.2f}s, "
-                f"baseline {baseline[-1]:.2f}s, restarts alone {floor[-1]:.2f}s",
+                f"  {size} host(s), run {i + 1}/{args.runs}: "
+                + ", ".join(f"{side} {one.times[side][-1]:.2f}s" for side in order),
                 flush=True,
             )
         results[size] = {
-            "console": statistics.median(console),
-            "cpu": statistics.median(cpu),
-            "baseline": statistics.median(baseline),
-            "floor": statistics.median(floor),
-            "phases": {k: statistics.median(p[k] for p in split) for k in split[0]},
+            "median": {side: statistics.median(values) for side, values in one.times.items()},
+            "cpu": {side: statistics.median(values) for side, values in one.cpu.items()},
+            "phases": {k: statistics.median(p[k] for p in one.split) for k in one.split[0]},
         }
     return results
 
 
-def report(results: dict[int, dict[str, Any]], sizes: list[int], show_phases: bool) -> None:
-    one = results[sizes[0]]["console"]
-    print()
-    print("rollback quick over SSH, median seconds")
-    print(
-        f"  {'hosts':>5}  {'console':>8}  {'baseline':>8}  {'console/baseline':>16}  {'console/1 host':>14}"
-        f"  {'console CPU':>11}  {'restarts alone':>14}"
-    )
+class OneSize:
+    """The sides at one fleet size, and their times."""
+
+    def __init__(
+        self, args: argparse.Namespace, size: int, ansible: str | None, sim: Simulation, sshd, tmp: Path
+    ) -> None:
+        self.size, self.ansible, self.sim, self.sshd, self.tmp = size, ansible, sim, sshd, tmp
+        self.hosts = sim.hosts("staging")[:size]
+        self.consoles = {"console": (sides.console_config(sim, tmp, size, args.concurrency, "after"), HERE)}
+        if args.before is not None:
+            before = sides.console_config(sim, tmp, size, args.concurrency, "before")
+            self.consoles["before"] = (before, args.before.resolve())
+        self.inventory = self.cfg = None
+        if ansible is not None:
+            self.inventory, self.cfg = sides.ansible_setup(sshd, sim, self.hosts, tmp / "ansible")
+        self.times: dict[str, list[float]] = {}
+        self.cpu: dict[str, list[float]] = {}
+        self.split: list[dict[str, float]] = []
+
+    def run(self, side: str) -> None:
+        if side in self.consoles:
+            config, checkout = self.consoles[side]
+            elapsed, used, started_at, run_id = sides.time_console(config, checkout)
+            self.cpu.setdefault(side, []).append(used)
+            if side == "console":
+                journal = self.tmp / f"journal-after-{self.size}.jsonl"
+                self.split.append(phases(journal, run_id, started_at, elapsed))
+        elif side == "openssh":
+            elapsed = sides.time_openssh(self.sshd, self.sim, self.hosts)
+        elif side == "ansible":
+            assert self.ansible and self.inventory and self.cfg
+            elapsed = sides.time_ansible(self.ansible, self.inventory, self.cfg, forks=self.size)
+            sides.stop_ansible_masters(self.cfg)
+        else:
+            elapsed = sides.time_floor(self.sshd, self.sim, self.hosts)
+        if side != "floor":
+            sides.all_off(self.hosts)
+        self.times.setdefault(side, []).append(elapsed)
+        sides.reset(self.sim, self.hosts)
+
+
+def report(results: dict[int, dict[str, Any]], sizes: list[int], args: argparse.Namespace) -> None:
+    first, last = sizes[0], sizes[-1]
+    sides_seen = list(results[first]["median"])
+    names = {"console": "console", "before": "before", "openssh": "ssh loop", "ansible": "Ansible", "floor": "floor"}
+    print("\nrollback quick over SSH, median seconds")
+    print(f"  {'hosts':>5}" + "".join(f"  {names[s]:>8}" for s in sides_seen) + "  console/floor  console/Ansible")
     for size in sizes:
-        r = results[size]
+        m = results[size]["median"]
+        line = f"  {size:>5}" + "".join(f"  {m[s]:>8.2f}" for s in sides_seen)
+        line += f"  {m['console'] / m['floor']:>13.2f}"
+        line += f"  {m['console'] / m['ansible']:>15.2f}" if "ansible" in m else f"  {'—':>15}"
+        print(line)
+    cpu_line = "  console CPU seconds (its own process): " + ", ".join(
+        f"{size} hosts {results[size]['cpu']['console']:.2f}" for size in sizes
+    )
+    print(cpu_line)
+    if "before" in results[first]["cpu"]:
         print(
-            f"  {size:>5}  {r['console']:>8.2f}  {r['baseline']:>8.2f}  {r['console'] / r['baseline']:>16.2f}"
-            f"  {r['console'] / one:>13.2f}x  {r['cpu']:>11.2f}  {r['floor']:>14.2f}"
+            "  before's CPU seconds:                  "
+            + ", ".join(f"{size} hosts {results[size]['cpu']['before']:.2f}" for size in sizes)
         )
-    if sizes[0] == 1 and len(sizes) > 1:
-        last = results[sizes[-1]]
-        print(
-            f"  goal: {sizes[-1]} hosts under 2x the time of 1 — now {last['console'] / one:.2f}x; "
-            f"the {sizes[-1]} restarts alone, all at once on this machine, take {last['floor'] / one:.2f}x"
-        )
-    if show_phases:
+    if args.phases:
         print("\n  where the console's time goes (journal clock), median seconds:")
-        names = list(results[sizes[0]]["phases"])
         print(f"    {'':<34}" + "".join(f"{s:>8}" for s in sizes))
-        for name in names:
+        for name in results[first]["phases"]:
             print(f"    {name:<34}" + "".join(f"{results[s]['phases'][name]:>8.2f}" for s in sizes))
+
+    m = results[last]["median"]
+    print()
+    if first == 1 and last > 1:
+        for side in ("before", "console"):
+            if side in m:
+                one = results[first]["median"][side]
+                label = "before (f8a0d0e or --before)" if side == "before" else "console (this checkout)"
+                print(f"  for the record: {label}: {last} hosts take {m[side] / one:.2f}x its 1-host time")
+    if "before" in m:
+        print(f"  before: {last} hosts at {m['before'] / m['floor']:.2f}x the floor", end="")
+        print(f", {m['before'] / m['ansible']:.2f}x Ansible" if "ansible" in m else "")
+    goal(f"fleet{last}_vs_floor", m["console"] / m["floor"], FLOOR_TARGET)
+    if "ansible" in m:
+        goal(f"fleet{last}_vs_ansible", m["console"] / m["ansible"], ANSIBLE_TARGET)
+    else:
+        print(f"goal fleet{last}_vs_ansible: not measured (no ansible; {sides.ANSIBLE_INSTALL}) MISSED")
+
+
+def goal(name: str, value: float, target: float) -> None:
+    print(f"goal {name}: {value:.2f} (target ≤ {target}) {'met' if value <= target else 'MISSED'}")
 
 
 if __name__ == "__main__":

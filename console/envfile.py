@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import difflib
+import functools
 import io
 import re
 from collections.abc import Sequence
@@ -353,10 +354,23 @@ class _Reader(io.TextIOBase):
         return self._text
 
 
+CACHED_TEXT = 64 * 1024  # env files up to this size have their parse remembered
+
+
 def parse_env(data: bytes | str, path: str = "<env>") -> EnvFile:
     text = data.decode(ENCODING, ERRORS) if isinstance(data, bytes) else data
-    bindings = tuple(parse_stream(_Reader(text)))
+    bindings = _bindings(text) if len(text) <= CACHED_TEXT else _parse(text)
     return EnvFile(path=path, text=text, bindings=bindings)
+
+
+def _parse(text: str) -> tuple[Binding, ...]:
+    return tuple(parse_stream(_Reader(text)))
+
+
+# A run parses each host's file several times (preview, intent, edit, check, probes), and a
+# fleet's files are mostly alike: python-dotenv's parser is the console's costliest step
+# per host after SSH. Bindings are immutable, so sharing them is safe.
+_bindings = functools.lru_cache(maxsize=256)(_parse)
 
 
 def _diff_lines(text: str) -> list[str]:

@@ -328,6 +328,24 @@ async def test_files_that_are_not_regular_are_refused_without_blocking(transport
     assert await transport.read_file(str(normal)) == b"A=1\n"  # the transport still answers
 
 
+async def test_size_of_a_log_through_symlinks_and_of_what_is_no_file(transport: Transport, tmp_path: Path) -> None:
+    """A log's size (validation counts errors from it on) is the size of the file the
+    service writes, also through a symlink; a missing path or a directory is an error that
+    names the path, and a named pipe is refused without blocking."""
+    log = tmp_path / "service.log"
+    log.write_bytes(b"x" * 12345)
+    link = tmp_path / "current.log"
+    link.symlink_to("service.log")
+    assert await transport.size(str(log)) == 12345
+    assert await transport.size(str(link)) == 12345
+    fifo = tmp_path / "log.fifo"
+    os.mkfifo(fifo)
+    for path, words in ((tmp_path / "missing.log", "no such file"), (tmp_path, "directory"), (fifo, "named pipe")):
+        with pytest.raises(TransportError) as err:
+            await asyncio.wait_for(transport.size(str(path)), 20)
+        assert str(path) in str(err.value) and words in str(err.value).lower(), str(err.value)
+
+
 async def test_write_through_a_symlink_keeps_the_link(transport: Transport, tmp_path: Path) -> None:
     """The env file is a symlink (to a shared file, through a second link): the edit lands
     in the target and every link stays a link."""

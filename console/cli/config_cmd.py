@@ -34,7 +34,9 @@ def run_validate(args: argparse.Namespace) -> int:
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
     envs = ", ".join(
-        f"{e.name} ({e.kind}, {len(e.hosts)} host{'s' if len(e.hosts) != 1 else ''})"
+        f"{e.name} ({e.kind}, {len(e.hosts)} host{'s' if len(e.hosts) != 1 else ''}"
+        + (f" from {e.hosts_source()}" if e.inventory else "")
+        + ")"
         for e in config.environments.values()
     )
     print(f"{args.file}: ok — {envs}")

@@ -173,9 +173,18 @@ class _Loader:
 
     def _environment(self, name: str, t: _Table, hosts: dict[str, Host]) -> Environment | None:
         before = len(self.problems)
+        inventory_t = t.table("inventory")
         host_names = t.get("hosts", list, ["local"])
         env_hosts: list[Host] = []
-        if host_names is not None:
+        from_inventory: tuple[str, str] | None = None
+        if inventory_t is not None:
+            if "hosts" in t.data:
+                t.problem(
+                    "hosts",
+                    "give hosts or an inventory, not both: the inventory's group is this environment's host list",
+                )
+            env_hosts, from_inventory = self._inventory_hosts(inventory_t, hosts)
+        elif host_names is not None:
             if not host_names:
                 t.problem("hosts", 'needs at least one host ("local" or a name from [hosts])')
             for i, h in enumerate(host_names):
@@ -228,6 +237,7 @@ class _Loader:
             api_reach=t.get("api_reach", str, "forward", _one_of(("forward", "direct"))),
             fleet=fleet,
             lock_dir=t.get("lock_dir", str, "/tmp", _non_empty),
+            inventory=from_inventory,
         )
         t.finish()
         self._check_placeholders(t, env)
@@ -246,7 +256,15 @@ class _Loader:
                 if name == "host":
                     continue
                 missing = [h.name for h in env.hosts if name not in dict(h.vars)]
-                if missing:
+                if missing and env.inventory is not None:
+                    file = env.inventory[0]
+                    shown = ", ".join(missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+                    t.problem(
+                        key,
+                        f"{{{name}}} has no value on host(s) {shown}: set {name} in the inventory {file} "
+                        f"(a host or group variable) or in [environments.{env.name}.inventory.vars]",
+                    )
+                elif missing:
                     where = [f"[hosts.{h}.vars]" for h in missing if h != "local"]
                     fix = f"set {name} = … in {', '.join(where)}" if where else ""
                     if "local" in missing:
@@ -254,6 +272,67 @@ class _Loader:
                             '"local" has no vars: use a host with address = "local" and its own vars'
                         )
                     t.problem(key, f"{{{name}}} has no value on host(s) {', '.join(missing)}: {fix}")
+
+    def _inventory_hosts(self, t: _Table, tables: dict[str, Host]) -> tuple[list[Host], tuple[str, str] | None]:
+        """The hosts of ``[environments.X.inventory]``'s group: each inventory host's own
+        ansible_* variables, else this table's defaults, else the console's."""
+        from console.config import inventory as inventories  # only configs that name one pay for it
+
+        file = t.get("file", str, check=_non_empty)
+        group = t.get("group", str, check=_non_empty)
+        key_file = t.get("key_file", str, None)
+        known_hosts = t.get("known_hosts", str, None)
+        defaults = inventories.Defaults(
+            user=t.get("user", str, None, _non_empty),
+            port=t.get("port", int, None, lambda v: None if 0 < v < 65536 else f"{v} is not a TCP port"),
+            key_file=_resolve_path(self.base, key_file) if key_file else None,
+            known_hosts=_resolve_path(self.base, known_hosts) if known_hosts else None,
+            connect_timeout=t.get("connect_timeout", float, 10.0, _within(0, 300, " s", low_open=True)),
+            vars=self._vars(t),
+        )
+        t.finish()
+        if not file or not group:
+            return [], None
+        path = _resolve_path(self.base, file)
+        try:
+            inventory = inventories.read(path)
+        except inventories.InventoryError as exc:
+            t.problem("file", str(exc))
+            return [], None
+        names = inventory.group_hosts(group)
+        if names is None:
+            known = sorted(set(inventory.groups) - {"all", "ungrouped"})
+            t.problem(
+                "group",
+                f"no group {group!r} in the inventory {path}{_did_you_mean(group, known)}; "
+                f"its groups: {', '.join(known) or 'none'}",
+            )
+            return [], None
+        if not names:
+            t.problem("group", f"group {group!r} of the inventory {path} has no hosts")
+        out: list[Host] = []
+        base = os.path.dirname(path)
+        for name in names:
+            if name in tables or name == "local":
+                where = ("hosts", name) if name in tables else (*t.path, "group")
+                self.problem(
+                    where,
+                    f"host {name!r} is in group {group} of the inventory {path} too: each host is defined "
+                    "once, in the inventory or in a [hosts] table"
+                    if name in tables
+                    else f'the inventory {path} has a host named "local", the name this machine has here: rename it',
+                )
+                continue
+            kwargs, problems = inventories.connection(name, inventory.hostvars.get(name, {}), defaults, base)
+            for var, message in problems:
+                line = inventories.host_line(path, name)
+                if line is not None:
+                    self.problems.append(Problem(path, line, f"{name}.{var}", message))
+                else:  # only a range (web[01:50]) names it: say it at the group
+                    t.problem("group", f"host {name!r} of the inventory {path}: {var}: {message}")
+            if not problems:
+                out.append(Host(**kwargs))
+        return out, (path, group)
 
     def _database(self, env: _Table) -> Database | None:
         t = env.table("database")
@@ -457,7 +536,8 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     loader = _Loader(p, text)
     config = loader.load(data)
     if config is None:
-        raise ConfigError(sorted(loader.problems, key=lambda p: p.line or 0))
+        # The config's own lines first, then those of the inventories it names.
+        raise ConfigError(sorted(loader.problems, key=lambda p: (p.file != loader.file, p.file, p.line or 0)))
     return config
 
 

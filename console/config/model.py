@@ -137,6 +137,13 @@ class Environment:
     api_reach: str = "forward"  # "forward" through SSH, or "direct"
     fleet: Fleet = field(default_factory=Fleet)
     lock_dir: str = "/tmp"
+    inventory: tuple[str, str] | None = None  # (file, group) the hosts came from, if an inventory
+
+    def hosts_source(self) -> str:
+        """Where the host list comes from, in words."""
+        if self.inventory is None:
+            return "the config"
+        return f"group {self.inventory[1]} of the inventory {self.inventory[0]}"
 
     @property
     def is_production(self) -> bool:

@@ -86,6 +86,9 @@ class RunContext:
     # returns once every event emitted so far is journaled (on disk): the runner awaits it
     # before a step acts (write-ahead). The engine sets it; alone, nothing is journaled.
     journaled: Callable[[], Awaitable[None]] = field(default=_nothing_to_wait_for)
+    # (step id, host name) whose intent was taken in the attempt now running: nothing ran
+    # between the intent's reads and ``do``, so ``do`` need not read the same things again
+    fresh: set[tuple[str, str]] = field(default_factory=set)
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)
@@ -105,6 +108,11 @@ class RunContext:
         if found is None:
             raise StepFailed(f"internal error: {step} ran without a journaled intent")
         return found
+
+    def intent_is_fresh(self, step: str, host: Host | None) -> bool:
+        """Whether ``step``'s intent on ``host`` was taken just now, in this attempt (not on a
+        resume, a retry or a renewal after someone else's change)."""
+        return (step, host.name if host else "*") in self.fresh
 
     def failpoint(self, step: str, where: str, host: Host | None = None) -> None:
         """A named crash point inside a step (declared in its ``inner_points``)."""

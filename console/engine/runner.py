@@ -266,15 +266,18 @@ class Runner:
         started = time.monotonic()
         facts: Facts = {}
         try:
-            if step.changes:
-                await self._intent(step, host)
+            if step.changes and await self._intent(step, host):
+                self.ctx.fresh.add((step.id, name))
             try:
                 facts = await step.do(self.ctx, host)
             except IntentStale as stale:
                 # Someone else changed the target since the intent: a new before-image.
                 self.emit("note", step=step.id, host=host and host.name, message=f"{stale}; taking a new intent")
+                self.ctx.fresh.discard((step.id, name))
                 await self._intent(step, host, renew=True)
                 facts = await step.do(self.ctx, host)
+            finally:
+                self.ctx.fresh.discard((step.id, name))
             failpoints.hit(f"{step.id}/after-effect", name, self.phase)
             self.ctx.facts.setdefault(step.id, {})[name] = facts
             detail = await step.verify(self.ctx, host, facts)
@@ -297,12 +300,14 @@ class Runner:
         )
         return None
 
-    async def _intent(self, step: Step, host: Host | None, *, renew: bool = False) -> None:
+    async def _intent(self, step: Step, host: Host | None, *, renew: bool = False) -> bool:
         """Journal what the step is about to change before it changes it. On resume (and on
-        a retry) the intent already journaled stands: its before-image is the real one."""
+        a retry) the intent already journaled stands: its before-image is the real one.
+        Returns whether a new intent was taken (and journaled) just now."""
         name = host.name if host else "*"
         intents = self.ctx.intents.setdefault(step.id, {})
-        if name not in intents or renew:
+        taken = name not in intents or renew
+        if taken:
             intent = await step.intent(self.ctx, host)
             self.emit(
                 "step_intent", step=step.id, host=host and host.name, message=step.title, intent=intent, renew=renew
@@ -312,6 +317,7 @@ class Runner:
                 raise StepFailed(f"nothing was changed: the intent could not be journaled ({self.ctx.halt})")
             intents[name] = intent
         failpoints.hit(f"{step.id}/after-intent", name, self.phase)
+        return taken and not renew
 
     def _failed(self, step: Step, host: Host | None, failure: StepFailed, started: float, facts: Facts) -> StepFailed:
         # A failed step has the same boundary: whatever it did is done, its record not yet written.

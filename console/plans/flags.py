@@ -77,19 +77,23 @@ class RestartService(Step):
             return {"skipped": intent["skip"], "changed": False}
         transport = await ctx.transport(host)
         pid_before, log_offset = intent.get("pid_before"), intent.get("log_offset")
-        now = await _current_pid(ctx, host, transport)
-        if pid_before is not None and now is not None and now != pid_before:
-            # Restarted after the intent was journaled (a resume after a kill): not again.
-            return {
-                "pid_before": pid_before,
-                "restarted_at": intent["at"],
-                "commands": [],
-                "log_offset": log_offset,
-                "changed": True,
-                "already": f"restarted since the intent (pid {pid_before} → {now})",
-            }
-        # Measured again: a retry after a failed restart counts the log from this attempt.
-        pid_before, log_offset = await asyncio.gather(_current_pid(ctx, host, transport), log_size(ctx, host))
+        if not ctx.intent_is_fresh(self.id, host):
+            # A resume or a retry: the intent was taken earlier, things may have moved since.
+            now = await _current_pid(ctx, host, transport)
+            if pid_before is not None and now is not None and now != pid_before:
+                # Restarted after the intent was journaled (a resume after a kill): not again.
+                return {
+                    "pid_before": pid_before,
+                    "restarted_at": intent["at"],
+                    "commands": [],
+                    "log_offset": log_offset,
+                    "changed": True,
+                    "already": f"restarted since the intent (pid {pid_before} → {now})",
+                }
+            # Measured again: a retry after a failed restart counts the log from this attempt.
+            pid_before, log_offset = await asyncio.gather(_current_pid(ctx, host, transport), log_size(ctx, host))
+        # Else the intent's pid and log size were read a moment ago, in this attempt, and
+        # nothing ran in between: reading them again would cost two commands per host.
         started = time.time()
         outputs = []
         for command in self.commands(ctx, host):
@@ -156,9 +160,11 @@ async def log_size(ctx: RunContext, host: Host) -> int | None:
     if not env.log_file:
         return None
     transport = await ctx.transport(host)
-    result = await transport.run(f"stat -c %s -- {shlex.quote(env.expand(env.log_file, host))}", timeout=10)
-    text = result.stdout.strip()
-    return int(text) if result.ok and text.isdigit() else None
+    try:
+        # A stat over the open file channel, not a command: no process on the host.
+        return await transport.size(env.expand(env.log_file, host))
+    except TransportError:
+        return None
 
 
 async def service_log(ctx: RunContext, host: Host) -> str:

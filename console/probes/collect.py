@@ -113,6 +113,20 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
+def http_limits(hosts: int) -> httpx.Limits:
+    """At most 100 requests in flight (httpx's default), each connection kept alive between
+    requests: httpx keeps only 20 idle by default, so a fleet reopened a connection, and with
+    it an SSH channel, for most requests. Not more in flight: on a starved CPU, every request
+    of a larger burst runs into the probe timeout together, where a bounded one mostly
+    finishes. Bounded by the open-file limit too: a forwarded connection costs two."""
+    import resource
+
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100
+    connections = max(20, min(100, room))
+    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+
+
 class Prober:
     """Takes snapshots. Holds the transports and one HTTP client between rounds."""
 
@@ -149,7 +163,10 @@ class Prober:
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
             self._client = httpx.AsyncClient(
-                timeout=httpx.Timeout(t, connect=min(t, 5.0)), trust_env=False, verify=True if tls else False
+                timeout=httpx.Timeout(t, connect=min(t, 5.0)),
+                trust_env=False,
+                verify=True if tls else False,
+                limits=http_limits(sum(len(e.hosts) for e in self.config.environments.values())),
             )
         return self._client
 

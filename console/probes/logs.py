@@ -174,7 +174,8 @@ def since_source(path: str, offset: int) -> str:
     p = shlex.quote(path)
     return (
         f"{_refuse_unless_regular(p)}"
-        f'elif [ "$(stat -c %s -- {p})" -lt {int(offset)} ]; then echo rotated >&2; false; '
+        # -L: the size of what tail reads (the offset is taken the same way, through symlinks)
+        f'elif [ "$(stat -L -c %s -- {p})" -lt {int(offset)} ]; then echo rotated >&2; false; '
         f"else tail -c +{int(offset) + 1} -- {p}; fi"
     )
 

@@ -102,6 +102,11 @@ class Transport(abc.ABC):
         """
 
     @abc.abstractmethod
+    async def size(self, path: str) -> int:
+        """The size in bytes of a regular file (through symlinks); TransportError saying
+        which host and path when it is missing, unreadable or not a regular file."""
+
+    @abc.abstractmethod
     async def tail(self, path: str, lines: int) -> list[str]:
         """The last ``lines`` lines of a file, bounded in bytes and line length."""
 

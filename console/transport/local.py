@@ -121,6 +121,22 @@ class LocalTransport(Transport):
         except OSError as exc:
             raise TransportError(f"local: cannot read {path}: {exc.strerror or exc}") from None
 
+    async def size(self, path: str) -> int:
+        def stat() -> int:
+            st = os.stat(path)  # through symlinks, as reading the file does
+            problem = files.not_regular(path, st.st_mode)
+            if problem:
+                raise problem
+            return st.st_size
+
+        try:
+            # A stat on a hung mount blocks: bounded, off the loop.
+            return await files.with_deadline_async(stat, files.READ_TIMEOUT_S, path)
+        except files.FileProblem as exc:
+            raise TransportError(f"local: {exc}") from None
+        except OSError as exc:
+            raise TransportError(f"local: cannot stat {path}: {exc.strerror or exc}") from None
+
     async def write_file_atomic(self, path: str, data: bytes, *, backup_path: str | None) -> None:
         def write() -> None:
             # Through a symlink to its target, and the link kept: replacing the link with a
