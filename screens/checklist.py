@@ -3,8 +3,6 @@ show their evidence; the operator ticks the rest (journaled with their name)."""
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -12,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
 from console import checklist
-from console.journal import incident_report
+from console.journal import JournalError
 from screens.format import cell, esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
@@ -107,16 +105,12 @@ class ChecklistScreen(Screen):
         self.app.push_screen(TextPrompt(question, "e.g. dashboard link, ticket, who was told"), done)
 
     def action_report(self) -> None:
-        journal = self.app.journal
-        run = journal.run(self.run_id)
-        path = Path(self.app.config.journal_path).parent / "reports" / f"{run.run_id}.md"
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(
-            incident_report(
-                run, checklist=self.app.config.checklist, journal_path=journal.path, problems=journal.verify()
-            ),
-            encoding="utf-8",
-        )
-        journal.append("report_written", run=run.run_id, env=run.env, data={"path": str(path)})
+        from console.engine.reports import ReportError, write_report
+
+        try:
+            path = write_report(self.app.config, self.app.journal, self.run_id)
+        except (ReportError, JournalError) as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
         self.notify(f"incident report written to {path}")
         self.action_recheck()

@@ -23,7 +23,7 @@ from console.cli import EXIT_OK, UsageError
 from console.cli.simulate import remove_simulation_dir
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
-from console.drills import Scenario, ScenarioError, pick, scenarios, score
+from console.drills import Scenario, ScenarioError, finish_drill, pick, scenarios
 from console.journal import Journal
 
 if TYPE_CHECKING:
@@ -145,15 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
             args.config = str(config_path)
             open_console(args, drill=scenario, drill_secret=secret)
-        ended = time.time()
-        scored = [
-            r
-            for r in journal.records()
-            if r["type"] == "drill_scored" and r["data"].get("started_at", 0) >= started - 5
-        ]
-        if not scored:  # the console shows the scorecard itself when the drill ends there
-            card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))
-            journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
+        card = finish_drill(scenario, journal, started, time.time(), config)
+        if card is not None:  # None: the console showed the scorecard itself when the drill ended there
             print("\n" + card.text())
     finally:
         sim.stop()
