@@ -203,6 +203,9 @@ async def test_the_palette_holds_every_action(tmp_path: Path) -> None:
             "Rollback staging",
             "Rollback production",
             "Open staging",
+            "Restore staging",
+            "Restore production",
+            "Approval requests",
             "History",
             "Checklist",
             "Incident report",
@@ -244,7 +247,9 @@ async def test_watch_mode_palette_offers_nothing_that_acts(tmp_path: Path) -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         names = {c.name for c in console_commands(app)}
-        assert not any(n.startswith(("Rollback", "Open", "Escalate", "Checklist")) for n in names)
+        assert not any(
+            n.startswith(("Rollback", "Open", "Escalate", "Checklist", "Restore", "Approval")) for n in names
+        )
         assert "History" in names and "Incident report" in names
 
 
