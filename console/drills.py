@@ -255,6 +255,26 @@ def score(scenario: Scenario, journal: Journal, started_at: float, ended_at: flo
     return card
 
 
+def finish_drill(
+    scenario: Scenario, journal: Journal, started_at: float, ended_at: float, config: Any
+) -> Scorecard | None:
+    """End a drill once, for both faces: score it and journal the scorecard — unless it was
+    scored already (the console scores it when the trainee presses x; the command that
+    opened the console must not score it again): then None."""
+    # This drill's card is the one timed from this drill's start: drills share the journal,
+    # and another one (the same scenario even) may have ended moments ago.
+    scored = [
+        r
+        for r in journal.loose_records("drill_scored")
+        if r.get("env") == scenario.environment and (r.get("data") or {}).get("started_at") == started_at
+    ]
+    if scored:
+        return None
+    card = score(scenario, journal, started_at, ended_at, checklist_total=len(config.checklist))
+    journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
+    return card
+
+
 def scorecards(journal: Journal) -> list[dict[str, Any]]:
     """Every drill scorecard in the journal, oldest first (`history --drills`)."""
     return [dict(r.get("data") or {}, ts=r["ts"]) for r in journal.loose_records("drill_scored")]

@@ -28,7 +28,9 @@ if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from console.engine.session import Engine
+    from console.engine.standing import Standing
     from console.probes.collect import Prober
+    from screens.approvals import StandingWatcher
     from screens.run_screen import RunScreen
 from console.probes.worker import FrameReader, ProbeWorker
 from screens.commands import ConsoleCommands
@@ -121,6 +123,8 @@ class RollbackConsole(App[int]):
         self._engine = None  # the rollback engine loads on first use: start-up stays light
         self.last_run: str | None = None
         self.run_screen: RunScreen | None = None  # this console's latest run (one at a time)
+        self.standing: dict[str, Standing] = {}  # the journal's side of each environment (screens/approvals.py)
+        self._standing: StandingWatcher | None = None
         self._runs_started = itertools.count(1)
         self.quitting = False
         for t in THEMES.values():
@@ -190,6 +194,7 @@ class RollbackConsole(App[int]):
         if self.read_only:
             return
         self.call_after_refresh(self.check_interrupted)
+        self.call_after_refresh(self._watch_standing)
         if self.drill is not None:
             from screens.modals import TextModal
 
@@ -205,6 +210,17 @@ class RollbackConsole(App[int]):
             )
         if self.probing:
             self._start_probe_worker()
+
+    def _watch_standing(self) -> None:
+        from screens.approvals import StandingWatcher
+
+        self._standing = StandingWatcher(self)
+        self._standing.start()
+
+    def standing_changed(self) -> None:
+        """This console changed the journal (a request, a decision, a run): look again now."""
+        if self._standing is not None:
+            self._standing.refresh(force=True)
 
     def check_interrupted(self) -> None:
         """A run cut off by a crash is offered for resume or undo at start-up."""
@@ -228,19 +244,16 @@ class RollbackConsole(App[int]):
         )
 
         def chosen(choice: str | None) -> None:
-            from console.engine.session import authorization_of, request_of
+            from console.engine.session import RunRefused
             from screens.run_screen import RunScreen
 
             if choice in ("resume", "undo"):
-                screen = RunScreen(
-                    request_of(run),
-                    authorization_of(run),
-                    title=run.title,
-                    target_s=None,
-                    resume=run,
-                    undo=choice == "undo",
-                )
-                self.start_run(screen, replace=False)
+                try:
+                    again = self.engine.again(run, undo=choice == "undo")
+                except RunRefused as exc:
+                    self.notify(str(exc), severity="error", timeout=15)
+                    return
+                self.start_run(RunScreen(again), replace=False)
 
         self.push_screen(InterruptedRun(summary), chosen)
 
@@ -332,7 +345,7 @@ class RollbackConsole(App[int]):
             return True
         return bool(getattr(screen, "FORM", False)) or _is_text_field(screen.focused)
 
-    READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback", "open_environment"})
+    READ_ONLY_BLOCKED = frozenset({"escalation", "checklist", "rollback", "open_environment", "restore", "requests"})
 
     def allowed(self, action: str) -> bool:
         """May this console do ``action`` at all? Watch mode acts on nothing."""
@@ -374,16 +387,7 @@ class RollbackConsole(App[int]):
         if run is None or not run.running:
             self._leave()
             return
-        if run.state == "pending":
-            consequence = (
-                "Quitting stops this console waiting: nothing will run, and the request stays "
-                "'awaiting approval' in the journal."
-            )
-        else:
-            consequence = (
-                "Quitting now cuts it off mid-way: the journal marks it interrupted, and the next start "
-                "offers to resume or undo it."
-            )
+        consequence = run.quit_consequence()
         from screens.modals import Choice
 
         def chosen(quit_: bool | None) -> None:
@@ -505,7 +509,9 @@ class RollbackConsole(App[int]):
         runs = await self.journal.rows_async(drills=self.is_drill)
         return runs[-1].run_id if runs else None
 
-    def action_rollback(self, environment: str | None = None) -> None:
+    def action_rollback(
+        self, environment: str | None = None, *, restores: str | None = None, restore: bool = False
+    ) -> None:
         if self.read_only:
             self.notify("Watch mode is read-only.", severity="warning")
             return
@@ -523,25 +529,37 @@ class RollbackConsole(App[int]):
             while run in self.screen_stack and len(self.screen_stack) > 1:
                 self.pop_screen()
         name = environment or next(iter(self.live))
-        self.push_screen(RollbackWizard(self.live[name]))
+        self.push_screen(RollbackWizard(self.live[name], restore=restore, restores=restores))
+
+    def action_restore(self, environment: str, run_id: str | None = None) -> None:
+        """Restore what a rollback changed (``run_id``; None: the latest on the environment):
+        the wizard's preview → authorize → confirm path."""
+        self.action_rollback(environment, restores=run_id, restore=True)
+
+    def action_requests(self, environment: str | None = None) -> None:
+        from screens.approvals import RequestsScreen
+
+        self.push_screen(RequestsScreen(environment))
 
     async def action_end_drill(self) -> None:
         """Score the drill from the journal, show the scorecard, then leave."""
-        from console.drills import score
+        from console.drills import finish_drill
         from screens.modals import TextModal
 
         if self.drill is None or self.drill_scored:
             return
         self.drill_scored = True  # one scorecard, however often x is pressed meanwhile
         card = await asyncio.to_thread(
-            score,
+            finish_drill,
             self.drill,  # type: ignore[arg-type]
             self.journal,
             self.drill_started,
             time.time(),
-            checklist_total=len(self.config.checklist),
+            self.config,
         )
-        await self.journal.append_async("drill_scored", env=self.drill.environment, data=card.as_dict())  # type: ignore[union-attr]
+        if card is None:  # scored already (by another face): nothing more to show
+            self.exit()
+            return
         self.push_screen(TextModal("Drill scorecard", card.text(), "Finish (Enter)"), lambda _: self.exit())
 
     def action_cycle_theme(self) -> None:

@@ -4,7 +4,6 @@ show their evidence; the operator ticks the rest (journaled with their name)."""
 from __future__ import annotations
 
 import asyncio
-from pathlib import Path
 
 from textual import on, work
 from textual.app import ComposeResult
@@ -13,7 +12,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console import checklist
-from console.journal import JournalError, RunSummary, incident_report
+from console.journal import JournalError, RunSummary
 from screens.format import cell, esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
@@ -126,21 +125,12 @@ class ChecklistScreen(Screen):
 
     @work(group="checklist-write", exit_on_error=False)
     async def action_report(self) -> None:
-        journal = self.app.journal
-        run = await journal.run_async(self.run_id)
-        path = Path(self.app.config.journal_path).parent / "reports" / f"{run.run_id}.md"
-        text = incident_report(
-            run,
-            checklist=self.app.config.checklist,
-            journal_path=journal.path,
-            problems=await journal.verify_async(),
-        )
-        await asyncio.to_thread(_write, path, text)
-        await journal.append_async("report_written", run=run.run_id, env=run.env, data={"path": str(path)})
+        from console.engine.reports import ReportError, write_report
+
+        try:  # the one way both faces write it; it reads and verifies the journal: off the loop
+            path = await asyncio.to_thread(write_report, self.app.config, self.app.journal, self.run_id)
+        except (ReportError, JournalError) as exc:
+            self.notify(str(exc), severity="error", timeout=15)
+            return
         self.notify(f"incident report written to {path}")
         await self._recheck()
-
-
-def _write(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text, encoding="utf-8")

@@ -1,7 +1,7 @@
 """The command palette (ctrl+p): every action of the console, searchable.
 
 Per-environment commands come from ``PER_ENVIRONMENT``: one line each, for every
-environment in the config (restore will be one more line there).
+environment in the config.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 PER_ENVIRONMENT = (
     ("Rollback", "rollback", "rollback wizard for {env}: assess → plan → authorize → run → validate → checklist"),
     ("Open", "open_environment", "focused view of {env}: latency, log, process, matrix, hosts, troubleshooting"),
+    ("Restore", "restore", "put back what the latest rollback on {env} changed: preview → authorize → confirm"),
 )
 
 
@@ -40,6 +41,12 @@ def console_commands(app: RollbackConsole) -> Iterator[Command]:
         for title, name, help_text in PER_ENVIRONMENT:
             if app.allowed(name):
                 yield Command(f"{title} {env}", help_text.format(env=env), action(name, env))
+    if app.allowed("requests"):
+        yield Command(
+            "Approval requests",
+            "production requests waiting for approval: approve, reject, withdraw, start",
+            action("requests"),
+        )
     yield Command("History", "the runbook's Rollback History; Enter opens a run's incident report", action("history"))
     if app.allowed("checklist"):
         yield Command("Checklist", "post-rollback checklist of the latest run", action("checklist"))

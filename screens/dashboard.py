@@ -85,4 +85,9 @@ class DashboardScreen(Screen):
 
     @on(EnvPanel.RollbackRequested)
     def start_rollback(self, event: EnvPanel.RollbackRequested) -> None:
-        self.app.action_rollback(event.environment)
+        if event.action == "restore":
+            self.app.action_restore(event.environment)
+        elif event.action == "requests":
+            self.app.action_requests(event.environment)
+        else:
+            self.app.action_rollback(event.environment)

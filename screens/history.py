@@ -6,6 +6,8 @@ outcome wrap: every column stays, every run id stays whole.
 
 from __future__ import annotations
 
+import asyncio
+
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -131,15 +133,24 @@ class HistoryScreen(Screen):
             self.notify(f"{run_id} copied (if your terminal allows it: OSC 52)", timeout=5)
 
 
+def _restorable(app, run) -> bool:  # type: ignore[no-untyped-def]
+    from console.engine.standing import can_restore, restored_ids
+
+    runs = app.journal.runs(run.env, drills=run.drill)
+    return can_restore(app.config, run, restored_ids(runs))
+
+
 class ReportScreen(Screen):
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="report.back"),
         Binding("y", "copy", "Copy run id", id="report.copy"),
+        Binding("R", "restore", "Restore", id="report.restore"),  # only when this run can be put back
     ]
 
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
+        self.restorable = False  # this run changed something no restore has put back yet
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
@@ -169,6 +180,23 @@ class ReportScreen(Screen):
         )
         text = incident_report(run, checklist=self.app.config.checklist, journal_path=journal.path, problems=problems)
         await self.query_one("#report", Markdown).update(screen_text(text))
+        self.env = run.env
+        self.restorable = await asyncio.to_thread(_restorable, self.app, run)
+        if self.restorable:
+            self.query_one("#report-head", Static).update(
+                f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome_text())}"
+                f"\n[$accent]R restores what it changed on {esc(run.env)}[/] (preview → authorize → confirm)"
+            )
+        self.app.refresh_bindings()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "restore":
+            return self.restorable and not self.app.read_only
+        return True
+
+    def action_restore(self) -> None:
+        if self.restorable and self.env:
+            self.app.action_restore(self.env, self.run_id)
 
     def action_copy(self) -> None:
         self.app.copy_to_clipboard(self.run_id)

@@ -1,9 +1,14 @@
 """A rollback running: live step list with timers against the runbook target, streaming
 output, the validations, and a modal when a step fails. Also resumes or undoes a run
-that a crash interrupted.
+that a crash interrupted, and waits for a production request's approval.
 
 The screen is installed in the app (``RollbackConsole.start_run``): leaving it does not
 stop the run, ``w`` brings it back, and a failed step asks wherever the operator is.
+
+A request waiting for approval shows its countdown; ``d`` withdraws it; Esc leaves (it
+stays pending on the dashboard). Approved while the requester is on this screen, it goes
+ahead (they confirmed it and are watching); approved while they are elsewhere, the
+console asks first: nothing runs without someone at the keyboard.
 """
 
 from __future__ import annotations
@@ -18,18 +23,16 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, RichLog
 
-from console.authz import Authorization
 from console.engine.events import Event
-from console.engine.preview import Confirmed
+from console.engine.run import Run
 from console.engine.runner import Decision, Failure
-from console.engine.session import RunRefused, RunRequest
-from console.journal import RunSummary
+from console.engine.session import RunRefused
+from console.journal.requests import RequestState
+from screens.format import esc
 from screens.modals import Choice, StepFailedModal
 from screens.widgets.footer import ConsoleFooter
 from screens.widgets.header import ConsoleHeader
 from screens.widgets.run_view import RunView, at
-
-APPROVAL_WAIT_S = 15 * 60
 
 
 class RunEvent(Message):
@@ -41,33 +44,24 @@ class RunEvent(Message):
 class RunScreen(Screen):
     BINDINGS = [
         Binding("c", "checklist", "Checklist", id="run.checklist"),
+        Binding("d", "withdraw", "Withdraw request", id="run.withdraw"),
         Binding("escape", "leave", "Back", id="run.leave"),
     ]
 
-    def __init__(
-        self,
-        request: RunRequest,
-        authorization: Authorization | None,
-        *,
-        title: str,
-        target_s: float | None,
-        resume: RunSummary | None = None,
-        undo: bool = False,
-        recommendation: object | None = None,
-        plan: object | None = None,
-        confirmed: Confirmed | None = None,
-    ) -> None:
+    def __init__(self, run: Run) -> None:
         super().__init__()
-        self.request, self.authorization = request, authorization
-        self.plan_title, self.target_s = title, target_s
-        self.resume, self.undo = resume, undo
-        self.recommendation = recommendation
-        self.plan = plan
-        self.confirmed = confirmed  # the preview the operator confirmed: the run must still be it
-        self.state: str | None = None  # "pending" (waiting for approval) | "running" | None (not or no longer)
+        self.run = run
+        # "pending" (waiting for approval) | "asking" (approved: may it start?) | "running" | None
+        self.state: str | None = None
         self.checklist_requested = False
-        self.run_id: str | None = resume.run_id if resume else None
+        self.run_id: str | None = run.run_id
         self.outcome: str | None = None
+        self.request: RequestState | None = None  # while waiting: the request as last read
+
+    # Older names, for the app and tests.
+    @property
+    def plan_title(self) -> str:
+        return self.run.title
 
     @property
     def running(self) -> bool:
@@ -77,10 +71,26 @@ class RunScreen(Screen):
     def describe(self) -> str:
         """One line for a question about leaving or quitting."""
         run = f"run {self.run_id}" if self.run_id else "the run"
-        what = f"{self.plan_title} on {self.request.environment}"
+        what = f"{self.run.title} on {self.run.environment}"
         if self.state == "pending":
             return f"{run} ({what}) is waiting for approval"
+        if self.state == "asking":
+            return f"{run} ({what}) is approved and waits for you to start it"
         return f"{run} ({what}) is running"
+
+    def quit_consequence(self) -> str:
+        """What quitting now does to this run, for the app's question."""
+        if self.state in ("pending", "asking"):
+            lapses = at(self.request.expires_at.timestamp()) if self.request and self.request.expires_at else "?"
+            return (
+                "Quitting stops this console waiting: nothing will run unattended. The request stays open until "
+                f"{lapses} UTC — once approved, you start it (here after a restart, or `rollback-console start "
+                f"{self.run_id}`); d on this screen withdraws it."
+            )
+        return (
+            "Quitting now cuts it off mid-way: the journal marks it interrupted, and the next start "
+            "offers to resume or undo it."
+        )
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
@@ -91,50 +101,34 @@ class RunScreen(Screen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        verb = "Undo" if self.undo else ("Resume" if self.resume else "Rollback")
-        self.title = f"{verb} — {self.request.environment}"
+        verb = "Undo" if self.run.undo else ("Resume" if self.run.resume else "Rollback")
+        if self.run.request.action == "restore" and not self.run.resume:
+            verb = "Restore"
+        self.title = f"{verb} — {self.run.environment}"
         self._execute()
 
     def _output(self, text: str) -> None:
         self.query_one("#run-output", RichLog).write(text)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "withdraw":
+            return self.state == "pending"  # shown only while there is a request to withdraw
+        return True
 
     @work(exclusive=True, group="rollback", exit_on_error=False)
     async def _execute(self) -> None:
         engine = self.app.engine
         view = self.query_one("#run-view", RunView)
         self.state = "running"
-        run_id = self.run_id
         try:
-            authorization = self.authorization
-            if authorization is None:  # waiting for a second person
-                self.state = "pending"
-                run_id = self.run_id = await engine.request_approval(self.request, self.plan)
-                steps = [s.title for s in self.plan.steps] if self.plan is not None else []
-                view.pending(self.plan_title, run_id, engine.who.user, view.now(), steps)
-                self._output(f"Ask a team lead or on-call to run:  rollback-console approve {run_id}")
-                self._output(f"This console waits {APPROVAL_WAIT_S // 60} minutes for the approval, then gives up.")
-                approver = await engine.wait_for_approval(run_id, APPROVAL_WAIT_S)
-                if approver is None:
-                    view.state = "[$warning]no approval within 15 minutes[/] — nothing was changed"
-                    view.tick()
-                    self._output(f"{at(view.now())} · no approval within 15 minutes: nothing was changed")
+            run = self.run
+            if run.pending:
+                run = await self._wait_for_approval(view)
+                if run is None:
                     return
-                self._output(f"{at(view.now())} · approved by {approver}")
-                authorization = Authorization("approved", engine.who.user, approver=approver)
-                self.state = "running"
-                view.reset()
-            view.start(self.plan_title, self.target_s, run_id=run_id, hosts=self._hosts(), steps=self._steps())
+            view.start(run.title, run.target_s, run_id=self.run_id, hosts=self._hosts(), steps=self._steps())
             engine.on_event = self._on_engine_event
-            outcome = await engine.execute(
-                self.request,
-                authorization,
-                self._decide,
-                run_id=run_id,
-                recommendation=self.recommendation,
-                resume=self.resume,
-                undo_only=self.undo,
-                confirmed=self.confirmed,
-            )
+            outcome = await engine.execute(run, self._decide)
             self.run_id = outcome.run_id
             self.outcome = outcome.result.outcome
             self.app.last_run = outcome.run_id
@@ -145,6 +139,75 @@ class RunScreen(Screen):
             engine.on_event = lambda e: None
             self.state = None
             self._finished()
+
+    async def _wait_for_approval(self, view: RunView) -> Run | None:
+        """Ask for approval (once), wait with a countdown; the run approved and allowed to
+        start, or None (nothing was changed: say why)."""
+        engine = self.app.engine
+        self.state = "pending"
+        self.app.refresh_bindings()
+        if self.run.run_id is None:
+            self.run = await engine.request_approval(self.run)
+        run = self.run
+        assert run.run_id is not None
+        self.run_id = run.run_id
+        self.request = request = engine.request_state(run.run_id)
+        self.app.standing_changed()
+        lapses = request.expires_at.timestamp() if request.expires_at else None
+        requested = request.requested_at.timestamp() if request.requested_at else view.now()
+        view.pending(run.title, run.run_id, request.requester, requested, [s.title for s in run.plan.steps], lapses)
+        self._output(f"A team lead or on-call approves it in their console (a on the {run.environment} panel) or with:")
+        self._output(f"  rollback-console approve {run.run_id}")
+        self._output(
+            f"It lapses at {at(lapses)} UTC unless approved. d withdraws it; Esc leaves this screen (the request "
+            "stays on the dashboard, and if it is approved while you are away the console asks before it runs)."
+        )
+
+        def seen(state: RequestState) -> None:
+            self.request = state
+
+        state = await engine.wait_for_approval(run, on_tick=seen)
+        self.request = state
+        self.app.standing_changed()
+        if state.status != "approved":
+            view.lapses_at = None
+            view.state = f"[$warning]{esc(state.describe())}[/] — nothing was changed"
+            view.tick()
+            self._output(f"{at(view.now())} · {state.describe()}: nothing was changed")
+            return None
+        view.lapses_at = None
+        approved_at = state.approved_at.timestamp() if state.approved_at else view.now()
+        self._output(f"{at(approved_at)} · approved by {state.approver}")
+        run = self.run = run.approved(state.approver or "?", engine.who.user)
+        if not self.is_current and not await self._start_now(state):
+            view.state = (
+                f"[$success]approved by {esc(state.approver)}[/] — not started: start it from the dashboard "
+                f"(a on the {esc(run.environment)} panel) before it lapses"
+            )
+            view.tick()
+            self._output(f"{at(view.now())} · not started now; start it from the dashboard before it lapses")
+            return None
+        self.state = "running"
+        view.reset()
+        return run
+
+    async def _start_now(self, state: RequestState) -> bool:
+        """Approved while the requester is elsewhere: ask before it runs (and show it if so)."""
+        self.state = "asking"
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        question = (
+            f"Request {self.run_id} ({self.run.title} on {self.run.environment}) was approved by {state.approver}. "
+            f"Start it now? It runs exactly the plan you confirmed and {state.approver} approved, on this screen. "
+            "Later: it waits for you (a on the dashboard) until it lapses."
+        )
+        self.app.push_screen(
+            Choice("Your request was approved", question, yes="Start it (y)", no="Later (Esc)"),
+            lambda yes: future.set_result(bool(yes)),
+        )
+        go = await future
+        if go:
+            self.app.action_watch()  # this screen, in front
+        return go
 
     def _on_engine_event(self, event: Event) -> None:
         if event.kind == "run_started" and self.run_id is None:
@@ -158,26 +221,26 @@ class RunScreen(Screen):
         checklist = self.query_one("#to-checklist", Button)
         checklist.disabled = self.run_id is None or self.outcome is None
         (checklist if not checklist.disabled else self.query_one("#done", Button)).focus()
-        if self.checklist_requested and self.run_id and self.is_current:
+        if self.checklist_requested and self.run_id and self.is_current and self.outcome:
             self.call_later(self.action_checklist)
         elif not self.is_current and self.outcome:
             self.notify(
-                f"Run {self.run_id} on {self.request.environment}: {self.outcome}. Press w to see it.",
+                f"Run {self.run_id} on {self.run.environment}: {self.outcome}. Press w to see it.",
                 severity="information" if self.outcome == "succeeded" else "warning",
                 timeout=15,
             )
-        self.app.run_worker(self.app.probe_now(self.request.environment), exit_on_error=False)
+        self.app.run_worker(self.app.probe_now(self.run.environment), exit_on_error=False)
+        self.app.standing_changed()
         self.app.refresh_bindings()
 
     def _hosts(self) -> list[str]:
-        return [h.name for h in self.app.config.environment(self.request.environment).hosts]
+        return [h.name for h in self.app.config.environment(self.run.environment).hosts]
 
     def _steps(self) -> list[tuple[str, str]]:
-        if self.plan is not None:
-            return [(s.id, s.title) for s in self.plan.steps]
-        if self.resume is not None:
-            return [(s["id"], s["title"]) for s in self.resume.plan.get("steps") or [] if isinstance(s, dict)]
-        return []
+        if self.run.resume is not None and not self.run.plan.steps:
+            steps = self.run.resume.plan.get("steps") or []
+            return [(s["id"], s["title"]) for s in steps if isinstance(s, dict)]
+        return [(s.id, s.title) for s in self.run.plan.steps]
 
     async def _decide(self, failure: Failure) -> Decision:
         future: asyncio.Future[Decision] = asyncio.get_running_loop().create_future()
@@ -199,20 +262,48 @@ class RunScreen(Screen):
 
             self.app.switch_screen(ChecklistScreen(self.run_id))
 
+    def action_withdraw(self) -> None:
+        if self.state != "pending" or not self.run_id:
+            return
+        run_id = self.run_id
+
+        def chosen(yes: bool | None) -> None:
+            if not yes:
+                return
+            try:
+                self.app.engine.withdraw(run_id)
+            except RunRefused as exc:
+                self.notify(str(exc), severity="error", timeout=15)
+                return
+            self.notify(f"Request {run_id} withdrawn: it will not run.", timeout=8)
+
+        self.app.push_screen(
+            Choice(
+                "Withdraw the request?",
+                f"Request {run_id} ({self.run.title} on {self.run.environment}) will not run: it is journaled as "
+                f"withdrawn by {self.app.engine.who.user}. Nothing has changed on {self.run.environment}.",
+                yes="Withdraw (y)",
+                no="Keep it (Esc)",
+            ),
+            chosen,
+        )
+
     def action_leave(self) -> None:
+        if self.state == "pending":  # nothing runs unattended: leaving is safe, no question
+            self.app.pop_screen()
+            self.notify(
+                f"Request {self.run_id} stays pending on the dashboard; w brings this screen back. If it is "
+                "approved while you are elsewhere, the console asks before it runs.",
+                timeout=10,
+            )
+            return
         if not self.running:
             self.app.pop_screen()
             return
-        if self.state == "pending":
-            question = (
-                f"{self.describe()}. Leave this screen? This console goes on waiting and runs it once "
-                "approved; w brings you back."
-            )
-        else:
-            question = (
-                f"{self.describe()}. Leave this screen? The rollback goes on; w brings you back, and a "
-                "failed step still asks you wherever you are."
-            )
+        question = (
+            f"{self.describe()}. Leave this screen? The rollback goes on; w brings you back, and a "
+            "failed step still asks you wherever you are."
+        )
 
         def chosen(leave: bool | None) -> None:
             if leave and self.is_current:

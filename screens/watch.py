@@ -23,6 +23,7 @@ from screens.widgets.header import ConsoleHeader
 from screens.widgets.run_view import RunView, at
 
 STARTS = ("run_started", "run_requested")
+CLOSING = ("run_rejected", "run_withdrawn", "run_expired")  # a request that will not run
 
 
 def _ts(record: dict[str, Any]) -> float | None:
@@ -53,7 +54,7 @@ class WatchScreen(Screen):
         try:
             runs = {r.run_id: r for r in await journal.rows_async(drills=self.app.is_drill)}
             last_seq, after = await journal.position_async()
-            active = [r for r in runs.values() if r.outcome in ("running", "pending")]
+            active = [r for r in runs.values() if r.outcome in ("running", "pending", "approved")]
             # Start from the active run if any, else from the newest: replay it, then follow.
             first = active[-1] if active else (list(runs.values())[-1] if runs else None)
             replay = await journal.run_records_async(first.run_id) if first else []
@@ -105,7 +106,15 @@ class WatchScreen(Screen):
         plan = data.get("plan") or {}
         if record.get("type") == "run_requested":
             steps = [str(s.get("title") if isinstance(s, dict) else s) for s in plan.get("steps") or []]
-            view.pending(str(plan.get("title") or data.get("action")), run, self.operator, _ts(record), steps)
+            lapses = parse_ts(data.get("expires_at"))
+            view.pending(
+                str(plan.get("title") or data.get("action")),
+                run,
+                self.operator,
+                _ts(record),
+                steps,
+                lapses.timestamp() if lapses else None,
+            )
             view.query_one("#run-output", RichLog).write(
                 f"{at(_ts(record))} · requested by {screen_text(self.operator)}; "
                 "a team lead or on-call approves it with: "
@@ -148,10 +157,28 @@ class WatchScreen(Screen):
             self.status = "running"
             self._started(record)
             self._head()
-        elif kind == "run_approved":
+        elif kind == "run_approved" and self.status == "pending":
             out.write(f"{at(ts)} · approved by {screen_text(data.get('approver'))}")
-            view.state = f"[$success]approved by {esc(data.get('approver'))}[/] at {at(ts)} UTC — starting…"
+            view.state = (
+                f"[$success]approved by {esc(data.get('approver'))}[/] at {at(ts)} UTC — runs when "
+                f"{esc(self.operator)} starts it"
+            )
+            self.status = "approved"
             view.tick()
+            self._head()
+        elif kind in CLOSING and self.status in ("pending", "approved"):
+            by = data.get("by") or (record.get("who") or {}).get("user")
+            how = {"run_rejected": "rejected", "run_withdrawn": "withdrawn", "run_expired": "expired"}[kind]
+            said = f"{how} by {screen_text(by)}" if by and kind != "run_expired" else how
+            if data.get("reason"):
+                said += f": {screen_text(data['reason'])}"
+            out.write(f"{at(ts)} · {said}; nothing was changed")
+            view.lapses_at = None
+            view.state = f"[$warning]{esc(said)}[/] at {at(ts)} UTC — nothing was changed"
+            self.status = how
+            self.finished_at = ts
+            view.tick()
+            self._head()
         elif kind in ("step_started", "step_finished", "step_failed", "decision", "note", "validation"):
             step, host = data.get("step"), data.get("host")
             if kind in ("step_finished", "step_failed") and data.get("output"):
@@ -169,6 +196,10 @@ class WatchScreen(Screen):
             return
         if self.status == "pending":
             state = "[$warning b]waiting for approval[/] — nothing has run"
+        elif self.status == "approved":
+            state = f"[$success b]approved[/] — nothing has run yet: it runs when {esc(self.operator)} starts it"
+        elif self.status in ("rejected", "withdrawn", "expired"):
+            state = f"[b]{esc(self.status)}[/b] {at(self.finished_at)} UTC — it will not run; nothing was changed"
         elif self.status == "running":
             state = "[b]in progress[/b]"
         else:

@@ -1,6 +1,8 @@
 """The rollback wizard: assess → plan → authorize → run → validate → checklist → record.
 
-It drives the same Engine as `rollback-console rollback`; only the face differs.
+It drives the same Engine and the same ``Run`` as `rollback-console rollback`; only the
+face differs. A restore (``restore=True``) takes the same path from the plan on: preview
+→ authorize → confirm.
 """
 
 from __future__ import annotations
@@ -24,8 +26,8 @@ from textual.widgets import (
 
 from console.authz import MIN_REASON_WORDS, Authorization, same_person
 from console.config.model import ACTIONS
-from console.engine.preview import Confirmed
-from console.engine.session import RunRefused, RunRequest
+from console.engine.run import Run, RunRequest
+from console.engine.session import RunRefused
 from console.matrix import ACTION_TITLES
 from screens import format as fmt
 from screens.modals import ConfirmRollback
@@ -36,6 +38,7 @@ from screens.widgets.marked import MarkedRadioButton, MarkedSelectionList
 
 PAGES = ("assess", "plan", "authorize")
 PAGE_TITLES = {"assess": "1 Assess", "plan": "2 Plan", "authorize": "3 Authorize"}
+RESTORE_TITLES = {"plan": "1 Plan", "authorize": "2 Authorize"}
 
 
 class RollbackWizard(Screen):
@@ -46,14 +49,19 @@ class RollbackWizard(Screen):
         Binding("escape", "leave", "Leave", id="wizard.leave"),
     ]
 
-    def __init__(self, live: LiveEnvironment) -> None:
+    def __init__(self, live: LiveEnvironment, *, restore: bool = False, restores: str | None = None) -> None:
+        """``restore``: put back what a rollback changed (``restores``: that run; None: the
+        latest on the environment that changed something)."""
         super().__init__()
         self.live = live
         self.env = live.env
+        self.restore, self.restores = restore, restores
         self.page = "assess"
-        self.request: RunRequest | None = None
-        self.confirmed: Confirmed | None = None
-        self.plan = None
+        self.run: Run | None = None  # prepared: the plan and the preview the operator is shown
+
+    @property
+    def plan(self):  # type: ignore[no-untyped-def]
+        return self.run.plan if self.run is not None else None
 
     # --- layout -------------------------------------------------------------------------
     def compose(self) -> ComposeResult:
@@ -106,6 +114,12 @@ class RollbackWizard(Screen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
+        if self.restore:
+            self.title = f"Restore — {self.env.name} ({self.env.kind})"
+            for button in ("#plan-back",):
+                self.query_one(button).display = False
+            self._preview()
+            return
         self.title = f"Rollback wizard — {self.env.name} ({self.env.kind})"
         declared = self.query_one("#declared", SelectionList)
         for row in self.app.config.decision_matrix:
@@ -119,11 +133,12 @@ class RollbackWizard(Screen):
 
     def _show(self, page: str) -> None:
         self.page = page
+        self.refresh_bindings()
         self.query_one("#pages", ContentSwitcher).current = page
-        marks = []
-        for p in PAGES:
-            marks.append(f"[b reverse] {PAGE_TITLES[p]} [/]" if p == page else f" {PAGE_TITLES[p]} ")
-        self.query_one("#wizard-steps", Static).update(" › ".join(marks) + " › 4 Run › 5 Validate › 6 Checklist")
+        titles = RESTORE_TITLES if self.restore else PAGE_TITLES
+        marks = [f"[b reverse] {t} [/]" if p == page else f" {t} " for p, t in titles.items()]
+        rest = " › 3 Run › 4 Validate" if self.restore else " › 4 Run › 5 Validate › 6 Checklist"
+        self.query_one("#wizard-steps", Static).update(" › ".join(marks) + rest)
 
     # --- 1 assess -----------------------------------------------------------------------
     def _updated(self, name: str) -> None:
@@ -182,31 +197,33 @@ class RollbackWizard(Screen):
         status.update("")
         self._preview()
 
-    @work(exclusive=True, group="wizard-preview", exit_on_error=False)
-    async def _preview(self) -> None:
+    def _request(self) -> RunRequest:
+        if self.restore:
+            return RunRequest(self.env.name, "restore", restores=self.restores, drill=self.app.is_drill)
         action = self._action()
         assert action is not None
-        self.request = RunRequest(
+        return RunRequest(
             self.env.name,
             action,
             reason=self.query_one("#reason", Input).value.strip(),
-            declared=sorted(self.live.declared),
+            declared=tuple(sorted(self.live.declared)),
             drill=self.app.is_drill,
         )
+
+    @work(exclusive=True, group="wizard-preview", exit_on_error=False)
+    async def _preview(self) -> None:
         target = self.query_one("#plan-preview", Static)
         target.update("[$text-muted]reading the env files, the repository and the database to show exact changes…[/]")
         self._show("plan")
+        self.run = None
         try:
-            preview = await self.app.engine.preview(self.request)
+            run = await self.app.engine.prepare(self._request(), recommendation=self.live.recommendation)
         except RunRefused as exc:
             target.update(f"[$error]{fmt.esc(exc)}[/]")
-            self.plan = None
             return
-        self.plan = preview.plan
-        self.confirmed = Confirmed.of(preview)  # what the run must still be when it starts
-        self.previews_text = preview.text()
-        refused = preview.why_not()
-        target.update(fmt.esc(self.previews_text) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else ""))
+        self.run = run
+        refused = run.refusal()
+        target.update(fmt.esc(run.preview_text()) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else ""))
         self.query_one("#to-authorize", Button).focus()
 
     # --- 3 authorize --------------------------------------------------------------------
@@ -215,7 +232,8 @@ class RollbackWizard(Screen):
         assert self.plan is not None
         about = (
             f"You are about to run [b]{fmt.esc(self.plan.title)}[/b] on [b]{fmt.esc(self.env.name)}[/b] "
-            f"(runbook target {fmt.esc(self.plan.target)}; data loss: {fmt.esc(self.plan.data_loss)}).\n\n"
+            f"(runbook target {fmt.esc(self.plan.target)}; data loss: {fmt.esc(self.plan.data_loss)}).\n"
+            f"Reason: {fmt.esc(self.run.request.reason or '-') if self.run else '-'}\n\n"
         )
         head = about + (
             f"[b]{fmt.esc(self.env.name)}[/b] is [b]production[/b]: the runbook needs approval by a team lead or "
@@ -227,8 +245,8 @@ class RollbackWizard(Screen):
         self.query_one("#auth-mode").display = production
         self._auth_fields()
         emergency_reason = self.query_one("#emergency-reason", Input)
-        if not emergency_reason.value and self.request is not None:
-            emergency_reason.value = self.request.reason
+        if not emergency_reason.value and self.run is not None:
+            emergency_reason.value = self.run.request.reason
         self.query_one("#auth-status", Static).update("")
         self._show("authorize")
         (self.query_one("#approver") if production else self.query_one("#to-run")).focus()
@@ -242,23 +260,25 @@ class RollbackWizard(Screen):
         for widget in ("#emergency-level", "#emergency-reason"):
             self.query_one(widget).display = mode_id == "auth-emergency"
 
-    def _authorization(self) -> Authorization | str:
-        """The authorization asked for, or "request" to wait for a second person."""
-        assert self.request is not None
-        self.request.approved_by = None
-        self.request.emergency = None
+    def _authorization(self) -> Authorization:
+        """The authorization asked for; "pending" when a second person approves it later."""
+        assert self.run is not None
+        changes: dict[str, object] = {"approved_by": None, "emergency": None}
         if self.env.is_production:
             mode = self.query_one("#auth-mode", RadioSet).pressed_button
             mode_id = mode.id if mode else "auth-approved"
-            if mode_id == "auth-request":
-                return "request"
             if mode_id == "auth-approved":
-                self.request.approved_by = self.query_one("#approver", Input).value.strip() or None
-            else:
+                changes["approved_by"] = self.query_one("#approver", Input).value.strip() or None
+            elif mode_id == "auth-emergency":
                 level = self.query_one("#emergency-level", RadioSet).pressed_button
-                self.request.emergency = (level.id or "level-P0").removeprefix("level-") if level else "P0"
-                self.request.reason = self.query_one("#emergency-reason", Input).value.strip()
-        return self.app.engine.authorize(self.request)
+                changes["emergency"] = (level.id or "level-P0").removeprefix("level-") if level else "P0"
+                changes["reason"] = self.query_one("#emergency-reason", Input).value.strip()
+        self.run = self.run.asking(**changes)
+        return self.app.engine.authorize(self.run.request)
+
+    def _requesting(self) -> bool:
+        mode = self.query_one("#auth-mode", RadioSet).pressed_button
+        return self.env.is_production and bool(mode and mode.id == "auth-request")
 
     def _refusal(self) -> str | None:
         """What is missing on this page, said in the page's own words (the field, the key)."""
@@ -289,7 +309,7 @@ class RollbackWizard(Screen):
         return None
 
     def _confirm_and_run(self) -> None:
-        if self.plan is None or self.request is None:
+        if self.run is None:
             return
         status = self.query_one("#auth-status", Static)
         refusal = self._refusal()
@@ -301,43 +321,32 @@ class RollbackWizard(Screen):
         except RunRefused as exc:
             status.update(f"[$error]{fmt.esc(console_words(str(exc)))}[/]")
             return
-        if authorization != "request" and not authorization.allowed:
+        if not authorization.allowed and not self._requesting():
             status.update(f"[$error]{fmt.esc(console_words(authorization.describe()))}[/]")
             return
         status.update("")
+        run = self.run
 
         def confirmed(yes: bool | None) -> None:
             if yes:
-                self._execute(authorization)
+                self._execute(run.confirm().authorized(authorization))
 
         self.app.push_screen(
             ConfirmRollback(
-                self.plan.title,
+                run.title,
                 self.env.name,
-                self.previews_text,
-                destructive=self.plan.destructive,
-                request_only=authorization == "request",
+                run.preview_text(),
+                destructive=run.destructive,
+                request_only=not authorization.allowed,
             ),
             confirmed,
         )
 
     # --- 4 run --------------------------------------------------------------------------
-    def _execute(self, authorization: Authorization | str) -> None:
+    def _execute(self, run: Run) -> None:
         from screens.run_screen import RunScreen
 
-        assert self.request is not None and self.plan is not None
-        self.app.start_run(
-            RunScreen(
-                self.request,
-                None if authorization == "request" else authorization,
-                title=self.plan.title,
-                target_s=self.plan.target_s,
-                recommendation=self.live.recommendation,
-                plan=self.plan,
-                confirmed=self.confirmed,
-            ),
-            replace=True,
-        )
+        self.app.start_run(RunScreen(run), replace=True)
 
     # --- navigation ---------------------------------------------------------------------
     def action_next(self) -> None:
@@ -349,10 +358,15 @@ class RollbackWizard(Screen):
             self._confirm_and_run()
 
     def action_back(self) -> None:
-        if self.page == "plan":
+        if self.page == "plan" and not self.restore:
             self._show("assess")
         elif self.page == "authorize":
             self._show("plan")
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "back":  # a restore starts at its plan: there is no page before it
+            return not (self.restore and self.page == "plan")
+        return True
 
     def action_leave(self) -> None:
         self.app.pop_screen()  # nothing has run yet: leaving changes nothing

@@ -166,8 +166,8 @@ async def run_engine(
     """One rollback through the Engine, as the console's wizard drives it."""
     engine = Engine(load_config(config_path))
     try:
-        req = RunRequest(environment, action, **request)
-        return await engine.execute(req, engine.authorize(req), decide or abort_on_failure)
+        run = await engine.prepare(RunRequest(environment, action, **request))
+        return await engine.execute(run.confirm(), decide or abort_on_failure)
     finally:
         await engine.close()
 

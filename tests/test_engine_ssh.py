@@ -40,8 +40,7 @@ async def run_over_ssh(config_path: Any, action: str, env: str = "staging") -> t
 
     engine.prober.client.event_hooks["request"].append(seen)
     try:
-        request = RunRequest(env, action)
-        outcome = await engine.execute(request, engine.authorize(request), abort_on_failure)
+        outcome = await engine.execute(await engine.prepare(RunRequest(env, action)), abort_on_failure)
         transport = engine.prober.pool.cached(f"{env}-1")
         assert isinstance(transport, SSHTransport)
         return outcome, {

@@ -13,7 +13,6 @@ import pytest
 from textual.widgets import RichLog
 
 from console.config import load_config
-from console.engine.preview import Confirmed
 from console.engine.session import Engine, RunRefused, RunRequest
 from console.flags import ALL_OFF, ALL_ON
 from tests.engine_support import (
@@ -144,14 +143,14 @@ async def test_an_env_file_changed_after_the_preview_stops_the_run_before_any_ch
     engine = Engine(load_config(sim.config_path))
     try:
         request = RunRequest("staging", "quick")
-        confirmed = Confirmed.of(await engine.preview(request))
+        run = (await engine.prepare(request)).confirm()
         # Someone edits the file between the confirmation and the run.
         changed = host.env_file.read_bytes().replace(b"ENABLE_TIME_WEIGHTING=true", b"ENABLE_TIME_WEIGHTING=yes")
         host.env_file.write_bytes(changed)
         pid = host.pid()
 
         with pytest.raises(RunRefused) as refused:
-            await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+            await engine.execute(run)
 
         text = str(refused.value)
         assert "differs from the preview you confirmed" in text and "nothing was changed" in text
@@ -160,13 +159,14 @@ async def test_an_env_file_changed_after_the_preview_stops_the_run_before_any_ch
         assert journal_of(sim).runs() == []
 
         # Previewed and confirmed again, it runs.
-        confirmed = Confirmed.of(await engine.preview(request))
-        outcome = await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+        again = (await engine.prepare(request)).confirm()
+        assert again.confirmed is not None and run.confirmed is not None
+        assert again.confirmed.digest != run.confirmed.digest
+        outcome = await engine.execute(again)
         assert outcome.result.outcome == "succeeded", outcome.result.message
-        run = journal_of(sim).run(outcome.run_id)
-        assert (
-            run.plan["preview_digest"] == confirmed.digest == records(run, "run_started")[0]["data"]["confirmed_digest"]
-        )
+        summary = journal_of(sim).run(outcome.run_id)
+        started = records(summary, "run_started")[0]["data"]
+        assert summary.plan["preview_digest"] == again.confirmed.digest == started["confirmed_digest"]
     finally:
         await engine.close()
 
@@ -180,8 +180,7 @@ async def test_a_new_dependent_index_after_the_preview_stops_the_database_rollba
     assert (await run_engine(sim.config_path, "quick")).result.outcome == "succeeded"
     engine = Engine(load_config(sim.config_path))
     try:
-        request = RunRequest("staging", "database")
-        confirmed = Confirmed.of(await engine.preview(request))
+        run = (await engine.prepare(RunRequest("staging", "database"))).confirm()
         conn = await asyncpg.connect(dsn)
         try:
             await conn.execute("CREATE INDEX idx_posts_video_views ON posts (has_video, views)")
@@ -190,7 +189,7 @@ async def test_a_new_dependent_index_after_the_preview_stops_the_database_rollba
         before = await db_state(dsn)
 
         with pytest.raises(RunRefused) as refused:
-            await engine.execute(request, engine.authorize(request), confirmed=confirmed)
+            await engine.execute(run)
 
         assert "idx_posts_video_views" in str(refused.value)
         assert await db_state(dsn) == before

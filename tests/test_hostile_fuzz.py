@@ -159,10 +159,11 @@ def test_a_journal_line_is_a_record_or_nothing(raw: bytes) -> None:
 KEYS = ["action", "reason", "plan", "recommendation", "authorization", "outcome", "duration_s", "message", "step",
         "host", "phase", "facts", "checks", "item", "ticked", "evidence", "by", "decision", "title", "output",
         "elapsed_s", "drill", "event", "status", "error", "lock", "holder", "approver", "requester", "resumed",
-        "remedy", "troubleshooting", "evidence", "target_s", "steps", "findings", "path"]  # fmt: skip
+        "remedy", "troubleshooting", "evidence", "target_s", "steps", "findings", "path", "expires_at", "preview",
+        "restores", "options"]  # fmt: skip
 TYPES = ["run_requested", "run_started", "step_started", "step_finished", "step_failed", "decision", "validation",
          "run_finished", "note", "checklist", "notified", "notify_failed", "lock_broken", "report_written",
-         "drill_scored", "run_approved"]  # fmt: skip
+         "drill_scored", "run_approved", "run_rejected", "run_withdrawn", "run_expired"]  # fmt: skip
 data_st = st.dictionaries(st.sampled_from(KEYS), json_values, max_size=8)
 who_st = st.fixed_dictionaries(
     {},
@@ -211,6 +212,9 @@ def test_every_reader_of_any_records_answers(records: list[dict[str, Any]]) -> N
         assert not RAW_UNSAFE.search(report)
         assert SECTION_FAILED not in report, report
         run.outcome_text(), run.progress(), run.facts(), run.to_dict(), run.in_progress_at()
+        if run.request is not None:
+            r = run.request
+            r.describe(), r.title, r.preview_text, r.preview_digest, r.request_reason, r.seconds_left(0.0)
 
 
 # --- an HTTP answer ---------------------------------------------------------------------------

@@ -100,7 +100,7 @@ async def test_letters_on_a_form_are_text_never_the_consoles_keys(tmp_path: Path
     assert app.return_code == 0
 
 
-async def test_quitting_or_leaving_while_a_request_waits_asks_first(tmp_path: Path) -> None:
+async def test_quitting_while_a_request_waits_asks_first_and_leaving_is_free(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await fed(pilot)
@@ -130,13 +130,14 @@ async def test_quitting_or_leaving_while_a_request_waits_asks_first(tmp_path: Pa
         await pilot.press("escape")
         await pilot.pause()
         assert app.screen is run and not app.quitting
-        # Leaving the run screen asks too; the request goes on waiting; w brings it back.
+        # Leaving the run screen does not trap the requester: nothing runs unattended (the
+        # console asks before an approved request runs), so Esc leaves at once; the request
+        # goes on waiting, on the dashboard with its approve command whole; w brings it back.
         await pilot.press("escape")
         await pilot.pause()
-        assert isinstance(app.screen, Choice)
-        await pilot.press("y")
-        await pilot.pause()
         assert isinstance(app.screen, DashboardScreen) and run.state == "pending"
+        await until(pilot, lambda: "APPROVAL PENDING" in screen_text(app), "the request on the dashboard")
+        assert f"rollback-console approve {run.run_id}" in screen_text(app)
         await pilot.press("w")
         await pilot.pause()
         assert app.screen is run
@@ -202,6 +203,9 @@ async def test_the_palette_holds_every_action(tmp_path: Path) -> None:
             "Rollback staging",
             "Rollback production",
             "Open staging",
+            "Restore staging",
+            "Restore production",
+            "Approval requests",
             "History",
             "Checklist",
             "Incident report",
@@ -243,7 +247,9 @@ async def test_watch_mode_palette_offers_nothing_that_acts(tmp_path: Path) -> No
     async with app.run_test(size=(80, 24)) as pilot:
         await pilot.pause()
         names = {c.name for c in console_commands(app)}
-        assert not any(n.startswith(("Rollback", "Open", "Escalate", "Checklist")) for n in names)
+        assert not any(
+            n.startswith(("Rollback", "Open", "Escalate", "Checklist", "Restore", "Approval")) for n in names
+        )
         assert "History" in names and "Incident report" in names
 
 

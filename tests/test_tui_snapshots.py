@@ -239,3 +239,89 @@ def test_environment_troubleshooting_applies(snap_compare, size) -> None:
         await pilot.pause(0.2)
 
     assert snap_compare(make_app(), terminal_size=size, run_before=steady(open_tab))
+
+
+# --- approvals and restore (issue 11 items 2 and 4) ------------------------------------------------
+
+
+@pytest.fixture
+def journal_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Whether a fixed request has lapsed is judged at the fixed clock, not today."""
+    import time
+    import types
+
+    import console.engine.approvals as approvals
+    import console.journal.runs as runs
+
+    fixed = types.SimpleNamespace(time=lambda: tui_data.T0, monotonic=time.monotonic)
+    monkeypatch.setattr(runs, "time", fixed)
+    monkeypatch.setattr(approvals, "time", fixed)
+
+
+def standing_app(who=tui_data.WHO, *, pending: bool = False, rolled_back: bool = False) -> RollbackConsole:
+    config = tui_data.make_config(rolled_back=rolled_back)
+    if pending:
+        tui_data.add_pending_request(config)
+    app = RollbackConsole(config, probe=False, clock=lambda: tui_data.T0, who=who)
+    app.animation_level = "none"
+    return app
+
+
+async def with_standing(pilot: Pilot) -> None:
+    """Fed, and the journal's side of each panel shown (the standing watcher has looked)."""
+    await fed(pilot)
+    app = pilot.app
+    for _ in range(100):
+        if app.standing:
+            break
+        await pilot.pause(0.1)
+    await pilot.pause()
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_pending_request(snap_compare, size, journal_clock) -> None:
+    """A production request waiting: who asked, when it lapses, the approve command whole."""
+    app = standing_app(pending=True)
+
+    async def go(pilot: Pilot) -> None:
+        await with_standing(pilot)
+        await pilot.press("down")
+
+    assert snap_compare(app, terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_approvers_view(snap_compare, size, journal_clock) -> None:
+    """Bob, a second person, reviews alice's request: the reason, the plan, approve or reject."""
+    app = standing_app(tui_data.BOB, pending=True)
+
+    async def go(pilot: Pilot) -> None:
+        await with_standing(pilot)
+        await pilot.press("down", "a")
+        await pilot.pause(0.3)
+
+    assert snap_compare(app, terminal_size=size, run_before=steady(go))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_dashboard_rolled_back(snap_compare, size, journal_clock) -> None:
+    """Staging is rolled back: by which run, when, by whom, and R to restore."""
+    app = standing_app(rolled_back=True)
+    assert snap_compare(app, terminal_size=size, run_before=steady(with_standing))
+
+
+@pytest.mark.parametrize("size", SIZES)
+def test_restore_preview(snap_compare, size, journal_clock) -> None:
+    """R on the rolled-back panel: the restore's exact edits, the same path as a rollback."""
+    app = standing_app(rolled_back=True)
+
+    async def go(pilot: Pilot) -> None:
+        await with_standing(pilot)
+        await pilot.press("R")
+        for _ in range(100):
+            if getattr(pilot.app.screen, "plan", None) is not None:
+                break
+            await pilot.pause(0.1)
+        await pilot.pause()
+
+    assert snap_compare(app, terminal_size=size, run_before=steady(go))

@@ -10,6 +10,7 @@ from pathlib import Path
 from console.config import Config, load_config
 from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
+from console.journal.records import iso
 from console.probes.snapshot import (
     DatabaseReport,
     EnvironmentSnapshot,
@@ -24,6 +25,7 @@ from console.probes.snapshot import (
 ROOT = Path(tempfile.gettempdir()) / "rollback-console-tui-fixed"
 T0 = 1795850000.0  # 2026-11-27 ~ fixed clock
 WHO = Who(user="alice", ssh_client="10.0.0.7", host="bastion-1", pid=999_999)
+BOB = Who(user="bob", ssh_client="10.0.0.9", host="bastion-1", pid=999_998)  # a second person: an approver
 
 ENV_TEXT = """# analyticbot {env}
 API_PORT=10300
@@ -87,7 +89,9 @@ availability = "On-call"
 """
 
 
-def make_config(journal: bool = True, interrupted: bool = False, root: Path = ROOT) -> Config:
+def make_config(
+    journal: bool = True, interrupted: bool = False, root: Path = ROOT, rolled_back: bool = False
+) -> Config:
     """Write the fixed files afresh and load the config. Its commands are `true` and `echo`,
     its API a closed port, its env files, journal and locks all under ``root``: a rollback
     run on it (by a monkey test, say) changes nothing outside ``root``."""
@@ -101,8 +105,32 @@ def make_config(journal: bool = True, interrupted: bool = False, root: Path = RO
     (root / "console.toml").write_text(CONFIG.format(root=root))
     config = load_config(root / "console.toml")
     if journal:
-        write_journal(config, interrupted=interrupted)
+        write_journal(config, interrupted=interrupted, rolled_back=rolled_back)
     return config
+
+
+def edit_env_facts(root: Path, env: str = "staging") -> dict[str, object]:
+    """What the quick rollback's env file edit journaled: the file went from all flags on to
+    the fixed (all off) text, with the splices that give each flag line back."""
+    from console.envfile import parse_env
+    from console.flags import FLAG_NAMES
+    from console.plans.env_edit import digest
+
+    path = str(root / f"{env}.env")
+    before = parse_env(ENV_TEXT.format(env=env, flag="true").encode(), path)
+    after_text, undo = before.edit(dict.fromkeys(FLAG_NAMES, False))
+    return {
+        "path": path,
+        "before": before.flags().as_dict(),
+        "after": parse_env(after_text.encode(), path).flags().as_dict(),
+        "changed": True,
+        "digest_before": digest(before.encoded()),
+        "digest_after": digest(before.encoded(after_text)),
+        "undo": [u.to_json() for u in undo],
+        "conflicts": [],
+        "backup": None,
+        "applied": "now",
+    }
 
 
 def _host(name: str, **kw: object) -> HostSnapshot:
@@ -213,7 +241,9 @@ def feed(app: object) -> None:
         app.env_updated.publish(name)  # type: ignore[attr-defined]
 
 
-def write_journal(config: Config, *, interrupted: bool = False) -> None:
+def write_journal(config: Config, *, interrupted: bool = False, rolled_back: bool = False) -> None:
+    """``rolled_back``: the staging rollback journals what its env file edit changed, so
+    the dashboard shows staging as rolled back (and offers restore)."""
     journal = Journal(config.journal_path, who=WHO)
     t = T0 - 3600
 
@@ -249,6 +279,7 @@ def write_journal(config: Config, *, interrupted: bool = False) -> None:
         )
     ):
         add("step_started", run, "staging", 1 + i, step=step, host="local", title=title, phase="run")
+        facts = edit_env_facts(Path(config.journal_path).parent) if rolled_back and step == "edit-env" else {}
         add(
             "step_finished",
             run,
@@ -259,7 +290,7 @@ def write_journal(config: Config, *, interrupted: bool = False) -> None:
             message="ok",
             elapsed_s=secs,
             phase="run",
-            facts={},
+            facts=facts,
         )
     checks = [
         {"check": c, "title": t_, "passed": True, "detail": d}
@@ -342,10 +373,25 @@ def write_journal(config: Config, *, interrupted: bool = False) -> None:
         )
 
 
+PENDING_PREVIEW = """Quick rollback: disable all advanced features  [production]
+  runbook target: < 1 min · data loss: None · reversible: Yes (re-enable flags)
+
+1. Edit the env file
+     --- {root}/production.env
+     +++ {root}/production.env (after)
+     -ENABLE_ADVANCED_RECOMMENDATIONS=true
+     +ENABLE_ADVANCED_RECOMMENDATIONS=false
+
+2. Restart the API
+     true"""
+
+
 def add_pending_request(config: Config) -> str:
-    """A production request waiting for a second person, after the fixed runs."""
+    """A production request waiting for a second person, made five minutes before the
+    fixed clock; it lapses ten minutes after it."""
     journal = Journal(config.journal_path, who=WHO)
-    run = "r-20261127-185500-b7e8"
+    run = "r-20261127-190800-b7e8"
+    root = Path(config.journal_path).parent
     journal.append(
         "run_requested",
         run=run,
@@ -367,8 +413,11 @@ def add_pending_request(config: Config) -> str:
                     "Validate (the runbook's five checks)",
                 ],
             },
+            "preview": {"text": PENDING_PREVIEW.format(root=root), "digest": "0" * 64},
+            "expires_at": iso(T0 + 600),
+            "expire_after_s": 900,
         },
-        ts=T0 - 3600 + 1300,
+        ts=T0 - 300,
     )
     return run
 

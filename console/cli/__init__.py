@@ -18,6 +18,7 @@ COMMANDS = (
     "check",
     "plan_cmd",
     "rollback",
+    "approvals",
     "history",
     "checklist_cmd",
     "drill",

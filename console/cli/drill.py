@@ -23,7 +23,7 @@ from console.cli import EXIT_OK, UsageError
 from console.cli.simulate import remove_simulation_dir
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
-from console.drills import Scenario, ScenarioError, pick, scenarios, score
+from console.drills import Scenario, ScenarioError, finish_drill, pick, scenarios
 from console.journal import Journal
 
 if TYPE_CHECKING:
@@ -145,15 +145,8 @@ def run(args: argparse.Namespace) -> int:
 
             args.config = str(config_path)
             open_console(args, drill=scenario, drill_secret=secret, drill_started=started)
-        ended = time.time()
-        # The console shows and journals the scorecard itself when the drill ends there; it is
-        # this drill's if it was timed from this drill's start (other drills share the journal).
-        scored = [
-            r for r in journal.loose_records("drill_scored") if (r.get("data") or {}).get("started_at") == started
-        ]
-        if not scored:
-            card = score(scenario, journal, started, ended, checklist_total=len(config.checklist))
-            journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
+        card = finish_drill(scenario, journal, started, time.time(), config)
+        if card is not None:  # None: the console showed the scorecard itself when the drill ended there
             print("\n" + card.text())
     finally:
         sim.stop()

@@ -3,12 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import sys
 from pathlib import Path
 
-from console import checklist, files
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, print_json
 from console.config import find_config
@@ -97,51 +95,21 @@ def _say_bad_lines(journal: Journal) -> None:
 
 
 def run_report(args: argparse.Namespace) -> int:
+    from console.engine.reports import ReportError, write_report
+
     config = config_from_args(args)
     journal = Journal(config.journal_path)
     try:
+        if args.output:
+            write_report(config, journal, args.run_id, args.output)
+            print(f"incident report written to {args.output}")
+            return EXIT_OK
         run = journal.run(args.run_id)
-        problems = journal.verify_checkpointed()
-        text = incident_report(run, checklist=config.checklist, journal_path=journal.path, problems=problems)
-    except JournalError as exc:
+        print(
+            incident_report(
+                run, checklist=config.checklist, journal_path=journal.path, problems=journal.verify_checkpointed()
+            )
+        )
+    except (JournalError, ReportError) as exc:
         raise UsageError(str(exc)) from None
-    if args.output:
-        write_output(args.output, text, what="the report")
-        journal.append("report_written", run=run.run_id, env=run.env, data={"path": os.path.abspath(args.output)})
-        checklist.tick_automatic(config, journal, run.run_id)
-        print(f"incident report written to {args.output}")
-    else:
-        print(text)
     return EXIT_OK
-
-
-def write_output(path: str, text: str, *, what: str) -> None:
-    """Write ``text`` to a file the operator named; UsageError (nothing written) saying why not.
-
-    Never waits on a named pipe and never writes into a device; the file is replaced whole."""
-    target = Path(path)
-    where = f"cannot write {what} to {path}"
-    try:
-        st = target.stat()
-    except FileNotFoundError:
-        st = None
-    except OSError as exc:
-        raise UsageError(f"{where}: {exc.strerror or exc}") from None
-    if st is not None:
-        kind = files.kind_name(st.st_mode)
-        if kind == "a directory":
-            raise UsageError(f"{where}: it is a directory (give a file name, e.g. {target / 'report.md'})")
-        if kind:
-            raise UsageError(f"{where}: it is {kind}, not a regular file")
-    parent = target.parent
-    if not parent.is_dir():
-        raise UsageError(f"{where}: the directory {parent} does not exist")
-    tmp = parent / f".{target.name}.rollback-console.{os.getpid()}.tmp"
-    try:
-        with open(tmp, "x", encoding="utf-8") as fh:
-            fh.write(text)
-        os.replace(tmp, target)
-    except OSError as exc:
-        with contextlib.suppress(OSError):
-            tmp.unlink()
-        raise UsageError(f"{where}: {exc.strerror or exc}") from None

@@ -1,7 +1,9 @@
-"""``rollback``, ``restore``, ``resume``, ``undo``, ``approve``, ``unlock``: the engine from the command line.
+"""``rollback``, ``restore``, ``resume``, ``undo``, ``unlock``: the engine from the command line.
 
 The plan is shown first; nothing runs until the operator confirms (or passes --yes).
 A failed step asks: retry, fix (the runbook's known fix), skip with a reason, undo, abort.
+Production without an approver asks for approval and waits, saying how long (the
+approvals commands themselves are in approvals.py).
 """
 
 from __future__ import annotations
@@ -16,16 +18,18 @@ from typing import Any, TextIO
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names, number_between, print_json
 from console.config.model import ACTIONS, Config
+from console.engine.approvals import clock
 from console.engine.events import Event
-from console.engine.preview import Confirmed
+from console.engine.run import Run
 from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
-from console.engine.session import Engine, RunRefused, RunRequest, authorization_of, request_of
+from console.engine.session import Engine, RunRefused, RunRequest
 from console.journal import JournalError, RunNotFound
 from console.journal.grid import host_grid
-from console.journal.runs import NOT_A_RUN
+from console.journal.records import iso
+from console.journal.runs import NEVER_STARTED, REQUEST_OUTCOMES
 from console.safe_text import clean
 
-APPROVAL_WAIT_S = 15 * 60
+STILL_WAITING_EVERY_S = 60.0
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -51,16 +55,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     for name, helptext in (
         ("resume", "continue a rollback a crash or kill -9 interrupted"),
         ("undo", "undo what a rollback (e.g. an interrupted one) changed"),
+        ("start", "start your production request once a second person approved it"),
     ):
         q = sub.add_parser(name, help=helptext)
         q.add_argument("run_id", metavar="RUN_ID")
         q.add_argument("--yes", action="store_true", help="do not ask before running")
         q.add_argument("--json", action="store_true", help="one JSON document on stdout; progress on stderr")
-        q.set_defaults(func=run_resume if name == "resume" else run_undo)
-
-    a = sub.add_parser("approve", help="a second person approves a pending production rollback")
-    a.add_argument("run_id", metavar="RUN_ID")
-    a.set_defaults(func=run_approve)
+        q.add_argument("--confirm-destructive", metavar="ENV", help="confirm a destructive step without a terminal")
+        q.set_defaults(func={"resume": run_resume, "undo": run_undo, "start": run_start}[name])
 
     u = sub.add_parser(
         "unlock",
@@ -89,10 +91,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument(
         "--wait",
-        type=number_between(0, 24 * 3600, " seconds"),
-        default=APPROVAL_WAIT_S,
+        type=number_between(0, 7 * 24 * 3600, " seconds"),
+        default=None,
         metavar="SECONDS",
-        help="production without approval: how long to wait for `approve RUN_ID` (default 15 min)",
+        help="production without an approver: how long to wait for `approve RUN_ID` (default: until the "
+        "request lapses, [approvals] expire_after_s, 15 min unless configured)",
     )
 
 
@@ -202,59 +205,132 @@ async def _run(args: argparse.Namespace, config: Config, request: RunRequest) ->
     try:
         try:
             authorization = engine.authorize(request)
-            preview = await engine.preview(request)
+            if not authorization.allowed:  # say so at once, before the preview's reads
+                say(_will_wait(engine, args, request.environment))
+            run = await engine.prepare(request)
         except RunRefused as exc:
             raise UsageError(str(exc)) from None
-        plan = preview.plan
-        say(preview.text())
-        refused = preview.why_not()
+        say(run.preview_text())
+        refused = run.refusal()
         if refused:  # knowable before anything changes: not a run, nothing to resume or undo
             raise UsageError(f"refused: {refused}")
         say(f"\nauthorization: {authorization.describe()}")
-        if not args.yes:
-            if not _interactive():
-                raise UsageError("no terminal to confirm on: pass --yes to run without asking")
-            if not await asyncio.to_thread(_confirm, f"Run this on {request.environment}?"):
-                say("nothing was changed")
-                return EXIT_FAILED
-        if plan.destructive:
-            confirmed = getattr(args, "confirm_destructive", None) == request.environment
-            if not confirmed and _interactive():
-                typed = await asyncio.to_thread(
-                    input, f"DESTRUCTIVE: type the environment name ({request.environment}) to confirm: "
-                )
-                confirmed = typed.strip() == request.environment
-            if not confirmed:
-                raise UsageError("a destructive step needs explicit confirmation: nothing was changed")
-        run_id = None
-        if not authorization.allowed:
-            run_id = await engine.request_approval(request, plan)
-            say(f"\n{authorization.describe(run_id)}")
-            say(f"waiting up to {args.wait:.0f}s for approval (Ctrl-C to give up; the request stays pending)…")
-            approver = await engine.wait_for_approval(run_id, args.wait)
-            if approver is None:  # a refusal before anything changed (exit 2); the request stays
-                raise UsageError(
-                    f"refused: no approval within {args.wait:.0f}s: nothing was changed; the request {run_id} stays "
-                    f"pending: ask a team lead or on-call to run `rollback-console approve {run_id}`, then run "
-                    "the rollback again"
-                )
-            say(f"approved by {approver}")
-            from console.authz import Authorization
-
-            authorization = Authorization("approved", authorization.operator, approver=approver)
-        printer = Printer(plan.target_s, human)
-        engine.on_event = printer
-        decide = ask if _interactive() and not json_out else abort_on_failure
-        outcome = await engine.execute(request, authorization, decide, run_id=run_id, confirmed=Confirmed.of(preview))
-        if json_out:
-            return _finish_json(engine, outcome.run_id, outcome.result)
-        return _finish(outcome.run_id, outcome.result, plan.target)
+        question = "Ask for approval of this on" if not authorization.allowed else "Run this on"
+        if not await _confirmed(args, f"{question} {request.environment}?"):
+            say("nothing was changed")
+            return EXIT_FAILED
+        await _destructive_confirmed(args, run)
+        run = run.confirm().authorized(authorization)
+        if run.pending:
+            run = await engine.request_approval(run)
+            run = await _wait_for_approval(engine, run, args, say)
+        return await _execute(engine, run, json_out, human)
     except RunRefused as exc:
         raise UsageError(f"refused: {exc}") from None
     except JournalError as exc:
         raise UsageError(str(exc)) from None
     finally:
         await engine.close()
+
+
+def _wait_s(engine: Engine, args: argparse.Namespace) -> float:
+    lapse = engine.config.approvals.expire_after_s
+    return lapse if args.wait is None else min(args.wait, lapse)
+
+
+def _will_wait(engine: Engine, args: argparse.Namespace, environment: str) -> str:
+    wait_s, lapse = _wait_s(engine, args), engine.config.approvals.expire_after_s
+    until = "until the request lapses" if wait_s >= lapse else f"(the request itself lapses after {clock(lapse)})"
+    return (
+        f"Production ({environment}): a second person — a team lead or on-call — must approve this rollback. "
+        f"Once you confirm the plan below, this command asks for approval and waits up to {clock(wait_s)} "
+        f"{until}."
+    )
+
+
+async def _confirmed(args: argparse.Namespace, question: str) -> bool:
+    if args.yes:
+        return True
+    if not _interactive():
+        raise UsageError("no terminal to confirm on: pass --yes to run without asking")
+    return await asyncio.to_thread(_confirm, question)
+
+
+async def _destructive_confirmed(args: argparse.Namespace, run: Run) -> None:
+    if not run.destructive:
+        return
+    environment = run.environment
+    confirmed = getattr(args, "confirm_destructive", None) == environment
+    if not confirmed and _interactive():
+        typed = await asyncio.to_thread(input, f"DESTRUCTIVE: type the environment name ({environment}) to confirm: ")
+        confirmed = typed.strip() == environment
+    if not confirmed:
+        raise UsageError("a destructive step needs explicit confirmation: nothing was changed")
+
+
+async def _wait_for_approval(engine: Engine, run: Run, args: argparse.Namespace, say: Any) -> Run:
+    """Wait, saying how long, and what became of the request; the run approved, or a
+    refusal (exit 2: nothing changed)."""
+    run_id = run.run_id
+    assert run_id is not None
+    wait_s = _wait_s(engine, args)
+    state = engine.request_state(run_id)
+    lapses = _at(state.expires_at)
+    say(f"\nrequested approval: run {run_id}, lapses at {lapses}")
+    say(f"  a team lead or on-call approves it in their console, or with: rollback-console approve {run_id}")
+    say(
+        f"waiting up to {clock(wait_s)} (until {_at_s(time.time() + wait_s)}); Ctrl-C stops waiting "
+        f"(the request stays open until {lapses}; `rollback-console withdraw {run_id}` takes it back)…"
+    )
+    next_note = time.monotonic() + STILL_WAITING_EVERY_S
+    end = time.monotonic() + wait_s
+
+    def tick(_state: object) -> None:
+        nonlocal next_note
+        if time.monotonic() >= next_note:
+            next_note += STILL_WAITING_EVERY_S
+            say(f"  still waiting for approval of {run_id}: {clock(end - time.monotonic())} left")
+
+    try:
+        state = await engine.wait_for_approval(run, wait_s=wait_s, on_tick=tick)
+    except asyncio.CancelledError:
+        say(f"\nstopped waiting: nothing was changed; request {run_id} stays open until {lapses}")
+        say(f"  to take it back: rollback-console withdraw {run_id}")
+        raise
+    if state.status == "approved":
+        say(f"approved by {state.approver} at {_at(state.approved_at)}")
+        return run.approved(state.approver or "?", engine.who.user)
+    if state.status == "pending":  # this command stopped waiting; the request stays open
+        raise UsageError(
+            f"refused: no approval within {wait_s:.0f}s: nothing was changed. Request {run_id} stays pending "
+            f"until {lapses}: once a team lead or on-call approves it (`rollback-console approve {run_id}`), start "
+            f"it with `rollback-console start {run_id}`; or withdraw it: `rollback-console withdraw {run_id}`"
+        )
+    if state.status == "expired":
+        raise UsageError(
+            f"refused: no approval before request {run_id} lapsed at {lapses} (journaled as expired): nothing "
+            "was changed; request it again if it is still needed"
+        )
+    raise UsageError(f"refused: request {run_id} was {state.describe()}: nothing was changed")
+
+
+def _at(when: Any) -> str:
+    return "never" if when is None else _at_s(when.timestamp())
+
+
+def _at_s(ts: float) -> str:
+    return iso(ts)[11:19] + " UTC"
+
+
+async def _execute(engine: Engine, run: Run, json_out: bool, human: TextIO) -> int:
+    engine.on_event = Printer(run.target_s, human)
+    decide = ask if _interactive() and not json_out else abort_on_failure
+    outcome = await engine.execute(run, decide)
+    expected = "undone" if run.undo else "succeeded"
+    if json_out:
+        return _finish_json(engine, outcome.run_id, outcome.result, expected=expected)
+    target = "" if run.undo else run.target
+    return _finish(outcome.run_id, outcome.result, target, expected=expected)
 
 
 def _finish(run_id: str, result, target: str, *, expected: str = "succeeded") -> int:
@@ -307,6 +383,7 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
 
     async def go() -> int:
         engine = Engine(config)
+        human = sys.stderr if args.json else sys.stdout
         try:
             try:
                 run = engine.journal.run(args.run_id)
@@ -318,36 +395,64 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
                     print(f"{never}: nothing to undo: no change was made")
                     return EXIT_OK
                 raise UsageError(f"{never}: nothing to resume; run the rollback again") from None
+            if run.outcome in REQUEST_OUTCOMES:
+                if undo:
+                    print(f"run {run.run_id} never started ({run.outcome_text()}): nothing to undo: no change was made")
+                    return EXIT_OK
+                raise UsageError(
+                    f"run {run.run_id} never started: it is a request ({run.outcome_text()}); once approved, its "
+                    f"requester starts it with `rollback-console start {run.run_id}`"
+                )
             if not undo and run.outcome not in ("interrupted", "failed", "aborted"):
                 raise UsageError(f"run {run.run_id} is {run.outcome}: only an interrupted or failed run is resumed")
-            request = request_of(run)
             done = "; ".join(f"{step} on {', '.join(sorted(hosts))}" for step, hosts in run.progress().items())
-            human = sys.stderr if args.json else sys.stdout
             print(
                 f"run {run.run_id}: {run.title} on {run.env}, {run.outcome}; done so far: {done or 'nothing'}",
                 file=human,
             )
-            if not args.yes and not (
-                _interactive()
-                and await asyncio.to_thread(
-                    _confirm, "Undo what it changed?" if undo else "Resume it from where it stopped?"
-                )
-            ):
-                if not _interactive():
-                    raise UsageError("no terminal to confirm on: pass --yes")
+            question = "Undo what it changed?" if undo else "Resume it from where it stopped?"
+            if not await _confirmed(args, question):
                 return EXIT_FAILED
-            engine.on_event = Printer(stream=human)
-            outcome = await engine.execute(
-                request,
-                authorization_of(run),
-                ask if _interactive() and not args.json else abort_on_failure,
-                resume=run,
-                undo_only=undo,
-            )
-            if args.json:
-                return _finish_json(engine, outcome.run_id, outcome.result, expected="undone" if undo else "succeeded")
-            target = "" if undo else str(run.plan.get("target") or "")
-            return _finish(outcome.run_id, outcome.result, target, expected="undone" if undo else "succeeded")
+            return await _execute(engine, engine.again(run, undo=undo), args.json, human)
+        except (RunRefused, JournalError) as exc:
+            raise UsageError(str(exc)) from None
+        finally:
+            await engine.close()
+
+    return asyncio.run(go())
+
+
+async def _start_approved(engine: Engine, args: argparse.Namespace, run_id: str, human: TextIO) -> int:
+    """The requester starts their approved request: the plan as it would run now, held to
+    the one they confirmed and that was approved."""
+    run = await engine.start_approved(run_id)
+    assert run.confirmed is not None and run.authorization is not None
+    print(run.preview_text(), file=human)
+    difference = run.confirmed.difference(run.preview) if run.preview else None
+    if difference:
+        raise UsageError(
+            f"refused: what would run now differs from what you confirmed and {run.authorization.approver} "
+            f"approved (it changed in between): nothing was changed. Withdraw request {run_id} "
+            f"(`rollback-console withdraw {run_id}`) and request it again.\n{difference}"
+        )
+    refused = run.refusal()
+    if refused:
+        raise UsageError(f"refused: {refused}")
+    print(f"\nauthorization: {run.authorization.describe()}", file=human)
+    if not await _confirmed(args, f"Start request {run_id} on {run.environment} now?"):
+        print("nothing was changed", file=human)
+        return EXIT_FAILED
+    await _destructive_confirmed(args, run)
+    return await _execute(engine, run, args.json, human)
+
+
+def run_start(args: argparse.Namespace) -> int:
+    config = config_from_args(args)
+
+    async def go() -> int:
+        engine = Engine(config)
+        try:
+            return await _start_approved(engine, args, args.run_id, sys.stderr if args.json else sys.stdout)
         except (RunRefused, JournalError) as exc:
             raise UsageError(str(exc)) from None
         finally:
@@ -360,31 +465,11 @@ def _never_started(engine: Engine, run_id: str) -> str | None:
     """For a run id the journal knows only from its lock (refused, or killed before it
     started): what happened to it. None if the journal does not know the id at all."""
     mine = engine.journal.run_records(run_id)
-    if not mine or not all(r["type"] in NOT_A_RUN for r in mine):
+    if not mine or not all(r["type"] in NEVER_STARTED for r in mine):
         return None
     refused = [r for r in mine if r["type"] == "run_refused"]
     how = "was refused before it started" if refused else "was stopped before it started (no run_started record)"
     return f"run {run_id} {how}"
-
-
-def run_approve(args: argparse.Namespace) -> int:
-    config = config_from_args(args)
-
-    async def go() -> int:
-        engine = Engine(config)
-        try:
-            run = engine.approve(args.run_id)
-            print(
-                f"run {run.run_id} ({run.title} on {run.env}) approved by {engine.who.user}; "
-                "the requesting console goes ahead now"
-            )
-            return EXIT_OK
-        except (RunRefused, JournalError) as exc:
-            raise UsageError(str(exc)) from None
-        finally:
-            await engine.close()
-
-    return asyncio.run(go())
 
 
 def run_unlock(args: argparse.Namespace) -> int:

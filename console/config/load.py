@@ -19,6 +19,7 @@ from console.config.model import (
     KINDS,
     SEVERITIES,
     SIGNALS,
+    Approvals,
     ChecklistItem,
     Config,
     Contact,
@@ -83,6 +84,7 @@ class _Loader:
         checklist = self._checklist(root)
         contacts, escalation = self._contacts(root)
         notifications = self._notifications(root)
+        approvals = self._approvals(root)
         console = root.table("console")
         journal = defaults_journal = DEFAULT_JOURNAL
         drill = False
@@ -104,6 +106,7 @@ class _Loader:
             contacts=contacts,
             escalation=escalation,
             notifications=notifications,
+            approvals=approvals,
             journal=journal,
             drill=drill,
         )
@@ -486,6 +489,14 @@ class _Loader:
         )
         t.finish()
         return n
+
+    def _approvals(self, root: _Table) -> Approvals:
+        t = root.table("approvals")
+        if t is None:
+            return Approvals()
+        a = Approvals(expire_after_s=t.get("expire_after_s", float, 900.0, _within(1, 7 * 24 * 3600, " s")))
+        t.finish()
+        return a
 
 
 def _toml_message(message: str) -> str:

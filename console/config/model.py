@@ -236,6 +236,13 @@ class Notifications:
 
 
 @dataclass(frozen=True)
+class Approvals:
+    """Production requests waiting for a second person (see console/journal/requests.py)."""
+
+    expire_after_s: float = 900.0  # a request nobody started by then lapses (journaled run_expired)
+
+
+@dataclass(frozen=True)
 class Config:
     path: str
     environments: dict[str, Environment]
@@ -245,6 +252,7 @@ class Config:
     contacts: tuple[Contact, ...] = ()
     escalation: tuple[EscalationLevel, ...] = ()
     notifications: Notifications = field(default_factory=Notifications)
+    approvals: Approvals = field(default_factory=Approvals)
     journal: str = DEFAULT_JOURNAL
     drill: bool = False
 

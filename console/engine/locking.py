@@ -22,7 +22,7 @@ from typing import Any
 from console import failpoints
 from console.config.model import Environment
 from console.journal import Journal, RunNotFound, pid_alive
-from console.journal.runs import FINISHED, NOT_A_RUN
+from console.journal.runs import FINISHED, NEVER_STARTED
 from console.lock import EnvironmentLock, LockError, LockHeld, LockHolder, LockInfo
 from console.transport.base import Transport
 
@@ -60,7 +60,7 @@ def takeover_reason(info: LockInfo, run_id: str, journal: Journal) -> str | None
     mine = journal.run_records(info.run_id)
     if not mine:
         return None  # not in this journal: nothing tells what that run did
-    if all(r["type"] in NOT_A_RUN for r in mine):
+    if all(r["type"] in NEVER_STARTED for r in mine):
         return f"{dead}, and its run {info.run_id} never started (the journal has its lock intent, nothing after)"
     try:
         holder_run = journal.run(info.run_id)

@@ -1,7 +1,8 @@
 """A rollback from request to record: authorize, lock, journal (write-ahead), notify, run.
 
-The CLI and the console's wizard both drive rollbacks through ``Engine``; they differ
-only in how they show events and how they answer a failed step.
+The CLI and the console both drive rollbacks through ``Engine`` and one ``Run`` object
+(console/engine/run.py); they differ only in how they show events and answer a failed
+step. Approvals live in console/engine/approvals.py (mixed in here).
 """
 
 from __future__ import annotations
@@ -11,18 +12,20 @@ import contextlib
 import secrets
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from typing import Any
 
 from console import checklist, failpoints, notify
-from console.authz import Authorization, AuthorizationError, authorize, check_approval
+from console.authz import Authorization, AuthorizationError, authorize
 from console.config.model import Config, Environment
 from console.engine import preview as previews
+from console.engine import standing
+from console.engine.approvals import APPROVAL_POLL_S, ApprovalDesk
 from console.engine.events import Event
 from console.engine.locking import RunRefused, holder_gone, run_lock
 from console.engine.plan import Plan, RunContext
 from console.engine.preview import Confirmed, PlanPreview
+from console.engine.run import Run, RunRequest
 from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState, abort_on_failure, undo_steps
 from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
@@ -33,24 +36,19 @@ from console.probes.collect import Prober
 from console.probes.serialize import recommendation_dict
 from console.transport.base import TransportError
 
-APPROVAL_POLL_S = 0.5
 PRE_RUN_EVIDENCE_S = 2.0  # longest the run waits for its "before" snapshot
 
 
-__all__ = ["Engine", "RunOutcome", "RunRefused", "RunRequest", "holder_gone", "new_run_id"]
-
-
-@dataclass
-class RunRequest:
-    environment: str
-    action: str  # an ACTION, or "restore"
-    reason: str = ""
-    approved_by: str | None = None
-    emergency: str | None = None
-    options: dict[str, Any] = field(default_factory=dict)
-    declared: list[str] = field(default_factory=list)  # symptoms only a person can judge
-    restores: str | None = None  # for "restore": the run whose changes to put back
-    drill: bool = False
+__all__ = [
+    "APPROVAL_POLL_S",
+    "Engine",
+    "Run",
+    "RunOutcome",
+    "RunRefused",
+    "RunRequest",
+    "holder_gone",
+    "new_run_id",
+]
 
 
 @dataclass
@@ -64,7 +62,7 @@ def new_run_id() -> str:
     return f"r-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
 
 
-class Engine:
+class Engine(ApprovalDesk):
     """One per console process. ``on_event`` sees every event as it is journaled (in order;
     the runner waits until it is on disk before the next step acts)."""
 
@@ -88,14 +86,22 @@ class Engine:
             await self.prober.close()
 
     # --- planning -----------------------------------------------------------------------
+    def resolve(self, request: RunRequest) -> RunRequest:
+        """The request as it will run: a restore names the run it puts back, and says why."""
+        if request.action != "restore":
+            return request
+        run = self.restorable(request)
+        return replace(
+            request,
+            restores=run.run_id,
+            reason=request.reason or f"restore of {run.run_id} ({run.reason or run.title})",
+        )
+
     def plan(self, request: RunRequest) -> Plan:
         env = self.config.environment(request.environment)
         try:
             if request.action == "restore":
-                run = self.restorable(request)
-                request.restores = run.run_id
-                request.reason = request.reason or f"restore of {run.run_id} ({run.reason or run.title})"
-                return self.restore_plan(env, run)
+                return self.restore_plan(env, self.restorable(request))
             return build_plan(request.action, env, self.config, request.options)
         except PlanError as exc:
             raise RunRefused(str(exc)) from None
@@ -103,15 +109,63 @@ class Engine:
     def context(self, run_id: str, env: Environment, emit: Callable[[Event], None], options: dict) -> RunContext:
         return RunContext(run_id, self.config, env, self.prober.pool, self.prober, emit=emit, options=options)
 
+    async def prepare(self, request: RunRequest, *, recommendation: Recommendation | None = None) -> Run:
+        """The run the operator is about to confirm: its plan and preview, changing nothing.
+        ``run.refusal()`` says why it must not run (flags still on for a database rollback,
+        nothing to change). Confirm it (``run.confirm()``) before ``execute``: the run does
+        not start if what it is about to do differs from what was confirmed."""
+        # Both may read the journal (a restore's run): off the event loop.
+        request = await asyncio.to_thread(self.resolve, request)
+        plan = await asyncio.to_thread(self.plan, request)
+        return Run(request, plan, await self._preview(request, plan), recommendation=recommendation)
+
     async def preview(self, request: RunRequest) -> PlanPreview:
-        """What the plan would do, changing nothing; ``.why_not()`` says why it must not run
-        (flags still on for a database rollback, nothing to change). Confirm it with
-        ``Confirmed.of(preview)`` and pass that to ``execute``: the run does not start if
-        what it is about to do differs from what was confirmed."""
-        plan = await asyncio.to_thread(self.plan, request)  # a restore's plan reads the journal
+        """What the request would do, changing nothing (``prepare`` keeps it with its run)."""
+        run = await self.prepare(request)
+        assert run.preview is not None
+        return run.preview
+
+    async def _preview(self, request: RunRequest, plan: Plan) -> PlanPreview:
         env = self.config.environment(request.environment)
         ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
         return await previews.preview(ctx, plan)
+
+    def again(self, summary: RunSummary, *, undo: bool = False) -> Run:
+        """Resume (or undo) a journaled run a crash, a kill or a failed step left behind."""
+        request = request_of(summary)
+        return Run(
+            request,
+            self.plan(request),
+            authorization=authorization_of(summary),
+            run_id=summary.run_id,
+            resume=summary,
+            undo=undo,
+        )
+
+    async def start_approved(self, run_id: str) -> Run:
+        """An approved request, ready for its requester to start: previewed afresh, held to
+        the preview that was confirmed and approved."""
+        summary, state = self.startable(run_id)
+        data = state.data or {}
+        request = RunRequest(
+            summary.env or "",
+            state.action,
+            reason=state.request_reason,
+            options=dict(data.get("options") or {}),
+            declared=tuple(str(d) for d in data.get("declared") or ()),
+            restores=data.get("restores") if isinstance(data.get("restores"), str) else None,
+            drill=state.drill,
+        )
+        plan = self.plan(request)
+        run = Run(
+            request,
+            plan,
+            await self._preview(request, plan),
+            confirmed=Confirmed(state.preview_text, state.preview_digest or ""),
+            run_id=summary.run_id,
+            requested=True,
+        )
+        return run.approved(state.approver or "?", self.who.user)
 
     def restorable(self, request: RunRequest) -> RunSummary:
         """The run a restore puts back: the one named, else the latest that changed something."""
@@ -120,31 +174,13 @@ class Engine:
             if run.env != request.environment:
                 raise RunRefused(f"run {run.run_id} was on {run.env}, not {request.environment}")
             return run
-        rows = self.journal.rows(request.environment, drills=request.drill)
+        runs = self.journal.runs(request.environment, drills=request.drill or self.config.drill)
         # A run a later restore already put back is done with; so is one that changed
         # nothing (e.g. refused at its first check): look further back for the one to restore.
-        # (Rows first: only the runs looked at are read from the journal.)
-        restored = {
-            _started(self.journal.run(r.run_id)).get("restores")
-            for r in rows
-            if r.action == "restore" and r.outcome == "succeeded"
-        }
-        env = self.config.environment(request.environment)
-        for row in reversed(rows):
-            if row.action in (None, "restore") or row.outcome not in ("succeeded", "failed", "interrupted"):
-                continue
-            if row.run_id in restored:
-                continue
-            r = self.journal.run(row.run_id)
-            if not any(r.undo_facts().values()):
-                continue
-            try:
-                original = build_plan(r.action or "", env, self.config, r.plan.get("options") or {})
-            except PlanError:
-                continue
-            if undo_steps(original, r.undo_facts()):
-                return r
-        raise RunRefused(f"no rollback on {request.environment} in the journal has anything left to restore")
+        found = standing.rolled_back(self.config, runs, request.environment)
+        if found is None:
+            raise RunRefused(f"no rollback on {request.environment} in the journal has anything left to restore")
+        return found
 
     def restore_plan(self, env: Environment, run: RunSummary) -> Plan:
         original = build_plan(run.action or "", env, self.config, run.plan.get("options") or {})
@@ -173,73 +209,20 @@ class Engine:
         except AuthorizationError as exc:
             raise RunRefused(str(exc)) from None
 
-    async def request_approval(self, request: RunRequest, plan: Plan) -> str:
-        """Record a production run waiting for a second person; returns its run id."""
-        run_id = new_run_id()
-        await self.journal.append_async(
-            "run_requested",
-            run=run_id,
-            env=request.environment,
-            data={
-                "action": request.action,
-                "reason": request.reason,
-                "requester": self.who.user,
-                "options": request.options,
-                "restores": request.restores,
-                "drill": request.drill,
-                "plan": {"title": plan.title, "target": plan.target, "steps": [s.title for s in plan.steps]},
-            },
-        )
-        return run_id
-
-    async def wait_for_approval(self, run_id: str, timeout_s: float) -> str | None:
-        """The approver's name once someone else approves ``run_id``; None on timeout."""
-        deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
-            run = await self.journal.run_async(run_id)
-            approver = run.approved_by()
-            if approver:
-                return approver
-            await asyncio.sleep(APPROVAL_POLL_S)
-        return None
-
-    def approve(self, run_id: str) -> RunSummary:
-        """A second person approves a pending production run (the `approve` command)."""
-        run = self.journal.run(run_id)
-        if run.outcome != "pending":
-            raise RunRefused(f"run {run.run_id} is {run.outcome}, not waiting for approval")
-        requester = next((r["data"].get("requester") for r in run.records if r["type"] == "run_requested"), None)
-        try:
-            check_approval(requester or "", self.who.user, run.run_id)
-        except AuthorizationError as exc:
-            raise RunRefused(str(exc)) from None
-        self.journal.append("run_approved", run=run.run_id, env=run.env, data={"approver": self.who.user})
-        return self.journal.run(run.run_id)
-
     # --- running ------------------------------------------------------------------------
-    async def execute(
-        self,
-        request: RunRequest,
-        authorization: Authorization,
-        decide: Decide = abort_on_failure,
-        *,
-        run_id: str | None = None,
-        recommendation: Recommendation | None = None,
-        resume: RunSummary | None = None,
-        undo_only: bool = False,
-        confirmed: Confirmed | None = None,
-    ) -> RunOutcome:
-        """Run (or resume, or undo) under the environment's lock, recording everything.
+    async def execute(self, run: Run, decide: Decide = abort_on_failure) -> RunOutcome:
+        """Run (or resume, or undo) ``run`` under the environment's lock, recording everything.
 
-        ``confirmed``: the preview the operator confirmed; under the lock the plan is
-        previewed again and, if anything differs, the run is refused before any change.
-        A fresh run that must not start (a refusal a step knows beforehand, nothing to
-        change) is refused the same way: RunRefused, never a run in the history."""
+        Under the lock the plan is previewed again; if it differs from ``run.confirmed``, the
+        run is refused before any change. A fresh run that must not start (a refusal a step
+        knows beforehand, nothing to change, a request no longer approved) is refused the
+        same way: RunRefused, never a run in the history."""
+        authorization = run.authorization or self.authorize(run.request)
         if not authorization.allowed:
-            raise RunRefused(authorization.describe(run_id))
-        env = self.config.environment(request.environment)
-        plan = await asyncio.to_thread(self.plan, request if resume is None else _request_of(resume))
-        run_id = run_id or (resume.run_id if resume else new_run_id())
+            raise RunRefused(authorization.describe(run.run_id))
+        run = replace(run, authorization=authorization, run_id=run.run_id or new_run_id())
+        assert run.run_id is not None
+        env = self.config.environment(run.environment)
 
         def halt(error: str) -> None:  # no silent runs: the runner halts at the next step
             ctx.halt = error
@@ -252,19 +235,17 @@ class Engine:
             record(event)
             self.on_event(event)
 
-        ctx = self.context(run_id, env, emit, request.options)
+        ctx = self.context(run.run_id, env, emit, run.request.options)
         ctx.journaled = record.durable
-        if resume is not None:
-            ctx.facts, ctx.intents = resume.facts(), resume.intents()
+        if run.resume is not None:
+            ctx.facts, ctx.intents = run.resume.facts(), run.resume.intents()
         try:
             transport = await self.prober.pool.get(env.hosts[0])
         except TransportError as exc:
             raise RunRefused(f"cannot reach {env.hosts[0].name} to take the rollback lock: {exc}") from None
-        about = {"action": plan.action, "resume": resume is not None, "undo": undo_only}
-        async with run_lock(self.journal, env, transport, run_id, about):
-            return await self._locked(
-                request, authorization, decide, plan, ctx, recommendation, resume, undo_only, confirmed
-            )
+        about = {"action": run.plan.action, "resume": run.resume is not None, "undo": run.undo}
+        async with run_lock(self.journal, env, transport, run.run_id, about):
+            return await self._locked(run, decide, ctx)
 
     async def break_lock(self, environment: str, reason: str, *, force: bool = False) -> tuple[BrokenLock | None, str]:
         """Break the environment's lock deliberately (the `unlock` command) and journal it.
@@ -299,7 +280,11 @@ class Engine:
         )
         return broken, why
 
-    async def _locked(self, request, authorization, decide, plan, ctx, recommendation, resume, undo_only, confirmed):
+    async def _locked(self, run: Run, decide: Decide, ctx: RunContext) -> RunOutcome:
+        request, plan, resume, undo_only = run.request, run.plan, run.resume, run.undo
+        authorization = run.authorization
+        assert authorization is not None
+        recommendation = run.recommendation
         env = ctx.env
         start = time.monotonic()
 
@@ -326,7 +311,8 @@ class Engine:
         preview_ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)
         recommendation, now = await asyncio.gather(recommend(), previews.preview(preview_ctx, plan))
         if resume is None and not undo_only:
-            await self._refuse_if_not_as_confirmed(ctx.run_id, env.name, now, confirmed)
+            await asyncio.to_thread(self._refuse_unless_still_approved, run)
+            await self._refuse_if_not_as_confirmed(run, now)
         await self.journal.append_async(
             "run_started",
             run=ctx.run_id,
@@ -336,7 +322,7 @@ class Engine:
                 "options": request.options,
                 "reason": request.reason,
                 "restores": request.restores,
-                "declared": request.declared,
+                "declared": list(request.declared),
                 "authorization": authorization.to_dict(),
                 "drill": request.drill or self.config.drill,
                 "resumed": resume is not None,
@@ -359,7 +345,8 @@ class Engine:
                     ],
                     "preview_digest": now.digest(),
                 },
-                "confirmed_digest": confirmed.digest if confirmed else None,
+                "confirmed_digest": run.confirmed.digest if run.confirmed else None,
+                "requested": run.requested,
                 "recommendation": recommendation_dict(recommendation) if recommendation else None,
                 "evidence": evidence,
             },
@@ -420,23 +407,43 @@ class Engine:
         failpoints.hit("lock/before-release")
         return RunOutcome(ctx.run_id, result, authorization)
 
-    async def _refuse_if_not_as_confirmed(
-        self, run_id: str, env: str, now: PlanPreview, confirmed: Confirmed | None
-    ) -> None:
+    def _refuse_unless_still_approved(self, run: Run) -> None:
+        """A requested run starts only while its request is approved (not withdrawn, not
+        lapsed, not started by another console of its requester)."""
+        if not run.requested or run.run_id is None:
+            return
+        try:
+            state = self.expire_if_lapsed(self.request_state(run.run_id))
+            why = None if state.status == "approved" else f"request {run.run_id} is {state.describe()}"
+        except RunRefused as exc:
+            why = str(exc)
+        if why:
+            why += "; nothing was changed"
+            self.journal.append("run_refused", run=run.run_id, env=run.environment, data={"why": why})
+            raise RunRefused(why)
+
+    async def _refuse_if_not_as_confirmed(self, run: Run, now: PlanPreview) -> None:
         """Under the lock, before anything changes: the plan must still be what the operator
         confirmed, and must have something to do. Else refuse (journaled, not a run)."""
         why = None
-        if confirmed is not None:
-            difference = confirmed.difference(now)
+        if run.confirmed is not None:
+            difference = run.confirmed.difference(now)
             if difference:
+                again = (
+                    f"Withdraw request {run.run_id} and request it again."
+                    if run.requested
+                    else "Look at the plan again and confirm it anew."
+                )
+                what = "the preview you confirmed" + (" and that was approved" if run.requested else "")
                 why = (
-                    "what would run now differs from the preview you confirmed (it changed in between); "
-                    f"nothing was changed. Look at the plan again and confirm it anew.\n{difference}"
+                    f"what would run now differs from {what} (it changed in between); nothing was changed. "
+                    f"{again}\n{difference}"
                 )
         why = why or now.why_not()
         if why:
+            assert run.run_id is not None
             await self.journal.append_async(
-                "run_refused", run=run_id, env=env, data={"action": now.plan.action, "why": why}
+                "run_refused", run=run.run_id, env=run.environment, data={"action": now.plan.action, "why": why}
             )
             raise RunRefused(why)
 
@@ -475,14 +482,9 @@ def _restore_note(run_id: str, steps: list) -> str:
     return f"Puts back {', '.join(parts) or 'what it changed'} before {run_id}."
 
 
-def _started(run: RunSummary) -> dict[str, Any]:
-    """The data of a run's (first) run_started record."""
-    return next((r["data"] for r in run.records if r["type"] == "run_started"), {})
-
-
-def _request_of(run: RunSummary) -> RunRequest:
+def request_of(run: RunSummary) -> RunRequest:
     """Rebuild the request of a journaled run (to resume or undo it)."""
-    started = _started(run)
+    started = standing.started_data(run)
     return RunRequest(
         environment=run.env or "",
         action=run.action or "",
@@ -491,10 +493,6 @@ def _request_of(run: RunSummary) -> RunRequest:
         restores=started.get("restores"),
         drill=run.drill,
     )
-
-
-def request_of(run: RunSummary) -> RunRequest:
-    return _request_of(run)
 
 
 def authorization_of(run: RunSummary) -> Authorization:

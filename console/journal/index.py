@@ -10,8 +10,8 @@ longer matches — replaced, truncated, rewritten — or the file is unreadable,
 starts over from the journal. It holds no record: a run's records are read from the
 journal by their offsets, and its summary is made from them (runs.py) each time it
 changes. A row is kept only for a run whose outcome no longer depends on the clock (one
-that finished, or waits for approval); running and interrupted ones are summarized when
-asked, as a process may have died since.
+that finished, or a request decided); running, interrupted, pending and approved ones are
+summarized when asked, as a process may have died or a request lapsed since.
 """
 
 from __future__ import annotations
@@ -40,7 +40,8 @@ VERSION = 1
 READ_CHUNK = 8 * 1024 * 1024
 SAVE_AFTER_BYTES = 256 * 1024  # newly indexed bytes worth writing the file for
 CACHED_RUNS = 64  # runs whose records stay in memory (the latest ones, mostly)
-_OPEN = ("running", "interrupted")  # outcomes that depend on the clock and on processes
+# outcomes that depend on the clock and on processes (a request lapses at its expiry)
+_OPEN = ("running", "interrupted", "pending", "approved")
 
 
 @dataclass(frozen=True)

@@ -30,8 +30,11 @@ EVENT_TYPES = (
 )
 RECORD_TYPES = (
     *EVENT_TYPES,
-    "run_requested",
+    "run_requested",  # a production run waiting for a second person (see requests.py)
     "run_approved",
+    "run_rejected",  # a second person said no
+    "run_withdrawn",  # its requester (or someone with a reason) took it back
+    "run_expired",  # it lapsed before anyone started it
     "checklist",
     "notified",
     "notify_failed",

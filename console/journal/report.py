@@ -205,6 +205,8 @@ def _one_step(run: RunSummary, step: str, phase: str, results: list[dict[str, An
 def _validations(run: RunSummary) -> list[str]:
     records = [r for r in run.records if r["type"] == "validation"]
     out = ["## Validations", ""]
+    if not records and run.request is not None and not any(r["type"] == "run_started" for r in run.records):
+        return [*out, f"No validation: the request never ran ({run.outcome_text()}).", ""]
     if not records:
         return [*out, "No validation was recorded (the run stopped before validating).", ""]
     for r in records:
@@ -325,6 +327,11 @@ def _describe(run: RunSummary, r: dict[str, Any]) -> str:
         return _colon(f"{d.get('requester') or _user(r)} asked for {d.get('action')}", d.get("reason"))
     if t == "run_approved":
         return f"approved by {d.get('approver') or _user(r)}"
+    if t in ("run_rejected", "run_withdrawn"):
+        verb = "rejected" if t == "run_rejected" else "withdrawn"
+        return _colon(f"{verb} by {d.get('by') or _user(r)}: it will not run", d.get("reason"))
+    if t == "run_expired":
+        return "the request lapsed: no one started it in time; it will not run"
     if t == "run_started":
         mode = _dict(d.get("authorization")).get("mode") or "?"
         resumed = " (resumed)" if d.get("resumed") else ""

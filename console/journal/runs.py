@@ -17,9 +17,12 @@ from datetime import datetime
 from typing import Any
 
 from console.journal.records import JournalError, parse_ts
+from console.journal.requests import REQUEST_TYPES, RequestState, request_state
 from console.matrix import ACTION_TITLES
 
-OUTCOMES = ("pending", "running", "interrupted", "succeeded", "failed", "undone", "aborted")
+# A request that never started reads as its request's state (see requests.py).
+REQUEST_OUTCOMES = ("pending", "approved", "rejected", "withdrawn", "expired")
+OUTCOMES = (*REQUEST_OUTCOMES, "running", "interrupted", "succeeded", "failed", "undone", "aborted")
 FINISHED = ("succeeded", "failed", "undone", "aborted")
 # Records the process doing the run writes (others — approvals, checklist ticks from a
 # second console, notifications — say nothing about whether that process is alive).
@@ -36,6 +39,8 @@ ENGINE_TYPES = (
 # Records a run id may carry without being a run: a run that took (or tried to take) the
 # lock and was refused or killed before it started changed nothing, and is no run.
 NOT_A_RUN = ("lock_intent", "lock_taken_over", "lock_broken", "run_refused")
+# A run id whose records are all of these never started: nothing of it changed anything.
+NEVER_STARTED = (*NOT_A_RUN, *REQUEST_TYPES, "notified", "notify_failed")
 # A run on another bastion is presumed dead after this long without a record. Generous:
 # a code rollback's rebuild may run many minutes without a step finishing.
 STALE_AFTER_S = 30 * 60.0
@@ -63,6 +68,7 @@ class RunSummary:
     plan: dict[str, Any] = field(default_factory=dict, repr=False)
     recommendation: dict[str, Any] | None = field(default=None, repr=False)
     who: dict[str, Any] = field(default_factory=dict)  # of run_started: user, ssh_client, host, pid
+    request: RequestState | None = field(default=None, repr=False)  # when it was requested for approval
 
     # --- for people -----------------------------------------------------------------------
     @property
@@ -121,8 +127,8 @@ class RunSummary:
         if self.outcome in ("interrupted", "running"):
             step = self.in_progress_at()
             return f"{self.outcome} during {step}" if step else self.outcome
-        if self.outcome == "pending":
-            return "awaiting approval"
+        if self.outcome in REQUEST_OUTCOMES:
+            return self.request.describe() if self.request else "awaiting approval"
         return self.outcome
 
     def approved_by(self) -> str | None:
@@ -196,7 +202,24 @@ class RunSummary:
             "approved_by": self.approved_by(),
             "drill": self.drill,
             "message": self.message,
+            **({"request": _request_dict(self.request)} if self.request else {}),
         }
+
+
+def _request_dict(request: RequestState) -> dict[str, Any]:
+    def iso(when: datetime | None) -> str | None:
+        return when.isoformat() if when else None
+
+    return {
+        "status": request.status,
+        "requester": request.requester,
+        "requested_at": iso(request.requested_at),
+        "expires_at": iso(request.expires_at),
+        "approver": request.approver,
+        "by": request.by,
+        "reason": request.reason,
+        "closed_at": iso(request.at),
+    }
 
 
 def summarize(
@@ -221,6 +244,7 @@ def _summary(run_id: str, recs: list[dict[str, Any]], now: float, this_host: str
     starts = [i for i, r in enumerate(recs) if r["type"] == "run_started"]
     finishes = [i for i, r in enumerate(recs) if r["type"] == "run_finished"]
     requested = next((r for r in recs if r["type"] == "run_requested"), None)
+    request = request_state(run_id, recs, now) if requested else None
     first = recs[starts[0]] if starts else requested or recs[0]
     # What the request said, unless the start says otherwise.
     data = {**(_data(requested) if requested else {}), **_data(first)}
@@ -241,7 +265,7 @@ def _summary(run_id: str, recs: list[dict[str, Any]], now: float, this_host: str
     elif starts or any(r["type"] in ENGINE_TYPES for r in recs):
         outcome = "running" if _alive(recs, now, this_host, stale_after_s) else "interrupted"
     else:
-        outcome = "pending"
+        outcome = request.status if request else "pending"
 
     return RunSummary(
         run_id=run_id,
@@ -260,6 +284,7 @@ def _summary(run_id: str, recs: list[dict[str, Any]], now: float, this_host: str
         plan=data.get("plan") if isinstance(data.get("plan"), dict) else {},
         recommendation=data.get("recommendation") if isinstance(data.get("recommendation"), dict) else None,
         who=first.get("who") if isinstance(first.get("who"), dict) else {},
+        request=request,
     )
 
 

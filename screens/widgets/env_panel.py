@@ -1,5 +1,7 @@
 """One environment on the dashboard: flags from three sources, health, latency, errors,
-memory and the recommended action. Focus it and press Enter for the focused view."""
+memory and the recommended action — and what the journal says: an approval request open
+on it (with the approve command whole), the rollback in effect (with how to restore it).
+Focus it and press Enter for the focused view."""
 
 from __future__ import annotations
 
@@ -21,6 +23,9 @@ class EnvPanel(Widget, can_focus=True):
     BINDINGS = [
         Binding("enter", "open", "Open", id="panel.open"),
         Binding("r", "rollback", "Rollback", id="panel.rollback"),
+        # Only while a request is open here / a rollback is in effect; the panel's note names the key.
+        Binding("a", "requests", "Approval request", id="panel.requests", show=False),
+        Binding("R", "restore", "Restore", id="panel.restore", show=False),
         # Arrow keys move between panels (the scrolling container would take them otherwise).
         Binding("down,j", "app.focus_next", "Next", id="panel.next", show=False),
         Binding("up,k", "app.focus_previous", "Previous", id="panel.previous", show=False),
@@ -32,9 +37,10 @@ class EnvPanel(Widget, can_focus=True):
             self.environment = environment
 
     class RollbackRequested(Message):
-        def __init__(self, environment: str) -> None:
+        def __init__(self, environment: str, action: str = "rollback") -> None:
             super().__init__()
             self.environment = environment
+            self.action = action  # "rollback", "restore" or "requests"
 
     def __init__(self, live: LiveEnvironment, config: Config, *, read_only: bool = False) -> None:
         super().__init__(id=f"env-{live.env.name}", classes="env-panel")
@@ -59,6 +65,7 @@ class EnvPanel(Widget, can_focus=True):
             yield Static(fmt.flag_table(None), classes="flags")
             yield Static("health   …", classes="metrics")
         yield Static("", classes="drift-note")
+        yield Static("", classes="standing")
         yield Static("", classes="extra")
         yield Static(fmt.recommendation_line(None), classes="recommendation")
 
@@ -87,9 +94,31 @@ class EnvPanel(Widget, can_focus=True):
             )
         )
 
+    def _standing(self) -> None:
+        from screens.approvals import standing_lines
+
+        lines = standing_lines(self.app, self.live.env.name)  # type: ignore[arg-type]
+        note = self.query_one(".standing", Static)
+        if note.display != bool(lines):
+            note.display = bool(lines)
+        show(note, "\n".join(lines))  # unchanged (the usual case): no work
+        self.set_class(bool(lines), "-standing")
+
+    def standing(self):  # type: ignore[no-untyped-def]
+        return getattr(self.app, "standing", {}).get(self.live.env.name)
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        standing = self.standing()
+        if action == "requests":
+            return bool(standing and standing.requests) and not self.read_only
+        if action == "restore":
+            return bool(standing and standing.rolled_back) and not self.read_only
+        return True
+
     def refresh_from_live(self) -> None:
         """Show the latest probe round. Only what changed is redrawn, and only text that can
         change its widget's size asks for a layout pass of the dashboard."""
+        self._standing()
         live, s = self.live, self.live.snapshot
         if live.probe_error and s is None:
             show(self._metrics_box, f"[$error]{fmt.esc(live.probe_error)[:200]}[/]")
@@ -166,3 +195,11 @@ class EnvPanel(Widget, can_focus=True):
     def action_rollback(self) -> None:
         if not self.read_only:
             self.post_message(self.RollbackRequested(self.live.env.name))
+
+    def action_requests(self) -> None:
+        if not self.read_only:
+            self.post_message(self.RollbackRequested(self.live.env.name, "requests"))
+
+    def action_restore(self) -> None:
+        if not self.read_only:
+            self.post_message(self.RollbackRequested(self.live.env.name, "restore"))

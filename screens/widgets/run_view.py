@@ -25,6 +25,13 @@ def _short(title: str) -> str:
     return " ".join(words[:3])[:18]
 
 
+def _left(seconds: float) -> str:
+    """Time left: 14:32, or 1:02:03 past an hour."""
+    total = int(seconds)
+    hours, rest = divmod(total, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
+
+
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
 
@@ -52,6 +59,7 @@ class RunView(Vertical):
         self.title = ""
         self.outcome: str | None = None
         self.state: str | None = None  # e.g. "waiting for approval by …": shown instead of a clock
+        self.lapses_at: float | None = None  # while a request waits: when it lapses (a countdown)
         self.running: dict[str, float] = {}  # row key -> start (epoch seconds)
         self.finished: float | None = None
         self.grid = False  # a fleet: one row per host, one column per step
@@ -84,6 +92,7 @@ class RunView(Vertical):
     def reset(self) -> None:
         """Forget everything shown: a new run is about to be shown."""
         self.run_id = self.started = self.target_s = self.outcome = self.state = self.finished = None
+        self.lapses_at = None
         self.title = ""
         self.running.clear()
         self.host_state.clear()
@@ -108,7 +117,7 @@ class RunView(Vertical):
         self.title, self.target_s = title, target_s
         self.run_id = run_id or self.run_id
         self.started = started or self.now()
-        self.outcome = self.state = self.finished = None
+        self.outcome = self.state = self.finished = self.lapses_at = None
         grid = bool(hosts and len(hosts) > 1)
         table = self.query_one("#run-steps", DataTable)
         if grid and not self.grid:
@@ -123,7 +132,15 @@ class RunView(Vertical):
         self.grid = grid
         self.tick()
 
-    def pending(self, title: str, run_id: str, requester: str, requested_at: float | None, steps: list[str]) -> None:
+    def pending(
+        self,
+        title: str,
+        run_id: str,
+        requester: str,
+        requested_at: float | None,
+        steps: list[str],
+        lapses_at: float | None = None,
+    ) -> None:
         """A production run waiting for a second person: nothing has run, nothing passed."""
         self.reset()
         self.title, self.run_id = title, run_id
@@ -131,6 +148,7 @@ class RunView(Vertical):
             f"[reverse $warning] waiting for approval [/] by a team lead or on-call (not {esc(requester)}), "
             f"requested {at(requested_at)} UTC — nothing has run yet"
         )
+        self.lapses_at = lapses_at
         table = self.query_one("#run-steps", DataTable)
         for i, step in enumerate(steps):
             table.add_row(esc(step), "", cell(self.app, "[$text-muted]not started[/]"), "", key=f"plan:{i}")
@@ -140,7 +158,11 @@ class RunView(Vertical):
     def tick(self) -> None:
         ident = f"\nrun [b]{esc(self.run_id)}[/b]" if self.run_id else ""
         if self.state is not None:
-            show(self.query_one("#run-head", Static), f"[b]{esc(self.title)}[/b]  {self.state}{ident}")
+            countdown = ""
+            if self.lapses_at is not None:
+                left = max(0.0, self.lapses_at - self.now())
+                countdown = f"\nlapses in [b]{_left(left)}[/b] (at {at(self.lapses_at)} UTC) unless approved"
+            show(self.query_one("#run-head", Static), f"[b]{esc(self.title)}[/b]  {self.state}{countdown}{ident}")
             return
         if self.started is None:
             return

@@ -1,0 +1,68 @@
+"""What the journal says about an environment right now, beside what the probes see: the
+approval requests open on it, and the rollback in effect (the one a restore would put back).
+
+Read only; the dashboard shows it on each panel, the report screen offers restore from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from console.config.model import Config
+from console.engine.runner import undo_steps
+from console.journal import RunSummary
+from console.journal.requests import OPEN, RequestState
+from console.plans import PlanError, build_plan
+
+RESTORABLE_OUTCOMES = ("succeeded", "failed", "interrupted")
+
+
+@dataclass(frozen=True)
+class Standing:
+    environment: str
+    requests: tuple[RequestState, ...] = ()  # open (pending or approved), oldest first
+    rolled_back: RunSummary | None = None  # the rollback a restore would put back now
+
+
+def started_data(run: RunSummary) -> dict[str, Any]:
+    """The data of a run's (first) run_started record."""
+    return next((r["data"] for r in run.records if r["type"] == "run_started"), {})
+
+
+def restored_ids(runs: list[RunSummary]) -> set[str]:
+    """Runs a later restore already put back."""
+    return {
+        str(started_data(r).get("restores"))
+        for r in runs
+        if r.action == "restore" and r.outcome == "succeeded" and started_data(r).get("restores")
+    }
+
+
+def can_restore(config: Config, run: RunSummary, restored: set[str]) -> bool:
+    """Did ``run`` change something that a restore could put back (and no restore has)?"""
+    if run.action in (None, "restore") or run.outcome not in RESTORABLE_OUTCOMES:
+        return False
+    if run.run_id in restored or not any(run.undo_facts().values()) or run.env not in config.environments:
+        return False
+    try:
+        original = build_plan(run.action or "", config.environment(run.env), config, run.plan.get("options") or {})
+    except PlanError:
+        return False
+    return bool(undo_steps(original, run.undo_facts()))
+
+
+def rolled_back(config: Config, runs: list[RunSummary], environment: str) -> RunSummary | None:
+    """The latest rollback on ``environment`` that changed something no restore has put
+    back yet (``runs``: that environment's runs, oldest first)."""
+    restored = restored_ids(runs)
+    for run in reversed(runs):
+        if run.env == environment and can_restore(config, run, restored):
+            return run
+    return None
+
+
+def standing(config: Config, runs: list[RunSummary], environment: str) -> Standing:
+    mine = [r for r in runs if r.env == environment]
+    requests = tuple(r.request for r in mine if r.request is not None and r.outcome in OPEN)
+    return Standing(environment, requests, rolled_back(config, mine, environment))
