@@ -224,7 +224,23 @@ class RequestsScreen(Screen):
         self.title = "Approval requests"
         self._load(select=self.environment)
         self.set_interval(1.0, self._tick)
+        # A request started, decided or lapsed elsewhere leaves the list as soon as the
+        # console's standing (read off the event loop) says so.
+        self.app.env_updated.subscribe(self, self._standing_changed)
         self.query_one("#requests", DataTable).focus()
+
+    def _standing_changed(self, environment: str) -> None:
+        if self._open() != [(r.run_id, r.status, r.approver) for r in self.requests]:
+            self._load()
+
+    def _open(self) -> list[tuple[str, str, str | None]]:
+        return [(r.run_id, r.status, r.approver) for r in self._from_standing()]
+
+    def _from_standing(self) -> list[RequestState]:
+        """Open requests (pending or approved, not started), oldest first, as the console's
+        standing last read them from the journal."""
+        found = [q for s in getattr(self.app, "standing", {}).values() for q in s.requests]
+        return sorted(found, key=lambda q: q.run_id)  # run ids begin with their UTC time
 
     def on_screen_resume(self) -> None:
         self._load()
@@ -233,11 +249,7 @@ class RequestsScreen(Screen):
         self._fill()
 
     def _load(self, select: str | None = None) -> None:
-        try:
-            self.requests = self.app.engine.open_requests()
-        except JournalError as exc:
-            self.query_one("#requests-head", Static).update(f"[$error]{esc(exc)}[/]")
-            return
+        self.requests = self._from_standing()
         me = self.app.who.user
         count = len(self.requests)
         self.query_one("#requests-head", Static).update(

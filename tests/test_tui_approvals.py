@@ -126,6 +126,13 @@ async def test_an_approver_in_their_own_console_approves_and_the_requester_is_as
             await pa.press("escape")
             await until(pa, lambda: "APPROVAL PENDING" not in screen_text(alice), "the note gone")
 
+        with bob._context():
+            # Bob never left his requests screen: the started request leaves it by itself, not
+            # "approved by bob · lapses in …" under a run that already finished.
+            assert isinstance(bob.screen, RequestsScreen)
+            await until(pb, lambda: "No production request is waiting" in screen_text(bob), "bob's list", 30)
+            assert run_id not in screen_text(bob) and "approved by bob" not in screen_text(bob)
+
 
 async def test_a_requester_watching_the_run_screen_goes_ahead_once_approved(make_simulation) -> None:
     sim = make_simulation(environments=("staging", "production"))
