@@ -11,6 +11,7 @@ gets an answer (``FileProblem``) and the stuck thread cannot keep the process al
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import stat
 import threading
@@ -116,8 +117,9 @@ def with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
     return result[0]
 
 
-async def with_deadline_async(fn: Callable[[], T], timeout: float, what: str) -> T:
-    """``with_deadline`` for async code: the event loop never waits on the thread."""
+def in_daemon_thread(fn: Callable[[], T], what: str) -> asyncio.Future[T]:
+    """Run ``fn`` in a daemon thread; its result or exception settles the returned future.
+    A thread stuck in the kernel (a FIFO, a hung NFS) is left behind, never waited for."""
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -136,14 +138,17 @@ async def with_deadline_async(fn: Callable[[], T], timeout: float, what: str) ->
             value = fn()
         except BaseException as caught:
             exc = caught
-        try:
+        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
             loop.call_soon_threadsafe(settle, value, exc)
-        except RuntimeError:
-            pass  # the loop closed while we were stuck: nobody waits any more
 
     threading.Thread(target=run, name=f"read {what}", daemon=True).start()
+    return future
+
+
+async def with_deadline_async(fn: Callable[[], T], timeout: float, what: str) -> T:
+    """``with_deadline`` for async code: the event loop never waits on the thread."""
     try:
-        return await asyncio.wait_for(future, timeout)
+        return await asyncio.wait_for(in_daemon_thread(fn, what), timeout)
     except TimeoutError:
         raise FileProblem(what, f": no answer within {timeout:g}s (a hung network filesystem or device?)") from None
 

@@ -19,7 +19,6 @@ Runs are read through the run index (index.py), verification goes on from a chec
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import threading
 import time
@@ -409,29 +408,8 @@ def _guarded(fn: Callable[[], T], what: str, beat: Callable[[], float]) -> T:
 
 async def _guarded_async(fn: Callable[[], T], what: str, beat: Callable[[], float]) -> T:
     """``_guarded`` for async code: the event loop never waits on the thread."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future[T] = loop.create_future()
-
-    def settle(value: T | None, exc: BaseException | None) -> None:
-        if future.done():
-            return
-        if exc is not None:
-            future.set_exception(exc)
-        else:
-            future.set_result(value)  # type: ignore[arg-type]
-
-    def run() -> None:
-        value: T | None = None
-        exc: BaseException | None = None
-        try:
-            value = fn()
-        except BaseException as caught:
-            exc = caught
-        with contextlib.suppress(RuntimeError):  # the loop closed meanwhile: nobody waits any more
-            loop.call_soon_threadsafe(settle, value, exc)
-
+    future = files.in_daemon_thread(fn, what)
     started = time.monotonic()
-    threading.Thread(target=run, name=f"read {what}", daemon=True).start()
     while True:
         done, _ = await asyncio.wait([future], timeout=_STALL_POLL_S)
         if done:
