@@ -95,6 +95,12 @@ def test_a_command_loads_only_what_it_uses(tmp_path: Path) -> None:
     assert "console.cli.config_cmd" in loaded
     for never in ("textual", "httpx", "console.engine.session", "console.drills", "console.cli.rollback"):
         assert never not in loaded, never
+    # A rollback needs httpx, not httpx's own command-line tool (click, rich, pygments), nor
+    # any of Textual's parts — even in this venv, where the test tools install click.
+    loaded = _loaded_after("import console.cli.rollback")
+    assert "httpx" in loaded and "console.engine.session" in loaded
+    for never in ("click", "rich", "pygments", "textual"):
+        assert never not in loaded, never
     # The journal package loads the parts a command uses, not the history table or report.
     loaded = _loaded_after("from console.journal import Journal")
     assert "console.journal.store" in loaded
