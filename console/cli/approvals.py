@@ -95,20 +95,21 @@ def run_approve(args: argparse.Namespace) -> int:
 
 
 def run_reject(args: argparse.Namespace) -> int:
-    async def act(engine: Engine) -> int:
-        state = engine.reject(args.run_id, args.reason)
-        why = f" ({state.reason})" if state.reason else ""
-        print(f"request {state.run_id} rejected by {engine.who.user}{why}: it will not run; nothing was changed")
-        return EXIT_OK
-
-    return _engine_command(args, act)
+    return _stop_request(args, "rejected")
 
 
 def run_withdraw(args: argparse.Namespace) -> int:
+    return _stop_request(args, "withdrawn")
+
+
+def _stop_request(args: argparse.Namespace, how: str) -> int:
+    """Reject or withdraw: the request will not run, and nothing was changed."""
+
     async def act(engine: Engine) -> int:
-        state = engine.withdraw(args.run_id, args.reason)
+        stop = engine.reject if how == "rejected" else engine.withdraw
+        state = stop(args.run_id, args.reason)
         why = f" ({state.reason})" if state.reason else ""
-        print(f"request {state.run_id} withdrawn by {engine.who.user}{why}: it will not run; nothing was changed")
+        print(f"request {state.run_id} {how} by {engine.who.user}{why}: it will not run; nothing was changed")
         return EXIT_OK
 
     return _engine_command(args, act)
