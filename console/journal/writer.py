@@ -97,11 +97,13 @@ class Writer:
                 written.append((record, future))
             if written:
                 data = b"".join(chunks)
-                half = len(data) // 2  # two writes: a crash point between them leaves a torn line
-                _write_all(fd, data[:half])
-                if failpoints.armed("journal/mid-append"):
+                if failpoints.armed("journal/mid-append"):  # the crash point: half a batch on disk
+                    _write_all(fd, data[: len(data) // 2])
                     failpoints.hit("journal/mid-append")
-                _write_all(fd, data[half:])
+                    data = data[len(data) // 2 :]
+                # One write: a kill from another thread (a run's crash, kill -9) lands before or
+                # after it, not between two halves of a record.
+                _write_all(fd, data)
                 os.fsync(fd)
         except BaseException as exc:  # nothing of this batch is known to be on disk
             error = exc
