@@ -13,11 +13,13 @@ Then, for each checkout (``--before`` and this one), on its own copy of each jou
 index or checkpoint left from the other), times what the console does with it, each in
 that checkout's own code (a fresh interpreter with the checkout first on sys.path):
 
-- history CLI: ``rollback-console history`` as a fresh process (first run, then steady);
+- history CLI: ``rollback-console history`` as a fresh process (first run, then steady) —
+  since the index is read in pages, the latest 20 runs and how many older ones there are;
 - report CLI: ``rollback-console report RUN`` as a fresh process;
-- History screen: the data path of opening it — the runs (rows), the chain check, the
-  table's rows — in a long-lived process like the console's (first open, then reopened
-  with one more run in the journal);
+- History screen: the data path of opening it — the runs (a page of the newest 50, where
+  the checkout has pages; else every row), the chain check, the table's rows — in a
+  long-lived process like the console's (first open, then reopened with one more run in
+  the journal);
 - focused-view round: what the focused view reads from the journal each probe round
   (the environment's latest run), with nothing new, and with one more run appended;
 - report (in process): the run, the chain check, the report's markdown;
@@ -86,6 +88,7 @@ STEPS = (
     ("await-effect", "Wait until the process and the log show the new flags"),
     ("validate", "Validate (the runbook's five checks)"),
 )
+SCREEN_PAGE = 50  # screens/history.py's PAGE (not imported: that loads Textual)
 CHECKS = ("health", "flags_in_logs", "no_errors", "response_time", "recommendations")
 
 
@@ -244,8 +247,13 @@ def measure(directory: Path, run_id: str, repeat: int) -> dict[str, Any]:
     # The History screen's data path, in a console that stays open.
     app = Journal(path)
 
+    paged = hasattr(Journal, "page_async")  # the screen holds a page of the newest runs
+
     def open_history() -> None:
-        if new_api:
+        if paged:
+            rows = run(app.page_async(drills=False, limit=SCREEN_PAGE)).rows
+            problems = run(app.verify_async())
+        elif new_api:
             rows = run(app.rows_async(drills=False))
             problems = run(app.verify_async())
         else:

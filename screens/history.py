@@ -1,5 +1,8 @@
 """The runbook's Rollback History table from the journal; Enter shows a run's report.
 
+It holds a page of the newest runs, never one row per run of years: the last row says how
+many older runs there are, and reaching it (or ``o``) loads the next page.
+
 At 80 columns the date and the run id share a column (two lines) and the reason and the
 outcome wrap: every column stays, every run id stays whole.
 """
@@ -23,14 +26,19 @@ from screens.widgets.tables import Column, refill
 from screens.widgets.update import show
 
 WIDE = 130  # from here the run id has a column of its own
+PAGE = 50  # runs a page adds: more than a tall terminal shows, a table that builds at once
+OLDER = "older"  # the key of the last row, when older runs are not loaded
 
 
 class HistoryScreen(Screen):
+    limit = PAGE  # the newest runs loaded: grows a page at a time
+    older = 0  # runs older than those loaded
     BINDINGS = [
         Binding("escape,backspace", "app.pop_screen", "Back", id="history.back"),
         Binding("enter", "report", "Report", id="history.report"),
         Binding("c", "checklist", "Checklist", id="history.checklist"),
         Binding("y", "copy", "Copy run id", id="history.copy"),
+        Binding("o", "older", "Older runs", id="history.older"),  # only while some are not shown
     ]
 
     def compose(self) -> ComposeResult:
@@ -56,7 +64,7 @@ class HistoryScreen(Screen):
         """The run index and the chain, read off the event loop (only what is new since)."""
         journal = self.app.journal
         try:
-            runs = await journal.rows_async(drills=self.app.is_drill)
+            page = await journal.page_async(drills=self.app.is_drill, limit=self.limit)
             problems = await journal.verify_async()
         except JournalError as exc:
             self.query_one("#history-head", Static).update(f"[$error]{esc(exc)}[/]")
@@ -64,13 +72,16 @@ class HistoryScreen(Screen):
         chain = "[$success]hash chain intact[/]" if not problems else f"[$error]{len(problems)} journal problem(s)[/]"
         if not problems and problems.trusted_lines:
             chain += f" [$text-muted](lines 1–{problems.trusted_lines} verified earlier, not re-read)[/]"
+        shown = f" (the latest {len(page.rows)} shown)" if page.older else ""
         show(
             self.query_one("#history-head", Static),
-            f"{len(runs)} run(s) in {esc(journal.path)} · {chain}\n"
+            f"{page.total} run(s){shown} in {esc(journal.path)} · {chain}\n"
             "Enter: the run's incident report · c: its checklist · y: copy its run id",
         )
-        self.runs = list(reversed(runs))
+        self.runs = list(reversed(page.rows))
+        self.older = page.older
         self._fill()
+        self.app.refresh_bindings()
 
     def _fill(self) -> None:
         width = self.size.width or self.app.size.width
@@ -82,6 +93,9 @@ class HistoryScreen(Screen):
             if not wide:  # date over run id: both whole in 22 columns
                 cells = [f"{esc(date)}\n[b]{esc(run.run_id)}[/b]", *cells[1:5]]
             rows.append((run.run_id, cells))
+        if self.older:  # the last row: what is not loaded, and how to load it
+            more = f"… {self.older} older run(s) — o or Enter loads {min(PAGE, self.older)} more"
+            rows.append((OLDER, [f"[$text-muted]{esc(more)}[/]", "", "", "", "", ""][: 6 if wide else 5]))
         if wide:
             columns = [
                 Column("date", "Date", 20),
@@ -114,10 +128,28 @@ class HistoryScreen(Screen):
         run_id = self._selected()
         if run_id:
             self.app.push_screen(ReportScreen(run_id))
+        elif self.older and self.query_one("#history", DataTable).cursor_row == len(self.runs):
+            self.action_older()
+
+    def action_older(self) -> None:
+        """The next page of older runs (the index is in memory: a page costs its rows)."""
+        if self.older and self.limit < len(self.runs) + PAGE:
+            self.limit = len(self.runs) + PAGE
+            self._load()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "older":
+            return bool(self.older)  # hidden while every run is shown
+        return True
 
     @on(DataTable.RowSelected, "#history")
     def _row_selected(self) -> None:
         self.action_report()  # Enter on the table (the table takes Enter before the screen)
+
+    @on(DataTable.RowHighlighted, "#history")
+    def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:
+        if event.row_key.value == OLDER:  # scrolled to the end of what is loaded: load on
+            self.action_older()
 
     def action_checklist(self) -> None:
         run_id = self._selected()

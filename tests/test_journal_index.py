@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from console import failpoints
-from console.journal import Journal, JournalError, Who, history_json, history_text
+from console.journal import Journal, JournalError, Who, history_json, history_text, pages
 from console.journal import index as index_module
 from tests.journal_support import T0, add_pending, add_run, rewrite_in_place, table, truth
 from tests.test_journal import dead_pid
@@ -284,7 +284,16 @@ def test_bad_lines_are_skipped_and_said_where(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "damage",
-    ["garbage", "truncated", "another format", "spans of another run", "offset beyond the journal", "a directory"],
+    [
+        "garbage",
+        "truncated",
+        "another format",
+        "the older format",
+        "spans of another run",
+        "offset beyond the journal",
+        "a damaged table of ids",
+        "a directory",
+    ],
 )
 def test_a_damaged_index_file_costs_a_rebuild_never_a_wrong_answer(tmp_path: Path, damage: str) -> None:
     path = tmp_path / "journal.jsonl"
@@ -292,22 +301,33 @@ def test_a_damaged_index_file_costs_a_rebuild_never_a_wrong_answer(tmp_path: Pat
     same_as_truth(journal)
     index_file = journal.index.file
     text = index_file.read_bytes()
-    value = json.loads(text)
+    index = journal.index
     if damage == "garbage":
         index_file.write_bytes(b"\x00not json")
     elif damage == "truncated":
         index_file.write_bytes(text[: len(text) // 2])
     elif damage == "another format":
-        index_file.write_text(json.dumps({**value, "format": "something else"}))
-    elif damage == "spans of another run":
-        value["runs"]["r-1"][0], value["runs"]["r-2"][0] = value["runs"]["r-2"][0], value["runs"]["r-1"][0]
-        index_file.write_text(json.dumps(value))
+        index_file.write_bytes(text.replace(b"rollback-console run index", b"something else", 1))
+    elif damage == "the older format":  # one JSON object, as version 1 wrote it
+        index_file.write_text(json.dumps({"format": "rollback-console run index", "version": 1, "runs": {}}))
+    elif damage == "spans of another run":  # a well-formed file that points at other lines
+        index.runs["r-1"].spans, index.runs["r-2"].spans = index.runs["r-2"].spans, index.runs["r-1"].spans
+        index_file.write_bytes(pages.encode(index))
     elif damage == "offset beyond the journal":
-        value["journal"]["offset"] = path.stat().st_size + 10
-        index_file.write_text(json.dumps(value))
+        index.offset = path.stat().st_size + 10
+        index_file.write_bytes(pages.encode(index))
+    elif damage == "a damaged table of ids":
+        at = text.index(b"\n000000000")
+        index_file.write_bytes(text[: at + 1] + b"x" + text[at + 2 :])
     else:
         index_file.unlink()
         index_file.mkdir()
+    fresh = Journal(path)  # a fresh `report`: the run from the file read in pages, else the whole index
+    assert fresh.run("r-1").records == truth(path)[0].records
+    for limit in (1, 3, 100):  # a fresh `history`
+        fresh = Journal(path)
+        page = fresh.page(limit=limit)
+        assert table(page.rows) == table(truth(path)[-limit:]) and page.total == len(truth(path))
     fresh = Journal(path)
     same_as_truth(fresh)
     assert fresh.run("r-1").records == truth(path)[0].records

@@ -14,13 +14,26 @@ from console.config.model import DEFAULT_JOURNAL
 from console.drills import scorecards, scorecards_text
 from console.journal import Journal, JournalError, history_json, history_markdown, history_text, incident_report
 
+LATEST = 20  # runs `history` shows unless told otherwise: what an operator looks at
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    h = sub.add_parser("history", help="the runbook's Rollback History table, from the journal")
+    h = sub.add_parser(
+        "history",
+        help="the runbook's Rollback History table, from the journal",
+        description=(
+            f"The runbook's Rollback History table, oldest first. The table and --markdown show the latest "
+            f"{LATEST} runs and say how many older ones there are; --json gives every run (for scripts). "
+            "--limit N shows the latest N instead, --all every run."
+        ),
+    )
     h.add_argument("--env", metavar="ENV")
     form = h.add_mutually_exclusive_group()
     form.add_argument("--markdown", action="store_true", help="pasteable into the runbook")
-    form.add_argument("--json", action="store_true")
+    form.add_argument("--json", action="store_true", help="every run, unless --limit")
+    many = h.add_mutually_exclusive_group()
+    many.add_argument("--limit", type=int, metavar="N", help=f"the latest N runs (default: {LATEST}; --json: all)")
+    many.add_argument("--all", action="store_true", help="every run, however many years of them")
     h.add_argument("--drills", action="store_true", help="drill scorecards instead of real rollbacks")
     h.add_argument(
         "--verify",
@@ -49,20 +62,41 @@ def run_history(args: argparse.Namespace) -> int:
             raise UsageError("--full goes with --verify")
         if args.verify:
             return _verify(journal, full=args.full)
-        runs = journal.rows(args.env, drills=args.drills)
+        if args.limit is not None and args.limit < 1:
+            raise UsageError("--limit takes a number of runs, 1 or more")
+        limit = None if args.all or (args.json and args.limit is None) else (args.limit or LATEST)
+        page = journal.page(args.env, drills=args.drills, limit=limit)
     except JournalError as exc:
         raise UsageError(str(exc)) from None
+    runs = page.rows
     _say_bad_lines(journal)
     cards = scorecards(journal) if args.drills else []
+    older = _older(page.older, args)
     if args.json:
         print_json({"runs": history_json(runs), "scorecards": cards} if args.drills else history_json(runs))
+        if older:
+            print(f"note: {older}", file=sys.stderr)
     elif args.markdown:
         print(history_markdown(runs))
+        if older:
+            print(f"note: {older}", file=sys.stderr)  # the table stays pasteable as it is
     else:
-        print(history_text(runs))
+        print(history_text(runs) + (f"\n{older}" if older else ""))
         if args.drills:
             print("\nDrill scorecards\n" + scorecards_text(cards))
     return EXIT_OK
+
+
+def _older(n: int, args: argparse.Namespace) -> str:
+    """How many runs the page left out, and how to see them ("" when none)."""
+    if n <= 0:
+        return ""
+    kind = ("drill " if args.drills else "") + "run" + ("s" if n != 1 else "")
+    where = f" of {args.env}" if args.env else ""
+    return (
+        f"{n:,} older {kind}{where} not shown: `rollback-console history --all` shows every one, "
+        "`--limit N` the latest N."
+    )
 
 
 def _verify(journal: Journal, *, full: bool) -> int:

@@ -3,7 +3,8 @@ kept current by reading only what was appended since the last look.
 
 It lives in memory (a console keeps one for its whole session, and each probe round costs
 a ``stat``) and in a file beside the journal, ``JOURNAL.index``, so that a fresh ``history``
-or ``report`` process starts from it instead of reading years of records. The file is a
+or ``report`` process starts from it instead of reading years of records — and reads only
+the part of it that it shows (the newest runs, one run: pages.py). The file is a
 cache: it names the journal it was made from (device and inode), how far it got (a byte
 offset), and the first and last lines it read (their digests). Whenever the journal no
 longer matches — replaced, truncated, rewritten — or the file is unreadable, the index
@@ -21,7 +22,7 @@ import threading
 import time
 from array import array
 from bisect import bisect_left, insort
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +37,7 @@ from console.journal.runs import NOT_A_RUN, STALE_AFTER_S, RunSummary, summarize
 
 SUFFIX = ".index"
 KIND = "rollback-console run index"
-VERSION = 1
+VERSION = 2  # 2: line by line, newest runs last, a table of ids (pages.py)
 READ_CHUNK = 8 * 1024 * 1024
 SAVE_AFTER_BYTES = 256 * 1024  # newly indexed bytes worth writing the file for
 CACHED_RUNS = 64  # runs whose records stay in memory (the latest ones, mostly)
@@ -119,6 +120,19 @@ class _Run:
         self.final = False  # the row stands until a new record of the run arrives
 
 
+@dataclass(frozen=True)
+class Page:
+    """The newest runs of one kind (oldest first, as the table reads), and how many there are."""
+
+    rows: list[RunRow]
+    total: int  # runs of that kind in the journal, shown or not
+
+    @property
+    def older(self) -> int:
+        """Runs of that kind older than the page (not shown)."""
+        return self.total - len(self.rows)
+
+
 def _key(row: RunRow) -> tuple[bool, float, str]:
     # summarize()'s order: by start (runs without one last), then run id.
     return (row.started_at is None, row.started_at.timestamp() if row.started_at else 0.0, row.run_id)
@@ -138,6 +152,11 @@ class RunIndex:
         self.rebuilds = 0  # times it started over (the journal was replaced, cut or rewritten)
         self._reset()
 
+    @property
+    def loaded(self) -> bool:
+        """The index file was read into memory (this process keeps the whole index)."""
+        return self._loaded
+
     def invalidate(self) -> None:
         """Forget everything: the next refresh reads the journal from its start."""
         with self.lock:
@@ -155,6 +174,7 @@ class RunIndex:
         self.runs: dict[str, _Run] = {}
         self.loose: dict[str, array] = {}  # record type → spans, for records of no run
         self.order: list[tuple[tuple[bool, float, str], str]] = []  # (key, run id), ascending
+        self.counts: Counter[tuple[str | None, bool]] = Counter()  # rows by (env, drill)
         self.saved_offset = 0
         self.generation = 0  # counts changes: what was made from one state is kept till the next
         self._rows: dict[tuple[str | None, bool], tuple[int, list[RunRow], list[int]]] = {}
@@ -268,6 +288,7 @@ class RunIndex:
             self._remember(run_id, records)
             if entry.row is not None:
                 self._unorder(entry.row)
+                self.counts[(entry.row.env, entry.row.drill)] -= 1
             if all(r["type"] in NOT_A_RUN for r in records):
                 entry.row, entry.final = None, True
                 continue
@@ -275,6 +296,7 @@ class RunIndex:
             entry.row = RunRow.of(run)
             entry.final = run.outcome not in _OPEN
             insort(self.order, (_key(entry.row), run_id))
+            self.counts[(entry.row.env, entry.row.drill)] += 1
 
     def _unorder(self, row: RunRow) -> None:
         i = bisect_left(self.order, (_key(row), row.run_id))
@@ -332,6 +354,27 @@ class RunIndex:
                 rows[i] = RunRow.of(self.summary(rows[i].run_id, now=now))
             return rows
 
+    def page(
+        self, env: str | None = None, drills: bool = False, limit: int | None = None, *, now: float | None = None
+    ) -> Page:
+        """The newest ``limit`` runs of the kind (all: None), oldest first, walking back from
+        the newest: a page costs its rows, however many runs the journal holds."""
+        with self.lock:
+            if limit is None:
+                rows = self.rows(env, drills, now=now)
+                return Page(rows, len(rows))
+            out: list[RunRow] = []
+            for _, run_id in reversed(self.order):
+                if len(out) >= limit:
+                    break
+                entry = self.runs[run_id]
+                row = entry.row
+                assert row is not None
+                if row.drill == drills and (env is None or row.env == env):
+                    out.append(row if entry.final else RunRow.of(self.summary(run_id, now=now)))
+            out.reverse()
+            return Page(out, count(self.counts, env, drills))
+
     def summary(self, run_id: str, *, stale_after_s: float = STALE_AFTER_S, now: float | None = None) -> RunSummary:
         """The run's summary from its records (KeyError: no such run)."""
         with self.lock:
@@ -366,59 +409,34 @@ class RunIndex:
     # --- the file beside the journal -------------------------------------------------------------
     def save(self) -> bool:
         """Write the index file (a cache: failing to is no error)."""
+        from console.journal import pages
+
         with self.lock:
             if self.offset == 0 or self.identity is None:
                 return False
-            body = {
-                "version": VERSION,
-                "journal": {
-                    "identity": self.identity,
-                    "offset": self.offset,
-                    "lines": self.lines,
-                    "head": self.head,
-                    "tail": self.tail,
-                    "last_seq": self.last_seq,
-                },
-                "bad_lines": self.bad_lines,
-                "runs": {
-                    run_id: [e.spans.tolist(), e.row.to_json() if e.row else None, e.final]
-                    for run_id, e in self.runs.items()
-                },
-                "loose": {t: spans.tolist() for t, spans in self.loose.items()},
-            }
             self.saved_offset = self.offset  # tried: not again before as much again is new
-            return sidecar.save(self.file, KIND, body)
+            return sidecar.save_bytes(self.file, pages.encode(self))
 
     def _load_file(self) -> None:
         """Start from the index file if it is sound; refresh() then checks it against the journal."""
-        value = sidecar.load(self.file, KIND)
-        if value is None or value.get("version") != VERSION:
-            return
-        try:
-            journal = value["journal"]
-            runs: dict[str, _Run] = {}
-            for run_id, (spans, row, final) in value["runs"].items():
-                entry = runs[_str(run_id)] = _Run()
-                entry.spans = _spans(spans)
-                entry.row = RunRow.from_json(row) if row is not None else None
-                entry.final = bool(final)
-            loose = {_str(t): _spans(spans) for t, spans in value["loose"].items()}
-            head, tail = journal["head"], journal["tail"]
-            state = (
-                [int(x) for x in journal["identity"]],
-                _nat(journal["offset"]),
-                _nat(journal["lines"]),
-                [_nat(head[0]), _str(head[1])],
-                [_nat(tail[0]), _str(tail[1])],
-                journal["last_seq"] if isinstance(journal["last_seq"], int) else None,
-                [_nat(n) for n in value["bad_lines"]],
-            )
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError):
-            return  # not an index this version wrote: start over from the journal
+        from console.journal import pages
+
+        loaded = pages.load(self.file)
+        if loaded is None:
+            return  # missing, or not an index this version wrote: start over from the journal
+        state, runs, loose = loaded
         self.identity, self.offset, self.lines, self.head, self.tail, self.last_seq, self.bad_lines = state
         self.runs, self.loose = runs, loose
         self.order = sorted((_key(e.row), run_id) for run_id, e in runs.items() if e.row is not None)
+        self.counts = Counter((e.row.env, e.row.drill) for e in runs.values() if e.row is not None)
         self.saved_offset = self.offset
+
+
+def count(
+    counts: Counter[tuple[str | None, bool]] | dict[tuple[str | None, bool], int], env: str | None, drills: bool
+) -> int:
+    """Rows of ``env`` (any: None) that are drills or not, from counts by (env, drill)."""
+    return sum(n for (e, d), n in counts.items() if d == drills and (env is None or e == env))
 
 
 def _read_spans(path: Path, spans: Iterable[int], run_id: str | None) -> list[dict[str, Any]]:
@@ -431,15 +449,20 @@ def _read_spans(path: Path, spans: Iterable[int], run_id: str | None) -> list[di
     except OSError as exc:
         raise JournalError(f"cannot read the audit journal {path}: {exc.strerror or exc}") from None
     try:
-        out = []
-        for i in range(0, len(spans), 2):
-            record = parse_line(os.pread(fd, spans[i + 1], spans[i]).rstrip(b"\n"))
-            if record is None or (run_id is not None and record.get("run") != run_id):
-                raise IndexStale(f"the run index of {path} does not match the journal at byte {spans[i]}")
-            out.append(record)
-        return out
+        return read_spans(fd, path, spans, run_id)
     finally:
         os.close(fd)
+
+
+def read_spans(fd: int, path: Path, spans: list[int], run_id: str | None) -> list[dict[str, Any]]:
+    """``_read_spans`` from an open journal."""
+    out = []
+    for i in range(0, len(spans), 2):
+        record = parse_line(os.pread(fd, spans[i + 1], spans[i]).rstrip(b"\n"))
+        if record is None or (run_id is not None and record.get("run") != run_id):
+            raise IndexStale(f"the run index of {path} does not match the journal at byte {spans[i]}")
+        out.append(record)
+    return out
 
 
 class IndexStale(JournalError):

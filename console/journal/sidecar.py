@@ -48,8 +48,13 @@ def load(path: Path, kind: str) -> dict[str, Any] | None:
 def save(path: Path, kind: str, body: dict[str, Any]) -> bool:
     """Replace ``path`` with ``body`` (plus its ``format``); False if the directory is not
     writable for us (a reader without write access still works, from memory)."""
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     data = json.dumps({"format": kind, **body}, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+    return save_bytes(path, data)
+
+
+def save_bytes(path: Path, data: bytes) -> bool:
+    """Replace ``path`` with ``data``, as ``save`` does."""
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, FILE_MODE)
     except OSError:

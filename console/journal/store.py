@@ -32,7 +32,7 @@ from console import files
 from console.engine.events import Event
 from console.journal import checkpoint
 from console.journal.checkpoint import Verification
-from console.journal.index import IndexStale, RunIndex, RunRow
+from console.journal.index import IndexStale, Page, RunIndex, RunRow
 from console.journal.records import ZERO_HASH, JournalError, iso, parse_line
 from console.journal.redact import Redactor
 from console.journal.runs import STALE_AFTER_S, RunNotFound, RunSummary
@@ -56,6 +56,7 @@ class Journal:
         self._reader = _LineReader(self.path)
         self._records: list[dict[str, Any]] = []
         self.index = RunIndex(self.path)
+        self._paged_bad: list[int] | None = None  # bad lines as the last paged read saw them
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
@@ -172,9 +173,39 @@ class Journal:
     async def refresh_async(self) -> None:
         await self._read_async(lambda: None)
 
+    def _paged(self, fn: Callable[[Any], T]) -> T | None:
+        """``fn(pager)`` on the index file read in pages (pages.py), for a process that has
+        not read the whole index: None when the file cannot be paged (missing, unsound, far
+        behind the journal) or ``fn`` finds no answer there — then ask the whole index."""
+        from console.journal.pages import Pager
+
+        beat = _Beat()
+
+        def go() -> T | None:
+            pager = Pager.open(self.path, beat)
+            if pager is None:
+                return None
+            with pager:
+                try:
+                    result = fn(pager)
+                except IndexStale:
+                    return None
+            if result is not None:
+                self._paged_bad = pager.bad_lines
+            return result
+
+        try:
+            return _guarded(go, str(self.path), beat.last)
+        except JournalError:
+            raise
+        except OSError as exc:
+            raise JournalError(f"cannot read the audit journal {self.path}: {os_reason(exc)}") from None
+
     @property
     def bad_lines(self) -> list[int]:
         """Lines (1-based) that are not records, as of the last read: skipped by every reader, and said so."""
+        if self._paged_bad is not None and not self.index.loaded:
+            return list(self._paged_bad)
         return list(self.index.bad_lines)
 
     def runs(self, env: str | None = None, drills: bool = False) -> list[RunSummary]:
@@ -190,6 +221,20 @@ class Journal:
     async def rows_async(self, env: str | None = None, drills: bool = False) -> list[RunRow]:
         return await self._read_async(lambda: self.index.rows(env, drills))
 
+    def page(self, env: str | None = None, drills: bool = False, limit: int | None = None) -> Page:
+        """The newest ``limit`` runs (None: all), oldest first, and how many there are. In a
+        process that has not read the whole index (a fresh ``history``), from the index file
+        read in pages: it costs the page, not the journal's years."""
+        if limit is not None and not self.index.loaded:
+            got = self._paged(lambda pager: pager.page(env, drills, limit))
+            if got is not None:
+                return got
+        return self._read(lambda: self.index.page(env, drills, limit))
+
+    async def page_async(self, env: str | None = None, drills: bool = False, limit: int | None = None) -> Page:
+        """``page`` from the whole index (a console keeps it: each look reads only what is new)."""
+        return await self._read_async(lambda: self.index.page(env, drills, limit))
+
     def latest(self, env: str | None = None, drills: bool = False) -> RunSummary | None:
         """The run that started last (of ``env``), or None."""
         return self._read(lambda: self.index.latest(env, drills))
@@ -198,7 +243,12 @@ class Journal:
         return await self._read_async(lambda: self.index.latest(env, drills))
 
     def run(self, run_id: str) -> RunSummary:
-        """One run by id or unique prefix of its id (drill or not)."""
+        """One run by id or unique prefix of its id (drill or not). In a process that has not
+        read the whole index (a fresh ``report``), from the index file read in pages."""
+        if not self.index.loaded:
+            got = self._paged(lambda pager: pager.find(run_id))
+            if got is not None:
+                return got
         return self._read(lambda: self._find(run_id))
 
     async def run_async(self, run_id: str) -> RunSummary:
