@@ -51,7 +51,9 @@ class HistoryScreen(Screen):
         self.title = "Rollback history" + (" — drills" if self.app.is_drill else "")
         self.runs = []
         self._load()
-        self.query_one("#history", DataTable).focus()
+        table = self.query_one("#history", DataTable)
+        table.focus()
+        self.watch(table, "scroll_y", self._scrolled, init=False)
 
     def on_screen_resume(self) -> None:
         self._load()
@@ -95,7 +97,7 @@ class HistoryScreen(Screen):
             rows.append((run.run_id, cells))
         if self.older:  # the last row: what is not loaded, and how to load it
             more = f"… {self.older} older run(s) — o or Enter loads {min(PAGE, self.older)} more"
-            rows.append((OLDER, [f"[$text-muted]{esc(more)}[/]", "", "", "", "", ""][: 6 if wide else 5]))
+            rows.append((OLDER, [f"[dim]{esc(more)}[/dim]", "", "", "", "", ""][: 6 if wide else 5]))
         if wide:
             columns = [
                 Column("date", "Date", 20),
@@ -145,6 +147,11 @@ class HistoryScreen(Screen):
     @on(DataTable.RowSelected, "#history")
     def _row_selected(self) -> None:
         self.action_report()  # Enter on the table (the table takes Enter before the screen)
+
+    def _scrolled(self, y: float) -> None:
+        table = self.query_one("#history", DataTable)
+        if self.older and table.max_scroll_y and y >= table.max_scroll_y:  # the wheel, to the end
+            self.action_older()
 
     @on(DataTable.RowHighlighted, "#history")
     def _row_highlighted(self, event: DataTable.RowHighlighted) -> None:

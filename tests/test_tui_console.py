@@ -286,6 +286,44 @@ async def test_history_keeps_every_column_when_reasons_are_long(tmp_path: Path) 
         assert "r-20261127-190000-ffff" in shown and "42s" in shown and "succeeded" in shown
 
 
+async def test_history_holds_a_page_of_runs_and_loads_older_ones_on_request(tmp_path: Path) -> None:
+    from textual.widgets import DataTable
+
+    from screens.history import PAGE
+    from tests.journal_support import T0, add_run, truth
+
+    app = make_app(tmp_path)
+    for i in range(3 * PAGE + 10):  # years of runs, older than the demo's
+        add_run(app.journal, f"r-old-{i:04d}", t=T0 - 10_000_000 + 1000 * i)
+    want = [r.run_id for r in reversed(truth(app.journal.path))]  # newest first, as the table
+    async with app.run_test(size=(120, 40)) as pilot:
+        await fed(pilot)
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(app.screen, HistoryScreen) and app.screen.runs, "history")
+        screen = app.screen
+        table = screen.query_one("#history", DataTable)
+        assert [r.run_id for r in screen.runs] == want[:PAGE], "the newest page, never a row per run"
+        assert table.row_count == PAGE + 1 and screen.older == len(want) - PAGE
+        assert f"{len(want)} run(s) (the latest {PAGE} shown)" in screen_text(app)
+        assert f"{len(want) - PAGE} older run(s)" in str(table.get_row_at(PAGE)[0])
+        assert "Older runs" in footer(app)
+
+        await pilot.press("o")  # asked for
+        await until(pilot, lambda: len(screen.runs) == 2 * PAGE, "a second page")
+        assert [r.run_id for r in screen.runs] == want[: 2 * PAGE] and screen.older == len(want) - 2 * PAGE
+        assert table.row_count == 2 * PAGE + 1
+
+        table.scroll_end(animate=False)  # as the wheel does, the cursor where it was
+        await until(pilot, lambda: len(screen.runs) == 3 * PAGE, "a third page")
+        assert [r.run_id for r in screen.runs] == want[: 3 * PAGE] and table.cursor_row == 0
+
+        await pilot.press("ctrl+end")  # the cursor on the last row: the next page loads
+        await until(pilot, lambda: len(screen.runs) == len(want), "the rest")
+        assert screen.older == 0
+        assert [r.run_id for r in screen.runs] == want and table.row_count == len(want)
+        assert "Older runs" not in footer(app)
+
+
 # --- 80×24 ------------------------------------------------------------------------------------
 
 

@@ -57,8 +57,9 @@ from console.journal.runs import NOT_A_RUN, RunSummary, summarize
 
 HEADER = json.dumps({"format": KIND, "version": VERSION}, separators=(",", ":")).encode() + b"\n"
 ID_WIDTH = 13  # "%012d\n": where an id's line starts
-_LINE_CHUNK = 4096
-_BACK_CHUNK = 64 * 1024
+_LINE_CHUNK = 1024  # a run's line is about this long: a search reads little more than its lines
+_BACK_CHUNK = 16 * 1024
+_BACK_CHUNK_MAX = 1024 * 1024
 
 State = tuple[list[int], int, int, list[Any], list[Any], int | None, list[int]]
 
@@ -357,9 +358,10 @@ class Pager:
 
     def _rows_backward(self) -> Iterator[tuple[str, _Run]]:
         """The file's runs, newest first."""
-        start, pos, rest, seen = self.t.rows, self.t.ids, b"", 0
+        start, pos, rest, seen, chunk = self.t.rows, self.t.ids, b"", 0, _BACK_CHUNK
         while pos > start:
-            n = min(_BACK_CHUNK, pos - start)
+            n = min(chunk, pos - start)
+            chunk = min(chunk * 2, _BACK_CHUNK_MAX)  # a page wants a few; a scan for rare ones, many
             pos -= n
             lines = (os.pread(self.fd, n, pos) + rest).split(b"\n")
             rest = lines[0] if pos > start else b""
