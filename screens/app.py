@@ -506,7 +506,7 @@ class RollbackConsole(App[int]):
         self.push_screen(EnvironmentScreen(self.live[environment]))
 
     async def _latest_run(self) -> str | None:
-        runs = await self.journal.rows_async(drills=self.is_drill)
+        runs = (await self.journal.page_async(drills=self.is_drill, limit=1)).rows
         return runs[-1].run_id if runs else None
 
     def action_rollback(
