@@ -15,7 +15,7 @@ import pytest
 
 from console.journal import Journal, Who
 from tests.engine_support import cli
-from tests.journal_support import T0, add_pending, add_run, table, truth
+from tests.journal_support import T0, Queued, add_pending, add_run, table, truth
 from tests.test_journal import dead_pid
 
 FORK = multiprocessing.get_context("fork")
@@ -24,15 +24,17 @@ FORK = multiprocessing.get_context("fork")
 def _many(path: Path, count: int, *, first: int = 0) -> Journal:
     """``count`` runs of both environments, a drill now and then, some failed."""
     journal = Journal(path)
+    queued = Queued(journal)
     for i in range(first, first + count):
         add_run(
-            journal,
+            queued,  # type: ignore[arg-type]
             f"r-{i:05d}",
             t=T0 + 1000 * i,
             env="production" if i % 3 == 0 else "staging",
             drill=i % 7 == 3,
             outcome="failed" if i % 5 == 4 else "succeeded",
         )
+    journal.flush()
     return journal
 
 

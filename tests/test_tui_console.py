@@ -290,11 +290,12 @@ async def test_history_holds_a_page_of_runs_and_loads_older_ones_on_request(tmp_
     from textual.widgets import DataTable
 
     from screens.history import PAGE
-    from tests.journal_support import T0, add_run, truth
+    from tests.journal_support import T0, Queued, add_run, truth
 
     app = make_app(tmp_path)
     for i in range(3 * PAGE + 10):  # years of runs, older than the demo's
-        add_run(app.journal, f"r-old-{i:04d}", t=T0 - 10_000_000 + 1000 * i)
+        add_run(Queued(app.journal), f"r-old-{i:04d}", t=T0 - 10_000_000 + 1000 * i)  # type: ignore[arg-type]
+    app.journal.flush()
     want = [r.run_id for r in reversed(truth(app.journal.path))]  # newest first, as the table
     async with app.run_test(size=(120, 40)) as pilot:
         await fed(pilot)
