@@ -175,8 +175,11 @@ class HistoryScreen(Screen):
 def _restorable(app, run) -> bool:  # type: ignore[no-untyped-def]
     from console.engine.standing import can_restore, restored_ids
 
-    runs = app.journal.runs(run.env, drills=run.drill)
-    return can_restore(app.config, run, restored_ids(runs))
+    # Only a restore that succeeded puts a run back: read those runs' records, not every run's
+    # (at years of runs, every run of the environment was seconds of reading).
+    rows = app.journal.rows(run.env, drills=run.drill)
+    restores = [app.journal.run(r.run_id) for r in rows if r.action == "restore" and r.outcome == "succeeded"]
+    return can_restore(app.config, run, restored_ids(restores))
 
 
 class ReportScreen(Screen):
@@ -189,7 +192,7 @@ class ReportScreen(Screen):
     def __init__(self, run_id: str) -> None:
         super().__init__()
         self.run_id = run_id
-        self.restorable = False  # this run changed something no restore has put back yet
+        self.restorable: bool | None = None  # it changed something no restore has put back (None: not known yet)
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()
@@ -230,7 +233,7 @@ class ReportScreen(Screen):
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "restore":
-            return self.restorable and not self.app.read_only
+            return bool(self.restorable) and not self.app.read_only
         return True
 
     def action_restore(self) -> None:

@@ -230,6 +230,11 @@ async def test_restore_from_the_dashboard_and_from_a_runs_report(make_simulation
         assert host.env_file.read_bytes() == original, "byte for byte"
         await pilot.press("escape")
         await until(pilot, lambda: "ROLLED BACK" not in screen_text(app), "the note gone after the restore")
+        # Put back: the run's report offers no restore any more (the restore run says so).
+        report = ReportScreen(run_id)
+        await app.push_screen(report)
+        await until(pilot, lambda: report.restorable is not None, "the report's look at later restores")
+        assert report.restorable is False and "R restores" not in screen_text(app)
 
 
 # --- on fixed data ---------------------------------------------------------------------------------
