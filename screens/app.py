@@ -142,8 +142,9 @@ class RollbackConsole(App[int]):
     def engine(self) -> Engine:
         if self._engine is None:
             from console.engine.session import Engine
+            from console.plans import PLANS
 
-            self._engine = Engine(self.config, prober=self.prober, who=self.who)
+            self._engine = Engine(self.config, prober=self.prober, who=self.who, plans=PLANS)
             self._engine.journal = self.journal
         return self._engine
 

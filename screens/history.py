@@ -135,9 +135,10 @@ class HistoryScreen(Screen):
 
 def _restorable(app, run) -> bool:  # type: ignore[no-untyped-def]
     from console.engine.standing import can_restore, restored_ids
+    from console.plans import PLANS
 
     runs = app.journal.runs(run.env, drills=run.drill)
-    return can_restore(app.config, run, restored_ids(runs))
+    return can_restore(app.config, PLANS, run, restored_ids(runs))
 
 
 class ReportScreen(Screen):

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from console.config.model import Config, Database, Environment, Host, Notifications, SecretRef
-from console.engine.events import Event
 from console.engine.plan import Facts, Plan, RunContext, Step, StepFailed
 from console.engine.runner import Runner
+from console.events import Event
 from console.journal import (
     ZERO_HASH,
     Journal,

@@ -6,8 +6,8 @@ import asyncio
 import dataclasses
 
 from console.config.model import Host
-from console.engine.events import Event
 from console.engine.plan import Facts, RunContext, Step, StepFailed
+from console.events import Event
 from console.flags import ALL_OFF
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
