@@ -80,4 +80,3 @@ def hit(name: str, host: str | None = None, phase: str = "run") -> None:
     match = _TERM.match(term)
     if match and match.group(2):
         time.sleep(float(match.group(2)))
-

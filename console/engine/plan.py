@@ -19,6 +19,7 @@ from console import failpoints
 from console.config.model import Config, Environment, Host
 from console.events import Event
 from console.flags import FlagSet
+from console.issues import heading
 from console.probes.collect import Prober
 from console.transport.base import Transport
 from console.transport.pool import TransportPool
@@ -32,7 +33,11 @@ class Remedy:
 
     title: str
     commands: tuple[str, ...]
-    troubleshooting: str  # the runbook section it comes from
+    issue: str  # the runbook troubleshooting issue it comes from, by id
+
+    @property
+    def troubleshooting(self) -> str:
+        return heading(self.issue)
 
 
 class StepFailed(Exception):
@@ -44,14 +49,19 @@ class StepFailed(Exception):
         *,
         output: str = "",
         remedy: Remedy | None = None,
-        troubleshooting: str | None = None,
+        issue: str | None = None,
         facts: Facts | None = None,
     ) -> None:
         super().__init__(message)
         self.output = output
         self.remedy = remedy
-        self.troubleshooting = troubleshooting
+        self.issue = issue  # the runbook troubleshooting issue that applies, by id
         self.facts = facts or {}
+
+    @property
+    def troubleshooting(self) -> str | None:
+        """The runbook's heading of the issue ("Issue 2: API won't start after rollback")."""
+        return heading(self.issue) if self.issue else None
 
 
 class IntentStale(StepFailed):
@@ -151,6 +161,7 @@ class Step(abc.ABC):
     destructive: bool = False  # needs an explicit confirmation
     changes: bool = False  # has a side effect: an intent is journaled before ``do``
     code: bool = False  # changes the code checkout (a rebuild follows it)
+    issue: str | None = None  # the troubleshooting issue a failure here names, unless it names its own
     inner_points: tuple[str, ...] = ()  # crash points inside ``do`` (see console.failpoints)
 
     @abc.abstractmethod

@@ -328,6 +328,7 @@ class Runner:
         name = host.name if host else "*"
         merged = {**facts, **failure.facts}
         self.ctx.facts.setdefault(step.id, {})[name] = merged
+        failure.issue = failure.issue or step.issue  # the step's issue, where the failure names none
         self.emit(
             "step_failed",
             step=step.id,
@@ -336,10 +337,15 @@ class Runner:
             elapsed_s=round(time.monotonic() - started, 3),
             facts=merged,
             output=("\n".join(self.output.get((step.id, name), [])) + "\n" + failure.output).strip()[-OUTPUT_KEPT:],
+            issue=failure.issue,
             troubleshooting=failure.troubleshooting,
             remedy=None
             if failure.remedy is None
-            else {"title": failure.remedy.title, "commands": list(failure.remedy.commands)},
+            else {
+                "title": failure.remedy.title,
+                "commands": list(failure.remedy.commands),
+                "troubleshooting": failure.remedy.troubleshooting,
+            },
         )
 
     async def _resolve(self, failure: Failure) -> str:
