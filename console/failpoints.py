@@ -9,7 +9,7 @@ own points (``lock/after-intent`` …). ``@HOST`` arms it for one host only. Ter
 ``error`` (raise FailpointError, as a bug would). Unarmed, ``hit`` is one dict lookup.
 
 The points are not listed by hand: the runner places them around every step's intent,
-effect and record (see ``step_points``), and ``plan_points`` derives the same names from
+effect and record (see ``console.engine.plan.step_points``), and ``plan_points`` there derives the same names from
 a plan, so a new step is covered by the crash matrix without anyone adding it.
 ``ROLLBACK_CONSOLE_FAILPOINTS_TRACE=FILE`` appends every point reached to FILE (tests use it
 to check that the points a run reaches are exactly the ones ``plan_points`` names).
@@ -21,10 +21,6 @@ import os
 import re
 import signal
 import time
-from typing import TYPE_CHECKING
-
-if TYPE_CHECKING:
-    from console.engine.plan import Plan, Step
 
 ENV = "ROLLBACK_CONSOLE_FAILPOINTS"
 TRACE_ENV = "ROLLBACK_CONSOLE_FAILPOINTS_TRACE"
@@ -84,20 +80,3 @@ def hit(name: str, host: str | None = None, phase: str = "run") -> None:
     match = _TERM.match(term)
     if match and match.group(2):
         time.sleep(float(match.group(2)))
-
-
-def step_points(step: Step) -> tuple[str, ...]:
-    """The points the runner places around ``step``: after its intent is journaled (steps
-    that change something), at the step's own inner points, after its effect (before its
-    record)."""
-    inner = tuple(f"{step.id}/{p}" for p in step.inner_points)
-    intent = (f"{step.id}/after-intent",) if step.changes else ()
-    return (*intent, *inner, f"{step.id}/after-effect")
-
-
-def plan_points(plan: Plan) -> list[str]:
-    """Every point a run of ``plan`` reaches, in order: the crash matrix's rows."""
-    points = list(BEFORE_STEPS)
-    for step in plan.steps:
-        points += step_points(step)
-    return points + list(AFTER_STEPS)

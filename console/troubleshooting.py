@@ -11,35 +11,62 @@ from dataclasses import dataclass
 
 from console.config.model import Environment, Host
 from console.flags import FLAG_NAMES, LOG_LABELS
+from console.issues import (
+    API_WONT_START,
+    DB_ROLLBACK_FAILS,
+    ENV_NOT_TAKING_EFFECT,
+    ISSUES,
+    OLDER_DATABASE_STEPS,
+    PARTIAL_ONLY_ONE_FLAG,
+    heading,
+)
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
 
-ISSUES = {
-    1: "Environment changes not taking effect",
-    2: "API won't start after rollback",
-    3: "Database rollback fails",
-    4: "Partial rollback - only one flag changed",
-}
-DATABASE_STEPS = ("Run the rollback script", "Check the columns", "Keep a copy")
+__all__ = [
+    "API_WONT_START",
+    "DB_ROLLBACK_FAILS",
+    "ENV_NOT_TAKING_EFFECT",
+    "ISSUES",
+    "PARTIAL_ONLY_ONE_FLAG",
+    "Finding",
+    "IssueStatus",
+    "assess",
+    "failed_issue",
+    "findings",
+    "heading",
+]
+
+
+def failed_issue(run: RunSummary) -> tuple[str | None, dict]:
+    """The issue the run's last failed step named (None if none), and that failure's data."""
+    for r in reversed(run.records):
+        d = r.get("data") or {}
+        if r["type"] == "step_failed" and d.get("step"):
+            issue = d.get("issue")
+            if issue is None and d["step"] in OLDER_DATABASE_STEPS:
+                issue = DB_ROLLBACK_FAILS
+            return (issue if isinstance(issue, str) else None), d
+    return None, {}
 
 
 @dataclass(frozen=True)
 class Finding:
-    issue: int
+    issue: str  # its id
     host: str | None
     evidence: str
     fix: tuple[str, ...]  # what to run, as this environment would
 
     @property
     def title(self) -> str:
-        return f"Issue {self.issue}: {ISSUES[self.issue]}"
+        return heading(self.issue)
 
 
 @dataclass(frozen=True)
 class IssueStatus:
     """One troubleshooting issue now: applies (True), does not (False), or cannot be told (None)."""
 
-    issue: int
+    issue: str  # its id
     applies: bool | None
     evidence: str
     fix: tuple[str, ...]
@@ -47,7 +74,7 @@ class IssueStatus:
 
     @property
     def title(self) -> str:
-        return f"Issue {self.issue}: {ISSUES[self.issue]}"
+        return heading(self.issue)
 
     @property
     def verdict(self) -> str:
@@ -114,12 +141,17 @@ def _issue_1(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, stale[0][0] if stale else hosts[0].host if hosts else env.hosts[0].name)
     if stale:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stale)
-        return IssueStatus(1, True, evidence, _fix_1(env, first), tuple(n for n, _ in stale))
+        return IssueStatus(ENV_NOT_TAKING_EFFECT, True, evidence, _fix_1(env, first), tuple(n for n, _ in stale))
     if unknown or not hosts:
         why = "the env file or the process environment could not be read — " + "; ".join(unknown)
-        return IssueStatus(1, None, why, _fix_1(env, first))
+        return IssueStatus(ENV_NOT_TAKING_EFFECT, None, why, _fix_1(env, first))
     pids = ", ".join(str(h.flags.pid) for h in hosts)
-    return IssueStatus(1, False, f"the running process (pid {pids}) has the env file's three flags", _fix_1(env, first))
+    return IssueStatus(
+        ENV_NOT_TAKING_EFFECT,
+        False,
+        f"the running process (pid {pids}) has the env file's three flags",
+        _fix_1(env, first),
+    )
 
 
 def _issue_2(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
@@ -136,31 +168,33 @@ def _issue_2(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, down[0][0] if down else hosts[0].host if hosts else env.hosts[0].name)
     if down:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in down)
-        return IssueStatus(2, True, evidence, _fix_2(env, first), tuple(n for n, _ in down))
+        return IssueStatus(API_WONT_START, True, evidence, _fix_2(env, first), tuple(n for n, _ in down))
     if not up:
-        return IssueStatus(2, None, "no host answered the probes", _fix_2(env, first))
-    return IssueStatus(2, False, "the API is running — " + "; ".join(up), _fix_2(env, first))
+        return IssueStatus(API_WONT_START, None, "no host answered the probes", _fix_2(env, first))
+    return IssueStatus(API_WONT_START, False, "the API is running — " + "; ".join(up), _fix_2(env, first))
 
 
 def _issue_3(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None) -> IssueStatus:
     fix = _fix_3(env)
     if env.database is None:
-        return IssueStatus(3, False, "no database configured for this environment", fix)
+        return IssueStatus(DB_ROLLBACK_FAILS, False, "no database configured for this environment", fix)
     if last_run is not None and last_run.outcome in ("failed", "interrupted"):
-        failed = last_run.failed_at()
-        if failed and failed[0].startswith(DATABASE_STEPS):
-            error = next(
-                (r["data"].get("message", "") for r in reversed(last_run.records) if r["type"] == "step_failed"), ""
-            )
-            return IssueStatus(3, True, f"run {last_run.run_id} failed at {failed[0]}: {error[:200]}", fix)
+        issue, failure = failed_issue(last_run)
+        if issue == DB_ROLLBACK_FAILS:
+            at = (last_run.failed_at() or (str(failure["step"]), ""))[0]
+            error = str(failure.get("message", ""))
+            return IssueStatus(DB_ROLLBACK_FAILS, True, f"run {last_run.run_id} failed at {at}: {error[:200]}", fix)
     db = snapshot.database
     columns = ""
     if db is not None and not db.error:
         columns = "; columns now: " + ", ".join(f"{c} {'present' if p else 'absent'}" for c, p in db.columns)
     if last_run is None:
-        return IssueStatus(3, False, "no rollback of this environment in the journal" + columns, fix)
+        return IssueStatus(DB_ROLLBACK_FAILS, False, "no rollback of this environment in the journal" + columns, fix)
     return IssueStatus(
-        3, False, f"the last run ({last_run.run_id}, {last_run.outcome}) did not fail at a database step" + columns, fix
+        DB_ROLLBACK_FAILS,
+        False,
+        f"the last run ({last_run.run_id}, {last_run.outcome}) did not fail at a database step" + columns,
+        fix,
     )
 
 
@@ -180,11 +214,16 @@ def _issue_4(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)
     if stuck:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stuck)
-        return IssueStatus(4, True, evidence, _fix_4(env, first), tuple(n for n, _ in stuck))
+        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, True, evidence, _fix_4(env, first), tuple(n for n, _ in stuck))
     if unknown and not fine:
         why = "the log's flag line cannot be compared — " + "; ".join(unknown)
-        return IssueStatus(4, None, why, _fix_4(env, first))
-    return IssueStatus(4, False, "the log's last flag line agrees with the env file's sub-flags", _fix_4(env, first))
+        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, None, why, _fix_4(env, first))
+    return IssueStatus(
+        PARTIAL_ONLY_ONE_FLAG,
+        False,
+        "the log's last flag line agrees with the env file's sub-flags",
+        _fix_4(env, first),
+    )
 
 
 def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[IssueStatus]:
@@ -194,7 +233,7 @@ def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary
     unreachable = [h.host for h in snapshot.hosts if h.unreachable]
     if unreachable and not hosts:
         why = f"unreachable: {', '.join(unreachable)}"
-        out = [s if s.issue == 3 else IssueStatus(s.issue, None, why, s.fix) for s in out]
+        out = [s if s.issue == DB_ROLLBACK_FAILS else IssueStatus(s.issue, None, why, s.fix) for s in out]
     return out
 
 

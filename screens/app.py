@@ -27,6 +27,7 @@ from console.journal import Journal, Who, known_secrets
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
+    from console.drills import Scenario
     from console.engine.session import Engine
     from console.engine.standing import Standing
     from console.probes.collect import Prober
@@ -92,7 +93,7 @@ class RollbackConsole(App[int]):
         probe: bool = True,
         clock: Callable[[], float] = time.time,
         theme: str | None = None,
-        drill: object | None = None,
+        drill: Scenario | None = None,
         who: Who | None = None,
         drill_secret: bool = False,
         drill_started: float | None = None,
@@ -106,7 +107,7 @@ class RollbackConsole(App[int]):
         self.read_only = watch_only
         self.probing = probe and not watch_only
         self.clock = clock
-        self.drill = drill  # a console.drills.Scenario in drill mode
+        self.drill = drill  # in drill mode
         self.drill_started = time.time() if drill_started is None else drill_started
         self.drill_scored = False
         self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
@@ -142,8 +143,9 @@ class RollbackConsole(App[int]):
     def engine(self) -> Engine:
         if self._engine is None:
             from console.engine.session import Engine
+            from console.plans import PLANS
 
-            self._engine = Engine(self.config, prober=self.prober, who=self.who)
+            self._engine = Engine(self.config, prober=self.prober, who=self.who, plans=PLANS)
             self._engine.journal = self.journal
         return self._engine
 

@@ -94,6 +94,7 @@ class StandingWatcher:
         from console.engine.approvals import expire_lapsed
         from console.engine.standing import standing
         from console.journal.runs import summarize
+        from console.plans import PLANS
 
         records = self.journal.records()
         if len(records) == self.read and (self.due is None or time.time() < self.due):
@@ -105,7 +106,7 @@ class StandingWatcher:
             self.read = len(records)
             runs = summarize(records)
         runs = [r for r in runs if r.drill == self.app.is_drill]
-        found = {env: standing(self.app.config, runs, env) for env in self.app.config.environments}
+        found = {env: standing(self.app.config, PLANS, runs, env) for env in self.app.config.environments}
         lapses = [_ts(q.expires_at) for s in found.values() for q in s.requests if q.expires_at is not None]
         self.due = min((t for t in lapses if t is not None), default=None)
         return found

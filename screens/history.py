@@ -174,12 +174,13 @@ class HistoryScreen(Screen):
 
 def _restorable(app, run) -> bool:  # type: ignore[no-untyped-def]
     from console.engine.standing import can_restore, restored_ids
+    from console.plans import PLANS
 
     # Only a restore that succeeded puts a run back: read those runs' records, not every run's
     # (at years of runs, every run of the environment was seconds of reading).
     rows = app.journal.rows(run.env, drills=run.drill)
     restores = [app.journal.run(r.run_id) for r in rows if r.action == "restore" and r.outcome == "succeeded"]
-    return can_restore(app.config, run, restored_ids(restores))
+    return can_restore(app.config, PLANS, run, restored_ids(restores))
 
 
 class ReportScreen(Screen):

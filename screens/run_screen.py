@@ -23,10 +23,10 @@ from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Button, RichLog
 
-from console.engine.events import Event
 from console.engine.run import Run
 from console.engine.runner import Decision, Failure
 from console.engine.session import RunRefused
+from console.events import Event
 from console.journal.requests import RequestState
 from screens.format import esc
 from screens.modals import Choice, StepFailedModal

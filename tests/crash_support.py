@@ -327,7 +327,7 @@ class Scenario:
 
 def registry_check(scenario: Scenario, hits: list[str]) -> list[str]:
     """The points a real run reached are exactly the ones the registry derives from its plan."""
-    from console.failpoints import plan_points
+    from console.engine.plan import plan_points
 
     want = plan_points(scenario.plan(scenario))
     got = list(dict.fromkeys(h for h in hits if ":" not in h))  # phase "run" only, first hit order

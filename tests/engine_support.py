@@ -28,6 +28,7 @@ from console.engine.session import Engine, RunOutcome, RunRequest
 from console.envfile import parse_env
 from console.flags import FLAG_NAMES, FlagSet
 from console.journal import Journal, RunSummary
+from console.plans import PLANS
 from console.probes import logs
 from console.simulator.configfile import SSHTarget
 from console.simulator.world import SimHost, Simulation
@@ -164,7 +165,7 @@ async def run_engine(
     **request: Any,
 ) -> RunOutcome:
     """One rollback through the Engine, as the console's wizard drives it."""
-    engine = Engine(load_config(config_path))
+    engine = Engine(load_config(config_path), plans=PLANS)
     try:
         run = await engine.prepare(RunRequest(environment, action, **request))
         return await engine.execute(run.confirm(), decide or abort_on_failure)

@@ -25,6 +25,7 @@ from console.engine.session import Engine, RunRefused
 from console.flags import ALL_ON
 from console.journal import Journal, Who
 from console.journal.requests import request_state
+from console.plans import PLANS
 from tests.engine_support import (
     MakeSimulation,
     add_to_config,
@@ -41,7 +42,7 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 
 
 def person(config_path: Path, user: str) -> Engine:
-    return Engine(load_config(config_path), who=Who(user, None, socket.gethostname(), os.getpid()))
+    return Engine(load_config(config_path), who=Who(user, None, socket.gethostname(), os.getpid()), plans=PLANS)
 
 
 def close(*engines: Engine) -> None:

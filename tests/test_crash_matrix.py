@@ -2,7 +2,7 @@
 then resumed, checked, restored, or — in a fresh trial — undone; every cell must hold.
 
 The crash points are not listed here: they come from the failpoint registry, which derives
-them from each action's plan (console.failpoints.plan_points), and each action's
+them from each action's plan (console.engine.plan.plan_points), and each action's
 uninterrupted run is traced to prove it reaches exactly those points. A new step is
 covered without anyone touching this file.
 
@@ -30,9 +30,9 @@ from pathlib import Path
 import pytest
 
 from console.config import load_config
+from console.engine.plan import plan_points
 from console.engine.session import Engine
-from console.failpoints import plan_points
-from console.plans import build_plan
+from console.plans import PLANS, build_plan
 from console.simulator.world import Simulation
 from tests.crash_support import (
     Cell,
@@ -67,7 +67,7 @@ def restore_plan(sc: Scenario) -> object:
     import asyncio
 
     config = load_config(sc.sim.config_path)
-    engine = Engine(config)
+    engine = Engine(config, plans=PLANS)
     try:
         return engine.restore_plan(config.environment(sc.env), journal_of(sc.sim).run(sc.baseline["restored"]))
     finally:

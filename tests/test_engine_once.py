@@ -15,6 +15,7 @@ from console.engine.reports import ReportError, default_path, write_report
 from console.engine.run import RunRequest
 from console.engine.session import Engine, RunRefused
 from console.journal import Journal
+from console.plans import PLANS
 from tests import tui_data
 from tests.engine_support import MakeSimulation, cli, run_id_in
 
@@ -31,7 +32,7 @@ async def test_preparing_a_restore_names_its_run_without_changing_the_request(ma
     rolled = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes", "--reason", "p95 6s")
     assert rolled.returncode == 0, rolled.stdout + rolled.stderr
     rollback = run_id_in(rolled.stdout)
-    engine = Engine(load_config(sim.config_path))
+    engine = Engine(load_config(sim.config_path), plans=PLANS)
     try:
         asked = RunRequest("staging", "restore")
         run = await engine.prepare(asked)

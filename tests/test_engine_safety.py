@@ -32,6 +32,7 @@ from console.engine.session import Engine
 from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from console.lock import EnvironmentLock, LockHolder
+from console.plans import PLANS
 from console.simulator.repo import PHASE4_MESSAGE, git
 from console.simulator.world import Simulation
 from console.transport.pool import TransportPool
@@ -282,8 +283,9 @@ from console.cli import build_parser, main
 import asyncio, httpx
 from console.config import load_config
 from console.engine.session import Engine
+from console.plans import PLANS
 build_parser()
-asyncio.run(Engine(load_config(sys.argv[3])).close())  # loads everything `approve` will need
+asyncio.run(Engine(load_config(sys.argv[3]), plans=PLANS).close())  # loads everything `approve` will need
 user = pwd.getpwnam(sys.argv[1])
 os.setgroups([])
 os.setgid(user.pw_gid)
@@ -352,7 +354,7 @@ def test_another_person_approves_and_the_waiting_run_goes_ahead(
                 assert f"approved by {approver}" in approve.stdout
             else:  # not root: a second person through the engine, as the console's approve screen does
                 approver = "second-approver"
-                engine = Engine(load_config(config_path), who=Who(approver, None, socket.gethostname(), 1))
+                engine = Engine(load_config(config_path), who=Who(approver, None, socket.gethostname(), 1), plans=PLANS)
                 try:
                     engine.approve(run_id)
                 finally:

@@ -13,6 +13,7 @@ from console.config import load_config
 from console.engine.runner import abort_on_failure
 from console.engine.session import Engine, RunOutcome, RunRequest
 from console.flags import ALL_OFF, ALL_ON
+from console.plans import PLANS
 from console.transport.ssh import SSHTransport
 from tests.engine_support import (
     MakeSimulation,
@@ -32,7 +33,7 @@ pytestmark = pytest.mark.ssh
 
 async def run_over_ssh(config_path: Any, action: str, env: str = "staging") -> tuple[RunOutcome, dict[str, Any]]:
     """Run through the Engine and report what crossed the SSH connection."""
-    engine = Engine(load_config(config_path))
+    engine = Engine(load_config(config_path), plans=PLANS)
     urls: list[httpx.URL] = []
 
     async def seen(request: httpx.Request) -> None:

@@ -15,6 +15,7 @@ from textual.widgets import RichLog
 from console.config import load_config
 from console.engine.session import Engine, RunRefused, RunRequest
 from console.flags import ALL_OFF, ALL_ON
+from console.plans import PLANS
 from tests.engine_support import (
     RUN_ID,
     MakeSimulation,
@@ -140,7 +141,7 @@ async def test_an_env_file_changed_after_the_preview_stops_the_run_before_any_ch
 ) -> None:
     sim = make_simulation()
     host = sim.host("staging")
-    engine = Engine(load_config(sim.config_path))
+    engine = Engine(load_config(sim.config_path), plans=PLANS)
     try:
         request = RunRequest("staging", "quick")
         run = (await engine.prepare(request)).confirm()
@@ -178,7 +179,7 @@ async def test_a_new_dependent_index_after_the_preview_stops_the_database_rollba
     sim = make_simulation(database=True)
     dsn = sim.dsn("staging") or ""
     assert (await run_engine(sim.config_path, "quick")).result.outcome == "succeeded"
-    engine = Engine(load_config(sim.config_path))
+    engine = Engine(load_config(sim.config_path), plans=PLANS)
     try:
         run = (await engine.prepare(RunRequest("staging", "database"))).confirm()
         conn = await asyncpg.connect(dsn)
@@ -288,7 +289,7 @@ def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_re
     own step ("db-keep"): the restore still finds it."""
     from pathlib import Path
 
-    from console.engine.undo import undo_steps
+    from console.plans import PLANS
     from console.plans.database import database_plan
     from console.plans.kept_copy import ReapplyMigration
 
@@ -296,7 +297,7 @@ def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_re
     plan = database_plan(load_config(sample).environment("staging"), {})
     old = {"db-keep": {"*": {"path": "/var/lib/rollback-console/kept/r-1-posts.json"}}, "db-rollback": {"*": {}}}
 
-    (step,) = undo_steps(plan, old)
+    (step,) = PLANS.undo_steps(plan, old)
 
     assert isinstance(step, ReapplyMigration) and step.path == "/var/lib/rollback-console/kept/r-1-posts.json"
 

@@ -20,9 +20,9 @@ from typing import Any
 import pytest
 
 from console.config.model import Config, Database, Environment, Host, Notifications, SecretRef
-from console.engine.events import Event
 from console.engine.plan import Facts, Plan, RunContext, Step, StepFailed
 from console.engine.runner import Runner
+from console.events import Event
 from console.journal import (
     ZERO_HASH,
     Journal,
@@ -718,7 +718,7 @@ class EnvStep(Step):
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         ctx.output(self.id, None)("stdout", f"{self.id}: logging in with {PASSWORD}")
         if self.fail:
-            raise StepFailed(self.fail, output="uvicorn exited 1", troubleshooting="Issue 2: API won't start")
+            raise StepFailed(self.fail, output="uvicorn exited 1", issue="api-wont-start")
         return {"changed": True, "backup": "/srv/.env.bak"}
 
 
@@ -766,6 +766,8 @@ async def test_what_the_real_runner_emits_is_journaled_and_summarized(tmp_path: 
         "run_finished",
     ]
     failed = run.records[4]["data"]
-    assert failed["troubleshooting"] == "Issue 2: API won't start"
+    assert (
+        failed["troubleshooting"] == "Issue 2: API won't start after rollback" and failed["issue"] == "api-wont-start"
+    )
     assert "uvicorn exited 1" in failed["output"] and "restart: logging in with [REDACTED]" in failed["output"]
     assert PASSWORD.encode() not in journal.path.read_bytes()

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 from console.config.model import Config, Host
-from console.engine.events import Event
 from console.engine.plan import Facts, Plan, RunContext, Step
 from console.engine.runner import Runner
+from console.events import Event
 from console.journal import Journal, RunRecorder
 from console.journal import writer as writer_module
 from console.transport.pool import TransportPool

@@ -145,7 +145,7 @@ def test_phase4_checklist_people_and_troubleshooting_are_the_runbooks(phase4: Pr
     }
     assert not [i for i in phase4.checklist if i.id in ("dashboards", "rca") and i.automatic]
     assert phase4.contacts == defaults.CONTACTS and phase4.escalation == defaults.ESCALATION
-    assert {i.number: i.title for i in phase4.troubleshooting} == troubleshooting.ISSUES
+    assert {i.id: (i.number, i.title) for i in phase4.troubleshooting} == troubleshooting.ISSUES
     headings = {fact: issue.heading for fact in FACTS if (issue := phase4.issue_for(fact))}
     assert headings == {
         "stale_process": "Issue 1: Environment changes not taking effect",

@@ -141,8 +141,9 @@ async def test_a_requester_watching_the_run_screen_goes_ahead_once_approved(make
         run = await request_approval(alice, pa)
         assert run.run_id is not None
         from console.engine.session import Engine
+        from console.plans import PLANS
 
-        bob = Engine(load_config(sim.config_path), who=BOB)
+        bob = Engine(load_config(sim.config_path), who=BOB, plans=PLANS)
         try:
             bob.approve(run.run_id)
         finally:
@@ -162,8 +163,9 @@ async def test_approved_while_away_later_then_started_from_the_requests_screen(m
         await pa.press("escape")
         await until(pa, lambda: isinstance(alice.screen, DashboardScreen), "the dashboard")
         from console.engine.session import Engine
+        from console.plans import PLANS
 
-        bob = Engine(load_config(sim.config_path), who=BOB)
+        bob = Engine(load_config(sim.config_path), who=BOB, plans=PLANS)
         try:
             bob.approve(run_id)
         finally:

@@ -334,8 +334,8 @@ async def test_the_failed_step_modal_shows_all_five_choices_at_80x24(tmp_path: P
         await fed(pilot)
         failure = StepFailed(
             "the restart left the stale environment: new pid 4344 still has the old flags",
-            troubleshooting="Issue 1: Environment changes not taking effect",
-            remedy=Remedy("Force a fresh start", ("sudo systemctl restart x",), "Issue 1"),
+            issue="env-not-taking-effect",
+            remedy=Remedy("Force a fresh start", ("sudo systemctl restart x",), "env-not-taking-effect"),
         )
         app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
         await pilot.pause()

@@ -72,8 +72,8 @@ async def _go(pilot: Pilot, *keys: str) -> None:
 async def _failed_step(pilot: Pilot) -> None:
     failure = StepFailed(
         "the restart left the stale environment",
-        troubleshooting="Issue 1: Environment changes not taking effect",
-        remedy=Remedy("Force a fresh start", ("true",), "Issue 1"),
+        issue="env-not-taking-effect",
+        remedy=Remedy("Force a fresh start", ("true",), "env-not-taking-effect"),
     )
     pilot.app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
     await pilot.pause()

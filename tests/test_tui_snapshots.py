@@ -133,11 +133,11 @@ def test_step_failed_modal(snap_compare, size) -> None:
         await fed(pilot)
         failure = StepFailed(
             "the restart left the stale environment: new pid 4344 still has the old flags",
-            troubleshooting="Issue 1: Environment changes not taking effect",
+            issue="env-not-taking-effect",
             remedy=Remedy(
                 "Force a fresh start that re-reads the env file",
                 ("sudo systemctl restart x",),
-                "Issue 1: Environment changes not taking effect",
+                "env-not-taking-effect",
             ),
         )
         pilot.app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))

@@ -40,7 +40,8 @@ QUICK_ON_STAGING = [
     Step(("c",), r"Post-rollback checklist", why="the checklist"),
     Step(("o",), r"incident report written", why="the report written"),
     Step(("Escape",), r"staging · staging", why="back on the dashboard"),
-    Step(("h",), r"Rollback history", why="the history"),
+    # Its rows are read off the event loop: Enter before the row is there opens nothing.
+    Step(("h",), r"Rollback history[\s\S]*r-\d{8}-\d{6}-[0-9a-f]{4}", why="the history, with the run's row"),
     # The title comes at once, the body once read off the event loop: wait for its run id.
     Step(("Enter",), r"Incident report[\s\S]*r-\d{8}-\d{6}-[0-9a-f]{4}", why="Enter opens the run's report"),
 ]

@@ -16,6 +16,7 @@ from console.engine.approvals import clock
 from console.engine.session import Engine, RunRefused
 from console.journal import JournalError
 from console.journal.requests import RequestState
+from console.plans import PLANS
 from console.safe_text import clean
 
 
@@ -63,7 +64,7 @@ def _engine_command(args: argparse.Namespace, act) -> int:  # type: ignore[no-un
     config = config_from_args(args)
 
     async def go() -> int:
-        engine = Engine(config)
+        engine = Engine(config, plans=PLANS)
         try:
             return await act(engine)
         except (RunRefused, JournalError) as exc:

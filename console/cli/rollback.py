@@ -19,14 +19,15 @@ from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names, number_between, print_json
 from console.config.model import ACTIONS, Config
 from console.engine.approvals import clock
-from console.engine.events import Event
 from console.engine.run import Run
 from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
 from console.engine.session import Engine, RunRefused, RunRequest
+from console.events import Event
 from console.journal import JournalError, RunNotFound
 from console.journal.grid import host_grid
 from console.journal.records import iso
 from console.journal.runs import NEVER_STARTED, REQUEST_OUTCOMES
+from console.plans import PLANS
 from console.safe_text import clean
 
 STILL_WAITING_EVERY_S = 60.0
@@ -195,7 +196,7 @@ def run_restore(args: argparse.Namespace) -> int:
 
 
 async def _run(args: argparse.Namespace, config: Config, request: RunRequest) -> int:
-    engine = Engine(config)
+    engine = Engine(config, plans=PLANS)
     json_out = getattr(args, "json", False)
     human = sys.stderr if json_out else sys.stdout
 
@@ -382,7 +383,7 @@ def _again(args: argparse.Namespace, *, undo: bool) -> int:
     config = config_from_args(args)
 
     async def go() -> int:
-        engine = Engine(config)
+        engine = Engine(config, plans=PLANS)
         human = sys.stderr if args.json else sys.stdout
         try:
             try:
@@ -450,7 +451,7 @@ def run_start(args: argparse.Namespace) -> int:
     config = config_from_args(args)
 
     async def go() -> int:
-        engine = Engine(config)
+        engine = Engine(config, plans=PLANS)
         try:
             return await _start_approved(engine, args, args.run_id, sys.stderr if args.json else sys.stdout)
         except (RunRefused, JournalError) as exc:
@@ -478,7 +479,7 @@ def run_unlock(args: argparse.Namespace) -> int:
     (name,) = environment_names(config, args.env)
 
     async def go() -> int:
-        engine = Engine(config)
+        engine = Engine(config, plans=PLANS)
         try:
             try:
                 broken, why = await engine.break_lock(name, args.reason, force=args.force)

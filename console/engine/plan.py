@@ -13,12 +13,13 @@ from __future__ import annotations
 import abc
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 from console import failpoints
 from console.config.model import Config, Environment, Host
-from console.engine.events import Event
+from console.events import Event
 from console.flags import FlagSet
+from console.issues import heading
 from console.probes.collect import Prober
 from console.transport.base import Transport
 from console.transport.pool import TransportPool
@@ -32,7 +33,11 @@ class Remedy:
 
     title: str
     commands: tuple[str, ...]
-    troubleshooting: str  # the runbook section it comes from
+    issue: str  # the runbook troubleshooting issue it comes from, by id
+
+    @property
+    def troubleshooting(self) -> str:
+        return heading(self.issue)
 
 
 class StepFailed(Exception):
@@ -44,14 +49,19 @@ class StepFailed(Exception):
         *,
         output: str = "",
         remedy: Remedy | None = None,
-        troubleshooting: str | None = None,
+        issue: str | None = None,
         facts: Facts | None = None,
     ) -> None:
         super().__init__(message)
         self.output = output
         self.remedy = remedy
-        self.troubleshooting = troubleshooting
+        self.issue = issue  # the runbook troubleshooting issue that applies, by id
         self.facts = facts or {}
+
+    @property
+    def troubleshooting(self) -> str | None:
+        """The runbook's heading of the issue ("Issue 2: API won't start after rollback")."""
+        return heading(self.issue) if self.issue else None
 
 
 class IntentStale(StepFailed):
@@ -89,6 +99,8 @@ class RunContext:
     # (step id, host name) whose intent was taken in the attempt now running: nothing ran
     # between the intent's reads and ``do``, so ``do`` need not read the same things again
     fresh: set[tuple[str, str]] = field(default_factory=set)
+    # the runbook's plans, for an undo's steps and its closing validation (the engine sets it)
+    plans: PlanCatalogue | None = None
 
     async def transport(self, host: Host) -> Transport:
         return await self.pool.get(host)
@@ -149,6 +161,7 @@ class Step(abc.ABC):
     destructive: bool = False  # needs an explicit confirmation
     changes: bool = False  # has a side effect: an intent is journaled before ``do``
     code: bool = False  # changes the code checkout (a rebuild follows it)
+    issue: str | None = None  # the troubleshooting issue a failure here names, unless it names its own
     inner_points: tuple[str, ...] = ()  # crash points inside ``do`` (see console.failpoints)
 
     @abc.abstractmethod
@@ -211,3 +224,43 @@ class Plan:
     @property
     def destructive(self) -> bool:
         return any(s.destructive for s in self.steps)
+
+
+class PlanError(ValueError):
+    """A plan cannot be built for this environment; the message says what is missing."""
+
+
+class PlanCatalogue(Protocol):
+    """The runbook's plans, handed to the engine (the engine knows steps, not which plans
+    exist): what an action does, the validation that closes every run, and how the undo
+    steps of several changes go together."""
+
+    def build(self, action: str, env: Environment, config: Config, options: dict[str, Any]) -> Plan:
+        """The plan of ``action`` on ``env``; raises PlanError when it cannot be built."""
+        ...
+
+    def validation(self) -> Step:
+        """The step that validates a run's end state (the runbook's validation checks)."""
+        ...
+
+    def undo_steps(self, plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
+        """The steps that put back what ``facts`` say ``plan`` changed, newest change first,
+        as one sequence that runs (e.g. one restart for all of them, then the wait)."""
+        ...
+
+
+def step_points(step: Step) -> tuple[str, ...]:
+    """The points the runner places around ``step``: after its intent is journaled (steps
+    that change something), at the step's own inner points, after its effect (before its
+    record)."""
+    inner = tuple(f"{step.id}/{p}" for p in step.inner_points)
+    intent = (f"{step.id}/after-intent",) if step.changes else ()
+    return (*intent, *inner, f"{step.id}/after-effect")
+
+
+def plan_points(plan: Plan) -> list[str]:
+    """Every point a run of ``plan`` reaches, in order: the crash matrix's rows."""
+    points = list(failpoints.BEFORE_STEPS)
+    for step in plan.steps:
+        points += step_points(step)
+    return points + list(failpoints.AFTER_STEPS)

@@ -15,9 +15,8 @@ from typing import Literal
 
 from console import failpoints
 from console.config.model import Host
-from console.engine.events import Event
 from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
-from console.engine.undo import undo_steps
+from console.events import Event
 from console.probes.collect import reachable_base
 from console.probes.http import probe_health
 from console.transport.base import TransportError
@@ -26,7 +25,7 @@ OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal
 
 DecisionKind = Literal["retry", "fix", "skip", "undo", "abort"]
 
-__all__ = ["Decision", "Failure", "Progress", "RunResult", "Runner", "UndoState", "abort_on_failure", "undo_steps"]
+__all__ = ["Decision", "Failure", "Progress", "RunResult", "Runner", "UndoState", "abort_on_failure"]
 
 
 @dataclass(frozen=True)
@@ -329,6 +328,7 @@ class Runner:
         name = host.name if host else "*"
         merged = {**facts, **failure.facts}
         self.ctx.facts.setdefault(step.id, {})[name] = merged
+        failure.issue = failure.issue or step.issue  # the step's issue, where the failure names none
         self.emit(
             "step_failed",
             step=step.id,
@@ -337,10 +337,15 @@ class Runner:
             elapsed_s=round(time.monotonic() - started, 3),
             facts=merged,
             output=("\n".join(self.output.get((step.id, name), [])) + "\n" + failure.output).strip()[-OUTPUT_KEPT:],
+            issue=failure.issue,
             troubleshooting=failure.troubleshooting,
             remedy=None
             if failure.remedy is None
-            else {"title": failure.remedy.title, "commands": list(failure.remedy.commands)},
+            else {
+                "title": failure.remedy.title,
+                "commands": list(failure.remedy.commands),
+                "troubleshooting": failure.remedy.troubleshooting,
+            },
         )
 
     async def _resolve(self, failure: Failure) -> str:
@@ -410,10 +415,11 @@ class Runner:
 
         ``previous``: what an earlier, interrupted undo of this run did (from the journal):
         its finished steps are not done again and its intents stand."""
-        from console.plans.validate import ValidateRollback
-
+        plans = self.ctx.plans
+        if plans is None:
+            raise RuntimeError("an undo needs the plan catalogue (RunContext.plans)")
         try:
-            steps = undo_steps(self.plan, await self.undo_facts())
+            steps = plans.undo_steps(self.plan, await self.undo_facts())
         except StepFailed as exc:
             self.emit("note", message=f"undo not started: {exc}")
             return RunResult("failed", 0.0, message=f"undo not started: {exc}")
@@ -426,7 +432,7 @@ class Runner:
             action=f"undo-{self.plan.action}",
             environment=self.plan.environment,
             title=f"Undo: {self.plan.title}",
-            steps=(*steps, ValidateRollback()),
+            steps=(*steps, plans.validation()),
             target=self.plan.target,
             target_s=self.plan.target_s,
             data_loss="None",

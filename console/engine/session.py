@@ -21,17 +21,15 @@ from console.config.model import Config, Environment
 from console.engine import preview as previews
 from console.engine import standing
 from console.engine.approvals import APPROVAL_POLL_S, ApprovalDesk
-from console.engine.events import Event
 from console.engine.locking import RunRefused, holder_gone, run_lock
-from console.engine.plan import Plan, RunContext
+from console.engine.plan import Plan, PlanCatalogue, PlanError, RunContext
 from console.engine.preview import Confirmed, PlanPreview
 from console.engine.run import Run, RunRequest
-from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState, abort_on_failure, undo_steps
+from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState, abort_on_failure
+from console.events import Event
 from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
 from console.matrix import Recommendation, evaluate
-from console.plans import PlanError, build_plan
-from console.plans.validate import ValidateRollback
 from console.probes.collect import Prober
 from console.probes.serialize import recommendation_dict
 from console.transport.base import TransportError
@@ -70,11 +68,13 @@ class Engine(ApprovalDesk):
         self,
         config: Config,
         *,
+        plans: PlanCatalogue,
         prober: Prober | None = None,
         on_event: Callable[[Event], None] | None = None,
         who: Who | None = None,
     ) -> None:
         self.config = config
+        self.plans = plans  # the runbook's plans: the engine runs steps, it does not choose them
         self.who = who or Who.current()
         self.journal = Journal(config.journal_path, secrets=known_secrets(config), who=self.who)
         self.prober = prober or Prober(config)
@@ -102,12 +102,14 @@ class Engine(ApprovalDesk):
         try:
             if request.action == "restore":
                 return self.restore_plan(env, self.restorable(request))
-            return build_plan(request.action, env, self.config, request.options)
+            return self.plans.build(request.action, env, self.config, request.options)
         except PlanError as exc:
             raise RunRefused(str(exc)) from None
 
     def context(self, run_id: str, env: Environment, emit: Callable[[Event], None], options: dict) -> RunContext:
-        return RunContext(run_id, self.config, env, self.prober.pool, self.prober, emit=emit, options=options)
+        return RunContext(
+            run_id, self.config, env, self.prober.pool, self.prober, emit=emit, options=options, plans=self.plans
+        )
 
     async def prepare(self, request: RunRequest, *, recommendation: Recommendation | None = None) -> Run:
         """The run the operator is about to confirm: its plan and preview, changing nothing.
@@ -177,23 +179,23 @@ class Engine(ApprovalDesk):
         runs = self.journal.runs(request.environment, drills=request.drill or self.config.drill)
         # A run a later restore already put back is done with; so is one that changed
         # nothing (e.g. refused at its first check): look further back for the one to restore.
-        found = standing.rolled_back(self.config, runs, request.environment)
+        found = standing.rolled_back(self.config, self.plans, runs, request.environment)
         if found is None:
             raise RunRefused(f"no rollback on {request.environment} in the journal has anything left to restore")
         return found
 
     def restore_plan(self, env: Environment, run: RunSummary) -> Plan:
-        original = build_plan(run.action or "", env, self.config, run.plan.get("options") or {})
+        original = self.plans.build(run.action or "", env, self.config, run.plan.get("options") or {})
         # Finished steps by their facts; a step a kill cut off by its intent (the steps that
         # put things back look at the actual state before they act).
-        steps = undo_steps(original, run.undo_facts())
+        steps = self.plans.undo_steps(original, run.undo_facts())
         if not steps:
             raise RunRefused(f"run {run.run_id} changed nothing that can be put back")
         return Plan(
             action="restore",
             environment=env.name,
             title=f"Restore what run {run.run_id} ({run.title}) changed",
-            steps=(*steps, ValidateRollback()),
+            steps=(*steps, self.plans.validation()),
             target=original.target,
             target_s=original.target_s,
             data_loss="None",

@@ -10,10 +10,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.config.model import Config
-from console.engine.runner import undo_steps
+from console.engine.plan import PlanCatalogue, PlanError
 from console.journal import RunSummary
 from console.journal.requests import OPEN, RequestState
-from console.plans import PlanError, build_plan
 
 RESTORABLE_OUTCOMES = ("succeeded", "failed", "interrupted")
 
@@ -39,30 +38,30 @@ def restored_ids(runs: list[RunSummary]) -> set[str]:
     }
 
 
-def can_restore(config: Config, run: RunSummary, restored: set[str]) -> bool:
+def can_restore(config: Config, plans: PlanCatalogue, run: RunSummary, restored: set[str]) -> bool:
     """Did ``run`` change something that a restore could put back (and no restore has)?"""
     if run.action in (None, "restore") or run.outcome not in RESTORABLE_OUTCOMES:
         return False
     if run.run_id in restored or not any(run.undo_facts().values()) or run.env not in config.environments:
         return False
     try:
-        original = build_plan(run.action or "", config.environment(run.env), config, run.plan.get("options") or {})
+        original = plans.build(run.action or "", config.environment(run.env), config, run.plan.get("options") or {})
     except PlanError:
         return False
-    return bool(undo_steps(original, run.undo_facts()))
+    return bool(plans.undo_steps(original, run.undo_facts()))
 
 
-def rolled_back(config: Config, runs: list[RunSummary], environment: str) -> RunSummary | None:
+def rolled_back(config: Config, plans: PlanCatalogue, runs: list[RunSummary], environment: str) -> RunSummary | None:
     """The latest rollback on ``environment`` that changed something no restore has put
     back yet (``runs``: that environment's runs, oldest first)."""
     restored = restored_ids(runs)
     for run in reversed(runs):
-        if run.env == environment and can_restore(config, run, restored):
+        if run.env == environment and can_restore(config, plans, run, restored):
             return run
     return None
 
 
-def standing(config: Config, runs: list[RunSummary], environment: str) -> Standing:
+def standing(config: Config, plans: PlanCatalogue, runs: list[RunSummary], environment: str) -> Standing:
     mine = [r for r in runs if r.env == environment]
     requests = tuple(r.request for r in mine if r.request is not None and r.outcome in OPEN)
-    return Standing(environment, requests, rolled_back(config, mine, environment))
+    return Standing(environment, requests, rolled_back(config, plans, mine, environment))

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, get_args
 
 from console import safe_json
+from console.events import EventKind
 
 ZERO_HASH = "0" * 64
 
@@ -16,18 +17,8 @@ class JournalError(RuntimeError):
     """The journal cannot be written or read; the message names the file and the reason."""
 
 
-# What the engine writes; record_event() adds the runner's Event kinds (except "output").
-EVENT_TYPES = (
-    "run_started",
-    "step_started",
-    "step_intent",
-    "step_finished",
-    "step_failed",
-    "decision",
-    "validation",
-    "run_finished",
-    "note",
-)
+# What the engine writes: the runner's Event kinds, but "output" (a step's record carries it).
+EVENT_TYPES: tuple[str, ...] = tuple(k for k in get_args(EventKind) if k != "output")
 RECORD_TYPES = (
     *EVENT_TYPES,
     "run_requested",  # a production run waiting for a second person (see requests.py)

@@ -29,7 +29,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 from console import files
-from console.engine.events import Event
+from console.events import Event
 from console.journal import checkpoint
 from console.journal.checkpoint import Verification
 from console.journal.index import IndexStale, Page, RunIndex, RunRow

@@ -6,14 +6,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from console.config.model import Config, Environment
-from console.engine.plan import Plan, Step
+from console.engine.plan import Facts, Plan, PlanError, Step
+from console.engine.undo import each_undo
 from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
+from console.plans.undo import older_facts, one_restart
 from console.plans.validate import ValidateRollback
 
-
-class PlanError(ValueError):
-    """A plan cannot be built for this environment; the message says what is missing."""
+__all__ = ["PLANS", "PlanError", "RunbookPlans", "build_plan"]
 
 
 def flag_steps(changes: dict[str, bool]) -> list[Step]:
@@ -85,3 +85,19 @@ def build_plan(action: str, env: Environment, config: Config, options: dict[str,
     if action == "full":
         return code.full_plan(env, options)
     raise PlanError(f"unknown action {action!r}")
+
+
+class RunbookPlans:
+    """The runbook's plans as the engine is handed them (a PlanCatalogue)."""
+
+    def build(self, action: str, env: Environment, config: Config, options: dict[str, Any]) -> Plan:
+        return build_plan(action, env, config, options)
+
+    def validation(self) -> Step:
+        return ValidateRollback()
+
+    def undo_steps(self, plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
+        return one_restart(each_undo(plan, older_facts(plan, facts)))
+
+
+PLANS = RunbookPlans()

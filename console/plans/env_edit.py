@@ -10,9 +10,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from console.config.model import Host
-from console.engine.events import Event
 from console.engine.plan import Facts, IntentStale, RunContext, Step, StepFailed
 from console.envfile import EnvFile, Splice, apply_splices, not_text, parse_env, unified_diff
+from console.events import Event
 from console.flags import FLAG_NAMES, SHORT, FlagSet
 from console.probes.collect import read_pid
 from console.transport.base import Transport, TransportError

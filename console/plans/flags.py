@@ -9,6 +9,7 @@ import time
 from console.config.model import Host, SecretError
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.issues import API_WONT_START, ENV_NOT_TAKING_EFFECT
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import http, logs
 from console.probes.collect import reachable_base, read_log, read_pid
@@ -104,7 +105,7 @@ class RestartService(Step):
                 raise StepFailed(
                     f"`{command}` failed ({result.summary()}): the API may not have started",
                     output=(result.stdout + result.stderr)[-4000:] + ("\n--- service log ---\n" + log if log else ""),
-                    troubleshooting="Issue 2: API won't start after rollback",
+                    issue=API_WONT_START,
                     facts={"pid_before": pid_before, "commands": outputs},
                 )
         return {
@@ -127,7 +128,7 @@ class RestartService(Step):
             raise StepFailed(
                 f"the API is not running after the restart: {exc}",
                 output=log,
-                troubleshooting="Issue 2: API won't start after rollback",
+                issue=API_WONT_START,
             ) from None
         facts["pid_after"] = pid
         same = " (same pid: the process was not replaced)" if pid == facts.get("pid_before") else ""
@@ -262,7 +263,7 @@ class AwaitEffect(Step):
                     detail = f"process has {seen.get('process')}, wanted {want.as_dict()}"
                 raise StepFailed(
                     f"the new flags did not take effect within {self.timeout_s:.0f}s ({detail})",
-                    troubleshooting="Issue 1: Environment changes not taking effect",
+                    issue=ENV_NOT_TAKING_EFFECT,
                     remedy=self._remedy(ctx, host),
                 )
             await asyncio.sleep(0.2)
@@ -317,7 +318,7 @@ class AwaitEffect(Step):
         return Remedy(
             "Force a fresh start that re-reads the env file",
             tuple(commands),
-            "Issue 1: Environment changes not taking effect",
+            ENV_NOT_TAKING_EFFECT,
         )
 
     def _stale(self, ctx: RunContext, host: Host, pid: int, process: FlagSet, want: FlagSet) -> StepFailed:
@@ -330,7 +331,7 @@ class AwaitEffect(Step):
             f"the restart left the stale environment: new pid {pid} still has the old flags ({diff}). "
             "The restart did not re-read the env file (docker-compose restart does not; systemd needs "
             "daemon-reload when the unit changed).",
-            troubleshooting="Issue 1: Environment changes not taking effect",
+            issue=ENV_NOT_TAKING_EFFECT,
             remedy=self._remedy(ctx, host),
             facts={"stale": True, "pid": pid, "process": process.as_dict()},
         )
@@ -349,5 +350,5 @@ class AwaitEffect(Step):
                 raise StepFailed(
                     f"`{command}` failed ({result.summary()})",
                     output=log,
-                    troubleshooting="Issue 2: API won't start after rollback",
+                    issue=API_WONT_START,
                 )

@@ -6,9 +6,10 @@ import asyncio
 import dataclasses
 
 from console.config.model import Host
-from console.engine.events import Event
 from console.engine.plan import Facts, RunContext, Step, StepFailed
+from console.events import Event
 from console.flags import ALL_OFF
+from console.issues import ENV_NOT_TAKING_EFFECT, PARTIAL_ONLY_ONE_FLAG
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
@@ -116,7 +117,7 @@ class ValidateRollback(Step):
             raise StepFailed(
                 f"{len(failed)} of 5 validations failed — " + "; ".join(failed),
                 facts=facts,
-                troubleshooting=_troubleshooting(snapshot),
+                issue=_issue(snapshot),
             )
         return facts
 
@@ -186,12 +187,12 @@ def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) 
     return Check("flags", passed, detail, tuple(per_host))
 
 
-def _troubleshooting(snapshot: EnvironmentSnapshot) -> str | None:
+def _issue(snapshot: EnvironmentSnapshot) -> str | None:
     for h in snapshot.hosts:
         f = h.flags
         if f.stale_process:
-            return "Issue 1: Environment changes not taking effect"
+            return ENV_NOT_TAKING_EFFECT
         if f.env_file and f.env_file.advanced and not (f.env_file.time_weighting and f.env_file.content_type):
             if f.log and f.log != f.env_file:
-                return "Issue 4: Partial rollback - only one flag changed"
+                return PARTIAL_ONLY_ONE_FLAG
     return None

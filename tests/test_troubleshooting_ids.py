@@ -1,0 +1,41 @@
+"""Troubleshooting issues are named by id: a failed step's record says which issue applies,
+and nothing is recognised from a step's title."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from console import troubleshooting
+from console.journal import Journal
+from console.runbook import load_profile
+
+
+def failed_run(path: Path, run: str, step: str, title: str, **failure: object) -> Journal:
+    journal = Journal(path)
+    journal.append("run_started", run=run, env="staging", data={"action": "database", "reason": "t", "plan": {}})
+    journal.append("step_started", run=run, env="staging", data={"step": step, "title": title})
+    journal.append("step_failed", run=run, env="staging", data={"step": step, "message": "boom", **failure})
+    journal.append("run_finished", run=run, env="staging", data={"outcome": "failed", "duration_s": 1.0})
+    return journal
+
+
+def test_the_issue_a_failed_step_names_applies_whatever_the_step_is_called(tmp_path: Path) -> None:
+    journal = failed_run(tmp_path / "j.jsonl", "r-1", "copy-table", "Something else", issue="db-rollback-fails")
+    issue, failure = troubleshooting.failed_issue(journal.run("r-1"))
+    assert issue == troubleshooting.DB_ROLLBACK_FAILS and failure["message"] == "boom"
+
+
+def test_a_title_that_reads_like_a_database_step_names_no_issue(tmp_path: Path) -> None:
+    journal = failed_run(tmp_path / "j.jsonl", "r-2", "note-it", "Check the columns and list what depends on them")
+    assert troubleshooting.failed_issue(journal.run("r-2"))[0] is None
+
+
+def test_a_journal_from_before_steps_named_their_issue_still_finds_the_database_step(tmp_path: Path) -> None:
+    journal = failed_run(tmp_path / "j.jsonl", "r-3", "db-rollback", "Keep a copy of the columns, then run …")
+    assert troubleshooting.failed_issue(journal.run("r-3"))[0] == troubleshooting.DB_ROLLBACK_FAILS
+
+
+def test_every_issue_the_code_names_is_one_of_the_profiles() -> None:
+    phase4 = load_profile()
+    assert {i.id: (i.number, i.title) for i in phase4.troubleshooting} == troubleshooting.ISSUES
+    assert troubleshooting.heading("api-wont-start") == "Issue 2: API won't start after rollback"
