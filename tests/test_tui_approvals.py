@@ -204,7 +204,8 @@ async def test_restore_from_the_dashboard_and_from_a_runs_report(make_simulation
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "history")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ReportScreen), "the report")
-        assert "R restores what it changed" in screen_text(app)
+        # The report reads the journal in a worker: the note comes when that is done.
+        await until(pilot, lambda: "R restores what it changed" in screen_text(app), "the restore note")
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, RollbackWizard), "the restore wizard")
         wizard = app.screen
