@@ -31,8 +31,8 @@ if TYPE_CHECKING:
     from console.engine.session import Engine
     from console.engine.standing import Standing
     from console.probes.collect import Prober
-    from screens.approvals import StandingWatcher
     from screens.run_screen import RunScreen
+    from screens.standing import StandingWatcher
 from console.probes.worker import FrameReader, ProbeWorker
 from screens.commands import ConsoleCommands
 from screens.state import LiveEnvironment
@@ -150,8 +150,21 @@ class RollbackConsole(App[int]):
         return self._engine
 
     @functools.cached_property
+    def secrets(self) -> list[str]:
+        """The config's secrets, resolved once: each secret file is read in a thread within a
+        deadline, which the event loop should not wait for (see ``journal_ready``)."""
+        return known_secrets(self.config)
+
+    @functools.cached_property
     def journal(self) -> Journal:
-        return Journal(self.config.journal_path, secrets=known_secrets(self.config), who=self.who)
+        return Journal(self.config.journal_path, secrets=self.secrets, who=self.who)
+
+    async def journal_ready(self) -> Journal:
+        """The journal, its secrets resolved off the event loop when that is still to do:
+        at start-up the screen keeps drawing the first probe rounds meanwhile."""
+        if "journal" not in self.__dict__:
+            await asyncio.to_thread(lambda: self.journal)
+        return self.journal
 
     def redact(self, text: str) -> str:
         """Remote text with the config's secrets (and secret-looking values) masked, for the screen."""
@@ -214,7 +227,7 @@ class RollbackConsole(App[int]):
             self._start_probe_worker()
 
     def _watch_standing(self) -> None:
-        from screens.approvals import StandingWatcher
+        from screens.standing import StandingWatcher
 
         self._standing = StandingWatcher(self)
         self._standing.start()
@@ -232,7 +245,8 @@ class RollbackConsole(App[int]):
         from screens.modals import InterruptedRun
 
         try:  # off the event loop: a first look at a big journal reads it all
-            interrupted = await self.journal.interrupted_async(drills=self.is_drill)
+            journal = await self.journal_ready()
+            interrupted = await journal.interrupted_async(drills=self.is_drill)
         except Exception as exc:  # an unreadable journal is reported, not fatal
             self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
             return

@@ -95,7 +95,7 @@ class EnvPanel(Widget, can_focus=True):
         )
 
     def _standing(self) -> None:
-        from screens.approvals import standing_lines
+        from screens.standing import standing_lines
 
         lines = standing_lines(self.app, self.live.env.name)  # type: ignore[arg-type]
         note = self.query_one(".standing", Static)
