@@ -23,7 +23,7 @@ from textual.signal import Signal
 from textual.widgets import Input
 
 from console.config.model import Config
-from console.journal import Journal, Who, known_secrets
+from console.journal.who import Who
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from console.drills import Scenario
     from console.engine.session import Engine
     from console.engine.standing import Standing
+    from console.journal import Journal
     from console.probes.collect import Prober
     from screens.run_screen import RunScreen
     from screens.standing import StandingWatcher
@@ -154,10 +155,15 @@ class RollbackConsole(App[int]):
     def secrets(self) -> list[str]:
         """The config's secrets, resolved once: each secret file is read in a thread within a
         deadline, which the event loop should not wait for (see ``journal_ready``)."""
+        from console.journal.redact import known_secrets
+
         return known_secrets(self.config)
 
     @functools.cached_property
     def journal(self) -> Journal:
+        # Loaded here, not at start-up: made first in a thread after the first paint.
+        from console.journal import Journal
+
         return Journal(self.config.journal_path, secrets=self.secrets, who=self.who)
 
     async def journal_ready(self) -> Journal:

@@ -12,11 +12,12 @@ import time
 from typing import TYPE_CHECKING
 
 from console.authz import same_person
-from console.journal import Journal, JournalError
+from console.journal.records import JournalError
 from screens.format import at, esc
 
 if TYPE_CHECKING:
     from console.engine.standing import Standing
+    from console.journal import Journal
     from console.journal.requests import RequestState
     from screens.app import RollbackConsole
 
@@ -72,6 +73,8 @@ class StandingWatcher:
         """Its own reader, made on first use — in the thread that reads: the config's secrets
         are resolved there, not on the event loop."""
         if self._journal is None:
+            from console.journal import Journal
+
             self._journal = Journal(self.app.config.journal_path, secrets=self.app.secrets, who=self.app.who)
         return self._journal
 
