@@ -62,6 +62,11 @@ def _is_text_field(widget: object) -> bool:
     return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
+GC_YOUNG_THRESHOLD = 10_000  # net allocations between collections of the youngest generation (Python's: 700)
+# The journal's first look (an interrupted run to offer, each panel's requests and rollback in
+# effect) waits for the first probe rounds to be drawn, at most this long after the first paint.
+JOURNAL_LOOK_WAIT_S = 0.5
+
 # The console's one-letter keys: off in forms and modals, where letters are text or answers.
 LETTER_ACTIONS = frozenset({"request_quit", "history", "escalation", "checklist", "watch", "cycle_theme", "end_drill"})
 
@@ -128,6 +133,7 @@ class RollbackConsole(App[int]):
         self.run_screen: RunScreen | None = None  # this console's latest run (one at a time)
         self.standing: dict[str, Standing] = {}  # the journal's side of each environment (screens/approvals.py)
         self._standing: StandingWatcher | None = None
+        self._journal_look_due = False  # the journal's first look waits for the first rounds
         self._runs_started = itertools.count(1)
         self.quitting = False
         for t in THEMES.values():
@@ -214,8 +220,10 @@ class RollbackConsole(App[int]):
         so far (modules, classes, the config) lives as long as the process, so it is moved out
         of the garbage collector's sight first. Otherwise the first full collection walks it
         all while the dashboard is being drawn (≈30 ms of CPU at start-up), and so does every
-        later one."""
+        later one. The youngest generation is collected less often too: the widgets built at
+        start-up were scanned and promoted by a collection every 700 allocations."""
         gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
         return super().run(*args, **kwargs)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
@@ -224,8 +232,14 @@ class RollbackConsole(App[int]):
         self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
         if self.read_only:
             return
-        self.call_after_refresh(self.check_interrupted)
-        self.call_after_refresh(self._watch_standing)
+        self._journal_look_due = True
+        if self.probing:
+            # Reading the journal (its modules, the secrets, the records) in threads competes
+            # with drawing the first rounds for the GIL and the CPU; it goes first only if the
+            # rounds are slow (an unreachable host: up to the probe timeout).
+            self.call_after_refresh(self.set_timer, JOURNAL_LOOK_WAIT_S, self._look_at_journal)
+        else:
+            self.call_after_refresh(self._look_at_journal)
         if self.drill is not None:
             from screens.modals import TextModal
 
@@ -241,6 +255,13 @@ class RollbackConsole(App[int]):
             )
         if self.probing:
             self._start_probe_worker()
+
+    def _look_at_journal(self) -> None:
+        if not self._journal_look_due:
+            return
+        self._journal_look_due = False
+        self.check_interrupted()
+        self._watch_standing()
 
     def _watch_standing(self) -> None:
         from screens.standing import StandingWatcher
@@ -348,6 +369,9 @@ class RollbackConsole(App[int]):
                 future = self._waiting.pop(request, None)
                 if future is not None and not future.done():
                     future.set_result(None)
+        if self._journal_look_due and all(live.rounds or live.probe_error for live in self.live.values()):
+            # After the refresh that runs the dashboard's drawing of these rounds, and the one that paints it.
+            self.call_after_refresh(self.call_after_refresh, self._look_at_journal)
 
     def publish(self, name: str) -> None:
         """Re-render an environment after a local change (e.g. declared symptoms)."""
