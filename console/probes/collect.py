@@ -135,6 +135,7 @@ class Prober:
         self.pool = pool or TransportPool()
         self._client: httpx.AsyncClient | None = None
         self._redact: Callable[[str], str] | None = None
+        self._secrets: asyncio.Future[list[str]] | None = None
 
     def redact(self, text: str) -> str:
         """A service log line with the config's secrets and secret-looking values masked:
@@ -144,6 +145,27 @@ class Prober:
 
             self._redact = Redactor(known_secrets(self.config)).text
         return self._redact(text)
+
+    def _resolve_secrets(self) -> None:
+        """Start resolving the config's secrets for ``redact`` in a thread (each secret file is
+        read in a thread of its own, within a deadline): a host's probe starts it with its
+        requests, and waits for it (``_ready_to_redact``) only once they are answered."""
+        if self._redact is None and self._secrets is None:
+            from console.journal.redact import known_secrets
+
+            self._secrets = asyncio.ensure_future(asyncio.to_thread(known_secrets, self.config))
+
+    async def _ready_to_redact(self) -> None:
+        if self._redact is None and self._secrets is not None:
+            from console.journal.redact import Redactor
+
+            try:
+                secrets = await self._secrets
+            except Exception:  # redact() resolves them itself, and says what is wrong
+                self._secrets = None
+                return
+            if self._redact is None:
+                self._redact = Redactor(secrets).text
 
     def summarize(self, lines: list[logs.LogLine], span: str | None = None) -> LogReport:
         """The log window's report, its quoted lines redacted at the source."""
@@ -215,6 +237,7 @@ class Prober:
             except TransportError as exc:
                 return exc
 
+        self._resolve_secrets()
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
         process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
         http_t = self._http(env, host, transport)
@@ -224,6 +247,7 @@ class Prober:
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
         )
 
+        await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)
         if isinstance(log_r, Exception):
             log_report = LogReport(error=str(log_r))
