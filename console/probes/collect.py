@@ -237,11 +237,13 @@ class Prober:
             except TransportError as exc:
                 return exc
 
-        self._resolve_secrets()
+        # The longest chain first (login, best-times, then the log): its first request goes out
+        # before the process is looked up and the env file read, which finish well within it.
+        http_t = self._http(env, host, transport)
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
         process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
-        http_t = self._http(env, host, transport)
-        env_file_r, process_r, (health, recs) = await asyncio.gather(env_file_t, process_t, http_t)
+        self._resolve_secrets()
+        (health, recs), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
         log_r = await bounded(
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
@@ -390,12 +392,13 @@ class Prober:
         )
 
     async def probe_database(self, env: Environment) -> DatabaseReport:
-        from console import db
-
         assert env.database is not None
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
+            # Loaded (the PostgreSQL driver) once the hosts' probes have sent their first requests.
+            from console import db
+
             return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
         except TimeoutError:
             return DatabaseReport(error=f"database: no answer within {timeout:.0f}s")
