@@ -396,7 +396,7 @@ class Prober:
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
-            # Loaded (the PostgreSQL driver) once the hosts' probes have sent their first requests.
+            # The PostgreSQL driver loads here, not before the hosts' probes have started.
             from console import db
 
             return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
