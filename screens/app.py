@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import itertools
 import os
 import sys
@@ -22,7 +23,7 @@ from textual.signal import Signal
 from textual.widgets import Input
 
 from console.config.model import Config
-from console.journal import Journal, Who, known_secrets
+from console.journal.who import Who
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -30,9 +31,10 @@ if TYPE_CHECKING:
     from console.drills import Scenario
     from console.engine.session import Engine
     from console.engine.standing import Standing
+    from console.journal import Journal
     from console.probes.collect import Prober
-    from screens.approvals import StandingWatcher
     from screens.run_screen import RunScreen
+    from screens.standing import StandingWatcher
 from console.probes.worker import FrameReader, ProbeWorker
 from screens.commands import ConsoleCommands
 from screens.state import LiveEnvironment
@@ -59,6 +61,11 @@ def _is_text_field(widget: object) -> bool:
     text_area = sys.modules.get("textual.widgets._text_area")
     return text_area is not None and isinstance(widget, text_area.TextArea)
 
+
+GC_YOUNG_THRESHOLD = 10_000  # net allocations between collections of the youngest generation (Python's: 700)
+# The journal's first look (an interrupted run to offer, each panel's requests and rollback in
+# effect) waits for the first probe rounds to be drawn, at most this long after the first paint.
+JOURNAL_LOOK_WAIT_S = 0.5
 
 # The console's one-letter keys: off in forms and modals, where letters are text or answers.
 LETTER_ACTIONS = frozenset({"request_quit", "history", "escalation", "checklist", "watch", "cycle_theme", "end_drill"})
@@ -126,6 +133,7 @@ class RollbackConsole(App[int]):
         self.run_screen: RunScreen | None = None  # this console's latest run (one at a time)
         self.standing: dict[str, Standing] = {}  # the journal's side of each environment (screens/approvals.py)
         self._standing: StandingWatcher | None = None
+        self._journal_look_due = False  # the journal's first look waits for the first rounds
         self._runs_started = itertools.count(1)
         self.quitting = False
         for t in THEMES.values():
@@ -150,8 +158,26 @@ class RollbackConsole(App[int]):
         return self._engine
 
     @functools.cached_property
+    def secrets(self) -> list[str]:
+        """The config's secrets, resolved once: each secret file is read in a thread within a
+        deadline, which the event loop should not wait for (see ``journal_ready``)."""
+        from console.journal.redact import known_secrets
+
+        return known_secrets(self.config)
+
+    @functools.cached_property
     def journal(self) -> Journal:
-        return Journal(self.config.journal_path, secrets=known_secrets(self.config), who=self.who)
+        # Loaded here, not at start-up: made first in a thread after the first paint.
+        from console.journal import Journal
+
+        return Journal(self.config.journal_path, secrets=self.secrets, who=self.who)
+
+    async def journal_ready(self) -> Journal:
+        """The journal, its secrets resolved off the event loop when that is still to do:
+        at start-up the screen keeps drawing the first probe rounds meanwhile."""
+        if "journal" not in self.__dict__:
+            await asyncio.to_thread(lambda: self.journal)
+        return self.journal
 
     def redact(self, text: str) -> str:
         """Remote text with the config's secrets (and secret-looking values) masked, for the screen."""
@@ -189,14 +215,31 @@ class RollbackConsole(App[int]):
 
         return DashboardScreen()
 
+    def run(self, *args: object, **kwargs: object) -> int | None:
+        """As Textual's, in the console's own process (tests use ``run_test``): what is loaded
+        so far (modules, classes, the config) lives as long as the process, so it is moved out
+        of the garbage collector's sight first. Otherwise the first full collection walks it
+        all while the dashboard is being drawn (≈30 ms of CPU at start-up), and so does every
+        later one. The youngest generation is collected less often too: the widgets built at
+        start-up were scanned and promoted by a collection every 700 allocations."""
+        gc.freeze()
+        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        return super().run(*args, **kwargs)  # type: ignore[arg-type]
+
     def on_mount(self) -> None:
         self.set_class(self.is_drill, "-drill")
         self.sub_title = self._subtitle()
         self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
         if self.read_only:
             return
-        self.call_after_refresh(self.check_interrupted)
-        self.call_after_refresh(self._watch_standing)
+        self._journal_look_due = True
+        if self.probing:
+            # Reading the journal (its modules, the secrets, the records) in threads competes
+            # with drawing the first rounds for the GIL and the CPU; it goes first only if the
+            # rounds are slow (an unreachable host: up to the probe timeout).
+            self.call_after_refresh(self.set_timer, JOURNAL_LOOK_WAIT_S, self._look_at_journal)
+        else:
+            self.call_after_refresh(self._look_at_journal)
         if self.drill is not None:
             from screens.modals import TextModal
 
@@ -213,8 +256,15 @@ class RollbackConsole(App[int]):
         if self.probing:
             self._start_probe_worker()
 
+    def _look_at_journal(self) -> None:
+        if not self._journal_look_due:
+            return
+        self._journal_look_due = False
+        self.check_interrupted()
+        self._watch_standing()
+
     def _watch_standing(self) -> None:
-        from screens.approvals import StandingWatcher
+        from screens.standing import StandingWatcher
 
         self._standing = StandingWatcher(self)
         self._standing.start()
@@ -232,7 +282,8 @@ class RollbackConsole(App[int]):
         from screens.modals import InterruptedRun
 
         try:  # off the event loop: a first look at a big journal reads it all
-            interrupted = await self.journal.interrupted_async(drills=self.is_drill)
+            journal = await self.journal_ready()
+            interrupted = await journal.interrupted_async(drills=self.is_drill)
         except Exception as exc:  # an unreadable journal is reported, not fatal
             self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
             return
@@ -318,6 +369,9 @@ class RollbackConsole(App[int]):
                 future = self._waiting.pop(request, None)
                 if future is not None and not future.done():
                     future.set_result(None)
+        if self._journal_look_due and all(live.rounds or live.probe_error for live in self.live.values()):
+            # After the refresh that runs the dashboard's drawing of these rounds, and the one that paints it.
+            self.call_after_refresh(self.call_after_refresh, self._look_at_journal)
 
     def publish(self, name: str) -> None:
         """Re-render an environment after a local change (e.g. declared symptoms)."""

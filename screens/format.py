@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 
 from rich.errors import MarkupError
 from rich.text import Text
@@ -37,6 +38,11 @@ def esc(text: object) -> str:
     characters shown escaped, every "[" escaped: textual.markup.escape leaves "[INFO]" alone,
     which the parser then eats as a tag), with the width traps gone."""
     return safe_markup(_WIDTH_TRAPS.sub("", str(text)))
+
+
+def at(ts: float | None) -> str:
+    """A moment as the console shows it: 18:33:21 (UTC, like the header)."""
+    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
 def seconds(v: float | None) -> str:

@@ -114,7 +114,9 @@ async def test_an_approver_in_their_own_console_approves_and_the_requester_is_as
         with alice._context():
             # Alice is on the dashboard, not the run screen: her console asks before it runs.
             await until(pa, lambda: isinstance(alice.screen, Choice), "the requester's console asks")
-            assert "was approved by bob" in screen_text(alice) and "Start it now?" in screen_text(alice)
+            # Current before it is laid out: its text comes with the next refresh.
+            await until(pa, lambda: "was approved by bob" in screen_text(alice), "the question drawn")
+            assert "Start it now?" in screen_text(alice)
             assert process_flags(host) == ALL_ON
             await pa.press("y")
             await until(pa, lambda: alice.screen is run and outcome(run) is not None, "the run", 120)
@@ -204,7 +206,8 @@ async def test_restore_from_the_dashboard_and_from_a_runs_report(make_simulation
         await until(pilot, lambda: isinstance(app.screen, HistoryScreen), "history")
         await pilot.press("enter")
         await until(pilot, lambda: isinstance(app.screen, ReportScreen), "the report")
-        assert "R restores what it changed" in screen_text(app)
+        # The report reads the journal in a worker: the note comes when that is done.
+        await until(pilot, lambda: "R restores what it changed" in screen_text(app), "the restore note")
         await pilot.press("R")
         await until(pilot, lambda: isinstance(app.screen, RollbackWizard), "the restore wizard")
         wizard = app.screen

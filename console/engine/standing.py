@@ -7,12 +7,14 @@ Read only; the dashboard shows it on each panel, the report screen offers restor
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from console.config.model import Config
-from console.engine.plan import PlanCatalogue, PlanError
 from console.journal import RunSummary
 from console.journal.requests import OPEN, RequestState
+
+if TYPE_CHECKING:
+    from console.engine.plan import PlanCatalogue
 
 RESTORABLE_OUTCOMES = ("succeeded", "failed", "interrupted")
 
@@ -44,6 +46,10 @@ def can_restore(config: Config, plans: PlanCatalogue, run: RunSummary, restored:
         return False
     if run.run_id in restored or not any(run.undo_facts().values()) or run.env not in config.environments:
         return False
+    # Only for a run that changed something: the engine's plan module (and with it the probes
+    # and the HTTP client) is not loaded for the dashboard's first look at the journal.
+    from console.engine.plan import PlanError
+
     try:
         original = plans.build(run.action or "", config.environment(run.env), config, run.plan.get("options") or {})
     except PlanError:

@@ -135,6 +135,7 @@ class Prober:
         self.pool = pool or TransportPool()
         self._client: httpx.AsyncClient | None = None
         self._redact: Callable[[str], str] | None = None
+        self._secrets: asyncio.Future[list[str]] | None = None
 
     def redact(self, text: str) -> str:
         """A service log line with the config's secrets and secret-looking values masked:
@@ -144,6 +145,27 @@ class Prober:
 
             self._redact = Redactor(known_secrets(self.config)).text
         return self._redact(text)
+
+    def _resolve_secrets(self) -> None:
+        """Start resolving the config's secrets for ``redact`` in a thread (each secret file is
+        read in a thread of its own, within a deadline): a host's probe starts it with its
+        requests, and waits for it (``_ready_to_redact``) only once they are answered."""
+        if self._redact is None and self._secrets is None:
+            from console.journal.redact import known_secrets
+
+            self._secrets = asyncio.ensure_future(asyncio.to_thread(known_secrets, self.config))
+
+    async def _ready_to_redact(self) -> None:
+        if self._redact is None and self._secrets is not None:
+            from console.journal.redact import Redactor
+
+            try:
+                secrets = await self._secrets
+            except Exception:  # redact() resolves them itself, and says what is wrong
+                self._secrets = None
+                return
+            if self._redact is None:
+                self._redact = Redactor(secrets).text
 
     def summarize(self, lines: list[logs.LogLine], span: str | None = None) -> LogReport:
         """The log window's report, its quoted lines redacted at the source."""
@@ -215,15 +237,19 @@ class Prober:
             except TransportError as exc:
                 return exc
 
+        # The longest chain first (login, best-times, then the log): its first request goes out
+        # before the process is looked up and the env file read, which finish well within it.
+        http_t = self._http(env, host, transport)
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
         process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
-        http_t = self._http(env, host, transport)
-        env_file_r, process_r, (health, recs) = await asyncio.gather(env_file_t, process_t, http_t)
+        self._resolve_secrets()
+        (health, recs), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
         log_r = await bounded(
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
         )
 
+        await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)
         if isinstance(log_r, Exception):
             log_report = LogReport(error=str(log_r))
@@ -366,12 +392,13 @@ class Prober:
         )
 
     async def probe_database(self, env: Environment) -> DatabaseReport:
-        from console import db
-
         assert env.database is not None
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
+            # The PostgreSQL driver loads here, not before the hosts' probes have started.
+            from console import db
+
             return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
         except TimeoutError:
             return DatabaseReport(error=f"database: no answer within {timeout:.0f}s")

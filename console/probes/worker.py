@@ -12,7 +12,8 @@ The protocol is pickled frames (a 4-byte length, then the pickle) over two pipes
   this was (it started after they arrived).
 
 Only the console (our own process) writes what the worker unpickles, and vice versa.
-This module imports nothing heavy: the HTTP client loads in the worker only.
+This module imports nothing heavy (the snapshot types, which both sides need): the HTTP
+client loads in the worker only.
 """
 
 from __future__ import annotations
@@ -30,6 +31,10 @@ import traceback
 from collections.abc import Iterator
 
 from console.config.model import Config
+
+# The frames' payload. Loaded here, before the worker is forked, because both sides need it:
+# the worker then starts its first round without loading it again.
+from console.probes import snapshot  # noqa: F401
 
 _HEADER = struct.Struct("!I")
 

@@ -95,9 +95,11 @@ class EnvPanel(Widget, can_focus=True):
         )
 
     def _standing(self) -> None:
-        from screens.approvals import standing_lines
+        lines: list[str] = []
+        if self.standing() is not None:  # until the journal's first look, nothing to show (or load)
+            from screens.standing import standing_lines
 
-        lines = standing_lines(self.app, self.live.env.name)  # type: ignore[arg-type]
+            lines = standing_lines(self.app, self.live.env.name)  # type: ignore[arg-type]
         note = self.query_one(".standing", Static)
         if note.display != bool(lines):
             note.display = bool(lines)

@@ -8,14 +8,13 @@ what another run (or an earlier moment of this one) showed never stays on screen
 from __future__ import annotations
 
 import time
-from datetime import UTC, datetime
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
-from screens.format import cell, esc, screen_text
+from screens.format import at, cell, esc, screen_text
 from screens.widgets.update import show
 
 
@@ -34,11 +33,6 @@ def _left(seconds: float) -> str:
 
 def _clock(seconds: float) -> str:
     return f"{int(seconds // 60):02d}:{int(seconds % 60):02d}"
-
-
-def at(ts: float | None) -> str:
-    """A moment as the console shows it: 18:33:21 (UTC, like the header)."""
-    return "" if ts is None else datetime.fromtimestamp(ts, UTC).strftime("%H:%M:%S")
 
 
 def check_mark(passed: object) -> str:
