@@ -20,6 +20,7 @@ from console.config.model import Config, Environment, Host, SecretError
 from console.envfile import EnvProblem, parse_env
 from console.flags import FLAG_NAMES, FlagSet
 from console.probes import http, logs
+from console.probes.httppool import OriginPools
 from console.probes.snapshot import (
     DatabaseReport,
     EnvironmentSnapshot,
@@ -113,18 +114,19 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
-def http_limits(hosts: int) -> httpx.Limits:
-    """At most 100 requests in flight (httpx's default), each connection kept alive between
-    requests: httpx keeps only 20 idle by default, so a fleet reopened a connection, and with
-    it an SSH channel, for most requests. Not more in flight: on a starved CPU, every request
-    of a larger burst runs into the probe timeout together, where a bounded one mostly
-    finishes. Bounded by the open-file limit too: a forwarded connection costs two."""
+def http_limits(hosts: int) -> tuple[int, int]:
+    """(requests in flight at once, idle connections kept per API).
+
+    At most 100 requests in flight (httpx's default). Not more: on a starved CPU, every
+    request of a larger burst runs into the probe timeout together, where a bounded one
+    mostly finishes. Connections are kept alive between requests (a reopened one costs an
+    SSH channel too), as many per API as the open-file limit leaves room for: a forwarded
+    connection costs two descriptors."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100
-    connections = max(20, min(100, room))
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * max(1, hosts)
+    return max(20, min(100, room)), max(1, room // max(1, hosts))
 
 
 class Prober:
@@ -162,11 +164,11 @@ class Prober:
             # Loading the CA store is most of the client's set-up; plain-HTTP APIs (the
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
+            in_flight, keepalive = http_limits(sum(len(e.hosts) for e in self.config.environments.values()))
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(t, connect=min(t, 5.0)),
                 trust_env=False,
-                verify=True if tls else False,
-                limits=http_limits(sum(len(e.hosts) for e in self.config.environments.values())),
+                transport=OriginPools(in_flight=in_flight, keepalive=keepalive, verify=tls),
             )
         return self._client
 
