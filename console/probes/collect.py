@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -35,6 +35,9 @@ from console.transport.base import Transport, TransportError
 from console.transport.pool import TransportPool
 
 LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
+
+
+AlsoLog = Callable[[Host], Awaitable[None]]
 
 
 class NotRunning(TransportError):
@@ -183,9 +186,13 @@ class Prober:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def snapshot(self, env: Environment, *, database: bool = True) -> EnvironmentSnapshot:
+    async def snapshot(
+        self, env: Environment, *, database: bool = True, also_log: AlsoLog | None = None
+    ) -> EnvironmentSnapshot:
+        """Every host probed at once. ``also_log``: another read of a host's log, made
+        beside the snapshot's own (see ``probe_host``)."""
         start = time.monotonic()
-        tasks = [self.probe_host(env, h) for h in env.hosts]
+        tasks = [self.probe_host(env, h, also_log) for h in env.hosts]
         db_task = self.probe_database(env) if database and env.database else None
         results = await asyncio.gather(*tasks, *([db_task] if db_task else []))
         hosts = tuple(results[: len(env.hosts)])
@@ -199,7 +206,11 @@ class Prober:
             database=db,  # type: ignore[arg-type]
         )
 
-    async def probe_host(self, env: Environment, host: Host) -> HostSnapshot:
+    async def probe_host(self, env: Environment, host: Host, also_log: AlsoLog | None = None) -> HostSnapshot:
+        """One host's probes. ``also_log(host)`` runs at the same moment as the read of the
+        log window (after the HTTP probes, whose requests the log records): validation
+        reads what the restarted process wrote there, at once rather than after the
+        slowest host's snapshot."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -222,9 +233,13 @@ class Prober:
         http_t = self._http(env, host, transport)
         env_file_r, process_r, (health, recs) = await asyncio.gather(env_file_t, process_t, http_t)
         window = self.config.thresholds.error_lines_window
-        log_r = await bounded(
+        log_t = bounded(
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
         )
+        if also_log is None:
+            log_r = await log_t
+        else:
+            log_r, _ = await asyncio.gather(log_t, also_log(host))
 
         flags = self._flags(env, host, env_file_r, process_r, log_r)
         if isinstance(log_r, Exception):
