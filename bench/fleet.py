@@ -70,6 +70,7 @@ def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dic
     steps = [r for r in records if r["type"].startswith("step_")]
     host_steps = [r for r in steps if (r.get("data") or {}).get("host")]
     validate = [ts(r) for r in steps if (r.get("data") or {}).get("step") == "validate"]
+    lock_intent = next(ts(r) for r in records if r["type"] == "lock_intent")
     run_started = next(ts(r) for r in records if r["type"] == "run_started")
     run_finished = next(ts(r) for r in records if r["type"] == "run_finished")
     restarts = [
@@ -81,6 +82,7 @@ def phases(journal: Path, run_id: str, started_at: float, elapsed: float) -> dic
         # Python start-up, SSH connections, the preview, the lock, and the snapshot recorded
         # as the state before the run (with the preview again, under the lock).
         "until run_started": run_started - started_at,
+        "  of which under the lock": run_started - lock_intent,
         "host steps (fan-out)": max(ts(r) for r in host_steps) - ts(host_steps[0]),
         "validation (every host)": max(validate) - min(validate),
         "after the run (checklist, exit)": started_at + elapsed - run_finished,

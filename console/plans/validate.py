@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+from collections.abc import Awaitable, Callable
 
 from console.config.model import Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
@@ -93,8 +94,9 @@ class ValidateRollback(Step):
         )
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
-        snapshot = await ctx.prober.snapshot(ctx.env, database=False)
-        snapshot, since = await self._since_restart(ctx, snapshot)
+        since: dict[str, list[LogLine]] = {}
+        snapshot = await ctx.prober.snapshot(ctx.env, database=False, also_log=self._read_since(ctx, since))
+        snapshot = self._since_restart(ctx, snapshot, since)
         # A slow answer in the burst of every host probed at once is measured again first.
         snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, ctx.config.thresholds.response_time_ok_s)
         if self.code_reverted:
@@ -121,31 +123,41 @@ class ValidateRollback(Step):
             )
         return facts
 
-    async def _since_restart(
-        self, ctx: RunContext, snapshot: EnvironmentSnapshot
-    ) -> tuple[EnvironmentSnapshot, dict[str, list[LogLine]]]:
-        """Count ERROR lines only in what the restarted process wrote (the runbook's intent),
-        or, with no restart, in what was written since the run began. Also returns those lines."""
-        hosts: list[HostSnapshot] = []
-        since: dict[str, list[LogLine]] = {}
-        by_name = {h.name: h for h in ctx.env.hosts}
+    @staticmethod
+    def _read_since(ctx: RunContext, since: dict[str, list[LogLine]]) -> Callable[[Host], Awaitable[None]]:
+        """What each host's log got after the restart (or since the run began), into ``since``:
+        read beside the snapshot's own log read, so a fleet does not wait for its slowest
+        host before a second round of reads."""
 
-        async def read(hs: HostSnapshot) -> list[LogLine] | None:
-            offset = _baseline(ctx, hs.host)
-            if offset is None or hs.unreachable:
-                return None
-            return await lines_since(ctx, by_name[hs.host], offset)
-
-        # All hosts at once: one after another costs a round trip per host on a fleet.
-        for hs, lines in zip(snapshot.hosts, await asyncio.gather(*(read(hs) for hs in snapshot.hosts)), strict=True):
+        async def read(host: Host) -> None:
+            offset = _baseline(ctx, host.name)
+            if offset is None:
+                return
+            try:
+                lines = await lines_since(ctx, host, offset)
+            except TransportError:  # no connection now: the snapshot says so
+                return
             if lines is not None:
+                since[host.name] = lines
+
+        return read
+
+    @staticmethod
+    def _since_restart(
+        ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]
+    ) -> EnvironmentSnapshot:
+        """Count ERROR lines only in what the restarted process wrote (the runbook's intent),
+        or, with no restart, in what was written since the run began."""
+        hosts: list[HostSnapshot] = []
+        for hs in snapshot.hosts:
+            lines = since.get(hs.host)
+            if lines is not None and not hs.unreachable:
                 since_what = "the restart" if _restarted(ctx, hs.host) else "the run began"
                 window = ctx.config.thresholds.error_lines_window
                 span = f"the {'last ' if len(lines) >= window else ''}{len(lines)} lines since {since_what}"
                 hs = dataclasses.replace(hs, logs=ctx.prober.summarize(lines, span=span))
-                since[hs.host] = lines
             hosts.append(hs)
-        return dataclasses.replace(snapshot, hosts=tuple(hosts)), since
+        return dataclasses.replace(snapshot, hosts=tuple(hosts))
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         return "all 5 validations pass"

@@ -11,7 +11,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -20,6 +20,7 @@ from console.config.model import Config, Environment, Host, SecretError
 from console.envfile import EnvProblem, parse_env
 from console.flags import FLAG_NAMES, FlagSet
 from console.probes import http, logs
+from console.probes.httppool import OriginPools
 from console.probes.snapshot import (
     DatabaseReport,
     EnvironmentSnapshot,
@@ -34,6 +35,9 @@ from console.transport.base import Transport, TransportError
 from console.transport.pool import TransportPool
 
 LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
+
+
+AlsoLog = Callable[[Host], Awaitable[None]]
 
 
 class NotRunning(TransportError):
@@ -113,18 +117,19 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
-def http_limits(hosts: int) -> httpx.Limits:
-    """At most 100 requests in flight (httpx's default), each connection kept alive between
-    requests: httpx keeps only 20 idle by default, so a fleet reopened a connection, and with
-    it an SSH channel, for most requests. Not more in flight: on a starved CPU, every request
-    of a larger burst runs into the probe timeout together, where a bounded one mostly
-    finishes. Bounded by the open-file limit too: a forwarded connection costs two."""
+def http_limits(hosts: int) -> tuple[int, int]:
+    """(requests in flight at once, idle connections kept per API).
+
+    At most 100 requests in flight (httpx's default). Not more: on a starved CPU, every
+    request of a larger burst runs into the probe timeout together, where a bounded one
+    mostly finishes. Connections are kept alive between requests (a reopened one costs an
+    SSH channel too), as many per API as the open-file limit leaves room for: a forwarded
+    connection costs two descriptors."""
     import resource
 
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100
-    connections = max(20, min(100, room))
-    return httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * max(1, hosts)
+    return max(20, min(100, room)), max(1, room // max(1, hosts))
 
 
 class Prober:
@@ -184,11 +189,11 @@ class Prober:
             # Loading the CA store is most of the client's set-up; plain-HTTP APIs (the
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
+            in_flight, keepalive = http_limits(sum(len(e.hosts) for e in self.config.environments.values()))
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(t, connect=min(t, 5.0)),
                 trust_env=False,
-                verify=True if tls else False,
-                limits=http_limits(sum(len(e.hosts) for e in self.config.environments.values())),
+                transport=OriginPools(in_flight=in_flight, keepalive=keepalive, verify=tls),
             )
         return self._client
 
@@ -203,9 +208,13 @@ class Prober:
     async def __aexit__(self, *exc: object) -> None:
         await self.close()
 
-    async def snapshot(self, env: Environment, *, database: bool = True) -> EnvironmentSnapshot:
+    async def snapshot(
+        self, env: Environment, *, database: bool = True, also_log: AlsoLog | None = None
+    ) -> EnvironmentSnapshot:
+        """Every host probed at once. ``also_log``: another read of a host's log, made
+        beside the snapshot's own (see ``probe_host``)."""
         start = time.monotonic()
-        tasks = [self.probe_host(env, h) for h in env.hosts]
+        tasks = [self.probe_host(env, h, also_log) for h in env.hosts]
         db_task = self.probe_database(env) if database and env.database else None
         results = await asyncio.gather(*tasks, *([db_task] if db_task else []))
         hosts = tuple(results[: len(env.hosts)])
@@ -219,7 +228,11 @@ class Prober:
             database=db,  # type: ignore[arg-type]
         )
 
-    async def probe_host(self, env: Environment, host: Host) -> HostSnapshot:
+    async def probe_host(self, env: Environment, host: Host, also_log: AlsoLog | None = None) -> HostSnapshot:
+        """One host's probes. ``also_log(host)`` runs at the same moment as the read of the
+        log window (after the HTTP probes, whose requests the log records): validation
+        reads what the restarted process wrote there, at once rather than after the
+        slowest host's snapshot."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -245,9 +258,13 @@ class Prober:
         self._resolve_secrets()
         (health, recs), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
-        log_r = await bounded(
+        log_t = bounded(
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
         )
+        if also_log is None:
+            log_r = await log_t
+        else:
+            log_r, _ = await asyncio.gather(log_t, also_log(host))
 
         await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)

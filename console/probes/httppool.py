@@ -1,0 +1,87 @@
+"""The probes' HTTP transport: one small connection pool per API, all of them bounded together.
+
+httpx's single pool scans every connection it holds for every request it places (httpcore's
+``_assign_requests_to_connections``): with a connection kept alive to each of fifty APIs,
+that bookkeeping was a third of the console's CPU over a fleet rollback (measured with
+cProfile on bench/fleet.py's 50 hosts), on the cores the restarting services need. One
+pool per origin (scheme, host, port) holds only that API's connections (a few: its probes
+at once); a semaphore keeps the old bound on requests in flight across all of them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import AsyncIterator, Callable
+
+import httpx
+
+
+class _Releasing(httpx.AsyncByteStream):
+    """A response body that gives its place back once it is read and closed."""
+
+    def __init__(self, stream: httpx.AsyncByteStream, release: Callable[[], None]) -> None:
+        self._stream = stream
+        self._release = release
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        async for chunk in self._stream:
+            yield chunk
+
+    async def aclose(self) -> None:
+        try:
+            await self._stream.aclose()
+        finally:
+            self._release()
+
+
+class OriginPools(httpx.AsyncBaseTransport):
+    """Requests to each origin go through that origin's own pool; at most ``in_flight``
+    requests are open at once (from sending to the body being closed), whichever origins.
+    Hosts may share an origin (one URL before several APIs, a test's one server): its pool
+    may then use every place. ``keepalive``: idle connections each pool keeps (each may
+    hold an SSH forward's socket)."""
+
+    def __init__(self, *, in_flight: int, keepalive: int, verify: bool) -> None:
+        self._in_flight = in_flight
+        self._keepalive = max(1, min(in_flight, keepalive))
+        self._verify = verify
+        self._context: ssl.SSLContext | None = None  # one for every pool: the CA store is loaded once
+        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._gate: asyncio.Semaphore | None = None
+
+    def _pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
+        key = (url.raw_scheme, url.raw_host, url.port)
+        pool = self._pools.get(key)
+        if pool is None:
+            if self._context is None:
+                self._context = httpx.create_ssl_context(verify=self._verify, trust_env=False)
+            limits = httpx.Limits(max_connections=self._in_flight, max_keepalive_connections=self._keepalive)
+            pool = self._pools[key] = httpx.AsyncHTTPTransport(verify=self._context, limits=limits)
+        return pool
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._gate is None:
+            self._gate = asyncio.Semaphore(self._in_flight)
+        gate = self._gate
+        await gate.acquire()
+        released = False
+
+        def release() -> None:
+            nonlocal released
+            if not released:
+                released = True
+                gate.release()
+
+        try:
+            response = await self._pool(request.url).handle_async_request(request)
+        except BaseException:
+            release()
+            raise
+        assert isinstance(response.stream, httpx.AsyncByteStream)
+        response.stream = _Releasing(response.stream, release)
+        return response
+
+    async def aclose(self) -> None:
+        pools, self._pools = list(self._pools.values()), {}
+        await asyncio.gather(*(p.aclose() for p in pools), return_exceptions=True)

@@ -1,0 +1,115 @@
+"""The probes' HTTP transport: a pool per API, one bound on requests in flight across all."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import httpx
+import pytest
+
+from console.probes.httppool import OriginPools
+
+
+class Counting:
+    """Local HTTP servers that count the requests open at once, across all of them. Each
+    request is held until the test lets it go, so "at once" does not depend on timing."""
+
+    def __init__(self, servers: int) -> None:
+        self.lock = threading.Lock()
+        self.open = 0
+        self.most = 0
+        self.served: dict[int, int] = {}
+        self.release = threading.Event()
+        self.two_open = threading.Event()
+        self.servers = [self._server() for _ in range(servers)]
+
+    def _server(self) -> ThreadingHTTPServer:
+        outer = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                with outer.lock:
+                    outer.open += 1
+                    outer.most = max(outer.most, outer.open)
+                    if outer.open >= 2:
+                        outer.two_open.set()
+                    port = self.server.server_address[1]
+                    outer.served[port] = outer.served.get(port, 0) + 1
+                outer.release.wait(10)
+                body = b'{"status": "healthy"}'
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+                with outer.lock:
+                    outer.open -= 1
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        server.daemon_threads = True
+        threading.Thread(target=server.serve_forever, daemon=True).start()
+        return server
+
+    @property
+    def ports(self) -> list[int]:
+        return [s.server_address[1] for s in self.servers]
+
+    def close(self) -> None:
+        self.release.set()
+        for s in self.servers:
+            s.shutdown()
+            s.server_close()
+
+
+@pytest.fixture
+def counting() -> Iterator[Counting]:
+    c = Counting(3)
+    yield c
+    c.close()
+
+
+async def test_requests_in_flight_are_bounded_across_apis(counting: Counting) -> None:
+    transport = OriginPools(in_flight=2, keepalive=4, verify=False)
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        urls = [f"http://127.0.0.1:{port}/health" for port in counting.ports for _ in range(3)]
+        tasks = [asyncio.ensure_future(client.get(u)) for u in urls]
+        # Wait until the bound is reached: two held at the servers, the other seven queued.
+        assert await asyncio.to_thread(counting.two_open.wait, 10)
+        await asyncio.sleep(0.2)  # room for a third to arrive, were it let through (it must not be)
+        assert counting.open == 2
+        counting.release.set()
+        replies = await asyncio.gather(*tasks)
+    assert [r.status_code for r in replies] == [200] * 9
+    assert counting.most == 2
+    assert sorted(counting.served.values()) == [3, 3, 3]
+
+
+async def test_a_read_answer_gives_its_place_back(counting: Counting) -> None:
+    """One place in all: each request goes once the answer before it was read and closed."""
+    counting.release.set()
+    transport = OriginPools(in_flight=1, keepalive=1, verify=False)
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        for port in counting.ports * 2:
+            async with client.stream("GET", f"http://127.0.0.1:{port}/health") as response:
+                assert (await response.aread()) == b'{"status": "healthy"}'
+        replies = await asyncio.gather(*(client.get(f"http://127.0.0.1:{p}/health") for p in counting.ports))
+    assert [r.json() for r in replies] == [{"status": "healthy"}] * 3
+    assert counting.most == 1
+
+
+async def test_a_failed_request_gives_its_place_back() -> None:
+    """Nothing listens: the error comes back, and the one place is free for the next request."""
+    transport = OriginPools(in_flight=1, keepalive=1, verify=False)
+    closed = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
+    port = closed.server_address[1]
+    closed.server_close()
+    async with httpx.AsyncClient(transport=transport, timeout=5) as client:
+        for _ in range(3):  # a place kept by a failure would hold the next one forever: bounded here
+            with pytest.raises(httpx.ConnectError):
+                await asyncio.wait_for(client.get(f"http://127.0.0.1:{port}/health"), 10)
