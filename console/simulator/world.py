@@ -323,28 +323,35 @@ class Simulation:
         all_hosts = [h for hosts in self._hosts.values() for h in hosts]
         for h in all_hosts:
             self._guard.add(f"service:{h.home}", {"kind": "service", "home": str(h.home)})
-        procs = [
-            (
-                h,
-                subprocess.Popen(
-                    [self.python, "-m", "console.simulator.ctl", "start", "--home", str(h.home)],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                ),
-            )
-            for h in all_hosts
-        ]
-        failures = []
+        # A few at a time: each start has START_TIMEOUT_S to answer /health, and fifty
+        # interpreters started at once on two cores share that CPU (and time out under load).
+        window = max(4, 2 * (os.cpu_count() or 1))
+        started: list[tuple[SimHost, subprocess.Popen[str]]] = []
+        failures: list[str] = []
+        waited = 0
+
+        def wait_next() -> None:
+            nonlocal waited
+            h, p = started[waited]
+            out, _ = p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
+            waited += 1
+            if p.returncode != 0:
+                failures.append(f"{h.name} ({h.home}):\n{out.strip()}")
+
         try:
-            for h, p in procs:
-                out, _ = p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
-                if p.returncode != 0:
-                    failures.append(f"{h.name} ({h.home}):\n{out.strip()}")
+            for h in all_hosts:
+                if len(started) - waited >= window:
+                    wait_next()
+                command = [self.python, "-m", "console.simulator.ctl", "start", "--home", str(h.home)]
+                started.append(
+                    (h, subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+                )
+            while waited < len(started):
+                wait_next()
         except BaseException:
             # Interrupted (a signal at start-up): let each `ctl start` finish writing its pid
             # file, so that stop() finds and stops every service it started.
-            for _, p in procs:
+            for _, p in started[waited:]:
                 with contextlib.suppress(subprocess.TimeoutExpired):
                     p.communicate(timeout=ctl.START_TIMEOUT_S + 10)
             raise
