@@ -43,6 +43,7 @@ __all__ = [
     "assess",
     "failed_issue",
     "findings",
+    "fix_values",
     "heading",
 ]
 
@@ -88,6 +89,35 @@ def _host(env: Environment, name: str) -> Host:
     return next((x for x in env.hosts if x.name == name), env.hosts[0])
 
 
+def fix_values(env: Environment, host: Host, profile: Profile) -> dict[str, str]:
+    """The fix placeholders (vocabulary.FIX_PLACEHOLDERS) as this environment has them on one
+    host; one it does not set is absent, so the lines naming it are left out."""
+    commands = {
+        "env_file": env.env_file,
+        "restart_command": env.restart_command,
+        "reload_command": env.reload_command,
+        "force_restart_command": env.force_restart_command,
+        "service_log_command": env.service_log_command,
+        "pid_command": env.pid_command,
+        "log_file": env.log_file,
+        "repo_path": env.repo_path,
+    }
+    out = {k: env.expand(v, host) for k, v in commands.items() if v}
+    # The fix runs after a restart, so the pid is the one the pid command prints then.
+    out["pid"] = f"$({out['pid_command']})"
+    out["environ"] = fill(profile.process.environ, out) or ""
+    envs = [f.env for f in profile.flags.flags]
+    out["flag_envs"] = " ".join(envs)
+    out["flag_grep"] = "^(" + "|".join(envs) + ")="
+    if env.database is not None:
+        from console.plans.database import manual_sql  # the dashboard should not load the engine
+
+        out["table"] = env.database.table
+        out["columns"] = ", ".join(env.database.columns)
+        out["manual_sql"] = manual_sql(env)
+    return out
+
+
 class _Runbook:
     """The environment's profile's words for the issues: titles, and fix lines filled in with
     this environment's own commands as they apply on one host (a line whose placeholder the
@@ -98,31 +128,7 @@ class _Runbook:
         self.issues = {i.id: i for i in profile.troubleshooting}
 
     def values(self, host: Host) -> dict[str, str]:
-        env = self.env
-        commands = {
-            "env_file": env.env_file,
-            "restart_command": env.restart_command,
-            "reload_command": env.reload_command,
-            "force_restart_command": env.force_restart_command,
-            "service_log_command": env.service_log_command,
-            "pid_command": env.pid_command,
-            "log_file": env.log_file,
-            "repo_path": env.repo_path,
-        }
-        out = {k: env.expand(v, host) for k, v in commands.items() if v}
-        # The fix runs after a restart, so the pid is the one the pid command prints then.
-        out["pid"] = f"$({out['pid_command']})"
-        out["environ"] = fill(self.profile.process.environ, out) or ""
-        envs = [f.env for f in self.profile.flags.flags]
-        out["flag_envs"] = " ".join(envs)
-        out["flag_grep"] = "^(" + "|".join(envs) + ")="
-        if env.database is not None:
-            from console.plans.database import manual_sql  # the dashboard should not load the engine
-
-            out["table"] = env.database.table
-            out["columns"] = ", ".join(env.database.columns)
-            out["manual_sql"] = manual_sql(env)
-        return out
+        return fix_values(self.env, host, self.profile)
 
     def fix(self, issue: str, host: Host) -> tuple[str, ...]:
         found = self.issues.get(issue)

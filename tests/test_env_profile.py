@@ -13,9 +13,12 @@ from textual.widgets import Static, TabbedContent
 
 from console import troubleshooting
 from console.config import ConfigError, load_config
+from console.engine.plan import Remedy
+from console.engine.runner import Decision, Failure
 from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, profile_of
 from screens.app import RollbackConsole
 from tests import tui_data
+from tests.engine_support import MakeSimulation, Operator, run_engine
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "Flags ignored by the running API"
@@ -161,3 +164,29 @@ def test_a_broken_profile_is_said_in_troubleshooting_not_hidden(tmp_path: Path) 
     assert status.evidence.startswith(f"the service profile cannot be read: {root / 'broken.toml'}:")
     assert status.fix == (f"rollback-console config validate --profile {root / 'broken.toml'}",)
     assert troubleshooting.findings(env, tui_data.snapshots()["staging"]) == []
+
+
+async def test_a_failed_restart_offers_the_profiles_remedy(make_simulation: MakeSimulation, tmp_path: Path) -> None:
+    """Issue 1's remedy (the forced fresh start) is the profile's: its title, its commands
+    filled in with the environment's own."""
+    sim = make_simulation()
+    sim.inject("staging", stale_restart=True)
+    mine = modified_profile(tmp_path / "mine.toml")
+    title = "Recreate the container so it reads the env file"
+    text = mine.read_text()
+    assert text.count('title = "Force a fresh start that re-reads the env file"') == 1
+    mine.write_text(text.replace('title = "Force a fresh start that re-reads the env file"', f'title = "{title}"'))
+    config = Path(sim.config_path)
+    config.write_text(f'profile = "{mine}"\n' + config.read_text())
+    seen: list[object] = []
+
+    def look(failure: Failure) -> Decision:
+        problem = failure.hosts["staging-1"]
+        seen.append(problem.remedy)
+        return Decision("fix")
+
+    outcome = await run_engine(sim.config_path, "quick", decide=Operator([look]))
+    assert outcome.result.outcome == "succeeded", outcome.result.message
+    (remedy,) = seen
+    assert isinstance(remedy, Remedy)
+    assert remedy.title == title and remedy.commands == (sim.command("staging", "force_restart_command"),)
