@@ -126,9 +126,12 @@ class _Runbook:
     def __init__(self, env: Environment, profile: Profile) -> None:
         self.env, self.profile = env, profile
         self.issues = {i.id: i for i in profile.troubleshooting}
+        self._values: dict[str, dict[str, str]] = {}
 
     def values(self, host: Host) -> dict[str, str]:
-        return fix_values(self.env, host, self.profile)
+        if host.name not in self._values:  # four fixes, mostly on one host: worked out once
+            self._values[host.name] = fix_values(self.env, host, self.profile)
+        return self._values[host.name]
 
     def fix(self, issue: str, host: Host) -> tuple[str, ...]:
         found = self.issues.get(issue)

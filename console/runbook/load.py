@@ -357,7 +357,7 @@ _LOADED: dict[str, Profile | ProfileError] = {}
 
 def profile_at(path: str | os.PathLike[str] | None) -> Profile:
     """The profile at ``path`` (None: the default), read on first use; ProfileError if broken."""
-    key = str(Path(path if path is not None else DEFAULT_PROFILE).resolve())
+    key = str(path if path is not None else DEFAULT_PROFILE)  # the config's paths are absolute already
     if key not in _LOADED:
         try:
             _LOADED[key] = load_profile(key)
