@@ -105,7 +105,9 @@ def fix_values(env: Environment, host: Host, profile: Profile) -> dict[str, str]
     out = {k: env.expand(v, host) for k, v in commands.items() if v}
     # The fix runs after a restart, so the pid is the one the pid command prints then.
     out["pid"] = f"$({out['pid_command']})"
-    out["environ"] = fill(profile.process.environ, out) or ""
+    environ = fill(profile.process.environ, out)
+    if environ is not None:
+        out["environ"] = environ
     envs = [f.env for f in profile.flags.flags]
     out["flag_envs"] = " ".join(envs)
     out["flag_grep"] = "^(" + "|".join(envs) + ")="
