@@ -3,11 +3,16 @@
 ``assess`` says, for each of the four, whether it applies now (or that it cannot be
 told), the evidence either way, and the runbook's fix with the commands as this
 environment would run them. ``findings`` keeps only those that apply.
+
+Which facts hold is code (the verdicts below); what the issues are called and how they
+are fixed is the environment's service profile (its [[troubleshooting]] entries), read
+once per process by ``console.runbook.profile_of``. An issue the profile does not have
+is not shown; a profile that cannot be read is said so, as the one status.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from console.config.model import Environment, Host
 from console.flags import FLAG_NAMES, LOG_LABELS
@@ -22,6 +27,10 @@ from console.issues import (
 )
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.runbook import Profile, ProfileError, profile_of
+from console.runbook.patterns import fill
+
+PROFILE_UNREADABLE = "profile-unreadable"  # the one status when the profile cannot be read
 
 __all__ = [
     "API_WONT_START",
@@ -34,6 +43,7 @@ __all__ = [
     "assess",
     "failed_issue",
     "findings",
+    "fix_values",
     "heading",
 ]
 
@@ -56,10 +66,7 @@ class Finding:
     host: str | None
     evidence: str
     fix: tuple[str, ...]  # what to run, as this environment would
-
-    @property
-    def title(self) -> str:
-        return heading(self.issue)
+    title: str = ""  # as the environment's profile heads it ("Issue 1: …")
 
 
 @dataclass(frozen=True)
@@ -71,10 +78,7 @@ class IssueStatus:
     evidence: str
     fix: tuple[str, ...]
     hosts: tuple[str, ...] = ()  # where it applies
-
-    @property
-    def title(self) -> str:
-        return heading(self.issue)
+    title: str = ""  # as the environment's profile heads it ("Issue 1: …")
 
     @property
     def verdict(self) -> str:
@@ -85,46 +89,65 @@ def _host(env: Environment, name: str) -> Host:
     return next((x for x in env.hosts if x.name == name), env.hosts[0])
 
 
-def _fix_1(env: Environment, host: Host) -> tuple[str, ...]:
-    fix = [f"grep ENABLE_ {env.expand(env.env_file, host)}"]
-    if env.reload_command:
-        fix.append(env.expand(env.reload_command, host))
-    fix.append(env.expand(env.force_restart_command or env.restart_command, host))
-    fix.append("cat /proc/$(pid)/environ | tr '\\0' '\\n' | grep ENABLE_")
-    return tuple(fix)
+def fix_values(env: Environment, host: Host, profile: Profile) -> dict[str, str]:
+    """The fix placeholders (vocabulary.FIX_PLACEHOLDERS) as this environment has them on one
+    host; one it does not set is absent, so the lines naming it are left out."""
+    commands = {
+        "env_file": env.env_file,
+        "restart_command": env.restart_command,
+        "reload_command": env.reload_command,
+        "force_restart_command": env.force_restart_command,
+        "service_log_command": env.service_log_command,
+        "pid_command": env.pid_command,
+        "log_file": env.log_file,
+        "repo_path": env.repo_path,
+    }
+    out = {k: env.expand(v, host) for k, v in commands.items() if v}
+    # The fix runs after a restart, so the pid is the one the pid command prints then.
+    out["pid"] = f"$({out['pid_command']})"
+    environ = fill(profile.process.environ, out)
+    if environ is not None:
+        out["environ"] = environ
+    envs = [f.env for f in profile.flags.flags]
+    out["flag_envs"] = " ".join(envs)
+    out["flag_grep"] = "^(" + "|".join(envs) + ")="
+    if env.database is not None:
+        from console.plans.database import manual_sql  # the dashboard should not load the engine
+
+        out["table"] = env.database.table
+        out["columns"] = ", ".join(env.database.columns)
+        out["manual_sql"] = manual_sql(env)
+    return out
 
 
-def _fix_2(env: Environment, host: Host) -> tuple[str, ...]:
-    fix = [env.expand(env.service_log_command, host)] if env.service_log_command else []
-    return (
-        *fix,
-        "# 1. syntax error in .env → fix the line named above",
-        "# 2. missing dependency → pip install -r requirements.txt",
-        "# 3. database connection error → check DATABASE_URL",
-    )
+class _Runbook:
+    """The environment's profile's words for the issues: titles, and fix lines filled in with
+    this environment's own commands as they apply on one host (a line whose placeholder the
+    environment does not set is left out)."""
+
+    def __init__(self, env: Environment, profile: Profile) -> None:
+        self.env, self.profile = env, profile
+        self.issues = {i.id: i for i in profile.troubleshooting}
+        self._values: dict[str, dict[str, str]] = {}
+
+    def values(self, host: Host) -> dict[str, str]:
+        if host.name not in self._values:  # four fixes, mostly on one host: worked out once
+            self._values[host.name] = fix_values(self.env, host, self.profile)
+        return self._values[host.name]
+
+    def fix(self, issue: str, host: Host) -> tuple[str, ...]:
+        found = self.issues.get(issue)
+        if found is None:
+            return ()
+        if issue == DB_ROLLBACK_FAILS and self.env.database is None:
+            return ("# no [database] section for this environment: the console has no database to roll back here",)
+        return found.fix_lines(self.values(host))
+
+    def title(self, issue: str) -> str:
+        return self.issues[issue].heading
 
 
-def _fix_3(env: Environment) -> tuple[str, ...]:
-    if env.database is None:
-        return ("# no [database] section for this environment: the console has no database to roll back here",)
-    from console.plans.database import manual_sql  # the dashboard should not load the engine
-
-    return (
-        f"# check the columns: \\d {env.database.table}",
-        "# if they are gone, skip the rollback; if they exist and the script fails, by hand:",
-        *manual_sql(env).splitlines(),
-    )
-
-
-def _fix_4(env: Environment, host: Host) -> tuple[str, ...]:
-    return (
-        f"grep ENABLE_ {env.expand(env.env_file, host)}",
-        "# the log's flag line should say Time-weighting: False / Content-type: False",
-        env.expand(env.force_restart_command or env.restart_command, host),
-    )
-
-
-def _issue_1(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _issue_1(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     stale, unknown = [], []
     for h in hosts:
         f = h.flags
@@ -141,20 +164,22 @@ def _issue_1(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, stale[0][0] if stale else hosts[0].host if hosts else env.hosts[0].name)
     if stale:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stale)
-        return IssueStatus(ENV_NOT_TAKING_EFFECT, True, evidence, _fix_1(env, first), tuple(n for n, _ in stale))
+        return IssueStatus(
+            ENV_NOT_TAKING_EFFECT, True, evidence, rb.fix(ENV_NOT_TAKING_EFFECT, first), tuple(n for n, _ in stale)
+        )
     if unknown or not hosts:
         why = "the env file or the process environment could not be read — " + "; ".join(unknown)
-        return IssueStatus(ENV_NOT_TAKING_EFFECT, None, why, _fix_1(env, first))
+        return IssueStatus(ENV_NOT_TAKING_EFFECT, None, why, rb.fix(ENV_NOT_TAKING_EFFECT, first))
     pids = ", ".join(str(h.flags.pid) for h in hosts)
     return IssueStatus(
         ENV_NOT_TAKING_EFFECT,
         False,
         f"the running process (pid {pids}) has the env file's three flags",
-        _fix_1(env, first),
+        rb.fix(ENV_NOT_TAKING_EFFECT, first),
     )
 
 
-def _issue_2(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _issue_2(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     down, up = [], []
     for h in hosts:
         f = h.flags
@@ -168,14 +193,14 @@ def _issue_2(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, down[0][0] if down else hosts[0].host if hosts else env.hosts[0].name)
     if down:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in down)
-        return IssueStatus(API_WONT_START, True, evidence, _fix_2(env, first), tuple(n for n, _ in down))
+        return IssueStatus(API_WONT_START, True, evidence, rb.fix(API_WONT_START, first), tuple(n for n, _ in down))
     if not up:
-        return IssueStatus(API_WONT_START, None, "no host answered the probes", _fix_2(env, first))
-    return IssueStatus(API_WONT_START, False, "the API is running — " + "; ".join(up), _fix_2(env, first))
+        return IssueStatus(API_WONT_START, None, "no host answered the probes", rb.fix(API_WONT_START, first))
+    return IssueStatus(API_WONT_START, False, "the API is running — " + "; ".join(up), rb.fix(API_WONT_START, first))
 
 
-def _issue_3(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None) -> IssueStatus:
-    fix = _fix_3(env)
+def _issue_3(rb: _Runbook, env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None) -> IssueStatus:
+    fix = rb.fix(DB_ROLLBACK_FAILS, env.hosts[0])
     if env.database is None:
         return IssueStatus(DB_ROLLBACK_FAILS, False, "no database configured for this environment", fix)
     if last_run is not None and last_run.outcome in ("failed", "interrupted"):
@@ -198,7 +223,7 @@ def _issue_3(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSumma
     )
 
 
-def _issue_4(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _issue_4(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     stuck, unknown, fine = [], [], []
     for h in hosts:
         f = h.flags
@@ -214,27 +239,59 @@ def _issue_4(env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)
     if stuck:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stuck)
-        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, True, evidence, _fix_4(env, first), tuple(n for n, _ in stuck))
+        return IssueStatus(
+            PARTIAL_ONLY_ONE_FLAG, True, evidence, rb.fix(PARTIAL_ONLY_ONE_FLAG, first), tuple(n for n, _ in stuck)
+        )
     if unknown and not fine:
         why = "the log's flag line cannot be compared — " + "; ".join(unknown)
-        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, None, why, _fix_4(env, first))
+        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, None, why, rb.fix(PARTIAL_ONLY_ONE_FLAG, first))
     return IssueStatus(
         PARTIAL_ONLY_ONE_FLAG,
         False,
         "the log's last flag line agrees with the env file's sub-flags",
-        _fix_4(env, first),
+        rb.fix(PARTIAL_ONLY_ONE_FLAG, first),
     )
 
 
 def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[IssueStatus]:
     """All four issues, in the runbook's order, each with its verdict, evidence and fix."""
+    try:
+        profile = profile_of(env)
+    except ProfileError as exc:
+        where = f"{exc.problems[0]}" if exc.problems else str(exc)
+        more = f" (and {len(exc.problems) - 1} more)" if len(exc.problems) > 1 else ""
+        return [
+            IssueStatus(
+                PROFILE_UNREADABLE,
+                None,
+                f"the service profile cannot be read: {where}{more}",
+                (f"rollback-console config validate --profile {profile_path(env)}",),
+                title="Troubleshooting: the service profile",
+            )
+        ]
+    rb = _Runbook(env, profile)
     hosts = [h for h in snapshot.hosts if not h.unreachable]
-    out = [_issue_1(env, hosts), _issue_2(env, hosts), _issue_3(env, snapshot, last_run), _issue_4(env, hosts)]
+    out = [
+        _issue_1(rb, env, hosts),
+        _issue_2(rb, env, hosts),
+        _issue_3(rb, env, snapshot, last_run),
+        _issue_4(rb, env, hosts),
+    ]
     unreachable = [h.host for h in snapshot.hosts if h.unreachable]
     if unreachable and not hosts:
         why = f"unreachable: {', '.join(unreachable)}"
         out = [s if s.issue == DB_ROLLBACK_FAILS else IssueStatus(s.issue, None, why, s.fix) for s in out]
-    return out
+    # In the profile's order, with its titles; an issue it does not have is not its runbook's.
+    order = [i.id for i in profile.troubleshooting]
+    kept = sorted((s for s in out if s.issue in rb.issues), key=lambda s: order.index(s.issue))
+    return [replace(s, title=rb.title(s.issue)) for s in kept]
+
+
+def profile_path(env: Environment) -> str:
+    """The file the environment's profile is read from."""
+    from console.runbook import DEFAULT_PROFILE
+
+    return env.profile or str(DEFAULT_PROFILE)
 
 
 def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[Finding]:
@@ -243,5 +300,5 @@ def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSumma
     for status in assess(env, snapshot, last_run):
         if status.applies:
             host = status.hosts[0] if len(status.hosts) == 1 else None
-            out.append(Finding(status.issue, host, status.evidence, status.fix))
+            out.append(Finding(status.issue, host, status.evidence, status.fix, status.title))
     return out

@@ -667,7 +667,10 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
 def test_cli_validate_good_file() -> None:
     result = validate(SAMPLE)
     assert result.returncode == 0, result.stderr
-    assert result.stdout == f"{SAMPLE}: ok — staging (staging, 1 host), production (production, 2 hosts)\n"
+    assert result.stdout == (
+        f"{SAMPLE}: ok — staging (staging, 1 host), production (production, 2 hosts)"
+        "; profile analyticbot-phase4.toml (the default)\n"
+    )
     assert result.stderr == ""
 
 

@@ -125,7 +125,9 @@ def test_ini_inventory_gives_the_groups_hosts_their_address_port_user_key_and_va
 
     code, out = validate(config)
     source = f"group api of the inventory {tmp_path / 'hosts.ini'}"
-    assert code == 0 and out == [f"{config}: ok — staging (staging, 4 hosts from {source})"]
+    assert code == 0 and out == [
+        f"{config}: ok — staging (staging, 4 hosts from {source}); profile analyticbot-phase4.toml (the default)"
+    ]
 
 
 def test_groups_of_groups_yaml_and_group_vars_beside_the_inventory(tmp_path: Path) -> None:

@@ -8,6 +8,7 @@ import sys
 
 from console.cli import EXIT_OK, EXIT_USAGE
 from console.config import ConfigError, load_config
+from console.config.reader import Problem
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -33,14 +34,46 @@ def run_validate(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
+    from console.runbook.load import DEFAULT_PROFILE, ProfileError, profile_at
+
+    # Each environment's profile, each file read once; its problems with the profile's own lines.
+    problems: dict[str, list[Problem]] = {}
+    for e in config.environments.values():
+        path = e.profile or str(DEFAULT_PROFILE)
+        if path not in problems:
+            try:
+                profile_at(path)
+                problems[path] = []
+            except ProfileError as exc:
+                problems[path] = list(exc.problems)
+    bad = [(path, found) for path, found in problems.items() if found]
+    if bad:
+        for path, found in bad:
+            users = ", ".join(n for n, e in config.environments.items() if (e.profile or str(DEFAULT_PROFILE)) == path)
+            for problem in found:
+                print(problem, file=sys.stderr)
+            print(f"{path}: {len(found)} problem(s): the profile of {users} cannot be used", file=sys.stderr)
+        return EXIT_USAGE
     envs = ", ".join(
         f"{e.name} ({e.kind}, {len(e.hosts)} host{'s' if len(e.hosts) != 1 else ''}"
         + (f" from {e.hosts_source()}" if e.inventory else "")
         + ")"
         for e in config.environments.values()
     )
+    names = {e.name: _profile_name(e.profile) for e in config.environments.values()}
+    if len(set(names.values())) == 1:
+        envs += f"; profile {next(iter(names.values()))}"
+    else:
+        envs += "; profiles: " + ", ".join(f"{n} {p}" for n, p in names.items())
     print(f"{args.file}: ok — {envs}")
     return EXIT_OK
+
+
+def _profile_name(path: str | None) -> str:
+    """The profile's file, or that it is the default one."""
+    from console.runbook.load import DEFAULT_PROFILE
+
+    return f"{path}" if path else f"{DEFAULT_PROFILE.name} (the default)"
 
 
 def _validate_profile(path: str) -> int:

@@ -78,6 +78,9 @@ class _Loader:
     def load(self, data: dict[str, Any]) -> Config | None:
         root = _Table(self, data, ())
         hosts = self._hosts(root)
+        # Top-level `profile` is every environment's unless it names its own; None is the
+        # default profile. Only the path is kept: the profile is read when first used.
+        self.profile = self._profile(root)
         environments = self._environments(root, hosts)
         thresholds = self._thresholds(root)
         matrix = self._matrix(root)
@@ -241,10 +244,22 @@ class _Loader:
             fleet=fleet,
             lock_dir=t.get("lock_dir", str, "/tmp", _non_empty),
             inventory=from_inventory,
+            profile=self._profile(t) if "profile" in t.data else self.profile,
         )
         t.finish()
         self._check_placeholders(t, env)
         return env if len(self.problems) == before else None
+
+    def _profile(self, t: _Table) -> str | None:
+        """A service profile's path, relative to the config file; it must be a file (a stat,
+        not a parse: `config validate` parses it)."""
+        value = t.get("profile", str, None, _non_empty)
+        if not value:
+            return None
+        path = _resolve_path(self.base, value)
+        if not os.path.isfile(path):
+            t.problem("profile", f"no such profile file: {path}")
+        return path
 
     def _check_placeholders(self, t: _Table, env: Environment) -> None:
         """Every {name} in a path or command must be known on every host; {name:q}

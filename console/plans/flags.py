@@ -308,18 +308,21 @@ class AwaitEffect(Step):
         )
 
     def _remedy(self, ctx: RunContext, host: Host) -> Remedy | None:
-        env = ctx.env
-        if env.force_restart_command:
-            commands = [env.expand(env.force_restart_command, host)]
-        elif env.reload_command:
-            commands = [env.expand(env.reload_command, host), env.expand(env.restart_command, host)]
-        else:
+        """The environment's profile's remedy for issue 1 (Phase 4: the forced fresh start, else
+        reload then restart), with this environment's commands; None when it has none of them."""
+        from console.runbook import ProfileError, profile_of
+        from console.troubleshooting import fix_values
+
+        try:
+            profile = profile_of(ctx.env)
+            known = profile.issue(ENV_NOT_TAKING_EFFECT).remedy
+        except (ProfileError, KeyError):  # `config validate` names a broken profile
             return None
-        return Remedy(
-            "Force a fresh start that re-reads the env file",
-            tuple(commands),
-            ENV_NOT_TAKING_EFFECT,
-        )
+        if known is None:
+            return None
+        values = fix_values(ctx.env, host, profile)
+        commands = known.commands(values)
+        return Remedy(known.title, commands, ENV_NOT_TAKING_EFFECT) if commands else None
 
     def _stale(self, ctx: RunContext, host: Host, pid: int, process: FlagSet, want: FlagSet) -> StepFailed:
         diff = ", ".join(

@@ -21,11 +21,13 @@ profile names machinery — a decision-matrix signal, a troubleshooting fact, a 
 placeholder, a validation check, checklist evidence, an action kind — it picks from
 the words in vocabulary.py, and a new word there is new code.
 
-Nothing outside this package reads a profile yet: wiring it into the probes, plans,
-matrix, validations, troubleshooting, checklist and drills is the next step.
+Each environment names its profile (the config's `profile` key, else DEFAULT_PROFILE);
+``profile_of(env)`` reads it on first use, once per process. Troubleshooting reads it
+(titles, numbers, fix lines); the probes, plans, matrix, validations, checklist and
+drills do not yet.
 """
 
-from console.runbook.load import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, load_profile
+from console.runbook.load import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, load_profile, profile_at, profile_of
 from console.runbook.model import Action, Answer, Flag, FlagRules, Issue, Profile
 
 __all__ = [
@@ -39,4 +41,6 @@ __all__ = [
     "Profile",
     "ProfileError",
     "load_profile",
+    "profile_at",
+    "profile_of",
 ]

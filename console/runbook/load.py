@@ -20,6 +20,7 @@ from console import files
 from console.config.load import BOM, MAX_CONFIG_BYTES, _Loader, _toml_message
 from console.config.locate import Path as KeyPath
 from console.config.locate import locate
+from console.config.model import Environment
 from console.config.reader import ConfigError, Problem, _dotted, _non_empty, _Table
 from console.runbook import checks, patterns
 from console.runbook.checks import FLAG_ID, unique, unknown
@@ -347,3 +348,27 @@ def load_profile(path: str | os.PathLike[str] = DEFAULT_PROFILE) -> Profile:
     if profile is None:
         raise ProfileError(sorted(loader.problems, key=lambda x: (x.file != str(p), x.file, x.line or 0)))
     return profile
+
+
+# One parse per path per process: the dashboard asks every probe round. A broken profile's
+# error is kept too, so it is not re-read (and re-reported) every round.
+_LOADED: dict[str, Profile | ProfileError] = {}
+
+
+def profile_at(path: str | os.PathLike[str] | None) -> Profile:
+    """The profile at ``path`` (None: the default), read on first use; ProfileError if broken."""
+    key = str(path if path is not None else DEFAULT_PROFILE)  # the config's paths are absolute already
+    if key not in _LOADED:
+        try:
+            _LOADED[key] = load_profile(key)
+        except ProfileError as exc:
+            _LOADED[key] = exc
+    found = _LOADED[key]
+    if isinstance(found, ProfileError):
+        raise found
+    return found
+
+
+def profile_of(env: Environment) -> Profile:
+    """The environment's service profile (its config's `profile` key, else the default)."""
+    return profile_at(env.profile)
