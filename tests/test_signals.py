@@ -9,6 +9,7 @@ The console and watch run on a real pseudo-terminal, as an operator's would.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import pty
@@ -78,6 +79,7 @@ def _leftovers(marker: str) -> list[str]:
 def trial(args: list[str], delay: float, signum: int, marker: str, *, tty: bool = False) -> Trial:
     # HOME too: a drill without a config journals under HOME, not in the real one.
     env = {**os.environ, "RC_SIGNAL_TEST": marker, "PYTHONIOENCODING": "utf-8", "XDG_STATE_HOME": marker}
+    env["PYTHONFAULTHANDLER"] = "1"  # a hang's stacks, on SIGABRT (see below)
     env["HOME"] = marker
     env.pop("ROLLBACK_CONSOLE_CONFIG", None)
     argv = [sys.executable, "-m", "console", *args]
@@ -117,10 +119,16 @@ def trial(args: list[str], delay: float, signum: int, marker: str, *, tty: bool 
         proc.send_signal(signum)
         proc.wait(EXIT_DEADLINE_S)
     except subprocess.TimeoutExpired:
+        # Where it hangs: faulthandler (PYTHONFAULTHANDLER) prints every thread's stack on SIGABRT.
+        proc.send_signal(signal.SIGABRT)
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(5)
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+        reader.join(5)
         raise AssertionError(
-            f"{signal.Signals(signum).name} {delay}s after {args}: no exit within {EXIT_DEADLINE_S:g}s"
+            f"{signal.Signals(signum).name} {delay}s after {args}: no exit within {EXIT_DEADLINE_S:g}s; "
+            f"its output and stacks:\n{b''.join(chunks).decode('utf-8', 'replace')[-8000:]}"
         ) from None
     finally:
         reader.join(5)
