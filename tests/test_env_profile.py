@@ -4,8 +4,6 @@ with the environment's own commands, and `config validate` reads it with its own
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,6 +17,7 @@ from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, profile_of
 from screens.app import RollbackConsole
 from tests import tui_data
 from tests.engine_support import MakeSimulation, Operator, run_engine
+from tests.test_config import validate  # `config validate FILE` as a real process
 
 ROOT = Path(__file__).resolve().parent.parent
 NEW_TITLE = "Flags ignored by the running API"
@@ -50,16 +49,6 @@ def config_with(root: Path, top: str = "", staging: str = "") -> Path:
     text = text.replace("[environments.staging]\n", f"[environments.staging]\n{staging}\n", 1)
     path.write_text(top + "\n" + text)
     return path
-
-
-def validate(path: Path) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "console", "config", "validate", str(path)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=60,
-    )
 
 
 def test_no_profile_key_means_the_default_profile(tmp_path: Path) -> None:
