@@ -27,7 +27,7 @@ from console.issues import (
 )
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import Profile, ProfileError, profile_of
+from console.runbook import Profile, ProfileError, profile_of, profile_path
 from console.runbook.patterns import fill
 
 PROFILE_UNREADABLE = "profile-unreadable"  # the one status when the profile cannot be read
@@ -285,13 +285,6 @@ def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary
     order = [i.id for i in profile.troubleshooting]
     kept = sorted((s for s in out if s.issue in rb.issues), key=lambda s: order.index(s.issue))
     return [replace(s, title=rb.title(s.issue)) for s in kept]
-
-
-def profile_path(env: Environment) -> str:
-    """The file the environment's profile is read from."""
-    from console.runbook import DEFAULT_PROFILE
-
-    return env.profile or str(DEFAULT_PROFILE)
 
 
 def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[Finding]:

@@ -34,12 +34,12 @@ def run_validate(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
-    from console.runbook.load import DEFAULT_PROFILE, ProfileError, profile_at
+    from console.runbook.load import ProfileError, profile_at, profile_path
 
     # Each environment's profile, each file read once; its problems with the profile's own lines.
     problems: dict[str, list[Problem]] = {}
     for e in config.environments.values():
-        path = e.profile or str(DEFAULT_PROFILE)
+        path = profile_path(e)
         if path not in problems:
             try:
                 profile_at(path)
@@ -49,7 +49,7 @@ def run_validate(args: argparse.Namespace) -> int:
     bad = [(path, found) for path, found in problems.items() if found]
     if bad:
         for path, found in bad:
-            users = ", ".join(n for n, e in config.environments.items() if (e.profile or str(DEFAULT_PROFILE)) == path)
+            users = ", ".join(n for n, e in config.environments.items() if profile_path(e) == path)
             for problem in found:
                 print(problem, file=sys.stderr)
             print(f"{path}: {len(found)} problem(s): the profile of {users} cannot be used", file=sys.stderr)

@@ -27,7 +27,15 @@ Each environment names its profile (the config's `profile` key, else DEFAULT_PRO
 drills do not yet.
 """
 
-from console.runbook.load import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, load_profile, profile_at, profile_of
+from console.runbook.load import (
+    DEFAULT_PROFILE,
+    PROFILE_DIR,
+    ProfileError,
+    load_profile,
+    profile_at,
+    profile_of,
+    profile_path,
+)
 from console.runbook.model import Action, Answer, Flag, FlagRules, Issue, Profile
 
 __all__ = [
@@ -43,4 +51,5 @@ __all__ = [
     "load_profile",
     "profile_at",
     "profile_of",
+    "profile_path",
 ]

@@ -369,6 +369,11 @@ def profile_at(path: str | os.PathLike[str] | None) -> Profile:
     return found
 
 
+def profile_path(env: Environment) -> str:
+    """The file the environment's profile is read from (its config's `profile` key, else the default)."""
+    return env.profile or str(DEFAULT_PROFILE)
+
+
 def profile_of(env: Environment) -> Profile:
-    """The environment's service profile (its config's `profile` key, else the default)."""
-    return profile_at(env.profile)
+    """The environment's service profile."""
+    return profile_at(profile_path(env))
