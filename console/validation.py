@@ -54,7 +54,7 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[b
     if want is None:
         return False, f.env_file_error or "env file unreadable"
     if f.log is None:
-        return False, f.log_error or "no Feature flags line in the log"
+        return False, f.log_error or "no flag line in the log"
     problems = []
     if f.log != want:
         problems.append(f"log says {f.log.describe()}")
@@ -78,7 +78,8 @@ def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) 
     if not r.data_present:
         return False, f"no data (total_posts_analyzed={r.total_posts})"
     want = expected or h.flags.env_file
-    want_mode = want.mode if want else None
+    master = want.rules.master if want else None
+    want_mode = ("advanced" if want[master] else "legacy") if want and master else None
     detail = f"{r.total_posts} posts, {r.mode} mode"
     if want_mode and r.mode != want_mode:
         return False, f"{detail}, expected {want_mode} mode"

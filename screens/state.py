@@ -6,8 +6,10 @@ from dataclasses import dataclass, field
 
 from console.config.model import Environment, MatrixRow
 from console.matrix import Recommendation, evaluate
+from console.probes.logs import LogRules, rules_for
 from console.probes.series import LatencySeries
 from console.probes.snapshot import EnvironmentSnapshot
+from console.runbook import Profile, profile_of
 
 
 @dataclass
@@ -19,6 +21,15 @@ class LiveEnvironment:
     declared: set[str] = field(default_factory=set)  # symptoms the operator declared
     probe_error: str | None = None
     rounds: int = 0
+
+    @property
+    def profile(self) -> Profile:
+        """The environment's service profile (read once per process)."""
+        return profile_of(self.env)
+
+    @property
+    def log_rules(self) -> LogRules:
+        return rules_for(self.profile.log)
 
     def update(self, snapshot: EnvironmentSnapshot, matrix: tuple[MatrixRow, ...]) -> None:
         self.snapshot = snapshot

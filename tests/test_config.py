@@ -181,7 +181,7 @@ def test_minimal_config_gets_the_runbook_defaults(tmp_path: Path) -> None:
     assert env.days == 90
     assert env.database is None
     assert (env.fleet.mode, env.fleet.concurrency) == ("parallel", 10)
-    assert env.phase4_commit_message == "Phase 4: Production deployment with feature flags"
+    assert env.phase4_commit_message is None  # the profile's code rollback names the commit
 
     assert matrix_rows(config) == runbook_matrix_as_config()
     assert [item.text for item in config.checklist] == RUNBOOK_CHECKLIST

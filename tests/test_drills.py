@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from console.drills import SCENARIO_DIR, ScenarioError, load_scenario, scenarios
-from console.flags import ALL_OFF
 from console.journal import Journal
 from console.simulator import postgres
 from tests.engine_support import RUN_ID, run_id_in
+from tests.phase4 import ALL_OFF
 
 APPROVER = "lead-on-call"  # production needs someone other than the operator
 START_TIMEOUT_S = 90.0

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 
 from console.config import load_config
 from console.config.model import MatrixRow
-from console.flags import ADVANCED
 from console.matrix import evaluate
 from console.probes import http as http_probe
 from console.probes import jsonbody, logs
@@ -42,6 +41,7 @@ from console.probes.snapshot import (
 from console.simulator.world import Simulation
 from tests.engine_support import ssh_target
 from tests.fixtures_ssh import SSHServer, free_port
+from tests.phase4 import ADVANCED, LOG, REQUEST_LINE
 from tests.status_support import (
     FLAG_LINE,
     GOOD_PASSWORD,
@@ -366,7 +366,7 @@ def test_service_log_lines_are_redacted_in_status_json_and_check(
     # the journal) is already redacted, whatever prints it.
     from console.probes.collect import Prober
 
-    kept = Prober(load_config(config)).summarize([logs.LogLine.of(line) for line in lines])
+    kept = Prober(load_config(config)).summarize([LOG.line(line) for line in lines])
     assert not any(GOOD_PASSWORD in x or dsn_password in x for x in (*kept.error_samples, *kept.tail))
 
 
@@ -708,11 +708,13 @@ def test_the_hosts_verdict_on_each_log_line_matches_the_rule(
     log = tmp_path_factory.mktemp("fuzz") / "app.log"
     log.write_bytes("".join(line.replace("\n", " ") + "\n" for line in lines).encode())
     read = asyncio.run(
-        logs.read_lines(LocalTransport(Host("local")), logs.file_source(str(log), 1000), 1000, timeout=30, what="log")
+        logs.read_lines(
+            LocalTransport(Host("local")), logs.file_source(str(log), 1000), 1000, rules=LOG, timeout=30, what="log"
+        )
     )
     assert read.total == len(lines) and len(read.lines) == len(lines)
     for line, judged in zip(lines, read.lines, strict=True):
         whole = line.removesuffix("\r")  # awk drops one CR at the end, as a CRLF line has
-        assert judged.error == logs.is_error(whole), (whole[:200], judged)
-        assert judged.request == (logs.REQUEST_LINE in whole)
+        assert judged.error == LOG.is_error(whole), (whole[:200], judged)
+        assert judged.request == (REQUEST_LINE in whole)
         assert judged.length == len(whole.encode())

@@ -15,11 +15,11 @@ from typing import Any
 import pytest
 
 from console.config import defaults
-from console.flags import ADVANCED, TIME_WEIGHTING
 from console.simulator import database
 from console.simulator.dataset import POST_COUNT
 from console.simulator.world import Simulation
 from tests.fixtures_pg import requires_database
+from tests.phase4 import ADVANCED, TIME_WEIGHTING
 from tests.status_support import (
     CliResult,
     checks_of,

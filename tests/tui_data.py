@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from console.config import Config, load_config
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from console.journal.records import iso
 from console.probes.snapshot import (
@@ -21,6 +20,7 @@ from console.probes.snapshot import (
     MemoryReport,
     RecommendationReport,
 )
+from tests.phase4 import ALL_OFF, ALL_ON, RULES
 
 ROOT = Path(tempfile.gettempdir()) / "rollback-console-tui-fixed"
 T0 = 1795850000.0  # 2026-11-27 ~ fixed clock
@@ -113,16 +113,16 @@ def edit_env_facts(root: Path, env: str = "staging") -> dict[str, object]:
     """What the quick rollback's env file edit journaled: the file went from all flags on to
     the fixed (all off) text, with the splices that give each flag line back."""
     from console.envfile import parse_env
-    from console.flags import FLAG_NAMES
     from console.plans.env_edit import digest
+    from tests.phase4 import FLAG_NAMES
 
     path = str(root / f"{env}.env")
     before = parse_env(ENV_TEXT.format(env=env, flag="true").encode(), path)
-    after_text, undo = before.edit(dict.fromkeys(FLAG_NAMES, False))
+    after_text, undo = before.edit(dict.fromkeys(FLAG_NAMES, False), RULES)
     return {
         "path": path,
-        "before": before.flags().as_dict(),
-        "after": parse_env(after_text.encode(), path).flags().as_dict(),
+        "before": before.flags(RULES).as_dict(),
+        "after": parse_env(after_text.encode(), path).flags(RULES).as_dict(),
         "changed": True,
         "digest_before": digest(before.encoded()),
         "digest_after": digest(before.encoded(after_text)),

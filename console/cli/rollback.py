@@ -141,7 +141,8 @@ async def ask(failure: Failure) -> Decision:
     print(f"\n{failure.describe()}")
     for f in failure.hosts.values():
         if f.remedy:
-            print(f"  known fix ({f.remedy.troubleshooting}): {f.remedy.title}")
+            heading = f" ({f.remedy.troubleshooting})" if f.remedy.troubleshooting else ""
+            print(f"  known fix{heading}: {f.remedy.title}")
             for c in f.remedy.commands:
                 print(f"    $ {c}")
             break

@@ -236,9 +236,7 @@ class _Loader:
             service_log_command=t.get("service_log_command", str, None),
             repo_path=t.get("repo_path", str, None),
             rebuild_command=t.get("rebuild_command", str, None),
-            phase4_commit_message=t.get(
-                "phase4_commit_message", str, "Phase 4: Production deployment with feature flags", _non_empty
-            ),
+            phase4_commit_message=t.get("phase4_commit_message", str, None, _non_empty),
             database=database,
             api_reach=t.get("api_reach", str, "forward", _one_of(("forward", "direct"))),
             fleet=fleet,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.flags import FLAG_NAMES, SHORT, FlagSet
+from console.flags import FlagSet
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,14 @@ class FlagReport:
 
     @property
     def drift(self) -> tuple[FlagDrift, ...]:
+        sources = (self.env_file, self.process, self.log)
+        some = next((s for s in sources if s is not None), None)
         out = []
-        for name in FLAG_NAMES:
-            values = [s.get(name) if s else None for s in (self.env_file, self.process, self.log)]
+        for flag in some.flags if some else ():
+            values = [s.get(flag.id) if s else None for s in sources]
             known = {v for v in values if v is not None}
             if len(known) > 1:
-                out.append(FlagDrift(name, *values))
+                out.append(FlagDrift(flag.env, *values))
         return tuple(out)
 
     @property
@@ -292,4 +294,4 @@ class EnvironmentSnapshot:
 
 
 def flag_dict(flags: FlagSet | None) -> dict[str, bool] | None:
-    return None if flags is None else {SHORT[n]: flags.get(n) for n in FLAG_NAMES}
+    return None if flags is None else flags.as_dict()

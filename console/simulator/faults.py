@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from console.flags import FlagSet
+from console.simulator.settings import FlagSet
 
 FAULTS: dict[str, str] = {
     "latency_s": "seconds added to every best-times request",
