@@ -58,6 +58,46 @@ def test_every_profile_generates_answers_its_own_classify_accepts(path: Path) ->
             assert status == 503 and not endpoint.ok.holds(body)
 
 
+RICH_ANSWER = """envelope = [
+  { path = "$", type = "object" },
+  { path = "error", type = ["object", "null"] },
+  { path = "meta", exists = true },
+  { path = "meta.version", not_equals = "0" },
+]
+shape = [
+  { path = "results", type = "array" },
+  { path = "results[1].score", type = "number", above = 0.5, at_most = 1 },
+  { path = "total_hits", type = "integer", at_least = 0, below = 1000 },
+  { path = "retriever", one_of = ["semantic", "keyword"] },
+  { path = "reranked", type = "boolean" },
+  { path = "trace", is_null = true },
+  { not = { path = "cursor", exists = true } },
+  { any = [ { path = "took_ms", type = "integer", at_least = 1 }, { path = "cached", equals = true } ] },
+]
+"""
+
+
+def test_the_generator_covers_the_predicate_vocabulary(tmp_path: Path) -> None:
+    """searchd with every kind of test in its answer: exists, is_null, not_equals, numbers,
+    an item of a list, not, any; a mode written with not."""
+    text = SEARCHD.read_text(encoding="utf-8")
+    text = text[: text.index("envelope = [")] + RICH_ANSWER + text[text.index("data_present =") :]
+    old = 'when = { path = "reranked", equals = false }'
+    assert text.count(old) == 1
+    path = tmp_path / "rich.toml"
+    path.write_text(text.replace(old, 'when = { not = { path = "reranked", equals = true } }'), encoding="utf-8")
+    profile = load_profile(path)
+    spec = profile.probe.answer
+    assert len(spec.shape) == 8
+    answers.check_profile(profile)
+    for values in answers.flag_combinations(profile):
+        effective = profile.flags.effective(values)
+        doc = answers.ok_answer(profile, effective)
+        assert all(p.holds(doc) for p in (*spec.envelope, *spec.shape)) and "cursor" not in doc
+        got = spec.classify(spec.status, doc)
+        assert got.kind == "ok" and set(got.modes) == set(spec.expected_modes(effective))
+
+
 def test_a_profile_the_generator_cannot_satisfy_is_refused_naming_the_key(tmp_path: Path) -> None:
     """A mode no answer of the profile's shape can have: simulate says which key, starts nothing."""
     text = SEARCHD.read_text(encoding="utf-8")
