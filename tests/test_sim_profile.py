@@ -118,6 +118,13 @@ def test_a_profile_the_generator_cannot_satisfy_is_refused_naming_the_key(tmp_pa
     assert f'{broken}: probe.modes[0].when (mode "semantic")' in done.stderr
     assert "retriever equals 'hybrid'" in done.stderr and "Traceback" not in done.stderr
     assert not directory.exists() or not any(directory.iterdir()), "nothing was laid out"
+    no_db = subprocess.run(
+        [sys.executable, "-m", "console", "simulate", "--dir", str(directory), "--profile", str(SEARCHD), "--no-db"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert no_db.returncode == 2 and "--no-db is for the Phase 4 simulation" in no_db.stderr
 
 
 # --- the searchd world, as `simulate --profile` runs it ----------------------------------
@@ -384,3 +391,36 @@ def test_a_profile_with_a_login_logs_in_and_refuses_without_a_token(tmp_path: Pa
         }
         assert lines[-1].startswith("{") and "Using ADVANCED query with new features" in lines[-1]
         assert sim.database_note and "Phase 4's schema only" in sim.database_note
+
+
+def test_error_rate_alternates_http_500_and_the_first_failure_shape(fresh: World) -> None:
+    world = fresh
+    assert world.fault("error_rate=1").returncode == 0
+    responses = [world.search() for _ in range(4)]
+    assert [r.status_code for r in responses] == [500, 200, 500, 200]
+    spec = world.profile.probe.answer
+    assert [spec.classify(r.status_code, r.json()).kind for r in responses] == ["error", "failed"] * 2
+    assert spec.classify(200, responses[1].json()).failure == spec.failures[0].id
+    assert responses[0].json() == {"message": "Internal Server Error"}, "where error_detail says to look"
+    lines = world.path("log_file").read_text(encoding="utf-8").splitlines()[-12:]
+    plain = world.profile.log.plain
+    assert plain is not None and sum(plain.level(line) == "ERROR" for line in lines) == 4
+
+
+def test_crash_on_start_and_stale_restart_as_the_phase4_simulator_has_them(fresh: World) -> None:
+    world = fresh
+    assert world.fault("crash_on_start=true").returncode == 0
+    crashed = world.run("restart_command")
+    assert crashed.returncode != 0 and "searchd failed to start" in crashed.stderr
+    assert "StartupCrash" in world.run("service_log_command").stdout
+    assert world.run("pid_command").returncode == 1
+    assert world.fault("--clear", "stale_restart=true").returncode == 0
+    assert world.run("restart_command").returncode == 0
+    env_file = world.path("env_file")
+    env_file.write_text(env_file.read_text().replace("ENABLE_RERANKER=on", "ENABLE_RERANKER=off"))
+    assert world.run("restart_command").returncode == 0
+    world.search()
+    assert world.last_flag_line() == {"semantic": True, "reranker": True}, "a stale restart keeps the old environment"
+    assert world.run("force_restart_command").returncode == 0
+    world.search()
+    assert world.last_flag_line() == {"semantic": True, "reranker": False} == world.env_flags()
