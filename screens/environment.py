@@ -98,7 +98,7 @@ class EnvironmentScreen(Screen):
             self.query_one("#env-summary", Static).update(fmt.esc(live.probe_error or "probing…"))
             return
         t = config.thresholds
-        critical = limit(config.decision_matrix, "response_time_s") or 5.0
+        critical = limit(self.app.matrix(live.env.name).rows, "response_time_s") or 5.0
         with self.app.batch_update():
             self.query_one("#env-summary", Static).update(
                 fmt.recommendation_line(live.recommendation)
@@ -186,7 +186,7 @@ class EnvironmentScreen(Screen):
         rec = self.live.recommendation
         findings = list(rec.findings) if rec is not None else []
         rows = []
-        for i, row in enumerate(self.app.config.decision_matrix):
+        for i, row in enumerate(self.app.matrix(self.live.env.name).rows):
             finding = findings[i] if i < len(findings) else None
             mark, seen = "", ""
             if finding is not None:

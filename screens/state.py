@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.config.model import Environment, MatrixRow
-from console.matrix import Recommendation, evaluate
+from console.config.model import Environment
+from console.matrix import DecisionMatrix, Recommendation, evaluate
 from console.probes.logs import LogRules, rules_for
 from console.probes.series import LatencySeries
 from console.probes.snapshot import EnvironmentSnapshot
@@ -31,13 +31,13 @@ class LiveEnvironment:
     def log_rules(self) -> LogRules:
         return rules_for(self.profile.log)
 
-    def update(self, snapshot: EnvironmentSnapshot, matrix: tuple[MatrixRow, ...]) -> None:
+    def update(self, snapshot: EnvironmentSnapshot, matrix: DecisionMatrix) -> None:
         self.snapshot = snapshot
         self.probe_error = None
         self.rounds += 1
         self.series.add(snapshot.taken_at, snapshot.response_time_s)
         self.recommendation = evaluate(matrix, snapshot, self.declared)
 
-    def reevaluate(self, matrix: tuple[MatrixRow, ...]) -> None:
+    def reevaluate(self, matrix: DecisionMatrix) -> None:
         if self.snapshot is not None:
             self.recommendation = evaluate(matrix, self.snapshot, self.declared)

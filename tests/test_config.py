@@ -13,6 +13,7 @@ import pytest
 from console.config import ConfigError, SecretError, SecretRef, Thresholds, find_config, load_config
 from console.config.locate import key_lines, locate
 from console.config.model import ChecklistItem, Host
+from console.matrix import matrix_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_configs" / "analyticbot.toml"
@@ -110,8 +111,10 @@ def runbook_matrix_as_config() -> list[tuple[Any, ...]]:
     return out
 
 
-def matrix_rows(config: Any) -> list[tuple[Any, ...]]:
-    return [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in config.decision_matrix]
+def matrix_rows(config: Any, env: str = "staging") -> list[tuple[Any, ...]]:
+    """The rows that decide for ``env``: the config's [[decision_matrix]], else its profile's."""
+    rows = matrix_of(config, config.environment(env)).rows
+    return [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in rows]
 
 
 # ---------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 
 from console.config import load_config
 from console.config.model import MatrixRow
-from console.matrix import evaluate
+from console.matrix import DecisionMatrix, evaluate
 from console.probes import http as http_probe
 from console.probes import jsonbody, logs
 from console.probes.snapshot import (
@@ -186,16 +186,17 @@ def test_the_matrix_concludes_nothing_from_a_signal_it_does_not_have() -> None:
         return EnvironmentSnapshot("e", "staging", 0.0, 0.1, hosts)
 
     # Every signal known and unlit on every host: the only way to "no action".
-    fine = evaluate(rows, env(host("a", 0.4, 300), host("b", 0.5, 310)))
+    matrix = DecisionMatrix(rows, {}, "best-times")
+    fine = evaluate(matrix, env(host("a", 0.4, 300), host("b", 0.5, 310)))
     assert fine.action is None and fine.assessed and fine.title.startswith("No action")
     # One host's latency unknown: the row is unknown (that host could be the slow one).
-    partial = evaluate(rows, env(host("a", 0.4, 300), host("b", None, 310)))
+    partial = evaluate(matrix, env(host("a", 0.4, 300), host("b", None, 310)))
     (latency,) = [f for f in partial.findings if f.row.signal == "response_time_s"]
     assert latency.known is False and not latency.lit
     assert latency.evidence.startswith("cannot tell: 1 of 2 hosts not measured — b: GET /x: no answer")
     assert partial.action is None and not partial.assessed and partial.title.startswith("Cannot assess: b: GET /x")
     # A lit row stands although another host is unknown, and what is unknown is still said.
-    lit = evaluate(rows, env(host("a", 6.2, 300), host("b", None, 310)))
+    lit = evaluate(matrix, env(host("a", 6.2, 300), host("b", None, 310)))
     assert lit.action == "quick" and not lit.assessed and lit.problems
     assert [f.evidence for f in lit.lit] == ["best-times took 6.20s on 1 of 2 hosts (a)"]
     # Declared rows need the operator, never a probe: they do not make the matrix unknown.

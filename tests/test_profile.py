@@ -125,11 +125,41 @@ def test_phase4_flag_actions_write_what_the_runbook_writes(phase4: Profile) -> N
 
 def test_phase4_matrix_and_titles_are_the_runbooks(phase4: Profile) -> None:
     ours = [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in phase4.matrix]
-    code = [
-        (r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in defaults.DECISION_MATRIX
+    runbook = [  # the runbook's "Decision Matrix" table
+        ("Response time > 5s", "HIGH", "quick", "< 1 min", "response_time_s", 5.0, None),
+        ("Error rate > 5%", "HIGH", "quick", "< 1 min", "error_rate", 0.05, None),
+        ("Memory usage > 2GB", "MEDIUM", "partial-time-weighting", "< 2 min", "memory_mb", 2048.0, None),
+        (
+            "Incorrect recommendations",
+            "MEDIUM",
+            "partial-time-weighting",
+            "< 5 min",
+            None,
+            None,
+            "Investigate, consider partial rollback",
+        ),
+        (
+            "Missing data in response",
+            "LOW",
+            "check-flags",
+            "< 5 min",
+            "missing_data",
+            None,
+            "Check feature flag settings",
+        ),
+        ("Code bugs", "HIGH", "code", "< 10 min", None, None, None),
     ]
-    assert ours == code
-    assert {a.id: a.short_title for a in phase4.actions} == matrix.ACTION_TITLES
+    assert ours == runbook
+    assert {a.id: a.short_title for a in phase4.actions} == {  # the decision matrix's words
+        "quick": "Quick rollback (disable all)",
+        "partial-time-weighting": "Partial rollback (disable time-weighting)",
+        "partial-content-type": "Partial rollback (disable content-type analysis)",
+        "code": "Full code rollback",
+        "database": "Database rollback (migration 004)",
+        "full": "Full code rollback with database rollback",
+        "investigate": "Investigate",
+        "check-flags": "Check feature flag settings",
+    }
     assert {v.id: v.title for v in phase4.validations} == validation.TITLES
     assert {v.check for v in phase4.validations} == {"health", "flags", "probe", "errors", "response_time"}
 

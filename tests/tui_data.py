@@ -236,7 +236,7 @@ def feed(app: object) -> None:
         live = app.live[name]  # type: ignore[attr-defined]
         for i, v in enumerate(LATENCIES[name]):
             live.series.add(T0 - 60 + i * 5, v)
-        live.update(snap, app.config.decision_matrix)  # type: ignore[attr-defined]
+        live.update(snap, app.matrix(name))  # type: ignore[attr-defined]
         live.series.points.pop()  # update() added the last point again
         app.env_updated.publish(name)  # type: ignore[attr-defined]
 

@@ -82,7 +82,7 @@ class EnvPanel(Widget, can_focus=True):
         live, s = self.live, self.live.snapshot
         assert s is not None
         t = self.config.thresholds
-        critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
+        critical = limit(self.app.matrix(self.live.env.name).rows, "response_time_s") or 5.0
         width = max(8, self._metrics_box.size.width - 9)
         return "\n".join(
             (
