@@ -1,7 +1,7 @@
-"""The runbook's five validations after a rollback, read from a snapshot.
-
-1 health · 2 feature flag status · 3 test recommendations · 4 error rate · 5 response time.
-Each check passes only when it passes on every host.
+"""The runbook's validations after a rollback, read from a snapshot: the environment's
+profile lists them (Phase 4: health · feature flag status · test recommendations · error
+rate · response time); each is one kind of check the code knows (CHECK_KINDS). Each
+passes only when it passes on every host.
 """
 
 from __future__ import annotations
@@ -12,29 +12,19 @@ from dataclasses import dataclass
 from console.config.model import Thresholds
 from console.flags import FlagSet
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-
-TITLES = {
-    "health": "Health check",
-    "flags": "Feature flag status",
-    "recommendations": "Test recommendations",
-    "errors": "Error rate",
-    "response_time": "Response time",
-}
+from console.runbook.model import Validation
 
 
 @dataclass(frozen=True)
 class Check:
-    name: str
+    name: str  # the validation's id in the profile
     passed: bool
     detail: str  # one line an operator reads
     hosts: tuple[tuple[str, bool, str], ...] = ()  # per host: (host, passed, detail)
-
-    @property
-    def title(self) -> str:
-        return TITLES[self.name]
+    title: str = ""  # the profile's title for it
 
 
-def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     hr = h.health
     if hr.health_error and (hr.health_status is None or hr.health_status == 200):
         return False, hr.health_error
@@ -48,7 +38,7 @@ def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, 
     return hr.healthy and hr.ready is True, detail
 
 
-def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[bool, str]:
+def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     f = h.flags
     want = expected or f.env_file
     if want is None:
@@ -67,7 +57,7 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[b
     return True, f"log: {f.log.describe()}"
 
 
-def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[bool, str]:
+def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     r = h.recommendations
     if r.login_error:
         return False, r.login_error
@@ -86,19 +76,22 @@ def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) 
     return True, detail
 
 
-def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
     lg = h.logs
+    allowed = v.max_error_lines or 0
     if lg.error:
         return False, lg.error
-    if lg.error_lines:
-        sample = lg.error_samples[-1][:160] if lg.error_samples else ""
-        return False, f"{lg.error_lines} ERROR line(s) in {lg.described_span} — latest: {sample}"
     if lg.window == 0:  # nothing read is nothing checked
         return False, f"no log line in {lg.described_span}: cannot tell whether there were errors"
-    return True, f"0 ERROR lines in {lg.described_span}"
+    if lg.error_lines > allowed:
+        sample = lg.error_samples[-1][:160] if lg.error_samples else ""
+        most = f" (at most {allowed})" if allowed else ""
+        return False, f"{lg.error_lines} ERROR line(s) in {lg.described_span}{most} — latest: {sample}"
+    most = f" (at most {allowed})" if allowed else ""
+    return True, f"{lg.error_lines} ERROR lines in {lg.described_span}{most}"
 
 
-def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     r = h.recommendations
     if r.latency_s is None:
         return False, r.error or r.login_error or "not measured"
@@ -109,27 +102,42 @@ def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[
     return ok, detail
 
 
-CHECKS: dict[str, Callable[[HostSnapshot, Thresholds, FlagSet | None], tuple[bool, str]]] = {
+def _memory(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
+    rss = h.memory.rss_mb
+    if rss is None:
+        return False, h.memory.error or "not measured"
+    limit = v.below_mb if v.below_mb is not None else float("inf")
+    ok = rss < limit
+    return ok, f"RSS {rss:.0f} MB ({'<' if ok else '≥'} {limit:g} MB)"
+
+
+CheckFn = Callable[[HostSnapshot, Thresholds, FlagSet | None, Validation], tuple[bool, str]]
+CHECK_KINDS: dict[str, CheckFn] = {  # a profile's `check = …`: see console.runbook.vocabulary
     "health": _health,
     "flags": _flags,
-    "recommendations": _recommendations,
+    "probe": _recommendations,
     "errors": _errors,
     "response_time": _response_time,
+    "memory": _memory,
 }
 
 
 def validate(
-    snapshot: EnvironmentSnapshot, thresholds: Thresholds, expected: FlagSet | None = None
+    snapshot: EnvironmentSnapshot,
+    thresholds: Thresholds,
+    validations: tuple[Validation, ...],
+    expected: FlagSet | None = None,
 ) -> tuple[Check, ...]:
-    """The five checks. ``expected``: the flags a rollback meant to set (default: the env file's)."""
+    """The profile's validations. ``expected``: the flags a rollback meant to set (default: the env file's)."""
     out = []
-    for name, check in CHECKS.items():
+    for v in validations:
+        check, name = CHECK_KINDS[v.check], v.id
         per_host = []
         for h in snapshot.hosts:
             if h.unreachable:
                 per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
             else:
-                per_host.append((h.host, *check(h, thresholds, expected)))
+                per_host.append((h.host, *check(h, thresholds, expected, v)))
         passed = all(ok for _, ok, _ in per_host)
         if len(per_host) == 1:
             detail = per_host[0][2]
@@ -140,9 +148,9 @@ def validate(
                 if passed
                 else f"{len(failed)} of {len(per_host)} hosts fail — " + "; ".join(failed[:3])
             )
-            if name == "response_time":
+            if v.check == "response_time":
                 again = [h for h in snapshot.hosts if h.recommendations.measured]
                 if again and passed:
                     detail += f" ({len(again)} slow at first, {again[0].recommendations.measured})"
-        out.append(Check(name, passed, detail, tuple(per_host)))
+        out.append(Check(name, passed, detail, tuple(per_host), v.title))
     return tuple(out)

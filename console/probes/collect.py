@@ -431,7 +431,7 @@ class Prober:
 
 
 async def checked_snapshot(config: Config, name: str) -> EnvironmentSnapshot:
-    """A snapshot for the five checks (the `check` command): slow answers measured again."""
+    """A snapshot for the validations (the `check` command): slow answers measured again."""
     async with Prober(config) as prober:
         env = config.environment(name)
         snapshot = await prober.snapshot(env)
