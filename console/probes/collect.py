@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import importlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -117,19 +118,40 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
-def http_limits(hosts: int) -> tuple[int, int]:
-    """(requests in flight at once, idle connections kept per API).
+def api_origins(config: Config) -> int:
+    """How many HTTP origins the probes reach, each with its own pool (httppool.py): hosts
+    behind one URL (a load balancer, a test's one server) share one; a host reached through
+    an SSH forward has its own local port."""
+    seen: set[tuple] = set()
+    for env in config.environments.values():
+        for host in env.hosts:
+            try:
+                if env.api_reach == "forward" and not host.is_local:
+                    seen.add(("forward", host.name, api_base(env, host)))
+                else:
+                    url = urlsplit(env.expand(env.api_url, host))
+                    seen.add((url.scheme, url.hostname, url.port))
+            except ValueError:  # a URL that does not parse: the probe says so; count it alone
+                seen.add(("unparsed", env.name, host.name))
+    return max(1, len(seen))
+
+
+def http_limits(hosts: int, origins: int | None = None) -> tuple[int, int]:
+    """(requests in flight at once, idle connections kept per origin).
 
     At most 100 requests in flight (httpx's default). Not more: on a starved CPU, every
     request of a larger burst runs into the probe timeout together, where a bounded one
     mostly finishes. Connections are kept alive between requests (a reopened one costs an
-    SSH channel too), as many per API as the open-file limit leaves room for: a forwarded
-    connection costs two descriptors."""
+    SSH channel too), as many per origin as the open-file limit leaves room for: a
+    forwarded connection costs two descriptors. The room is shared by origin, not by host:
+    fifty hosts behind one URL are one pool, which would otherwise keep a fiftieth of it
+    and reopen connections all the time."""
     import resource
 
+    origins = max(1, origins if origins is not None else hosts)
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * max(1, hosts)
-    return max(20, min(100, room)), max(1, room // max(1, hosts))
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * origins
+    return max(20, min(100, room)), max(1, room // origins)
 
 
 class Prober:
@@ -156,9 +178,7 @@ class Prober:
         read in a thread of its own, within a deadline): a host's probe starts it with its
         requests, and waits for it (``_ready_to_redact``) only once they are answered."""
         if self._redact is None and self._secrets is None:
-            from console.journal.redact import known_secrets
-
-            self._secrets = asyncio.ensure_future(asyncio.to_thread(known_secrets, self.config))
+            self._secrets = asyncio.ensure_future(asyncio.to_thread(_known_secrets, self.config))
 
     async def _ready_to_redact(self) -> None:
         if self._redact is None and self._secrets is not None:
@@ -189,7 +209,8 @@ class Prober:
             # Loading the CA store is most of the client's set-up; plain-HTTP APIs (the
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
-            in_flight, keepalive = http_limits(sum(len(e.hosts) for e in self.config.environments.values()))
+            hosts = sum(len(e.hosts) for e in self.config.environments.values())
+            in_flight, keepalive = http_limits(hosts, api_origins(self.config))
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(t, connect=min(t, 5.0)),
                 trust_env=False,
@@ -413,14 +434,21 @@ class Prober:
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
-            # The PostgreSQL driver loads here, not before the hosts' probes have started.
-            from console import db
-
+            # The PostgreSQL driver (≈ 17 ms of imports) loads in a thread: the hosts' answers
+            # are handled meanwhile, not after it.
+            db = await asyncio.to_thread(importlib.import_module, "console.db")
             return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
         except TimeoutError:
             return DatabaseReport(error=f"database: no answer within {timeout:.0f}s")
         except TransportError as exc:
             return DatabaseReport(error=str(exc))
+
+
+def _known_secrets(config: Config) -> list[str]:
+    # Imported in the thread too: its module loads while the probes wait on the network.
+    from console.journal.redact import known_secrets
+
+    return known_secrets(config)
 
 
 async def checked_snapshot(config: Config, name: str) -> EnvironmentSnapshot:
