@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import importlib
 import re
 import time
 from collections.abc import Awaitable, Callable
@@ -178,7 +177,9 @@ class Prober:
         read in a thread of its own, within a deadline): a host's probe starts it with its
         requests, and waits for it (``_ready_to_redact``) only once they are answered."""
         if self._redact is None and self._secrets is None:
-            self._secrets = asyncio.ensure_future(asyncio.to_thread(_known_secrets, self.config))
+            from console.journal.redact import known_secrets
+
+            self._secrets = asyncio.ensure_future(asyncio.to_thread(known_secrets, self.config))
 
     async def _ready_to_redact(self) -> None:
         if self._redact is None and self._secrets is not None:
@@ -434,21 +435,14 @@ class Prober:
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(env.hosts[0]), timeout)
-            # The PostgreSQL driver (≈ 17 ms of imports) loads in a thread: the hosts' answers
-            # are handled meanwhile, not after it.
-            db = await asyncio.to_thread(importlib.import_module, "console.db")
+            # The PostgreSQL driver loads here, not before the hosts' probes have started.
+            from console import db
+
             return await asyncio.wait_for(db.inspect(env.database, transport, timeout=timeout), timeout)
         except TimeoutError:
             return DatabaseReport(error=f"database: no answer within {timeout:.0f}s")
         except TransportError as exc:
             return DatabaseReport(error=str(exc))
-
-
-def _known_secrets(config: Config) -> list[str]:
-    # Imported in the thread too: its module loads while the probes wait on the network.
-    from console.journal.redact import known_secrets
-
-    return known_secrets(config)
 
 
 async def checked_snapshot(config: Config, name: str) -> EnvironmentSnapshot:
