@@ -192,7 +192,7 @@ def pick(
     among ``profile``'s (default: the default profile's)."""
     if name and Path(name).suffix == ".toml":
         return load_scenario(Path(name))
-    known = scenarios(directory)
+    known = scenarios(directory, profile=profile)
     if name is None:
         own = scenarios(directory, profile=profile or str(DEFAULT_PROFILE)) if directory is None else known
         return (rng or random.SystemRandom()).choice(list(own.values()))

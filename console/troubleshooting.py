@@ -134,7 +134,7 @@ class _Runbook:
         found = self.issues.get(issue)
         if found is None:
             return ()
-        if issue == DB_ROLLBACK_FAILS and self.env.database is None:
+        if "db_rollback_failed" in found.applies and self.env.database is None:
             return ("# no [database] section for this environment: the console has no database to roll back here",)
         return found.fix_lines(self.values(host))
 
@@ -142,7 +142,7 @@ class _Runbook:
         return self.issues[issue].heading
 
 
-def _issue_1(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _stale(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     stale, unknown = [], []
     for h in hosts:
         f = h.flags
@@ -160,22 +160,20 @@ def _issue_1(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
     first = _host(env, stale[0][0] if stale else hosts[0].host if hosts else env.hosts[0].name)
     if stale:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stale)
-        return IssueStatus(
-            ENV_NOT_TAKING_EFFECT, True, evidence, rb.fix(ENV_NOT_TAKING_EFFECT, first), tuple(n for n, _ in stale)
-        )
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in stale))
     if unknown or not hosts:
         why = "the env file or the process environment could not be read — " + "; ".join(unknown)
-        return IssueStatus(ENV_NOT_TAKING_EFFECT, None, why, rb.fix(ENV_NOT_TAKING_EFFECT, first))
+        return IssueStatus(issue, None, why, rb.fix(issue, first))
     pids = ", ".join(str(h.flags.pid) for h in hosts)
     return IssueStatus(
-        ENV_NOT_TAKING_EFFECT,
+        issue,
         False,
         f"the running process (pid {pids}) has the env file's flags",
-        rb.fix(ENV_NOT_TAKING_EFFECT, first),
+        rb.fix(issue, first),
     )
 
 
-def _issue_2(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _down(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     down, up = [], []
     for h in hosts:
         f = h.flags
@@ -189,37 +187,39 @@ def _issue_2(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
     first = _host(env, down[0][0] if down else hosts[0].host if hosts else env.hosts[0].name)
     if down:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in down)
-        return IssueStatus(API_WONT_START, True, evidence, rb.fix(API_WONT_START, first), tuple(n for n, _ in down))
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in down))
     if not up:
-        return IssueStatus(API_WONT_START, None, "no host answered the probes", rb.fix(API_WONT_START, first))
-    return IssueStatus(API_WONT_START, False, "the API is running — " + "; ".join(up), rb.fix(API_WONT_START, first))
+        return IssueStatus(issue, None, "no host answered the probes", rb.fix(issue, first))
+    return IssueStatus(issue, False, "the API is running — " + "; ".join(up), rb.fix(issue, first))
 
 
-def _issue_3(rb: _Runbook, env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None) -> IssueStatus:
-    fix = rb.fix(DB_ROLLBACK_FAILS, env.hosts[0])
+def _database(
+    issue: str, rb: _Runbook, env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None
+) -> IssueStatus:
+    fix = rb.fix(issue, env.hosts[0])
     if env.database is None:
-        return IssueStatus(DB_ROLLBACK_FAILS, False, "no database configured for this environment", fix)
+        return IssueStatus(issue, False, "no database configured for this environment", fix)
     if last_run is not None and last_run.outcome in ("failed", "interrupted"):
-        issue, failure = failed_issue(last_run)
-        if issue == DB_ROLLBACK_FAILS:
+        failed, failure = failed_issue(last_run)
+        if failed in (DB_ROLLBACK_FAILS, issue):  # the database steps name the Phase 4 id
             at = (last_run.failed_at() or (str(failure["step"]), ""))[0]
             error = str(failure.get("message", ""))
-            return IssueStatus(DB_ROLLBACK_FAILS, True, f"run {last_run.run_id} failed at {at}: {error[:200]}", fix)
+            return IssueStatus(issue, True, f"run {last_run.run_id} failed at {at}: {error[:200]}", fix)
     db = snapshot.database
     columns = ""
     if db is not None and not db.error:
         columns = "; columns now: " + ", ".join(f"{c} {'present' if p else 'absent'}" for c, p in db.columns)
     if last_run is None:
-        return IssueStatus(DB_ROLLBACK_FAILS, False, "no rollback of this environment in the journal" + columns, fix)
+        return IssueStatus(issue, False, "no rollback of this environment in the journal" + columns, fix)
     return IssueStatus(
-        DB_ROLLBACK_FAILS,
+        issue,
         False,
         f"the last run ({last_run.run_id}, {last_run.outcome}) did not fail at a database step" + columns,
         fix,
     )
 
 
-def _issue_4(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+def _partial(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     stuck, unknown, fine = [], [], []
     for h in hosts:
         f = h.flags
@@ -241,22 +241,55 @@ def _issue_4(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
     first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)
     if stuck:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stuck)
-        return IssueStatus(
-            PARTIAL_ONLY_ONE_FLAG, True, evidence, rb.fix(PARTIAL_ONLY_ONE_FLAG, first), tuple(n for n, _ in stuck)
-        )
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in stuck))
     if unknown and not fine:
         why = "the log's flag line cannot be compared — " + "; ".join(unknown)
-        return IssueStatus(PARTIAL_ONLY_ONE_FLAG, None, why, rb.fix(PARTIAL_ONLY_ONE_FLAG, first))
+        return IssueStatus(issue, None, why, rb.fix(issue, first))
     return IssueStatus(
-        PARTIAL_ONLY_ONE_FLAG,
+        issue,
         False,
         "the log's last flag line agrees with the env file's sub-flags",
-        rb.fix(PARTIAL_ONLY_ONE_FLAG, first),
+        rb.fix(issue, first),
     )
 
 
+def _log_mismatch(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    """The log's last flag line says other values than the env file (the process is another
+    issue: a stale environment)."""
+    off, unknown, fine = [], [], []
+    for h in hosts:
+        f = h.flags
+        if f.env_file is None or f.log is None:
+            unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
+        elif f.log != f.env_file:
+            off.append((h.host, f"env file has {f.env_file.describe()}, the log says {f.log.describe()}"))
+        else:
+            fine.append(h.host)
+    first = _host(env, off[0][0] if off else hosts[0].host if hosts else env.hosts[0].name)
+    if off:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in off)
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in off))
+    if unknown and not fine:
+        return IssueStatus(
+            issue, None, "the log's flag line cannot be compared — " + "; ".join(unknown), rb.fix(issue, first)
+        )
+    return IssueStatus(issue, False, "the log's last flag line agrees with the env file", rb.fix(issue, first))
+
+
+# Which facts the console can judge from a snapshot, and how (db_rollback_failed: from the journal).
+JUDGES = {
+    "stale_process": _stale,
+    "not_running": _down,
+    "restart_failed": _down,
+    "env_file_unparsable": _down,
+    "partial_flag_mismatch": _partial,
+    "log_flag_mismatch": _log_mismatch,
+    "db_rollback_failed": _database,
+}
+
+
 def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[IssueStatus]:
-    """All four issues, in the runbook's order, each with its verdict, evidence and fix."""
+    """The profile's issues, in its order, each with its verdict, evidence and fix."""
     try:
         profile = profile_of(env)
     except ProfileError as exc:
@@ -273,20 +306,25 @@ def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary
         ]
     rb = _Runbook(env, profile)
     hosts = [h for h in snapshot.hosts if not h.unreachable]
-    out = [
-        _issue_1(rb, env, hosts),
-        _issue_2(rb, env, hosts),
-        _issue_3(rb, env, snapshot, last_run),
-        _issue_4(rb, env, hosts),
-    ]
     unreachable = [h.host for h in snapshot.hosts if h.unreachable]
-    if unreachable and not hosts:
-        why = f"unreachable: {', '.join(unreachable)}"
-        out = [s if s.issue == DB_ROLLBACK_FAILS else IssueStatus(s.issue, None, why, s.fix) for s in out]
-    # In the profile's order, with its titles; an issue it does not have is not its runbook's.
-    order = [i.id for i in profile.troubleshooting]
-    kept = sorted((s for s in out if s.issue in rb.issues), key=lambda s: order.index(s.issue))
-    return [replace(s, title=rb.title(s.issue)) for s in kept]
+    out = []
+    # Each of the profile's issues, in its order, judged by the first of its facts the console
+    # can see (console.runbook.vocabulary.FACTS); one it cannot judge reads "cannot assess".
+    for issue in profile.troubleshooting:
+        fact = next((f for f in issue.applies if f in JUDGES), None)
+        if fact is None:
+            said = ", ".join(issue.applies) or "none"
+            status = IssueStatus(
+                issue.id, None, f"cannot assess: the console has no check for its facts ({said}) yet", ()
+            )
+        elif fact == "db_rollback_failed":
+            status = _database(issue.id, rb, env, snapshot, last_run)
+        else:
+            status = JUDGES[fact](issue.id, rb, env, hosts)
+            if unreachable and not hosts:
+                status = IssueStatus(status.issue, None, f"unreachable: {', '.join(unreachable)}", status.fix)
+        out.append(replace(status, title=rb.title(issue.id)))
+    return out
 
 
 def findings(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary | None = None) -> list[Finding]:
