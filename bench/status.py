@@ -28,6 +28,7 @@ from console.config import Config, load_config
 from console.config.model import Environment
 from console.probes import http, logs
 from console.probes.collect import LOG_LINES_FOR_FLAGS, Prober, reachable_base, read_log, read_pid
+from console.runbook import profile_of
 from console.simulator.world import Simulation
 
 
@@ -48,15 +49,8 @@ async def sequential_round(prober: Prober, envs: list[Environment]) -> None:
             environ = await transport.process_environ(pid)
             rss = await transport.process_rss(pid)
             base = await reachable_base(env, host, transport)
-            await http.probe_health(prober.client, base)
-            await http.probe_recommendations(
-                prober.client,
-                base,
-                email=env.login_email,
-                password=env.password.resolve(),
-                channel_id=env.channel_id,
-                days=env.days,
-            )
+            await http.probe_health(prober.client, base, profile_of(env).health)
+            await prober.probe_once(env, host, transport)
             lines = await read_log(env, host, transport, LOG_LINES_FOR_FLAGS, timeout)
             prober._flags(env, host, env_file, (pid, environ, rss), lines)
             logs.summarize(lines[-config.thresholds.error_lines_window :])

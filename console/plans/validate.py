@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from console.config.model import Host
+from console.config.model import Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.events import Event
 from console.flags import ALL_OFF
@@ -14,8 +14,10 @@ from console.issues import ENV_NOT_TAKING_EFFECT, PARTIAL_ONLY_ONE_FLAG
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
+from console.probes.parameters import probe_preview
 from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.runbook import ProfileError, profile_at, profile_of
 from console.transport.base import TransportError
 from console.validation import Check, validate
 
@@ -82,14 +84,14 @@ class ValidateRollback(Step):
             if env.log_file
             else env.log_command
         )
+        health, probe = _health_preview(env, url), probe_preview(env, url)
         return "\n".join(
             [
-                f"1. health          curl {url}/health ; curl {url}/health/ready",
+                f"1. health          {health}",
                 f"2. flag status     {log} | grep 'Feature flags'  (and /proc/$PID/environ)",
-                f"3. recommendations POST {url}/auth/login ; GET {url}/analytics/predictive/best-times/"
-                f"{env.channel_id}?days={env.days}  (advanced = non-empty lists)",
+                f"3. recommendations {' ; '.join(probe)}",
                 f"4. error rate      {log} | grep ERROR | wc -l  → 0 (lines since the restart)",
-                f"5. response time   best-times < {ctx.config.thresholds.response_time_ok_s:g}s",
+                f"5. response time   the last request < {ctx.config.thresholds.response_time_ok_s:g}s",
             ]
         )
 
@@ -163,6 +165,24 @@ class ValidateRollback(Step):
         return "all 5 validations pass"
 
 
+def _health_preview(env: Environment, url: str) -> str:
+    """``curl URL/health ; curl URL/health/ready``: the profile's health endpoints."""
+    try:
+        health = profile_of(env).health
+    except ProfileError:
+        return "(the service profile cannot be read: `rollback-console config validate` says why)"
+    return " ; ".join(f"curl {url}{e.endpoint}" for e in (health.liveness, health.readiness) if e)
+
+
+def _all_off_modes(snapshot: EnvironmentSnapshot) -> tuple[str, ...]:
+    """The modes the profile's probe answers in with every flag off (Phase 4: legacy)."""
+    try:
+        profile = profile_at(snapshot.profile)
+    except ProfileError:
+        return ()
+    return profile.probe.answer.expected_modes(profile.flags.effective(dict.fromkeys(profile.flags.ids, False)))
+
+
 def _restarted(ctx: RunContext, host: str) -> bool:
     return ctx.fact(RestartService.id, host, "log_offset") is not None
 
@@ -173,6 +193,7 @@ def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) 
     The simulator's reverted build logs all flags False; the real pre-Phase 4 code logs no
     flag line at all, so none since the restart also passes when the API answers in legacy mode."""
     per_host = []
+    all_off = _all_off_modes(snapshot)
     for h in snapshot.hosts:
         if h.unreachable:
             per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
@@ -185,7 +206,7 @@ def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) 
         if log is not None:
             ok = log == ALL_OFF
             detail = f"log: {log.describe()}" + (f"; {ignored}" if ok else " — expected all False (legacy code)")
-        elif h.recommendations.mode == "legacy":
+        elif all_off and h.probe.answered and set(all_off) <= set(h.probe.modes):
             ok, detail = True, f"no Feature flags line since the restart and a legacy answer; {ignored}"
         else:
             ok, detail = False, h.flags.log_error or "no Feature flags line in the log and no legacy answer"
