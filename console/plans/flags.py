@@ -199,7 +199,7 @@ class AwaitEffect(Step):
         return (
             f"$ {env.expand(env.pid_command, host)}\n"
             "$ cat /proc/$PID/environ | tr '\\0' '\\n' | grep ENABLE_\n"
-            f"$ {probe_preview(env, env.expand(env.api_url, host))[-1]}\n"
+            f"$ {probe_preview(env, env.expand(env.api_url, host), as_curl=True)[-1]}\n"
             f"$ {'tail -n 200 ' + shlex.quote(env.expand(env.log_file, host)) if env.log_file else env.log_command}"
             " | grep 'Feature flags'"
         )

@@ -84,14 +84,14 @@ class ValidateRollback(Step):
             if env.log_file
             else env.log_command
         )
-        health, probe = _health_preview(env, url), probe_preview(env, url)
+        health, probe, modes, request = _probe_words(env, url)
         return "\n".join(
             [
                 f"1. health          {health}",
                 f"2. flag status     {log} | grep 'Feature flags'  (and /proc/$PID/environ)",
-                f"3. recommendations {' ; '.join(probe)}",
+                f"3. recommendations {' ; '.join(probe)}" + (f"  (modes: {modes})" if modes else ""),
                 f"4. error rate      {log} | grep ERROR | wc -l  → 0 (lines since the restart)",
-                f"5. response time   the last request < {ctx.config.thresholds.response_time_ok_s:g}s",
+                f"5. response time   {request} < {ctx.config.thresholds.response_time_ok_s:g}s",
             ]
         )
 
@@ -165,13 +165,17 @@ class ValidateRollback(Step):
         return "all 5 validations pass"
 
 
-def _health_preview(env: Environment, url: str) -> str:
-    """``curl URL/health ; curl URL/health/ready``: the profile's health endpoints."""
+def _probe_words(env: Environment, url: str) -> tuple[str, list[str], str, str]:
+    """The profile's health endpoints as curls, its probe's requests, its modes, its request's name."""
     try:
-        health = profile_of(env).health
+        profile = profile_of(env)
     except ProfileError:
-        return "(the service profile cannot be read: `rollback-console config validate` says why)"
-    return " ; ".join(f"curl {url}{e.endpoint}" for e in (health.liveness, health.readiness) if e)
+        broken = "(the service profile cannot be read: `rollback-console config validate` says why)"
+        return broken, [], "", "the request"
+    health = profile.health
+    curls = " ; ".join(f"curl {url}{e.endpoint}" for e in (health.liveness, health.readiness) if e)
+    modes = ", ".join(m.id for m in profile.probe.answer.modes)
+    return curls, probe_preview(env, url), modes, profile.probe.request.title or "the request"
 
 
 def _all_off_modes(snapshot: EnvironmentSnapshot) -> tuple[str, ...]:

@@ -8,8 +8,6 @@ until the probe runs; they are resolved here, through the config's own SecretRef
 
 from __future__ import annotations
 
-import json
-import shlex
 from collections.abc import Mapping
 from typing import Any
 from urllib.parse import urlencode
@@ -100,28 +98,31 @@ def shown_values(env: Environment, probe: Probe) -> dict[str, Any]:
 
 
 def preview(env: Environment, probe: Probe, base: str) -> list[str]:
-    """The probe as the runbook's curl commands (Phase 4: log in, then best-times); no secret shown."""
+    """``POST URL/auth/login``, then ``GET URL/…?days=90``: the probe's requests; no secret shown."""
     values = shown_values(env, probe)
-    out = []
-    login = probe.login
-    if login is not None:
-        body = json.dumps(login.json(values), ensure_ascii=False)
-        out.append(
-            f"curl -X {login.method} {base}{login.endpoint} -H 'Content-Type: application/json' -d {shlex.quote(body)}"
-        )
-    path, params = probe.request.target(values)
-    url = f"{base}{path}" + (f"?{urlencode(params)}" if params else "")
+    out = [] if probe.login is None else [f"{probe.login.method} {base}{probe.login.endpoint}"]
+    return [*out, f"{probe.request.method} {request_url(probe, base, values)}"]
+
+
+def curl(env: Environment, probe: Probe, base: str) -> str:
+    """The probe's request as the runbook's curl, its token shown as "…"."""
+    login, method = probe.login, probe.request.method
     auth = f"-H '{login.header}: {login.scheme} …' " if login is not None and probe.request.authenticated else ""
-    method = "" if probe.request.method == "GET" else f"-X {probe.request.method} "
-    out.append(f"curl {method}{auth}{shlex.quote(url) if any(c in url for c in '?&') else url}")
-    return out
+    verb = "" if method == "GET" else f"-X {method} "
+    return f"curl {verb}{auth}{request_url(probe, base, shown_values(env, probe))}"
 
 
-def probe_preview(env: Environment, base: str) -> list[str]:
-    """``preview`` of the environment's own probe; a line saying so when its profile is broken."""
+def request_url(probe: Probe, base: str, values: Mapping[str, Any]) -> str:
+    path, params = probe.request.target(values)
+    return f"{base}{path}" + (f"?{urlencode(params, safe='{}…')}" if params else "")
+
+
+def probe_preview(env: Environment, base: str, *, as_curl: bool = False) -> list[str]:
+    """``preview`` (or ``curl``) of the environment's own probe; a line saying so when its profile is broken."""
     from console.runbook import ProfileError, profile_of
 
     try:
-        return preview(env, profile_of(env).probe, base)
+        probe = profile_of(env).probe
     except ProfileError:
         return [f"(the service profile of {env.name} cannot be read: `rollback-console config validate` says why)"]
+    return [curl(env, probe, base)] if as_curl else preview(env, probe, base)
