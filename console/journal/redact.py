@@ -184,7 +184,7 @@ def known_secrets(config: Config) -> list[str]:
     if config.notifications.webhook is not None:
         refs.append(config.notifications.webhook)
     values = []
-    for ref in refs:
+    for ref in dict.fromkeys(refs):  # the config's password is the probe's too: resolved once
         try:
             values.append(ref.resolve())
         except SecretError:
