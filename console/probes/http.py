@@ -198,17 +198,17 @@ async def _endpoint(client: httpx.AsyncClient, base: str, role: str, e: Endpoint
     except ProbeFailed as exc:
         return dataclasses.replace(out, error=str(exc))
     out = dataclasses.replace(out, status=r.status, version=_version(e, r.body), components=_components(e, r.body))
-    unreadable = _unreadable(e.ok, r.body)
+    holds = e.ok.holds(r.body)
+    unreadable = None if holds else _unreadable(e.ok, r.body)  # (an `any` that holds may skip a missing key)
     if r.status != e.status:
-        if unreadable is None and not e.ok.holds(r.body):
+        if unreadable is None and not holds:
             # The service saying "not ready" in its own words (503 {"ready": false}): an answer, a failing one.
             return dataclasses.replace(out, ok=False, said=e.ok.explain(r.body))
         return dataclasses.replace(out, ok=False, error=_status_error(what, r))  # not an answer: an error
     if unreadable:
         return dataclasses.replace(out, error=f"{what}: HTTP {r.status} but {unreadable}")
-    why = e.ok.explain(r.body)
-    if why:
-        return dataclasses.replace(out, ok=False, said=why)
+    if not holds:
+        return dataclasses.replace(out, ok=False, said=e.ok.explain(r.body))
     return dataclasses.replace(out, ok=True, said=_said(e.ok, r.body))
 
 
