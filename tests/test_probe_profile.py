@@ -26,6 +26,8 @@ from console.config import load_config
 from console.probes.collect import Prober
 from console.probes.snapshot import EnvironmentSnapshot
 from console.runbook import PROFILE_DIR
+from console.simulator.dataset import POST_COUNT
+from console.simulator.world import Simulation
 from console.validation import validate
 from tests.status_support import checks_of, environment_of, run_cli_many, toml_str
 
@@ -251,3 +253,40 @@ def test_status_and_check_of_a_searchd_environment_speak_the_profile_words(
     assert "health       /healthz 200 ok" in text.stdout
     checks = checks_of(check.json)
     assert checks["health"]["passed"] and checks["recommendations"]["passed"], checks
+
+
+def test_phase4_takes_its_parameters_from_the_profile_when_the_config_leaves_them_out(
+    simulation: Simulation, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The simulator's config without channel_id, days, login_email (both environments) and
+    staging's password: the profile's per-environment values are used — staging's password
+    from $ANALYTICBOT_STAGING_PASSWORD, as the profile says — and the answer reads as before."""
+    password = simulation.password("staging")
+    text = simulation.config_path.read_text()
+    staging_password = f"password = {{ file = {toml_str(simulation.directory / 'secrets' / 'staging.password')} }}"
+    assert text.count(staging_password) == 1, "the simulator's config changed shape"
+    kept = [
+        line
+        for line in text.replace(staging_password + "\n", "").splitlines()
+        if not line.startswith(("channel_id =", "days =", "login_email ="))
+    ]
+    config = tmp_path / "console.toml"
+    config.write_text("\n".join(kept) + "\n")
+    loaded = load_config(config).environment("staging")
+    assert (loaded.channel_id, loaded.days, loaded.login_email, loaded.password) == (None, None, None, None)
+    monkeypatch.setenv("ANALYTICBOT_STAGING_PASSWORD", password)
+
+    status, check = run_cli_many(config, ["status", "--json"], ["check", "staging", "--json"], secrets=[password])
+    for name in ("staging", "production"):
+        r = environment_of(status.json, name)["hosts"][0]["probe"]
+        assert r["ok"] and r["modes"] == ["advanced"] and r["count"] == POST_COUNT, (name, r)
+        assert (r["title"], r["request"], r["count_label"]) == ("Test recommendations", "best-times", "posts")
+    assert check.code == 0, check
+    assert checks_of(check.json)["recommendations"]["detail"] == f"{POST_COUNT} posts, advanced mode"
+
+    # Without the secret the profile names, the login says where it looked.
+    monkeypatch.delenv("ANALYTICBOT_STAGING_PASSWORD")
+    status = run_cli_many(config, ["status", "staging", "--json"], secrets=[password])[0]
+    r = environment_of(status.json, "staging")["hosts"][0]["probe"]
+    assert r["login_error"] == "login: environment variable ANALYTICBOT_STAGING_PASSWORD is not set"
+    assert r["login_status"] is None and status.code == 1
