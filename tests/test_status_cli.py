@@ -313,8 +313,8 @@ def test_ready_down_disagrees_with_health_and_fails_the_health_check(faulted: Fa
     assert health["disagree"] is True and health["verdict"] is False and health["healthy"] is False
     assert ready["components"]["database"].startswith("unhealthy")
     # The profile's words: which endpoint tells the truth, and its note on the other.
-    assert "/health/ready 503 NOT OK  ← disagree: /health/ready tells the truth" in faulted.text
-    assert '/health is hard-coded "healthy", even with the database down' in faulted.text
+    assert "/health/ready 503 NOT OK  ← disagree\n" in faulted.text
+    assert '/health is hard-coded "healthy", even with the database down; /health/ready tells the truth' in faulted.text
     check = faulted.checks["ready"]
     assert check.code == 1 and failed_checks(check.json) == ["health"]
     detail = checks_of(check.json)["health"]["detail"]

@@ -95,14 +95,12 @@ def health_lines(h: HostSnapshot) -> list[str]:
         return [f"    health       {hr.error or 'not measured'}"]
     shown = [f"{e.endpoint} {e.status or '—'} {_word(e)}" for e in hr.endpoints]
     line = "    health       " + " · ".join(shown)
-    if hr.disagree:
+    out = [line + ("  ← disagree" if hr.disagree else "")]
+    out.extend(f"                 {e.error}" for e in hr.endpoints if e.error)
+    if hr.disagree:  # which one to believe, in the profile's words
         truth = hr.truth
         assert truth is not None
-        line += f"  ← disagree: {truth.endpoint} tells the truth"
-    out = [line]
-    out.extend(f"                 {e.error}" for e in hr.endpoints if e.error)
-    if hr.disagree and hr.note:
-        out.append(f"                 {hr.note}")
+        out.append(f"                 {hr.note or f'{truth.endpoint} tells the truth'}")
     return out
 
 
