@@ -15,9 +15,10 @@ from pathlib import Path
 from typing import Any
 
 from console import files
-from console.config.model import ACTIONS
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
+from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
+from console.runbook.model import Scenario as ProfileScenario
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sample_configs" / "drills"
 FAULT_KEYS = (
@@ -60,6 +61,7 @@ class Scenario:
     faults: tuple[Fault, ...] = ()
     config_overlay: str = ""  # TOML appended to the simulator's config (matrix, thresholds)
     lesson: str = ""  # shown on the scorecard
+    profile: str | None = None  # the service profile it rehearses; None: the default profile
 
 
 def _require(data: dict[str, Any], key: str, kind: type, where: str) -> Any:
@@ -84,10 +86,18 @@ def load_scenario(path: Path) -> Scenario:
     if not isinstance(drill, dict):
         raise ScenarioError(f"{path}: missing [drill] table")
     where = f"{path} [drill]"
+    profile_key = drill.get("profile")
+    if profile_key is not None and (not isinstance(profile_key, str) or not profile_key.strip()):
+        raise ScenarioError(f"{where}: `profile` must be the path of a service profile, got {profile_key!r}")
+    profile_file = str((path.parent / profile_key).resolve()) if profile_key else None
+    try:
+        rollbacks = tuple(a.id for a in profile_at(profile_file).rollbacks)
+    except ProfileError as exc:
+        raise ScenarioError(f"{where}: profile: {exc}") from None
     accept = tuple(drill.get("accept") or [drill.get("expected_action")])
     for action in (drill.get("expected_action"), *accept):
-        if action not in ACTIONS:
-            raise ScenarioError(f"{where}: action {action!r} is not one of {', '.join(ACTIONS)}")
+        if action not in rollbacks:
+            raise ScenarioError(f"{where}: action {action!r} is not one of {', '.join(rollbacks)}")
     environments = tuple(drill.get("environments", ("staging", "production")))
     environment = _require(drill, "environment", str, where)
     if environment not in environments:
@@ -124,24 +134,67 @@ def load_scenario(path: Path) -> Scenario:
         faults=tuple(faults),
         config_overlay=overlay,
         lesson=str(drill.get("lesson", "")).strip(),
+        profile=profile_file,
     )
 
 
-def scenarios(directory: Path = SCENARIO_DIR) -> dict[str, Scenario]:
-    out = {}
-    for path in sorted(directory.glob("*.toml")):
-        s = load_scenario(path)
-        out[s.id] = s
+def _of_profile(s: ProfileScenario, profile: str | None) -> Scenario:
+    return Scenario(
+        id=s.id,
+        path=Path(s.source),
+        title=s.title,
+        briefing=s.briefing.strip(),
+        environment=s.environment,
+        expected_action=s.expected_action,
+        accept=s.accept,
+        target_s=s.target_s,
+        target=s.target,
+        environments=s.environments,
+        hosts=s.hosts,
+        database=s.database,
+        faults=tuple(Fault(f.environment, dict(f.values), f.host) for f in s.faults),
+        config_overlay=s.config_overlay,
+        lesson=s.lesson,
+        profile=profile,
+    )
+
+
+def scenarios(directory: Path | None = None, *, profile: str | None = None) -> dict[str, Scenario]:
+    """The drill scenarios: the files in ``directory``; else every shipped profile's (its
+    [[drills.scenario]] and its drill directory), or only ``profile``'s when one is named."""
+    out: dict[str, Scenario] = {}
+    if directory is not None:
+        for path in sorted(directory.glob("*.toml")):
+            s = load_scenario(path)
+            out[s.id] = s
+        return out
+    paths = [profile] if profile else [None, *sorted(str(p) for p in PROFILE_DIR.glob("*.toml"))]
+    for p in paths:
+        try:
+            found = profile_at(p)
+        except ProfileError as exc:
+            raise ScenarioError(str(exc)) from None
+        own = None if p is None or Path(p).resolve() == DEFAULT_PROFILE.resolve() else str(Path(p).resolve())
+        for s in found.scenarios:
+            out.setdefault(s.id, _of_profile(s, own))
     return out
 
 
-def pick(name: str | None, *, rng: random.Random | None = None, directory: Path = SCENARIO_DIR) -> Scenario:
-    """A scenario by id or path; None picks one at random (the trainee is not told which)."""
+def pick(
+    name: str | None,
+    *,
+    rng: random.Random | None = None,
+    directory: Path | None = None,
+    profile: str | None = None,
+) -> Scenario:
+    """A scenario by id or path; None picks one at random (the trainee is not told which)
+    among ``profile``'s (default: the default profile's)."""
     if name and Path(name).suffix == ".toml":
         return load_scenario(Path(name))
     known = scenarios(directory)
     if name is None:
-        return (rng or random.SystemRandom()).choice(list(known.values()))
+        own = scenarios(directory, profile=profile or str(DEFAULT_PROFILE)) if directory is None else known
+        return (rng or random.SystemRandom()).choice(list(own.values()))
     if name not in known:
         raise ScenarioError(f"no drill scenario {name!r} (known: {', '.join(known)})")
     return known[name]

@@ -11,14 +11,15 @@ import difflib
 import functools
 import io
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from dotenv.parser import Binding, parse_stream
 
 from console import safe_text
-from console.flags import FLAG_NAMES, FlagSet
+from console.flags import FlagSet
+from console.runbook.model import FlagRules
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"  # keeps any byte round-trippable
@@ -151,7 +152,7 @@ def apply_splices(text: str, splices: Sequence[Splice]) -> Spliced:
             found.append((s.at, s.expect, s))
             continue
         if statements is None:
-            statements = parse_env(text).statements()
+            statements = parse_env(text).statements({k.key for k in splices if k.key} | _appended_keys(splices))
         if s.key is None:
             _find_tail(text, s, statements, found, conflicts, used)
             continue
@@ -202,7 +203,7 @@ def _find_tail(
     if text.endswith(s.expect):
         found.append((len(text) - len(s.expect), s.expect, s))
         return
-    for _, key, st in parse_env(s.expect).statements():
+    for _, key, st in parse_env(s.expect).statements(None):
         match = next((at for at, k, now in statements if k == key and now == st and at not in used), None)
         if match is None:
             conflicts.append(f"{key}: the line the rollback appended ({st.strip()!r}) is gone or changed; left")
@@ -211,6 +212,11 @@ def _find_tail(
         found.append((match, st, Splice(match, st, "", key)))
     if s.expect[:1] in "\r\n":
         conflicts.append("the line break the rollback added at the end of the last line stays")
+
+
+def _appended_keys(splices: Sequence[Splice]) -> set[str]:
+    """The keys of the statements appended by an edit (kept in its tail splices' text)."""
+    return {key for s in splices if s.key is None and s.expect for _, key, _ in parse_env(s.expect).statements(None)}
 
 
 def _line_after(text: str, line: str) -> str:
@@ -245,12 +251,14 @@ class EnvFile:
     def problems(self) -> list[EnvProblem]:
         return [EnvProblem(line, text) for b, line, text in self._located() if b.error]
 
-    def flags(self) -> FlagSet:
-        return FlagSet.from_mapping(self.values)
+    def flags(self, rules: FlagRules) -> FlagSet:
+        """The flags as the service reads this file."""
+        return FlagSet.from_environ(rules, self.values)
 
-    def flag_lines(self) -> list[tuple[int, str]]:
+    def flag_lines(self, rules: FlagRules) -> list[tuple[int, str]]:
         """(line number, text) of every binding of a flag, in file order."""
-        return [(line, text) for b, line, text in self._located() if b.key in FLAG_NAMES and not b.error]
+        envs = {f.env for f in rules.flags}
+        return [(line, text) for b, line, text in self._located() if b.key in envs and not b.error]
 
     def _located(self) -> list[tuple[Binding, int, str]]:
         """Each binding with the line its statement starts on and the statement's text.
@@ -269,16 +277,18 @@ class EnvFile:
             line += s.count("\n")
         return out
 
-    def with_flags(self, changes: dict[str, bool]) -> str:
+    def with_flags(self, changes: dict[str, bool], rules: FlagRules) -> str:
         """The file's text with each named flag set; every other byte kept."""
-        return self.edit(changes)[0]
+        return self.edit(changes, rules)[0]
 
-    def edit(self, changes: dict[str, bool]) -> tuple[str, tuple[Splice, ...]]:
-        """The text with each named flag set, and the splices that turn it back into this
-        file's text byte for byte (each flag statement as it was; appended lines removed)."""
-        unknown = set(changes) - set(FLAG_NAMES)
+    def edit(self, changes: dict[str, bool], rules: FlagRules) -> tuple[str, tuple[Splice, ...]]:
+        """The text with each flag named by its variable set, written as the profile writes
+        it, and the splices that turn it back into this file's text byte for byte (each flag
+        statement as it was; appended lines removed)."""
+        envs = [f.env for f in rules.flags]
+        unknown = set(changes) - set(envs)
         if unknown:
-            raise EnvFileError(f"not a Phase 4 flag: {', '.join(sorted(unknown))}")
+            raise EnvFileError(f"not a flag of this service's profile: {', '.join(sorted(unknown))}")
         pieces: list[str] = [BOM] if self.text.startswith(BOM) else []
         at = len(pieces[0]) if pieces else 0
         undo: list[Splice] = []
@@ -286,7 +296,7 @@ class EnvFile:
         for b in self.bindings:
             s = b.original.string
             if b.key in changes and not b.error:
-                new = _rewrite(s, "true" if changes[b.key] else "false")
+                new = _rewrite(s, rules.written(changes[b.key], replacing=b.value))
                 seen.add(b.key)
                 if new != s:
                     pre = _LEADING_SPACE.match(s).end()  # type: ignore[union-attr]  # \s* always matches
@@ -295,23 +305,23 @@ class EnvFile:
             pieces.append(s)
             at += len(s)
         text = "".join(pieces)
-        missing = [k for k in FLAG_NAMES if k in changes and k not in seen]
+        missing = [k for k in envs if k in changes and k not in seen]
         if missing:
             newline = "\r\n" if "\r\n" in text else "\n"
             tail = newline if text.removeprefix(BOM) and not text.endswith(("\n", "\r")) else ""
-            tail += "".join(f"{key}={'true' if changes[key] else 'false'}{newline}" for key in missing)
+            tail += "".join(f"{key}={rules.written(changes[key])}{newline}" for key in missing)
             undo.append(Splice(len(text), tail, "", None))
             text += tail
         return text, tuple(undo)
 
-    def statements(self) -> list[tuple[int, str, str]]:
-        """(offset in the text, key, statement) of every flag binding; the statement is its
-        text without the blank lines before it, with its line break."""
+    def statements(self, keys: Collection[str] | None) -> list[tuple[int, str, str]]:
+        """(offset in the text, key, statement) of every binding of ``keys`` (None: of any
+        key); the statement is its text without the blank lines before it, with its line break."""
         out = []
         at = len(BOM) if self.text.startswith(BOM) else 0
         for b in self.bindings:
             s = b.original.string
-            if b.key in FLAG_NAMES and not b.error:
+            if b.key is not None and (keys is None or b.key in keys) and not b.error:
                 pre = _LEADING_SPACE.match(s).end()  # type: ignore[union-attr]  # \s* always matches
                 out.append((at + pre, b.key, s[pre:]))
             at += len(s)
@@ -383,12 +393,13 @@ _STATEMENT = re.compile(r"(?P<lead>\s*(?:export\s+)?)(?P<key>[A-Za-z_][A-Za-z0-9
 _HIDDEN = "…  (value not shown)"
 
 
-def _shown_lines(text: str) -> list[str]:
+def _shown_lines(text: str, shown: Collection[str]) -> list[str]:
     """The file's lines as a diff may show them: comments and blank lines as they are; a
-    flag statement's first line as it is; any other statement by its key only; and every
-    further line of a value (a multi-line quoted value, a PEM key) hidden whole. One shown
-    line per file line, found by offsets (python-dotenv may split a CRLF between two
-    statements, so its pieces do not follow line ends)."""
+    statement of a key in ``shown`` (the flags) with its first line as it is; any other
+    statement by its key only; and every further line of a value (a multi-line quoted
+    value, a PEM key) hidden whole. One shown line per file line, found by offsets
+    (python-dotenv may split a CRLF between two statements, so its pieces do not follow
+    line ends)."""
     spans: list[tuple[int, int, Binding]] = []  # (start, statement start, binding)
     offset = 0
     for b in parse_env(text).bindings:
@@ -410,7 +421,7 @@ def _shown_lines(text: str) -> list[str]:
             out.append(line)  # blank lines before a statement, comments
         elif start <= statement:
             sm = _STATEMENT.match(text, statement, m.end())
-            if b.key in FLAG_NAMES and not b.error:
+            if b.key in shown and not b.error:
                 out.append(line)
             elif sm and sm["eq"] and not b.error:
                 out.append(f"{line[: statement - start]}{sm['lead']}{sm['key']}{sm['eq']}{_HIDDEN}{end}")
@@ -421,11 +432,11 @@ def _shown_lines(text: str) -> list[str]:
     return out
 
 
-def unified_diff(path: str, old: str, new: str, *, mask: bool = True) -> str:
-    """The edit as a unified diff, safe to show. ``mask``: hide the values of the non-flag
-    statements around it (multi-line values whole). Control and bidi characters are shown
-    escaped, never raw."""
-    reader = _shown_lines if mask else _diff_lines
+def unified_diff(path: str, old: str, new: str, *, shown: Collection[str] | None = ()) -> str:
+    """The edit as a unified diff, safe to show: the values of statements whose keys are not
+    in ``shown`` (the flags' variables) are hidden, multi-line values whole; ``shown=None``
+    shows every line. Control and bidi characters are shown escaped, never raw."""
+    reader = _diff_lines if shown is None else functools.partial(_shown_lines, shown=shown)
     out = []
     for line in difflib.unified_diff(
         reader(old),

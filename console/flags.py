@@ -1,62 +1,86 @@
-"""The three Phase 4 feature flags and how the service reads them."""
+"""A service's feature flags as one source sees them: a mapping over its profile's flags.
+
+Which flags exist, how the service reads a value and how the console writes one are the
+profile's (``FlagRules``); this module only holds values against them.
+"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 
-ADVANCED = "ENABLE_ADVANCED_RECOMMENDATIONS"
-TIME_WEIGHTING = "ENABLE_TIME_WEIGHTING"
-CONTENT_TYPE = "ENABLE_CONTENT_TYPE_ANALYSIS"
-FLAG_NAMES: tuple[str, str, str] = (ADVANCED, TIME_WEIGHTING, CONTENT_TYPE)
-
-# Labels as the service prints them in its "Feature flags" log line.
-LOG_LABELS = {ADVANCED: "Advanced", TIME_WEIGHTING: "Time-weighting", CONTENT_TYPE: "Content-type"}
-SHORT = {ADVANCED: "advanced", TIME_WEIGHTING: "time_weighting", CONTENT_TYPE: "content_type"}
+from console.runbook.model import Flag, FlagRules
 
 
-def flag_value(raw: str | None) -> bool:
-    """The service's own rule: ``os.getenv(NAME, "true").lower() == "true"``.
+class FlagSet(Mapping[str, bool]):
+    """Each of the profile's flags, by id, on or off; ordered as the profile lists them."""
 
-    Missing means true; anything but "true" (any case) means false.
-    """
-    if raw is None:
-        return True
-    return raw.lower() == "true"
+    __slots__ = ("_values", "rules")
 
-
-@dataclass(frozen=True)
-class FlagSet:
-    """The effective value of the three flags as one source sees them."""
-
-    advanced: bool
-    time_weighting: bool
-    content_type: bool
+    def __init__(self, rules: FlagRules, values: Mapping[str, bool]) -> None:
+        unknown = set(values) - set(rules.ids)
+        missing = [i for i in rules.ids if i not in values]
+        if unknown or missing:
+            raise ValueError(f"flags {sorted(unknown)} unknown, {missing} missing for flags {list(rules.ids)}")
+        self.rules = rules
+        self._values = tuple(bool(values[i]) for i in rules.ids)
 
     @classmethod
-    def from_mapping(cls, values: dict[str, str | None]) -> FlagSet:
-        return cls(
-            advanced=flag_value(values.get(ADVANCED)),
-            time_weighting=flag_value(values.get(TIME_WEIGHTING)),
-            content_type=flag_value(values.get(CONTENT_TYPE)),
-        )
+    def from_environ(cls, rules: FlagRules, environ: Mapping[str, str | None]) -> FlagSet:
+        """The values the service reads from these variables (an env file's or a process's)."""
+        return cls(rules, rules.read_environ(environ))
 
-    def get(self, name: str) -> bool:
-        return getattr(self, SHORT[name])
+    @classmethod
+    def every(cls, rules: FlagRules, on: bool) -> FlagSet:
+        return cls(rules, dict.fromkeys(rules.ids, on))
 
-    def as_env(self) -> dict[str, str]:
-        return {name: "true" if self.get(name) else "false" for name in FLAG_NAMES}
+    def __getitem__(self, flag_id: str) -> bool:
+        try:
+            return self._values[self.rules.ids.index(flag_id)]
+        except ValueError:
+            raise KeyError(flag_id) from None
 
-    def as_dict(self) -> dict[str, bool]:
-        return {SHORT[name]: self.get(name) for name in FLAG_NAMES}
+    def __iter__(self) -> Iterator[str]:
+        return iter(self.rules.ids)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __eq__(self, other: object) -> bool:
+        if isinstance(other, FlagSet):
+            return self.rules.ids == other.rules.ids and self._values == other._values
+        return super().__eq__(other)
+
+    def __hash__(self) -> int:
+        return hash((self.rules.ids, self._values))
+
+    def __repr__(self) -> str:
+        return f"FlagSet({self.as_dict()!r})"
 
     @property
-    def mode(self) -> str:
-        """Which query the service runs: the master flag decides."""
-        return "advanced" if self.advanced else "legacy"
+    def flags(self) -> tuple[Flag, ...]:
+        return self.rules.flags
+
+    def replace(self, **values: bool) -> FlagSet:
+        return FlagSet(self.rules, {**self.as_dict(), **values})
+
+    def as_dict(self) -> dict[str, bool]:
+        return dict(zip(self.rules.ids, self._values, strict=True))
+
+    def by_env(self) -> dict[str, bool]:
+        """Each value under its variable's name."""
+        return {f.env: v for f, v in zip(self.rules.flags, self._values, strict=True)}
+
+    def as_env(self) -> dict[str, str]:
+        """The variables as the console writes them."""
+        return {f.env: self.rules.written(v) for f, v in zip(self.rules.flags, self._values, strict=True)}
+
+    def effective(self) -> dict[str, bool]:
+        """What acts: a flag whose master (or any flag it depends on) is off does nothing."""
+        return self.rules.effective(self.as_dict())
 
     def describe(self) -> str:
-        return ", ".join(f"{LOG_LABELS[n]}: {self.get(n)}" for n in FLAG_NAMES)
+        return ", ".join(f"{f.label}: {v}" for f, v in zip(self.rules.flags, self._values, strict=True))
 
-
-ALL_ON = FlagSet(True, True, True)
-ALL_OFF = FlagSet(False, False, False)
+    def bits(self) -> str:
+        """One digit per flag, in the profile's order ("101")."""
+        return "".join("1" if v else "0" for v in self._values)

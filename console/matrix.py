@@ -7,23 +7,38 @@ only a person can judge, lit when the operator declares them.
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from dataclasses import dataclass
 
-from console.config.model import MatrixRow, Thresholds
+from console.config.model import Config, Environment, MatrixRow, Thresholds
 from console.probes.snapshot import EnvironmentSnapshot
+from console.runbook import profile_of
 
 SEVERITY_ORDER = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 
-ACTION_TITLES = {
-    "quick": "Quick rollback (disable all)",
-    "partial-time-weighting": "Partial rollback (disable time-weighting)",
-    "partial-content-type": "Partial rollback (disable content-type analysis)",
-    "code": "Full code rollback",
-    "database": "Database rollback (migration 004)",
-    "full": "Full code rollback with database rollback",
-    "investigate": "Investigate",
-    "check-flags": "Check feature flag settings",
-}
+
+@dataclass(frozen=True)
+class DecisionMatrix:
+    """An environment's decision matrix: its rows (the config's, else its profile's), the
+    matrix's words for each action, and what the functional probe is called."""
+
+    rows: tuple[MatrixRow, ...]
+    titles: Mapping[str, str]
+    probe: str = "the functional probe"
+
+    def title(self, action: str) -> str:
+        return self.titles.get(action, action)
+
+
+def matrix_of(config: Config, env: Environment) -> DecisionMatrix:
+    """The matrix that decides for ``env``: a [[decision_matrix]] in the config overrides
+    the one in the environment's profile."""
+    profile = profile_of(env)
+    rows = config.decision_matrix or tuple(
+        MatrixRow(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in profile.matrix
+    )
+    titles = {a.id: a.short_title or a.title for a in profile.actions}
+    return DecisionMatrix(rows, titles, profile.probe.request.title or profile.probe.title)
 
 
 @dataclass(frozen=True)
@@ -47,6 +62,7 @@ class Recommendation:
     problems: tuple[str, ...] = ()
     # What is known to be wrong but no signal row covers (not ready, not healthy).
     symptoms: tuple[str, ...] = ()
+    action_title: str | None = None  # the matrix's words for the action
 
     @property
     def assessed(self) -> bool:
@@ -63,7 +79,7 @@ class Recommendation:
                 more = f" (and {len(self.symptoms) - 1} more)" if len(self.symptoms) > 1 else ""
                 return f"Investigate: {self.symptoms[0]}{more} — no row of the decision matrix covers it"
             return "No action: no symptom in the decision matrix"
-        return ACTION_TITLES.get(self.action, self.action)
+        return self.action_title or self.action
 
     @property
     def lit(self) -> tuple[Finding, ...]:
@@ -83,17 +99,17 @@ def signal_value(snapshot: EnvironmentSnapshot, signal: str) -> float | bool | N
     return getattr(snapshot, signal)
 
 
-def _evidence(signal: str, value: float | bool | None) -> str:
+def _evidence(signal: str, value: float | bool | None, probe: str) -> str:
     if value is None:
         return "not measured"
     if signal == "response_time_s":
-        return f"best-times took {value:.2f}s"
+        return f"{probe} took {value:.2f}s"
     if signal == "error_rate":
         return f"{value:.0%} of recent requests failed"
     if signal == "memory_mb":
         return f"RSS {value:.0f} MB"
     if signal == "missing_data":
-        return "recommendations came back without data" if value else "recommendations have data"
+        return f"{probe} came back without data" if value else f"{probe} has data"
     if signal == "unhealthy":
         return "health or readiness failing" if value else "healthy"
     return str(value)
@@ -105,7 +121,7 @@ def _lit(row: MatrixRow, value: float | bool) -> bool:
     return row.above is not None and math.isfinite(value) and value > row.above
 
 
-def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot) -> Finding:
+def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot, probe: str) -> Finding:
     """A signal row, host by host: lit if any host shows it; otherwise known only if every
     host was measured (one unmeasured host could be the one above the threshold)."""
     assert row.signal is not None
@@ -115,7 +131,7 @@ def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot) -> Finding:
     if lit:
         worst = max((v for _, v in lit), key=float)
         where = f" on {len(lit)} of {n} hosts ({', '.join(name for name, _ in lit[:5])})" if n > 1 else ""
-        return Finding(row, True, _evidence(row.signal, worst) + where)
+        return Finding(row, True, _evidence(row.signal, worst, probe) + where)
     unknown = [(name, why) for name, v, why in per_host if v is None]
     if unknown:
         if n == 1:
@@ -125,11 +141,11 @@ def _finding(row: MatrixRow, snapshot: EnvironmentSnapshot) -> Finding:
         return Finding(row, False, f"cannot tell: {why}", known=False, unmeasured=tuple(unknown))
     values = [v for _, v, _ in per_host]
     shown = max(values, key=float) if values else None
-    return Finding(row, False, _evidence(row.signal, shown))
+    return Finding(row, False, _evidence(row.signal, shown, probe))
 
 
 def evaluate(
-    rows: tuple[MatrixRow, ...], snapshot: EnvironmentSnapshot, declared: frozenset[str] | set[str] = frozenset()
+    matrix: DecisionMatrix, snapshot: EnvironmentSnapshot, declared: frozenset[str] | set[str] = frozenset()
 ) -> Recommendation:
     """Light the rows the snapshot (or the operator) shows; recommend the most severe.
 
@@ -137,12 +153,12 @@ def evaluate(
     and every probe answered; otherwise the recommendation carries what could not be assessed.
     """
     findings = []
-    for row in rows:
+    for row in matrix.rows:
         if row.signal is None:
             lit = row.symptom in declared
             findings.append(Finding(row, lit, "declared by the operator" if lit else "only a person can judge"))
             continue
-        findings.append(_finding(row, snapshot))
+        findings.append(_finding(row, snapshot, matrix.probe))
     problems = list(dict.fromkeys(snapshot.problems()))
     # An unknown row whose every reason is already listed (a host out of reach) is named
     # once, together with the others; one with a reason of its own says it.
@@ -166,7 +182,15 @@ def evaluate(
     best = min(lit_rows, key=lambda f: (SEVERITY_ORDER.get(f.row.severity, 9), findings.index(f)))
     r = best.row
     return Recommendation(
-        r.action, r.severity, r.timeline, r.symptom, r.advice, tuple(findings), tuple(problems), symptoms
+        r.action,
+        r.severity,
+        r.timeline,
+        r.symptom,
+        r.advice,
+        tuple(findings),
+        tuple(problems),
+        symptoms,
+        matrix.title(r.action),
     )
 
 

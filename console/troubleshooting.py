@@ -15,15 +15,12 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from console.config.model import Environment, Host
-from console.flags import FLAG_NAMES, LOG_LABELS
 from console.issues import (
     API_WONT_START,
     DB_ROLLBACK_FAILS,
     ENV_NOT_TAKING_EFFECT,
-    ISSUES,
     OLDER_DATABASE_STEPS,
     PARTIAL_ONLY_ONE_FLAG,
-    heading,
 )
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
@@ -36,7 +33,6 @@ __all__ = [
     "API_WONT_START",
     "DB_ROLLBACK_FAILS",
     "ENV_NOT_TAKING_EFFECT",
-    "ISSUES",
     "PARTIAL_ONLY_ONE_FLAG",
     "Finding",
     "IssueStatus",
@@ -44,7 +40,6 @@ __all__ = [
     "failed_issue",
     "findings",
     "fix_values",
-    "heading",
 ]
 
 
@@ -152,10 +147,11 @@ def _issue_1(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
     for h in hosts:
         f = h.flags
         if f.stale_process:
+            assert f.env_file is not None and f.process is not None  # stale_process says so
             diff = ", ".join(
-                f"{LOG_LABELS[n]} env file {f.env_file.get(n)} / process {f.process.get(n)}"  # type: ignore[union-attr]
-                for n in FLAG_NAMES
-                if f.env_file.get(n) != f.process.get(n)  # type: ignore[union-attr]
+                f"{flag.label} env file {f.env_file[flag.id]} / process {f.process[flag.id]}"
+                for flag in f.env_file.flags
+                if f.env_file[flag.id] != f.process[flag.id]
             )
             stale.append((h.host, f"the running process (pid {f.pid}) does not have the env file's flags: {diff}"))
         elif f.env_file is None or f.process is None:
@@ -174,7 +170,7 @@ def _issue_1(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
     return IssueStatus(
         ENV_NOT_TAKING_EFFECT,
         False,
-        f"the running process (pid {pids}) has the env file's three flags",
+        f"the running process (pid {pids}) has the env file's flags",
         rb.fix(ENV_NOT_TAKING_EFFECT, first),
     )
 
@@ -231,10 +227,16 @@ def _issue_4(rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> Issue
         if f.env_file is None or f.log is None:
             unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
             continue
-        if f.env_file.advanced and any(not f.env_file.get(n) and f.log.get(n) for n in FLAG_NAMES[1:]):
-            off = [LOG_LABELS[n] for n in FLAG_NAMES[1:] if not f.env_file.get(n) and f.log.get(n)]
+        # A flag that depends on another acts only while that one is on: turned off alone, its
+        # own line in the log must say off.
+        off = [
+            flag.label
+            for flag in f.env_file.flags
+            if flag.depends_on and f.env_file[flag.depends_on] and not f.env_file[flag.id] and f.log[flag.id]
+        ]
+        if off:
             line = (f.log_line or "")[:160]
-            stuck.append((h.host, f"env file has {', '.join(off)} off but the log still says True: {line}"))
+            stuck.append((h.host, f"env file has {', '.join(off)} off but the log still says on: {line}"))
         else:
             fine.append(h.host)
     first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)

@@ -52,7 +52,7 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[b
     if want is None:
         return False, f.env_file_error or "env file unreadable"
     if f.log is None:
-        return False, f.log_error or "no Feature flags line in the log"
+        return False, f.log_error or "no flag line in the log"
     problems = []
     if f.log != want:
         problems.append(f"log says {f.log.describe()}")
@@ -90,7 +90,7 @@ def _expected_modes(profile: Profile | None, flags: FlagSet | None) -> list[Mode
     """The profile's modes the service answers in under these flags (Phase 4: the master flag decides)."""
     if profile is None or flags is None:
         return []
-    values = dict(flags.as_dict()) if isinstance(flags, FlagSet) else dict(flags)
+    values = dict(flags)
     if set(profile.flags.ids) - set(values):  # flags this source does not cover: nothing to expect
         return []
     effective = profile.flags.effective(values)

@@ -24,6 +24,7 @@ from textual.widgets import Input
 
 from console.config.model import Config
 from console.journal.who import Who
+from console.matrix import DecisionMatrix, matrix_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
@@ -119,6 +120,7 @@ class RollbackConsole(App[int]):
         self.drill_scored = False
         self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
+        self._matrices: dict[str, DecisionMatrix] = {}
         self.env_updated: Signal[str] = Signal(self, "env-updated")
         self._worker = probe_worker if self.probing else None
         if probe_worker is not None and self._worker is None:
@@ -361,7 +363,7 @@ class RollbackConsole(App[int]):
             if live is None:
                 continue
             if kind == "snapshot":
-                live.update(payload, self.config.decision_matrix)
+                live.update(payload, self.matrix(name))
             else:
                 live.probe_error = payload
             self.env_updated.publish(name)
@@ -373,16 +375,22 @@ class RollbackConsole(App[int]):
             # After the refresh that runs the dashboard's drawing of these rounds, and the one that paints it.
             self.call_after_refresh(self.call_after_refresh, self._look_at_journal)
 
+    def matrix(self, name: str) -> DecisionMatrix:
+        """The decision matrix of an environment (the config's, else its profile's)."""
+        if name not in self._matrices:
+            self._matrices[name] = matrix_of(self.config, self.config.environment(name))
+        return self._matrices[name]
+
     def publish(self, name: str) -> None:
         """Re-render an environment after a local change (e.g. declared symptoms)."""
-        self.live[name].reevaluate(self.config.decision_matrix)
+        self.live[name].reevaluate(self.matrix(name))
         self.env_updated.publish(name)
 
     async def probe_now(self, name: str) -> None:
         """A fresh round for one environment, started after this call; returns when shown."""
         live = self.live[name]
         if self._worker is None:
-            live.update(await self.prober.snapshot(live.env), self.config.decision_matrix)
+            live.update(await self.prober.snapshot(live.env), self.matrix(name))
             self.env_updated.publish(name)
             return
         request = next(self._request_ids)

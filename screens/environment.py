@@ -14,7 +14,6 @@ from textual_plotext import PlotextPlot
 from console import troubleshooting
 from console.journal import JournalError, RunSummary
 from console.matrix import limit
-from console.probes.logs import FLAG_LINE, is_error
 from screens import format as fmt
 from screens.state import LiveEnvironment
 from screens.widgets.footer import ConsoleFooter
@@ -99,7 +98,7 @@ class EnvironmentScreen(Screen):
             self.query_one("#env-summary", Static).update(fmt.esc(live.probe_error or "probing…"))
             return
         t = config.thresholds
-        critical = limit(config.decision_matrix, "response_time_s") or 5.0
+        critical = limit(self.app.matrix(live.env.name).rows, "response_time_s") or 5.0
         with self.app.batch_update():
             self.query_one("#env-summary", Static).update(
                 fmt.recommendation_line(live.recommendation)
@@ -149,9 +148,9 @@ class EnvironmentScreen(Screen):
                 lines.append(f"[$error]{fmt.esc(h.logs.error)}[/]")
             for line in h.logs.tail:
                 text = fmt.esc(self.app.redact(line[:300]))
-                if is_error(line):
+                if self.live.log_rules.is_error(line):
                     lines.append(f"[$error]{text}[/]")
-                elif FLAG_LINE.search(line):
+                elif self.live.log_rules.is_flag_line(line):
                     lines.append(f"[b $accent]{text}[/]")
                 else:
                     lines.append(text)
@@ -190,7 +189,7 @@ class EnvironmentScreen(Screen):
         rec = self.live.recommendation
         findings = list(rec.findings) if rec is not None else []
         rows = []
-        for i, row in enumerate(self.app.config.decision_matrix):
+        for i, row in enumerate(self.app.matrix(self.live.env.name).rows):
             finding = findings[i] if i < len(findings) else None
             mark, seen = "", ""
             if finding is not None:
@@ -208,7 +207,9 @@ class EnvironmentScreen(Screen):
         table = self.query_one("#hosts", DataTable)
         keys = [c.key for c in table.ordered_columns]
         for h in s.hosts:
-            for key, value in zip(keys, fmt.host_row(h, self.app.config.thresholds), strict=True):
+            for key, value in zip(
+                keys, fmt.host_row(h, self.app.config.thresholds, self.live.profile.flags), strict=True
+            ):
                 table.update_cell(h.host, key, fmt.cell(self.app, value))
 
     def _trouble(self, s) -> None:

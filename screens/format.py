@@ -10,15 +10,16 @@ from rich.text import Text
 from textual.app import App
 
 from console.config.model import Thresholds
-from console.flags import FLAG_NAMES
+from console.flags import FlagSet
 from console.matrix import Recommendation, memory_level
+from console.probes.logs import LogRules
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.runbook.model import Flag, FlagRules
 from console.safe_text import clean
 from console.safe_text import markup as safe_markup
 
 SEVERITY_STYLE = {"HIGH": "$error", "MEDIUM": "$warning", "LOW": "$accent"}
 SOURCES = (("env file", "env_file"), ("process", "process"), ("log", "log"))
-COLUMNS = ("adv", "time-w", "content")
 
 
 # Code points whose width terminals and Rich disagree on: a variation selector (the
@@ -49,41 +50,47 @@ def seconds(v: float | None) -> str:
     return "—" if v is None else f"{v:.2f}s"
 
 
-def consensus(s: EnvironmentSnapshot, source: str, name: str) -> tuple[bool | None, bool]:
+def consensus(s: EnvironmentSnapshot, source: str, flag: Flag) -> tuple[bool | None, bool]:
     """One source's value of a flag across hosts: (value or None if mixed/unknown, drifted?)."""
     values = []
     drift = False
     for h in s.reachable_hosts:
         fs = getattr(h.flags, source)
         if fs is not None:
-            values.append(fs.get(name))
-        drift = drift or any(d.flag == name for d in h.flags.drift)
+            values.append(fs.get(flag.id))
+        drift = drift or any(d.flag == flag.env for d in h.flags.drift)
     known = set(values)
     return (values[0] if len(known) == 1 else None), drift or len(known) > 1
 
 
-def flag_table(s: EnvironmentSnapshot | None) -> str:
-    """A small grid: rows are the three sources, columns the three flags; drift in reverse."""
-    head = "[b]flags[/b]     " + " ".join(f"{c:<7}" for c in COLUMNS)
+def flag_width(rules: FlagRules) -> int:
+    """A flag column's width: 7 for up to three flags, less for more (six fit 80 columns)."""
+    return 7 if len(rules.flags) <= 3 else 6 if len(rules.flags) <= 4 else 5
+
+
+def flag_table(s: EnvironmentSnapshot | None, rules: FlagRules) -> str:
+    """A small grid: rows are the three sources, columns the profile's flags; drift in reverse."""
+    w = flag_width(rules)
+    head = "[b]flags[/b]     " + " ".join(f"{esc(f.column[:w]):<{w}}" for f in rules.flags)
     rows = [head]
     for label, source in SOURCES:
         cells = []
-        for name in FLAG_NAMES:
+        for flag in rules.flags:
             if s is None:
-                cells.append(f"{'…':<7}")
+                cells.append(f"{'…':<{w}}")
                 continue
-            value, drift = consensus(s, source, name)
+            value, drift = consensus(s, source, flag)
             text = {True: "on", False: "off", None: "?"}[value]
             style = "$text" if value else "$text-muted"
             if drift:
                 style = "reverse $warning"
-            cells.append(f"[{style}]{text:<5}[/]  ")
+            cells.append(f"[{style}]{text:<{w - 2}}[/]  ")
         rows.append(f"{label:<9} " + " ".join(cells))
     return "\n".join(rows)
 
 
 def health_line(s: EnvironmentSnapshot) -> str:
-    """Each of the profile's health endpoints (Phase 4: /health, and /health/ready as "ready")."""
+    """Each of the profile's health endpoints: liveness by its path, readiness as "ready"."""
     hosts = s.reachable_hosts
     if not hosts:
         return "[$error]health   unreachable[/]"
@@ -148,25 +155,23 @@ def recommendation_line(rec: Recommendation | None) -> str:
     return f"{line}\n{unknown}" if unknown else line
 
 
-def log_line(line: str, limit: int = 160) -> str:
-    """One log line, escaped; flag lines and ERRORs stand out."""
-    from console.probes.logs import FLAG_LINE, is_error
-
+def log_line(line: str, rules: LogRules, limit: int = 160) -> str:
+    """One log line, escaped; flag lines and errors (as the profile tells them) stand out."""
     text = esc(line[:limit])
-    if is_error(line):
+    if rules.is_error(line):
         return f"[$error]{text}[/]"
-    if FLAG_LINE.search(line):
+    if rules.is_flag_line(line):
         return f"[b $accent]{text}[/]"
     return f"[$text-muted]{text}[/]"
 
 
-def host_row(h: HostSnapshot, t: Thresholds) -> tuple[str, ...]:
+def host_row(h: HostSnapshot, t: Thresholds, rules: FlagRules) -> tuple[str, ...]:
     """One row of the per-host grid."""
     if h.unreachable:
         return (h.host, "[$error]unreachable[/]", "", "", "", "", esc(h.unreachable)[:60])
 
-    def flags(fs: object) -> str:
-        return "".join("1" if fs.get(n) else "0" for n in FLAG_NAMES) if fs is not None else "???"
+    def flags(fs: FlagSet | None) -> str:
+        return fs.bits() if fs is not None else "?" * len(rules.flags)
 
     f = h.flags
     drift = "[reverse $warning]drift[/]" if f.drift else "ok"

@@ -125,7 +125,8 @@ class StepFailedModal(ModalScreen["Decision"]):
                     lines.append(f"not started: {esc(', '.join(f.not_started))}")
                 remedy = next((x.remedy for x in f.hosts.values() if x.remedy), None)
                 if remedy:
-                    lines.append(f"\n[b]known fix[/b] ({esc(remedy.troubleshooting)}): {esc(remedy.title)}")
+                    heading = f" ({esc(remedy.troubleshooting)})" if remedy.troubleshooting else ""
+                    lines.append(f"\n[b]known fix[/b]{heading}: {esc(remedy.title)}")
                     lines.extend(f"  $ {esc(c)}" for c in remedy.commands)
                 yield Static("\n".join(lines))
             yield Input(placeholder="reason for skipping (required to skip)", id="reason")

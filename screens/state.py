@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.config.model import Environment, MatrixRow
-from console.matrix import Recommendation, evaluate
+from console.config.model import Environment
+from console.matrix import DecisionMatrix, Recommendation, evaluate
+from console.probes.logs import LogRules, rules_for
 from console.probes.series import LatencySeries
 from console.probes.snapshot import EnvironmentSnapshot
+from console.runbook import Profile, profile_of
 
 
 @dataclass
@@ -20,13 +22,22 @@ class LiveEnvironment:
     probe_error: str | None = None
     rounds: int = 0
 
-    def update(self, snapshot: EnvironmentSnapshot, matrix: tuple[MatrixRow, ...]) -> None:
+    @property
+    def profile(self) -> Profile:
+        """The environment's service profile (read once per process)."""
+        return profile_of(self.env)
+
+    @property
+    def log_rules(self) -> LogRules:
+        return rules_for(self.profile.log)
+
+    def update(self, snapshot: EnvironmentSnapshot, matrix: DecisionMatrix) -> None:
         self.snapshot = snapshot
         self.probe_error = None
         self.rounds += 1
         self.series.add(snapshot.taken_at, snapshot.response_time_s)
         self.recommendation = evaluate(matrix, snapshot, self.declared)
 
-    def reevaluate(self, matrix: tuple[MatrixRow, ...]) -> None:
+    def reevaluate(self, matrix: DecisionMatrix) -> None:
         if self.snapshot is not None:
             self.recommendation = evaluate(matrix, self.snapshot, self.declared)

@@ -25,10 +25,8 @@ from textual.widgets import (
 )
 
 from console.authz import MIN_REASON_WORDS, Authorization, same_person
-from console.config.model import ACTIONS
 from console.engine.run import Run, RunRequest
 from console.engine.session import RunRefused
-from console.matrix import ACTION_TITLES
 from screens import format as fmt
 from screens.modals import ConfirmRollback
 from screens.state import LiveEnvironment
@@ -80,8 +78,8 @@ class RollbackWizard(Screen):
                 yield MarkedSelectionList(id="declared")
                 yield Static("[b]Rollback[/b]", id="action-title", classes="section-title")
                 with RadioSet(id="action"):
-                    for action in ACTIONS:
-                        yield MarkedRadioButton(ACTION_TITLES[action], id=f"action-{action}")
+                    for action in self.live.profile.rollbacks:  # the profile's, in its order
+                        yield MarkedRadioButton(action.short_title or action.title, id=f"action-{action.id}")
                 yield Static("[b]Reason[/b] (goes into the journal and the history table)", classes="section-title")
                 yield Input(id="reason", placeholder="e.g. p95 latency 6s since 03:10")
                 yield Static("", id="assess-status")
@@ -122,9 +120,10 @@ class RollbackWizard(Screen):
             return
         self.title = f"Rollback wizard — {self.env.name} ({self.env.kind})"
         declared = self.query_one("#declared", SelectionList)
-        for row in self.app.config.decision_matrix:
+        matrix = self.app.matrix(self.env.name)
+        for row in matrix.rows:
             if row.declared:
-                hint = f"{row.symptom} → {row.advice or ACTION_TITLES.get(row.action, row.action)} ({row.severity})"
+                hint = f"{row.symptom} → {row.advice or matrix.title(row.action)} ({row.severity})"
                 declared.add_option((hint, row.symptom, row.symptom in self.live.declared))
         self.app.env_updated.subscribe(self, self._updated)
         self._assess(select=True)
@@ -159,9 +158,9 @@ class RollbackWizard(Screen):
             mark = "[reverse $error] ● [/]" if f.lit else "[$text-muted] · [/]"
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
-        recommended = rec.action if rec and rec.action in ACTIONS else None
+        recommended = rec.action if rec and rec.action in self._rollbacks() else None
         self.query_one("#action-title", Static).update(
-            f"[b]Rollback[/b] — the recommended one ({fmt.esc(ACTION_TITLES[recommended])}) is pre-selected"
+            f"[b]Rollback[/b] — the recommended one ({fmt.esc(rec.title)}) is pre-selected"
             if recommended
             else "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
         )
@@ -176,9 +175,12 @@ class RollbackWizard(Screen):
         self.live.declared = set(self.query_one("#declared", SelectionList).selected)
         self.app.publish(self.env.name)
         rec = self.live.recommendation
-        if rec and rec.action in ACTIONS:
+        if rec and rec.action in self._rollbacks():
             self.query_one(f"#action-{rec.action}", RadioButton).value = True
         self._assess(select=False)
+
+    def _rollbacks(self) -> set[str]:
+        return {a.id for a in self.live.profile.rollbacks}
 
     def _action(self) -> str | None:
         pressed = self.query_one("#action", RadioSet).pressed_button

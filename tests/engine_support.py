@@ -26,13 +26,12 @@ from console.config.model import Environment
 from console.engine.runner import Decision, Failure, abort_on_failure
 from console.engine.session import Engine, RunOutcome, RunRequest
 from console.envfile import parse_env
-from console.flags import FLAG_NAMES, FlagSet
 from console.journal import Journal, RunSummary
 from console.plans import PLANS
-from console.probes import logs
 from console.simulator.configfile import SSHTarget
 from console.simulator.world import SimHost, Simulation
 from tests.fixtures_ssh import SSHServer
+from tests.phase4 import FLAG_NAMES, LOG, RULES, FlagSet
 
 MakeSimulation = Callable[..., Simulation]
 CLI_TIMEOUT_S = 120.0
@@ -86,7 +85,7 @@ def run_id_in(text: str) -> str:
 
 
 def env_file_flags(host: SimHost) -> FlagSet:
-    return parse_env(host.env_file.read_bytes(), str(host.env_file)).flags()
+    return parse_env(host.env_file.read_bytes(), str(host.env_file)).flags(RULES)
 
 
 def process_flags(host: SimHost) -> FlagSet:
@@ -94,11 +93,11 @@ def process_flags(host: SimHost) -> FlagSet:
     assert pid is not None, f"{host.name} is not running"
     items = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
     environ = dict(i.decode().split("=", 1) for i in items if b"=" in i)
-    return FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
+    return FlagSet.from_environ(RULES, {n: environ.get(n) for n in FLAG_NAMES})
 
 
 def log_flags(host: SimHost) -> FlagSet | None:
-    latest = logs.latest_flags(host.log_file.read_text(encoding="utf-8").splitlines())
+    latest = LOG.latest_flags(host.log_file.read_text(encoding="utf-8").splitlines(), RULES)
     return latest[0] if latest else None
 
 
@@ -126,7 +125,7 @@ def best_times(sim: Simulation, host: SimHost) -> dict[str, Any]:
 def set_flags_and_restart(sim: Simulation, host: SimHost, flags: FlagSet) -> None:
     """Put the service in a given state by hand, as an operator would before an incident."""
     env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-    host.env_file.write_bytes(env.encoded(env.with_flags({n: flags.get(n) for n in FLAG_NAMES})))
+    host.env_file.write_bytes(env.encoded(env.with_flags(flags.by_env(), RULES)))
     result = sim.run(host.env, "restart_command", host.index)
     assert result.returncode == 0, result.stdout + result.stderr
 

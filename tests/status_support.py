@@ -21,8 +21,8 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from console.envfile import parse_env
-from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
 from console.simulator.world import SimHost, Simulation
+from tests.phase4 import ADVANCED, CONTENT_TYPE, RULES, TIME_WEIGHTING
 
 CLI_TIMEOUT_S = 60
 FLAG_KEYS = {"advanced": ADVANCED, "time_weighting": TIME_WEIGHTING, "content_type": CONTENT_TYPE}
@@ -128,7 +128,7 @@ def sim_secrets(sim: Simulation) -> list[str]:
 def set_flags(host: SimHost, **flags: bool) -> None:
     """Edit the env file as the console does: only the flag lines change."""
     env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-    host.env_file.write_bytes(env.encoded(env.with_flags({FLAG_KEYS[k]: v for k, v in flags.items()})))
+    host.env_file.write_bytes(env.encoded(env.with_flags({FLAG_KEYS[k]: v for k, v in flags.items()}, RULES)))
 
 
 def restart(sim: Simulation, host: SimHost, key: str = "restart_command") -> None:

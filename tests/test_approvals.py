@@ -22,7 +22,6 @@ import pytest
 
 from console.config import load_config
 from console.engine.session import Engine, RunRefused
-from console.flags import ALL_ON
 from console.journal import Journal, Who
 from console.journal.requests import request_state
 from console.plans import PLANS
@@ -37,6 +36,7 @@ from tests.engine_support import (
     run_id_in,
     wait_for_record,
 )
+from tests.phase4 import ALL_ON
 
 ME = pwd.getpwuid(os.getuid()).pw_name
 

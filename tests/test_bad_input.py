@@ -16,9 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from console.flags import ADVANCED, CONTENT_TYPE
 from console.simulator.world import Simulation
 from tests.fixtures_ssh import SSHServer, free_port
+from tests.phase4 import ADVANCED, CONTENT_TYPE
 from tests.status_support import (
     GOOD_PASSWORD,
     FakeAPI,

@@ -25,8 +25,8 @@ from typing import Any
 
 import pytest
 
-from console.flags import ADVANCED
 from tests.fixtures_ssh import free_port
+from tests.phase4 import ADVANCED
 from tests.status_support import (
     GOOD_PASSWORD,
     CliResult,

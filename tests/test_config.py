@@ -13,6 +13,7 @@ import pytest
 from console.config import ConfigError, SecretError, SecretRef, Thresholds, find_config, load_config
 from console.config.locate import key_lines, locate
 from console.config.model import ChecklistItem, Host
+from console.matrix import matrix_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_configs" / "analyticbot.toml"
@@ -110,8 +111,10 @@ def runbook_matrix_as_config() -> list[tuple[Any, ...]]:
     return out
 
 
-def matrix_rows(config: Any) -> list[tuple[Any, ...]]:
-    return [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in config.decision_matrix]
+def matrix_rows(config: Any, env: str = "staging") -> list[tuple[Any, ...]]:
+    """The rows that decide for ``env``: the config's [[decision_matrix]], else its profile's."""
+    rows = matrix_of(config, config.environment(env)).rows
+    return [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in rows]
 
 
 # ---------------------------------------------------------------------------
@@ -181,7 +184,7 @@ def test_minimal_config_gets_the_runbook_defaults(tmp_path: Path) -> None:
     assert env.days is None  # not set here: the profile's default, ?days=90, applies
     assert env.database is None
     assert (env.fleet.mode, env.fleet.concurrency) == ("parallel", 10)
-    assert env.phase4_commit_message == "Phase 4: Production deployment with feature flags"
+    assert env.phase4_commit_message is None  # the profile's code rollback names the commit
 
     assert matrix_rows(config) == runbook_matrix_as_config()
     assert [item.text for item in config.checklist] == RUNBOOK_CHECKLIST

@@ -27,10 +27,10 @@ from typing import Any
 import pytest
 
 from console.drills import SCENARIO_DIR, ScenarioError, load_scenario, scenarios
-from console.flags import ALL_OFF
 from console.journal import Journal
 from console.simulator import postgres
 from tests.engine_support import RUN_ID, run_id_in
+from tests.phase4 import ALL_OFF
 
 APPROVER = "lead-on-call"  # production needs someone other than the operator
 START_TIMEOUT_S = 90.0
@@ -338,7 +338,7 @@ def test_stale_env_drill_quick_fails_with_troubleshooting_1_and_the_fix_recovers
     run = d.journal().run(run_id_in(out))
     started = next(r["data"] for r in run.records if r["type"] == "run_started")
     assert run.recommendation is None
-    assert any("best-times slower than 2s" in note for note in started["evidence"]), started["evidence"]
+    assert any("probe slower than 2s" in note for note in started["evidence"]), started["evidence"]
     env = d.status()
     assert running_flags(env) == ALL_OFF.as_dict() and not env["hosts"][0]["flags"]["stale_process"]
     assert env["signals"]["response_time_s"] < 2
@@ -404,8 +404,12 @@ def test_another_drills_scorecard_in_the_shared_journal_is_not_taken_for_this_on
 
 
 def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tmp_path: Path) -> None:
-    known = scenarios()
+    known = scenarios(SCENARIO_DIR)
     assert set(known) == ALL_IDS and len(list(SCENARIO_DIR.glob("*.toml"))) == len(ALL_IDS)
+    # Every shipped profile's scenarios: Phase 4's files and the ones another profile writes in.
+    shipped = scenarios()
+    assert set(shipped) == ALL_IDS | {"embedding-memory"}
+    assert shipped["embedding-memory"].profile is not None and shipped["latency"].profile is None
     for s in known.values():
         assert s.briefing and s.expected_action in s.accept and s.target_s > 0 and s.faults
         assert all(f.environment in s.environments for f in s.faults) and s.environment in s.environments
@@ -439,5 +443,7 @@ def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tm
     listed = subprocess.run(
         [sys.executable, "-m", "console", "drill", "--list"], capture_output=True, text=True, timeout=60
     )
-    assert listed.returncode == 0 and {line.split()[0] for line in listed.stdout.splitlines()} == ALL_IDS
+    ids = {line.split()[0] for line in listed.stdout.splitlines()}
+    assert listed.returncode == 0 and ids == ALL_IDS | {"embedding-memory"}
+    assert "[profile searchd-semantic]" in next(x for x in listed.stdout.splitlines() if x.startswith("embedding"))
     assert "(needs PostgreSQL)" in next(line for line in listed.stdout.splitlines() if line.startswith("code-bug"))

@@ -8,7 +8,6 @@ import json
 import time
 from pathlib import Path
 
-from console.flags import ALL_OFF, ALL_ON
 from tests.engine_support import (
     MakeSimulation,
     Webhook,
@@ -19,6 +18,7 @@ from tests.engine_support import (
     records,
     run_id_in,
 )
+from tests.phase4 import ALL_OFF, ALL_ON
 
 WEBHOOK = '[notifications]\nwebhook = { env = "RC_TEST_WEBHOOK" }\ntimeout_s = %s'
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 
-from console.flags import ALL_OFF, ALL_ON
 from console.simulator.repo import PHASE4_MESSAGE, git, phase4_commit
 from tests.engine_support import (
     MakeSimulation,
@@ -18,6 +17,7 @@ from tests.engine_support import (
     records,
     run_id_in,
 )
+from tests.phase4 import ALL_OFF, ALL_ON
 
 
 def head_subject(repo) -> str:
@@ -83,7 +83,7 @@ def test_reset_hard_needs_confirmation_and_refuses_when_head_is_not_phase4(make_
         "--yes",
     )  # fmt: skip
     assert wrong.returncode == 1
-    assert "not the Phase 4 commit" in wrong.stdout
+    assert "not the release commit" in wrong.stdout
     assert git(host.repo, "rev-parse", "HEAD").strip() == head
 
     # When Phase 4 is the last commit, the runbook's `reset --hard HEAD~1` is what it means.

@@ -15,7 +15,6 @@ import pytest
 
 from console.engine.runner import Decision, Failure
 from console.engine.session import RunRefused
-from console.flags import ALL_OFF, ALL_ON
 from console.plans.database import manual_sql
 from console.simulator.database import DEPENDENT_INDEX
 from console.simulator.repo import PHASE4_MESSAGE, git
@@ -31,6 +30,7 @@ from tests.engine_support import (
     records,
     run_engine,
 )
+from tests.phase4 import ALL_OFF, ALL_ON
 
 pytestmark = pytest.mark.postgres
 

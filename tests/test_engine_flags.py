@@ -12,7 +12,6 @@ import os
 import stat
 
 from console.engine.runner import Decision, Failure
-from console.flags import ALL_OFF, ALL_ON, FlagSet
 from tests.engine_support import (
     MakeSimulation,
     Operator,
@@ -28,6 +27,7 @@ from tests.engine_support import (
     run_id_in,
     set_flags_and_restart,
 )
+from tests.phase4 import ALL_OFF, ALL_ON, flags
 
 
 async def test_quick_rollback_turns_every_flag_off_and_the_api_goes_legacy(make_simulation: MakeSimulation) -> None:
@@ -62,7 +62,7 @@ async def test_partial_time_weighting_keeps_advanced_mode_on(make_simulation: Ma
     outcome = await run_engine(sim.config_path, "partial-time-weighting")
 
     assert outcome.result.outcome == "succeeded", outcome.result.message
-    want = FlagSet(advanced=True, time_weighting=False, content_type=True)
+    want = flags(True, False, True)
     assert env_file_flags(host) == want and process_flags(host) == want
     flag_lines = [line for line in host.log_file.read_text().splitlines() if "Feature flags" in line]
     assert "Time-weighting: False" in flag_lines[-1] and "Advanced: True" in flag_lines[-1]
@@ -81,7 +81,7 @@ async def test_partial_content_type_fails_validation_then_undo_then_quick(make_s
         message = str(failure.hosts["*"])
         assert "HTTP 200 with status: failed" in message and "content_type_stats" in message  # the profile's words
         # Meanwhile the service really runs scenario B.
-        assert process_flags(host) == FlagSet(True, True, False)
+        assert process_flags(host) == flags(True, True, False)
         return Decision("undo", "scenario B breaks the advanced query")
 
     operator = Operator([look])
@@ -102,7 +102,7 @@ async def test_partial_content_type_fails_validation_then_undo_then_quick(make_s
 async def test_restore_puts_the_flags_back_exactly_as_they_were(make_simulation: MakeSimulation) -> None:
     sim = make_simulation()
     host = sim.host("staging")
-    before = FlagSet(advanced=True, time_weighting=False, content_type=True)  # not simply "all on"
+    before = flags(True, False, True)  # not simply "all on"
     set_flags_and_restart(sim, host, before)
     env_bytes = host.env_file.read_bytes()
 

@@ -29,7 +29,6 @@ import pytest
 
 from console.config import load_config
 from console.engine.session import Engine
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from console.lock import EnvironmentLock, LockHolder
 from console.plans import PLANS
@@ -51,6 +50,7 @@ from tests.engine_support import (
     run_id_in,
     wait_for_record,
 )
+from tests.phase4 import ALL_OFF, ALL_ON
 
 # --- kill -9 in the middle of a run --------------------------------------------------------
 

@@ -12,7 +12,6 @@ import pytest
 from console.config import load_config
 from console.engine.runner import abort_on_failure
 from console.engine.session import Engine, RunOutcome, RunRequest
-from console.flags import ALL_OFF, ALL_ON
 from console.plans import PLANS
 from console.transport.ssh import SSHTransport
 from tests.engine_support import (
@@ -27,6 +26,7 @@ from tests.engine_support import (
     ssh_target,
 )
 from tests.fixtures_ssh import SSHServer
+from tests.phase4 import ALL_OFF, ALL_ON
 
 pytestmark = pytest.mark.ssh
 

@@ -14,7 +14,6 @@ from textual.widgets import RichLog
 
 from console.config import load_config
 from console.engine.session import Engine, RunRefused, RunRequest
-from console.flags import ALL_OFF, ALL_ON
 from console.plans import PLANS
 from tests.engine_support import (
     RUN_ID,
@@ -29,6 +28,7 @@ from tests.engine_support import (
     run_id_in,
     set_flags_and_restart,
 )
+from tests.phase4 import ALL_OFF, ALL_ON
 from tests.test_tui_wizard import app_for, open_wizard, preview, until
 
 ODD = (
@@ -292,9 +292,11 @@ def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_re
     from console.plans import PLANS
     from console.plans.database import database_plan
     from console.plans.kept_copy import ReapplyMigration
+    from console.runbook import profile_of
 
     sample = Path(__file__).resolve().parent.parent / "sample_configs" / "analyticbot.toml"
-    plan = database_plan(load_config(sample).environment("staging"), {})
+    env = load_config(sample).environment("staging")
+    plan = database_plan(env, {}, profile_of(env).action("database"))
     old = {"db-keep": {"*": {"path": "/var/lib/rollback-console/kept/r-1-posts.json"}}, "db-rollback": {"*": {}}}
 
     (step,) = PLANS.undo_steps(plan, old)

@@ -17,7 +17,18 @@ from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from console.envfile import EnvFileError, Splice, apply_splices, parse_env, unified_diff
-from console.flags import ADVANCED, ALL_OFF, ALL_ON, CONTENT_TYPE, FLAG_NAMES, TIME_WEIGHTING, FlagSet, flag_value
+from tests.phase4 import (
+    ADVANCED,
+    ALL_OFF,
+    ALL_ON,
+    CONTENT_TYPE,
+    FLAG_NAMES,
+    RULES,
+    TIME_WEIGHTING,
+    FlagSet,
+    flag_value,
+    flags,
+)
 
 TW, CT, ADV = TIME_WEIGHTING, CONTENT_TYPE, ADVANCED
 
@@ -66,7 +77,7 @@ def without_flag_statements(text: str) -> str:
 def check_edit(data: bytes, changes: dict[str, bool]) -> str:
     """Apply the edit and check every property; return the new text."""
     old = parse_env(data, "/srv/.env")
-    new_text = old.with_flags(changes)
+    new_text = old.with_flags(changes, RULES)
     new_bytes = old.encoded(new_text)
     new = parse_env(new_bytes, "/srv/.env")
 
@@ -77,7 +88,7 @@ def check_edit(data: bytes, changes: dict[str, bool]) -> str:
 
     # (1) the requested flags, as console.envfile and as python-dotenv read them
     want = {**effective(dotenv_read(data)), **changes}
-    assert new.flags().as_env() == {name: "true" if on else "false" for name, on in want.items()}
+    assert new.flags(RULES).as_env() == {name: "true" if on else "false" for name, on in want.items()}
     assert effective(dotenv_read(new_bytes)) == want
     assert effective(new.values) == want
 
@@ -109,7 +120,7 @@ def check_edit(data: bytes, changes: dict[str, bool]) -> str:
     assert [str(p) for p in new.problems] == [str(p) for p in old.problems]
 
     # (4) idempotent
-    assert new.with_flags(changes) == new_text
+    assert new.with_flags(changes, RULES) == new_text
     return new_text
 
 
@@ -316,7 +327,7 @@ def test_no_final_newline() -> None:
 def test_missing_flags_are_appended_not_left_to_default_true() -> None:
     new = edit("DATABASE_URL=x\n", OFF)
     assert new == f"DATABASE_URL=x\n{ADV}=false\n{TW}=false\n{CT}=false\n"
-    assert parse_env(new).flags() == ALL_OFF
+    assert parse_env(new).flags(RULES) == ALL_OFF
 
 
 def test_duplicate_keys_every_flag_binding_rewritten_others_untouched() -> None:
@@ -328,7 +339,7 @@ def test_duplicate_keys_every_flag_binding_rewritten_others_untouched() -> None:
 
 def test_key_without_equals_is_unset_and_gets_a_value() -> None:
     env = parse_env(f"{TW}\n{CT} # no value\n{ADV}#c\n")
-    assert env.flags() == ALL_ON  # unset means true
+    assert env.flags(RULES) == ALL_ON  # unset means true
     assert env.problems == []
     new = edit(env.text, OFF)
     assert new == f"{TW}=false\n{CT}=false # no value\n{ADV}=false #c\n"
@@ -349,7 +360,7 @@ def test_flag_line_inside_another_keys_multiline_value_is_not_edited() -> None:
     new = edit(text, {TW: False})
     assert new == f'CERT="-----BEGIN-----\n{TW}=true\n-----END-----"\n{TW}=false\n'
     assert parse_env(new).values["CERT"] == f"-----BEGIN-----\n{TW}=true\n-----END-----"
-    assert parse_env(new).flag_lines() == [(4, f"{TW}=false")]
+    assert parse_env(new).flag_lines(RULES) == [(4, f"{TW}=false")]
 
 
 def test_flag_only_inside_another_value_is_appended() -> None:
@@ -362,7 +373,7 @@ def test_non_utf8_bytes_round_trip() -> None:
     data = b"LATIN1_NAME=Jos\xe9\n# caf\xc3\xa9 \xff\xfe\nENABLE_TIME_WEIGHTING=true\n"
     env = parse_env(data)
     assert env.encoded() == data
-    new = env.with_flags({TW: False})
+    new = env.with_flags({TW: False}, RULES)
     assert env.encoded(new) == data.replace(b"TIME_WEIGHTING=true", b"TIME_WEIGHTING=false")
 
 
@@ -372,8 +383,8 @@ def test_byte_order_mark_kept() -> None:
 
 
 def test_unknown_flag_refused() -> None:
-    with pytest.raises(EnvFileError, match="not a Phase 4 flag: ENABLE_EVERYTHING"):
-        parse_env("").with_flags({"ENABLE_EVERYTHING": False})
+    with pytest.raises(EnvFileError, match="not a flag of this service's profile: ENABLE_EVERYTHING"):
+        parse_env("").with_flags({"ENABLE_EVERYTHING": False}, RULES)
 
 
 # ---------------------------------------------------------------------------
@@ -392,7 +403,7 @@ def test_flag_lines_numbers_and_text() -> None:
         f"{TW}='false'\n"  # 7
         f"{CT}\n"  # 8
     )
-    assert parse_env(text).flag_lines() == [
+    assert parse_env(text).flag_lines(RULES) == [
         (4, f"  export {ADV}=true # master"),
         (7, f"{TW}='false'"),
         (8, CT),
@@ -401,14 +412,14 @@ def test_flag_lines_numbers_and_text() -> None:
 
 def test_flag_lines_numbers_in_crlf_file_after_a_malformed_line() -> None:
     text = f"A=1\r\nnot valid\r\n\r\nB=2\r\n{TW}=true\r\n"
-    assert parse_env(text).flag_lines() == [(5, f"{TW}=true")]
+    assert parse_env(text).flag_lines(RULES) == [(5, f"{TW}=true")]
 
 
 def test_problems_name_line_and_text() -> None:
     env = parse_env(f"A=1\n\n\n   \nnot an assignment\n{TW}=true\nFOO BAR=1\r\n")
     assert [(p.line, p.text) for p in env.problems] == [(5, "not an assignment"), (7, "FOO BAR=1")]
     assert str(env.problems[0]) == "line 5: cannot parse 'not an assignment'"
-    assert env.flags() == ALL_ON
+    assert env.flags(RULES) == ALL_ON
 
 
 def test_problem_text_cut_to_80_characters() -> None:
@@ -418,8 +429,8 @@ def test_problem_text_cut_to_80_characters() -> None:
 
 def test_unified_diff_shows_only_the_flag_lines() -> None:
     old = f"A=1\n{TW}=true\nB=2\n"
-    new = parse_env(old).with_flags({TW: False, CT: False})
-    assert unified_diff("/opt/analyticbot/.env.production", old, new) == (
+    new = parse_env(old).with_flags({TW: False, CT: False}, RULES)
+    assert unified_diff("/opt/analyticbot/.env.production", old, new, shown=FLAG_NAMES) == (
         "--- /opt/analyticbot/.env.production (now)\n"
         "+++ /opt/analyticbot/.env.production (after)\n"
         "@@ -1,3 +1,4 @@\n"
@@ -433,7 +444,7 @@ def test_unified_diff_shows_only_the_flag_lines() -> None:
 
 def test_unified_diff_never_shows_a_secret_beside_the_flags() -> None:
     old = f"DATABASE_URL=postgresql://analytic:hunter2@db/x\nexport JWT_SECRET=s3cr3t\n{TW}=true\nLAST=tok-999"
-    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False, CT: False}))
+    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False, CT: False}, RULES), shown=FLAG_NAMES)
     assert "hunter2" not in diff and "s3cr3t" not in diff and "tok-999" not in diff
     assert f"-{TW}=true" in diff and f"+{TW}=false" in diff and f"+{CT}=false" in diff
     assert " DATABASE_URL=…  (value not shown)" in diff
@@ -441,8 +452,8 @@ def test_unified_diff_never_shows_a_secret_beside_the_flags() -> None:
 
 def test_unified_diff_without_final_newline_is_well_formed() -> None:
     old = "A=1"
-    new = parse_env(old).with_flags({TW: False})
-    assert unified_diff("f", old, new, mask=False).splitlines()[2:] == [
+    new = parse_env(old).with_flags({TW: False}, RULES)
+    assert unified_diff("f", old, new, shown=None).splitlines()[2:] == [
         "@@ -1 +1,2 @@",
         "-A=1",
         "\\ No newline at end of file",
@@ -453,12 +464,12 @@ def test_unified_diff_without_final_newline_is_well_formed() -> None:
 
 def test_unified_diff_empty_when_nothing_changes() -> None:
     old = f"{TW}=false\n"
-    assert unified_diff("f", old, parse_env(old).with_flags({TW: False})) == ""
+    assert unified_diff("f", old, parse_env(old).with_flags({TW: False}, RULES), shown=FLAG_NAMES) == ""
 
 
 def test_unified_diff_keeps_lines_whole_that_str_splitlines_would_split() -> None:
     old = f"NOTE=a\x0cb\u2028c\n{TW}=true\n"
-    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False}), mask=False)
+    diff = unified_diff("f", old, parse_env(old).with_flags({TW: False}, RULES), shown=None)
     # One line, and its form feed and line separator shown escaped, never raw.
     assert "@@ -1,2 +1,2 @@\n NOTE=a\\x0cb\\u2028c\n" in diff
 
@@ -491,19 +502,20 @@ def test_flag_value_is_the_services_rule(raw: str | None, on: bool) -> None:
 
 def test_flagset_from_env_file() -> None:
     env = parse_env(f"{ADV}=True\n{TW}=0\n")  # content-type missing: true
-    flags = env.flags()
-    assert flags == FlagSet(advanced=True, time_weighting=False, content_type=True)
-    assert flags.as_env() == {ADV: "true", TW: "false", CT: "true"}
-    assert flags.as_dict() == {"advanced": True, "time_weighting": False, "content_type": True}
-    assert flags.mode == "advanced"
+    got = env.flags(RULES)
+    assert got == flags(True, False, True)
+    assert got.as_env() == {ADV: "true", TW: "false", CT: "true"}
+    assert got.as_dict() == {"advanced": True, "time_weighting": False, "content_type": True}
+    assert got.effective() == {"advanced": True, "time_weighting": False, "content_type": True}
     # the same words as the service's log line
-    assert flags.describe() == "Advanced: True, Time-weighting: False, Content-type: True"
+    assert got.describe() == "Advanced: True, Time-weighting: False, Content-type: True"
 
 
 def test_master_off_means_legacy_whatever_the_subflags() -> None:
-    assert FlagSet.from_mapping({ADV: "false", TW: "true", CT: "true"}).mode == "legacy"
-    assert ALL_OFF.mode == "legacy"
-    assert FlagSet.from_mapping({}) == ALL_ON
+    master_off = FlagSet.from_environ(RULES, {ADV: "false", TW: "true", CT: "true"})
+    assert master_off.as_dict() == {"advanced": False, "time_weighting": True, "content_type": True}
+    assert not any(master_off.effective().values()) and not any(ALL_OFF.effective().values())
+    assert FlagSet.from_environ(RULES, {}) == ALL_ON
 
 
 # ---------------------------------------------------------------------------
@@ -519,7 +531,7 @@ def through_the_journal(splices: tuple[Splice, ...]) -> list[Splice]:
 
 def check_restore(data: bytes, changes: dict[str, bool]) -> None:
     old = parse_env(data, "/srv/.env")
-    rolled_text, undo = old.edit(changes)
+    rolled_text, undo = old.edit(changes, RULES)
     rolled = parse_env(old.encoded(rolled_text), "/srv/.env")
 
     back = apply_splices(rolled.text, through_the_journal(undo))
@@ -546,7 +558,7 @@ def test_rollback_then_restore_gives_back_every_byte(data: bytes, changes: dict[
 def test_restore_keeps_the_spelling_of_true() -> None:
     data = b"# flags\nENABLE_ADVANCED_RECOMMENDATIONS=True\nexport ENABLE_TIME_WEIGHTING='TRUE' # on\r\n"
     old = parse_env(data)
-    rolled, undo = old.edit(OFF)
+    rolled, undo = old.edit(OFF, RULES)
     assert "ENABLE_ADVANCED_RECOMMENDATIONS=false\n" in rolled and "ENABLE_CONTENT_TYPE_ANALYSIS=false" in rolled
     assert old.encoded(apply_splices(rolled, undo).text) == data
 
@@ -554,7 +566,7 @@ def test_restore_keeps_the_spelling_of_true() -> None:
 def test_restore_after_someone_else_edited_the_file_still_puts_the_flag_lines_back() -> None:
     data = b"ENABLE_ADVANCED_RECOMMENDATIONS=True # on\nFOO=1\n"
     old = parse_env(data)
-    rolled, undo = old.edit(OFF)
+    rolled, undo = old.edit(OFF, RULES)
     edited = "# a comment someone added at the top\n" + rolled.replace("FOO=1", "FOO=22")
 
     back = apply_splices(edited, undo)
@@ -565,7 +577,7 @@ def test_restore_after_someone_else_edited_the_file_still_puts_the_flag_lines_ba
 
 def test_restore_of_a_flag_line_changed_since_says_so() -> None:
     old = parse_env(b"ENABLE_ADVANCED_RECOMMENDATIONS=True\n")
-    rolled, undo = old.edit({ADV: False})
+    rolled, undo = old.edit({ADV: False}, RULES)
     changed = rolled.replace("=false", "=maybe")
 
     back = apply_splices(changed, undo)

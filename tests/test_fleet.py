@@ -23,7 +23,6 @@ import pytest
 import tomli_w
 
 from console.config import load_config
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal
 from console.journal.records import parse_ts
 from console.simulator.world import SimHost, Simulation
@@ -37,6 +36,7 @@ from tests.engine_support import (
     ssh_target,
 )
 from tests.fixtures_ssh import SSHServer
+from tests.phase4 import ALL_OFF, ALL_ON
 
 pytestmark = pytest.mark.ssh
 

@@ -16,11 +16,11 @@ from urllib.parse import urlsplit
 import pytest
 
 from console.config import load_config
-from console.flags import ADVANCED
 from screens.app import RollbackConsole
 from tests.canary_support import screen_text
 from tests.engine_support import Webhook
 from tests.hostile.support import RAW_UNSAFE, run
+from tests.phase4 import ADVANCED
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,6 @@ from hypothesis import strategies as st
 
 from console import safe_text
 from console.envfile import EnvFileError, parse_env, unified_diff
-from console.flags import ADVANCED, FLAG_NAMES
 from console.journal import history_json, history_markdown, history_text, incident_report
 from console.journal.chain import verify_lines
 from console.journal.records import ZERO_HASH, parse_line, record_hash
@@ -30,6 +29,7 @@ from console.probes.http import probe_health, run_probe
 from console.runbook import profile_at
 from console.transport.base import split_tail
 from tests.hostile.support import RAW_UNSAFE
+from tests.phase4 import ADVANCED, FLAG_NAMES, LOG, RULES
 
 FUZZ = settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 DEEP = b"[" * 100_000 + b"]" * 100_000
@@ -65,16 +65,16 @@ env_bytes = st.one_of(
 @example(b"\x00" * 4096, {ADVANCED: False})
 def test_the_env_file_parser_is_total(data: bytes, changes: dict[str, bool]) -> None:
     env = parse_env(data, "/srv/.env")
-    env.flags(), env.values, env.problems, env.flag_lines(), env.not_text
+    env.flags(RULES), env.values, env.problems, env.flag_lines(RULES), env.not_text
     for problem in env.problems:
         str(problem)
     try:
-        new = env.with_flags(changes)
+        new = env.with_flags(changes, RULES)
     except EnvFileError:
         return
     assert env.encoded(env.text) == data  # every byte round-trips
-    for mask in (True, False):
-        diff = unified_diff("/srv/.env", env.text, new, mask=mask)
+    for shown in (FLAG_NAMES, None):
+        diff = unified_diff("/srv/.env", env.text, new, shown=shown)
         assert not RAW_UNSAFE.search(diff), repr(diff)
 
 
@@ -106,7 +106,7 @@ other_statement = st.sampled_from(["", "# a comment", "PORT=10300", "   "])
 def test_a_diff_never_shows_a_value_beside_the_flags(statements: list[str], newline: str, changes: dict) -> None:
     text = newline.join(statements) + newline
     env = parse_env(text)
-    diff = unified_diff("f", env.text, env.with_flags(changes))
+    diff = unified_diff("f", env.text, env.with_flags(changes, RULES), shown=FLAG_NAMES)
     assert CANARY not in diff, diff
 
 
@@ -127,11 +127,11 @@ log_line_bytes = st.one_of(
 def test_the_log_reader_is_total(lines: list[bytes], cut_first: bool) -> None:
     data = b"\n".join(lines)
     read = split_tail(data, 100, cut_first=cut_first)
-    report = logs.summarize([logs.LogLine.of(line) for line in read])
-    logs.latest_flags(read)
+    report = logs.summarize([LOG.line(line) for line in read])
+    LOG.latest_flags(read, RULES)
     for line in read:
-        logs.is_error(line)
-        logs.line_level(line)
+        LOG.is_error(line)
+        LOG.is_flag_line(line)
         assert not RAW_UNSAFE.search(safe_text.terminal(line))
     assert report.window == len(read)
 

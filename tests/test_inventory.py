@@ -18,9 +18,9 @@ import tomli_w
 from console.config import ConfigError, load_config
 from console.config import inventory as inventories
 from console.config.model import Host
-from console.flags import ALL_OFF
 from tests.engine_support import MakeSimulation, cli, env_file_flags, log_flags, process_flags, ssh_target
 from tests.fixtures_ssh import SSHServer
+from tests.phase4 import ALL_OFF
 
 ENVIRONMENT = """
 [environments.staging]

@@ -27,8 +27,7 @@ from hypothesis import strategies as st
 
 from console.config import load_config
 from console.config.model import MatrixRow
-from console.flags import ADVANCED
-from console.matrix import evaluate
+from console.matrix import DecisionMatrix, evaluate
 from console.probes import http as http_probe
 from console.probes import jsonbody, logs
 from console.probes.snapshot import (
@@ -45,6 +44,7 @@ from console.runbook import profile_at
 from console.simulator.world import Simulation
 from tests.engine_support import ssh_target
 from tests.fixtures_ssh import SSHServer, free_port
+from tests.phase4 import ADVANCED, LOG, REQUEST_LINE
 from tests.status_support import (
     FLAG_LINE,
     GOOD_PASSWORD,
@@ -196,16 +196,17 @@ def test_the_matrix_concludes_nothing_from_a_signal_it_does_not_have() -> None:
         return EnvironmentSnapshot("e", "staging", 0.0, 0.1, hosts)
 
     # Every signal known and unlit on every host: the only way to "no action".
-    fine = evaluate(rows, env(host("a", 0.4, 300), host("b", 0.5, 310)))
+    matrix = DecisionMatrix(rows, {}, "best-times")
+    fine = evaluate(matrix, env(host("a", 0.4, 300), host("b", 0.5, 310)))
     assert fine.action is None and fine.assessed and fine.title.startswith("No action")
     # One host's latency unknown: the row is unknown (that host could be the slow one).
-    partial = evaluate(rows, env(host("a", 0.4, 300), host("b", None, 310)))
+    partial = evaluate(matrix, env(host("a", 0.4, 300), host("b", None, 310)))
     (latency,) = [f for f in partial.findings if f.row.signal == "response_time_s"]
     assert latency.known is False and not latency.lit
     assert latency.evidence.startswith("cannot tell: 1 of 2 hosts not measured — b: GET /x: no answer")
     assert partial.action is None and not partial.assessed and partial.title.startswith("Cannot assess: b: GET /x")
     # A lit row stands although another host is unknown, and what is unknown is still said.
-    lit = evaluate(rows, env(host("a", 6.2, 300), host("b", None, 310)))
+    lit = evaluate(matrix, env(host("a", 6.2, 300), host("b", None, 310)))
     assert lit.action == "quick" and not lit.assessed and lit.problems
     assert [f.evidence for f in lit.lit] == ["best-times took 6.20s on 1 of 2 hosts (a)"]
     # Declared rows need the operator, never a probe: they do not make the matrix unknown.
@@ -376,7 +377,7 @@ def test_service_log_lines_are_redacted_in_status_json_and_check(
     # the journal) is already redacted, whatever prints it.
     from console.probes.collect import Prober
 
-    kept = Prober(load_config(config)).summarize([logs.LogLine.of(line) for line in lines])
+    kept = Prober(load_config(config)).summarize([LOG.line(line) for line in lines])
     assert not any(GOOD_PASSWORD in x or dsn_password in x for x in (*kept.error_samples, *kept.tail))
 
 
@@ -730,11 +731,13 @@ def test_the_hosts_verdict_on_each_log_line_matches_the_rule(
     log = tmp_path_factory.mktemp("fuzz") / "app.log"
     log.write_bytes("".join(line.replace("\n", " ") + "\n" for line in lines).encode())
     read = asyncio.run(
-        logs.read_lines(LocalTransport(Host("local")), logs.file_source(str(log), 1000), 1000, timeout=30, what="log")
+        logs.read_lines(
+            LocalTransport(Host("local")), logs.file_source(str(log), 1000), 1000, rules=LOG, timeout=30, what="log"
+        )
     )
     assert read.total == len(lines) and len(read.lines) == len(lines)
     for line, judged in zip(lines, read.lines, strict=True):
         whole = line.removesuffix("\r")  # awk drops one CR at the end, as a CRLF line has
-        assert judged.error == logs.is_error(whole), (whole[:200], judged)
-        assert judged.request == (logs.REQUEST_LINE in whole)
+        assert judged.error == LOG.is_error(whole), (whole[:200], judged)
+        assert judged.request == (REQUEST_LINE in whole)
         assert judged.length == len(whole.encode())

@@ -13,9 +13,9 @@ import time
 from collections.abc import Callable
 
 from console.config import load_config
-from console.flags import ALL_ON
 from console.journal import pid_alive
 from console.probes.worker import FrameReader, ProbeWorker
+from tests.phase4 import ALL_ON
 from tests.test_tui_wizard import OPERATOR, until
 
 

@@ -16,18 +16,19 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console import checklist, drills, matrix, troubleshooting, validation
-from console.config import defaults
+from console.config import defaults, load_config
 from console.config.model import Database, Environment, Thresholds
-from console.flags import FLAG_NAMES, LOG_LABELS, SHORT, FlagSet, flag_value
-from console.plans import FLAG_ROLLBACKS
-from console.probes import logs
+from console.flags import FlagSet
+from console.plans import build_plan
 from console.runbook import PROFILE_DIR, Profile, load_profile
 from console.runbook.patterns import fill
 from console.runbook.vocabulary import FACTS
 from console.simulator import analytics
 from console.simulator.configfile import LOGIN_EMAIL
 from console.simulator.dataset import CHANNEL_ID, POST_COUNT, generate_posts
+from console.simulator.settings import FlagSet as SimFlags
 from console.simulator.settings import _Json, _Plain
+from tests.phase4 import LOG, RULES
 
 PHASE4 = PROFILE_DIR / "analyticbot-phase4.toml"
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"
@@ -47,8 +48,8 @@ def searchd() -> Profile:
     return load_profile(SEARCHD)
 
 
-def as_flagset(values: dict[str, bool]) -> FlagSet:
-    return FlagSet(values["advanced"], values["time_weighting"], values["content_type"])
+def as_flagset(values: dict[str, bool]) -> SimFlags:
+    return SimFlags(values["advanced"], values["time_weighting"], values["content_type"])
 
 
 # --- both profiles load ------------------------------------------------------------------------
@@ -70,13 +71,14 @@ def test_default_profile_is_phase4() -> None:
     assert load_profile().info.id == "analyticbot-phase4"
 
 
-# --- the Phase 4 profile holds what the code knows today ------------------------------------------
+# --- the Phase 4 profile holds what the runbook and the service's code say ------------------------
 
 
-def test_phase4_flags_are_the_codes_flags(phase4: Profile) -> None:
-    assert tuple(f.env for f in phase4.flags.flags) == FLAG_NAMES
-    assert {f.env: f.label for f in phase4.flags.flags} == LOG_LABELS
-    assert {f.env: f.id for f in phase4.flags.flags} == SHORT
+def test_phase4_flags_are_the_runbooks_flags(phase4: Profile) -> None:
+    names = ("ENABLE_ADVANCED_RECOMMENDATIONS", "ENABLE_TIME_WEIGHTING", "ENABLE_CONTENT_TYPE_ANALYSIS")
+    assert tuple(f.env for f in phase4.flags.flags) == names
+    assert tuple(f.label for f in phase4.flags.flags) == ("Advanced", "Time-weighting", "Content-type")
+    assert phase4.flags.ids == ("advanced", "time_weighting", "content_type")
     assert {f.id: f.depends_on for f in phase4.flags.flags} == {
         "advanced": None,
         "time_weighting": "advanced",
@@ -89,7 +91,8 @@ def test_phase4_flags_are_the_codes_flags(phase4: Profile) -> None:
 @given(st.one_of(st.none(), st.text(max_size=8), st.sampled_from(["true", "TRUE", "True", " true", "1", "yes"])))
 def test_phase4_read_rule_is_the_services_rule(raw: str | None) -> None:
     for flag in PHASE4_FLAGS.flags:
-        assert PHASE4_FLAGS.read(flag.id, raw) == flag_value(raw)
+        # The service's own rule: os.getenv(NAME, "true").lower() == "true".
+        assert PHASE4_FLAGS.read(flag.id, raw) == (raw is None or raw.lower() == "true")
 
 
 def test_phase4_master_decides_the_mode(phase4: Profile) -> None:
@@ -102,23 +105,61 @@ def test_phase4_master_decides_the_mode(phase4: Profile) -> None:
             assert not any(effective.values())
 
 
-def test_phase4_flag_actions_write_what_the_plans_write(phase4: Profile) -> None:
-    for action_id, rollback in FLAG_ROLLBACKS.items():
+def test_phase4_flag_actions_write_what_the_runbook_writes(phase4: Profile) -> None:
+    """The runbook's edits: quick writes all three false; partial A and B write all three lines."""
+    runbook = {
+        "quick": {"advanced": False, "time_weighting": False, "content_type": False},
+        "partial-time-weighting": {"advanced": True, "time_weighting": False, "content_type": True},
+        "partial-content-type": {"advanced": True, "time_weighting": True, "content_type": False},
+    }
+    env = load_config(PROFILE_DIR.parent / "analyticbot.toml").environment("staging")
+    for action_id, writes in runbook.items():
         action = phase4.action(action_id)
         assert action.kind == "flags"
-        assert action.flag_changes(phase4.flags.ids) == dict(zip(phase4.flags.ids, rollback.flags, strict=True))
-        assert (action.title, action.target, action.target_s) == (rollback.title, rollback.target, rollback.target_s)
-        assert action.notes == (rollback.note,)
+        assert action.flag_changes(phase4.flags.ids) == writes
+        plan = build_plan(action_id, env, None)  # type: ignore[arg-type]
+        assert plan.steps[0].changes_wanted == writes  # type: ignore[attr-defined]
+        assert (plan.title, plan.target, plan.target_s) == (action.title, action.target, action.target_s)
         assert (action.data_loss, action.reversible) == ("None", "Yes (re-enable flags)")
 
 
 def test_phase4_matrix_and_titles_are_the_runbooks(phase4: Profile) -> None:
     ours = [(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in phase4.matrix]
-    code = [
-        (r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in defaults.DECISION_MATRIX
+    runbook = [  # the runbook's "Decision Matrix" table
+        ("Response time > 5s", "HIGH", "quick", "< 1 min", "response_time_s", 5.0, None),
+        ("Error rate > 5%", "HIGH", "quick", "< 1 min", "error_rate", 0.05, None),
+        ("Memory usage > 2GB", "MEDIUM", "partial-time-weighting", "< 2 min", "memory_mb", 2048.0, None),
+        (
+            "Incorrect recommendations",
+            "MEDIUM",
+            "partial-time-weighting",
+            "< 5 min",
+            None,
+            None,
+            "Investigate, consider partial rollback",
+        ),
+        (
+            "Missing data in response",
+            "LOW",
+            "check-flags",
+            "< 5 min",
+            "missing_data",
+            None,
+            "Check feature flag settings",
+        ),
+        ("Code bugs", "HIGH", "code", "< 10 min", None, None, None),
     ]
-    assert ours == code
-    assert {a.id: a.short_title for a in phase4.actions} == matrix.ACTION_TITLES
+    assert ours == runbook
+    assert {a.id: a.short_title for a in phase4.actions} == {  # the decision matrix's words
+        "quick": "Quick rollback (disable all)",
+        "partial-time-weighting": "Partial rollback (disable time-weighting)",
+        "partial-content-type": "Partial rollback (disable content-type analysis)",
+        "code": "Full code rollback",
+        "database": "Database rollback (migration 004)",
+        "full": "Full code rollback with database rollback",
+        "investigate": "Investigate",
+        "check-flags": "Check feature flag settings",
+    }
     assert {v.id: v.title for v in phase4.validations} == validation.TITLES
     assert {v.check for v in phase4.validations} == {"health", "flags", "probe", "errors", "response_time"}
 
@@ -145,7 +186,12 @@ def test_phase4_checklist_people_and_troubleshooting_are_the_runbooks(phase4: Pr
     }
     assert not [i for i in phase4.checklist if i.id in ("dashboards", "rca") and i.automatic]
     assert phase4.contacts == defaults.CONTACTS and phase4.escalation == defaults.ESCALATION
-    assert {i.id: (i.number, i.title) for i in phase4.troubleshooting} == troubleshooting.ISSUES
+    assert {i.id for i in phase4.troubleshooting} >= {
+        troubleshooting.ENV_NOT_TAKING_EFFECT,
+        troubleshooting.API_WONT_START,
+        troubleshooting.DB_ROLLBACK_FAILS,
+        troubleshooting.PARTIAL_ONLY_ONE_FLAG,
+    }
     headings = {fact: issue.heading for fact in FACTS if (issue := phase4.issue_for(fact))}
     assert headings == {
         "stale_process": "Issue 1: Environment changes not taking effect",
@@ -157,8 +203,8 @@ def test_phase4_checklist_people_and_troubleshooting_are_the_runbooks(phase4: Pr
 
 
 def test_phase4_code_and_database_actions_are_the_environments_defaults(phase4: Profile) -> None:
-    env_default = Environment.__dataclass_fields__["phase4_commit_message"].default
-    assert phase4.action("code").commit_message == env_default
+    assert Environment.__dataclass_fields__["phase4_commit_message"].default is None  # the profile's, unless set
+    assert phase4.action("code").commit_message == "Phase 4: Production deployment with feature flags"
     db = phase4.action("database").database
     assert db is not None
     assert (db.table, db.columns, db.indexes) == (Database.table, Database.columns, Database.indexes)
@@ -209,7 +255,7 @@ def test_phase4_drills_are_the_scenarios_the_console_runs(phase4: Profile) -> No
 # --- the log: the simulator's own lines -----------------------------------------------------------
 
 
-def service_lines(flags: FlagSet) -> list[str]:
+def service_lines(flags: SimFlags) -> list[str]:
     """The flag line as the simulated service logs it, plain and JSON (its own formatters)."""
     message = f"🎛️ Feature flags - {flags.describe()}"
     record = logging.LogRecord("analyticbot.recommendations", logging.INFO, __file__, 1, message, None, None)
@@ -219,20 +265,23 @@ def service_lines(flags: FlagSet) -> list[str]:
 def test_phase4_flag_line_reads_every_line_the_service_writes(phase4: Profile) -> None:
     line = phase4.log.flag_line
     for values in product((False, True), repeat=3):
-        flags = FlagSet(*values)
-        for text in service_lines(flags):
-            assert line.parse(text) == flags.as_dict()
-            assert logs.latest_flags([text]) == (flags, text)  # the code today reads it the same
-            assert line.render(flags.as_dict()) in text
+        sim = SimFlags(*values)
+        for text in service_lines(sim):
+            assert line.parse(text) == sim.as_dict()
+            # as the probes read it
+            assert LOG.latest_flags([text], RULES) == (FlagSet(RULES, sim.as_dict()), text)
+            assert line.render(sim.as_dict()) in text
     assert line.parse("[INFO] analyticbot.api: Application shutdown complete") is None
-    assert phase4.log.plain is not None and phase4.log.plain.level(service_lines(FlagSet(1, 1, 1))[0]) == "INFO"
+    assert (
+        phase4.log.plain is not None and phase4.log.plain.level(service_lines(SimFlags(True, True, True))[0]) == "INFO"
+    )
 
 
 def test_phase4_flag_line_ere_is_the_one_awk_matches_on_the_host(phase4: Profile, tmp_path: Path) -> None:
     """The ERE the host's awk will use finds the same last flag line as Python (LC_ALL=C, as logs.py)."""
     log = tmp_path / "app.log"
-    lines = [*service_lines(FlagSet(True, True, True)), "[INFO] x: noise {braces} (parens) 100%"]
-    lines += [*service_lines(FlagSet(True, False, True))[1:], "[ERROR] x: Feature flags - Advanced: Maybe"]
+    lines = [*service_lines(SimFlags(True, True, True)), "[INFO] x: noise {braces} (parens) 100%"]
+    lines += [*service_lines(SimFlags(True, False, True))[1:], "[ERROR] x: Feature flags - Advanced: Maybe"]
     log.write_text("\n".join(lines) + "\n", encoding="utf-8")
     ere = phase4.log.flag_line.ere
     program = f"/{ere}/ {{ last = $0 }} END {{ print last }}"
@@ -241,7 +290,7 @@ def test_phase4_flag_line_ere_is_the_one_awk_matches_on_the_host(phase4: Profile
     assert found == lines[3]
     assert phase4.log.flag_line.parse(found) == {"advanced": True, "time_weighting": False, "content_type": True}
     # The code's own awk program holds the same expression.
-    assert ere in logs._AWK
+    assert ere in LOG.awk_program
 
 
 def test_searchd_flag_line_in_its_own_format(searchd: Profile, tmp_path: Path) -> None:
@@ -286,7 +335,7 @@ def test_searchd_writes_in_the_files_own_case(searchd: Profile, phase4: Profile)
 # --- the probe: predicates on the simulator's real bodies -------------------------------------------
 
 
-def best_times_body(flags: FlagSet, *, posts: bool = True) -> dict:
+def best_times_body(flags: SimFlags, *, posts: bool = True) -> dict:
     """The best-times answer as the simulated service builds it (service.best_times)."""
     rows_of = generate_posts(CHANNEL_ID) if posts else []
     from datetime import UTC, datetime
@@ -302,7 +351,7 @@ def best_times_body(flags: FlagSet, *, posts: bool = True) -> dict:
 def test_phase4_predicates_classify_advanced_legacy_and_failed(phase4: Profile) -> None:
     answer = phase4.probe.answer
     for values in product((False, True), repeat=3):
-        flags = FlagSet(*values)
+        flags = SimFlags(*values)
         got = answer.classify(200, best_times_body(flags))
         if flags.advanced and not flags.content_type:  # Scenario B: the real code's query fails
             assert (got.kind, got.failure) == ("failed", "status-failed")
@@ -315,9 +364,9 @@ def test_phase4_predicates_classify_advanced_legacy_and_failed(phase4: Profile) 
 
 def test_phase4_predicates_tell_the_other_shapes_apart(phase4: Profile) -> None:
     answer = phase4.probe.answer
-    body = best_times_body(FlagSet(True, True, True))
+    body = best_times_body(SimFlags(True, True, True))
     assert answer.classify(200, {**body, "success": False}).failure == "success-false"
-    empty = answer.classify(200, best_times_body(FlagSet(False, False, False), posts=False))
+    empty = answer.classify(200, best_times_body(SimFlags(False, False, False), posts=False))
     assert (empty.kind, empty.modes, empty.data_present, empty.count) == ("ok", ("legacy",), False, 0)
     assert answer.classify(401, {"detail": "Not authenticated"}).message == "HTTP 401, expected 200: Not authenticated"
     assert answer.classify(200, [1, 2]).message == "HTTP 200 but `$` is an array of 2, not object"
@@ -329,7 +378,7 @@ def test_phase4_predicates_tell_the_other_shapes_apart(phase4: Profile) -> None:
     )
     assert answer.classify(200, {**body, "success": "yes"}).kind == "error"
     # The runbook's own null check cannot tell the modes apart; the profile's predicates can.
-    legacy = best_times_body(FlagSet(False, True, True))["data"]
+    legacy = best_times_body(SimFlags(False, True, True))["data"]
     assert legacy["best_day_hour_combinations"] is not None
 
 
@@ -423,7 +472,8 @@ def test_phase4_profile_drives_the_real_simulator(make_simulation, phase4: Profi
         host = sim.host(env)
         changes = phase4.action(action_id).flag_changes(flags.ids)
         parsed = parse_env(host.env_file.read_bytes(), str(host.env_file))
-        host.env_file.write_bytes(parsed.encoded(parsed.with_flags({flags.flag(f).env: v for f, v in changes.items()})))
+        new = parsed.with_flags({flags.flag(f).env: v for f, v in changes.items()}, flags)
+        host.env_file.write_bytes(parsed.encoded(new))
         result = sim.run(env, "restart_command")
         assert result.returncode == 0, result.stderr
         return changes

@@ -18,7 +18,6 @@ import pytest
 
 from console.config import load_config
 from console.envfile import parse_env
-from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
 from console.simulator import database
 from console.simulator.configfile import LOGIN_EMAIL, SSHTarget
 from console.simulator.dataset import CHANNEL_ID, POST_COUNT
@@ -27,6 +26,7 @@ from console.simulator.repo import PHASE4_MESSAGE, git, phase4_commit
 from console.simulator.world import SimHost, Simulation, SimulationError
 from tests.fixtures_pg import requires_database
 from tests.fixtures_ssh import SSHServer
+from tests.phase4 import ADVANCED, CONTENT_TYPE, RULES, TIME_WEIGHTING
 
 MakeSimulation = Callable[..., Simulation]
 
@@ -84,7 +84,7 @@ def set_flags(host: SimHost, **flags: bool) -> None:
     """Edit the env file as the console does: only the flag lines change."""
     names = {"advanced": ADVANCED, "time_weighting": TIME_WEIGHTING, "content_type": CONTENT_TYPE}
     env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-    host.env_file.write_bytes(env.encoded(env.with_flags({names[k]: v for k, v in flags.items()})))
+    host.env_file.write_bytes(env.encoded(env.with_flags({names[k]: v for k, v in flags.items()}, RULES)))
 
 
 def restart(sim: Simulation, host: SimHost, key: str = "restart_command") -> subprocess.CompletedProcess[str]:

@@ -14,12 +14,11 @@ from typing import Any
 
 import pytest
 
-from console.config import defaults
-from console.flags import ADVANCED, TIME_WEIGHTING
 from console.simulator import database
 from console.simulator.dataset import POST_COUNT
 from console.simulator.world import Simulation
 from tests.fixtures_pg import requires_database
+from tests.phase4 import ADVANCED, PROFILE, TIME_WEIGHTING
 from tests.status_support import (
     CliResult,
     checks_of,
@@ -96,9 +95,7 @@ def test_status_json_reports_both_environments_as_they_really_are(simulation: Si
         assert host["logs"]["requests"] >= 1 and host["logs"]["error_lines"] == 0
         assert env["signals"]["missing_data"] is False and env["signals"]["unhealthy"] is False
         assert env["recommendation"]["action"] is None
-        assert [f["symptom"] for f in env["recommendation"]["findings"]] == [
-            r.symptom for r in defaults.DECISION_MATRIX
-        ]
+        assert [f["symptom"] for f in env["recommendation"]["findings"]] == [r.symptom for r in PROFILE.matrix]
     # Production logs JSON lines, staging plain ones: the flag line is found in both.
     assert environment_of(doc, "production")["hosts"][0]["flags"]["log_line"].startswith("{")
     assert environment_of(doc, "staging")["hosts"][0]["flags"]["log_line"].startswith("[INFO]")
@@ -204,7 +201,7 @@ class Faulted:
 def low_memory_matrix() -> str:
     """The runbook's matrix with the memory row at 150 MB instead of 2 GB (a test-sized service)."""
     rows = []
-    for r in defaults.DECISION_MATRIX:
+    for r in PROFILE.matrix:
         above = 150.0 if r.signal == "memory_mb" else r.above
         rows += ["[[decision_matrix]]", f"symptom = {toml_str(r.symptom)}", f'severity = "{r.severity}"']
         rows += [f'action = "{r.action}"', f'timeline = "{r.timeline}"']

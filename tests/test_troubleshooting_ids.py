@@ -6,7 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from console import troubleshooting
+from console.config import load_config
 from console.journal import Journal
+from console.plans import PLANS
 from console.runbook import load_profile
 
 
@@ -37,5 +39,16 @@ def test_a_journal_from_before_steps_named_their_issue_still_finds_the_database_
 
 def test_every_issue_the_code_names_is_one_of_the_profiles() -> None:
     phase4 = load_profile()
-    assert {i.id: (i.number, i.title) for i in phase4.troubleshooting} == troubleshooting.ISSUES
-    assert troubleshooting.heading("api-wont-start") == "Issue 2: API won't start after rollback"
+    named = {
+        troubleshooting.ENV_NOT_TAKING_EFFECT,
+        troubleshooting.API_WONT_START,
+        troubleshooting.DB_ROLLBACK_FAILS,
+        troubleshooting.PARTIAL_ONLY_ONE_FLAG,
+    }
+    assert named <= {i.id for i in phase4.troubleshooting}
+    # The engine's heading of a failed step's issue is the profile's, through the plan catalogue.
+    env = load_config(Path(__file__).resolve().parent.parent / "sample_configs" / "analyticbot.toml").environment(
+        "staging"
+    )
+    assert PLANS.heading("api-wont-start", env) == "Issue 2: API won't start after rollback"
+    assert PLANS.heading("no-such-issue", env) is None

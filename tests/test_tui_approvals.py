@@ -15,7 +15,6 @@ from pathlib import Path
 from textual.widgets import Static
 
 from console.config import load_config
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from screens.app import RollbackConsole
 from screens.approvals import RequestsScreen
@@ -27,6 +26,7 @@ from screens.widgets.run_view import RunView
 from screens.wizard import RollbackWizard
 from tests import tui_data
 from tests.engine_support import cli, process_flags, run_id_in
+from tests.phase4 import ALL_OFF, ALL_ON
 from tests.screen_text import screen_text
 
 ALICE = Who(user="alice", ssh_client="10.0.0.7", host="bastion-test", pid=1)

@@ -466,7 +466,7 @@ async def test_the_log_tab_scrolls_from_the_keyboard_and_follows_the_tail(tmp_pa
 
             s = live.snapshot
             host = dataclasses.replace(s.hosts[0], logs=dataclasses.replace(s.hosts[0].logs, tail=lines))
-            live.update(dataclasses.replace(s, hosts=(host,)), app.config.decision_matrix)
+            live.update(dataclasses.replace(s, hosts=(host,)), app.matrix(live.env.name))
             app.env_updated.publish("staging")
 
         feed_log(tail)

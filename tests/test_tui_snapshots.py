@@ -138,8 +138,10 @@ def test_step_failed_modal(snap_compare, size) -> None:
                 "Force a fresh start that re-reads the env file",
                 ("sudo systemctl restart x",),
                 "env-not-taking-effect",
+                "Issue 1: Environment changes not taking effect",  # as the runner names it from the profile
             ),
         )
+        failure.troubleshooting = "Issue 1: Environment changes not taking effect"
         pilot.app.push_screen(StepFailedModal(Failure(AwaitEffect(), {"local": failure}), "alice"))
         await pilot.pause()
 

@@ -12,13 +12,13 @@ from textual.widgets import Input, RichLog, Static
 
 from console.config import load_config
 from console.envfile import parse_env
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from screens.app import RollbackConsole
 from screens.checklist import ChecklistScreen
 from screens.run_screen import RunScreen
 from screens.widgets.run_view import RunView
 from screens.wizard import RollbackWizard
+from tests.phase4 import ALL_OFF, ALL_ON, RULES
 
 OPERATOR = Who(user="alice", ssh_client=None, host="bastion-test", pid=1)
 
@@ -37,7 +37,7 @@ async def until(predicate: Callable[[], bool], pilot, timeout: float = 60.0) -> 
 
 
 def env_flags(sim, env: str = "staging"):
-    return parse_env(sim.host(env).env_file.read_bytes()).flags()
+    return parse_env(sim.host(env).env_file.read_bytes()).flags(RULES)
 
 
 def app_for(sim) -> RollbackConsole:

@@ -8,7 +8,6 @@ import tempfile
 from pathlib import Path
 
 from console.config import Config, load_config
-from console.flags import ALL_OFF, ALL_ON
 from console.journal import Journal, Who
 from console.journal.records import iso
 from console.probes.snapshot import (
@@ -22,6 +21,7 @@ from console.probes.snapshot import (
     MemoryReport,
     ProbeReport,
 )
+from tests.phase4 import ALL_OFF, ALL_ON, RULES
 
 
 def health(*, ready: bool, database: str) -> HealthReport:
@@ -151,16 +151,16 @@ def edit_env_facts(root: Path, env: str = "staging") -> dict[str, object]:
     """What the quick rollback's env file edit journaled: the file went from all flags on to
     the fixed (all off) text, with the splices that give each flag line back."""
     from console.envfile import parse_env
-    from console.flags import FLAG_NAMES
     from console.plans.env_edit import digest
+    from tests.phase4 import FLAG_NAMES
 
     path = str(root / f"{env}.env")
     before = parse_env(ENV_TEXT.format(env=env, flag="true").encode(), path)
-    after_text, undo = before.edit(dict.fromkeys(FLAG_NAMES, False))
+    after_text, undo = before.edit(dict.fromkeys(FLAG_NAMES, False), RULES)
     return {
         "path": path,
-        "before": before.flags().as_dict(),
-        "after": parse_env(after_text.encode(), path).flags().as_dict(),
+        "before": before.flags(RULES).as_dict(),
+        "after": parse_env(after_text.encode(), path).flags(RULES).as_dict(),
         "changed": True,
         "digest_before": digest(before.encoded()),
         "digest_after": digest(before.encoded(after_text)),
@@ -261,7 +261,7 @@ def feed(app: object) -> None:
         live = app.live[name]  # type: ignore[attr-defined]
         for i, v in enumerate(LATENCIES[name]):
             live.series.add(T0 - 60 + i * 5, v)
-        live.update(snap, app.config.decision_matrix)  # type: ignore[attr-defined]
+        live.update(snap, app.matrix(name))  # type: ignore[attr-defined]
         live.series.points.pop()  # update() added the last point again
         app.env_updated.publish(name)  # type: ignore[attr-defined]
 

@@ -118,7 +118,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser for ``argv`` (every command when None; see ``modules_for``)."""
     parser = argparse.ArgumentParser(
         prog="rollback-console",
-        description="Watch the analyticbot API and roll back its Phase 4 features safely.",
+        description="Watch a service live and roll back its release safely, as its runbook says.",
     )
     _add_global_options(parser, default=None)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")

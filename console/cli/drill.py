@@ -39,6 +39,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a scenario id (see --list) or a .toml file; none: a random one, kept secret",
     )
     p.add_argument("--list", action="store_true", help="list the scenarios")
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="a service profile: its scenarios (a random drill picks among them; default: the default profile's)",
+    )
     p.add_argument("--dir", metavar="DIR", help="where the simulation lives (default: a fresh temp dir)")
     p.add_argument("--keep", action="store_true", help="keep the fresh temp dir after the drill (default: removed)")
     p.add_argument(
@@ -68,12 +73,19 @@ def prepare(scenario: Scenario, directory: Path, journal: Path | None = None) ->
 
     if scenario.database and postgres.available() is not None:
         raise UsageError(f"drill {scenario.id!r} needs PostgreSQL: {postgres.available()}")
-    sim = Simulation(
-        directory,
-        environments=scenario.environments,
-        hosts=scenario.hosts,
-        database=True if scenario.database else None,
-    )
+    if scenario.profile is not None:  # another service: the simulation of its profile
+        from console.simulator.generic_world import ProfileSimulation
+
+        sim: Simulation = ProfileSimulation(
+            directory, profile=scenario.profile, environments=scenario.environments, hosts=scenario.hosts
+        )
+    else:
+        sim = Simulation(
+            directory,
+            environments=scenario.environments,
+            hosts=scenario.hosts,
+            database=True if scenario.database else None,
+        )
     sim.start()
     try:
         for fault in scenario.faults:
@@ -95,14 +107,22 @@ def prepare(scenario: Scenario, directory: Path, journal: Path | None = None) ->
     return sim, config_path
 
 
+def _listed(profile: str | None) -> dict[str, Scenario]:
+    try:
+        return scenarios(profile=profile) if profile else scenarios()
+    except ScenarioError as exc:
+        raise UsageError(str(exc)) from None
+
+
 def run(args: argparse.Namespace) -> int:
     if args.list:
-        for s in scenarios().values():
+        for s in _listed(args.profile).values():
             db = "  (needs PostgreSQL)" if s.database else ""
+            db += f"  [profile {Path(s.profile).stem}]" if s.profile else ""
             print(f"{s.id:<14} {s.title} — expected: {s.expected_action}, target {s.target}{db}")
         return EXIT_OK
     try:
-        scenario = pick(args.scenario)
+        scenario = pick(args.scenario, profile=args.profile)
     except ScenarioError as exc:
         raise UsageError(str(exc)) from None
     secret = args.scenario is None

@@ -8,7 +8,6 @@ import sys
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names
-from console.config.model import ACTIONS
 from console.engine.plan import RunContext
 from console.engine.preview import preview_plan, preview_problems, preview_text
 from console.plans import PlanError, build_plan
@@ -17,7 +16,11 @@ from console.probes.collect import Prober
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("plan", help="preview a rollback: exact edits, commands, SQL; changes nothing")
-    p.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
+    p.add_argument(
+        "action",
+        metavar="ACTION",
+        help="one of the environment's profile's rollbacks, e.g. quick (an unknown one is refused with the list)",
+    )
     p.add_argument("--env", required=True, metavar="ENV")
     p.add_argument("--reset-hard", action="store_true", help="code: preview `git reset --hard` instead of revert")
     p.set_defaults(func=run)

@@ -5,13 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from console.config.model import Config
-from console.flags import FLAG_NAMES
 from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EndpointReport, EnvironmentSnapshot, HostSnapshot
 from console.safe_text import clean
 from console.validation import Check
-
-_FLAG_COLS = ("advanced", "time-weighting", "content-type")
 
 
 def _b(v: bool | None) -> str:
@@ -37,7 +34,9 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
         return [f"  host {h.host} ({h.where}): UNREACHABLE — {h.unreachable}"]
     f = h.flags
     out = [f"  host {h.host} ({h.where})" + (f" pid {f.pid}" if f.pid else "")]
-    out.append("    flags        " + "".join(f"{c:<16}" for c in _FLAG_COLS))
+    some = f.env_file or f.process or f.log
+    flags = some.flags if some is not None else ()
+    out.append("    flags        " + "".join(f"{x.label.lower():<16}" for x in flags))
     drifted = {d.flag for d in f.drift}
     for label, source, err in (
         ("env file", f.env_file, f.env_file_error),
@@ -48,9 +47,9 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
             out.append(f"      {label:<10} {err or 'unknown'}")
             continue
         cells = []
-        for name in FLAG_NAMES:
-            v = _b(source.get(name))
-            cells.append(f"{v + (' ≠' if name in drifted else ''):<16}")
+        for flag in flags:
+            v = _b(source.get(flag.id))
+            cells.append(f"{v + (' ≠' if flag.env in drifted else ''):<16}")
         out.append(f"      {label:<10} " + "".join(cells))
     if f.drift:
         out.append("    DRIFT: " + "; ".join(d.describe() for d in f.drift))
@@ -89,7 +88,7 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
 
 
 def health_lines(h: HostSnapshot) -> list[str]:
-    """``/health 200 healthy · /health/ready 503 NOT OK`` and, when they disagree, which tells the truth."""
+    """Each endpoint (``/live 200 healthy · /ready 503 NOT OK``) and, when they disagree, which tells the truth."""
     hr = h.health
     if not hr.endpoints:
         return [f"    health       {hr.error or 'not measured'}"]

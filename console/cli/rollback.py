@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, environment_names, number_between, print_json
-from console.config.model import ACTIONS, Config
+from console.config.model import Config
 from console.engine.approvals import clock
 from console.engine.run import Run
 from console.engine.runner import Decision, Failure, RunResult, abort_on_failure
@@ -35,7 +35,11 @@ STILL_WAITING_EVERY_S = 60.0
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("rollback", help="run a rollback: preview, authorize, lock, run, validate, record")
-    p.add_argument("action", choices=ACTIONS, metavar="ACTION", help=" | ".join(ACTIONS))
+    p.add_argument(
+        "action",
+        metavar="ACTION",
+        help="one of the environment's profile's rollbacks, e.g. quick (an unknown one is refused with the list)",
+    )
     _common(p)
     p.add_argument(
         "--reset-hard",
@@ -141,7 +145,8 @@ async def ask(failure: Failure) -> Decision:
     print(f"\n{failure.describe()}")
     for f in failure.hosts.values():
         if f.remedy:
-            print(f"  known fix ({f.remedy.troubleshooting}): {f.remedy.title}")
+            heading = f" ({f.remedy.troubleshooting})" if f.remedy.troubleshooting else ""
+            print(f"  known fix{heading}: {f.remedy.title}")
             for c in f.remedy.commands:
                 print(f"    $ {c}")
             break

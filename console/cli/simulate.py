@@ -8,9 +8,13 @@ import signal
 import sys
 from pathlib import Path
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import number_between
+
+if TYPE_CHECKING:
+    from console.simulator.world import Simulation
 
 SIMULATE_HELP = """\
 Runs the simulated analyticbot service: per environment, one API process per host on
@@ -22,6 +26,11 @@ foreground until Ctrl-C or SIGTERM, which stop every process it started.
 Re-running on the same DIR starts afresh: whatever a previous run left is stopped, and
 its hosts, secrets, git checkouts and config are replaced (DIR/journal.jsonl is kept).
 A DIR that is neither empty nor a simulation is refused.
+
+--profile FILE simulates the service that profile describes instead (its flags, log
+lines, health endpoints and probe answers, generated from the profile's predicates; no
+database), and the config's environments say `profile = FILE`. The Phase 4 profile
+(the default) is the analyticbot simulation above.
 """
 
 FAULT_HELP = """\
@@ -35,6 +44,9 @@ Faults (KEY=VALUE):
   rollback_script_fails=true  004_rollback.sql fails right after its first DROP
   caused_by=FEATURE        latency/errors/memory only while FEATURE is on in the process
                            (advanced, time_weighting, content_type): a rollback cures them
+In a profile world (simulate --profile): caused_by names a flag id of the profile,
+ready_down makes the health endpoint that tells the truth say not ok, and
+  failure=ID               the probe's request answers that failure shape of the profile
 """
 
 
@@ -66,6 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="API processes (hosts) per environment",
     )
     p.add_argument("--no-db", action="store_true", help="no PostgreSQL: the service serves a synthetic data set")
+    p.add_argument(
+        "--profile",
+        metavar="FILE",
+        help="simulate the service this profile describes (default: the Phase 4 analyticbot profile)",
+    )
     ssh = p.add_argument_group("reaching the simulated hosts over SSH (the config then names them so)")
     ssh.add_argument("--ssh-address", metavar="A", help="SSH address of this machine")
     ssh.add_argument("--ssh-port", type=number_between(1, 65535, integer=True), default=22, metavar="P")
@@ -102,14 +119,18 @@ def run_simulate(args: argparse.Namespace) -> int:
     ssh = None
     if args.ssh_address:
         ssh = SSHTarget(args.ssh_address, args.ssh_port, args.ssh_user, args.ssh_key, args.known_hosts)
+    environments = tuple(args.envs or ("staging", "production"))
     try:
-        sim = Simulation(
-            args.dir,
-            environments=tuple(args.envs or ("staging", "production")),
-            hosts=args.hosts,
-            database=False if args.no_db else None,
-            ssh=ssh,
-        )
+        if _other_profile(args.profile):
+            sim: Simulation = _profile_simulation(args, environments, ssh)
+        else:
+            sim = Simulation(
+                args.dir,
+                environments=environments,
+                hosts=args.hosts,
+                database=False if args.no_db else None,
+                ssh=ssh,
+            )
     except SimulationError as exc:
         raise UsageError(str(exc)) from None
 
@@ -123,7 +144,7 @@ def run_simulate(args: argparse.Namespace) -> int:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
     try:
-        print(f"Starting the simulated analyticbot in {sim.directory} …", flush=True)
+        print(f"Starting the simulated {_service(sim)} in {sim.directory} …", flush=True)
         sim.start()
         _summary(sim)
         while True:
@@ -140,14 +161,43 @@ def run_simulate(args: argparse.Namespace) -> int:
         sim.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-        print("Stopped: the API processes and PostgreSQL are down.", flush=True)
+        gone = "the API processes are" if getattr(sim, "profile", None) else "the API processes and PostgreSQL are"
+        print(f"Stopped: {gone} down.", flush=True)
+
+
+def _other_profile(path: str | None) -> bool:
+    """Whether --profile names another profile than Phase 4's (which keeps its own simulation)."""
+    from console.runbook import DEFAULT_PROFILE
+
+    return path is not None and Path(path).resolve() != DEFAULT_PROFILE.resolve()
+
+
+def _profile_simulation(args: argparse.Namespace, environments: tuple[str, ...], ssh: object) -> Simulation:
+    from console.runbook import ProfileError
+    from console.simulator.answers import GenerationError
+    from console.simulator.generic_world import ProfileSimulation
+
+    if args.no_db:
+        raise UsageError("simulate: --no-db is for the Phase 4 simulation; a profile's simulation has no database")
+    try:
+        return ProfileSimulation(args.dir, profile=args.profile, environments=environments, hosts=args.hosts, ssh=ssh)
+    except ProfileError as exc:
+        raise UsageError(f"simulate: {exc}") from None
+    except GenerationError as exc:
+        raise UsageError(f"simulate: {Path(args.profile).resolve()}: {exc}") from None
+
+
+def _service(sim: object) -> str:
+    profile = getattr(sim, "profile", None)
+    return profile.info.service if profile is not None else "analyticbot"
 
 
 def _summary(sim: object) -> None:
     from console.simulator.world import Simulation, kind_of
 
     assert isinstance(sim, Simulation)
-    lines = [f"Simulated analyticbot is running in {sim.directory}"]
+    profile = getattr(sim, "profile", None)
+    lines = [f"Simulated {_service(sim)} is running in {sim.directory}"]
     for env in sim.environments:
         hosts = sim.hosts(env)
         lines.append(f"  {env} ({kind_of(env)}, {len(hosts)} host{'s' if len(hosts) != 1 else ''}):")
@@ -167,6 +217,15 @@ def _summary(sim: object) -> None:
         f"Inject faults: rollback-console fault --dir {sim.directory} {sim.environments[-1]} latency_s=6",
         "Ctrl-C to stop (stops the API processes and PostgreSQL).",
     ]
+    if profile is not None:  # no login line unless the profile logs in; no PostgreSQL to stop
+        lines = [line for line in lines if not line.startswith("Probe login") and not line.startswith("Ctrl-C")]
+        if profile.probe.login is not None:
+            lines.insert(-1, f"Probe login: password in {sim.directory / 'secrets'}/<env>.password")
+        shapes = profile.probe.answer.failures
+        if shapes:
+            lines.append(f"  or a failure answer: … {sim.environments[-1]} failure={shapes[0].id}")
+        lines.append(f"Profile: {profile.path}")
+        lines.append("Ctrl-C to stop (stops the API processes).")
     print("\n".join(lines), flush=True)
 
 

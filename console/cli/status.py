@@ -8,7 +8,7 @@ import asyncio
 from console.cli import EXIT_FAILED, EXIT_OK
 from console.cli.common import config_from_args, environment_names, print_json
 from console.cli.render import log_redactor, snapshot_text
-from console.matrix import evaluate
+from console.matrix import evaluate, matrix_of
 from console.probes.collect import snapshot_all
 from console.probes.serialize import snapshot_dict
 
@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     names = environment_names(config, args.env)
     snapshots = asyncio.run(snapshot_all(config, names))
-    recs = [evaluate(config.decision_matrix, s) for s in snapshots]
+    recs = [evaluate(matrix_of(config, config.environment(n)), s) for n, s in zip(names, snapshots, strict=True)]
     if args.json:
         redact = log_redactor(config)
         print_json({"environments": [snapshot_dict(s, r, redact) for s, r in zip(snapshots, recs, strict=True)]})

@@ -100,7 +100,7 @@ def run_demo(args: argparse.Namespace) -> int:
     fresh = not args.dir
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
     # Information on stdout: stderr is for errors only (`demo 2>errors.log` stays empty).
-    print(f"Starting the simulated analyticbot in {directory} …", flush=True)
+    print(f"Starting the simulated service in {directory} …", flush=True)
     try:
         with Simulation(directory, database=False if args.no_db else None) as sim:
             args.config = str(sim.config_path)

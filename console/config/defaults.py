@@ -1,30 +1,9 @@
-"""The runbook's own tables, used where the config does not override them."""
+"""The runbook's own tables, used where the config does not override them (the decision
+matrix is the environment's profile's: console.matrix.matrix_of)."""
 
 from __future__ import annotations
 
-from console.config.model import ChecklistItem, Contact, EscalationLevel, MatrixRow
-
-DECISION_MATRIX: tuple[MatrixRow, ...] = (
-    MatrixRow("Response time > 5s", "HIGH", "quick", "< 1 min", "response_time_s", 5.0),
-    MatrixRow("Error rate > 5%", "HIGH", "quick", "< 1 min", "error_rate", 0.05),
-    MatrixRow("Memory usage > 2GB", "MEDIUM", "partial-time-weighting", "< 2 min", "memory_mb", 2048.0),
-    MatrixRow(
-        "Incorrect recommendations",
-        "MEDIUM",
-        "partial-time-weighting",
-        "< 5 min",
-        advice="Investigate, consider partial rollback",
-    ),
-    MatrixRow(
-        "Missing data in response",
-        "LOW",
-        "check-flags",
-        "< 5 min",
-        "missing_data",
-        advice="Check feature flag settings",
-    ),
-    MatrixRow("Code bugs", "HIGH", "code", "< 10 min"),
-)
+from console.config.model import ChecklistItem, Contact, EscalationLevel
 
 CHECKLIST: tuple[ChecklistItem, ...] = (
     ChecklistItem("health", "Health endpoint responding (200 OK)", "health"),

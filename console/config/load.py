@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +14,6 @@ from console.config import defaults
 from console.config.locate import Path as KeyPath
 from console.config.locate import key_lines, locate
 from console.config.model import (
-    ACTIONS,
-    ADVICE_ACTIONS,
     DEFAULT_JOURNAL,
     KINDS,
     SEVERITIES,
@@ -83,7 +82,7 @@ class _Loader:
         self.profile = self._profile(root)
         environments = self._environments(root, hosts)
         thresholds = self._thresholds(root)
-        matrix = self._matrix(root)
+        matrix = self._matrix(root, environments)
         checklist = self._checklist(root)
         contacts, escalation = self._contacts(root)
         notifications = self._notifications(root)
@@ -237,9 +236,7 @@ class _Loader:
             service_log_command=t.get("service_log_command", str, None),
             repo_path=t.get("repo_path", str, None),
             rebuild_command=t.get("rebuild_command", str, None),
-            phase4_commit_message=t.get(
-                "phase4_commit_message", str, "Phase 4: Production deployment with feature flags", _non_empty
-            ),
+            phase4_commit_message=t.get("phase4_commit_message", str, None, _non_empty),
             database=database,
             api_reach=t.get("api_reach", str, "forward", _one_of(("forward", "direct"))),
             fleet=fleet,
@@ -409,10 +406,12 @@ class _Loader:
         t.finish()
         return Thresholds(**values)
 
-    def _matrix(self, root: _Table) -> tuple[MatrixRow, ...]:
+    def _matrix(self, root: _Table, environments: dict[str, Environment]) -> tuple[MatrixRow, ...]:
+        """The config's own decision matrix; none (the usual case): each environment's profile's."""
         rows = root.tables("decision_matrix")
         if rows is None:
-            return defaults.DECISION_MATRIX
+            return ()
+        actions = _profile_actions(environments.values())
         out = []
         for t in rows:
             signal = t.get("signal", str, None, _one_of(SIGNALS))
@@ -429,7 +428,7 @@ class _Loader:
                 MatrixRow(
                     symptom=t.get("symptom", str, check=_non_empty),
                     severity=t.get("severity", str, check=_one_of(SEVERITIES)),
-                    action=t.get("action", str, check=_one_of(ACTIONS + ADVICE_ACTIONS)),
+                    action=t.get("action", str, check=_one_of(actions) if actions else _non_empty),
                     timeline=t.get("timeline", str, ""),
                     signal=signal,
                     above=above,
@@ -577,3 +576,18 @@ def find_config(explicit: str | None) -> Path:
         return Path(env)
     base = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
     return base / "rollback-console" / "config.toml"
+
+
+def _profile_actions(environments: Iterable[Environment]) -> tuple[str, ...]:
+    """Every action id the environments' profiles have, in their order: what a
+    [[decision_matrix]] row may name. () when a profile cannot be read (config
+    validate names that problem; the row is not judged against a profile it cannot see)."""
+    from console.runbook import ProfileError, profile_at
+
+    out: dict[str, None] = {}
+    try:
+        for path in dict.fromkeys(e.profile for e in environments):
+            out.update(dict.fromkeys(a.id for a in profile_at(path).actions))
+    except ProfileError:
+        return ()
+    return tuple(out)

@@ -134,7 +134,7 @@ class Environment:
     service_log_command: str | None = None
     repo_path: str | None = None
     rebuild_command: str | None = None
-    phase4_commit_message: str = "Phase 4: Production deployment with feature flags"
+    phase4_commit_message: str | None = None  # the code rollback's commit; None: the profile's
     database: Database | None = None
     api_reach: str = "forward"  # "forward" through SSH, or "direct"
     fleet: Fleet = field(default_factory=Fleet)

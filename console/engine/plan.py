@@ -19,7 +19,6 @@ from console import failpoints
 from console.config.model import Config, Environment, Host
 from console.events import Event
 from console.flags import FlagSet
-from console.issues import heading
 from console.probes.collect import Prober
 from console.transport.base import Transport
 from console.transport.pool import TransportPool
@@ -34,10 +33,7 @@ class Remedy:
     title: str
     commands: tuple[str, ...]
     issue: str  # the runbook troubleshooting issue it comes from, by id
-
-    @property
-    def troubleshooting(self) -> str:
-        return heading(self.issue)
+    troubleshooting: str | None = None  # its heading in the runbook; the runner fills it in from the catalogue
 
 
 class StepFailed(Exception):
@@ -57,11 +53,8 @@ class StepFailed(Exception):
         self.remedy = remedy
         self.issue = issue  # the runbook troubleshooting issue that applies, by id
         self.facts = facts or {}
-
-    @property
-    def troubleshooting(self) -> str | None:
-        """The runbook's heading of the issue ("Issue 2: API won't start after rollback")."""
-        return heading(self.issue) if self.issue else None
+        # The runbook's heading of the issue ("Issue 2: …"), from the plan catalogue (the runner).
+        self.troubleshooting: str | None = None
 
 
 class IntentStale(StepFailed):
@@ -246,6 +239,10 @@ class PlanCatalogue(Protocol):
     def undo_steps(self, plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
         """The steps that put back what ``facts`` say ``plan`` changed, newest change first,
         as one sequence that runs (e.g. one restart for all of them, then the wait)."""
+        ...
+
+    def heading(self, issue: str, env: Environment) -> str | None:
+        """How the runbook heads a troubleshooting issue ("Issue 2: …"); None if it has none."""
         ...
 
 

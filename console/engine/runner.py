@@ -8,6 +8,7 @@ once (bounded), or rolling, a batch at a time with a health gate between batches
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -330,6 +331,12 @@ class Runner:
         merged = {**facts, **failure.facts}
         self.ctx.facts.setdefault(step.id, {})[name] = merged
         failure.issue = failure.issue or step.issue  # the step's issue, where the failure names none
+        plans = self.ctx.plans
+        if plans is not None and failure.issue and failure.troubleshooting is None:
+            failure.troubleshooting = plans.heading(failure.issue, self.ctx.env)
+        if plans is not None and failure.remedy is not None and failure.remedy.troubleshooting is None:
+            heading = plans.heading(failure.remedy.issue, self.ctx.env)
+            failure.remedy = dataclasses.replace(failure.remedy, troubleshooting=heading)
         self.emit(
             "step_failed",
             step=step.id,
@@ -473,7 +480,7 @@ class UndoState:
 
 class HealthGate(Step):
     """Rolling mode, between batches: the profile's health endpoints on a host of the batch
-    (Phase 4: /health and /health/ready)."""
+    (liveness and readiness)."""
 
     id = "health-gate"
     title = "Health gate before the next batch"

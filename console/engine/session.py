@@ -29,7 +29,7 @@ from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState
 from console.events import Event
 from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
-from console.matrix import Recommendation, evaluate
+from console.matrix import Recommendation, evaluate, matrix_of
 from console.probes.collect import Prober
 from console.probes.serialize import recommendation_dict
 from console.transport.base import TransportError
@@ -301,13 +301,13 @@ class Engine(ApprovalDesk):
             except TimeoutError:
                 evidence.append(
                     f"the probes got no full answer within {PRE_RUN_EVIDENCE_S:g}s before the run "
-                    f"(best-times slower than {PRE_RUN_EVIDENCE_S:g}s): not waited for"
+                    f"(the functional probe slower than {PRE_RUN_EVIDENCE_S:g}s): not waited for"
                 )
                 return None
             except Exception as exc:  # the record is better with it, but not worth a failed start
                 evidence.append(f"no snapshot before the run: {type(exc).__name__}: {exc}")
                 return None
-            return evaluate(self.config.decision_matrix, snapshot, set(request.declared))
+            return evaluate(matrix_of(self.config, env), snapshot, set(request.declared))
 
         # Both only read: the state before the run for the record, and what each step will do.
         preview_ctx = self.context(previews.RUN_ID_PLACEHOLDER, env, lambda e: None, request.options)

@@ -18,7 +18,6 @@ from typing import Any
 
 from console.journal.records import JournalError, parse_ts
 from console.journal.requests import REQUEST_TYPES, RequestState, request_state
-from console.matrix import ACTION_TITLES
 
 # A request that never started reads as its request's state (see requests.py).
 REQUEST_OUTCOMES = ("pending", "approved", "rejected", "withdrawn", "expired")
@@ -73,7 +72,7 @@ class RunSummary:
     # --- for people -----------------------------------------------------------------------
     @property
     def title(self) -> str:
-        return str(self.plan.get("title") or ACTION_TITLES.get(self.action or "", self.action or "run"))
+        return str(self.plan.get("title") or self.action or "run")
 
     def step_title(self, step_id: str, phase: str = "run") -> str:
         """A step's title as the run showed it (undo steps reuse ids with other titles)."""

@@ -2,89 +2,56 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 from console.config.model import Config, Environment
 from console.engine.plan import Facts, Plan, PlanError, Step
 from console.engine.undo import each_undo
-from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.undo import older_facts, one_restart
 from console.plans.validate import ValidateRollback
+from console.runbook import ProfileError, profile_of
+from console.runbook.model import Action, FlagRules
 
 __all__ = ["PLANS", "PlanError", "RunbookPlans", "build_plan"]
 
 
-def flag_steps(changes: dict[str, bool]) -> list[Step]:
-    return [SetFlags(changes), RestartService(), AwaitEffect()]
-
-
-@dataclass(frozen=True)
-class FlagRollback:
-    """A rollback that only sets flags: the runbook's quick and partial rollbacks."""
-
-    title: str
-    flags: tuple[bool, bool, bool]  # advanced, time-weighting, content-type after the rollback
-    target: str
-    target_s: float
-    note: str
-
-    def plan(self, action: str, env: Environment) -> Plan:
-        changes = dict(zip((ADVANCED, TIME_WEIGHTING, CONTENT_TYPE), self.flags, strict=True))
-        return Plan(
-            action=action,
-            environment=env.name,
-            title=self.title,
-            steps=(*flag_steps(changes), ValidateRollback()),
-            target=self.target,
-            target_s=self.target_s,
-            data_loss="None",
-            reversible="Yes (re-enable flags)",
-            notes=(self.note,),
-        )
-
-
-FLAG_ROLLBACKS = {
-    "quick": FlagRollback(
-        "Quick rollback: disable all advanced features",
-        (False, False, False),
-        "< 1 min",
-        60,
-        "System reverts to legacy behaviour: no advanced fields in the response.",
-    ),
-    "partial-time-weighting": FlagRollback(
-        "Partial rollback A: disable time-weighting, keep content-type detection",
-        (True, False, True),
-        "< 2 min",
-        120,
-        'The log should show "Time-weighting: False".',
-    ),
-    "partial-content-type": FlagRollback(
-        "Partial rollback B: disable content-type analysis, keep time-weighting",
-        (True, True, False),
-        "< 2 min",
-        120,
-        "Known risk: with the master flag on and content-type off, the advanced query fails in the real code "
-        '(HTTP 200 with status "failed"). Validation catches it; the fallback is a quick rollback.',
-    ),
-}
+def flag_plan(env: Environment, action: Action, rules: FlagRules) -> Plan:
+    return Plan(
+        action=action.id,
+        environment=env.name,
+        title=action.title,
+        steps=(SetFlags(action.flag_changes(rules.ids)), RestartService(), AwaitEffect(), ValidateRollback()),
+        target=action.target,
+        target_s=action.target_s or 120,
+        data_loss=action.data_loss,
+        reversible=action.reversible,
+        notes=action.notes,
+    )
 
 
 def build_plan(action: str, env: Environment, config: Config, options: dict[str, Any] | None = None) -> Plan:
-    """The plan for ``action`` on ``env``; PlanError if the environment cannot do it."""
+    """The plan for the profile's ``action`` on ``env``; PlanError if the environment cannot do it."""
     options = options or {}
-    if action in FLAG_ROLLBACKS:
-        return FLAG_ROLLBACKS[action].plan(action, env)
+    profile = profile_of(env)
+    try:
+        chosen = profile.action(action)
+    except KeyError:
+        names = ", ".join(a.id for a in profile.rollbacks)
+        raise PlanError(f"unknown action {action!r} (the rollbacks of {profile.info.title}: {names})") from None
     from console.plans import code, database
 
-    if action == "code":
-        return code.code_plan(env, options)
-    if action == "database":
-        return database.database_plan(env, options)
-    if action == "full":
-        return code.full_plan(env, options)
-    raise PlanError(f"unknown action {action!r}")
+    if chosen.kind == "flags":
+        return flag_plan(env, chosen, profile.flags)
+    if chosen.kind == "code":
+        return code.code_plan(env, options, chosen)
+    if chosen.kind == "database":
+        if env.database is None:
+            raise PlanError(f"environment {env.name!r} has no [database] section configured")
+        return database.database_plan(env, options, chosen)
+    if chosen.kind == "combined":
+        return code.combined_plan(env, options, chosen)
+    raise PlanError(f"{chosen.title!r} is advice, not a rollback: nothing to run")
 
 
 class RunbookPlans:
@@ -98,6 +65,12 @@ class RunbookPlans:
 
     def undo_steps(self, plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
         return one_restart(each_undo(plan, older_facts(plan, facts)))
+
+    def heading(self, issue: str, env: Environment) -> str | None:
+        try:
+            return profile_of(env).issue(issue).heading
+        except (KeyError, ProfileError):  # a profile without that issue: the id alone is said
+            return None
 
 
 PLANS = RunbookPlans()

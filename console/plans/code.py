@@ -1,4 +1,5 @@
-"""Full code rollback: find the Phase 4 commit, `git revert` it, rebuild, restart.
+"""Full code rollback: find the release's commit (by the subject the profile or the config
+names), `git revert` it, rebuild, restart.
 
 `git reset --hard` is offered only behind an explicit destructive confirmation. Each git
 step journals HEAD before it moves it; undo puts HEAD (and so the tree) back exactly.
@@ -11,25 +12,36 @@ from typing import Any
 
 from console.config.model import Environment, Host
 from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
-from console.flags import ADVANCED, CONTENT_TYPE, TIME_WEIGHTING
 from console.plans.checkout import Rebuild, RestoreCode, git, git_head, run
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.validate import ValidateRollback
+from console.runbook import profile_of
+from console.runbook.model import Action
 from console.transport.base import TransportError
 
-SEARCH_DEPTH = 500  # commits searched for the Phase 4 message
+SEARCH_DEPTH = 500  # commits searched for the release's subject
 CHANGED = {"changed": True}
 
 
-async def find_phase4(ctx: RunContext, step: Step, host: Host) -> Facts:
-    """The Phase 4 commit, HEAD, and whether a revert of it is already in the history."""
-    message = shlex.quote(ctx.env.phase4_commit_message)
+def commit_message(env: Environment) -> str:
+    """The subject of the commit the code rollback reverts: the config's, else the profile's."""
+    if env.phase4_commit_message:
+        return env.phase4_commit_message
+    code = next((a for a in profile_of(env).actions if a.kind == "code" and a.commit_message), None)
+    if code is None or code.commit_message is None:
+        raise StepFailed("the profile has no code rollback with a commit_message, and the config sets none")
+    return code.commit_message
+
+
+async def find_release(ctx: RunContext, step: Step, host: Host) -> Facts:
+    """The release's commit, HEAD, and whether a revert of it is already in the history."""
+    message = shlex.quote(commit_message(ctx.env))
     result = await run(
         ctx, step, host, git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
     )
     if not result.ok:
         raise StepFailed(f"git log failed in {ctx.env.repo_path} ({result.summary()}): {result.stderr.strip()[:300]}")
-    wanted = ctx.env.phase4_commit_message
+    wanted = commit_message(ctx.env)
     commits = [line.split(" ", 1) for line in result.stdout.splitlines() if " " in line]
     matches = [(sha, subject) for sha, subject in commits if subject.startswith(wanted)]
     if not matches:
@@ -50,12 +62,12 @@ async def _reverts(ctx: RunContext, step: Step, host: Host, head: str, parent: s
     return result.ok and parents.strip() == parent and f"This reverts commit {commit}" in body
 
 
-class FindPhase4Commit(Step):
+class FindReleaseCommit(Step):
     id = "find-commit"
-    title = "Find the Phase 4 commit"
+    title = "Find the release commit"
 
     def command(self, ctx: RunContext, host: Host) -> str:
-        message = shlex.quote(ctx.env.phase4_commit_message)
+        message = shlex.quote(commit_message(ctx.env))
         return git(ctx, host, f"log -n {SEARCH_DEPTH} --format='%H %s' --fixed-strings --grep={message}")
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
@@ -64,7 +76,7 @@ class FindPhase4Commit(Step):
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        return await find_phase4(ctx, self, host)
+        return await find_release(ctx, self, host)
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         note = " (already reverted: nothing to do)" if facts["already_reverted"] else ""
@@ -73,19 +85,19 @@ class FindPhase4Commit(Step):
 
 class RevertCommit(Step):
     id = "revert"
-    title = "Revert the Phase 4 commit (git revert)"
+    title = "Revert the release commit (git revert)"
     changes = True
     code = True
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
-        return f"$ {git(ctx, host, 'revert --no-edit <the Phase 4 commit found above>')}"
+        return f"$ {git(ctx, host, 'revert --no-edit <the release commit found above>')}"
 
     async def preview_change(self, ctx: RunContext, host: Host | None) -> tuple[str, bool]:
         assert host is not None
         text = await self.preview(ctx, host)
         try:
-            found = await find_phase4(ctx, self, host)
+            found = await find_release(ctx, self, host)
         except (StepFailed, TransportError) as exc:
             return f"{text}\n# (cannot look now: {exc})", True
         if found["already_reverted"]:
@@ -94,9 +106,9 @@ class RevertCommit(Step):
 
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
-        found = ctx.facts.get(FindPhase4Commit.id, {}).get(host.name)
+        found = ctx.facts.get(FindReleaseCommit.id, {}).get(host.name)
         if not found:
-            raise StepFailed("the Phase 4 commit was not found on this host")
+            raise StepFailed("the release commit was not found on this host")
         head = await git_head(ctx, self, host)
         return {"commit": found["commit"], "head_before": head, "already_reverted": found["already_reverted"]}
 
@@ -176,7 +188,7 @@ class ResetHard(Step):
         assert host is not None
         return (
             f"$ {git(ctx, host, 'reset --hard HEAD~1')}   # discards the last commit and any local changes\n"
-            "# only if HEAD is the Phase 4 commit; otherwise nothing is changed"
+            f"# only if HEAD is the release commit ({commit_message(ctx.env)!r}); otherwise nothing is changed"
         )
 
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
@@ -195,12 +207,12 @@ class ResetHard(Step):
             return {"head_before": sha, "head_after": head, "changed": True}
         if head != sha:
             raise IntentStale(f"HEAD moved from {sha[:7]} to {head[:7]} since the intent was journaled")
-        if not intent["ok"] or not subject.startswith(ctx.env.phase4_commit_message):
-            # The runbook's HEAD~1 is right only when Phase 4 is the last commit; otherwise it
-            # would throw away a later commit and leave Phase 4 in place.
+        if not intent["ok"] or not subject.startswith(commit_message(ctx.env)):
+            # The runbook's HEAD~1 is right only when the release is the last commit; otherwise it
+            # would throw away a later commit and leave the release in place.
             raise StepFailed(
-                f"HEAD is {sha[:7] or '?'} {subject!r}, not the Phase 4 commit: "
-                "`git reset --hard HEAD~1` would discard that commit and keep Phase 4. Nothing was changed; "
+                f"HEAD is {sha[:7] or '?'} {subject!r}, not the release commit ({commit_message(ctx.env)!r}): "
+                "`git reset --hard HEAD~1` would discard that commit and keep the release. Nothing was changed; "
                 "roll back with `git revert` instead (rollback code without --reset-hard)."
             )
         result = await run(ctx, self, host, git(ctx, host, "reset --hard HEAD~1"))
@@ -233,44 +245,65 @@ def code_steps(env: Environment, options: dict[str, Any]) -> list[Step]:
     _require(env, "repo_path", "rebuild_command")
     if options.get("reset_hard"):
         return [ResetHard(), Rebuild(), RestartService()]
-    return [FindPhase4Commit(), RevertCommit(), Rebuild(), RestartService()]
+    return [FindReleaseCommit(), RevertCommit(), Rebuild(), RestartService()]
 
 
-def code_plan(env: Environment, options: dict[str, Any]) -> Plan:
+def code_plan(env: Environment, options: dict[str, Any], action: Action) -> Plan:
     return Plan(
-        action="code",
+        action=action.id,
         environment=env.name,
-        title="Full code rollback: revert the Phase 4 commit, rebuild, restart",
+        title=action.title,
         steps=(*code_steps(env, options), ValidateRollback(code_reverted=True)),
-        target="< 10 min",
-        target_s=600,
-        data_loss="None (code only; the database is left as it is)",
-        reversible="Yes (HEAD back to the commit before the run)",
+        target=action.target,
+        target_s=action.target_s or 600,
+        data_loss=action.data_loss,
+        reversible=action.reversible,
+        notes=action.notes,
     )
 
 
-def full_plan(env: Environment, options: dict[str, Any]) -> Plan:
-    """Flags off first (the columns must not be read when they go), code, then database."""
+def combined_plan(env: Environment, options: dict[str, Any], action: Action) -> Plan:
+    """The actions ``action`` combines, in order, as one plan (e.g. a full rollback: flags
+    off first, since the columns must not be read when they go, then code, then database)."""
+    from console.plans import PlanError
     from console.plans.database import database_steps
 
-    if env.database is None:
-        from console.plans import PlanError
-
-        raise PlanError(f"environment {env.name!r} has no [database] section: a full rollback needs it")
-    steps: list[Step] = [
-        SetFlags({ADVANCED: False, TIME_WEIGHTING: False, CONTENT_TYPE: False}),
-        *code_steps(env, options),
-        AwaitEffect(),
-        *database_steps(env, options, flags_turned_off=True),
-        ValidateRollback(),
-    ]
+    profile = profile_of(env)
+    steps: list[Step] = []
+    flags_set = restart_pending = False
+    turned_off: set[str] = set()
+    for part in (profile.action(i) for i in action.combines):
+        if part.kind == "flags":
+            changes = part.flag_changes(profile.flags.ids)
+            steps.append(SetFlags(changes))
+            turned_off |= {i for i, on in changes.items() if not on}
+            flags_set = restart_pending = True
+        elif part.kind == "code":
+            steps += code_steps(env, options)  # it restarts the service: the flags take effect
+            if flags_set:
+                steps.append(AwaitEffect())
+            restart_pending = False
+        elif part.kind == "database":
+            if env.database is None:
+                raise PlanError(
+                    f"environment {env.name!r} has no [database] section: the {action.id} rollback needs it"
+                )
+            if restart_pending:
+                steps += [RestartService(), AwaitEffect()]
+                restart_pending = False
+            off = bool(part.database) and set(part.database.requires_off) <= turned_off  # type: ignore[union-attr]
+            steps += database_steps(env, options, flags_turned_off=off)
+    if restart_pending:
+        steps += [RestartService(), AwaitEffect()]
+    steps.append(ValidateRollback())
     return Plan(
-        action="full",
+        action=action.id,
         environment=env.name,
-        title="Full rollback: flags off, revert the Phase 4 code, roll back migration 004",
+        title=action.title,
         steps=tuple(steps),
-        target="< 10 min",
-        target_s=600,
-        data_loss="Content-type data (has_video, has_media) — a copy is kept, so restore loses nothing",
-        reversible="Yes: revert the revert, and re-apply migration 004 from the kept copy",
+        target=action.target,
+        target_s=action.target_s or 600,
+        data_loss=action.data_loss,
+        reversible=action.reversible,
+        notes=action.notes,
     )

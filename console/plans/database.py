@@ -20,11 +20,13 @@ from console import db
 from console.config.model import Environment, Host
 from console.engine.plan import Facts, Plan, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env
-from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.flags import FlagSet
 from console.issues import DB_ROLLBACK_FAILS
 from console.plans.kept_copy import Connect, ReapplyMigration, gave_up, kept_path, take_copy, write_copy
 from console.plans.validate import ValidateRollback, log_offsets
 from console.probes.collect import read_pid
+from console.runbook import profile_of
+from console.runbook.model import Action, Profile
 from console.transport.base import TransportError
 
 __all__ = ["CheckFlagsOff", "DropColumns", "InspectSchema", "ReapplyMigration", "database_plan", "database_steps"]
@@ -62,38 +64,58 @@ class CheckFlagsOff(Step):
     title = "Check the flags are off (nothing may read the columns)"
     scope = "environment"
 
+    def _required(self, profile: Profile) -> list[str]:
+        """The flags that must be off: the database action's requires_off."""
+        action = _database_action(profile)
+        return list(action.database.requires_off) if action and action.database else []
+
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         env = ctx.env
+        profile = profile_of(env)
+        grep = "|".join(profile.flags.flag(i).env for i in self._required(profile))
         return "\n".join(
-            f"$ grep ENABLE_ {env.expand(env.env_file, h)} ; cat /proc/$PID/environ | grep ENABLE_   # on {h.name}"
+            f"$ grep -E '^({grep})=' {env.expand(env.env_file, h)} ; "
+            f"cat /proc/$PID/environ | tr '\\0' '\\n' | grep -E '^({grep})='   # on {h.name}"
             for h in env.hosts
         )
 
     async def _check(self, ctx: RunContext) -> tuple[list[str], dict[str, Any]]:
         problems: list[str] = []
         seen: dict[str, Any] = {}
+        profile = profile_of(ctx.env)
+        rules = profile.flags
+        required = self._required(profile)
         for h in ctx.env.hosts:
             try:
                 transport = await ctx.transport(h)
-                env_file = parse_env(await transport.read_file(ctx.env.expand(ctx.env.env_file, h))).flags()
+                env_file = parse_env(await transport.read_file(ctx.env.expand(ctx.env.env_file, h))).flags(rules)
                 pid = await read_pid(ctx.env, h, transport, 10)
                 environ = await transport.process_environ(pid)
             except TransportError as exc:
                 problems.append(f"{h.name}: {exc}")
                 continue
-            process = FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
+            process = FlagSet.from_environ(rules, environ)
             seen[h.name] = {"env_file": env_file.as_dict(), "process": process.as_dict()}
-            on = [LOG_LABELS[n] for n in FLAG_NAMES if env_file.get(n) or process.get(n)]
+            on = [rules.flag(i).label for i in required if env_file[i] or process[i]]
             if on:
                 problems.append(f"{h.name}: still on: {', '.join(on)}")
         return problems, seen
 
     @staticmethod
-    def _message(problems: list[str]) -> str:
+    def _message(profile: Profile, problems: list[str]) -> str:
+        action = _database_action(profile)
+        required = set(action.database.requires_off) if action and action.database else set()
+        first = next((a for a in profile.actions if a.kind == "flags" and required <= set(a.turn_off)), None)
+        whole = next((a for a in profile.actions if a.kind == "combined" and action and action.id in a.combines), None)
+        advice = " or ".join(
+            x
+            for x in (first and f"run the {first.id} rollback first", whole and f"choose the {whole.id} rollback")
+            if x
+        )
         return (
-            "the flags must be off before the columns go (the advanced query and ingestion read them): "
+            "the flags must be off before the columns go (the service reads them while they are on): "
             + "; ".join(problems)
-            + ". Run the quick rollback first, or choose the full rollback."
+            + (f". {advice[:1].upper()}{advice[1:]}." if advice else ".")
         )
 
     def __init__(self, *, refuse_early: bool = True) -> None:
@@ -104,12 +126,12 @@ class CheckFlagsOff(Step):
         if not self.refuse_early:
             return None
         problems, _ = await self._check(ctx)
-        return self._message(problems) if problems else None
+        return self._message(profile_of(ctx.env), problems) if problems else None
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         problems, seen = await self._check(ctx)
         if problems:
-            raise StepFailed(self._message(problems), facts={"hosts": seen})
+            raise StepFailed(self._message(profile_of(ctx.env), problems), facts={"hosts": seen})
         # No restart in this plan: validation counts the log from here on.
         return {"hosts": seen, "log_offsets": await log_offsets(ctx)}
 
@@ -312,14 +334,19 @@ def database_steps(env: Environment, options: dict[str, Any], *, flags_turned_of
     return [CheckFlagsOff(refuse_early=not flags_turned_off), InspectSchema(), DropColumns()]
 
 
-def database_plan(env: Environment, options: dict[str, Any]) -> Plan:
+def _database_action(profile: Profile) -> Action | None:
+    return next((a for a in profile.actions if a.kind == "database"), None)
+
+
+def database_plan(env: Environment, options: dict[str, Any], action: Action) -> Plan:
     return Plan(
-        action="database",
+        action=action.id,
         environment=env.name,
-        title="Database rollback: drop migration 004's columns and indexes",
+        title=action.title,
         steps=(*database_steps(env, options), ValidateRollback()),
-        target="< 10 min",
-        target_s=600,
-        data_loss="Content-type data (has_video, has_media) — a copy is kept, so restore loses nothing",
-        reversible="Yes: re-apply migration 004 from the kept copy (`rollback-console restore`)",
+        target=action.target,
+        target_s=action.target_s or 600,
+        data_loss=action.data_loss,
+        reversible=action.reversible,
+        notes=action.notes,
     )

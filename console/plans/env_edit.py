@@ -13,8 +13,10 @@ from console.config.model import Host
 from console.engine.plan import Facts, IntentStale, RunContext, Step, StepFailed
 from console.envfile import EnvFile, Splice, apply_splices, not_text, parse_env, unified_diff
 from console.events import Event
-from console.flags import FLAG_NAMES, SHORT, FlagSet
+from console.flags import FlagSet
 from console.probes.collect import read_pid
+from console.runbook import profile_of
+from console.runbook.model import FlagRules
 from console.transport.base import Transport, TransportError
 
 EDIT_ENV = "edit-env"
@@ -24,10 +26,6 @@ def digest(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def flags_text(changes: dict[str, bool]) -> str:
-    return ", ".join(f"{name}={'true' if v else 'false'}" for name, v in changes.items())
-
-
 async def process_flags(ctx: RunContext, host: Host, transport: Transport) -> FlagSet | None:
     """The flags the running API process was started with; None if that cannot be read."""
     try:
@@ -35,7 +33,7 @@ async def process_flags(ctx: RunContext, host: Host, transport: Transport) -> Fl
         environ = await transport.process_environ(pid)
     except TransportError:
         return None
-    return FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
+    return FlagSet.from_environ(profile_of(ctx.env).flags, environ)
 
 
 class EnvEdit(Step):
@@ -44,7 +42,9 @@ class EnvEdit(Step):
     id = EDIT_ENV
     changes = True
 
-    def target(self, env_file: EnvFile, host: Host) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
+    def target(
+        self, env_file: EnvFile, host: Host, rules: FlagRules
+    ) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
         """(the new text, the splices that turn it back into ``env_file.text``, what could
         not be done exactly)."""
         raise NotImplementedError
@@ -69,9 +69,14 @@ class EnvEdit(Step):
         assert host is not None
         # StepFailed (unreadable, not text): the preview is incomplete and says why
         path, transport, env_file = await self._read(ctx, host)
-        new_text, _, conflicts = self.target(env_file, host)
-        after = parse_env(new_text, path).flags()
-        text = unified_diff(path, env_file.text, new_text) or f"# {path}: already {after.describe()} — no change"
+        rules = profile_of(ctx.env).flags
+        new_text, _, conflicts = self.target(env_file, host, rules)
+        after = parse_env(new_text, path).flags(rules)
+        shown = [f.env for f in rules.flags]
+        text = (
+            unified_diff(path, env_file.text, new_text, shown=shown)
+            or f"# {path}: already {after.describe()} — no change"
+        )
         text += "".join(f"\n# not exact: {c}" for c in conflicts)
         if new_text != env_file.text:
             return text, True
@@ -89,14 +94,15 @@ class EnvEdit(Step):
     async def intent(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
         path, _, env_file = await self._read(ctx, host)
-        new_text, undo, conflicts = self.target(env_file, host)
+        rules = profile_of(ctx.env).flags
+        new_text, undo, conflicts = self.target(env_file, host, rules)
         before, after = env_file.encoded(), env_file.encoded(new_text)
         changed = before != after
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         return {
             "path": path,
-            "before": env_file.flags().as_dict(),
-            "after": parse_env(new_text, path).flags().as_dict(),
+            "before": env_file.flags(rules).as_dict(),
+            "after": parse_env(new_text, path).flags(rules).as_dict(),
             **self.extra(host),
             "problems": [str(p) for p in env_file.problems],
             "changed": changed,
@@ -115,7 +121,7 @@ class EnvEdit(Step):
         if now == intent["digest_after"]:
             applied = "already (resumed)" if intent["changed"] else "nothing to change"
         elif now == intent["digest_before"]:
-            new_text, _, _ = self.target(env_file, host)
+            new_text, _, _ = self.target(env_file, host, profile_of(ctx.env).flags)
             data = env_file.encoded(new_text)
             if digest(data) != intent["digest_after"]:
                 raise StepFailed(f"internal error: the edit of {path} is not the one journaled; nothing was changed")
@@ -156,15 +162,17 @@ class EnvEdit(Step):
 
 
 class SetFlags(EnvEdit):
-    """The rollback's edit: set the flags; every other byte kept."""
+    """The rollback's edit: set the flags (by the profile's flag ids); every other byte kept."""
 
     title = "Edit the env file"
 
     def __init__(self, changes: dict[str, bool] | None = None) -> None:
         self.changes_wanted = changes or {}
 
-    def target(self, env_file: EnvFile, host: Host) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
-        text, undo = env_file.edit(self.changes_wanted)
+    def target(
+        self, env_file: EnvFile, host: Host, rules: FlagRules
+    ) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
+        text, undo = env_file.edit({rules.flag(i).env: v for i, v in self.changes_wanted.items()}, rules)
         return text, undo, ()
 
     def extra(self, host: Host) -> dict[str, Any]:
@@ -173,8 +181,9 @@ class SetFlags(EnvEdit):
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         assert host is not None
         _, _, env_file = await self._read(ctx, host)
-        flags = env_file.flags()
-        wrong = [n for n, v in self.changes_wanted.items() if flags.get(n) != v]
+        rules = profile_of(ctx.env).flags
+        flags = env_file.flags(rules)
+        wrong = [rules.flag(i).env for i, v in self.changes_wanted.items() if flags[i] != v]
         if wrong:
             raise StepFailed(f"the env file still has {', '.join(wrong)} not as requested (changed by someone else?)")
         backup = f" (backup {facts['backup']})" if facts.get("backup") else ""
@@ -190,7 +199,9 @@ class RestoreFlags(EnvEdit):
     def __init__(self, per_host: dict[str, Facts]) -> None:
         self.per_host = per_host  # host → the facts (or intent) of the edit to put back
 
-    def target(self, env_file: EnvFile, host: Host) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
+    def target(
+        self, env_file: EnvFile, host: Host, rules: FlagRules
+    ) -> tuple[str, tuple[Splice, ...], tuple[str, ...]]:
         edit = self.per_host.get(host.name)
         if edit is None or digest(env_file.encoded()) == edit.get("digest_before"):
             return env_file.text, (), ()  # nothing for this host, or the edit never reached the file
@@ -199,9 +210,9 @@ class RestoreFlags(EnvEdit):
             return done.text, done.redo, done.conflicts
         # Journals from before the splices kept only the flags' values.
         before = edit.get("before") or {}
-        changes = {name: bool(before[SHORT[name]]) for name in FLAG_NAMES if SHORT[name] in before}
-        text, undo = env_file.edit(changes)
-        return text, undo, ("only the flags' values were journaled: written as true/false",)
+        changes = {f.env: bool(before[f.id]) for f in rules.flags if f.id in before}
+        text, undo = env_file.edit(changes, rules)
+        return text, undo, ("only the flags' values were journaled: written as the profile writes them",)
 
     def extra(self, host: Host) -> dict[str, Any]:
         edit = self.per_host.get(host.name) or {}
@@ -220,7 +231,8 @@ class RestoreFlags(EnvEdit):
         _, _, env_file = await self._read(ctx, host)
         if digest(env_file.encoded()) != facts["digest_after"]:
             raise StepFailed(f"{facts['path']} is not as written (changed by someone else meanwhile?)")
+        flags = env_file.flags(profile_of(ctx.env).flags)
         if facts.get("conflicts"):
-            return f"{facts['path']}: {env_file.flags().describe()} — not exact: " + "; ".join(facts["conflicts"])
+            return f"{facts['path']}: {flags.describe()} — not exact: " + "; ".join(facts["conflicts"])
         exact = " — byte for byte as before" if facts.get("restores") == facts["digest_after"] else ""
-        return f"{facts['path']}: {env_file.flags().describe()}{exact}"
+        return f"{facts['path']}: {flags.describe()}{exact}"

@@ -8,13 +8,13 @@ import time
 
 from console.config.model import Host
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
-from console.flags import FLAG_NAMES, LOG_LABELS, FlagSet
+from console.flags import FlagSet
 from console.issues import API_WONT_START, ENV_NOT_TAKING_EFFECT
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import logs
-from console.probes.collect import read_log, read_pid
+from console.probes.collect import read_log_window, read_pid
 from console.probes.parameters import ParameterProblem, probe_preview
-from console.runbook import ProfileError
+from console.runbook import ProfileError, profile_of
 from console.transport.base import TransportError
 
 RESTART_TIMEOUT_S = 120.0
@@ -196,17 +196,19 @@ class AwaitEffect(Step):
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
         assert host is not None
         env = ctx.env
+        profile = profile_of(env)
+        envs = "|".join(f.env for f in profile.flags.flags)
         return (
             f"$ {env.expand(env.pid_command, host)}\n"
-            "$ cat /proc/$PID/environ | tr '\\0' '\\n' | grep ENABLE_\n"
+            f"$ cat /proc/$PID/environ | tr '\\0' '\\n' | grep -E '^({envs})='\n"
             f"$ {probe_preview(env, env.expand(env.api_url, host), as_curl=True)[-1]}\n"
             f"$ {'tail -n 200 ' + shlex.quote(env.expand(env.log_file, host)) if env.log_file else env.log_command}"
-            " | grep 'Feature flags'"
+            f" | grep '{profile.log.flag_line.head}'"
         )
 
     def expected(self, ctx: RunContext, host: Host) -> FlagSet | None:
         after = ctx.fact(EDIT_ENV, host.name, "after")
-        return FlagSet(after["advanced"], after["time_weighting"], after["content_type"]) if after else None
+        return FlagSet(profile_of(ctx.env).flags, after) if after else None
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
@@ -230,7 +232,7 @@ class AwaitEffect(Step):
             try:
                 pid, known_pid = known_pid or await read_pid(ctx.env, host, transport, 10), None
                 environ = await transport.process_environ(pid)
-                process = FlagSet.from_mapping({n: environ.get(n) for n in FLAG_NAMES})
+                process = FlagSet.from_environ(want.rules, environ)
                 seen.update(pid=pid, process=process.as_dict())
                 if process == want:
                     process_at = time.time()
@@ -284,8 +286,8 @@ class AwaitEffect(Step):
             raise StepFailed(f"cannot send the request that makes the service log its flags: {exc}") from None
         except Exception as exc:  # the log check below decides; the validation step reports HTTP problems
             trigger_error = f"{type(exc).__name__}: {exc}"
-        lines = await read_log(env, host, transport, 200, 10)
-        latest = logs.latest_flags(lines)
+        read = await read_log_window(env, host, transport, 200, 200, 10)
+        latest = logs.rules_for(profile_of(env).log).latest_flags(read.with_flag_line, want.rules)
         if latest and latest[0] == want:
             return latest[1], None
         return None, trigger_error
@@ -301,7 +303,7 @@ class AwaitEffect(Step):
     def _remedy(self, ctx: RunContext, host: Host) -> Remedy | None:
         """The environment's profile's remedy for issue 1 (Phase 4: the forced fresh start, else
         reload then restart), with this environment's commands; None when it has none of them."""
-        from console.runbook import ProfileError, profile_of
+        from console.runbook import ProfileError
         from console.troubleshooting import fix_values
 
         try:
@@ -317,9 +319,9 @@ class AwaitEffect(Step):
 
     def _stale(self, ctx: RunContext, host: Host, pid: int, process: FlagSet, want: FlagSet) -> StepFailed:
         diff = ", ".join(
-            f"{LOG_LABELS[n]}: process {process.get(n)} ≠ env file {want.get(n)}"
-            for n in FLAG_NAMES
-            if process.get(n) != want.get(n)
+            f"{f.label}: process {process[f.id]} ≠ env file {want[f.id]}"
+            for f in want.flags
+            if process[f.id] != want[f.id]
         )
         return StepFailed(
             f"the restart left the stale environment: new pid {pid} still has the old flags ({diff}). "

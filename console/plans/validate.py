@@ -9,15 +9,15 @@ from collections.abc import Awaitable, Callable
 from console.config.model import Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.events import Event
-from console.flags import ALL_OFF
-from console.issues import ENV_NOT_TAKING_EFFECT, PARTIAL_ONLY_ONE_FLAG
+from console.flags import FlagSet
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
 from console.probes.parameters import probe_preview
 from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import ProfileError, profile_at, profile_of
+from console.runbook import ProfileError, profile_of
+from console.runbook.model import Profile
 from console.transport.base import TransportError
 from console.validation import Check, validate
 
@@ -32,7 +32,10 @@ async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[LogLine]
     window = ctx.config.thresholds.error_lines_window
     source = logs.since_source(env.expand(env.log_file, host), offset)
     try:
-        read = await logs.read_lines(transport, source, window, timeout=15, what="the log since the restart")
+        rules = logs.rules_for(profile_of(env).log)
+        read = await logs.read_lines(
+            transport, source, window, rules=rules, timeout=15, what="the log since the restart"
+        )
     except TransportError:
         return None
     return read.lines
@@ -102,8 +105,9 @@ class ValidateRollback(Step):
         # A slow answer in the burst of every host probed at once is measured again first.
         snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, ctx.config.thresholds.response_time_ok_s)
         if self.code_reverted:
-            checks = validate(snapshot, ctx.config.thresholds, ALL_OFF)
-            checks = tuple(_code_flags(snapshot, since) if c.name == "flags" else c for c in checks)
+            all_off = FlagSet.every(profile_of(ctx.env).flags, False)
+            checks = validate(snapshot, ctx.config.thresholds, all_off)
+            checks = tuple(_code_flags(ctx, snapshot, since) if c.name == "flags" else c for c in checks)
         else:
             checks = validate(snapshot, ctx.config.thresholds)
         facts = {"checks": checks_dict(checks), "passed": all(c.passed for c in checks)}
@@ -121,7 +125,7 @@ class ValidateRollback(Step):
             raise StepFailed(
                 f"{len(failed)} of 5 validations failed — " + "; ".join(failed),
                 facts=facts,
-                issue=_issue(snapshot),
+                issue=_issue(profile_of(ctx.env), snapshot),
             )
         return facts
 
@@ -178,26 +182,21 @@ def _probe_words(env: Environment, url: str) -> tuple[str, list[str], str, str]:
     return curls, probe_preview(env, url), modes, profile.probe.request.title or "the request"
 
 
-def _all_off_modes(snapshot: EnvironmentSnapshot) -> tuple[str, ...]:
-    """The modes the profile's probe answers in with every flag off (Phase 4: legacy)."""
-    try:
-        profile = profile_at(snapshot.profile)
-    except ProfileError:
-        return ()
-    return profile.probe.answer.expected_modes(profile.flags.effective(dict.fromkeys(profile.flags.ids, False)))
-
-
 def _restarted(ctx: RunContext, host: str) -> bool:
     return ctx.fact(RestartService.id, host, "log_offset") is not None
 
 
-def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) -> Check:
+def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) -> Check:
     """Check 2 after a code rollback: the service runs the legacy query whatever the env file says.
 
     The simulator's reverted build logs all flags False; the real pre-Phase 4 code logs no
     flag line at all, so none since the restart also passes when the API answers in legacy mode."""
+    profile = profile_of(ctx.env)
+    all_off = FlagSet.every(profile.flags, False)
+    head = profile.log.flag_line.head
     per_host = []
-    all_off = _all_off_modes(snapshot)
+    # The modes the probe answers in with every flag off (Phase 4: legacy).
+    legacy = profile.probe.answer.expected_modes(profile.flags.effective(dict(all_off)))
     for h in snapshot.hosts:
         if h.unreachable:
             per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
@@ -205,15 +204,15 @@ def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) 
         env_file = h.flags.env_file.describe() if h.flags.env_file else "unreadable"
         ignored = f"the reverted build ignores the env file's flags ({env_file})"
         lines = since.get(h.host)
-        latest = logs.latest_flags(lines) if lines is not None else None
+        latest = logs.rules_for(profile.log).latest_flags(lines, profile.flags) if lines is not None else None
         log = latest[0] if latest else (h.flags.log if lines is None else None)
         if log is not None:
-            ok = log == ALL_OFF
-            detail = f"log: {log.describe()}" + (f"; {ignored}" if ok else " — expected all False (legacy code)")
-        elif all_off and h.probe.answered and set(all_off) <= set(h.probe.modes):
-            ok, detail = True, f"no Feature flags line since the restart and a legacy answer; {ignored}"
+            ok = log == all_off
+            detail = f"log: {log.describe()}" + (f"; {ignored}" if ok else " — expected all off (the code before)")
+        elif legacy and h.probe.kind == "ok" and set(legacy) <= set(h.probe.modes):
+            ok, detail = True, f"no {head} line since the restart and a legacy answer; {ignored}"
         else:
-            ok, detail = False, h.flags.log_error or "no Feature flags line in the log and no legacy answer"
+            ok, detail = False, h.flags.log_error or f"no {head} line in the log and no legacy answer"
         per_host.append((h.host, ok, detail))
     passed = all(ok for _, ok, _ in per_host)
     if len(per_host) == 1:
@@ -224,12 +223,21 @@ def _code_flags(snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) 
     return Check("flags", passed, detail, tuple(per_host))
 
 
-def _issue(snapshot: EnvironmentSnapshot) -> str | None:
+def _issue(profile: Profile, snapshot: EnvironmentSnapshot) -> str | None:
+    """The profile's troubleshooting issue that the failed validation's evidence points to."""
+
+    def issue(fact: str) -> str | None:
+        found = profile.issue_for(fact)
+        return found.id if found else None
+
     for h in snapshot.hosts:
         f = h.flags
         if f.stale_process:
-            return ENV_NOT_TAKING_EFFECT
-        if f.env_file and f.env_file.advanced and not (f.env_file.time_weighting and f.env_file.content_type):
-            if f.log and f.log != f.env_file:
-                return PARTIAL_ONLY_ONE_FLAG
+            return issue("stale_process")
+        if f.env_file is not None and f.log is not None and f.log != f.env_file:
+            partial = any(
+                flag.depends_on and f.env_file[flag.depends_on] and not f.env_file[flag.id] and f.log[flag.id]
+                for flag in f.env_file.flags
+            )
+            return issue("partial_flag_mismatch") if partial else issue("log_flag_mismatch")
     return None

@@ -19,7 +19,7 @@ import httpx
 
 from console.config.model import Config, Environment, Host
 from console.envfile import EnvProblem, parse_env
-from console.flags import FLAG_NAMES, FlagSet
+from console.flags import FlagSet
 from console.probes import http, logs, parameters
 from console.probes.httppool import OriginPools
 from console.probes.snapshot import (
@@ -78,7 +78,10 @@ async def read_log_window(
         assert env.log_command
         command = env.expand(env.log_command, host)
         source, what, partial_ok = logs.command_source(command, lines), f"the log command {command!r}", True
-    return await logs.read_lines(transport, source, window, timeout=timeout, what=what, partial_ok=partial_ok)
+    rules = logs.rules_for(profile_of(env).log)
+    return await logs.read_lines(
+        transport, source, window, rules=rules, timeout=timeout, what=what, partial_ok=partial_ok
+    )
 
 
 async def read_log(env: Environment, host: Host, transport: Transport, lines: int, timeout: float) -> list[str]:
@@ -320,29 +323,32 @@ class Prober:
 
     def _flags(self, env: Environment, host: Host, env_file_r, process_r, log_r) -> FlagReport:
         report: dict = {}
+        profile = profile_of(env)
+        rules = profile.flags
         if isinstance(env_file_r, Exception):
             report["env_file_error"] = str(env_file_r)
         else:
             parsed = parse_env(env_file_r, env.expand(env.env_file, host))
             report.update(
-                env_file=parsed.flags(),
+                env_file=parsed.flags(rules),
                 env_file_problems=tuple(describe_problem(p) for p in parsed.problems),
-                env_file_lines=tuple((n, printable(text)) for n, text in parsed.flag_lines()),
+                env_file_lines=tuple((n, printable(text)) for n, text in parsed.flag_lines(rules)),
             )
         if isinstance(process_r, Exception):
             report.update(process_error=str(process_r), not_running=isinstance(process_r, NotRunning))
         else:
             pid, environ, _ = process_r
-            raw = {name: environ.get(name) for name in FLAG_NAMES}
-            report.update(process=FlagSet.from_mapping(raw), process_raw=tuple(raw.items()), pid=pid)
+            raw = {f.env: environ.get(f.env) for f in rules.flags}
+            report.update(process=FlagSet.from_environ(rules, raw), process_raw=tuple(raw.items()), pid=pid)
         if isinstance(log_r, Exception):
             report["log_error"] = str(log_r)
         else:
-            latest = logs.latest_flags(log_r.with_flag_line)
+            latest = logs.rules_for(profile.log).latest_flags(log_r.with_flag_line, rules)
             if latest:
                 report.update(log=latest[0], log_line=self.redact(latest[1][:500]))
             else:
-                report["log_error"] = f'no "Feature flags" line in the last {log_r.total} log lines'
+                head = profile.log.flag_line.head
+                report["log_error"] = f'no "{head}" line in the last {log_r.total} log lines'
         return FlagReport(**report)
 
     async def _http(self, env: Environment, host: Host, transport: Transport) -> tuple[HealthReport, ProbeReport]:

@@ -1,5 +1,5 @@
 """HTTP probes of the API, as its service profile describes them: the health endpoints and
-the functional probe (Phase 4: /health, /health/ready, then login and best-times).
+the functional probe (a login when it has one, then its request).
 
 Every request has a timeout and a bounded body; every failure becomes a sentence
 that says which endpoint and what went wrong, never the password or the token.
@@ -278,7 +278,7 @@ def _component_status(value: Any) -> str:
 
 
 async def run_probe(client: httpx.AsyncClient, base: str, probe: Probe, values: Mapping[str, Any]) -> ProbeReport:
-    """The profile's functional probe (Phase 4: "Test recommendations"): log in when it has a
+    """The profile's functional probe (its [probe] table): log in when it has a
     login, send its request, and judge the answer by the profile's predicates."""
     report = ProbeReport(title=probe.title, request=probe.request.title, count_label=probe.answer.count_label)
     headers: dict[str, str] = {}

@@ -1,7 +1,8 @@
-"""Reading the service's log lines: the flag line, ERROR lines, best-times requests.
+"""Reading the service's log lines: the flag line, error lines, functional-probe requests,
+each as the service's profile describes them (LogRules).
 
-Lines are `[LEVEL] logger.name: message` or JSON `{"level","name","message"}`; the
-flag line is matched anywhere in the line, as the runbook's grep does.
+Lines are plain (the profile's layout, e.g. `[LEVEL] logger.name: message`) or JSON
+records; the flag line is matched anywhere in the line, as the runbook's grep does.
 
 The window is a number of whole lines (the runbook's `tail -100`), however long they
 are: the host itself judges every line in full with awk (ERROR anywhere, a JSON level
@@ -11,52 +12,115 @@ log that cannot be read in full within the probe timeout is an error, never a pa
 
 from __future__ import annotations
 
+import functools
 import re
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from console import safe_json
 from console.flags import FlagSet
 from console.probes.snapshot import LogReport
+from console.runbook.model import FlagRules, LogFormat
+from console.runbook.patterns import ere_escape, split
 from console.transport.base import Transport, TransportError
 
-FLAG_LINE = re.compile(
-    r"Feature flags - Advanced: (True|False), Time-weighting: (True|False), Content-type: (True|False)"
-)
-REQUEST_LINE = "Getting posting time metrics for channel"
-_LEVEL = re.compile(r"^\s*\[(\w+)\]")
 MAX_JSON_LINE = 1024 * 1024
-# A JSON log record's level, wherever it sits in the line (after a long message too).
-# ASCII-only case folding and blanks, exactly as the awk program on the host sees them.
-_JSON_ERROR = re.compile(r'"(?:level|levelname|severity)"[ \t]*:[ \t]*"(?:error|critical|fatal)"', re.I | re.ASCII)
 CLIP = 1000  # bytes of each line sent back for display; the verdicts are on the whole line
 MAX_ANSWER = 512 * 1024  # what all the clipped lines may add up to (the transport keeps 1 MB)
+
+
+@dataclass(frozen=True)
+class LogRules:
+    """How one service's log is judged, from its profile: which lines are errors, which mark
+    a functional-probe request, and which report the flags."""
+
+    log: LogFormat
+
+    @functools.cached_property
+    def level_marks(self) -> tuple[str, ...]:
+        """An error level as a plain line writes it, e.g. "[CRITICAL]": the level with the
+        template's characters either side of it (found anywhere, as `grep` would)."""
+        if self.log.plain is None:
+            return ()
+        pieces = split(self.log.plain.template)
+        at = next((i for i, (k, t) in enumerate(pieces) if k == "field" and t == "level"), None)
+        if at is None:
+            return ()
+        before = pieces[at - 1][1][-1:] if at > 0 and pieces[at - 1][0] == "text" else ""
+        after = pieces[at + 1][1][:1] if at + 1 < len(pieces) and pieces[at + 1][0] == "text" else ""
+        if not before and at == 0:
+            return tuple(f"{level}{after}" for level in self.log.error_levels)  # at the start only
+        return tuple(f"{before}{level}{after}" for level in self.log.error_levels)
+
+    @functools.cached_property
+    def _level_at_start(self) -> bool:
+        return self.log.plain is not None and split(self.log.plain.template)[:1] == [("field", "level")]
+
+    @functools.cached_property
+    def json_level_ere(self) -> str | None:
+        """A JSON record's error level, wherever it sits in the line (lower case: awk's tolower)."""
+        if self.log.json is None or not self.log.error_levels:
+            return None
+        keys = "|".join(ere_escape(k.lower()) for k in self.log.json.level)
+        levels = "|".join(ere_escape(v.lower()) for v in self.log.error_levels)
+        return f'"({keys})"[ \\t]*:[ \\t]*"({levels})"'
+
+    @functools.cached_property
+    def _json_level_re(self) -> re.Pattern[str] | None:
+        ere = self.json_level_ere
+        # ASCII-only case folding and blanks, exactly as the awk program on the host sees them.
+        return re.compile(ere, re.I | re.ASCII) if ere else None
+
+    @functools.cached_property
+    def flag_re(self) -> re.Pattern[str]:
+        return self.log.flag_line.regex
+
+    def is_error(self, line: str) -> bool:
+        """The runbook's `grep ERROR`: a line holding an error word, an error level, or a JSON
+        record whose level is an error level (after a long message too)."""
+        if any(w in line for w in self.log.error_text):
+            return True
+        if self._level_at_start:
+            if line.lstrip(" \t").startswith(self.level_marks):
+                return True
+        elif any(m in line for m in self.level_marks):
+            return True
+        return bool(self._json_level_re and self._json_level_re.search(line))
+
+    def is_flag_line(self, line: str) -> bool:
+        return bool(self.flag_re.search(line))
+
+    def line(self, text: str) -> LogLine:
+        """A line judged here (for lines already in memory, e.g. tests and the simulator)."""
+        return LogLine(
+            text,
+            self.is_error(text),
+            self.log.request_line in text,
+            len(text.encode("utf-8", "surrogateescape")),
+        )
+
+    def latest_flags(self, lines: Sequence[str] | Sequence[LogLine], rules: FlagRules) -> tuple[FlagSet, str] | None:
+        """The most recent flag line and what it says."""
+        for line in reversed(lines):
+            text = line.text if isinstance(line, LogLine) else line
+            values = self.log.flag_line.parse(text)
+            if values is not None:
+                return FlagSet(rules, values), text
+        return None
+
+    @functools.cached_property
+    def awk_program(self) -> str:
+        return _awk_program(self)
+
+
+@functools.lru_cache(maxsize=32)
+def rules_for(log: LogFormat) -> LogRules:
+    return LogRules(log)
 
 
 def clip(window: int) -> int:
     """Bytes of each line sent back: CLIP, less for a very large window."""
     return max(80, min(CLIP, MAX_ANSWER // max(1, window)))
-
-
-def line_level(line: str) -> str | None:
-    """The log level of a line, if it has one we recognise."""
-    stripped = line.lstrip()
-    if stripped.startswith("{"):
-        try:  # bounded: a line nested 100 000 deep must not take the probe down
-            record = safe_json.loads(stripped, max_bytes=MAX_JSON_LINE)
-        except ValueError:
-            return None
-        level = record.get("level") if isinstance(record, dict) else None
-        return str(level).upper() if level else None
-    m = _LEVEL.match(line)
-    return m.group(1).upper() if m else None
-
-
-def is_error(line: str) -> bool:
-    """The runbook counts lines matching `grep ERROR`; also a [CRITICAL] level and a JSON
-    level of error/critical/fatal anywhere in the line (after a long message too)."""
-    return "ERROR" in line or "[CRITICAL]" in line or bool(_JSON_ERROR.search(line))
 
 
 @dataclass(frozen=True)
@@ -67,22 +131,6 @@ class LogLine:
     error: bool = False
     request: bool = False
     length: int = 0  # bytes in the whole line
-
-    @classmethod
-    def of(cls, text: str) -> LogLine:
-        """A line judged here (for lines already in memory, e.g. tests and the simulator)."""
-        return cls(text, is_error(text), REQUEST_LINE in text, len(text.encode("utf-8", "surrogateescape")))
-
-
-def latest_flags(lines: Sequence[str] | Sequence[LogLine]) -> tuple[FlagSet, str] | None:
-    """The most recent "Feature flags" line and what it says."""
-    for line in reversed(lines):
-        text = line.text if isinstance(line, LogLine) else line
-        m = FLAG_LINE.search(text)
-        if m:
-            a, t, c = (v == "True" for v in m.groups())
-            return FlagSet(a, t, c), text
-    return None
 
 
 def summarize(lines: Sequence[LogLine], *, span: str | None = None, tail: int = 40) -> LogReport:
@@ -103,21 +151,20 @@ def summarize(lines: Sequence[LogLine], *, span: str | None = None, tail: int = 
 # Reads lines on stdin; at the end prints the last W lines as `L <error><request> <bytes>\t<text>`,
 # the last flag line before them as `F …`, then `END <count>` (so a cut-off answer shows).
 # LC_ALL=C: bytes, not characters, whatever the host's locale and the log's encoding. NUL bytes
-# become SUB first: awk's regular expressions and tolower() stop at a NUL.
+# become SUB first: awk's regular expressions and tolower() stop at a NUL. The error, request
+# and flag-line tests are the profile's (LogRules), written into the program as literals.
 _AWK = r"""
 {
   sub(/\r$/, "")
   n++
   len[n] = length($0)
-  e = (index($0, "ERROR") > 0 || index($0, "[CRITICAL]") > 0)
-  if (!e && index($0, "\"") > 0) {
-    if (tolower($0) ~ /"(level|levelname|severity)"[ \t]*:[ \t]*"(error|critical|fatal)"/) e = 1
-  }
-  r = (index($0, REQ) > 0)
+  e = (@ERROR@)
+  @JSON@
+  r = (index($0, @REQ@) > 0)
   verdict[n] = e "" r
   t = substr($0, 1, C)
   isflag[n] = 0
-  if (match($0, /Feature flags - Advanced: (True|False), Time-weighting: (True|False), Content-type: (True|False)/)) {
+  if (match($0, /@FLAG@/)) {
     isflag[n] = 1
     if (RSTART + RLENGTH - 1 > C) t = t " ... " substr($0, RSTART, RLENGTH)
   }
@@ -136,13 +183,33 @@ END {
 _FAILED = "rollback-console:read-failed:"
 
 
-def awk_command(source: str, window: int) -> str:
+def _awk_string(text: str) -> str:
+    """``text`` as an awk string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n") + '"'
+
+
+def _awk_program(rules: LogRules) -> str:
+    tests = [f"index($0, {_awk_string(w)}) > 0" for w in rules.log.error_text]
+    if rules._level_at_start:  # the level opens the line: only there
+        marks = "|".join(ere_escape(m) for m in rules.level_marks)
+        tests += [f"$0 ~ /^[ \\t]*({marks})/"] if marks else []
+    else:
+        tests += [f"index($0, {_awk_string(m)}) > 0" for m in rules.level_marks]
+    json = rules.json_level_ere
+    return (
+        _AWK.replace("@ERROR@", " || ".join(tests) or "0")
+        .replace("@JSON@", f'if (!e && index($0, "\\"") > 0) {{ if (tolower($0) ~ /{json}/) e = 1 }}' if json else "")
+        .replace("@REQ@", _awk_string(rules.log.request_line))
+        .replace("@FLAG@", rules.log.flag_line.ere)
+    )
+
+
+def awk_command(source: str, window: int, rules: LogRules) -> str:
     """``source`` (a shell pipeline writing log lines) judged line by line by awk on the host."""
-    program = shlex.quote(_AWK)
+    program = shlex.quote(rules.awk_program)
     return (
         f"{{ {source} || echo {_FAILED}$? >&2; }} | LC_ALL=C tr '\\000' '\\032' "
-        f"| LC_ALL=C awk -v W={int(window)} -v C={clip(window)} "
-        f"-v REQ={shlex.quote(REQUEST_LINE)} {program}"
+        f"| LC_ALL=C awk -v W={int(window)} -v C={clip(window)} {program}"
     )
 
 
@@ -181,7 +248,7 @@ def since_source(path: str, offset: int) -> str:
 
 
 def command_source(command: str, lines: int) -> str:
-    """A log command such as ``journalctl -u analyticbot-api -n {lines}``."""
+    """A log command such as ``journalctl -u my-service -n {lines}``."""
     return f"( {command.replace('{lines}', str(int(lines)))} )"
 
 
@@ -198,13 +265,20 @@ class LogRead:
 
 
 async def read_lines(
-    transport: Transport, source: str, window: int, *, timeout: float, what: str, partial_ok: bool = False
+    transport: Transport,
+    source: str,
+    window: int,
+    *,
+    rules: LogRules,
+    timeout: float,
+    what: str,
+    partial_ok: bool = False,
 ) -> LogRead:
     """The judged lines of ``source``. TransportError when the log could not be read in full.
 
     ``partial_ok``: a source that failed but printed lines is still read (a log command).
     """
-    result = await transport.run(awk_command(source, window), timeout=timeout)
+    result = await transport.run(awk_command(source, window, rules), timeout=timeout)
     if result.timed_out:
         raise TransportError(f"{transport.where}: reading {what} took longer than {timeout:.0f}s")
     failed = result.stderr.find(_FAILED)

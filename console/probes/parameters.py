@@ -98,7 +98,7 @@ def shown_values(env: Environment, probe: Probe) -> dict[str, Any]:
 
 
 def preview(env: Environment, probe: Probe, base: str) -> list[str]:
-    """``POST URL/auth/login``, then ``GET URL/…?days=90``: the probe's requests; no secret shown."""
+    """``POST URL/login``, then ``GET URL/…?n=90``: the probe's requests; no secret shown."""
     values = shown_values(env, probe)
     out = [] if probe.login is None else [f"{probe.login.method} {base}{probe.login.endpoint}"]
     return [*out, f"{probe.request.method} {request_url(probe, base, values)}"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from console.flags import FLAG_NAMES, SHORT, FlagSet
+from console.flags import FlagSet
 
 
 @dataclass(frozen=True)
@@ -40,12 +40,14 @@ class FlagReport:
 
     @property
     def drift(self) -> tuple[FlagDrift, ...]:
+        sources = (self.env_file, self.process, self.log)
+        some = next((s for s in sources if s is not None), None)
         out = []
-        for name in FLAG_NAMES:
-            values = [s.get(name) if s else None for s in (self.env_file, self.process, self.log)]
+        for flag in some.flags if some else ():
+            values = [s.get(flag.id) if s else None for s in sources]
             known = {v for v in values if v is not None}
             if len(known) > 1:
-                out.append(FlagDrift(name, *values))
+                out.append(FlagDrift(flag.env, *values))
         return tuple(out)
 
     @property
@@ -64,7 +66,7 @@ class EndpointReport:
     """One health endpoint of the profile, and what its answer says by the profile's `ok` test."""
 
     role: str  # "liveness" or "readiness"
-    endpoint: str  # "/health"
+    endpoint: str  # the path asked ("/live")
     truthful: bool = False  # the profile says this one tells the truth
     status: int | None = None  # HTTP status; None: no answer
     ok: bool | None = None  # the `ok` test holds; None: no answer to judge
@@ -74,7 +76,7 @@ class EndpointReport:
     error: str | None = None  # no answer, or not one to judge (HTTP 500, not JSON)
 
     def describe(self) -> str:
-        """``/health 200 healthy``, ``/health/ready 503 NOT OK: `ready` is …``, or the error."""
+        """``/live 200 healthy``, ``/ready 503 NOT OK: `ready` is …``, or the error."""
         if self.ok is None:
             return self.error or f"{self.endpoint} not asked"
         if self.ok:
@@ -405,4 +407,4 @@ class EnvironmentSnapshot:
 
 
 def flag_dict(flags: FlagSet | None) -> dict[str, bool] | None:
-    return None if flags is None else {SHORT[n]: flags.get(n) for n in FLAG_NAMES}
+    return None if flags is None else flags.as_dict()

@@ -41,7 +41,7 @@ def endpoint(v: str) -> str | None:
     if "://" in v:
         return f"{v!r} is a URL: write the path only (the host comes from the environment's api_url)"
     if not ENDPOINT.match(v):
-        return f"{v!r} is not a path like /health (starts with /, no spaces, no ?query)"
+        return f"{v!r} is not a path like /status (starts with /, no spaces, no ?query)"
     return None
 
 

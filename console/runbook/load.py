@@ -43,6 +43,17 @@ DEFAULT_PROFILE = PROFILE_DIR / "analyticbot-phase4.toml"
 MIN_FLAGS, MAX_FLAGS = 2, 6  # what the screens lay out at 80×24
 
 
+SHORT_LABEL = 7  # a flag's column on the dashboard at 80×24
+
+
+def _short_label(value: str) -> str | None:
+    if not value.strip():
+        return "is empty"
+    if len(value) > SHORT_LABEL:
+        return f"is {len(value)} characters; a column holds {SHORT_LABEL}"
+    return None
+
+
 class ProfileError(ConfigError):
     """The profile cannot be used; ``problems`` lists every reason (file, line, key)."""
 
@@ -130,6 +141,7 @@ class _ProfileLoader(ProbeReader, RulesReader, _Loader):
                 id=ft.get("id", str, check=checks.id_check(FLAG_ID)) or "",
                 env=ft.get("env", str, check=checks.variable) or "",
                 label=ft.get("label", str, check=_non_empty) or "",
+                short=ft.get("short", str, None, _short_label),
                 description=ft.get("description", str, ""),
                 depends_on=ft.get("depends_on", str, None),
                 missing=ft.get("missing", bool, missing),

@@ -19,9 +19,15 @@ class Flag:
     id: str  # the name the profile uses everywhere: actions, modes, drills, the flag line
     env: str  # the variable in the env file and the process environment
     label: str  # as the service logs it ("Time-weighting")
+    short: str | None = None  # its column's header on the dashboard (≤ 7 characters); None: from the label
     description: str = ""
     depends_on: str | None = None  # a flag id: this one only acts while that one is on
     missing: bool = True  # the value when the variable is not set at all
+
+    @property
+    def column(self) -> str:
+        """The header of the flag's column: ``short``, else the label cut to 7 characters."""
+        return self.short or self.label.lower()[:7]
 
 
 @dataclass(frozen=True)
@@ -121,7 +127,7 @@ class ProcessSpec:
 
 @dataclass(frozen=True)
 class Endpoint:
-    endpoint: str  # "/health"
+    endpoint: str  # "/status"
     ok: Predicate  # what an ok answer says
     version: JsonPath | None = None
     components: JsonPath | None = None
@@ -177,9 +183,9 @@ class Login:
 @dataclass(frozen=True)
 class Request:
     method: str
-    endpoint: str  # "/analytics/predictive/best-times/{channel_id}"
+    endpoint: str  # "/items/{item_id}"
     query: tuple[tuple[str, str], ...] = ()
-    title: str = ""  # what operators call it ("best-times")
+    title: str = ""  # what operators call it ("item lookup")
     authenticated: bool = True  # send the login's token
 
     def target(self, values: Mapping[str, Any]) -> tuple[str, dict[str, str]]:

@@ -1,6 +1,6 @@
 """Templates a profile writes and what the console makes of them.
 
-- The flag line: ``Feature flags - Advanced: {advanced}, Time-weighting: {time_weighting}``,
+- The flag line: ``features: fast={fast} cache={cache}``,
   one ``{flag id}`` per flag, ``{{``/``}}`` for a literal brace. It becomes a Python regular
   expression (for lines read here) and a POSIX ERE (for awk on the host, which judges
   the log where it lies), both matched anywhere in the line as the runbook's grep does.
@@ -68,6 +68,14 @@ class FlagLine:
     def _words(self) -> tuple[str, str]:
         # A word that starts with the other goes first: "on|onward" would stop at "on".
         return (self.off, self.on) if self.off.startswith(self.on) else (self.on, self.off)
+
+    @property
+    def head(self) -> str:
+        """The line's text before its first value, as an operator greps for it ("flags")."""
+        first = self._pieces()[0]
+        text = first[1] if first[0] == "text" else ""
+        # Up to the first punctuation that ends a phrase: "Feature flags - A: " → "Feature flags".
+        return re.split(r"\s+[-–:]|:", text, maxsplit=1)[0].strip() or text.strip()
 
     @property
     def regex(self) -> re.Pattern[str]:

@@ -1,7 +1,9 @@
 """The simulated analyticbot service: real local processes that behave like the real one.
 
 ``rollback-console simulate`` (console/cli/simulate.py) builds and runs it; tests and
-drills use :class:`console.simulator.world.Simulation` directly.
+drills use :class:`console.simulator.world.Simulation` directly. ``simulate --profile
+FILE`` simulates the service another profile describes instead
+(:class:`console.simulator.generic_world.ProfileSimulation`).
 
 Modules, by meaning:
   world       Simulation: lays out DIR, starts everything, writes DIR/console.toml
@@ -21,6 +23,12 @@ Modules, by meaning:
   postgres    a throwaway PostgreSQL cluster
   repo        the app checkout (git) holding the Phase 4 commit
   guard       a watchdog that cleans up when its owner dies abnormally
+
+Any profile's service, from the profile alone:
+  generic_world   ProfileSimulation: the same layout for the profile's service, no database
+  generic_config  its env files (the profile's flags) and console.toml (profile = FILE)
+  generic         its process (``python -m console.simulator.generic --home HOME``)
+  answers         JSON answers generated from the profile's predicates
 
 Nothing is imported here, so that starting the service process stays cheap.
 """

@@ -12,8 +12,8 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from console.flags import FlagSet
 from console.simulator.dataset import Post
+from console.simulator.settings import FlagSet
 
 DAY_NAMES = ("Sunday", "Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday")  # PostgreSQL DOW order
 CONTENT_TYPES = ("video", "media", "text")

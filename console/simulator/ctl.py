@@ -43,6 +43,9 @@ GRACE_S = 5.0
 START_TIMEOUT_S = 20.0
 LOG_TAIL = 50
 SERVICE = "analyticbot-api"
+MODULE = "console.simulator.service"
+# What a home may run (its service.json's "module"): Phase 4's API, or the service of any profile.
+MODULES = (MODULE, "console.simulator.generic")
 # Passed from the caller's environment to the service; everything else comes from the env file.
 PASSTHROUGH = ("PATH", "LANG", "LC_ALL", "TZ", "PYTHONPATH", "VIRTUAL_ENV")
 
@@ -57,6 +60,14 @@ def unit(home: Path) -> dict[str, str]:
         return json.loads((home / "service.json").read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise CtlError(f"{home}/service.json: not a simulated service home ({exc})") from None
+
+
+def _name(home: Path) -> str:
+    """The unit's name as messages say it (a profile world's service has its own)."""
+    try:
+        return str(unit(home).get("service", SERVICE))
+    except CtlError:
+        return SERVICE
 
 
 def service_log(home: Path) -> Path:
@@ -84,7 +95,7 @@ def _alive(pid: int, home: Path | None = None) -> bool:
     except (OSError, IndexError):
         return False
     args = [a.decode(errors="replace") for a in cmdline]
-    return "console.simulator.service" in args and str(home) in args
+    return any(m in args for m in MODULES) and str(home) in args
 
 
 def running_pid(home: Path) -> int | None:
@@ -145,10 +156,14 @@ def _load_saved_env(home: Path) -> dict[str, str] | None:
         return None
 
 
-def _health_ok(port: int) -> bool:
+def _health_ok(port: int, path: str = "/health", any_status: bool = False) -> bool:
+    """Whether it answers; ``any_status``: any HTTP answer counts (a health endpoint that tells
+    the truth may say "down" from a service that is up)."""
     try:
-        with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=1) as r:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=1) as r:
             return r.status == 200
+    except urllib.error.HTTPError:
+        return any_status
     except (urllib.error.URLError, OSError, ValueError):
         return False
 
@@ -158,7 +173,7 @@ def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     pid = running_pid(home)
     if pid:
-        print(f"{SERVICE} is already running (pid {pid})", file=out)
+        print(f"{_name(home)} is already running (pid {pid})", file=out)
         return 0
     env = _load_saved_env(home) if saved else None
     if env is None:
@@ -168,10 +183,14 @@ def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
         port = int(env.get("API_PORT", ""))
     except ValueError:
         port = 0
-    _journal(home, f"Starting {SERVICE} ({unit(home).get('environment', '?')})…")
+    _journal(home, f"Starting {_name(home)} ({unit(home).get('environment', '?')})…")
+    module = unit(home).get("module", MODULE)
+    if module not in MODULES:
+        raise CtlError(f"{home}/service.json: unknown module {module!r} (known: {', '.join(MODULES)})")
+    health = unit(home).get("health", "/health")
     with open(service_log(home), "ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "console.simulator.service", "--home", str(home)],
+            [sys.executable, "-m", module, "--home", str(home)],
             env=env,
             cwd=home,
             stdin=subprocess.DEVNULL,
@@ -185,18 +204,19 @@ def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
         code = proc.poll()
         if code is not None:
             _pid_file(home).unlink(missing_ok=True)
-            _journal(home, f"{SERVICE}.service: Main process exited, code=exited, status={code}/FAILURE")
+            _journal(home, f"{_name(home)}.service: Main process exited, code=exited, status={code}/FAILURE")
             print(
-                f"{SERVICE} failed to start (exit status {code}). Last lines of {service_log(home)}:", file=sys.stderr
+                f"{_name(home)} failed to start (exit status {code}). Last lines of {service_log(home)}:",
+                file=sys.stderr,
             )
             print(tail(home), file=sys.stderr)
             return 1
-        if port and _health_ok(port):
-            _journal(home, f"Started {SERVICE} (pid {proc.pid}).")
-            print(f"{SERVICE} started (pid {proc.pid}), http://127.0.0.1:{port}/health answers", file=out)
+        if port and _health_ok(port, health, any_status=module != MODULE):
+            _journal(home, f"Started {_name(home)} (pid {proc.pid}).")
+            print(f"{_name(home)} started (pid {proc.pid}), http://127.0.0.1:{port}{health} answers", file=out)
             return 0
         time.sleep(0.05)
-    print(f"{SERVICE} (pid {proc.pid}) did not answer /health within {START_TIMEOUT_S:.0f}s", file=sys.stderr)
+    print(f"{_name(home)} (pid {proc.pid}) did not answer {health} within {START_TIMEOUT_S:.0f}s", file=sys.stderr)
     print(tail(home), file=sys.stderr)
     return 1
 
@@ -214,20 +234,20 @@ def stop(home: Path, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     pid = running_pid(home)
     if pid is None:
-        print(f"{SERVICE} is not running", file=out)
+        print(f"{_name(home)} is not running", file=out)
         _pid_file(home).unlink(missing_ok=True)
         return 0
-    _journal(home, f"Stopping {SERVICE} (pid {pid})…")
+    _journal(home, f"Stopping {_name(home)} (pid {pid})…")
     with contextlib.suppress(ProcessLookupError):
         os.kill(pid, signal.SIGTERM)
     if not _wait_gone(pid, GRACE_S):
-        _journal(home, f"{SERVICE}.service: State 'stop-sigterm' timed out. Killing.")
+        _journal(home, f"{_name(home)}.service: State 'stop-sigterm' timed out. Killing.")
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
         _wait_gone(pid, 5)
     _pid_file(home).unlink(missing_ok=True)
-    _journal(home, f"Stopped {SERVICE}.")
-    print(f"{SERVICE} stopped (pid {pid})", file=out)
+    _journal(home, f"Stopped {_name(home)}.")
+    print(f"{_name(home)} stopped (pid {pid})", file=out)
     return 0
 
 
@@ -251,7 +271,7 @@ def reload(home: Path) -> int:
     env = environment_from_file(home)
     _save_env(home, env)
     _journal(home, "Reloading environment from the env file (daemon-reload).")
-    print(f"reloaded the environment of {SERVICE} from {unit(home)['env_file']}")
+    print(f"reloaded the environment of {_name(home)} from {unit(home)['env_file']}")
     return 0
 
 
@@ -259,15 +279,15 @@ def force_restart(home: Path) -> int:
     pid = running_pid(home)
     kill_service(home)
     if pid:
-        _journal(home, f"{SERVICE}.service: Main process exited, code=killed, status=9/KILL")
-        print(f"killed {SERVICE} (pid {pid}) with SIGKILL")
+        _journal(home, f"{_name(home)}.service: Main process exited, code=killed, status=9/KILL")
+        print(f"killed {_name(home)} (pid {pid}) with SIGKILL")
     return start(home)
 
 
 def rebuild(home: Path) -> int:
     """Byte-compile the checkout and stamp HOME/build/build.json with what was built."""
     repo = home / "app"
-    print(f"Building {SERVICE} from {repo}")
+    print(f"Building {_name(home)} from {repo}")
     ok = compileall.compile_dir(str(repo / "app"), quiet=0, force=True, legacy=False, workers=1)
     head = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True, check=False)
     commit = head.stdout.strip() or "unknown"
@@ -278,7 +298,8 @@ def rebuild(home: Path) -> int:
     stamp = {"commit": commit, "phase4": phase4, "built_at": datetime.now(UTC).isoformat()}
     (home / "build").mkdir(exist_ok=True)
     (home / "build" / "build.json").write_text(json.dumps(stamp, indent=2) + "\n", encoding="utf-8")
-    print(f"Build complete: commit {commit[:7]}, Phase 4 code {'present' if phase4 else 'absent'}")
+    release = unit(home).get("release", "Phase 4")
+    print(f"Build complete: commit {commit[:7]}, {release} code {'present' if phase4 else 'absent'}")
     print("Restart the service to deploy it.")
     return 0
 
@@ -298,7 +319,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "pid":
             pid = running_pid(home)
             if pid is None:
-                print(f"{SERVICE} is not running", file=sys.stderr)
+                print(f"{_name(home)} is not running", file=sys.stderr)
                 return 1
             print(pid)
             return 0

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from console.flags import FlagSet
+from console.simulator.settings import FlagSet
 
 FAULTS: dict[str, str] = {
     "latency_s": "seconds added to every best-times request",
@@ -23,7 +23,8 @@ FAULTS: dict[str, str] = {
     "ready_down": "/health/ready reports the database down (/health still says healthy)",
     "rollback_script_fails": "004_rollback.sql on disk fails right after its first DROP",
     "caused_by": "which Phase 4 feature causes latency/errors/memory: advanced, time_weighting, content_type "
-    "(they stop when the process runs with it off); empty: always",
+    "(they stop when the process runs with it off), or in a profile world one of its flag ids; empty: always",
+    "failure": "the probe's request answers this failure shape of the service's profile (its id; profile worlds)",
 }
 CAUSES = ("", "advanced", "time_weighting", "content_type")
 MAX_LATENCY_S = 600.0
@@ -46,6 +47,7 @@ class Faults:
     ready_down: bool = False
     rollback_script_fails: bool = False
     caused_by: str = ""
+    failure: str = ""
 
     def active(self) -> dict[str, Any]:
         """Only the faults that are on."""
@@ -66,14 +68,44 @@ class Faults:
 _TYPES = {f.name: f.type for f in fields(Faults)}
 
 
-def coerce(name: str, value: Any) -> float | bool | str:
+@dataclass(frozen=True)
+class Choices:
+    """What a home's service can suffer: Phase 4's causes, or its profile's flags and failure shapes."""
+
+    causes: tuple[str, ...] = CAUSES
+    failures: tuple[str, ...] = ("",)
+    unsupported: tuple[str, ...] = ()  # faults this service has nothing for (no database: no rollback script)
+
+
+def choices(home: Path) -> Choices:
+    """From HOME/service.json: a profile world's home lists its own (see generic_world.py)."""
+    try:
+        unit = json.loads((Path(home) / "service.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return Choices()
+    if not isinstance(unit, dict) or "profile" not in unit:
+        return Choices()
+    return Choices(
+        causes=("", *unit.get("causes", ())),
+        failures=("", *unit.get("failures", ())),
+        unsupported=tuple(unit.get("unsupported_faults", ())),
+    )
+
+
+def coerce(name: str, value: Any, allowed: Choices | None = None) -> float | bool | str:
     """A fault value from text (the command line) or JSON, checked for range."""
     if name not in FAULTS:
         raise FaultError(f"unknown fault {name!r} (known: {', '.join(FAULTS)})")
+    allowed = allowed or Choices()
+    if name in allowed.unsupported:
+        raise FaultError(f"{name}: this simulated service has nothing it applies to")
     if _TYPES[name] == "str":
         text = str(value).strip()
-        if text not in CAUSES:
-            raise FaultError(f"{name}: expected one of {', '.join(repr(c) for c in CAUSES)}, got {value!r}")
+        known = allowed.causes if name == "caused_by" else allowed.failures
+        if name == "failure" and known == ("",) and text:
+            raise FaultError("failure: this service has no failure shapes to answer (a profile world's has)")
+        if text not in known:
+            raise FaultError(f"{name}: expected one of {', '.join(repr(c) for c in known)}, got {value!r}")
         return text
     if _TYPES[name] == "bool":
         if isinstance(value, bool):
@@ -108,7 +140,8 @@ def read(home: Path) -> Faults:
         raise FaultError(f"cannot read {p}: {exc}") from None
     if not isinstance(raw, dict):
         raise FaultError(f"{p}: expected a JSON object")
-    return Faults(**{k: coerce(k, v) for k, v in raw.items()})
+    allowed = choices(home)
+    return Faults(**{k: coerce(k, v, allowed) for k, v in raw.items()})
 
 
 def write(home: Path, faults: Faults) -> None:
@@ -120,13 +153,14 @@ def write(home: Path, faults: Faults) -> None:
     tmp.write_text(json.dumps(faults.active(), indent=2) + "\n", encoding="utf-8")
     os.replace(tmp, p)
     repo = Path(home) / "app"
-    if repo.is_dir():
+    if repo.is_dir() and "rollback_script_fails" not in choices(home).unsupported:
         set_rollback_script_broken(repo, faults.rollback_script_fails)
 
 
 def update(home: Path, values: dict[str, Any], *, clear: bool = False) -> Faults:
     """Set some faults (after clearing all of them when ``clear``); returns what is now in effect."""
-    typed = {k: coerce(k, v) for k, v in values.items()}
+    allowed = choices(home)
+    typed = {k: coerce(k, v, allowed) for k, v in values.items()}
     current = Faults() if clear else read(home)
     new = replace(current, **typed)
     write(home, new)

@@ -172,11 +172,11 @@ def create(repo: Path) -> None:
     _TEMPLATE = repo
 
 
-def _build(repo: Path) -> None:
+def _build(repo: Path, history: list[tuple[str, str, dict[str, str | None]]] = _HISTORY) -> None:
     repo.mkdir(parents=True, exist_ok=True)
     git(repo, "init", "-q", "-b", "main")
     _configure(repo)
-    for message, date, files in _HISTORY:
+    for message, date, files in history:
         for rel, content in files.items():
             path = repo / rel
             if content is None:
@@ -189,6 +189,11 @@ def _build(repo: Path) -> None:
         env.update({"GIT_AUTHOR_NAME": AUTHOR[0], "GIT_AUTHOR_EMAIL": AUTHOR[1]})
         env.update({"GIT_COMMITTER_NAME": AUTHOR[0], "GIT_COMMITTER_EMAIL": AUTHOR[1]})
         git(repo, "commit", "-q", "--no-verify", "-m", message, env=env)
+
+
+def create_with(repo: Path, history: list[tuple[str, str, dict[str, str | None]]]) -> None:
+    """A release repository with another service's history (a profile world's)."""
+    _build(repo, history)
 
 
 def _configure(repo: Path) -> None:

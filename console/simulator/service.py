@@ -23,13 +23,12 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from console.flags import ALL_OFF, FlagSet
 from console.simulator import analytics, auth
 from console.simulator.dataset import generate_posts
 from console.simulator.faults import Faults, FaultWatcher
 from console.simulator.httpserver import Request, Response, start_server
 from console.simulator.memory import Ballast
-from console.simulator.settings import VERSION, Settings, journal, redact_url, setup_logging
+from console.simulator.settings import ALL_OFF, VERSION, FlagSet, Settings, journal, redact_url, setup_logging
 
 BEST_TIMES = re.compile(r"^/analytics/predictive/best-times/(-?\d+)/?$")
 TICK_S = 0.25  # fault watcher / memory ramp

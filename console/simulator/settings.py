@@ -9,11 +9,49 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from console.flags import FLAG_NAMES, FlagSet
 from console.simulator.dataset import CHANNEL_ID
 
 VERSION = "7.5.0"
 LOGGER = "analyticbot"
+
+
+ADVANCED = "ENABLE_ADVANCED_RECOMMENDATIONS"
+TIME_WEIGHTING = "ENABLE_TIME_WEIGHTING"
+CONTENT_TYPE = "ENABLE_CONTENT_TYPE_ANALYSIS"
+FLAG_NAMES = (ADVANCED, TIME_WEIGHTING, CONTENT_TYPE)
+
+
+def flag_value(raw: str | None) -> bool:
+    """The service's own rule: ``os.getenv(NAME, "true").lower() == "true"``."""
+    return True if raw is None else raw.lower() == "true"
+
+
+@dataclass(frozen=True)
+class FlagSet:
+    """The three Phase 4 flags as the simulated service read them at start."""
+
+    advanced: bool
+    time_weighting: bool
+    content_type: bool
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str | None]) -> FlagSet:
+        return cls(*(flag_value(env.get(name)) for name in FLAG_NAMES))
+
+    @property
+    def mode(self) -> str:
+        """Which query the service runs: the master flag decides."""
+        return "advanced" if self.advanced else "legacy"
+
+    def as_dict(self) -> dict[str, bool]:
+        return {"advanced": self.advanced, "time_weighting": self.time_weighting, "content_type": self.content_type}
+
+    def describe(self) -> str:
+        """As the service logs them: "Advanced: True, Time-weighting: True, Content-type: True"."""
+        return f"Advanced: {self.advanced}, Time-weighting: {self.time_weighting}, Content-type: {self.content_type}"
+
+
+ALL_OFF = FlagSet(False, False, False)
 
 
 class SettingsError(RuntimeError):
@@ -58,7 +96,7 @@ class Settings:
             host=env.get("API_HOST", "127.0.0.1"),
             port=integer("API_PORT"),
             # The service's own rule, applied once: missing → true, anything but "true" → false.
-            flags=FlagSet.from_mapping({name: env.get(name) for name in FLAG_NAMES}),
+            flags=FlagSet.from_environ(env),
             log_file=Path(env.get("LOG_FILE") or home / "logs" / f"{environment}.log"),
             log_format="json" if env.get("LOG_FORMAT", "plain").lower() == "json" else "plain",
             log_level=env.get("LOG_LEVEL", "INFO").upper(),

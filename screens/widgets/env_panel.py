@@ -62,7 +62,7 @@ class EnvPanel(Widget, can_focus=True):
     def compose(self) -> ComposeResult:
         # Few widgets, each a block of markup: cheap to lay out and to restyle.
         with Horizontal(classes="panel-body"):
-            yield Static(fmt.flag_table(None), classes="flags")
+            yield Static(fmt.flag_table(None, self.live.profile.flags), classes="flags")
             yield Static("health   …", classes="metrics")
         yield Static("", classes="drift-note")
         yield Static("", classes="standing")
@@ -82,7 +82,7 @@ class EnvPanel(Widget, can_focus=True):
         live, s = self.live, self.live.snapshot
         assert s is not None
         t = self.config.thresholds
-        critical = limit(self.config.decision_matrix, "response_time_s") or 5.0
+        critical = limit(self.app.matrix(self.live.env.name).rows, "response_time_s") or 5.0
         width = max(8, self._metrics_box.size.width - 9)
         return "\n".join(
             (
@@ -127,7 +127,7 @@ class EnvPanel(Widget, can_focus=True):
             return
         if s is None:
             return
-        show(self._flags, fmt.flag_table(s))
+        show(self._flags, fmt.flag_table(s, self.live.profile.flags))
         show(self._metrics_box, self._metrics())
         rec = live.recommendation
         show(self._recommendation, fmt.recommendation_line(rec))
@@ -188,7 +188,7 @@ class EnvPanel(Widget, can_focus=True):
         tail = [line for h in s.reachable_hosts[:1] for line in h.logs.tail[-6:]]
         if tail:
             lines.append("[b]log[/b]")
-            lines.extend(fmt.log_line(self.app.redact(line))[:400] for line in tail)
+            lines.extend(fmt.log_line(self.app.redact(line), self.live.log_rules)[:400] for line in tail)
         return "\n".join(lines)
 
     def action_open(self) -> None:

@@ -6,8 +6,8 @@ import os
 from pathlib import Path
 
 from console.envfile import parse_env
-from console.flags import ADVANCED, ALL_OFF, ALL_ON, CONTENT_TYPE, TIME_WEIGHTING
 from tests.hostile.support import ENV_ESCAPES, Unchanged, assert_sane, env_variant, kind, run_id_of
+from tests.phase4 import ADVANCED, ALL_OFF, ALL_ON, CONTENT_TYPE, RULES, TIME_WEIGHTING
 
 # --- env files ------------------------------------------------------------------------------
 
@@ -121,10 +121,10 @@ def env_symlink(ctx) -> None:
     answer = ctx.run(sim.config_path, "rollback", "quick", "--env", "staging", "--yes", "--reason", "symlink case")
     assert_sane(answer, code=0, says=("succeeded",))
     assert host.env_file.is_symlink() and os.readlink(host.env_file) == "shared/env"
-    assert parse_env(shared.read_bytes()).flags() == ALL_OFF
+    assert parse_env(shared.read_bytes()).flags(RULES) == ALL_OFF
     run_id = run_id_of(answer)
     assert_sane(ctx.run(sim.config_path, "restore", "--env", "staging", "--run", run_id, "--yes"), code=0)
-    assert host.env_file.is_symlink() and parse_env(shared.read_bytes()).flags() == ALL_ON
+    assert host.env_file.is_symlink() and parse_env(shared.read_bytes()).flags(RULES) == ALL_ON
 
 
 @kind("env file", "directory")
