@@ -9,8 +9,11 @@ from typing import Any
 from console.authz import POST_HOC_REVIEW_ID
 from console.config.model import ChecklistItem, Config
 from console.journal import Journal, RunSummary
+from console.runbook import ProfileError, profile_of
 
-# Which validation check ticks which automatic item.
+# Evidence a profile's checklist item may name, as the config's `check` words.
+EVIDENCE_CHECK = {"notified": "notified", "report_written": "report"}
+# Which validation check ticks which automatic item (the config's own [[checklist]] words).
 CHECK_FOR = {
     "health": "health",
     "flags_in_logs": "flags",
@@ -33,8 +36,23 @@ class ItemState:
         return self.ticked
 
 
+def checklist_of(config: Config, environment: str | None) -> tuple[ChecklistItem, ...]:
+    """The post-rollback checklist of an environment: the config's [[checklist]], else its
+    profile's (an item ticked by a validation names the validation's id as its check)."""
+    if config.checklist or environment not in config.environments:
+        return config.checklist
+    try:
+        profile = profile_of(config.environment(environment))  # type: ignore[arg-type]
+    except ProfileError:
+        return config.checklist
+    return tuple(
+        ChecklistItem(i.id, i.text, i.validation or (EVIDENCE_CHECK.get(i.evidence) if i.evidence else None))
+        for i in profile.checklist
+    )
+
+
 def items_for(config: Config, run: RunSummary) -> list[ChecklistItem]:
-    items = list(config.checklist)
+    items = list(checklist_of(config, run.env))
     auth = run.authorization or {}
     if auth.get("mode") == "emergency":
         items.append(
@@ -74,10 +92,10 @@ def automatic_ticks(config: Config, run: RunSummary) -> list[tuple[str, bool, st
     failed_notify = [r for r in run.records if r["type"] == "notify_failed"]
     reports = [r for r in run.records if r["type"] == "report_written"]
     out = []
-    for item in config.checklist:
+    for item in checklist_of(config, run.env):
         if item.check is None:
             continue
-        if item.check in CHECK_FOR.values() or item.check in CHECK_FOR:
+        if item.check not in ("notified", "report"):  # a validation: the config's word for it, or its id
             check = checks.get(CHECK_FOR.get(item.check, item.check))
             if check is None:
                 out.append((item.id, False, "no validation ran"))

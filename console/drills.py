@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from console import files
+from console.checklist import checklist_of
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
 from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
@@ -323,7 +324,9 @@ def finish_drill(
     ]
     if scored:
         return None
-    card = score(scenario, journal, started_at, ended_at, checklist_total=len(config.checklist))
+    card = score(
+        scenario, journal, started_at, ended_at, checklist_total=len(checklist_of(config, scenario.environment))
+    )
     journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
     return card
 

@@ -1,8 +1,8 @@
-"""The runbook's five validations after a rollback, read from a snapshot.
-
-1 health · 2 feature flag status · 3 test recommendations · 4 error rate · 5 response time.
-Each check passes only when it passes on every host. Health and the functional probe are
-judged as the environment's service profile says (its endpoints, its answer's modes).
+"""The runbook's validations after a rollback, read from a snapshot: the environment's
+profile lists them (Phase 4: health · feature flag status · test recommendations · error
+rate · response time); each is one kind of check the code knows (CHECK_KINDS). Each
+passes only when it passes on every host. Health and the functional probe are judged as
+the profile says (its endpoints, its answer's modes).
 """
 
 from __future__ import annotations
@@ -15,30 +15,19 @@ from console.config.model import Thresholds
 from console.flags import FlagSet
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
 from console.runbook import ProfileError, profile_at
-from console.runbook.model import Mode, Profile
-
-TITLES = {
-    "health": "Health check",
-    "flags": "Feature flag status",
-    "recommendations": "Test recommendations",
-    "errors": "Error rate",
-    "response_time": "Response time",
-}
+from console.runbook.model import Mode, Profile, Validation
 
 
 @dataclass(frozen=True)
 class Check:
-    name: str
+    name: str  # the validation's id in the profile
     passed: bool
     detail: str  # one line an operator reads
     hosts: tuple[tuple[str, bool, str], ...] = ()  # per host: (host, passed, detail)
-
-    @property
-    def title(self) -> str:
-        return TITLES[self.name]
+    title: str = ""  # the profile's title for it
 
 
-def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     """Every endpoint of the profile answers ok; the one that tells the truth is named when they disagree."""
     hr = h.health
     if not hr.endpoints:
@@ -46,7 +35,7 @@ def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, 
     return hr.healthy, hr.describe()
 
 
-def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[bool, str]:
+def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     f = h.flags
     want = expected or f.env_file
     if want is None:
@@ -66,7 +55,7 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None) -> tuple[b
 
 
 def _recommendations(
-    h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, profile: Profile | None = None
+    h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation, profile: Profile | None = None
 ) -> tuple[bool, str]:
     """The profile's functional probe answers ok, with data, in the modes the flags call for."""
     r = h.probe
@@ -97,19 +86,22 @@ def _expected_modes(profile: Profile | None, flags: FlagSet | None) -> list[Mode
     return [m for m in profile.probe.answer.modes if m.expected(effective)]
 
 
-def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
     lg = h.logs
+    allowed = v.max_error_lines or 0
     if lg.error:
         return False, lg.error
-    if lg.error_lines:
-        sample = lg.error_samples[-1][:160] if lg.error_samples else ""
-        return False, f"{lg.error_lines} ERROR line(s) in {lg.described_span} — latest: {sample}"
     if lg.window == 0:  # nothing read is nothing checked
         return False, f"no log line in {lg.described_span}: cannot tell whether there were errors"
-    return True, f"0 ERROR lines in {lg.described_span}"
+    if lg.error_lines > allowed:
+        sample = lg.error_samples[-1][:160] if lg.error_samples else ""
+        most = f" (at most {allowed})" if allowed else ""
+        return False, f"{lg.error_lines} ERROR line(s) in {lg.described_span}{most} — latest: {sample}"
+    most = f" (at most {allowed})" if allowed else ""
+    return True, f"{lg.error_lines} ERROR lines in {lg.described_span}{most}"
 
 
-def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[bool, str]:
+def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
     r = h.probe
     if r.latency_s is None:
         return False, r.problem or "not measured"
@@ -120,12 +112,23 @@ def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None) -> tuple[
     return ok, detail
 
 
-CHECKS: dict[str, Callable[[HostSnapshot, Thresholds, FlagSet | None], tuple[bool, str]]] = {
+def _memory(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
+    rss = h.memory.rss_mb
+    if rss is None:
+        return False, h.memory.error or "not measured"
+    limit = v.below_mb if v.below_mb is not None else float("inf")
+    ok = rss < limit
+    return ok, f"RSS {rss:.0f} MB ({'<' if ok else '≥'} {limit:g} MB)"
+
+
+CheckFn = Callable[[HostSnapshot, Thresholds, FlagSet | None, Validation], tuple[bool, str]]
+CHECK_KINDS: dict[str, CheckFn] = {  # a profile's `check = …`: see console.runbook.vocabulary
     "health": _health,
     "flags": _flags,
-    "recommendations": _recommendations,
+    "probe": _recommendations,
     "errors": _errors,
     "response_time": _response_time,
+    "memory": _memory,
 }
 
 
@@ -138,20 +141,24 @@ def _profile(snapshot: EnvironmentSnapshot) -> Profile | None:
 
 
 def validate(
-    snapshot: EnvironmentSnapshot, thresholds: Thresholds, expected: FlagSet | None = None
+    snapshot: EnvironmentSnapshot,
+    thresholds: Thresholds,
+    validations: tuple[Validation, ...],
+    expected: FlagSet | None = None,
 ) -> tuple[Check, ...]:
-    """The five checks. ``expected``: the flags a rollback meant to set (default: the env file's)."""
+    """The profile's validations. ``expected``: the flags a rollback meant to set (default: the env file's)."""
     profile = _profile(snapshot)
     out = []
-    for name, check in CHECKS.items():
-        if name == "recommendations":
+    for v in validations:
+        check, name = CHECK_KINDS[v.check], v.id
+        if v.check == "probe":  # its modes are the profile's
             check = functools.partial(_recommendations, profile=profile)
         per_host = []
         for h in snapshot.hosts:
             if h.unreachable:
                 per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
             else:
-                per_host.append((h.host, *check(h, thresholds, expected)))
+                per_host.append((h.host, *check(h, thresholds, expected, v)))
         passed = all(ok for _, ok, _ in per_host)
         if len(per_host) == 1:
             detail = per_host[0][2]
@@ -162,9 +169,9 @@ def validate(
                 if passed
                 else f"{len(failed)} of {len(per_host)} hosts fail — " + "; ".join(failed[:3])
             )
-            if name == "response_time":
+            if v.check == "response_time":
                 again = [h for h in snapshot.hosts if h.probe.measured]
                 if again and passed:
                     detail += f" ({len(again)} slow at first, {again[0].probe.measured})"
-        out.append(Check(name, passed, detail, tuple(per_host)))
+        out.append(Check(name, passed, detail, tuple(per_host), v.title))
     return tuple(out)

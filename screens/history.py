@@ -18,6 +18,7 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Markdown, Static
 
+from console.checklist import checklist_of
 from console.journal import JournalError, history_rows, incident_report
 from screens.format import esc, screen_text
 from screens.widgets.footer import ConsoleFooter
@@ -221,7 +222,8 @@ class ReportScreen(Screen):
         self.query_one("#report-head", Static).update(
             f"run [b]{esc(run.run_id)}[/b] — {esc(run.title)} on [b]{esc(run.env)}[/b] — {esc(run.outcome_text())}"
         )
-        text = incident_report(run, checklist=self.app.config.checklist, journal_path=journal.path, problems=problems)
+        checklist = checklist_of(self.app.config, run.env)
+        text = incident_report(run, checklist=checklist, journal_path=journal.path, problems=problems)
         await self.query_one("#report", Markdown).update(screen_text(text))
         self.env = run.env
         self.restorable = await asyncio.to_thread(_restorable, self.app, run)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from console.checklist import checklist_of
 from console.config import ConfigError, SecretError, SecretRef, Thresholds, find_config, load_config
 from console.config.locate import key_lines, locate
 from console.config.model import ChecklistItem, Host
@@ -157,7 +158,7 @@ def test_sample_config_validates_and_its_values_come_through() -> None:
     assert production.database.table == "posts"
 
     assert matrix_rows(config) == runbook_matrix_as_config()
-    assert [item.text for item in config.checklist] == RUNBOOK_CHECKLIST
+    assert [item.text for item in checklist_of(config, "staging")] == RUNBOOK_CHECKLIST
     assert [(c.role, c.name) for c in config.contacts] == [
         ("Lead Developer", "Dana Whitfield"),
         ("DevOps", "Ops rotation"),
@@ -187,8 +188,8 @@ def test_minimal_config_gets_the_runbook_defaults(tmp_path: Path) -> None:
     assert env.phase4_commit_message is None  # the profile's code rollback names the commit
 
     assert matrix_rows(config) == runbook_matrix_as_config()
-    assert [item.text for item in config.checklist] == RUNBOOK_CHECKLIST
-    assert {item.text for item in config.checklist if item.check is None} == BY_HAND
+    assert [item.text for item in checklist_of(config, "staging")] == RUNBOOK_CHECKLIST
+    assert {item.text for item in checklist_of(config, "staging") if item.check is None} == BY_HAND
     assert [(e.level, e.description) for e in config.escalation] == RUNBOOK_ESCALATION
     assert {c.role for c in config.contacts} == {"Lead Developer", "DevOps", "DBA"}
     t = config.thresholds

@@ -6,10 +6,13 @@ import asyncio
 import threading
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import httpx
 import pytest
 
+from console.config import load_config
+from console.probes.collect import api_origins, http_limits
 from console.probes.httppool import OriginPools
 
 
@@ -113,3 +116,44 @@ async def test_a_failed_request_gives_its_place_back() -> None:
         for _ in range(3):  # a place kept by a failure would hold the next one forever: bounded here
             with pytest.raises(httpx.ConnectError):
                 await asyncio.wait_for(client.get(f"http://127.0.0.1:{port}/health"), 10)
+
+
+def _config_of_many_hosts(tmp_path: Path, behind_one_url: int, own_ports: int) -> Path:
+    """Hosts on this machine: ``behind_one_url`` of them answer at one URL (a load balancer),
+    ``own_ports`` at a port each."""
+    lines, names = [], []
+    for i in range(behind_one_url + own_ports):
+        name = f"api-{i}"
+        names.append(name)
+        port = 8000 if i < behind_one_url else 9000 + i
+        lines += [f"[hosts.{name}]", 'address = "local"', f"vars = {{ port = {port} }}", ""]
+    password = tmp_path / "password"
+    password.write_text("x\n")
+    lines += [
+        "[environments.staging]",
+        'kind = "staging"',
+        f"hosts = {names!r}".replace("'", '"'),
+        'api_url = "http://127.0.0.1:{port}"',
+        "channel_id = 1",
+        'login_email = "ops@example.org"',
+        f'password = {{ file = "{password}" }}',
+        'env_file = "/srv/app/.env"',
+        'restart_command = "true"',
+        'pid_command = "echo 1"',
+        'log_file = "/srv/app/app.log"',
+    ]
+    path = tmp_path / "console.toml"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+def test_idle_connections_are_shared_by_origin_not_by_host(tmp_path: Path) -> None:
+    """Forty hosts behind one URL are one pool: it keeps as many idle connections as a host with
+    a URL of its own does, not a fortieth of the room (it reopened connections all the time)."""
+    config = load_config(_config_of_many_hosts(tmp_path, behind_one_url=40, own_ports=2))
+    assert api_origins(config) == 3
+    in_flight, per_origin = http_limits(42, api_origins(config))
+    _, per_host = http_limits(42)
+    assert per_origin >= per_host * 14 and per_origin > per_host  # the room split three ways, not 42
+    # What OriginPools then keeps for the shared origin: up to the bound on requests in flight.
+    assert min(in_flight, per_origin) >= min(in_flight, 40)

@@ -25,13 +25,14 @@ import pytest
 from console.config import load_config
 from console.probes.collect import Prober
 from console.probes.snapshot import EnvironmentSnapshot
-from console.runbook import PROFILE_DIR
+from console.runbook import PROFILE_DIR, load_profile
 from console.simulator.dataset import POST_COUNT
 from console.simulator.world import Simulation
 from console.validation import validate
 from tests.status_support import checks_of, environment_of, run_cli_many, toml_str
 
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"
+SEARCHD_PROFILE = load_profile(SEARCHD)
 
 
 def search_body(retriever: str = "semantic", reranked: bool = False, hits: int = 3) -> dict[str, Any]:
@@ -173,9 +174,9 @@ def test_a_searchd_environment_is_probed_as_its_profile_says(
     )
     assert r.ok and r.latency_s is not None and r.counted == "3 hits" and r.mode_text == "semantic, plain-order"
     assert h.signal("missing_data") == (False, "") and h.signal("unhealthy") == (False, "")
-    checks = {c.name: c for c in validate(snap, load_config(config).thresholds)}
-    assert checks["health"].passed and checks["health"].detail == "/healthz 200 ok"
-    assert checks["recommendations"].passed and checks["recommendations"].detail == "3 hits, semantic, plain-order"
+    checks = {c.name: c for c in validate(snap, load_config(config).thresholds, SEARCHD_PROFILE.validations)}
+    assert checks["healthz"].passed and checks["healthz"].detail == "/healthz 200 ok"
+    assert checks["search"].passed and checks["search"].detail == "3 hits, semantic, plain-order"
 
     # Keyword retrieval, reranked: the other two modes.
     searchd.search = (200, search_body("keyword", reranked=True, hits=7))
@@ -216,8 +217,8 @@ def test_searchd_failure_shapes_and_errors_are_told_apart(
     assert (r.kind, r.failure, r.ok) == (kind, failure, False)
     shown = r.failure_text if r.failed else (r.error or "")
     assert shown.startswith(said), shown
-    checks = {c.name: c for c in validate(snap, load_config(config).thresholds)}
-    assert not checks["recommendations"].passed and checks["recommendations"].detail.startswith(said)
+    checks = {c.name: c for c in validate(snap, load_config(config).thresholds, SEARCHD_PROFILE.validations)}
+    assert not checks["search"].passed and checks["search"].detail.startswith(said)
     if kind == "failed":  # the service answered, without data: missing data, not "cannot assess"
         assert snap.missing_data is True and not snap.problems()
     else:
@@ -252,7 +253,7 @@ def test_status_and_check_of_a_searchd_environment_speak_the_profile_words(
     assert "    search       " in text.stdout and "semantic, plain-order · 3 hits" in text.stdout
     assert "health       /healthz 200 ok" in text.stdout
     checks = checks_of(check.json)
-    assert checks["health"]["passed"] and checks["recommendations"]["passed"], checks
+    assert checks["healthz"]["passed"] and checks["search"]["passed"], checks
 
 
 def test_phase4_takes_its_parameters_from_the_profile_when_the_config_leaves_them_out(

@@ -1,4 +1,4 @@
-"""``rollback-console check ENV [--json]``: the runbook's five validations; exit 1 if any fails."""
+"""``rollback-console check ENV [--json]``: the profile's validations; exit 1 if any fails."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from console.cli.common import config_from_args, environment_names, print_json
 from console.cli.render import checks_text, log_redactor
 from console.probes.collect import checked_snapshot
 from console.probes.serialize import checks_dict
+from console.runbook import profile_of
 from console.validation import validate
 
 
@@ -24,7 +25,7 @@ def run(args: argparse.Namespace) -> int:
     config = config_from_args(args)
     (name,) = environment_names(config, args.env)
     snapshot = asyncio.run(checked_snapshot(config, name))
-    checks = validate(snapshot, config.thresholds)
+    checks = validate(snapshot, config.thresholds, profile_of(config.environment(name)).validations)
     passed = all(c.passed for c in checks)
     redact = log_redactor(config)
     if args.json:

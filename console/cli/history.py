@@ -7,6 +7,7 @@ import os
 import sys
 from pathlib import Path
 
+from console.checklist import checklist_of
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, print_json
 from console.config import find_config
@@ -141,7 +142,10 @@ def run_report(args: argparse.Namespace) -> int:
         run = journal.run(args.run_id)
         print(
             incident_report(
-                run, checklist=config.checklist, journal_path=journal.path, problems=journal.verify_checkpointed()
+                run,
+                checklist=checklist_of(config, run.env),
+                journal_path=journal.path,
+                problems=journal.verify_checkpointed(),
             )
         )
     except (JournalError, ReportError) as exc:

@@ -138,7 +138,7 @@ def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -
 
 
 def checks_text(environment: str, checks: tuple[Check, ...], redact: Callable[[str], str] = str) -> str:
-    """The five checks; ``redact`` for the details, which may quote service log lines."""
+    """The validations; ``redact`` for the details, which may quote service log lines."""
     lines = [f"{environment}: post-rollback validation"]
     for i, c in enumerate(checks, 1):
         lines.append(f"  {i}. {'PASS' if c.passed else 'FAIL'}  {c.title:<22} {redact(c.detail)}")

@@ -441,7 +441,7 @@ class _Loader:
     def _checklist(self, root: _Table) -> tuple[ChecklistItem, ...]:
         items = root.tables("checklist")
         if items is None:
-            return defaults.CHECKLIST
+            return ()  # the environment's profile's (console.checklist.checklist_of)
         out = []
         for t in items:
             out.append(

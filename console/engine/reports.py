@@ -9,6 +9,7 @@ import os
 from pathlib import Path
 
 from console import checklist, files
+from console.checklist import checklist_of
 from console.config.model import Config
 from console.journal import Journal, incident_report
 
@@ -27,7 +28,7 @@ def write_report(config: Config, journal: Journal, run_id: str, path: str | os.P
     that, and tick the checklist's report item. Returns where it went."""
     run = journal.run(run_id)
     text = incident_report(
-        run, checklist=config.checklist, journal_path=journal.path, problems=journal.verify_checkpointed()
+        run, checklist=checklist_of(config, run.env), journal_path=journal.path, problems=journal.verify_checkpointed()
     )
     target = Path(path) if path is not None else default_path(config, run.run_id)
     if path is None:

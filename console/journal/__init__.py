@@ -7,7 +7,7 @@ await journal.append_async("note", run=run_id, data={...})  # the same, off the 
 journal.verify()                                        # [] when the whole chain is intact
 journal.verify_checkpointed()                           # the same, reading only what is new
 history_markdown(journal.rows())                        # the runbook's table (from the run index)
-incident_report(journal.run(run_id), checklist=config.checklist)
+incident_report(journal.run(run_id), checklist=checklist_of(config, env))
 
 The names below load with the first use of their module: a command that only appends to
 the journal does not load the history table or the incident report.

@@ -1,4 +1,4 @@
-"""The five validations as the last step of every plan."""
+"""The profile's validations as the last step of every plan."""
 
 from __future__ import annotations
 
@@ -70,7 +70,7 @@ def _baseline(ctx: RunContext, host: str) -> int | None:
 
 class ValidateRollback(Step):
     id = "validate"
-    title = "Validate (the runbook's five checks)"
+    title = "Validate (the runbook's checks)"
     scope = "environment"
 
     def __init__(self, code_reverted: bool = False) -> None:
@@ -99,17 +99,19 @@ class ValidateRollback(Step):
         )
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
+        profile = profile_of(ctx.env)
         since: dict[str, list[LogLine]] = {}
         snapshot = await ctx.prober.snapshot(ctx.env, database=False, also_log=self._read_since(ctx, since))
         snapshot = self._since_restart(ctx, snapshot, since)
         # A slow answer in the burst of every host probed at once is measured again first.
         snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, ctx.config.thresholds.response_time_ok_s)
         if self.code_reverted:
-            all_off = FlagSet.every(profile_of(ctx.env).flags, False)
-            checks = validate(snapshot, ctx.config.thresholds, all_off)
-            checks = tuple(_code_flags(ctx, snapshot, since) if c.name == "flags" else c for c in checks)
+            all_off = FlagSet.every(profile.flags, False)
+            checks = validate(snapshot, ctx.config.thresholds, profile.validations, all_off)
+            flag_checks = {v.id for v in profile.validations if v.check == "flags"}
+            checks = tuple(_code_flags(ctx, snapshot, since, c) if c.name in flag_checks else c for c in checks)
         else:
-            checks = validate(snapshot, ctx.config.thresholds)
+            checks = validate(snapshot, ctx.config.thresholds, profile.validations)
         facts = {"checks": checks_dict(checks), "passed": all(c.passed for c in checks)}
         ctx.emit(
             Event(
@@ -123,9 +125,9 @@ class ValidateRollback(Step):
         if not facts["passed"]:
             failed = [f"{c.title}: {c.detail}" for c in checks if not c.passed]
             raise StepFailed(
-                f"{len(failed)} of 5 validations failed — " + "; ".join(failed),
+                f"{len(failed)} of {len(checks)} validations failed — " + "; ".join(failed),
                 facts=facts,
-                issue=_issue(profile_of(ctx.env), snapshot),
+                issue=_issue(profile, snapshot),
             )
         return facts
 
@@ -166,7 +168,7 @@ class ValidateRollback(Step):
         return dataclasses.replace(snapshot, hosts=tuple(hosts))
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        return "all 5 validations pass"
+        return f"all {len(facts.get('checks') or [])} validations pass"
 
 
 def _probe_words(env: Environment, url: str) -> tuple[str, list[str], str, str]:
@@ -186,7 +188,7 @@ def _restarted(ctx: RunContext, host: str) -> bool:
     return ctx.fact(RestartService.id, host, "log_offset") is not None
 
 
-def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]]) -> Check:
+def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str, list[LogLine]], check: Check) -> Check:
     """Check 2 after a code rollback: the service runs the legacy query whatever the env file says.
 
     The simulator's reverted build logs all flags False; the real pre-Phase 4 code logs no
@@ -220,7 +222,7 @@ def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str,
     else:
         failed = [f"{n}: {d}" for n, ok, d in per_host if not ok]
         detail = f"all {len(per_host)} hosts pass" if passed else "; ".join(failed[:3])
-    return Check("flags", passed, detail, tuple(per_host))
+    return Check(check.name, passed, detail, tuple(per_host), check.title)
 
 
 def _issue(profile: Profile, snapshot: EnvironmentSnapshot) -> str | None:

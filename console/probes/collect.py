@@ -132,19 +132,40 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
     return base
 
 
-def http_limits(hosts: int) -> tuple[int, int]:
-    """(requests in flight at once, idle connections kept per API).
+def api_origins(config: Config) -> int:
+    """How many HTTP origins the probes reach, each with its own pool (httppool.py): hosts
+    behind one URL (a load balancer, a test's one server) share one; a host reached through
+    an SSH forward has its own local port."""
+    seen: set[tuple] = set()
+    for env in config.environments.values():
+        for host in env.hosts:
+            try:
+                if env.api_reach == "forward" and not host.is_local:
+                    seen.add(("forward", host.name, api_base(env, host)))
+                else:
+                    url = urlsplit(env.expand(env.api_url, host))
+                    seen.add((url.scheme, url.hostname, url.port))
+            except ValueError:  # a URL that does not parse: the probe says so; count it alone
+                seen.add(("unparsed", env.name, host.name))
+    return max(1, len(seen))
+
+
+def http_limits(hosts: int, origins: int | None = None) -> tuple[int, int]:
+    """(requests in flight at once, idle connections kept per origin).
 
     At most 100 requests in flight (httpx's default). Not more: on a starved CPU, every
     request of a larger burst runs into the probe timeout together, where a bounded one
     mostly finishes. Connections are kept alive between requests (a reopened one costs an
-    SSH channel too), as many per API as the open-file limit leaves room for: a forwarded
-    connection costs two descriptors."""
+    SSH channel too), as many per origin as the open-file limit leaves room for: a
+    forwarded connection costs two descriptors. The room is shared by origin, not by host:
+    fifty hosts behind one URL are one pool, which would otherwise keep a fiftieth of it
+    and reopen connections all the time."""
     import resource
 
+    origins = max(1, origins if origins is not None else hosts)
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * max(1, hosts)
-    return max(20, min(100, room)), max(1, room // max(1, hosts))
+    room = (soft - 64 - 2 * hosts) // 2 if soft != resource.RLIM_INFINITY else 100 * origins
+    return max(20, min(100, room)), max(1, room // origins)
 
 
 class Prober:
@@ -204,7 +225,8 @@ class Prober:
             # Loading the CA store is most of the client's set-up; plain-HTTP APIs (the
             # usual: localhost on the host, or through an SSH forward) never use it.
             tls = any("https" in env.api_url.lower() for env in self.config.environments.values())
-            in_flight, keepalive = http_limits(sum(len(e.hosts) for e in self.config.environments.values()))
+            hosts = sum(len(e.hosts) for e in self.config.environments.values())
+            in_flight, keepalive = http_limits(hosts, api_origins(self.config))
             self._client = httpx.AsyncClient(
                 timeout=httpx.Timeout(t, connect=min(t, 5.0)),
                 trust_env=False,
@@ -460,7 +482,7 @@ class Prober:
 
 
 async def checked_snapshot(config: Config, name: str) -> EnvironmentSnapshot:
-    """A snapshot for the five checks (the `check` command): slow answers measured again."""
+    """A snapshot for the validations (the `check` command): slow answers measured again."""
     async with Prober(config) as prober:
         env = config.environment(name)
         snapshot = await prober.snapshot(env)
