@@ -9,7 +9,7 @@ from typing import Any
 from console.authz import POST_HOC_REVIEW_ID
 from console.config.model import ChecklistItem, Config
 from console.journal import Journal, RunSummary
-from console.runbook import ProfileError, profile_of
+from console.runbook import Profile, ProfileError, profile_of
 
 # Evidence a profile's checklist item may name, as the config's `check` words.
 EVIDENCE_CHECK = {"notified": "notified", "report_written": "report"}
@@ -45,6 +45,11 @@ def checklist_of(config: Config, environment: str | None) -> tuple[ChecklistItem
         profile = profile_of(config.environment(environment))  # type: ignore[arg-type]
     except ProfileError:
         return config.checklist
+    return profile_checklist(profile)
+
+
+def profile_checklist(profile: Profile) -> tuple[ChecklistItem, ...]:
+    """A profile's checklist as the console keeps it (a validation's id, or the evidence's word, as its check)."""
     return tuple(
         ChecklistItem(i.id, i.text, i.validation or (EVIDENCE_CHECK.get(i.evidence) if i.evidence else None))
         for i in profile.checklist

@@ -3,6 +3,7 @@ console's code may not: it reads these from the profile)."""
 
 from __future__ import annotations
 
+from console.checklist import profile_checklist
 from console.flags import FlagSet
 from console.probes.logs import LogRules, rules_for
 from console.runbook import Profile, profile_at
@@ -16,6 +17,8 @@ TIME_WEIGHTING = RULES.flag("time_weighting").env
 CONTENT_TYPE = RULES.flag("content_type").env
 FLAG_NAMES: tuple[str, str, str] = (ADVANCED, TIME_WEIGHTING, CONTENT_TYPE)
 REQUEST_LINE = PROFILE.log.request_line
+
+CHECKLIST = profile_checklist(PROFILE)  # the post-rollback checklist, as the console keeps it
 
 ALL_ON = FlagSet.every(RULES, True)
 ALL_OFF = FlagSet.every(RULES, False)

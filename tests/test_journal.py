@@ -36,7 +36,9 @@ from console.journal import (
     known_secrets,
     record_hash,
 )
+from console.plans import PLANS
 from console.transport.pool import TransportPool
+from tests.phase4 import CHECKLIST
 
 # fork starts in milliseconds; spawn where the parent runs an event loop (and its threads).
 FORK = multiprocessing.get_context("fork")
@@ -627,7 +629,7 @@ def test_incident_report_tells_the_whole_run(tmp_path: Path) -> None:
         "lock_broken", run=run_id, env="production", ts=t0 - 10, data={"lock": stale, "reason": "bob's console died"}
     )
 
-    report = incident_report(journal.run(run_id), journal_path=path, problems=journal.verify())
+    report = incident_report(journal.run(run_id), checklist=CHECKLIST, journal_path=path, problems=journal.verify())
 
     for heading in (
         "## Summary",
@@ -742,6 +744,7 @@ async def test_what_the_real_runner_emits_is_journaled_and_summarized(tmp_path: 
 
     # No prober: environment-scoped steps of this plan never probe.
     ctx = RunContext("run-7", config, env, TransportPool(), None, emit)  # type: ignore[arg-type]
+    ctx.plans = PLANS  # as the engine hands it: the troubleshooting headings are the profile's
     journal.append("run_started", run="run-7", env="staging", data=started())
     result = await Runner(ctx, plan).run()
     journal.append(

@@ -13,7 +13,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from console import safe_text
-from console.config.defaults import CHECKLIST
 from console.config.model import ChecklistItem
 from console.journal.chain import Problem
 from console.journal.checkpoint import Verification
@@ -29,11 +28,12 @@ POST_HOC_REVIEW = "post_hoc_review"  # checklist item id, as console.authz names
 def incident_report(
     run: RunSummary,
     *,
-    checklist: Sequence[ChecklistItem] = CHECKLIST,
+    checklist: Sequence[ChecklistItem] = (),
     journal_path: str | os.PathLike[str] | None = None,
     problems: list[Problem] | None = None,
 ) -> str:
-    """The report as markdown. ``checklist``: the config's items, in order. ``problems``:
+    """The report as markdown. ``checklist``: the environment's items, in order (none: only
+    what was ticked). ``problems``:
     ``Journal.verify()``'s answer, to state the journal's integrity (None: not checked)."""
     kind = "Drill report" if run.drill else "Incident report"
     out = [f"# {kind}: {run.title} on {run.env or '?'}", ""]
