@@ -8,6 +8,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
+from console.config.model import Contact, EscalationLevel
+from console.people import people_of
 from screens.format import esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter
@@ -47,10 +49,10 @@ class EscalationScreen(Screen):
 
     def _fill(self) -> None:
         """Both tables wrapped to the width: no contact or level is cut at 80 columns."""
-        config, width = self.app.config, self.size.width or self.app.size.width
+        width = self.size.width or self.app.size.width
+        people, escalation = self._people()
         contacts = [
-            (str(i), [esc(c.role), esc(c.name), esc(c.contact), esc(c.availability)])
-            for i, c in enumerate(config.contacts)
+            (str(i), [esc(c.role), esc(c.name), esc(c.contact), esc(c.availability)]) for i, c in enumerate(people)
         ]
         refill(
             self.query_one("#contacts", DataTable),
@@ -65,7 +67,7 @@ class EscalationScreen(Screen):
         )
         levels = [
             (str(lv.level), [f"Level {lv.level}", esc(lv.description), esc(", ".join(lv.contacts))])
-            for lv in config.escalation
+            for lv in escalation
         ]
         refill(
             self.query_one("#levels", DataTable),
@@ -84,9 +86,10 @@ class EscalationScreen(Screen):
 
     def action_notify_level(self) -> None:
         levels = self.query_one("#levels", DataTable)
-        if not self.app.config.escalation:
+        escalation = self._people()[1]
+        if not escalation:
             return
-        level = self.app.config.escalation[levels.cursor_row]
+        level = escalation[levels.cursor_row]
 
         def send(reason: str | None) -> None:
             if reason is not None:
@@ -97,10 +100,16 @@ class EscalationScreen(Screen):
             send,
         )
 
+    def _came_from(self) -> str | None:
+        """The environment the operator came from, if they came from one."""
+        return next((s.live.env.name for s in reversed(self.app.screen_stack) if hasattr(s, "live")), None)
+
+    def _people(self) -> tuple[tuple[Contact, ...], tuple[EscalationLevel, ...]]:
+        return people_of(self.app.config, self._came_from())
+
     @work(exclusive=True, group="escalation", exit_on_error=False)
     async def _send(self, level: int, reason: str) -> None:
-        # The environment the operator came from, if they came from one.
-        env = next((s.live.env.name for s in reversed(self.app.screen_stack) if hasattr(s, "live")), None)
+        env = self._came_from()
         result = await self.app.engine.notify_escalation(env or "-", level, reason)
         text = (
             f"[$success]level {level} notified[/]"

@@ -63,16 +63,22 @@ def consensus(s: EnvironmentSnapshot, source: str, flag: Flag) -> tuple[bool | N
     return (values[0] if len(known) == 1 else None), drift or len(known) > 1
 
 
+# Columns per flag (its cell and the space after it): the grid stays within its 36 columns
+# of the dashboard's panel (themes: EnvPanel .flags), so 80×24 keeps the rest for the metrics.
+COLUMN_FOR = {2: 8, 3: 8, 4: 6, 5: 5, 6: 4}
+
+
 def flag_width(rules: FlagRules) -> int:
-    """A flag column's width: 7 for up to three flags, less for more (six fit 80 columns)."""
-    return 7 if len(rules.flags) <= 3 else 6 if len(rules.flags) <= 4 else 5
+    """A flag's column: 8 for up to three flags, narrower for more, so six fit the grid."""
+    return COLUMN_FOR.get(len(rules.flags), 4)
 
 
 def flag_table(s: EnvironmentSnapshot | None, rules: FlagRules) -> str:
     """A small grid: rows are the three sources, columns the profile's flags; drift in reverse."""
     w = flag_width(rules)
-    head = "[b]flags[/b]     " + " ".join(f"{esc(f.column[:w]):<{w}}" for f in rules.flags)
-    rows = [head]
+    mark = min(5, w - 1)  # what a drifted cell highlights
+    head = "[b]flags[/b]     " + "".join(f"{esc(f.column[: w - 1]):<{w - 1}} " for f in rules.flags)
+    rows = [head.rstrip()]
     for label, source in SOURCES:
         cells = []
         for flag in rules.flags:
@@ -84,8 +90,8 @@ def flag_table(s: EnvironmentSnapshot | None, rules: FlagRules) -> str:
             style = "$text" if value else "$text-muted"
             if drift:
                 style = "reverse $warning"
-            cells.append(f"[{style}]{text:<{w - 2}}[/]  ")
-        rows.append(f"{label:<9} " + " ".join(cells))
+            cells.append(f"[{style}]{text:<{mark}}[/]" + " " * (w - mark))
+        rows.append(f"{label:<9} " + "".join(cells))
     return "\n".join(rows)
 
 

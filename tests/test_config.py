@@ -15,6 +15,7 @@ from console.config import ConfigError, SecretError, SecretRef, Thresholds, find
 from console.config.locate import key_lines, locate
 from console.config.model import ChecklistItem, Host
 from console.matrix import matrix_of
+from console.people import people_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_configs" / "analyticbot.toml"
@@ -164,8 +165,9 @@ def test_sample_config_validates_and_its_values_come_through() -> None:
         ("DevOps", "Ops rotation"),
         ("DBA", "DBA on-call"),
     ]
-    assert [(e.level, e.description) for e in config.escalation] == RUNBOOK_ESCALATION
-    assert config.escalation[3].contacts == ("Lead Developer", "DevOps", "DBA")
+    escalation = people_of(config, "staging")[1]  # the profile's: the sample names contacts only
+    assert [(e.level, e.description) for e in escalation] == RUNBOOK_ESCALATION
+    assert escalation[3].contacts == ("Lead Developer", "DevOps", "DBA")
     assert config.notifications.webhook == SecretRef(env="ROLLBACK_CONSOLE_WEBHOOK")
     assert config.journal_path == Path("/var/lib/rollback-console/journal.jsonl")
     assert config.thresholds == Thresholds()
@@ -190,8 +192,9 @@ def test_minimal_config_gets_the_runbook_defaults(tmp_path: Path) -> None:
     assert matrix_rows(config) == runbook_matrix_as_config()
     assert [item.text for item in checklist_of(config, "staging")] == RUNBOOK_CHECKLIST
     assert {item.text for item in checklist_of(config, "staging") if item.check is None} == BY_HAND
-    assert [(e.level, e.description) for e in config.escalation] == RUNBOOK_ESCALATION
-    assert {c.role for c in config.contacts} == {"Lead Developer", "DevOps", "DBA"}
+    contacts, escalation = people_of(config, "staging")
+    assert [(e.level, e.description) for e in escalation] == RUNBOOK_ESCALATION
+    assert {c.role for c in contacts} == {"Lead Developer", "DevOps", "DBA"}
     t = config.thresholds
     assert (t.response_time_ok_s, t.error_lines_window, t.memory_ok_mb, t.memory_warn_mb) == (2.0, 100, 500.0, 1000.0)
     assert config.notifications.webhook is None
@@ -590,7 +593,7 @@ def test_escalation_checked_against_default_contacts(tmp_path: Path) -> None:
         (
             15,
             "escalation[0].contacts",
-            "'SRE' is not a role in the runbook's default contacts; roles: DBA, DevOps, Lead Developer",
+            "'SRE' is not a role in the profile's contacts; roles: DBA, DevOps, Lead Developer",
         )
     ]
 
@@ -721,7 +724,7 @@ def test_cli_validate_bad_file_lists_every_problem(tmp_path: Path) -> None:
         f"{path}:6: environments.staging.password: "
         'secrets are never written in the config: use { env = "VAR" } or { file = "PATH" }',
         f"{path}:15: escalation[0].contacts: "
-        "'SRE' is not a role in the runbook's default contacts; roles: DBA, DevOps, Lead Developer",
+        "'SRE' is not a role in the profile's contacts; roles: DBA, DevOps, Lead Developer",
         f"{path}: 3 problem(s)",
     ]
     assert "hunter2" not in result.stderr

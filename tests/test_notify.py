@@ -15,9 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from console.config.defaults import CONTACTS, ESCALATION
 from console.config.model import Contact, EscalationLevel, Notifications, SecretRef
 from console.notify import EVENTS, NotifyResult, build_payload, escalation_text, notify
+from tests.phase4 import PROFILE
 
 SECRET = "XyZ9secretTOKENq7Rw"
 HOOK_PATH = f"/services/T0001/B0002/{SECRET}"
@@ -228,9 +228,9 @@ def test_escalation_text_names_the_contacts_of_that_level() -> None:
 
 def test_escalation_text_says_what_is_missing() -> None:
     # The runbook's own table still says TBD: say so rather than page nobody silently.
-    text = escalation_text(ESCALATION[2], CONTACTS)
+    text = escalation_text(PROFILE.escalation[2], PROFILE.contacts)
     assert "Escalation level 3: DBA involved if database issues persist" in text
     assert "- DBA: TBD (TBD, On-call) — not filled in yet: set it in [[contacts]]" in text
     text = escalation_text(EscalationLevel(3, "DBA", ("DBA",)), ())
     assert "- DBA: no contact configured (add a [[contacts]] entry with role = 'DBA')" in text
-    assert "No contacts are configured" in escalation_text(EscalationLevel(5, "everyone", ()), CONTACTS)
+    assert "No contacts are configured" in escalation_text(EscalationLevel(5, "everyone", ()), PROFILE.contacts)

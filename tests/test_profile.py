@@ -16,7 +16,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from console import checklist, drills, matrix, troubleshooting, validation
-from console.config import defaults, load_config
+from console.config import load_config
 from console.config.model import Database, Environment, Thresholds
 from console.flags import FlagSet
 from console.plans import build_plan
@@ -201,7 +201,13 @@ def test_phase4_checklist_people_and_troubleshooting_are_the_runbooks(phase4: Pr
         "incident_report": "report_written",
     }
     assert not [i for i in phase4.checklist if i.id in ("dashboards", "rca") and i.automatic]
-    assert phase4.contacts == defaults.CONTACTS and phase4.escalation == defaults.ESCALATION
+    assert [c.role for c in phase4.contacts] == ["Lead Developer", "DevOps", "DBA"]
+    assert [(e.level, e.contacts) for e in phase4.escalation] == [  # the runbook's "Escalation Path"
+        (1, ("DevOps",)),
+        (2, ("Lead Developer",)),
+        (3, ("DBA",)),
+        (4, ("Lead Developer", "DevOps", "DBA")),
+    ]
     assert {i.id for i in phase4.troubleshooting} >= {
         troubleshooting.ENV_NOT_TAKING_EFFECT,
         troubleshooting.API_WONT_START,

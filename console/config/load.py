@@ -84,7 +84,7 @@ class _Loader:
         thresholds = self._thresholds(root)
         matrix = self._matrix(root, environments)
         checklist = self._checklist(root)
-        contacts, escalation = self._contacts(root)
+        contacts, escalation = self._contacts(root, environments)
         notifications = self._notifications(root)
         approvals = self._approvals(root)
         console = root.table("console")
@@ -454,9 +454,12 @@ class _Loader:
             t.finish()
         return tuple(out)
 
-    def _contacts(self, root: _Table) -> tuple[tuple[Contact, ...], tuple[EscalationLevel, ...]]:
+    def _contacts(
+        self, root: _Table, environments: dict[str, Environment]
+    ) -> tuple[tuple[Contact, ...], tuple[EscalationLevel, ...]]:
+        """The config's own contacts and escalation; none (the usual case): the profile's."""
         contacts_t = root.tables("contacts")
-        contacts = defaults.CONTACTS
+        contacts: tuple[Contact, ...] | list[Contact] = ()
         if contacts_t is not None:
             contacts = []
             for t in contacts_t:
@@ -471,15 +474,18 @@ class _Loader:
                 t.finish()
             contacts = tuple(contacts)
         levels_t = root.tables("escalation")
-        levels = defaults.ESCALATION
+        levels: tuple[EscalationLevel, ...] | list[EscalationLevel] = ()
         if levels_t is not None:
             levels = []
-            roles = {c.role for c in contacts}
+            profiles = {e.profile for e in environments.values()} or {
+                self.profile
+            }  # an environment in error: the config's
+            roles = {c.role for c in contacts} if contacts_t is not None else _profile_roles(profiles)
             for t in levels_t:
                 names = t.get("contacts", list, [])
                 for role in names or []:
-                    if role not in roles:
-                        source = "[[contacts]]" if contacts_t is not None else "the runbook's default contacts"
+                    if role not in roles and (roles or contacts_t is not None):  # no profile read: not judged
+                        source = "[[contacts]]" if contacts_t is not None else "the profile's contacts"
                         known = ", ".join(sorted(roles)) or "none"
                         hint = _did_you_mean(str(role), sorted(roles))
                         t.problem("contacts", f"{role!r} is not a role in {source}{hint}; roles: {known}")
@@ -492,7 +498,7 @@ class _Loader:
                 )
                 t.finish()
             levels = tuple(levels)
-        return contacts, levels
+        return tuple(contacts), tuple(levels)
 
     def _notifications(self, root: _Table) -> Notifications:
         t = root.table("notifications")
@@ -591,3 +597,14 @@ def _profile_actions(environments: Iterable[Environment]) -> tuple[str, ...]:
     except ProfileError:
         return ()
     return tuple(out)
+
+
+def _profile_roles(profiles: Iterable[str | None]) -> set[str]:
+    """The contact roles of these profiles (None: the default): what an [[escalation]] level
+    may name when the config lists no contacts of its own."""
+    from console.runbook import ProfileError, profile_at
+
+    try:
+        return {c.role for path in profiles for c in profile_at(path).contacts}
+    except ProfileError:
+        return set()

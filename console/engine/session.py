@@ -30,6 +30,7 @@ from console.events import Event
 from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
 from console.matrix import Recommendation, evaluate, matrix_of
+from console.people import people_of
 from console.probes.collect import Prober
 from console.probes.serialize import recommendation_dict
 from console.transport.base import TransportError
@@ -460,8 +461,9 @@ class Engine(ApprovalDesk):
             )
 
     async def notify_escalation(self, env: str, level: int, reason: str = "") -> notify.NotifyResult:
-        lvl = next(lv for lv in self.config.escalation if lv.level == level)
-        text = notify.escalation_text(lvl, self.config.contacts, environment=env, reason=reason)
+        contacts, escalation = people_of(self.config, env)
+        lvl = next(lv for lv in escalation if lv.level == level)
+        text = notify.escalation_text(lvl, contacts, environment=env, reason=reason)
         result = await notify.notify(
             self.config.notifications, "escalation", text, {"level": str(level)}, client=self.prober.client
         )
