@@ -177,13 +177,14 @@ def _down(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot])
     down, up = [], []
     for h in hosts:
         f = h.flags
-        if f.process_error or (h.health.health_error and h.health.health_status is None):
-            evidence = f.process_error or h.health.health_error or ""
+        answered = [e for e in h.health.endpoints if e.status is not None]
+        if f.process_error or (h.health.errors and not answered):
+            evidence = f.process_error or h.health.errors[0]
             if f.env_file_problems:
                 evidence += "; env file: " + "; ".join(f.env_file_problems)
             down.append((h.host, evidence))
-        elif h.health.health_status is not None:
-            up.append(f"{h.host}: /health {h.health.health_status}, pid {f.pid or '?'}")
+        elif answered:
+            up.append(f"{h.host}: {answered[0].endpoint} {answered[0].status}, pid {f.pid or '?'}")
     first = _host(env, down[0][0] if down else hosts[0].host if hosts else env.hosts[0].name)
     if down:
         evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in down)

@@ -1,18 +1,21 @@
 """The runbook's validations after a rollback, read from a snapshot: the environment's
 profile lists them (Phase 4: health · feature flag status · test recommendations · error
 rate · response time); each is one kind of check the code knows (CHECK_KINDS). Each
-passes only when it passes on every host.
+passes only when it passes on every host. Health and the functional probe are judged as
+the profile says (its endpoints, its answer's modes).
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
 from console.config.model import Thresholds
 from console.flags import FlagSet
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook.model import Validation
+from console.runbook import ProfileError, profile_at
+from console.runbook.model import Mode, Profile, Validation
 
 
 @dataclass(frozen=True)
@@ -25,17 +28,11 @@ class Check:
 
 
 def _health(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
+    """Every endpoint of the profile answers ok; the one that tells the truth is named when they disagree."""
     hr = h.health
-    if hr.health_error and (hr.health_status is None or hr.health_status == 200):
-        return False, hr.health_error
-    ready = {True: "ready", False: "NOT ready", None: "ready unknown"}[hr.ready]
-    comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
-    detail = f"/health {hr.health_status} {hr.health or '?'}; /health/ready {ready}" + (f" ({comps})" if comps else "")
-    if hr.disagree:
-        detail += " — /health is hard-coded healthy; /health/ready tells the truth"
-    if hr.ready_error:
-        detail += f"; {hr.ready_error}"
-    return hr.healthy and hr.ready is True, detail
+    if not hr.endpoints:
+        return False, hr.error or "health not measured"
+    return hr.healthy, hr.describe()
 
 
 def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation) -> tuple[bool, str]:
@@ -57,23 +54,36 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Valida
     return True, f"log: {f.log.describe()}"
 
 
-def _recommendations(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation) -> tuple[bool, str]:
-    r = h.recommendations
-    if r.login_error:
-        return False, r.login_error
-    if r.error:
-        return False, r.error
+def _recommendations(
+    h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Validation, profile: Profile | None = None
+) -> tuple[bool, str]:
+    """The profile's functional probe answers ok, with data, in the modes the flags call for."""
+    r = h.probe
+    if r.problem:
+        return False, r.problem
     if r.failed:
-        return False, f'HTTP 200 but status "failed": {r.failure}'
-    if not r.data_present:
-        return False, f"no data (total_posts_analyzed={r.total_posts})"
+        return False, r.failure_text
+    if r.kind != "ok":
+        return False, f"{r.name} not answered"
+    if r.data_present is False:
+        return False, f"no data ({r.counted or 'nothing counted'})"
+    detail = ", ".join(x for x in (r.counted, r.mode_text) if x)
     want = expected or h.flags.env_file
-    master = want.rules.master if want else None
-    want_mode = ("advanced" if want[master] else "legacy") if want and master else None
-    detail = f"{r.total_posts} posts, {r.mode} mode"
-    if want_mode and r.mode != want_mode:
-        return False, f"{detail}, expected {want_mode} mode"
+    missing = [m for m in _expected_modes(profile, want) if m.id not in r.modes]
+    if missing:
+        return False, f"{detail}, expected {', '.join(m.title or m.id for m in missing)}"
     return True, detail
+
+
+def _expected_modes(profile: Profile | None, flags: FlagSet | None) -> list[Mode]:
+    """The profile's modes the service answers in under these flags (Phase 4: the master flag decides)."""
+    if profile is None or flags is None:
+        return []
+    values = dict(flags)
+    if set(profile.flags.ids) - set(values):  # flags this source does not cover: nothing to expect
+        return []
+    effective = profile.flags.effective(values)
+    return [m for m in profile.probe.answer.modes if m.expected(effective)]
 
 
 def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
@@ -92,9 +102,9 @@ def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) 
 
 
 def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
-    r = h.recommendations
+    r = h.probe
     if r.latency_s is None:
-        return False, r.error or r.login_error or "not measured"
+        return False, r.problem or "not measured"
     ok = r.latency_s < t.response_time_ok_s
     detail = f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {t.response_time_ok_s:g}s)"
     if r.measured:
@@ -122,6 +132,14 @@ CHECK_KINDS: dict[str, CheckFn] = {  # a profile's `check = …`: see console.ru
 }
 
 
+def _profile(snapshot: EnvironmentSnapshot) -> Profile | None:
+    """The profile the snapshot's probes followed; None when it cannot be read (the probes said so)."""
+    try:
+        return profile_at(snapshot.profile)
+    except ProfileError:
+        return None
+
+
 def validate(
     snapshot: EnvironmentSnapshot,
     thresholds: Thresholds,
@@ -129,9 +147,12 @@ def validate(
     expected: FlagSet | None = None,
 ) -> tuple[Check, ...]:
     """The profile's validations. ``expected``: the flags a rollback meant to set (default: the env file's)."""
+    profile = _profile(snapshot)
     out = []
     for v in validations:
         check, name = CHECK_KINDS[v.check], v.id
+        if v.check == "probe":  # its modes are the profile's
+            check = functools.partial(_recommendations, profile=profile)
         per_host = []
         for h in snapshot.hosts:
             if h.unreachable:
@@ -149,8 +170,8 @@ def validate(
                 else f"{len(failed)} of {len(per_host)} hosts fail — " + "; ".join(failed[:3])
             )
             if v.check == "response_time":
-                again = [h for h in snapshot.hosts if h.recommendations.measured]
+                again = [h for h in snapshot.hosts if h.probe.measured]
                 if again and passed:
-                    detail += f" ({len(again)} slow at first, {again[0].recommendations.measured})"
+                    detail += f" ({len(again)} slow at first, {again[0].probe.measured})"
         out.append(Check(name, passed, detail, tuple(per_host), v.title))
     return tuple(out)

@@ -96,18 +96,24 @@ def flag_table(s: EnvironmentSnapshot | None, rules: FlagRules) -> str:
 
 
 def health_line(s: EnvironmentSnapshot) -> str:
+    """Each of the profile's health endpoints: liveness by its path, readiness as "ready"."""
     hosts = s.reachable_hosts
     if not hosts:
         return "[$error]health   unreachable[/]"
-    healthy = sum(1 for h in hosts if h.health.healthy)
-    ready = sum(1 for h in hosts if h.health.ready)
     n = len(s.hosts)
-    h_style = "$success" if healthy == n else "$error"
-    r_style = "$success" if ready == n else "$error"
-    if n == 1:
-        text = f"health   [{h_style}]/health {'✓' if healthy else '✗'}[/]  [{r_style}]ready {'✓' if ready else '✗'}[/]"
-    else:
-        text = f"health   [{h_style}]/health {healthy}/{n}[/]  [{r_style}]ready {ready}/{n}[/]"
+    roles: dict[str, tuple[str, int]] = {}  # role → (label, hosts where it answered ok)
+    for h in hosts:
+        for e in h.health.endpoints:
+            label, ok = roles.get(e.role, ("ready" if e.role == "readiness" else e.endpoint, 0))
+            roles[e.role] = (label, ok + (e.ok is True))
+    if not roles:
+        return f"health   [$error]{esc(hosts[0].health.error or 'not measured')[:60]}[/]"
+    cells = []
+    for label, ok in roles.values():
+        style = "$success" if ok == n else "$error"
+        count = ("✓" if ok else "✗") if n == 1 else f"{ok}/{n}"
+        cells.append(f"[{style}]{esc(label)} {count}[/]")
+    text = "health   " + "  ".join(cells)
     if any(h.health.disagree for h in hosts):
         text += "  [reverse $warning] disagree [/]"
     return text
@@ -175,8 +181,8 @@ def host_row(h: HostSnapshot, t: Thresholds, rules: FlagRules) -> tuple[str, ...
 
     f = h.flags
     drift = "[reverse $warning]drift[/]" if f.drift else "ok"
-    r = h.recommendations
-    health = "[$success]✓[/]" if h.health.healthy and h.health.ready else "[$error]✗[/]"
+    r = h.probe
+    health = "[$success]✓[/]" if h.health.healthy else "[$error]✗[/]"
     latency = seconds(r.latency_s)
     mem = "—" if h.memory.rss_mb is None else f"{h.memory.rss_mb:.0f}MB"
     return (
@@ -186,7 +192,7 @@ def host_row(h: HostSnapshot, t: Thresholds, rules: FlagRules) -> tuple[str, ...
         latency,
         str(h.logs.error_lines),
         mem,
-        esc(r.failure or r.error or r.login_error or "")[:60],
+        esc((r.message if r.failed else None) or r.problem or "")[:60],
     )
 
 

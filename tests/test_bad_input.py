@@ -231,40 +231,41 @@ def test_wrong_answers_from_the_api_each_get_a_sentence(
     hosts = {e["environment"]: e["hosts"][0] for e in status.json["environments"]}
 
     ok = hosts["ok"]
-    assert ok["recommendations"]["ok"] and ok["recommendations"]["mode"] == "advanced", ok["recommendations"]
-    assert ok["health"]["healthy"] and ok["health"]["ready"] is True, ok["health"]
+    assert ok["probe"]["ok"] and ok["probe"]["modes"] == ["advanced"], ok["probe"]
+    assert ok["health"]["healthy"] and ok["health"]["verdict"] is True, ok["health"]
     for h in hosts.values():  # what needs no HTTP is read whatever the API does
         assert h["flags"]["env_file"] == h["flags"]["process"] == h["flags"]["log"]
         assert h["memory"]["pid"] == service_process and h["memory"]["rss_mb"] > 1
 
     bad = hosts["http500"]
-    assert bad["health"]["health_status"] == 500 and bad["health"]["health_error"] == "GET /health: HTTP 500"
-    assert bad["health"]["ready"] is False and bad["health"]["ready_error"] == "GET /health/ready: HTTP 500"
-    assert bad["recommendations"]["login_error"].startswith("POST /auth/login: HTTP 500, body (text/html) is not JSON")
+    live, ready = bad["health"]["endpoints"]["liveness"], bad["health"]["endpoints"]["readiness"]
+    assert live["status"] == 500 and live["ok"] is False and live["error"] == "GET /health: HTTP 500"
+    assert ready["status"] == 500 and ready["ok"] is False and ready["error"] == "GET /health/ready: HTTP 500"
+    assert bad["probe"]["login_error"].startswith("POST /auth/login: HTTP 500, body (text/html) is not JSON")
 
-    denied = hosts["unauthorized"]["recommendations"]
+    denied = hosts["unauthorized"]["probe"]
     assert denied["login_status"] == 401
     assert denied["login_error"] == "POST /auth/login: 401, ops-probe@analyticbot.example was refused"
 
     nonjson = hosts["nonjson"]
-    assert nonjson["health"]["health_error"] == (
+    assert nonjson["health"]["endpoints"]["liveness"]["error"] == (
         "GET /health: HTTP 200, body (text/html) is not JSON (Expecting value at line 1 column 1): "
         "'<html><body>It works!</body></html>'"
     )
-    assert nonjson["recommendations"]["error"].endswith(
+    assert nonjson["probe"]["error"].endswith(
         "HTTP 200, body (text/html) is not JSON (Expecting value at line 1 column 1): '<html>Bad Gateway</html>'"
     )
 
-    giant = hosts["giant"]["recommendations"]
+    giant = hosts["giant"]["probe"]
     assert giant["error"].endswith(": response body larger than 4 MB") and giant["status"] is None
 
     for mode in ("stalled", "drip"):  # (a host slow on every endpoint: test_probes)
-        error = hosts[mode]["recommendations"]["error"]
+        error = hosts[mode]["probe"]["error"]
         assert error == f"GET /analytics/predictive/best-times/-100: no answer within {PROBE_TIMEOUT_S}s (timeout)"
         assert hosts[mode]["health"]["healthy"]
 
     nosecret = hosts["nosecret"]
-    assert nosecret["recommendations"]["login_error"] == (
+    assert nosecret["probe"]["login_error"] == (
         f"login: cannot read secret file {tmp_path / 'missing.password'}: No such file or directory"
     )
     assert nosecret["health"]["healthy"] and nosecret["flags"]["log"] == nosecret["flags"]["env_file"]
@@ -349,7 +350,7 @@ def test_dead_hosts_show_as_unreachable_fast_and_never_stall_the_others(
     # The other environments are reported in full, from the same run.
     for name in ("staging", "production"):
         (h,) = environment_of(status.json, name)["hosts"]
-        assert h["reachable"] and h["recommendations"]["ok"] and h["flags"]["log"] is not None
+        assert h["reachable"] and h["probe"]["ok"] and h["flags"]["log"] is not None
     assert text.stdout.count("UNREACHABLE") == 3 and "advanced mode · 629 posts" in text.stdout
     assert check.code == 1
     assert all(not c["passed"] and "unreachable" in c["detail"] for c in check.json["checks"])
@@ -421,10 +422,11 @@ def test_values_that_only_go_wrong_at_run_time_get_a_sentence(tmp_path: Path, se
     env = environment_of(status.json, "odd")
     assert not env["recommendation"]["assessed"]
     out_of_range, not_a_number = env["hosts"]
-    assert out_of_range["health"]["health_error"].startswith("GET /health: cannot connect to 127.0.0.1:99999 (")
-    assert "port must be 0-65535" in out_of_range["health"]["health_error"]
-    assert not_a_number["health"]["health_error"] == "GET /health: invalid URL: Invalid port: 'x1'"
-    assert not_a_number["recommendations"]["login_error"] == "POST /auth/login: invalid URL: Invalid port: 'x1'"
+    out_of_range_health = out_of_range["health"]["endpoints"]["liveness"]["error"]
+    assert out_of_range_health.startswith("GET /health: cannot connect to 127.0.0.1:99999 (")
+    assert "port must be 0-65535" in out_of_range_health
+    assert not_a_number["health"]["endpoints"]["liveness"]["error"] == "GET /health: invalid URL: Invalid port: 'x1'"
+    assert not_a_number["probe"]["login_error"] == "POST /auth/login: invalid URL: Invalid port: 'x1'"
     assert env["database"]["error"] == f"database: the DSN in file {dsn} is not a valid URL: Invalid IPv6 URL"
     for h in env["hosts"]:  # the rest of each host was still probed
         assert h["flags"]["process"] is not None and h["memory"]["rss_mb"]

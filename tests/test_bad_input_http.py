@@ -428,7 +428,7 @@ CASES = [
         "best-status-failed",
         BEST[1:],
         with_data("status", "failed"),
-        'HTTP 200 but status "failed"',
+        "HTTP 200 with status: failed",
         failed=RECS_ONLY,
         assessed=True,
     ),
@@ -436,7 +436,7 @@ CASES = [
         "best-success-false",
         BEST[1:],
         best(lambda b: b.update(success=False)),
-        'HTTP 200 but status "failed": success: false',
+        "HTTP 200 with success: false",
         failed=RECS_ONLY,
         assessed=True,
     ),
@@ -445,98 +445,98 @@ CASES = [
         "type-body-list",
         BEST[1:],
         answer(200, [1, 2]),
-        f"GET {BEST}: HTTP 200 but the answer is a list of 2, not an object",
+        f"GET {BEST}: HTTP 200 but `$` is an array of 2, not object",
         failed=RECS_ONLY,
     ),
     case(
         "type-body-string",
         BEST[1:],
         answer(200, "ok"),
-        "HTTP 200 but the answer is a string ('ok'), not an object",
+        "HTTP 200 but `$` is a string ('ok'), not object",
         failed=RECS_ONLY,
     ),
     case(
         "type-data-list",
         BEST[1:],
         best(lambda b: b.update(data=[])),
-        "HTTP 200 but `data` is a list of 0, not an object",
+        "HTTP 200 but `data` is an empty array, not object",
         failed=RECS_ONLY,
     ),
     case(
         "type-data-null",
         BEST[1:],
         best(lambda b: b.update(data=None)),
-        "HTTP 200 but `data` is null, not an object",
+        "HTTP 200 but `data` is null, not object",
         failed=RECS_ONLY,
     ),
     case(
         "type-status-number",
         BEST[1:],
         with_data("status", 0),
-        "`data.status` is a number (0), not a string",
+        "`data.status` is an integer (0), not string or null",
         failed=RECS_ONLY,
     ),
     case(
         "type-success-string",
         BEST[1:],
         best(lambda b: b.update(success="yes")),
-        "`success` is a string ('yes'), not true or false",
+        "`success` is a string ('yes'), not boolean or null",
         failed=RECS_ONLY,
     ),
     case(
         "type-total-bool",
         BEST[1:],
         with_data("total_posts_analyzed", True),
-        "`data.total_posts_analyzed` is a boolean (true), not a whole number",
+        "`data.total_posts_analyzed` is a boolean (True), not integer",
         failed=RECS_ONLY,
     ),
     case(
         "type-total-string",
         BEST[1:],
         with_data("total_posts_analyzed", "120"),
-        "`data.total_posts_analyzed` is a string ('120'), not a whole number",
+        "`data.total_posts_analyzed` is a string ('120'), not integer",
         failed=RECS_ONLY,
     ),
     case(
         "type-total-float",
         BEST[1:],
         with_data("total_posts_analyzed", 1.5),
-        "`data.total_posts_analyzed` is a number (1.5), not a whole number",
+        "`data.total_posts_analyzed` is a number (1.5), not integer",
         failed=RECS_ONLY,
     ),
     case(
         "type-total-negative",
         BEST[1:],
         with_data("total_posts_analyzed", -1),
-        "`data.total_posts_analyzed` is a number (-1), not a whole number",
+        "`data.total_posts_analyzed` is -1, not at least 0",
         failed=RECS_ONLY,
     ),
     case(
         "type-best-times-string",
         BEST[1:],
         with_data("best_times", "9am"),
-        "`data.best_times` is a string ('9am'), not a list",
+        "`data.best_times` is a string ('9am'), not array",
         failed=RECS_ONLY,
     ),
     case(
         "type-best-times-object",
         BEST[1:],
         with_data("best_times", {}),
-        "`data.best_times` is an object, not a list",
+        "`data.best_times` is an empty object, not array",
         failed=RECS_ONLY,
     ),
     case(
         "type-combos-string",
         BEST[1:],
         with_data("best_day_hour_combinations", "x"),
-        "`data.best_day_hour_combinations` is a string ('x'), not a list",
+        "`data.best_day_hour_combinations` is a string ('x'), not array or null",
         failed=RECS_ONLY,
     ),
     case(
         "type-content-number",
         BEST[1:],
         with_data("content_type_recommendations", 1),
-        "`data.content_type_recommendations` is a number (1), not a list",
+        "`data.content_type_recommendations` is an integer (1), not array or null",
         failed=RECS_ONLY,
     ),
     # Well-formed answers in an unusual dress: read, and nothing to say
@@ -737,14 +737,17 @@ def _numbers(value: Any) -> Iterator[float]:
 
 def _message(sweep: Sweep, c: Case) -> str:
     h = sweep.env(c.name)["hosts"][0]
-    r = h["recommendations"]
+    r, endpoints = h["probe"], h["health"]["endpoints"]
     if c.where == "health":
-        return h["health"]["health_error"] or ""
+        return endpoints["liveness"]["error"] or ""
     if c.where == "ready":
-        return h["health"]["ready_error"] or ""
+        return endpoints["readiness"]["error"] or ""
     if c.where == "login":
         return r["login_error"] or ""
-    return r["error"] or (f'HTTP 200 but status "failed": {r["failure"]}' if r["failed"] else "")
+    # A failure shape: its title in the profile, and what the service said if it said more.
+    if not r["failed"]:
+        return r["error"] or ""
+    return r["failure_title"] + (f": {r['message']}" if r["message"] != r["failure_title"] else "")
 
 
 @pytest.mark.parametrize("c", CASES, ids=[c.name for c in CASES])
@@ -776,7 +779,7 @@ def test_each_wrong_answer_gets_a_sentence_naming_what_and_where(sweep: Sweep, c
 
 def test_an_empty_password_file_is_said_and_nothing_is_sent(sweep: Sweep) -> None:
     assert ("login-empty-password", "auth/login") not in sweep.api.requests
-    said = sweep.env("login-empty-password")["hosts"][0]["recommendations"]["login_error"]
+    said = sweep.env("login-empty-password")["hosts"][0]["probe"]["login_error"]
     assert (
         said == f"login: the password in file {sweep.password_files['login-empty-password']} is empty; nothing was sent"
     )

@@ -184,7 +184,7 @@ def test_minimal_config_gets_the_runbook_defaults(tmp_path: Path) -> None:
     env = config.environment("staging")
     assert env.hosts == (Host(name="local"),) and env.hosts[0].is_local
     assert env.api_url == "http://localhost:10300"  # trailing slash dropped
-    assert env.days == 90
+    assert env.days is None  # not set here: the profile's default, ?days=90, applies
     assert env.database is None
     assert (env.fleet.mode, env.fleet.concurrency) == ("parallel", 10)
     assert env.phase4_commit_message is None  # the profile's code rollback names the commit
@@ -262,11 +262,6 @@ def test_missing_required_keys_are_all_reported(tmp_path: Path) -> None:
             1,
             "environments.staging.api_url",
             "required key is missing (add `api_url = …` under [environments.staging])",
-        ),
-        (
-            1,
-            "environments.staging.password",
-            'required key is missing (write it as { env = "VAR" } or { file = "PATH" })',
         ),
         (
             1,
@@ -669,6 +664,41 @@ def validate(path: Path) -> subprocess.CompletedProcess[str]:
         cwd=ROOT,
         timeout=60,
     )
+
+
+def test_the_probe_parameters_come_from_the_profile_unless_the_config_sets_them(tmp_path: Path) -> None:
+    """channel_id, login_email, password and days are the Phase 4 probe's parameters: the
+    profile has values for staging and production, the config's own override them, and an
+    environment the profile does not know needs them in the config (config validate says which)."""
+    from console.probes.parameters import values_for
+    from console.runbook import profile_of
+
+    bare = "\n".join(
+        line for line in MINIMAL.splitlines() if not line.startswith(("channel_id", "login_email", "password"))
+    )
+    staging = load_config(write(tmp_path, bare)).environment("staging")
+    assert (staging.channel_id, staging.login_email, staging.password, staging.days) == (None, None, None, None)
+    assert values_for(staging, profile_of(staging).probe) == {
+        "channel_id": -1001234567890,
+        "days": 90,
+        "login_email": "ops-probe@analyticbot.example",
+        "password": SecretRef(env="ANALYTICBOT_STAGING_PASSWORD"),
+    }
+    configured = load_config(write(tmp_path, MINIMAL.replace("channel_id = -1001234567890", "channel_id = -42")))
+    env = configured.environment("staging")
+    assert values_for(env, profile_of(env).probe)["channel_id"] == -42
+
+    canary = write(tmp_path, bare.replace("[environments.staging]", "[environments.canary]"), "canary.toml")
+    result = validate(canary)
+    assert result.returncode == 2, result
+    said = result.stderr.splitlines()
+    for name in ("channel_id", "login_email", "password"):
+        assert f"{canary}:1: environments.canary: the probe's parameter {name} has no value: set {name} here, " in (
+            "\n".join(said)
+        )
+    assert said[-1] == f"{canary}: 3 problem(s)"
+    configured_canary = MINIMAL.replace("[environments.staging]", "[environments.canary]")
+    assert validate(write(tmp_path, configured_canary, "configured.toml")).returncode == 0
 
 
 def test_cli_validate_good_file() -> None:

@@ -79,7 +79,7 @@ async def test_partial_content_type_fails_validation_then_undo_then_quick(make_s
     def look(failure: Failure) -> Decision:
         assert failure.step.id == "validate"
         message = str(failure.hosts["*"])
-        assert 'HTTP 200 but status "failed"' in message and "content_type_stats" in message
+        assert "HTTP 200 with status: failed" in message and "content_type_stats" in message  # the profile's words
         # Meanwhile the service really runs scenario B.
         assert process_flags(host) == flags(True, True, False)
         return Decision("undo", "scenario B breaks the advanced query")

@@ -223,7 +223,7 @@ def test_rolling_batches_go_one_after_another_and_the_health_gate_stops_the_roll
     assert steps.index(batch1[-1]) < steps.index(batch2[0]) and when(batch1[-1]) <= when(batch2[0])
     gate3 = [r for r in batch2 if host_of(r) == "staging-3" and r["data"]["step"] == GATE]
     assert [r["type"] for r in gate3] == ["step_started", "step_failed"]
-    assert "ready False" in gate3[-1]["data"]["message"]
+    assert "/health/ready 503 NOT OK" in gate3[-1]["data"]["message"]  # the profile's truthful endpoint
 
     fleet.clear("staging", 3)
     pids = {h.name: h.pid() for h in hosts}
@@ -319,7 +319,7 @@ def test_status_gives_each_host_and_a_dead_host_does_not_stall_the_rest(
     dead = by_name.pop("staging-4")
     assert dead["reachable"] is False and "timed out after 2s" in dead["unreachable"]
     for name, h in by_name.items():
-        assert h["reachable"] and h["recommendations"]["ok"], name
+        assert h["reachable"] and h["probe"]["ok"], name
         assert {k: h["flags"][k] for k in ("env_file", "process", "log")} == dict.fromkeys(
             ("env_file", "process", "log"), ALL_ON.as_dict()
         ), name

@@ -25,7 +25,8 @@ from console.journal.records import ZERO_HASH, parse_line, record_hash
 from console.journal.report import SECTION_FAILED
 from console.journal.runs import summarize
 from console.probes import logs
-from console.probes.http import probe_health, probe_recommendations
+from console.probes.http import probe_health, run_probe
+from console.runbook import profile_at
 from console.transport.base import split_tail
 from tests.hostile.support import RAW_UNSAFE
 from tests.phase4 import ADVANCED, FLAG_NAMES, LOG, RULES
@@ -242,11 +243,11 @@ def test_the_http_probes_are_total(status: int, body: bytes) -> None:
 
     async def probe() -> None:
         async with httpx.AsyncClient(transport=httpx.MockTransport(answer), timeout=5) as client:
-            health = await probe_health(client, "http://api.test")
-            reco = await probe_recommendations(
-                client, "http://api.test", email="e@x", password="p", channel_id=1, days=90
-            )
-        for report in (health, reco):
+            phase4 = profile_at(None)  # the default profile: /health, /health/ready, login, best-times
+            health = await probe_health(client, "http://api.test", phase4.health)
+            values = {"login_email": "e@x", "password": "p", "channel_id": 1, "days": 90}
+            reco = await run_probe(client, "http://api.test", phase4.probe, values)
+        for report in (*health.endpoints, reco):
             for value in vars(report).values():
                 if isinstance(value, str):
                     assert not RAW_UNSAFE.search(safe_text.terminal(value))

@@ -20,6 +20,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -30,14 +31,16 @@ from console.matrix import DecisionMatrix, evaluate
 from console.probes import http as http_probe
 from console.probes import jsonbody, logs
 from console.probes.snapshot import (
+    EndpointReport,
     EnvironmentSnapshot,
     FlagReport,
     HealthReport,
     HostSnapshot,
     LogReport,
     MemoryReport,
-    RecommendationReport,
+    ProbeReport,
 )
+from console.runbook import profile_at
 from console.simulator.world import Simulation
 from tests.engine_support import ssh_target
 from tests.fixtures_ssh import SSHServer, free_port
@@ -167,13 +170,20 @@ def test_the_matrix_concludes_nothing_from_a_signal_it_does_not_have() -> None:
             "local",
             0.0,
             0.1,
-            health=HealthReport(200, "healthy", "7.5.0", ready=True, ready_status=200),
-            recommendations=RecommendationReport(
+            health=HealthReport(
+                (
+                    EndpointReport("liveness", "/health", False, 200, True, "healthy", "7.5.0"),
+                    EndpointReport("readiness", "/health/ready", True, 200, True),
+                )
+            ),
+            probe=ProbeReport(
+                request="best-times",
                 login_status=200,
                 status=200 if latency is not None else None,
                 latency_s=latency,
-                mode="advanced",
-                total_posts=1,
+                kind="ok" if latency is not None else None,
+                modes=("advanced",),
+                count=1,
                 data_present=True,
                 error=None if latency is not None else "GET /x: no answer within 10.0s (timeout)",
             ),
@@ -332,7 +342,7 @@ def test_check_three_fails_on_data_of_the_wrong_type_with_what_was_seen(tmp_path
     (line,) = [x for x in check.stdout.splitlines() if "3. FAIL  Test recommendations" in x]
     assert line.endswith(
         "GET /analytics/predictive/best-times/-100: HTTP 200 but "
-        "`data.total_posts_analyzed` is a boolean (true), not a whole number"
+        "`data.total_posts_analyzed` is a boolean (True), not integer"
     ), line
     assert "True posts" not in check.stdout
 
@@ -664,13 +674,25 @@ def test_any_body_is_parsed_or_refused_with_a_reason(raw: bytes) -> None:
     )
 )
 def test_a_best_times_answer_of_any_shape_never_passes_unless_it_is_whole(body: Any) -> None:
-    report = http_probe._read_best_times(http_probe.Reply(200, body, 0.1), "GET /b", login_latency=0.1)
+    # The probe as it runs, judged by the Phase 4 profile's predicates (httpx's own MockTransport
+    # stands in for the network: what is tested is the reading of the answer).
+    def answer(request: httpx.Request) -> httpx.Response:
+        if request.url.path == "/auth/login":
+            return httpx.Response(200, json={"access_token": "tok"})
+        return httpx.Response(200, content=json.dumps(body).encode())
+
+    async def probe() -> ProbeReport:
+        async with httpx.AsyncClient(transport=httpx.MockTransport(answer), timeout=5) as client:
+            values = {"login_email": "e@x", "password": "p", "channel_id": -100, "days": 90}
+            return await http_probe.run_probe(client, "http://api.test", profile_at(None).probe, values)
+
+    report = asyncio.run(probe())
     if report.ok:
         data = body["data"]
         total = data["total_posts_analyzed"]
-        assert type(total) is int and total > 0 and report.total_posts == total
+        assert type(total) is int and total > 0 and report.count == total
         assert isinstance(data["best_times"], list) and data["best_times"]
-        assert report.mode in ("advanced", "legacy")
+        assert report.modes in (("advanced",), ("legacy",))
     else:
         assert report.error or report.failed or not report.data_present
 

@@ -53,7 +53,7 @@ def test_spawned_worker_sends_every_environment_and_answers_a_request_with_a_fre
             assert kind == "snapshot", snapshot
             assert served == ()
             host = snapshot.hosts[0]
-            assert host.health.healthy and host.health.ready is True
+            assert host.health.healthy and host.health.verdict is True
             assert host.flags.process == ALL_ON, "the simulator starts with Phase 4 on"
 
         sim.inject("production", ready_down=True)
@@ -63,7 +63,7 @@ def test_spawned_worker_sends_every_environment_and_answers_a_request_with_a_fre
         kind, name, snapshot, served = next(m for m in answer if 41 in m[3])
         assert (kind, name) == ("snapshot", "production")
         assert snapshot.taken_at > asked, "the round answering a request starts after it"
-        assert snapshot.hosts[0].health.ready is False, "the fault shows in the answer"
+        assert snapshot.hosts[0].health.truth.ok is False, "the fault shows in the answer"
     finally:
         pid = worker.pid
         worker.close()
@@ -121,7 +121,7 @@ async def test_console_restarts_a_worker_that_died_and_keeps_probing(make_simula
         sim.inject("staging", ready_down=True)
         await app.probe_now("staging")
         assert live.rounds > rounds
-        assert live.snapshot.hosts[0].health.ready is False
+        assert live.snapshot.hosts[0].health.truth.ok is False
         worker = app._worker
     assert worker is not None and worker.closed
     assert pid_gone(worker.pid)

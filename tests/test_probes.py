@@ -33,12 +33,18 @@ MakeSimulation = Callable[..., Simulation]
 def facts(env: dict[str, Any]) -> dict[str, Any]:
     """What an operator reads off one environment of `status --json`, minus timings and addresses."""
     (h,) = env["hosts"]
-    f, r, hl = h["flags"], h["recommendations"], h["health"]
+    f, r, hl = h["flags"], h["probe"], h["health"]
     return {
         "flags": {k: f[k] for k in ("env_file", "process", "log", "drift", "stale_process", "pid", "env_file_lines")},
         "log_line": f["log_line"],
-        "health": {k: hl[k] for k in ("health_status", "health", "version", "ready", "ready_components", "disagree")},
-        "recommendations": {k: r[k] for k in ("login_status", "status", "mode", "total_posts", "failed", "ok")},
+        "health": {
+            **{k: hl[k] for k in ("healthy", "verdict", "version", "disagree")},
+            **{
+                role: {k: e[k] for k in ("status", "ok", "said", "components", "error")}
+                for role, e in hl["endpoints"].items()
+            },
+        },
+        "probe": {k: r[k] for k in ("login_status", "status", "kind", "modes", "count", "failed", "ok")},
         "memory_pid": h["memory"]["pid"],
         "database": env["database"],
         "recommendation": env["recommendation"]["action"],
@@ -90,14 +96,14 @@ vars = {{ api_port = "x1" }}
         assert rh["where"] == f"ssh {sshd.user}@{sshd.address}:{sshd.port}" and mine["hosts"][0]["where"] == "local"
         assert facts(remote) == facts(mine)
         assert rh["flags"]["pid"] == sim.host(name).pid()
-        assert rh["recommendations"]["ok"] and rh["recommendations"]["total_posts"] == POST_COUNT
+        assert rh["probe"]["ok"] and rh["probe"]["count"] == POST_COUNT
         assert rh["flags"]["process"] == {"advanced": True, "time_weighting": True, "content_type": True}
         assert abs(rh["memory"]["rss_mb"] - mine["hosts"][0]["memory"]["rss_mb"]) < 20
         assert remote["database"]["columns"] == {"has_video": True, "has_media": True}
         assert remote["database"]["extra_dependents"]
 
     odd = environment_of(over_ssh.json, "odd")["hosts"][0]
-    assert odd["health"]["health_error"].startswith("api_url 'http://127.0.0.1:x1': Port could not be cast")
+    assert odd["health"]["error"].startswith("api_url 'http://127.0.0.1:x1': Port could not be cast")
     assert odd["flags"]["env_file"] is not None and odd["flags"]["pid"] == staging.pid()
 
     # A change over there is seen over SSH at once: readiness down, /health still "healthy".
@@ -163,8 +169,8 @@ log_file = "{{log}}"
         snap = asyncio.run(take())
     slow_h, fast_h = snap.hosts
     assert (slow_h.host, fast_h.host) == ("slow-1", "fast-1")
-    assert "no answer within 2.0s (timeout)" in (slow_h.health.health_error or "")
-    assert fast_h.recommendations.ok and fast_h.flags.pid == fast.pid()
+    assert "no answer within 2.0s (timeout)" in (slow_h.health.endpoints[0].error or "")
+    assert fast_h.probe.ok and fast_h.flags.pid == fast.pid()
     # Concurrent, not one after the other: the fast host finished while the slow one was still waiting.
     assert fast_h.taken_at < slow_h.taken_at
     assert fast_h.elapsed_s < slow_h.elapsed_s

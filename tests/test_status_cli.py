@@ -77,10 +77,18 @@ def test_status_json_reports_both_environments_as_they_really_are(simulation: Si
         ]
         assert "Feature flags - Advanced: True" in flags["log_line"]
         health = host["health"]
-        assert (health["health_status"], health["health"], health["version"]) == (200, "healthy", "7.5.0")
-        assert health["ready"] is True and health["disagree"] is False
-        recs = host["recommendations"]
-        assert recs["ok"] and recs["mode"] == "advanced" and recs["total_posts"] == POST_COUNT
+        live, ready = health["endpoints"]["liveness"], health["endpoints"]["readiness"]
+        assert (live["endpoint"], live["status"], live["said"], health["version"]) == (
+            "/health",
+            200,
+            "healthy",
+            "7.5.0",
+        )
+        assert (ready["endpoint"], ready["ok"], health["truth"]) == ("/health/ready", True, "readiness")
+        assert health["healthy"] is True and health["verdict"] is True and health["disagree"] is False
+        recs = host["probe"]
+        assert (recs["title"], recs["request"]) == ("Test recommendations", "best-times")
+        assert recs["ok"] and recs["modes"] == ["advanced"] and recs["count"] == POST_COUNT
         assert 0 < recs["latency_s"] < 2
         # The RSS is the service process's own, as /proc says right now.
         assert abs(host["memory"]["rss_mb"] - proc_rss_mb(sim_host.pid() or 0)) < 20
@@ -155,7 +163,7 @@ def test_a_flag_flip_shows_as_drift_until_the_restart_then_in_all_three_sources(
     assert h["flags"]["drift"] == [] and h["flags"]["stale_process"] is False
     assert h["flags"]["pid"] == host.pid() != old_pid
     assert "Time-weighting: False" in h["flags"]["log_line"]
-    assert h["recommendations"]["mode"] == "advanced"  # the master flag is still on
+    assert h["probe"]["modes"] == ["advanced"]  # the master flag is still on
     assert check.code == 0, check
 
     # The quick rollback's end state: master off, restarted → legacy mode, as the runbook expects.
@@ -164,7 +172,7 @@ def test_a_flag_flip_shows_as_drift_until_the_restart_then_in_all_three_sources(
     status, check = run_cli_many(sim.config_path, ["status", "--json"], ["check", "staging", "--json"], secrets=secrets)
     h = environment_of(status.json, "staging")["hosts"][0]
     assert h["flags"]["process"]["advanced"] is False and h["flags"]["log"]["advanced"] is False
-    assert h["recommendations"]["mode"] == "legacy" and h["recommendations"]["total_posts"] == POST_COUNT
+    assert h["probe"]["modes"] == ["legacy"] and h["probe"]["count"] == POST_COUNT
     assert check.code == 0 and checks_of(check.json)["recommendations"]["detail"] == f"{POST_COUNT} posts, legacy mode"
     assert host.env_file.read_text().count(f"{ADVANCED}=false") == 1
 
@@ -296,14 +304,18 @@ def test_memory_fault_grows_rss_and_a_lower_threshold_recommends_partial_rollbac
 
 def test_ready_down_disagrees_with_health_and_fails_the_health_check(faulted: Faulted) -> None:
     health = faulted.env("ready")["hosts"][0]["health"]
-    assert health["healthy"] is True and health["health"] == "healthy"  # /health is hard-coded
-    assert health["ready"] is False and health["ready_status"] == 503 and health["disagree"] is True
-    assert health["ready_components"]["database"].startswith("unhealthy")
-    assert "/health/ready NOT READY  ← disagree: /health is hard-coded healthy" in faulted.text
+    live, ready = health["endpoints"]["liveness"], health["endpoints"]["readiness"]
+    assert live["ok"] is True and live["said"] == "healthy"  # /health is hard-coded
+    assert ready["ok"] is False and ready["status"] == 503 and ready["error"] is None and ready["truthful"] is True
+    assert health["disagree"] is True and health["verdict"] is False and health["healthy"] is False
+    assert ready["components"]["database"].startswith("unhealthy")
+    # The profile's words: which endpoint tells the truth, and its note on the other.
+    assert "/health/ready 503 NOT OK  ← disagree\n" in faulted.text
+    assert '/health is hard-coded "healthy", even with the database down; /health/ready tells the truth' in faulted.text
     check = faulted.checks["ready"]
     assert check.code == 1 and failed_checks(check.json) == ["health"]
     detail = checks_of(check.json)["health"]["detail"]
-    assert "/health/ready NOT ready" in detail and "/health is hard-coded healthy" in detail
+    assert "/health/ready 503 NOT OK: database: unhealthy" in detail and '/health is hard-coded "healthy"' in detail
 
 
 def test_a_restart_that_keeps_the_stale_environment_is_caught(faulted: Faulted) -> None:
@@ -330,8 +342,8 @@ def test_a_service_that_crashed_on_start_is_reported_not_running(faulted: Faulte
     assert h["reachable"] is True  # the host answers; its service does not
     assert h["flags"]["errors"]["process"].startswith("local: service not running (pid command: ")
     assert h["flags"]["env_file"] is not None and h["memory"]["rss_mb"] is None
-    assert h["health"]["health_error"].startswith("GET /health: cannot connect")
-    assert h["recommendations"]["login_error"].startswith("POST /auth/login: cannot connect")
+    assert h["health"]["endpoints"]["liveness"]["error"].startswith("GET /health: cannot connect")
+    assert h["probe"]["login_error"].startswith("POST /auth/login: cannot connect")
     assert env["signals"]["unhealthy"] is True
     check = faulted.checks["crash"]
     assert check.code == 1 and {"health", "recommendations", "response_time"} <= set(failed_checks(check.json))
@@ -347,11 +359,13 @@ def test_scenario_b_is_missing_data_even_with_http_200(make_simulation: MakeSimu
         sim.config_path, ["status", "--json"], ["check", "staging", "--json"], secrets=sim_secrets(sim)
     )
     env = environment_of(status.json, "staging")
-    recs = env["hosts"][0]["recommendations"]
+    recs = env["hosts"][0]["probe"]
     assert recs["status"] == 200 and recs["failed"] is True and recs["ok"] is False
-    assert "content_type_stats" in recs["failure"]
+    assert recs["kind"] == "failed" and recs["failure"] == "status-failed"
+    assert "content_type_stats" in recs["message"]
     assert env["signals"]["missing_data"] is True
     missing = [f for f in env["recommendation"]["findings"] if f["symptom"] == "Missing data in response"]
     assert missing[0]["lit"] is True
     assert check.code == 1 and "recommendations" in failed_checks(check.json)
-    assert checks_of(check.json)["recommendations"]["detail"].startswith('HTTP 200 but status "failed": ')
+    # The profile's title of the failure shape, then what the service said.
+    assert checks_of(check.json)["recommendations"]["detail"].startswith("HTTP 200 with status: failed: ")

@@ -169,7 +169,7 @@ async def test_a_failed_step_and_its_undo(make_simulation) -> None:
         await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
         await pilot.pause()
         text = " ".join(str(s.render()) for s in app.screen.query(Static))
-        assert "Validate" in text and 'status "failed"' in text
+        assert "Validate" in text and "HTTP 200 with status: failed" in text  # the profile's failure title
         await pilot.press("u")
         await until(lambda: run_outcome(app) is not None, pilot, timeout=120)
         assert run_outcome(app) == "undone"

@@ -12,15 +12,53 @@ from console.journal import Journal, Who
 from console.journal.records import iso
 from console.probes.snapshot import (
     DatabaseReport,
+    EndpointReport,
     EnvironmentSnapshot,
     FlagReport,
     HealthReport,
     HostSnapshot,
     LogReport,
     MemoryReport,
-    RecommendationReport,
+    ProbeReport,
 )
 from tests.phase4 import ALL_OFF, ALL_ON, RULES
+
+
+def health(*, ready: bool, database: str) -> HealthReport:
+    """/health hard-coded healthy; /health/ready, the truthful one, as given."""
+    return HealthReport(
+        (
+            EndpointReport("liveness", "/health", False, 200, True, "healthy", "7.5.0"),
+            EndpointReport(
+                "readiness",
+                "/health/ready",
+                True,
+                200 if ready else 503,
+                ready,
+                None if ready else "`ready` is a boolean (False), not True",
+                components=(("database", database),),
+            ),
+        ),
+        note='/health is hard-coded "healthy", even with the database down; /health/ready tells the truth',
+    )
+
+
+def best_times(latency_s: float) -> ProbeReport:
+    """An advanced-mode answer of 629 posts, as the Phase 4 profile reads it."""
+    return ProbeReport(
+        title="Test recommendations",
+        request="best-times",
+        login_status=200,
+        status=200,
+        latency_s=latency_s,
+        kind="ok",
+        modes=("advanced",),
+        mode_titles=("advanced mode",),
+        data_present=True,
+        count=629,
+        count_label="posts",
+    )
+
 
 ROOT = Path(tempfile.gettempdir()) / "rollback-console-tui-fixed"
 T0 = 1795850000.0  # 2026-11-27 ~ fixed clock
@@ -158,12 +196,8 @@ def snapshots() -> dict[str, EnvironmentSnapshot]:
             log_line="[INFO] analyticbot.api: 🎛️ Feature flags - Advanced: True, Time-weighting: True, "
             "Content-type: True",
         ),
-        health=HealthReport(
-            200, "healthy", "7.5.0", ready=True, ready_status=200, ready_components=(("database", "healthy"),)
-        ),
-        recommendations=RecommendationReport(
-            login_status=200, status=200, latency_s=0.42, mode="advanced", total_posts=629, data_present=True
-        ),
+        health=health(ready=True, database="healthy"),
+        probe=best_times(0.42),
         logs=LogReport(
             window=100,
             error_lines=0,
@@ -186,17 +220,8 @@ def snapshots() -> dict[str, EnvironmentSnapshot]:
             log_line='{"level": "INFO", "name": "analyticbot.api", "message": "🎛️ Feature flags - '
             'Advanced: True, Time-weighting: True, Content-type: True"}',
         ),
-        health=HealthReport(
-            200,
-            "healthy",
-            "7.5.0",
-            ready=False,
-            ready_status=503,
-            ready_components=(("database", "unhealthy: connection refused"),),
-        ),
-        recommendations=RecommendationReport(
-            login_status=200, status=200, latency_s=6.21, mode="advanced", total_posts=629, data_present=True
-        ),
+        health=health(ready=False, database="unhealthy: connection refused"),
+        probe=best_times(6.21),
         logs=LogReport(
             window=100,
             error_lines=7,

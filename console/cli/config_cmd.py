@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from console.cli import EXIT_OK, EXIT_USAGE
-from console.config import ConfigError, load_config
+from console.config import Config, ConfigError, load_config
 from console.config.reader import Problem
 
 
@@ -54,6 +55,12 @@ def run_validate(args: argparse.Namespace) -> int:
                 print(problem, file=sys.stderr)
             print(f"{path}: {len(found)} problem(s): the profile of {users} cannot be used", file=sys.stderr)
         return EXIT_USAGE
+    missing = _missing_parameters(args.file, config)
+    if missing:
+        for problem in missing:
+            print(problem, file=sys.stderr)
+        print(f"{args.file}: {len(missing)} problem(s)", file=sys.stderr)
+        return EXIT_USAGE
     envs = ", ".join(
         f"{e.name} ({e.kind}, {len(e.hosts)} host{'s' if len(e.hosts) != 1 else ''}"
         + (f" from {e.hosts_source()}" if e.inventory else "")
@@ -67,6 +74,34 @@ def run_validate(args: argparse.Namespace) -> int:
         envs += "; profiles: " + ", ".join(f"{n} {p}" for n, p in names.items())
     print(f"{args.file}: ok — {envs}")
     return EXIT_OK
+
+
+def _missing_parameters(file: str, config: Config) -> list[Problem]:
+    """A parameter of an environment's probe that neither the config nor the profile gives a value."""
+    from console.config.locate import key_lines, locate
+    from console.probes.parameters import CONFIG_KEYS, values_for
+    from console.runbook.load import profile_of, profile_path
+
+    try:
+        index = key_lines(Path(file).read_text(encoding="utf-8", errors="replace"))
+    except OSError:
+        index = {}
+    out = []
+    for e in config.environments.values():
+        for name, value in values_for(e, profile_of(e).probe).items():
+            if value is None:
+                where = ("environments", e.name)
+                also = f"set {name} here, or " if name in CONFIG_KEYS else ""
+                out.append(
+                    Problem(
+                        file,
+                        locate(index, where),
+                        f"environments.{e.name}",
+                        f"the probe's parameter {name} has no value: {also}give it one in "
+                        f"[probe.parameters.{name}.environments] of {profile_path(e)}",
+                    )
+                )
+    return out
 
 
 def _profile_name(path: str | None) -> str:

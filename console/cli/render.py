@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from console.config.model import Config
 from console.matrix import Recommendation, memory_level
-from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.probes.snapshot import EndpointReport, EnvironmentSnapshot, HostSnapshot
 from console.safe_text import clean
 from console.validation import Check
 
@@ -60,22 +60,15 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
             )
     for p in f.env_file_problems:
         out.append(f"    env file: {p}")
-    hr = h.health
-    ready = {True: "ready", False: "NOT READY", None: "?"}[hr.ready]
-    health = f"/health {hr.health_status or '—'} {hr.health or hr.health_error or ''}".rstrip()
-    line = f"    health       {health} · /health/ready {ready}"
-    if hr.disagree:
-        line += "  ← disagree: /health is hard-coded healthy"
-    out.append(line)
-    if hr.ready_error:
-        out.append(f"                 {hr.ready_error}")
-    r = h.recommendations
-    if r.login_error or r.error:
-        out.append(f"    best-times   {r.login_error or r.error}")
+    out.extend(health_lines(h))
+    r = h.probe
+    if r.problem:
+        out.append(f"    {r.name:<12} {r.problem}")
     elif r.failed:
-        out.append(f'    best-times   {_ms(r.latency_s)} · HTTP 200 but status "failed": {r.failure}')
+        out.append(f"    {r.name:<12} {_ms(r.latency_s)} · {r.failure_text}")
     else:
-        out.append(f"    best-times   {_ms(r.latency_s)} · {r.mode} mode · {r.total_posts} posts")
+        said = " · ".join(x for x in (_ms(r.latency_s), r.mode_text, r.counted) if x)
+        out.append(f"    {r.name:<12} {said}" + ("" if r.data_present is not False else " · NO DATA"))
     lg = h.logs
     if lg.error:
         out.append(f"    errors       {lg.error}")
@@ -92,6 +85,28 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
     else:
         out.append(f"    memory       {m.error or '—'}")
     return out
+
+
+def health_lines(h: HostSnapshot) -> list[str]:
+    """Each endpoint (``/live 200 healthy · /ready 503 NOT OK``) and, when they disagree, which tells the truth."""
+    hr = h.health
+    if not hr.endpoints:
+        return [f"    health       {hr.error or 'not measured'}"]
+    shown = [f"{e.endpoint} {e.status or '—'} {_word(e)}" for e in hr.endpoints]
+    line = "    health       " + " · ".join(shown)
+    out = [line + ("  ← disagree" if hr.disagree else "")]
+    out.extend(f"                 {e.error}" for e in hr.endpoints if e.error)
+    if hr.disagree:  # which one to believe, in the profile's words
+        truth = hr.truth
+        assert truth is not None
+        out.append(f"                 {hr.note or f'{truth.endpoint} tells the truth'}")
+    return out
+
+
+def _word(e: EndpointReport) -> str:
+    if e.ok is None:
+        return "?"
+    return (e.said or "ok") if e.ok else "NOT OK"
 
 
 def snapshot_text(s: EnvironmentSnapshot, rec: Recommendation, config: Config) -> str:

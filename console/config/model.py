@@ -118,13 +118,15 @@ class Environment:
     kind: str
     hosts: tuple[Host, ...]
     api_url: str
-    channel_id: int
     env_file: str
     restart_command: str
     pid_command: str
-    login_email: str
-    password: SecretRef
-    days: int = 90
+    # The Phase 4 probe's parameters, set here as before profiles: each overrides the profile's
+    # value for this environment (console.probes.parameters); None: the profile's.
+    channel_id: int | None = None
+    login_email: str | None = None
+    password: SecretRef | None = None
+    days: int | None = None
     reload_command: str | None = None
     force_restart_command: str | None = None
     log_file: str | None = None

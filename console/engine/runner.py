@@ -18,8 +18,9 @@ from console import failpoints
 from console.config.model import Host
 from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, StepFailed
 from console.events import Event
-from console.probes.collect import reachable_base
+from console.probes.collect import reachable_base, unusable_profile
 from console.probes.http import probe_health
+from console.runbook import ProfileError, profile_of
 from console.transport.base import TransportError
 
 OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal
@@ -478,23 +479,32 @@ class UndoState:
 
 
 class HealthGate(Step):
-    """Rolling mode, between batches: /health and /health/ready of a host of the batch."""
+    """Rolling mode, between batches: the profile's health endpoints on a host of the batch
+    (liveness and readiness)."""
 
     id = "health-gate"
     title = "Health gate before the next batch"
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
-        return "GET /health and /health/ready"
+        try:
+            health = profile_of(ctx.env).health
+        except ProfileError:
+            return "GET the service profile's health endpoints (the profile cannot be read)"
+        return "GET " + " and ".join(e.endpoint for e in (health.liveness, health.readiness) if e)
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         assert host is not None
+        try:
+            profile = profile_of(ctx.env)
+        except ProfileError as exc:
+            raise StepFailed(unusable_profile(ctx.env, exc)) from None
         transport = await ctx.transport(host)
         base = await reachable_base(ctx.env, host, transport)
-        health = await probe_health(ctx.prober.client, base)
-        return {"health": health.health_status, "healthy": health.healthy, "ready": health.ready}
+        health = await probe_health(ctx.prober.client, base, profile.health)
+        return {"health": health.describe(), "healthy": health.healthy, "verdict": health.verdict}
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
-        detail = f"/health {facts['health']}, ready {facts['ready']}"
-        if not facts["healthy"] or facts["ready"] is False:
+        detail = facts["health"]
+        if not facts["healthy"]:  # not ok, or not known to be: the next batch does not start on a guess
             raise StepFailed(f"health gate: {detail}: the next batch waits", facts=facts)
         return detail

@@ -18,7 +18,7 @@ from pathlib import PurePath
 from typing import Any
 from urllib.parse import quote, unquote, urlsplit
 
-from console.config.model import Config, SecretError, SecretRef
+from console.config.model import Config, Environment, SecretError, SecretRef
 
 REDACTED = "[REDACTED]"
 MAX_STRING = 8 * 1024  # characters kept of any one string
@@ -173,19 +173,32 @@ _MEMO_LEN = 200
 _patterns_memo = functools.lru_cache(maxsize=4096)(_patterns_uncached)
 
 
+def _probe_secrets(env: Environment) -> list[SecretRef]:
+    """The secrets the environment's profile gives its probe (a password per environment)."""
+    from console.probes.parameters import secrets_of
+    from console.runbook import ProfileError, profile_of
+
+    try:
+        return secrets_of(env, profile_of(env).probe)
+    except ProfileError:  # nothing of a broken profile is used, so nothing of it can leak
+        return []
+
+
 def known_secrets(config: Config) -> list[str]:
     """Every secret the config points at (API passwords, database DSNs, the webhook),
     resolved, for a Redactor. Secrets that cannot be resolved now are skipped: they
     cannot leak from this process either."""
     refs: list[SecretRef] = []
     for env in config.environments.values():
-        refs.append(env.password)
+        if env.password is not None:
+            refs.append(env.password)
+        refs.extend(_probe_secrets(env))
         if env.database is not None:
             refs.append(env.database.dsn)
     if config.notifications.webhook is not None:
         refs.append(config.notifications.webhook)
     values = []
-    for ref in refs:
+    for ref in dict.fromkeys(refs):  # the config's password is the probe's too: resolved once
         try:
             values.append(ref.resolve())
         except SecretError:

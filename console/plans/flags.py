@@ -6,14 +6,15 @@ import asyncio
 import shlex
 import time
 
-from console.config.model import Host, SecretError
+from console.config.model import Host
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FlagSet
 from console.issues import API_WONT_START, ENV_NOT_TAKING_EFFECT
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
-from console.probes import http, logs
-from console.probes.collect import reachable_base, read_log_window, read_pid
-from console.runbook import profile_of
+from console.probes import logs
+from console.probes.collect import read_log_window, read_pid
+from console.probes.parameters import ParameterProblem, probe_preview
+from console.runbook import ProfileError, profile_of
 from console.transport.base import TransportError
 
 RESTART_TIMEOUT_S = 120.0
@@ -200,8 +201,7 @@ class AwaitEffect(Step):
         return (
             f"$ {env.expand(env.pid_command, host)}\n"
             f"$ cat /proc/$PID/environ | tr '\\0' '\\n' | grep -E '^({envs})='\n"
-            f"$ curl -H 'Authorization: Bearer …' {env.expand(env.api_url, host)}"
-            f"/analytics/predictive/best-times/{env.channel_id}?days={env.days}\n"
+            f"$ {probe_preview(env, env.expand(env.api_url, host), as_curl=True)[-1]}\n"
             f"$ {'tail -n 200 ' + shlex.quote(env.expand(env.log_file, host)) if env.log_file else env.log_command}"
             f" | grep '{profile.log.flag_line.head}'"
         )
@@ -258,7 +258,7 @@ class AwaitEffect(Step):
                     detail = seen["error"]
                 elif seen.get("process") == want.as_dict():
                     # The process is right; what is missing is the log's word for it.
-                    why = f": the best-times request that makes it log failed ({seen['trigger']})"
+                    why = f": the probe's request that makes it log failed ({seen['trigger']})"
                     detail = "the process has the new flags, but the log shows no flag line with them" + (
                         why if seen.get("trigger") else ""
                     )
@@ -274,26 +274,16 @@ class AwaitEffect(Step):
     async def _trigger_and_read(
         self, ctx: RunContext, host: Host, transport, want: FlagSet
     ) -> tuple[str | None, str | None]:
-        """A best-times request makes the service log its flag line; then read it back.
+        """The profile's probe request (Phase 4: best-times) makes the service log its flag line; then read it back.
         Returns the flag line (None: not there yet) and why the request failed, if it did."""
         env = ctx.env
         trigger_error: str | None = None
         try:
-            password = env.password.resolve()
-        except SecretError as exc:
+            report = await ctx.prober.probe_once(env, host, transport)
+            trigger_error = report.problem
+        except (ProfileError, ParameterProblem) as exc:
             # A missing secret does not come back by waiting: say so now, not in 45 s.
-            raise StepFailed(f"cannot log in to make the service log its flags: {exc}") from None
-        try:
-            base = await reachable_base(env, host, transport)
-            report = await http.probe_recommendations(
-                ctx.prober.client,
-                base,
-                email=env.login_email,
-                password=password,
-                channel_id=env.channel_id,
-                days=env.days,
-            )
-            trigger_error = report.login_error or report.error
+            raise StepFailed(f"cannot send the request that makes the service log its flags: {exc}") from None
         except Exception as exc:  # the log check below decides; the validation step reports HTTP problems
             trigger_error = f"{type(exc).__name__}: {exc}"
         read = await read_log_window(env, host, transport, 200, 200, 10)

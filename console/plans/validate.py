@@ -6,16 +6,17 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from console.config.model import Host
+from console.config.model import Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.events import Event
 from console.flags import FlagSet
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
+from console.probes.parameters import probe_preview
 from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import profile_of
+from console.runbook import ProfileError, profile_of
 from console.runbook.model import Profile
 from console.transport.base import TransportError
 from console.validation import Check, validate
@@ -86,14 +87,14 @@ class ValidateRollback(Step):
             if env.log_file
             else env.log_command
         )
+        health, probe, modes, request = _probe_words(env, url)
         return "\n".join(
             [
-                f"1. health          curl {url}/health ; curl {url}/health/ready",
+                f"1. health          {health}",
                 f"2. flag status     {log} | grep 'Feature flags'  (and /proc/$PID/environ)",
-                f"3. recommendations POST {url}/auth/login ; GET {url}/analytics/predictive/best-times/"
-                f"{env.channel_id}?days={env.days}  (advanced = non-empty lists)",
+                f"3. recommendations {' ; '.join(probe)}" + (f"  (modes: {modes})" if modes else ""),
                 f"4. error rate      {log} | grep ERROR | wc -l  → 0 (lines since the restart)",
-                f"5. response time   best-times < {ctx.config.thresholds.response_time_ok_s:g}s",
+                f"5. response time   {request} < {ctx.config.thresholds.response_time_ok_s:g}s",
             ]
         )
 
@@ -170,6 +171,19 @@ class ValidateRollback(Step):
         return f"all {len(facts.get('checks') or [])} validations pass"
 
 
+def _probe_words(env: Environment, url: str) -> tuple[str, list[str], str, str]:
+    """The profile's health endpoints as curls, its probe's requests, its modes, its request's name."""
+    try:
+        profile = profile_of(env)
+    except ProfileError:
+        broken = "(the service profile cannot be read: `rollback-console config validate` says why)"
+        return broken, [], "", "the request"
+    health = profile.health
+    curls = " ; ".join(f"curl {url}{e.endpoint}" for e in (health.liveness, health.readiness) if e)
+    modes = ", ".join(m.id for m in profile.probe.answer.modes)
+    return curls, probe_preview(env, url), modes, profile.probe.request.title or "the request"
+
+
 def _restarted(ctx: RunContext, host: str) -> bool:
     return ctx.fact(RestartService.id, host, "log_offset") is not None
 
@@ -183,6 +197,8 @@ def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str,
     all_off = FlagSet.every(profile.flags, False)
     head = profile.log.flag_line.head
     per_host = []
+    # The modes the probe answers in with every flag off (Phase 4: legacy).
+    legacy = profile.probe.answer.expected_modes(profile.flags.effective(dict(all_off)))
     for h in snapshot.hosts:
         if h.unreachable:
             per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
@@ -195,7 +211,7 @@ def _code_flags(ctx: RunContext, snapshot: EnvironmentSnapshot, since: dict[str,
         if log is not None:
             ok = log == all_off
             detail = f"log: {log.describe()}" + (f"; {ignored}" if ok else " — expected all off (the code before)")
-        elif h.recommendations.mode == "legacy":
+        elif legacy and h.probe.kind == "ok" and set(legacy) <= set(h.probe.modes):
             ok, detail = True, f"no {head} line since the restart and a legacy answer; {ignored}"
         else:
             ok, detail = False, h.flags.log_error or f"no {head} line in the log and no legacy answer"

@@ -1,8 +1,9 @@
 """One round of probes for an environment: every host at once, every probe bounded.
 
-Flags (env file, process, log), health, login + best-times, log errors, memory, and
-the database. Probes that do not depend on each other run concurrently; the log is
-read after the best-times request so its latest flag line is this process's.
+Flags (env file, process, log), health and the functional probe as the environment's
+service profile describes them (Phase 4: login + best-times), log errors, memory, and the
+database. Probes that do not depend on each other run concurrently; the log is read after
+the functional probe's request so its latest flag line is this process's.
 """
 
 from __future__ import annotations
@@ -16,10 +17,10 @@ from urllib.parse import urlsplit, urlunsplit
 
 import httpx
 
-from console.config.model import Config, Environment, Host, SecretError
+from console.config.model import Config, Environment, Host
 from console.envfile import EnvProblem, parse_env
 from console.flags import FlagSet
-from console.probes import http, logs
+from console.probes import http, logs, parameters
 from console.probes.httppool import OriginPools
 from console.probes.snapshot import (
     DatabaseReport,
@@ -29,9 +30,10 @@ from console.probes.snapshot import (
     HostSnapshot,
     LogReport,
     MemoryReport,
-    RecommendationReport,
+    ProbeReport,
 )
-from console.runbook import profile_of
+from console.runbook import ProfileError, profile_of, profile_path
+from console.runbook.model import Probe
 from console.transport.base import Transport, TransportError
 from console.transport.pool import TransportPool
 
@@ -39,6 +41,15 @@ LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
 
 
 AlsoLog = Callable[[Host], Awaitable[None]]
+
+
+def unusable_profile(env: Environment, exc: ProfileError) -> str:
+    """A broken profile in one line; `config validate` lists every problem."""
+    n = len(exc.problems)
+    return (
+        f"the service profile {profile_path(env)} cannot be used ({n} problem{'s' if n != 1 else ''}: "
+        f"`rollback-console config validate` lists them)"
+    )
 
 
 class NotRunning(TransportError):
@@ -252,6 +263,7 @@ class Prober:
             elapsed_s=time.monotonic() - start,
             hosts=hosts,  # type: ignore[arg-type]
             database=db,  # type: ignore[arg-type]
+            profile=profile_path(env),
         )
 
     async def probe_host(self, env: Environment, host: Host, also_log: AlsoLog | None = None) -> HostSnapshot:
@@ -282,7 +294,7 @@ class Prober:
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
         process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
         self._resolve_secrets()
-        (health, recs), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
+        (health, probe), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
         log_t = bounded(
             read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
@@ -310,7 +322,7 @@ class Prober:
             elapsed_s=time.monotonic() - start,
             flags=flags,
             health=health,
-            recommendations=recs,
+            probe=probe,
             logs=log_report,
             memory=memory,
         )
@@ -361,31 +373,47 @@ class Prober:
                 report["log_error"] = f'no "{head}" line in the last {log_r.total} log lines'
         return FlagReport(**report)
 
-    async def _http(
-        self, env: Environment, host: Host, transport: Transport
-    ) -> tuple[HealthReport, RecommendationReport]:
+    async def _http(self, env: Environment, host: Host, transport: Transport) -> tuple[HealthReport, ProbeReport]:
+        """The profile's health endpoints and its functional probe, at once."""
+        try:
+            profile = profile_of(env)
+        except ProfileError as exc:
+            why = unusable_profile(env, exc)
+            return HealthReport(error=why), ProbeReport(error=why)
         try:
             base = await reachable_base(env, host, transport)
         except TransportError as exc:
-            return HealthReport(health_error=str(exc)), RecommendationReport(error=str(exc))
-        health_t = http.probe_health(self.client, base)
-        try:
-            password = env.password.resolve()
-        except SecretError as exc:
-            return await health_t, RecommendationReport(login_error=f"login: {exc}")
-        if not password:  # else the API's 401 would look like a wrong password
-            empty = f"login: the password in {env.password.describe()} is empty; nothing was sent"
-            return await health_t, RecommendationReport(login_error=empty)
-        recs_t = http.probe_recommendations(
-            self.client, base, email=env.login_email, password=password, channel_id=env.channel_id, days=env.days
+            return HealthReport(error=str(exc)), ProbeReport(error=str(exc))
+        health, probe = await asyncio.gather(
+            http.probe_health(self.client, base, profile.health), self._functional(env, base, profile.probe)
         )
-        health, recs = await asyncio.gather(health_t, recs_t)
-        return health, recs
+        return health, probe
+
+    async def _functional(self, env: Environment, base: str, probe: Probe) -> ProbeReport:
+        """The functional probe with this environment's parameter values; a value missing or a
+        secret that cannot be read is said before anything is sent."""
+        try:
+            values = parameters.resolve(env, probe)
+        except parameters.ParameterProblem as exc:
+            said = ProbeReport(title=probe.title, request=probe.request.title, count_label=probe.answer.count_label)
+            return (
+                dataclasses.replace(said, login_error=str(exc))
+                if exc.login
+                else dataclasses.replace(said, error=str(exc))
+            )
+        return await http.run_probe(self.client, base, probe, values)
+
+    async def probe_once(self, env: Environment, host: Host, transport: Transport) -> ProbeReport:
+        """The functional probe on one host (a flags step uses it to make the service log its flags).
+        ProfileError or ParameterProblem when it cannot be sent at all (nothing was sent)."""
+        probe = profile_of(env).probe
+        values = parameters.resolve(env, probe)
+        return await http.run_probe(self.client, await reachable_base(env, host, transport), probe, values)
 
     async def remeasure_slow(
         self, env: Environment, snapshot: EnvironmentSnapshot, threshold_s: float, *, concurrency: int = 4
     ) -> EnvironmentSnapshot:
-        """Best-times again for each host whose answer took ``threshold_s`` or more, a few at a time.
+        """The functional probe again for each host whose answer took ``threshold_s`` or more, a few at a time.
 
         The first round probes every host at once (and, in a run, right after the run's own
         burst of restarts and checks): on a fleet that load is the console's, not the
@@ -394,9 +422,7 @@ class Prober:
         slow = [
             h
             for h in snapshot.hosts
-            if not h.unreachable
-            and h.recommendations.latency_s is not None
-            and h.recommendations.latency_s >= threshold_s
+            if not h.unreachable and h.probe.latency_s is not None and h.probe.latency_s >= threshold_s
         ]
         if not slow:
             return snapshot
@@ -411,31 +437,34 @@ class Prober:
         )
 
         async def again(h: HostSnapshot) -> HostSnapshot:
-            first = h.recommendations
+            first = h.probe
             async with gate:
-                report = await self._recommendations(env, by_name[h.host])
+                report = await self._probe_again(env, by_name[h.host])
             note = f"{how} (that round took {first.latency_s:.2f}s, {at_once})"
             return dataclasses.replace(
-                h, recommendations=dataclasses.replace(report, measured=note, first_latency_s=first.latency_s)
+                h, probe=dataclasses.replace(report, measured=note, first_latency_s=first.latency_s)
             )
 
         redone = {h.host: h for h in await asyncio.gather(*(again(h) for h in slow))}
         return dataclasses.replace(snapshot, hosts=tuple(redone.get(h.host, h) for h in snapshot.hosts))
 
-    async def _recommendations(self, env: Environment, host: Host) -> RecommendationReport:
-        """Login and best-times on one host, bounded by the probe timeout."""
+    async def _probe_again(self, env: Environment, host: Host) -> ProbeReport:
+        """The functional probe on one host, bounded by the probe timeout."""
         timeout = self.config.thresholds.probe_timeout_s
         try:
             transport = await asyncio.wait_for(self.pool.get(host), timeout)
-            base = await reachable_base(env, host, transport)
-            password = env.password.resolve()
         except TimeoutError:
-            return RecommendationReport(error=f"{host.describe()}: no connection within {timeout:.0f}s")
-        except (TransportError, SecretError) as exc:
-            return RecommendationReport(error=str(exc))
-        return await http.probe_recommendations(
-            self.client, base, email=env.login_email, password=password, channel_id=env.channel_id, days=env.days
-        )
+            return ProbeReport(error=f"{host.describe()}: no connection within {timeout:.0f}s")
+        except TransportError as exc:
+            return ProbeReport(error=str(exc))
+        try:
+            return await self.probe_once(env, host, transport)
+        except ProfileError as exc:
+            return ProbeReport(error=unusable_profile(env, exc))
+        except parameters.ParameterProblem as exc:
+            return ProbeReport(login_error=str(exc)) if exc.login else ProbeReport(error=str(exc))
+        except TransportError as exc:
+            return ProbeReport(error=str(exc))
 
     async def probe_database(self, env: Environment) -> DatabaseReport:
         assert env.database is not None

@@ -1,4 +1,5 @@
-"""HTTP probes of the API: /health, /health/ready, login and best-times.
+"""HTTP probes of the API, as its service profile describes them: the health endpoints and
+the functional probe (a login when it has one, then its request).
 
 Every request has a timeout and a bounded body; every failure becomes a sentence
 that says which endpoint and what went wrong, never the password or the token.
@@ -7,15 +8,20 @@ that says which endpoint and what went wrong, never the password or the token.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import os
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import httpx
 
 from console.probes import jsonbody
-from console.probes.snapshot import HealthReport, RecommendationReport
+from console.probes.parameters import login_names
+from console.probes.snapshot import EndpointReport, HealthReport, ProbeReport
+from console.runbook.model import Endpoint, Health, Probe
+from console.runbook.predicates import Predicate, json_type
 
 MAX_BODY = 4 * 1024 * 1024
 DEFAULT_DEADLINE_S = 10.0  # when the client has no read timeout
@@ -177,54 +183,90 @@ def seen(value: Any) -> str:
     return type(value).__name__
 
 
-async def probe_health(client: httpx.AsyncClient, base: str) -> HealthReport:
-    """/health and /health/ready at once: a dead service costs one probe timeout, not two."""
-    health, ready = await asyncio.gather(_health(client, base), _ready(client, base))
-    return HealthReport(**health, **ready)
+async def probe_health(client: httpx.AsyncClient, base: str, health: Health) -> HealthReport:
+    """The profile's health endpoints at once: a dead service costs one probe timeout, not two."""
+    asked = [(role, e) for role, e in (("liveness", health.liveness), ("readiness", health.readiness)) if e]
+    found = await asyncio.gather(*(_endpoint(client, base, role, e, role == health.truth) for role, e in asked))
+    return HealthReport(tuple(found), note=health.note)
 
 
-async def _health(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
-    what = "GET /health"
+async def _endpoint(client: httpx.AsyncClient, base: str, role: str, e: Endpoint, truthful: bool) -> EndpointReport:
+    what = f"GET {e.endpoint}"
+    out = EndpointReport(role, e.endpoint, truthful)
     try:
-        r = await request(client, "GET", f"{base}/health", what=what)
+        r = await request(client, "GET", f"{base}{e.endpoint}", what=what)
     except ProbeFailed as exc:
-        return dict(health_error=str(exc))
-    if r.status != 200:
-        return dict(health_status=r.status, health_error=_status_error(what, r))
-    if not isinstance(r.body, dict):
-        return dict(health_status=r.status, health_error=f"{what}: HTTP 200 but the answer is {seen(r.body)}")
-    status, version = r.body.get("status"), r.body.get("version")
-    out: dict[str, Any] = dict(health_status=r.status, health=status if isinstance(status, str) else None)
+        return dataclasses.replace(out, error=str(exc))
+    out = dataclasses.replace(out, status=r.status, version=_version(e, r.body), components=_components(e, r.body))
+    holds = e.ok.holds(r.body)
+    unreadable = None if holds else _unreadable(e.ok, r.body)  # (an `any` that holds may skip a missing key)
+    if r.status != e.status:
+        if unreadable is None and not holds:
+            # The service saying "not ready" in its own words (503 {"ready": false}): an answer, a failing one.
+            return dataclasses.replace(out, ok=False, said=e.ok.explain(r.body))
+        return dataclasses.replace(out, ok=False, error=_status_error(what, r))  # not an answer: an error
+    if unreadable:
+        return dataclasses.replace(out, error=f"{what}: HTTP {r.status} but {unreadable}")
+    if not holds:
+        return dataclasses.replace(out, ok=False, said=e.ok.explain(r.body))
+    return dataclasses.replace(out, ok=True, said=_said(e.ok, r.body))
+
+
+def _leaves(p: Predicate) -> list[Predicate]:
+    return [p] if p.op == "test" else [leaf for item in p.items for leaf in _leaves(item)]
+
+
+# What a test of a value of the wrong JSON type expects, in words.
+_EXPECTED = {
+    "string": "a string",
+    "boolean": "true or false",
+    "integer": "a number",
+    "number": "a number",
+    "array": "a list",
+    "object": "an object",
+}
+
+
+def _unreadable(ok: Predicate, body: Any) -> str | None:
+    """Why the `ok` test cannot judge this answer (not an object; a value of another type than
+    the test compares with), or None. A wrong type is not "not ok": it is not an answer."""
+    leaves = _leaves(ok)
+    if not isinstance(body, dict) and any(leaf.path and leaf.path.steps for leaf in leaves):
+        return f"the answer is {seen(body)}"
+    for leaf in leaves:
+        if leaf.path is None or leaf.test not in ("equals", "not_equals", "one_of"):
+            continue
+        args = leaf.arg if leaf.test == "one_of" else (leaf.arg,)
+        kinds = {"number" if json_type(a) == "integer" else json_type(a) for a in args}
+        value = leaf.path.value(body)
+        kind = json_type(value)
+        if ("number" if kind == "integer" else kind) not in kinds:
+            return f"`{leaf.path.text}` is {seen(value)}, not {' or '.join(_EXPECTED.get(k, k) for k in sorted(kinds))}"
+    return None
+
+
+def _said(ok: Predicate, body: Any) -> str | None:
+    """The word an ok answer used ("healthy"), when its test reads a string."""
+    for leaf in _leaves(ok):
+        value = leaf.path.value(body) if leaf.path else None
+        if isinstance(value, str):
+            return value[:80]
+    return None
+
+
+def _version(e: Endpoint, body: Any) -> str | None:
+    version = e.version.value(body) if e.version else None
     if isinstance(version, str):
-        out["version"] = version[:80]
-    elif isinstance(version, int | float) and not isinstance(version, bool):
-        out["version"] = str(version)[:80]
-    if not isinstance(status, str):
-        out["health_error"] = f"{what}: HTTP 200 but `status` is {seen(status)}, not a string"
-    return out
+        return version[:80]
+    if isinstance(version, int | float) and not isinstance(version, bool):
+        return str(version)[:80]
+    return None
 
 
-async def _ready(client: httpx.AsyncClient, base: str) -> dict[str, Any]:
-    what = "GET /health/ready"
-    try:
-        r = await request(client, "GET", f"{base}/health/ready", what=what)
-    except ProbeFailed as exc:
-        return dict(ready_error=str(exc))
-    body = r.body if isinstance(r.body, dict) else {}
-    components = body.get("components")
+def _components(e: Endpoint, body: Any) -> tuple[tuple[str, str], ...]:
+    components = e.components.value(body) if e.components else None
     items = components.items() if isinstance(components, dict) else ()
-    comps = tuple((str(k)[:80], _component_status(v)) for k, v in items)
-    out: dict[str, Any] = dict(ready_status=r.status, ready_components=comps)
-    if r.status != 200:
-        if body.get("ready") is False:  # the API saying "not ready" (503): an answer, a failing one
-            return dict(out, ready=False)
-        return dict(out, ready=False, ready_error=_status_error(what, r))  # not an answer: an error
-    if not isinstance(r.body, dict):
-        return dict(out, ready=None, ready_error=f"{what}: HTTP 200 but the answer is {seen(r.body)}")
-    ready = body.get("ready")
-    if not isinstance(ready, bool):
-        return dict(out, ready=None, ready_error=f"{what}: HTTP 200 but `ready` is {seen(ready)}, not true or false")
-    return dict(out, ready=ready)
+    return tuple((str(k)[:80], _component_status(v)) for k, v in items)
 
 
 def _component_status(value: Any) -> str:
@@ -235,95 +277,82 @@ def _component_status(value: Any) -> str:
     return str(value)[:120]
 
 
-async def probe_recommendations(
-    client: httpx.AsyncClient, base: str, *, email: str, password: str | None, channel_id: int, days: int
-) -> RecommendationReport:
-    """Log in, then ask for best times, as the runbook's "Test recommendations"."""
-    if password is None:
-        return RecommendationReport(login_error="login: no password (see the environment's password reference)")
+async def run_probe(client: httpx.AsyncClient, base: str, probe: Probe, values: Mapping[str, Any]) -> ProbeReport:
+    """The profile's functional probe (its [probe] table): log in when it has a
+    login, send its request, and judge the answer by the profile's predicates."""
+    report = ProbeReport(title=probe.title, request=probe.request.title, count_label=probe.answer.count_label)
+    headers: dict[str, str] = {}
+    if probe.login is not None:
+        login = await _login(client, base, probe, values)
+        if isinstance(login, ProbeReport):
+            return dataclasses.replace(
+                login, title=report.title, request=report.request, count_label=report.count_label
+            )
+        token, reply = login
+        report = dataclasses.replace(report, login_status=reply.status, login_latency_s=reply.elapsed_s)
+        if probe.request.authenticated:
+            headers[probe.login.header] = f"{probe.login.scheme} {token}".strip()
     try:
-        r = await request(
-            client,
-            "POST",
-            f"{base}/auth/login",
-            what="POST /auth/login",
-            json={"email": email, "password": password, "remember_me": False},
-        )
-    except ProbeFailed as exc:
-        return RecommendationReport(login_error=str(exc))
-    token = r.body.get("access_token") if isinstance(r.body, dict) else None
-    if r.status == 401:
-        return RecommendationReport(login_status=401, login_error=f"POST /auth/login: 401, {email} was refused")
-    if r.status != 200:
-        return RecommendationReport(login_status=r.status, login_error=_status_error("POST /auth/login", r))
-    if not isinstance(token, str) or not token:
-        got = f"`access_token` is {seen(token)}" if isinstance(r.body, dict) else f"the answer is {seen(r.body)}"
-        return RecommendationReport(
-            login_status=r.status, login_error=f"POST /auth/login: HTTP 200 but {got}, not a token"
-        )
-    path = f"/analytics/predictive/best-times/{channel_id}"
-    what = f"GET {path}"
+        path, params = probe.request.target(values)
+    except KeyError as exc:
+        return dataclasses.replace(report, error=f"{probe.request.endpoint}: no value for {{{exc.args[0]}}}")
+    what = f"{probe.request.method} {path}"
     try:
-        b = await request(
-            client,
-            "GET",
-            f"{base}{path}",
-            what=what,
-            params={"days": days},
-            headers={"Authorization": f"Bearer {token}"},
-        )
+        b = await request(client, probe.request.method, f"{base}{path}", what=what, params=params, headers=headers)
     except ProbeFailed as exc:
-        return RecommendationReport(login_status=200, login_latency_s=r.elapsed_s, error=str(exc))
-    return _read_best_times(b, what, login_latency=r.elapsed_s)
-
-
-def _read_best_times(b: Reply, what: str, *, login_latency: float) -> RecommendationReport:
-    """The best-times answer, every level of its envelope checked for type: a wrong type is
-    an error that says what was seen, never a pass."""
-    base = dict(login_status=200, login_latency_s=login_latency, status=b.status, latency_s=b.elapsed_s)
-    if b.status != 200:
-        detail = ""
-        if isinstance(b.body, dict):
-            found = b.body.get("detail") or b.body.get("error") or ""
-            detail = (found if isinstance(found, str) else seen(found))[:200]
-        return RecommendationReport(**base, error=_status_error(what, b) + (f": {detail}" if detail else ""))
-    body = b.body
-    if not isinstance(body, dict):
-        return RecommendationReport(**base, error=f"{what}: HTTP 200 but the answer is {seen(body)}, not an object")
-    data = body.get("data")
-    if not isinstance(data, dict):
-        return RecommendationReport(**base, error=f"{what}: HTTP 200 but `data` is {seen(data)}, not an object")
-    status, success = data.get("status"), body.get("success")
-    wrong = []
-    if status is not None and not isinstance(status, str):
-        wrong.append(f"`data.status` is {seen(status)}, not a string")
-    if success is not None and not isinstance(success, bool):
-        wrong.append(f"`success` is {seen(success)}, not true or false")
-    if not wrong and (status == "failed" or success is False):
-        # The API answers 200 even when its query failed: that is an error.
-        error = data.get("error")
-        said = "status: failed" if status == "failed" else "success: false"
-        failure = error if isinstance(error, str) and error else said
-        return RecommendationReport(**base, failed=True, failure=failure[:300], data_present=False)
-    total = data.get("total_posts_analyzed")
-    if not isinstance(total, int) or isinstance(total, bool) or total < 0:
-        wrong.append(f"`data.total_posts_analyzed` is {seen(total)}, not a whole number")
-    best = data.get("best_times")
-    if not isinstance(best, list):
-        wrong.append(f"`data.best_times` is {seen(best)}, not a list")
-    lists = {}
-    for key in ("best_day_hour_combinations", "content_type_recommendations"):
-        value = data.get(key)
-        if value is not None and not isinstance(value, list):
-            wrong.append(f"`data.{key}` is {seen(value)}, not a list")
-        lists[key] = value
-    if wrong:
-        return RecommendationReport(**base, error=f"{what}: HTTP 200 but " + "; ".join(wrong))
-    # Non-empty lists mean advanced; null-checks are wrong (DESIGN §2).
-    advanced = any(bool(v) for v in lists.values())
-    return RecommendationReport(
-        **base,
-        mode="advanced" if advanced else "legacy",
-        total_posts=total,
-        data_present=bool(best) and total > 0,
+        return dataclasses.replace(report, error=str(exc))
+    report = dataclasses.replace(report, status=b.status, latency_s=b.elapsed_s)
+    spec = probe.answer
+    if b.status != spec.status:
+        detail = next((d for d in (p.value(b.body) for p in spec.error_detail) if d), None)
+        said = (detail if isinstance(detail, str) else seen(detail))[:200] if detail else ""
+        return dataclasses.replace(report, kind="error", error=_status_error(what, b) + (f": {said}" if said else ""))
+    answer = spec.classify(b.status, b.body)
+    if answer.kind == "error":
+        return dataclasses.replace(report, kind="error", error=f"{what}: {answer.message}")
+    titles = {m.id: m.title or m.id for m in spec.modes}
+    failure = next((f for f in spec.failures if f.id == answer.failure), None)
+    return dataclasses.replace(
+        report,
+        kind=answer.kind,
+        message=answer.message or None,
+        failure=answer.failure,
+        failure_title=failure.title if failure else None,
+        modes=answer.modes,
+        mode_titles=tuple(titles[m] for m in answer.modes),
+        data_present=answer.data_present,
+        count=answer.count,
     )
+
+
+async def _login(
+    client: httpx.AsyncClient, base: str, probe: Probe, values: Mapping[str, Any]
+) -> tuple[str, Reply] | ProbeReport:
+    """The token, or a report saying why there is none (never the password)."""
+    login = probe.login
+    assert login is not None
+    what = f"{login.method} {login.endpoint}"
+    try:
+        body = login.json(values)
+    except KeyError as exc:
+        return ProbeReport(login_error=f"{what}: no value for {{{exc.args[0]}}}")
+    try:
+        r = await request(client, login.method, f"{base}{login.endpoint}", what=what, json=body)
+    except ProbeFailed as exc:
+        return ProbeReport(login_error=str(exc))
+    if r.status == login.refused:
+        who = ", ".join(str(values[n]) for n in sorted(login_names(probe)) if _shown_in_messages(probe, n, values))
+        return ProbeReport(login_status=r.status, login_error=f"{what}: {r.status}, {who or 'the login'} was refused")
+    if not 200 <= r.status < 300:
+        return ProbeReport(login_status=r.status, login_error=_status_error(what, r))
+    token = login.token.value(r.body) if isinstance(r.body, dict) else None
+    if not isinstance(token, str) or not token:
+        got = f"`{login.token.text}` is {seen(token)}" if isinstance(r.body, dict) else f"the answer is {seen(r.body)}"
+        return ProbeReport(login_status=r.status, login_error=f"{what}: HTTP {r.status} but {got}, not a token")
+    return token, r
+
+
+def _shown_in_messages(probe: Probe, name: str, values: Mapping[str, Any]) -> bool:
+    """A login parameter that may be named in a message: set, and not a secret."""
+    p = next((p for p in probe.parameters if p.name == name), None)
+    return p is not None and p.type != "secret" and values.get(name) is not None

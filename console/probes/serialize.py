@@ -7,7 +7,7 @@ from collections.abc import Callable
 from typing import Any
 
 from console.matrix import Recommendation
-from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot, flag_dict
+from console.probes.snapshot import EnvironmentSnapshot, HealthReport, HostSnapshot, flag_dict
 from console.validation import Check
 
 Redact = Callable[[str], str]  # applied to every service log line that goes out
@@ -41,13 +41,8 @@ def host_dict(h: HostSnapshot, redact: Redact = _same) -> dict[str, Any]:
                 if v
             },
         },
-        "health": {
-            **{k: v for k, v in dataclasses.asdict(h.health).items() if k != "ready_components"},
-            "ready_components": dict(h.health.ready_components),
-            "healthy": h.health.healthy,
-            "disagree": h.health.disagree,
-        },
-        "recommendations": {**dataclasses.asdict(h.recommendations), "ok": h.recommendations.ok},
+        "health": health_dict(h.health),
+        "probe": {**dataclasses.asdict(h.probe), "ok": h.probe.ok, "failed": h.probe.failed},
         "logs": {
             "window": h.logs.window,
             "error_lines": h.logs.error_lines,
@@ -62,6 +57,19 @@ def host_dict(h: HostSnapshot, redact: Redact = _same) -> dict[str, Any]:
             "rss_mb": h.memory.rss_mb and round(h.memory.rss_mb, 1),
             "error": h.memory.error,
         },
+    }
+
+
+def health_dict(hr: HealthReport) -> dict[str, Any]:
+    """Every endpoint by its role (liveness, readiness), and the verdict the truthful one gives."""
+    return {
+        "healthy": hr.healthy,
+        "verdict": hr.verdict,
+        "disagree": hr.disagree,
+        "truth": hr.truth.role if hr.truth else None,
+        "version": hr.version,
+        "error": hr.error,
+        "endpoints": {e.role: {**dataclasses.asdict(e), "components": dict(e.components)} for e in hr.endpoints},
     }
 
 

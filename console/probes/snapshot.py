@@ -62,47 +62,158 @@ class FlagReport:
 
 
 @dataclass(frozen=True)
-class HealthReport:
-    health_status: int | None = None  # HTTP status of /health
-    health: str | None = None  # its "status" field
+class EndpointReport:
+    """One health endpoint of the profile, and what its answer says by the profile's `ok` test."""
+
+    role: str  # "liveness" or "readiness"
+    endpoint: str  # the path asked ("/live")
+    truthful: bool = False  # the profile says this one tells the truth
+    status: int | None = None  # HTTP status; None: no answer
+    ok: bool | None = None  # the `ok` test holds; None: no answer to judge
+    said: str | None = None  # ok: the value it answered ("healthy"); not ok: why not
     version: str | None = None
-    health_error: str | None = None
-    ready: bool | None = None
-    ready_status: int | None = None
-    ready_components: tuple[tuple[str, str], ...] = ()
-    ready_error: str | None = None
+    components: tuple[tuple[str, str], ...] = ()
+    error: str | None = None  # no answer, or not one to judge (HTTP 500, not JSON)
+
+    def describe(self) -> str:
+        """``/live 200 healthy``, ``/ready 503 NOT OK: `ready` is …``, or the error."""
+        if self.ok is None:
+            return self.error or f"{self.endpoint} not asked"
+        if self.ok:
+            return f"{self.endpoint} {self.status} {self.said or 'ok'}"
+        why = ", ".join(f"{k}: {v}" for k, v in self.unwell_components) or self.said
+        return f"{self.endpoint} {self.status or '—'} NOT OK" + (f": {why}" if why else "")
 
     @property
-    def healthy(self) -> bool:
-        return self.health_status == 200 and self.health == "healthy"
-
-    @property
-    def disagree(self) -> bool:
-        """/health is hard-coded healthy; /health/ready tells the truth."""
-        return self.healthy and self.ready is False
+    def unwell_components(self) -> tuple[tuple[str, str], ...]:
+        return tuple((k, v) for k, v in self.components if v not in ("ok", "healthy", "up"))
 
 
 @dataclass(frozen=True)
-class RecommendationReport:
-    """Login + best-times, as the runbook's "Test recommendations" step."""
+class HealthReport:
+    """The profile's health endpoints; the verdict needs the truthful one, and any that says
+    not ok makes it false (a hard-coded "healthy" is only believed when the truth agrees)."""
 
+    endpoints: tuple[EndpointReport, ...] = ()
+    error: str | None = None  # nothing could be asked (no way to the API, no usable profile)
+    note: str = ""  # the profile's word on which endpoint tells the truth
+
+    @property
+    def truth(self) -> EndpointReport | None:
+        return next((e for e in self.endpoints if e.truthful), None)
+
+    @property
+    def healthy(self) -> bool:
+        """Every endpoint answered ok."""
+        return bool(self.endpoints) and all(e.ok is True for e in self.endpoints)
+
+    @property
+    def verdict(self) -> bool | None:
+        """Healthy (True), not (False), or unknown (None: the truthful endpoint did not answer)."""
+        if any(e.ok is False for e in self.endpoints):
+            return False
+        truth = self.truth
+        if truth is None or truth.ok is None:
+            return None
+        return True
+
+    @property
+    def disagree(self) -> bool:
+        """An endpoint says ok while the one that tells the truth says not."""
+        truth = self.truth
+        return truth is not None and truth.ok is False and any(e.ok for e in self.endpoints if not e.truthful)
+
+    @property
+    def answered(self) -> bool:
+        """Some endpoint gave an HTTP answer."""
+        return any(e.status is not None for e in self.endpoints)
+
+    @property
+    def version(self) -> str | None:
+        return next((e.version for e in self.endpoints if e.version), None)
+
+    @property
+    def errors(self) -> tuple[str, ...]:
+        return tuple(x for x in (self.error, *(e.error for e in self.endpoints)) if x)
+
+    def describe(self) -> str:
+        """Every endpoint's answer; a disagreement says which one tells the truth."""
+        if self.error and not self.endpoints:
+            return self.error
+        text = "; ".join(e.describe() for e in self.endpoints)
+        if self.disagree:
+            truth = self.truth
+            assert truth is not None
+            text += f" — {self.note or f'{truth.endpoint} tells the truth'}"
+        return text
+
+
+@dataclass(frozen=True)
+class ProbeReport:
+    """The profile's functional probe (Phase 4: log in, then best-times), its answer judged by
+    the profile's predicates: ok (with its modes), failed (a failure shape) or an error."""
+
+    title: str = ""  # the probe's title ("Test recommendations")
+    request: str = ""  # the request's title ("best-times")
     login_status: int | None = None
     login_error: str | None = None
+    login_latency_s: float | None = None
     status: int | None = None
     latency_s: float | None = None
-    login_latency_s: float | None = None
-    mode: str | None = None  # "advanced" (non-empty advanced lists) or "legacy"
-    total_posts: int | None = None
+    kind: str | None = None  # "ok", "failed" or "error"; None: no answer was judged
+    message: str | None = None  # a failure's own words (data.error), else its title
+    failure: str | None = None  # the failure shape's id
+    failure_title: str | None = None  # "HTTP 200 with status: failed"
+    modes: tuple[str, ...] = ()  # the profile's modes the answer is in
+    mode_titles: tuple[str, ...] = ()  # their titles ("advanced mode")
     data_present: bool | None = None
-    failed: bool = False  # HTTP 200 with data.status == "failed"
-    failure: str | None = None  # data.error when failed
+    count: int | float | None = None
+    count_label: str = ""  # "posts"
     error: str | None = None  # anything else that went wrong
     measured: str | None = None  # how latency_s was measured, when it was measured again
     first_latency_s: float | None = None  # the first measurement, when measured again
 
     @property
+    def failed(self) -> bool:
+        """The service answered, in one of the profile's failure shapes (HTTP 200 with status: failed)."""
+        return self.kind == "failed"
+
+    @property
     def ok(self) -> bool:
-        return self.status == 200 and not self.failed and self.error is None and bool(self.data_present)
+        return self.kind == "ok" and self.error is None and self.data_present is not False
+
+    @property
+    def answered(self) -> bool:
+        """An answer the profile describes: ok or a failure shape (not an error)."""
+        return self.kind in ("ok", "failed") and self.error is None
+
+    @property
+    def problem(self) -> str | None:
+        """Why there is no answer to judge: the login's error or the request's."""
+        return self.login_error or self.error
+
+    @property
+    def name(self) -> str:
+        return self.request or self.title or "probe"
+
+    @property
+    def counted(self) -> str:
+        """``120 posts`` (the profile's count and its label), or "" when it has none."""
+        if self.count is None:
+            return ""
+        shown = f"{self.count:g}" if isinstance(self.count, float) else str(self.count)
+        return f"{shown} {self.count_label}".rstrip()
+
+    @property
+    def mode_text(self) -> str:
+        """``advanced mode``: the modes' titles, "no known mode" when none matched."""
+        return ", ".join(self.mode_titles or self.modes) or "no known mode"
+
+    @property
+    def failure_text(self) -> str:
+        """``HTTP 200 with status: failed: <what the service said>``."""
+        title = self.failure_title or self.failure or "failed"
+        return f"{title}: {self.message}" if self.message and self.message != title else title
 
 
 @dataclass(frozen=True)
@@ -179,7 +290,7 @@ class HostSnapshot:
     unreachable: str | None = None
     flags: FlagReport = field(default_factory=FlagReport)
     health: HealthReport = field(default_factory=HealthReport)
-    recommendations: RecommendationReport = field(default_factory=RecommendationReport)
+    probe: ProbeReport = field(default_factory=ProbeReport)
     logs: LogReport = field(default_factory=LogReport)
     memory: MemoryReport = field(default_factory=MemoryReport)
 
@@ -187,23 +298,28 @@ class HostSnapshot:
         """One decision-matrix signal on this host, and why it is unknown when it is None."""
         if self.unreachable:
             return None, f"unreachable — {self.unreachable}"
-        r, hr = self.recommendations, self.health
+        r, hr = self.probe, self.health
         if name == "response_time_s":
-            return r.latency_s, r.login_error or r.error or "best-times not measured"
+            return r.latency_s, r.problem or f"{r.name} not measured"
         if name == "error_rate":
             return self.logs.error_rate, self.logs.no_rate
         if name == "memory_mb":
             return self.memory.rss_mb, self.memory.error or "memory not measured"
         if name == "missing_data":
-            if r.status == 200 and (r.failed or r.error is None):
-                return r.failed or not r.data_present, ""
-            return None, r.login_error or r.error or "best-times not answered"
+            if r.failed:
+                return True, ""
+            if r.answered and r.data_present is not None:
+                return not r.data_present, ""
+            if r.answered:
+                return None, "the profile's probe has no data_present test"
+            return None, r.problem or f"{r.name} not answered"
         if name == "unhealthy":
-            if hr.health_status is None and hr.ready is None:
-                if self.flags.not_running:  # no answer, and no process to give one: down
+            verdict = hr.verdict
+            if verdict is None:
+                if not hr.answered and self.flags.not_running:  # no answer, and no process to give one: down
                     return True, ""
-                return None, hr.health_error or hr.ready_error or "health not measured"
-            return not hr.healthy or hr.ready is False, ""
+                return None, next(iter(hr.errors), "health not measured")
+            return not verdict, ""
         return getattr(self, name, None), f"unknown signal {name}"
 
     def problems(self) -> list[str]:
@@ -211,12 +327,9 @@ class HostSnapshot:
         a recommendation cannot be "no action" (and ``status`` exits 1)."""
         if self.unreachable:
             return [f"{self.host}: unreachable — {self.unreachable}"]
-        out = []
-        hr, f, r = self.health, self.flags, self.recommendations
-        if hr.health_error:  # no health answer, or one that is an error (HTTP 500)
-            out.append(hr.health_error)
-        if hr.ready_error:  # no answer, or an error in place of one (HTTP 502)
-            out.append(hr.ready_error)
+        f, r = self.flags, self.probe
+        # No health answer, or one that is an error (HTTP 500, 502) in place of an answer.
+        out = list(self.health.errors)
         # Not f.log_error alone: a log read in full that holds no flag line is an observation.
         for error in (f.env_file_error, f.process_error, r.login_error, r.error):
             if error:
@@ -231,12 +344,13 @@ class HostSnapshot:
         """What is known to be wrong with this host that no matrix signal covers."""
         if self.unreachable:
             return []
-        hr, out = self.health, []
-        if hr.health_status == 200 and hr.health is not None and not hr.healthy:
-            out.append(f"/health says {hr.health[:40]!r}, not 'healthy'")
-        if hr.ready is False and not hr.ready_error:
-            comps = ", ".join(f"{k}: {v}" for k, v in hr.ready_components if v not in ("ok", "healthy", "up"))
-            out.append("/health/ready: not ready" + (f" ({comps})" if comps else ""))
+        out = []
+        for e in self.health.endpoints:
+            if e.ok is False and not e.error:
+                word = "not ready" if e.role == "readiness" else "not healthy"
+                comps = ", ".join(f"{k}: {v}" for k, v in e.unwell_components)
+                why = comps or (e.said or "")[:80]
+                out.append(f"{e.endpoint}: {word}" + (f" ({why})" if why else ""))
         return [f"{self.host}: {s}" for s in out]
 
 
@@ -248,11 +362,12 @@ class EnvironmentSnapshot:
     elapsed_s: float
     hosts: tuple[HostSnapshot, ...]
     database: DatabaseReport | None = None
+    profile: str | None = None  # the file of the service profile the probes followed
 
     # Signals for the decision matrix: the worst host speaks for the environment.
     @property
     def response_time_s(self) -> float | None:
-        values = [h.recommendations.latency_s for h in self.hosts if h.recommendations.latency_s is not None]
+        values = [h.probe.latency_s for h in self.hosts if h.probe.latency_s is not None]
         return max(values) if values else None
 
     @property
@@ -267,10 +382,8 @@ class EnvironmentSnapshot:
 
     @property
     def missing_data(self) -> bool | None:
-        known = [h.recommendations for h in self.hosts if h.recommendations.status == 200]
-        if not known:
-            return None
-        return any(r.failed or not r.data_present for r in known)
+        values = [v for v, _ in (h.signal("missing_data") for h in self.hosts) if v is not None]
+        return any(values) if values else None
 
     @property
     def unhealthy(self) -> bool | None:

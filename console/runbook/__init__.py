@@ -23,8 +23,8 @@ the words in vocabulary.py, and a new word there is new code.
 
 Each environment names its profile (the config's `profile` key, else DEFAULT_PROFILE);
 ``profile_of(env)`` reads it on first use, once per process. Troubleshooting reads it
-(titles, numbers, fix lines); the probes, plans, matrix, validations, checklist and
-drills do not yet.
+(titles, numbers, fix lines), and so do the probes (health endpoints, the functional probe
+and its parameters); the flags, plans, matrix, validations, checklist and drills do not yet.
 """
 
 from console.runbook.load import (
