@@ -101,12 +101,13 @@ def _errors(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) 
     return True, f"{lg.error_lines} ERROR lines in {lg.described_span}{most}"
 
 
-def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None, _v: Validation) -> tuple[bool, str]:
+def _response_time(h: HostSnapshot, t: Thresholds, _e: FlagSet | None, v: Validation) -> tuple[bool, str]:
     r = h.probe
     if r.latency_s is None:
         return False, r.problem or "not measured"
-    ok = r.latency_s < t.response_time_ok_s
-    detail = f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {t.response_time_ok_s:g}s)"
+    limit = t.response_time_s(v.below_s)
+    ok = r.latency_s < limit
+    detail = f"{r.latency_s:.2f}s ({'<' if ok else '≥'} {limit:g}s)"
     if r.measured:
         detail += f", {r.measured}"
     return ok, detail

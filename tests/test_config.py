@@ -170,7 +170,9 @@ def test_sample_config_validates_and_its_values_come_through() -> None:
     assert escalation[3].contacts == ("Lead Developer", "DevOps", "DBA")
     assert config.notifications.webhook == SecretRef(env="ROLLBACK_CONSOLE_WEBHOOK")
     assert config.journal_path == Path("/var/lib/rollback-console/journal.jsonl")
-    assert config.thresholds == Thresholds()
+    # The sample writes the defaults out; they count as the config's own (they win over a profile's).
+    assert config.thresholds == Thresholds(given=config.thresholds.given)
+    assert "response_time_ok_s" in config.thresholds.given
 
 
 def test_sample_config_environment_lookup_names_the_known_ones() -> None:

@@ -395,6 +395,7 @@ class _Loader:
         values = {
             name: t.get(name, int if name == "error_lines_window" else float, getattr(d, name), THRESHOLD_RANGES[name])
             for name in d.__dataclass_fields__
+            if name != "given"
         }
         for old, signal in _MOVED_THRESHOLDS.items():
             if old in t.data:
@@ -404,7 +405,7 @@ class _Loader:
                     f'moved to the decision matrix: set `above` in its [[decision_matrix]] row (signal = "{signal}")',
                 )
         t.finish()
-        return Thresholds(**values)
+        return Thresholds(**values, given=frozenset(k for k in values if k in t.data))
 
     def _matrix(self, root: _Table, environments: dict[str, Environment]) -> tuple[MatrixRow, ...]:
         """The config's own decision matrix; none (the usual case): each environment's profile's."""

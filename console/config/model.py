@@ -193,6 +193,14 @@ class Thresholds:
     memory_warn_mb: float = 1000.0
     probe_timeout_s: float = 10.0
     probe_interval_s: float = 5.0
+    given: frozenset[str] = frozenset()  # the ones the config sets: they win over the profile's
+
+    def response_time_s(self, profile_below_s: float | None) -> float:
+        """The response-time limit of a validation: the config's when it sets one, else the
+        profile's validation's `below_s`, else the default."""
+        if "response_time_ok_s" in self.given or profile_below_s is None:
+            return self.response_time_ok_s
+        return profile_below_s
 
 
 @dataclass(frozen=True)

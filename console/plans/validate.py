@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 from collections.abc import Awaitable, Callable
 
-from console.config.model import Environment, Host
+from console.config.model import Config, Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.events import Event
 from console.flags import FlagSet
@@ -88,15 +88,27 @@ class ValidateRollback(Step):
             else env.log_command
         )
         health, probe, modes, request = _probe_words(env, url)
-        return "\n".join(
-            [
-                f"1. health          {health}",
-                f"2. flag status     {log} | grep 'Feature flags'  (and /proc/$PID/environ)",
-                f"3. recommendations {' ; '.join(probe)}" + (f"  (modes: {modes})" if modes else ""),
-                f"4. error rate      {log} | grep ERROR | wc -l  → 0 (lines since the restart)",
-                f"5. response time   {request} < {ctx.config.thresholds.response_time_ok_s:g}s",
-            ]
-        )
+        try:
+            profile = profile_of(env)
+        except ProfileError:
+            return health
+        envs = "|".join(f.env for f in profile.flags.flags)
+        lines = []
+        for n, v in enumerate(profile.validations, 1):
+            if v.check == "health":
+                how = health
+            elif v.check == "flags":
+                how = f"{log} | grep '{profile.log.flag_line.head}'  (and /proc/$PID/environ | grep -E '^({envs})=')"
+            elif v.check == "probe":
+                how = " ; ".join(probe) + (f"  (modes: {modes})" if modes else "")
+            elif v.check == "errors":
+                how = f"{log} | grep ERROR | wc -l  → at most {v.max_error_lines or 0} (lines since the restart)"
+            elif v.check == "response_time":
+                how = f"{request} < {ctx.config.thresholds.response_time_s(v.below_s):g}s"
+            else:  # memory
+                how = f"RSS of the service process < {v.below_mb:g} MB" if v.below_mb else "RSS of the service process"
+            lines.append(f"{n}. {v.title:<22} {how}")
+        return "\n".join(lines)
 
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         profile = profile_of(ctx.env)
@@ -104,7 +116,7 @@ class ValidateRollback(Step):
         snapshot = await ctx.prober.snapshot(ctx.env, database=False, also_log=self._read_since(ctx, since))
         snapshot = self._since_restart(ctx, snapshot, since)
         # A slow answer in the burst of every host probed at once is measured again first.
-        snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, ctx.config.thresholds.response_time_ok_s)
+        snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, response_limit(ctx.config, profile))
         if self.code_reverted:
             all_off = FlagSet.every(profile.flags, False)
             checks = validate(snapshot, ctx.config.thresholds, profile.validations, all_off)
@@ -243,3 +255,9 @@ def _issue(profile: Profile, snapshot: EnvironmentSnapshot) -> str | None:
             )
             return issue("partial_flag_mismatch") if partial else issue("log_flag_mismatch")
     return None
+
+
+def response_limit(config: Config, profile: Profile) -> float:
+    """The response time a validation allows (the config's, else the profile's below_s)."""
+    below = next((v.below_s for v in profile.validations if v.check == "response_time"), None)
+    return config.thresholds.response_time_s(below)

@@ -486,7 +486,8 @@ async def checked_snapshot(config: Config, name: str) -> EnvironmentSnapshot:
     async with Prober(config) as prober:
         env = config.environment(name)
         snapshot = await prober.snapshot(env)
-        return await prober.remeasure_slow(env, snapshot, config.thresholds.response_time_ok_s)
+        below = next((v.below_s for v in profile_of(env).validations if v.check == "response_time"), None)
+        return await prober.remeasure_slow(env, snapshot, config.thresholds.response_time_s(below))
 
 
 async def snapshot_all(config: Config, names: list[str]) -> list[EnvironmentSnapshot]:
