@@ -20,7 +20,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -41,7 +41,7 @@ ALL_IDS = {"latency", "memory", "content-type", "stale-env", "code-bug"}
 class Drill:
     """`rollback-console drill … --no-console` in its own terminal, and the trainee's commands."""
 
-    def __init__(self, tmp_path: Path, scenario: str | None) -> None:
+    def __init__(self, tmp_path: Path, scenario: str | None, extra: Sequence[str] = ()) -> None:
         self.home = tmp_path / "home"
         self.home.mkdir(exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if k != "ROLLBACK_CONSOLE_CONFIG"}
@@ -49,7 +49,7 @@ class Drill:
         self.env.update(HOME=str(self.home), XDG_CONFIG_HOME=str(self.home / ".config"))
         self.journal_path = self.home / ".local" / "state" / "rollback-console" / "journal.jsonl"
         self.directory = tmp_path / "drill"
-        args = [*([scenario] if scenario else []), "--no-console", "--dir", str(self.directory)]
+        args = [*extra, *([scenario] if scenario else []), "--no-console", "--dir", str(self.directory)]
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "console", "drill", *args],
             stdin=subprocess.DEVNULL,
