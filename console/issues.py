@@ -1,13 +1,12 @@
-"""Troubleshooting issues by id (a profile's [[troubleshooting]] ids): what a failed step, a
-remedy or a validation names. Their numbers, titles and fixes are the profile's (the plan
-catalogue gives the engine a heading); ``console.troubleshooting`` tells from live
-evidence whether each applies."""
+"""What a failed step is evidence of: a troubleshooting *fact* (console.runbook.vocabulary.FACTS).
+The runner names the profile's issue for it — its id and its heading ("Issue 2: …") —
+through the plan catalogue; ``console.troubleshooting`` tells from live evidence whether
+each of the profile's issues applies."""
 
 from __future__ import annotations
 
-ENV_NOT_TAKING_EFFECT = "env-not-taking-effect"
-API_WONT_START = "api-wont-start"
-DB_ROLLBACK_FAILS = "db-rollback-fails"
-PARTIAL_ONLY_ONE_FLAG = "partial-only-one-flag"
+STALE_PROCESS = "stale_process"  # the restarted process still has the old flags
+RESTART_FAILED = "restart_failed"  # the service did not come back
+DB_ROLLBACK_FAILED = "db_rollback_failed"  # a database step failed
 # Journals written before steps named their issue: the database steps, by step id.
 OLDER_DATABASE_STEPS = ("db-inspect", "db-rollback", "db-keep")

@@ -15,13 +15,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from console.config.model import Environment, Host
-from console.issues import (
-    API_WONT_START,
-    DB_ROLLBACK_FAILS,
-    ENV_NOT_TAKING_EFFECT,
-    OLDER_DATABASE_STEPS,
-    PARTIAL_ONLY_ONE_FLAG,
-)
+from console.issues import DB_ROLLBACK_FAILED, OLDER_DATABASE_STEPS
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
 from console.runbook import Profile, ProfileError, profile_of, profile_path
@@ -30,10 +24,7 @@ from console.runbook.patterns import fill
 PROFILE_UNREADABLE = "profile-unreadable"  # the one status when the profile cannot be read
 
 __all__ = [
-    "API_WONT_START",
-    "DB_ROLLBACK_FAILS",
-    "ENV_NOT_TAKING_EFFECT",
-    "PARTIAL_ONLY_ONE_FLAG",
+    "DB_ROLLBACK_FAILED",
     "Finding",
     "IssueStatus",
     "assess",
@@ -50,7 +41,7 @@ def failed_issue(run: RunSummary) -> tuple[str | None, dict]:
         if r["type"] == "step_failed" and d.get("step"):
             issue = d.get("issue")
             if issue is None and d["step"] in OLDER_DATABASE_STEPS:
-                issue = DB_ROLLBACK_FAILS
+                issue = DB_ROLLBACK_FAILED
             return (issue if isinstance(issue, str) else None), d
     return None, {}
 
@@ -202,7 +193,7 @@ def _database(
         return IssueStatus(issue, False, "no database configured for this environment", fix)
     if last_run is not None and last_run.outcome in ("failed", "interrupted"):
         failed, failure = failed_issue(last_run)
-        if failed in (DB_ROLLBACK_FAILS, issue):  # the database steps name the Phase 4 id
+        if failed in (DB_ROLLBACK_FAILED, issue):  # the profile's id, or the fact an older journal implies
             at = (last_run.failed_at() or (str(failure["step"]), ""))[0]
             error = str(failure.get("message", ""))
             return IssueStatus(issue, True, f"run {last_run.run_id} failed at {at}: {error[:200]}", fix)

@@ -117,3 +117,15 @@ async def test_the_dashboard_shows_searchds_flags_and_words(world: ProfileSimula
         assert "semanti" in shown and "reranke" in shown  # the profile's flags, its columns
         assert "adv" not in shown.split("flags", 1)[1].splitlines()[0]
         assert "No action" in shown or "no action" in shown
+
+
+def test_a_failed_restart_names_searchds_own_issue(world: ProfileSimulation) -> None:
+    world.inject("staging", crash_on_start=True)
+    rolled = cli(world.config_path, "rollback", "reranker-off", "--env", "staging", "--yes", "--reason", "ranking")
+    assert rolled.returncode != 0
+    run = Journal(load_config(world.config_path).journal_path).runs()[-1]
+    (failed,) = [r["data"] for r in run.records if r["type"] == "step_failed"][:1]
+    wont_start = PROFILE.issue("wont-start")
+    assert (failed["issue"], failed["troubleshooting"]) == ("wont-start", wont_start.heading)
+    assert wont_start.heading == "Issue 2: searchd down after the rollback"
+    assert f"runbook troubleshooting — {wont_start.heading}" in rolled.stdout

@@ -241,8 +241,9 @@ class PlanCatalogue(Protocol):
         as one sequence that runs (e.g. one restart for all of them, then the wait)."""
         ...
 
-    def heading(self, issue: str, env: Environment) -> str | None:
-        """How the runbook heads a troubleshooting issue ("Issue 2: …"); None if it has none."""
+    def troubleshooting(self, issue: str, env: Environment) -> tuple[str, str] | None:
+        """The runbook's issue for a failed step's issue id or fact: (its id, its heading,
+        "Issue 2: …"); None when the runbook has none for it."""
         ...
 
 

@@ -332,11 +332,14 @@ class Runner:
         self.ctx.facts.setdefault(step.id, {})[name] = merged
         failure.issue = failure.issue or step.issue  # the step's issue, where the failure names none
         plans = self.ctx.plans
-        if plans is not None and failure.issue and failure.troubleshooting is None:
-            failure.troubleshooting = plans.heading(failure.issue, self.ctx.env)
+        # A step names the fact it is evidence of (or an issue id): the runbook's issue for it.
+        found = plans.troubleshooting(failure.issue, self.ctx.env) if plans and failure.issue else None
+        if found is not None and failure.troubleshooting is None:
+            failure.issue, failure.troubleshooting = found
         if plans is not None and failure.remedy is not None and failure.remedy.troubleshooting is None:
-            heading = plans.heading(failure.remedy.issue, self.ctx.env)
-            failure.remedy = dataclasses.replace(failure.remedy, troubleshooting=heading)
+            named = plans.troubleshooting(failure.remedy.issue, self.ctx.env)
+            if named is not None:
+                failure.remedy = dataclasses.replace(failure.remedy, issue=named[0], troubleshooting=named[1])
         self.emit(
             "step_failed",
             step=step.id,

@@ -66,11 +66,13 @@ class RunbookPlans:
     def undo_steps(self, plan: Plan, facts: dict[str, dict[str, Facts]]) -> list[Step]:
         return one_restart(each_undo(plan, older_facts(plan, facts)))
 
-    def heading(self, issue: str, env: Environment) -> str | None:
+    def troubleshooting(self, issue: str, env: Environment) -> tuple[str, str] | None:
         try:
-            return profile_of(env).issue(issue).heading
-        except (KeyError, ProfileError):  # a profile without that issue: the id alone is said
+            profile = profile_of(env)
+        except ProfileError:  # `config validate` names a broken profile
             return None
+        found = next((i for i in profile.troubleshooting if i.id == issue), None) or profile.issue_for(issue)
+        return (found.id, found.heading) if found else None
 
 
 PLANS = RunbookPlans()

@@ -21,7 +21,7 @@ from console.config.model import Environment, Host
 from console.engine.plan import Facts, Plan, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env
 from console.flags import FlagSet
-from console.issues import DB_ROLLBACK_FAILS
+from console.issues import DB_ROLLBACK_FAILED
 from console.plans.kept_copy import Connect, ReapplyMigration, gave_up, kept_path, take_copy, write_copy
 from console.plans.validate import ValidateRollback, log_offsets
 from console.probes.collect import read_pid
@@ -142,7 +142,7 @@ class CheckFlagsOff(Step):
 class InspectSchema(Step):
     id = "db-inspect"
     title = "Check the columns and list what depends on them"
-    issue = DB_ROLLBACK_FAILS
+    issue = DB_ROLLBACK_FAILED
     scope = "environment"
 
     async def preview(self, ctx: RunContext, host: Host | None) -> str:
@@ -192,7 +192,7 @@ class DropColumns(Step):
     columns, run the rollback script. No row can change between the copy and the drop."""
 
     id = "db-rollback"
-    issue = DB_ROLLBACK_FAILS
+    issue = DB_ROLLBACK_FAILED
     title = "Keep a copy of the columns, then run the rollback script (one transaction)"
     scope = "environment"
     changes = True
@@ -304,11 +304,11 @@ async def keep_and_drop(ctx: RunContext, step: Step, path: Path, sql: str, what:
                 f"{what} failed: {type(exc).__name__}: {exc}. Nothing was changed: the copy and the whole "
                 "script ran in one transaction, which was rolled back.",
                 output=sql,
-                issue=DB_ROLLBACK_FAILS,
+                issue=DB_ROLLBACK_FAILED,
                 remedy=Remedy(
                     "Run the runbook's manual rollback SQL (one transaction, with the copy)",
                     tuple(manual_sql(ctx.env).splitlines()),
-                    DB_ROLLBACK_FAILS,
+                    DB_ROLLBACK_FAILED,
                 ),
             ) from None
     return {**facts, "changed": True}
@@ -322,7 +322,7 @@ async def verify_columns_dropped(ctx: RunContext) -> str:
         indexes = await db.present_indexes(conn, d.indexes)
     left = [c for c, p in columns.items() if p] + [i for i, p in indexes.items() if p]
     if left:
-        raise StepFailed(f"still present after the rollback: {', '.join(left)}", issue=DB_ROLLBACK_FAILS)
+        raise StepFailed(f"still present after the rollback: {', '.join(left)}", issue=DB_ROLLBACK_FAILED)
     return f"{', '.join(d.columns)} and {', '.join(d.indexes)} are gone"
 
 

@@ -9,7 +9,7 @@ import time
 from console.config.model import Host
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FlagSet
-from console.issues import API_WONT_START, ENV_NOT_TAKING_EFFECT
+from console.issues import RESTART_FAILED, STALE_PROCESS
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import logs
 from console.probes.collect import read_log_window, read_pid
@@ -107,7 +107,7 @@ class RestartService(Step):
                 raise StepFailed(
                     f"`{command}` failed ({result.summary()}): the API may not have started",
                     output=(result.stdout + result.stderr)[-4000:] + ("\n--- service log ---\n" + log if log else ""),
-                    issue=API_WONT_START,
+                    issue=RESTART_FAILED,
                     facts={"pid_before": pid_before, "commands": outputs},
                 )
         return {
@@ -130,7 +130,7 @@ class RestartService(Step):
             raise StepFailed(
                 f"the API is not running after the restart: {exc}",
                 output=log,
-                issue=API_WONT_START,
+                issue=RESTART_FAILED,
             ) from None
         facts["pid_after"] = pid
         same = " (same pid: the process was not replaced)" if pid == facts.get("pid_before") else ""
@@ -266,7 +266,7 @@ class AwaitEffect(Step):
                     detail = f"process has {seen.get('process')}, wanted {want.as_dict()}"
                 raise StepFailed(
                     f"the new flags did not take effect within {self.timeout_s:.0f}s ({detail})",
-                    issue=ENV_NOT_TAKING_EFFECT,
+                    issue=STALE_PROCESS,
                     remedy=self._remedy(ctx, host),
                 )
             await asyncio.sleep(0.2)
@@ -308,14 +308,16 @@ class AwaitEffect(Step):
 
         try:
             profile = profile_of(ctx.env)
-            known = profile.issue(ENV_NOT_TAKING_EFFECT).remedy
+            found = profile.issue_for(STALE_PROCESS)
+            known = found.remedy if found else None
         except (ProfileError, KeyError):  # `config validate` names a broken profile
             return None
         if known is None:
             return None
         values = fix_values(ctx.env, host, profile)
         commands = known.commands(values)
-        return Remedy(known.title, commands, ENV_NOT_TAKING_EFFECT) if commands else None
+        assert found is not None  # known is found's
+        return Remedy(known.title, commands, found.id, found.heading) if commands else None
 
     def _stale(self, ctx: RunContext, host: Host, pid: int, process: FlagSet, want: FlagSet) -> StepFailed:
         diff = ", ".join(
@@ -327,7 +329,7 @@ class AwaitEffect(Step):
             f"the restart left the stale environment: new pid {pid} still has the old flags ({diff}). "
             "The restart did not re-read the env file (docker-compose restart does not; systemd needs "
             "daemon-reload when the unit changed).",
-            issue=ENV_NOT_TAKING_EFFECT,
+            issue=STALE_PROCESS,
             remedy=self._remedy(ctx, host),
             facts={"stale": True, "pid": pid, "process": process.as_dict()},
         )
@@ -346,5 +348,5 @@ class AwaitEffect(Step):
                 raise StepFailed(
                     f"`{command}` failed ({result.summary()})",
                     output=log,
-                    issue=API_WONT_START,
+                    issue=RESTART_FAILED,
                 )

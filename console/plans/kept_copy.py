@@ -22,7 +22,7 @@ import asyncpg
 from console import db
 from console.config.model import Database, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
-from console.issues import DB_ROLLBACK_FAILS
+from console.issues import DB_ROLLBACK_FAILED
 
 
 def kept_dir(ctx: RunContext) -> Path:
@@ -62,12 +62,12 @@ async def gave_up(conn: asyncpg.Connection, d: Database, exc: asyncpg.PostgresEr
             f"(database.lock_timeout_s){': held by ' + holders if holders else ''}. Nothing was changed "
             "(one transaction, rolled back), and queries on the table waited no longer than that. Try again "
             "when that transaction has ended, or end it.",
-            issue=DB_ROLLBACK_FAILS,
+            issue=DB_ROLLBACK_FAILED,
         )
     return StepFailed(
         f"{doing}: a statement ran longer than {d.statement_timeout_s:g}s (database.statement_timeout_s) and "
         "was cancelled. Nothing was changed (one transaction, rolled back). Raise the timeout for a large table.",
-        issue=DB_ROLLBACK_FAILS,
+        issue=DB_ROLLBACK_FAILED,
     )
 
 
