@@ -5,7 +5,7 @@
 The dashboard's env panel calls ``troubleshooting.findings`` every probe round. Measured in
 fresh processes, every checkout byte-compiled first, sides alternating run by run:
 
-1. First use: importing ``console.troubleshooting`` and the first ``findings`` (this
+1. First use: importing ``console.runbook.troubleshooting`` and the first ``findings`` (this
    checkout: the profile is read then, once per process), beside the baseline of the
    same process importing ``console.config`` only. Median of ``--repeat``.
 2. Per round: the mean of 2000 further ``findings`` calls (the profile already read).
@@ -40,7 +40,7 @@ root = pathlib.Path(tempfile.mkdtemp()) / "c"
 config = tui_data.make_config(root=root, journal=False)
 env, snap = config.environments["staging"], tui_data.snapshots()["staging"]
 t2 = time.perf_counter()
-from console import troubleshooting
+from console.runbook import troubleshooting
 troubleshooting.findings(env, snap)
 t3 = time.perf_counter()
 n = 2000

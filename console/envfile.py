@@ -19,7 +19,7 @@ from dotenv.parser import Binding, parse_stream
 
 from console import safe_text
 from console.flags import FlagSet
-from console.runbook.model import FlagRules
+from console.profile.model import FlagRules
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"  # keeps any byte round-trippable

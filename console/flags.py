@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
-from console.runbook.model import Flag, FlagRules
+from console.profile.model import Flag, FlagRules
 
 
 class FlagSet(Mapping[str, bool]):

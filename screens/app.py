@@ -24,16 +24,16 @@ from textual.widgets import Input
 
 from console.config.model import Config
 from console.journal.who import Who
-from console.matrix import DecisionMatrix, matrix_of
+from console.runbook.matrix import DecisionMatrix, matrix_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from console.drills import Scenario
     from console.engine.session import Engine
     from console.engine.standing import Standing
     from console.journal import Journal
     from console.probes.collect import Prober
+    from console.runbook.drills import Scenario
     from screens.run_screen import RunScreen
     from screens.standing import StandingWatcher
 from console.probes.worker import FrameReader, ProbeWorker
@@ -559,7 +559,7 @@ class RollbackConsole(App[int]):
             self.push_screen(WatchScreen())
 
     def action_drills(self) -> None:
-        from console.drills import scenarios
+        from console.runbook.drills import scenarios
         from screens.modals import TextModal
 
         lines = [
@@ -624,7 +624,7 @@ class RollbackConsole(App[int]):
 
     async def action_end_drill(self) -> None:
         """Score the drill from the journal, show the scorecard, then leave."""
-        from console.drills import finish_drill
+        from console.runbook.drills import finish_drill
         from screens.modals import TextModal
 
         if self.drill is None or self.drill_scored:

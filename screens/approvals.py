@@ -17,9 +17,9 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Header, Static
 
-from console.authz import same_person
 from console.journal import JournalError
 from console.journal.requests import RequestState
+from console.runbook.authz import same_person
 from screens.format import at, esc
 from screens.modals import Choice, TextModal, TextPrompt
 from screens.standing import _ts

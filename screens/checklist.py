@@ -11,8 +11,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
-from console import checklist
 from console.journal import JournalError, RunSummary
+from console.runbook import checklist
 from screens.format import cell, esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter

@@ -11,9 +11,9 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static, TabbedContent, TabPane
 from textual_plotext import PlotextPlot
 
-from console import troubleshooting
 from console.journal import JournalError, RunSummary
-from console.matrix import limit
+from console.runbook import troubleshooting
+from console.runbook.matrix import limit
 from screens import format as fmt
 from screens.state import LiveEnvironment
 from screens.widgets.footer import ConsoleFooter

@@ -9,7 +9,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Static
 
 from console.config.model import Contact, EscalationLevel
-from console.people import people_of
+from console.runbook.people import people_of
 from screens.format import esc
 from screens.modals import TextPrompt
 from screens.widgets.footer import ConsoleFooter

@@ -11,10 +11,10 @@ from textual.app import App
 
 from console.config.model import Thresholds
 from console.flags import FlagSet
-from console.matrix import Recommendation, memory_level
 from console.probes.logs import LogRules
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook.model import Flag, FlagRules
+from console.profile.model import Flag, FlagRules
+from console.runbook.matrix import Recommendation, memory_level
 from console.safe_text import clean
 from console.safe_text import markup as safe_markup
 

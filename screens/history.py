@@ -18,8 +18,8 @@ from textual.containers import VerticalScroll
 from textual.screen import Screen
 from textual.widgets import DataTable, Markdown, Static
 
-from console.checklist import checklist_of
 from console.journal import JournalError, history_rows, incident_report
+from console.runbook.checklist import checklist_of
 from screens.format import esc, screen_text
 from screens.widgets.footer import ConsoleFooter
 from screens.widgets.header import ConsoleHeader

@@ -11,8 +11,8 @@ import asyncio
 import time
 from typing import TYPE_CHECKING
 
-from console.authz import same_person
 from console.journal.records import JournalError
+from console.runbook.authz import same_person
 from screens.format import at, esc
 
 if TYPE_CHECKING:

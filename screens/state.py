@@ -5,11 +5,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from console.config.model import Environment
-from console.matrix import DecisionMatrix, Recommendation, evaluate
 from console.probes.logs import LogRules, rules_for
 from console.probes.series import LatencySeries
 from console.probes.snapshot import EnvironmentSnapshot
-from console.runbook import Profile, profile_of
+from console.profile import Profile, profile_of
+from console.runbook.matrix import DecisionMatrix, Recommendation, evaluate
 
 
 @dataclass

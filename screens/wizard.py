@@ -24,9 +24,9 @@ from textual.widgets import (
     Static,
 )
 
-from console.authz import MIN_REASON_WORDS, Authorization, same_person
 from console.engine.run import Run, RunRequest
 from console.engine.session import RunRefused
+from console.runbook.authz import MIN_REASON_WORDS, Authorization, same_person
 from screens import format as fmt
 from screens.modals import ConfirmRollback
 from screens.state import LiveEnvironment

@@ -3,10 +3,10 @@ console's code may not: it reads these from the profile)."""
 
 from __future__ import annotations
 
-from console.checklist import profile_checklist
 from console.flags import FlagSet
 from console.probes.logs import LogRules, rules_for
-from console.runbook import Profile, profile_at
+from console.profile import Profile, profile_at
+from console.runbook.checklist import profile_checklist
 
 PROFILE: Profile = profile_at(None)  # the default profile: sample_configs/profiles/analyticbot-phase4.toml
 RULES = PROFILE.flags

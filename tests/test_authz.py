@@ -6,7 +6,7 @@ import dataclasses
 
 import pytest
 
-from console.authz import (
+from console.runbook.authz import (
     POST_HOC_REVIEW_ID,
     Authorization,
     AuthorizationError,

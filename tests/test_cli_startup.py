@@ -93,7 +93,7 @@ def test_a_command_loads_only_what_it_uses(tmp_path: Path) -> None:
         f"from console.cli import main\nassert main(['config', 'validate', {str(config.path)!r}]) == 0\n"
     )
     assert "console.cli.config_cmd" in loaded
-    for never in ("textual", "httpx", "console.engine.session", "console.drills", "console.cli.rollback"):
+    for never in ("textual", "httpx", "console.engine.session", "console.runbook.drills", "console.cli.rollback"):
         assert never not in loaded, never
     # A rollback needs httpx, not httpx's own command-line tool (click, rich, pygments), nor
     # any of Textual's parts — even in this venv, where the test tools install click.

@@ -10,12 +10,12 @@ from typing import Any
 
 import pytest
 
-from console.checklist import checklist_of
 from console.config import ConfigError, SecretError, SecretRef, Thresholds, find_config, load_config
 from console.config.locate import key_lines, locate
 from console.config.model import ChecklistItem, Host
-from console.matrix import matrix_of
-from console.people import people_of
+from console.runbook.checklist import checklist_of
+from console.runbook.matrix import matrix_of
+from console.runbook.people import people_of
 
 ROOT = Path(__file__).resolve().parent.parent
 SAMPLE = ROOT / "sample_configs" / "analyticbot.toml"
@@ -673,7 +673,7 @@ def test_the_probe_parameters_come_from_the_profile_unless_the_config_sets_them(
     profile has values for staging and production, the config's own override them, and an
     environment the profile does not know needs them in the config (config validate says which)."""
     from console.probes.parameters import values_for
-    from console.runbook import profile_of
+    from console.profile import profile_of
 
     bare = "\n".join(
         line for line in MINIMAL.splitlines() if not line.startswith(("channel_id", "login_email", "password"))

@@ -26,8 +26,8 @@ from typing import Any
 
 import pytest
 
-from console.drills import SCENARIO_DIR, ScenarioError, load_scenario, scenarios
 from console.journal import Journal
+from console.runbook.drills import SCENARIO_DIR, ScenarioError, load_scenario, scenarios
 from console.simulator import postgres
 from tests.engine_support import RUN_ID, run_id_in
 from tests.phase4 import ALL_OFF

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 
 from console.config import load_config
-from console.drills import finish_drill, pick
 from console.engine.reports import ReportError, default_path, write_report
 from console.engine.run import RunRequest
 from console.engine.session import Engine, RunRefused
 from console.journal import Journal
 from console.plans import PLANS
+from console.runbook.drills import finish_drill, pick
 from tests import tui_data
 from tests.engine_support import MakeSimulation, cli, run_id_in
 

@@ -292,7 +292,7 @@ def test_an_older_database_run_keeps_its_copy_under_its_own_step_and_is_still_re
     from console.plans import PLANS
     from console.plans.database import database_plan
     from console.plans.kept_copy import ReapplyMigration
-    from console.runbook import profile_of
+    from console.profile import profile_of
 
     sample = Path(__file__).resolve().parent.parent / "sample_configs" / "analyticbot.toml"
     env = load_config(sample).environment("staging")

@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 from textual.widgets import Static, TabbedContent
 
-from console import troubleshooting
 from console.config import ConfigError, load_config
 from console.engine.plan import Remedy
 from console.engine.runner import Decision, Failure
-from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, profile_of
+from console.profile import DEFAULT_PROFILE, PROFILE_DIR, profile_of
+from console.runbook import troubleshooting
 from screens.app import RollbackConsole
 from tests import tui_data
 from tests.engine_support import MakeSimulation, Operator, run_engine

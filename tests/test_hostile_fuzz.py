@@ -26,7 +26,7 @@ from console.journal.report import SECTION_FAILED
 from console.journal.runs import summarize
 from console.probes import logs
 from console.probes.http import probe_health, run_probe
-from console.runbook import profile_at
+from console.profile import profile_at
 from console.transport.base import split_tail
 from tests.hostile.support import RAW_UNSAFE
 from tests.phase4 import ADVANCED, FLAG_NAMES, LOG, RULES

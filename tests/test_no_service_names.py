@@ -9,13 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from console.runbook import PROFILE_DIR, Profile, load_profile
+from console.profile import PROFILE_DIR, Profile, load_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 SCANNED = ("console", "screens")
 EXEMPT_DIRS = (ROOT / "console" / "simulator",)  # the simulated service is the service
 # The one place that names a profile: which file is the default (a file name, not runbook knowledge).
-EXEMPT_LINES = {("console/runbook/load.py", 'DEFAULT_PROFILE = PROFILE_DIR / "analyticbot-phase4.toml"')}
+EXEMPT_LINES = {("console/profile/load.py", 'DEFAULT_PROFILE = PROFILE_DIR / "analyticbot-phase4.toml"')}
 
 
 def names(profile: Profile) -> set[str]:

@@ -25,10 +25,10 @@ import pytest
 from console.config import load_config
 from console.probes.collect import Prober
 from console.probes.snapshot import EnvironmentSnapshot
-from console.runbook import PROFILE_DIR, load_profile
+from console.profile import PROFILE_DIR, load_profile
+from console.runbook.validation import validate
 from console.simulator.dataset import POST_COUNT
 from console.simulator.world import Simulation
-from console.validation import validate
 from tests.status_support import checks_of, environment_of, run_cli_many, toml_str
 
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"

@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 
 from console.config import load_config
 from console.config.model import MatrixRow
-from console.matrix import DecisionMatrix, evaluate
 from console.probes import http as http_probe
 from console.probes import jsonbody, logs
 from console.probes.snapshot import (
@@ -40,7 +39,8 @@ from console.probes.snapshot import (
     MemoryReport,
     ProbeReport,
 )
-from console.runbook import profile_at
+from console.profile import profile_at
+from console.runbook.matrix import DecisionMatrix, evaluate
 from console.simulator.world import Simulation
 from tests.engine_support import ssh_target
 from tests.fixtures_ssh import SSHServer, free_port

@@ -15,14 +15,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from console import checklist, drills, matrix, validation
 from console.config import load_config
 from console.config.model import Database, Environment, Thresholds
 from console.flags import FlagSet
 from console.plans import build_plan
-from console.runbook import PROFILE_DIR, Profile, load_profile
-from console.runbook.patterns import fill
-from console.runbook.vocabulary import FACTS
+from console.profile import PROFILE_DIR, Profile, load_profile
+from console.profile.patterns import fill
+from console.profile.vocabulary import FACTS
+from console.runbook import checklist, drills, matrix, validation
 from console.simulator import analytics
 from console.simulator.configfile import LOGIN_EMAIL
 from console.simulator.dataset import CHANNEL_ID, POST_COUNT, generate_posts
@@ -542,18 +542,18 @@ def test_the_checker_says_what_the_guide_says(tmp_path: Path) -> None:
     (tmp_path / "my-service.toml").write_text("", encoding="utf-8")
     guide = GUIDE.read_text(encoding="utf-8")
     assert ".venv/bin/rollback-console config validate --profile my-service.toml" in guide
-    for command in (["console", "config", "validate", "--profile"], ["console.runbook"]):
+    for command in (["console", "config", "validate", "--profile"], ["console.profile"]):
         run = subprocess.run(
             [sys.executable, "-m", *command, "my-service.toml"], cwd=tmp_path, capture_output=True, text=True
         )
         assert run.returncode == 2 and run.stdout == ""
         assert run.stderr.splitlines()[:-1] == quoted.group(1).splitlines()
-    ok = subprocess.run([sys.executable, "-m", "console.runbook", str(SEARCHD)], capture_output=True, text=True)
+    ok = subprocess.run([sys.executable, "-m", "console.profile", str(SEARCHD)], capture_output=True, text=True)
     assert ok.returncode == 0 and ok.stdout.startswith(f"{SEARCHD}: ok — searchd: 2 flags")
 
 
 def test_item_lines_of_a_list_written_over_lines() -> None:
-    from console.runbook.patterns import item_line
+    from console.profile.patterns import item_line
 
     text = [
         "shape = [  # comment with ] and , and [",

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from console.runbook import PROFILE_DIR, ProfileError, load_profile
+from console.profile import PROFILE_DIR, ProfileError, load_profile
 
 BASES = {"phase4": PROFILE_DIR / "analyticbot-phase4.toml", "searchd": PROFILE_DIR / "searchd-semantic.toml"}
 DRILLS = PROFILE_DIR.parent / "drills"

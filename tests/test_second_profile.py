@@ -14,7 +14,7 @@ from dotenv import dotenv_values
 
 from console.config import load_config
 from console.journal import Journal
-from console.runbook import PROFILE_DIR, load_profile
+from console.profile import PROFILE_DIR, load_profile
 from console.simulator.generic_world import ProfileSimulation
 from screens.app import RollbackConsole
 from tests.engine_support import cli

@@ -18,7 +18,7 @@ from dotenv import dotenv_values
 
 from console.config import Environment, load_config
 from console.config.model import expand
-from console.runbook import PROFILE_DIR, Profile, load_profile
+from console.profile import PROFILE_DIR, Profile, load_profile
 from console.simulator import answers
 from console.simulator.answers import GenerationError
 from console.simulator.generic_world import ProfileSimulation

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from console import issues, troubleshooting
 from console.config import load_config
 from console.journal import Journal
 from console.plans import PLANS
-from console.runbook import load_profile
+from console.profile import load_profile
+from console.runbook import issues, troubleshooting
 
 
 def failed_run(path: Path, run: str, step: str, title: str, **failure: object) -> Journal:

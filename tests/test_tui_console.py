@@ -554,7 +554,7 @@ async def test_quitting_or_leaving_while_a_rollback_runs_asks_first(tmp_path: Pa
 
 
 async def test_quitting_a_drill_ends_it_with_its_scorecard(tmp_path: Path) -> None:
-    from console.drills import scenarios
+    from console.runbook.drills import scenarios
     from screens.modals import TextModal
 
     app = make_app(tmp_path, drill=scenarios()["latency"])
@@ -574,7 +574,7 @@ async def test_quitting_a_drill_ends_it_with_its_scorecard(tmp_path: Path) -> No
 
 def test_every_engine_refusal_reads_in_the_wizards_words() -> None:
     """Whatever the engine refuses with, the wizard shows it without CLI flags."""
-    from console.authz import AuthorizationError, authorize, pending_message
+    from console.runbook.authz import AuthorizationError, authorize, pending_message
     from screens.wizard import console_words
 
     said = [pending_message("alice", "r-20261127-190000-ab12")]

@@ -11,7 +11,7 @@ import pytest
 from console.config import load_config
 from console.flags import FlagSet
 from console.probes.snapshot import EnvironmentSnapshot, FlagReport, HostSnapshot
-from console.runbook import PROFILE_DIR, load_profile
+from console.profile import PROFILE_DIR, load_profile
 from screens.app import RollbackConsole
 from screens.format import flag_width
 from tests import tui_data

@@ -9,9 +9,9 @@ from console.cli import EXIT_FAILED, EXIT_OK
 from console.cli.common import config_from_args, environment_names, print_json
 from console.cli.render import checks_text, log_redactor
 from console.probes.collect import checked_snapshot
-from console.probes.serialize import checks_dict
-from console.runbook import profile_of
-from console.validation import validate
+from console.profile import profile_of
+from console.runbook.serialize import checks_dict
+from console.runbook.validation import validate
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from console import checklist
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args
 from console.journal import Journal, JournalError
+from console.runbook import checklist
 
 
 def register(sub: argparse._SubParsersAction) -> None:

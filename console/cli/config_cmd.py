@@ -24,7 +24,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    from console.runbook.load import is_profile
+    from console.profile.load import is_profile
 
     if args.profile or is_profile(args.file):
         return _validate_profile(args.file)
@@ -35,7 +35,7 @@ def run_validate(args: argparse.Namespace) -> int:
             print(problem, file=sys.stderr)
         print(f"{args.file}: {len(exc.problems)} problem(s)", file=sys.stderr)
         return EXIT_USAGE
-    from console.runbook.load import ProfileError, profile_at, profile_path
+    from console.profile.load import ProfileError, profile_at, profile_path
 
     # Each environment's profile, each file read once; its problems with the profile's own lines.
     problems: dict[str, list[Problem]] = {}
@@ -80,7 +80,7 @@ def _missing_parameters(file: str, config: Config) -> list[Problem]:
     """A parameter of an environment's probe that neither the config nor the profile gives a value."""
     from console.config.locate import key_lines, locate
     from console.probes.parameters import CONFIG_KEYS, values_for
-    from console.runbook.load import profile_of, profile_path
+    from console.profile.load import profile_of, profile_path
 
     try:
         index = key_lines(Path(file).read_text(encoding="utf-8", errors="replace"))
@@ -106,13 +106,13 @@ def _missing_parameters(file: str, config: Config) -> list[Problem]:
 
 def _profile_name(path: str | None) -> str:
     """The profile's file, or that it is the default one."""
-    from console.runbook.load import DEFAULT_PROFILE
+    from console.profile.load import DEFAULT_PROFILE
 
     return f"{path}" if path else f"{DEFAULT_PROFILE.name} (the default)"
 
 
 def _validate_profile(path: str) -> int:
-    from console.runbook.load import ProfileError, describe_profile, load_profile
+    from console.profile.load import ProfileError, describe_profile, load_profile
 
     try:
         profile = load_profile(path)

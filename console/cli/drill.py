@@ -23,8 +23,8 @@ from console.cli import EXIT_OK, UsageError
 from console.cli.simulate import remove_simulation_dir
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
-from console.drills import Scenario, ScenarioError, finish_drill, pick, scenarios
 from console.journal import Journal
+from console.runbook.drills import Scenario, ScenarioError, finish_drill, pick, scenarios
 
 if TYPE_CHECKING:
     from console.simulator.world import Simulation

@@ -7,13 +7,13 @@ import os
 import sys
 from pathlib import Path
 
-from console.checklist import checklist_of
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args, print_json
 from console.config import find_config
 from console.config.model import DEFAULT_JOURNAL
-from console.drills import scorecards, scorecards_text
 from console.journal import Journal, JournalError, history_json, history_markdown, history_text, incident_report
+from console.runbook.checklist import checklist_of
+from console.runbook.drills import scorecards, scorecards_text
 
 LATEST = 20  # runs `history` shows unless told otherwise: what an operator looks at
 

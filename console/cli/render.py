@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from console.config.model import Config
-from console.matrix import Recommendation, memory_level
 from console.probes.snapshot import EndpointReport, EnvironmentSnapshot, HostSnapshot
+from console.runbook.matrix import Recommendation, memory_level
+from console.runbook.validation import Check
 from console.safe_text import clean
-from console.validation import Check
 
 
 def _b(v: bool | None) -> str:

@@ -135,13 +135,13 @@ def run_simulate(args: argparse.Namespace) -> int:
 
 def _other_profile(path: str | None) -> bool:
     """Whether --profile names another profile than Phase 4's (which keeps its own simulation)."""
-    from console.runbook import DEFAULT_PROFILE
+    from console.profile import DEFAULT_PROFILE
 
     return path is not None and Path(path).resolve() != DEFAULT_PROFILE.resolve()
 
 
 def _profile_simulation(args: argparse.Namespace, environments: tuple[str, ...], ssh: object) -> Simulation:
-    from console.runbook import ProfileError
+    from console.profile import ProfileError
     from console.simulator.answers import GenerationError
     from console.simulator.generic_world import ProfileSimulation
 

@@ -8,9 +8,9 @@ import asyncio
 from console.cli import EXIT_FAILED, EXIT_OK
 from console.cli.common import config_from_args, environment_names, print_json
 from console.cli.render import log_redactor, snapshot_text
-from console.matrix import evaluate, matrix_of
 from console.probes.collect import snapshot_all
-from console.probes.serialize import snapshot_dict
+from console.runbook.matrix import evaluate, matrix_of
+from console.runbook.serialize import snapshot_dict
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -442,7 +442,7 @@ class _Loader:
     def _checklist(self, root: _Table) -> tuple[ChecklistItem, ...]:
         items = root.tables("checklist")
         if items is None:
-            return ()  # the environment's profile's (console.checklist.checklist_of)
+            return ()  # the environment's profile's (console.runbook.checklist.checklist_of)
         out = []
         for t in items:
             out.append(
@@ -589,7 +589,7 @@ def _profile_actions(environments: Iterable[Environment]) -> tuple[str, ...]:
     """Every action id the environments' profiles have, in their order: what a
     [[decision_matrix]] row may name. () when a profile cannot be read (config
     validate names that problem; the row is not judged against a profile it cannot see)."""
-    from console.runbook import ProfileError, profile_at
+    from console.profile import ProfileError, profile_at
 
     out: dict[str, None] = {}
     try:
@@ -603,7 +603,7 @@ def _profile_actions(environments: Iterable[Environment]) -> tuple[str, ...]:
 def _profile_roles(profiles: Iterable[str | None]) -> set[str]:
     """The contact roles of these profiles (None: the default): what an [[escalation]] level
     may name when the config lists no contacts of its own."""
-    from console.runbook import ProfileError, profile_at
+    from console.profile import ProfileError, profile_at
 
     try:
         return {c.role for path in profiles for c in profile_at(path).contacts}

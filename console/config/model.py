@@ -140,7 +140,7 @@ class Environment:
     fleet: Fleet = field(default_factory=Fleet)
     lock_dir: str = "/tmp"
     inventory: tuple[str, str] | None = None  # (file, group) the hosts came from, if an inventory
-    profile: str | None = None  # its service profile's path; None: console.runbook.DEFAULT_PROFILE
+    profile: str | None = None  # its service profile's path; None: console.profile.DEFAULT_PROFILE
 
     def hosts_source(self) -> str:
         """Where the host list comes from, in words."""

@@ -22,13 +22,13 @@ from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from console.authz import Authorization, AuthorizationError, check_approval, same_person
 from console.config.model import Config
 from console.engine.locking import RunRefused
 from console.journal import Journal, RunNotFound, RunSummary, Who
 from console.journal.records import iso
 from console.journal.requests import OPEN, RequestState
 from console.journal.runs import REQUEST_OUTCOMES, summarize
+from console.runbook.authz import Authorization, AuthorizationError, check_approval, same_person
 
 if TYPE_CHECKING:  # in annotations only: the dashboard's journal look loads no plans or probes
     from console.engine.run import Run

@@ -8,10 +8,11 @@ import contextlib
 import os
 from pathlib import Path
 
-from console import checklist, files
-from console.checklist import checklist_of
+from console import files
 from console.config.model import Config
 from console.journal import Journal, incident_report
+from console.runbook import checklist
+from console.runbook.checklist import checklist_of
 
 
 class ReportError(OSError):

@@ -17,11 +17,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from console.authz import Authorization
 from console.engine.plan import Plan
 from console.engine.preview import Confirmed, PlanPreview
 from console.journal import RunSummary
-from console.matrix import Recommendation
+from console.runbook.authz import Authorization
+from console.runbook.matrix import Recommendation
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, Step
 from console.events import Event
 from console.probes.collect import reachable_base, unusable_profile
 from console.probes.http import probe_health
-from console.runbook import ProfileError, profile_of
+from console.profile import ProfileError, profile_of
 from console.transport.base import TransportError
 
 OUTPUT_KEPT = 8 * 1024  # characters of a step's output kept in the journal

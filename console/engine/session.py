@@ -15,8 +15,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 
-from console import checklist, failpoints, notify
-from console.authz import Authorization, AuthorizationError, authorize
+from console import failpoints, notify
 from console.config.model import Config, Environment
 from console.engine import preview as previews
 from console.engine import standing
@@ -29,10 +28,12 @@ from console.engine.runner import Decide, Progress, Runner, RunResult, UndoState
 from console.events import Event
 from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who, known_secrets
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
-from console.matrix import Recommendation, evaluate, matrix_of
-from console.people import people_of
 from console.probes.collect import Prober
-from console.probes.serialize import recommendation_dict
+from console.runbook import checklist
+from console.runbook.authz import Authorization, AuthorizationError, authorize
+from console.runbook.matrix import Recommendation, evaluate, matrix_of
+from console.runbook.people import people_of
+from console.runbook.serialize import recommendation_dict
 from console.transport.base import TransportError
 
 PRE_RUN_EVIDENCE_S = 2.0  # longest the run waits for its "before" snapshot

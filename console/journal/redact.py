@@ -176,7 +176,7 @@ _patterns_memo = functools.lru_cache(maxsize=4096)(_patterns_uncached)
 def _probe_secrets(env: Environment) -> list[SecretRef]:
     """The secrets the environment's profile gives its probe (a password per environment)."""
     from console.probes.parameters import secrets_of
-    from console.runbook import ProfileError, profile_of
+    from console.profile import ProfileError, profile_of
 
     try:
         return secrets_of(env, profile_of(env).probe)

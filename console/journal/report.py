@@ -22,7 +22,7 @@ from console.journal.runs import RunSummary
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
 LINE_MAX = 160  # characters of one timeline line
-POST_HOC_REVIEW = "post_hoc_review"  # checklist item id, as console.authz names it
+POST_HOC_REVIEW = "post_hoc_review"  # checklist item id, as console.runbook.authz names it
 
 
 def incident_report(

@@ -10,8 +10,8 @@ from console.engine.undo import each_undo
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.undo import older_facts, one_restart
 from console.plans.validate import ValidateRollback
-from console.runbook import ProfileError, profile_of
-from console.runbook.model import Action, FlagRules
+from console.profile import ProfileError, profile_of
+from console.profile.model import Action, FlagRules
 
 __all__ = ["PLANS", "PlanError", "RunbookPlans", "build_plan"]
 

@@ -15,8 +15,8 @@ from console.engine.plan import Facts, IntentStale, Plan, RunContext, Step, Step
 from console.plans.checkout import Rebuild, RestoreCode, git, git_head, run
 from console.plans.flags import AwaitEffect, RestartService, SetFlags
 from console.plans.validate import ValidateRollback
-from console.runbook import profile_of
-from console.runbook.model import Action
+from console.profile import profile_of
+from console.profile.model import Action
 from console.transport.base import TransportError
 
 SEARCH_DEPTH = 500  # commits searched for the release's subject

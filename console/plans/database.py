@@ -21,12 +21,12 @@ from console.config.model import Environment, Host
 from console.engine.plan import Facts, Plan, Remedy, RunContext, Step, StepFailed
 from console.envfile import parse_env
 from console.flags import FlagSet
-from console.issues import DB_ROLLBACK_FAILED
 from console.plans.kept_copy import Connect, ReapplyMigration, gave_up, kept_path, take_copy, write_copy
 from console.plans.validate import ValidateRollback, log_offsets
 from console.probes.collect import read_pid
-from console.runbook import profile_of
-from console.runbook.model import Action, Profile
+from console.profile import profile_of
+from console.profile.model import Action, Profile
+from console.runbook.issues import DB_ROLLBACK_FAILED
 from console.transport.base import TransportError
 
 __all__ = ["CheckFlagsOff", "DropColumns", "InspectSchema", "ReapplyMigration", "database_plan", "database_steps"]

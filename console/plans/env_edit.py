@@ -15,8 +15,8 @@ from console.envfile import EnvFile, Splice, apply_splices, not_text, parse_env,
 from console.events import Event
 from console.flags import FlagSet
 from console.probes.collect import read_pid
-from console.runbook import profile_of
-from console.runbook.model import FlagRules
+from console.profile import profile_of
+from console.profile.model import FlagRules
 from console.transport.base import Transport, TransportError
 
 EDIT_ENV = "edit-env"

@@ -9,12 +9,12 @@ import time
 from console.config.model import Host
 from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FlagSet
-from console.issues import RESTART_FAILED, STALE_PROCESS
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import logs
 from console.probes.collect import read_log_window, read_pid
 from console.probes.parameters import ParameterProblem, probe_preview
-from console.runbook import ProfileError, profile_of
+from console.profile import ProfileError, profile_of
+from console.runbook.issues import RESTART_FAILED, STALE_PROCESS
 from console.transport.base import TransportError
 
 RESTART_TIMEOUT_S = 120.0
@@ -303,8 +303,8 @@ class AwaitEffect(Step):
     def _remedy(self, ctx: RunContext, host: Host) -> Remedy | None:
         """The environment's profile's remedy for issue 1 (Phase 4: the forced fresh start, else
         reload then restart), with this environment's commands; None when it has none of them."""
-        from console.runbook import ProfileError
-        from console.troubleshooting import fix_values
+        from console.profile import ProfileError
+        from console.runbook.troubleshooting import fix_values
 
         try:
             profile = profile_of(ctx.env)

@@ -22,7 +22,7 @@ import asyncpg
 from console import db
 from console.config.model import Database, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
-from console.issues import DB_ROLLBACK_FAILED
+from console.runbook.issues import DB_ROLLBACK_FAILED
 
 
 def kept_dir(ctx: RunContext) -> Path:

@@ -14,12 +14,12 @@ from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
 from console.probes.parameters import probe_preview
-from console.probes.serialize import checks_dict
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import ProfileError, profile_of
-from console.runbook.model import Profile
+from console.profile import ProfileError, profile_of
+from console.profile.model import Profile
+from console.runbook.serialize import checks_dict
+from console.runbook.validation import Check, validate
 from console.transport.base import TransportError
-from console.validation import Check, validate
 
 
 async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[LogLine] | None:

@@ -32,8 +32,8 @@ from console.probes.snapshot import (
     MemoryReport,
     ProbeReport,
 )
-from console.runbook import ProfileError, profile_of, profile_path
-from console.runbook.model import Probe
+from console.profile import ProfileError, profile_of, profile_path
+from console.profile.model import Probe
 from console.transport.base import Transport, TransportError
 from console.transport.pool import TransportPool
 

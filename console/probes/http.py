@@ -20,8 +20,8 @@ import httpx
 from console.probes import jsonbody
 from console.probes.parameters import login_names
 from console.probes.snapshot import EndpointReport, HealthReport, ProbeReport
-from console.runbook.model import Endpoint, Health, Probe
-from console.runbook.predicates import Predicate, json_type
+from console.profile.model import Endpoint, Health, Probe
+from console.profile.predicates import Predicate, json_type
 
 MAX_BODY = 4 * 1024 * 1024
 DEFAULT_DEADLINE_S = 10.0  # when the client has no read timeout

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 
 from console.flags import FlagSet
 from console.probes.snapshot import LogReport
-from console.runbook.model import FlagRules, LogFormat
-from console.runbook.patterns import ere_escape, split
+from console.profile.model import FlagRules, LogFormat
+from console.profile.patterns import ere_escape, split
 from console.transport.base import Transport, TransportError
 
 MAX_JSON_LINE = 1024 * 1024

@@ -13,8 +13,8 @@ from typing import Any
 from urllib.parse import urlencode
 
 from console.config.model import Environment, SecretError, SecretRef
-from console.runbook.model import Probe
-from console.runbook.patterns import placeholders
+from console.profile.model import Probe
+from console.profile.patterns import placeholders
 
 # Keys of [environments.X] that are parameters of the Phase 4 probe: the config's value wins.
 CONFIG_KEYS = ("channel_id", "days", "login_email", "password")
@@ -119,7 +119,7 @@ def request_url(probe: Probe, base: str, values: Mapping[str, Any]) -> str:
 
 def probe_preview(env: Environment, base: str, *, as_curl: bool = False) -> list[str]:
     """``preview`` (or ``curl``) of the environment's own probe; a line saying so when its profile is broken."""
-    from console.runbook import ProfileError, profile_of
+    from console.profile import ProfileError, profile_of
 
     try:
         probe = profile_of(env).probe

@@ -17,8 +17,8 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from console.runbook.model import AnswerSpec, Endpoint, Profile
-from console.runbook.predicates import JsonPath, Predicate
+from console.profile.model import AnswerSpec, Endpoint, Profile
+from console.profile.predicates import JsonPath, Predicate
 
 MAX_FLAG_COMBINATIONS = 256  # check_profile tries every combination of up to 8 flags
 _DELETE = object()  # a candidate that removes the key

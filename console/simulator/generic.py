@@ -27,8 +27,8 @@ from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
-from console.runbook import Profile, load_profile
-from console.runbook.patterns import PLACEHOLDER, split
+from console.profile import Profile, load_profile
+from console.profile.patterns import PLACEHOLDER, split
 from console.simulator import answers, auth
 from console.simulator.faults import Faults, FaultWatcher
 from console.simulator.httpserver import Request, Response, start_server

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from console.runbook import Profile
+from console.profile import Profile
 from console.simulator.configfile import EnvEntry, SSHTarget, _s, ctl_command
 
 MODULE = "console.simulator.generic"

@@ -18,7 +18,7 @@ import secrets
 from collections.abc import Sequence
 from pathlib import Path
 
-from console.runbook import Profile, load_profile
+from console.profile import Profile, load_profile
 from console.simulator import answers, ctl, repo
 from console.simulator.auth import password_hash
 from console.simulator.configfile import EnvEntry, HostEntry, SSHTarget

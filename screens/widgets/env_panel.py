@@ -13,7 +13,7 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.config.model import Config
-from console.matrix import limit
+from console.runbook.matrix import limit
 from screens import format as fmt
 from screens.state import LiveEnvironment
 from screens.widgets.update import show
@@ -181,7 +181,7 @@ class EnvPanel(Widget, can_focus=True):
                 cols = " ".join(f"{c} {'✓' if p else '✗'}" for c, p in db.columns)
                 extra = f" · also drops: {fmt.esc(', '.join(db.extra_dependents))}" if db.extra_dependents else ""
                 lines.append(f"database {cols} · {sum(p for _, p in db.indexes)}/{len(db.indexes)} indexes{extra}")
-        from console import troubleshooting
+        from console.runbook import troubleshooting
 
         for f in troubleshooting.findings(self.live.env, s):
             lines.append(f"[$warning]{fmt.esc(f.title)}[/] — {fmt.esc(f.evidence)[:140]}")

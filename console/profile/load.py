@@ -22,11 +22,11 @@ from console.config.locate import Path as KeyPath
 from console.config.locate import locate
 from console.config.model import Environment
 from console.config.reader import ConfigError, Problem, _dotted, _non_empty, _Table
-from console.runbook import checks, patterns
-from console.runbook.checks import FLAG_ID, unique, unknown
-from console.runbook.load_probe import ProbeReader
-from console.runbook.load_rules import RulesReader
-from console.runbook.model import (
+from console.profile import checks, patterns
+from console.profile.checks import FLAG_ID, unique, unknown
+from console.profile.load_probe import ProbeReader
+from console.profile.load_rules import RulesReader
+from console.profile.model import (
     Flag,
     FlagRules,
     JsonLog,
@@ -35,8 +35,8 @@ from console.runbook.model import (
     Profile,
     ServiceInfo,
 )
-from console.runbook.patterns import FlagLine, PlainLine, TemplateError, item_line
-from console.runbook.vocabulary import FORMAT
+from console.profile.patterns import FlagLine, PlainLine, TemplateError, item_line
+from console.profile.vocabulary import FORMAT
 
 PROFILE_DIR = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "profiles"
 DEFAULT_PROFILE = PROFILE_DIR / "analyticbot-phase4.toml"

@@ -1,6 +1,6 @@
-"""What a failed step is evidence of: a troubleshooting *fact* (console.runbook.vocabulary.FACTS).
+"""What a failed step is evidence of: a troubleshooting *fact* (console.profile.vocabulary.FACTS).
 The runner names the profile's issue for it — its id and its heading ("Issue 2: …") —
-through the plan catalogue; ``console.troubleshooting`` tells from live evidence whether
+through the plan catalogue; ``console.runbook.troubleshooting`` tells from live evidence whether
 each of the profile's issues applies."""
 
 from __future__ import annotations

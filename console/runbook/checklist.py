@@ -6,10 +6,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from console.authz import POST_HOC_REVIEW_ID
 from console.config.model import ChecklistItem, Config
 from console.journal import Journal, RunSummary
-from console.runbook import Profile, ProfileError, profile_of
+from console.profile import Profile, ProfileError, profile_of
+from console.runbook.authz import POST_HOC_REVIEW_ID
 
 # Evidence a profile's checklist item may name, as the config's `check` words.
 EVIDENCE_CHECK = {"notified": "notified", "report_written": "report"}

@@ -11,9 +11,9 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from console.config.reader import _non_empty, _one_of, _Table, _within
-from console.runbook import checks, patterns, predicates
-from console.runbook.checks import unique, unknown
-from console.runbook.model import (
+from console.profile import checks, patterns, predicates
+from console.profile.checks import unique, unknown
+from console.profile.model import (
     AnswerSpec,
     Endpoint,
     FailureShape,
@@ -24,7 +24,7 @@ from console.runbook.model import (
     Probe,
     Request,
 )
-from console.runbook.vocabulary import PARAMETER_TYPES
+from console.profile.vocabulary import PARAMETER_TYPES
 
 if TYPE_CHECKING:
     from console.config.load import _Loader

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from console.config.model import Config, Contact, EscalationLevel
-from console.runbook import ProfileError, profile_of
+from console.profile import ProfileError, profile_of
 
 
 def people_of(config: Config, environment: str | None) -> tuple[tuple[Contact, ...], tuple[EscalationLevel, ...]]:

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from console.config.model import Thresholds
 from console.flags import FlagSet
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import ProfileError, profile_at
-from console.runbook.model import Mode, Profile, Validation
+from console.profile import ProfileError, profile_at
+from console.profile.model import Mode, Profile, Validation
 
 
 @dataclass(frozen=True)
@@ -123,7 +123,7 @@ def _memory(h: HostSnapshot, _t: Thresholds, _e: FlagSet | None, v: Validation) 
 
 
 CheckFn = Callable[[HostSnapshot, Thresholds, FlagSet | None, Validation], tuple[bool, str]]
-CHECK_KINDS: dict[str, CheckFn] = {  # a profile's `check = …`: see console.runbook.vocabulary
+CHECK_KINDS: dict[str, CheckFn] = {  # a profile's `check = …`: see console.profile.vocabulary
     "health": _health,
     "flags": _flags,
     "probe": _recommendations,

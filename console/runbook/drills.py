@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any
 
 from console import files
-from console.checklist import checklist_of
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
-from console.runbook import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
-from console.runbook.model import Scenario as ProfileScenario
+from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
+from console.profile.model import Scenario as ProfileScenario
+from console.runbook.checklist import checklist_of
 
 SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sample_configs" / "drills"
 FAULT_KEYS = (

@@ -12,10 +12,10 @@ from typing import Any
 
 from console.config.model import KINDS, Contact, EscalationLevel
 from console.config.reader import _non_empty, _one_of, _Table, _within
-from console.runbook import checks
-from console.runbook.checks import unique, unknown
-from console.runbook.load_drills import DrillReader
-from console.runbook.model import (
+from console.profile import checks
+from console.profile.checks import unique, unknown
+from console.profile.load_drills import DrillReader
+from console.profile.model import (
     Action,
     Authorization,
     ChecklistItem,
@@ -26,8 +26,8 @@ from console.runbook.model import (
     Remedy,
     Validation,
 )
-from console.runbook.patterns import placeholders
-from console.runbook.vocabulary import (
+from console.profile.patterns import placeholders
+from console.profile.vocabulary import (
     ACTION_KINDS,
     CHECK_KINDS,
     EVIDENCE,

@@ -8,8 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from console.config.model import Contact, EscalationLevel, SecretRef
-from console.runbook.patterns import FlagLine, PlainLine, fill, fill_json
-from console.runbook.predicates import JsonPath, Predicate
+from console.profile.patterns import FlagLine, PlainLine, fill, fill_json
+from console.profile.predicates import JsonPath, Predicate
 
 # --- flags --------------------------------------------------------------------------------
 

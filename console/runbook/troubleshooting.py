@@ -6,7 +6,7 @@ environment would run them. ``findings`` keeps only those that apply.
 
 Which facts hold is code (the verdicts below); what the issues are called and how they
 are fixed is the environment's service profile (its [[troubleshooting]] entries), read
-once per process by ``console.runbook.profile_of``. An issue the profile does not have
+once per process by ``console.profile.profile_of``. An issue the profile does not have
 is not shown; a profile that cannot be read is said so, as the one status.
 """
 
@@ -15,11 +15,11 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 from console.config.model import Environment, Host
-from console.issues import DB_ROLLBACK_FAILED, OLDER_DATABASE_STEPS
 from console.journal import RunSummary
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
-from console.runbook import Profile, ProfileError, profile_of, profile_path
-from console.runbook.patterns import fill
+from console.profile import Profile, ProfileError, profile_of, profile_path
+from console.profile.patterns import fill
+from console.runbook.issues import DB_ROLLBACK_FAILED, OLDER_DATABASE_STEPS
 
 PROFILE_UNREADABLE = "profile-unreadable"  # the one status when the profile cannot be read
 
@@ -301,7 +301,7 @@ def assess(env: Environment, snapshot: EnvironmentSnapshot, last_run: RunSummary
     unreachable = [h.host for h in snapshot.hosts if h.unreachable]
     out = []
     # Each of the profile's issues, in its order, judged by the first of its facts the console
-    # can see (console.runbook.vocabulary.FACTS); one it cannot judge reads "cannot assess".
+    # can see (console.profile.vocabulary.FACTS); one it cannot judge reads "cannot assess".
     for issue in profile.troubleshooting:
         fact = next((f for f in issue.applies if f in JUDGES), None)
         if fact is None:

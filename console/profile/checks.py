@@ -7,8 +7,8 @@ from collections.abc import Callable
 from typing import Any
 
 from console.config.reader import _did_you_mean, _Table
-from console.runbook import patterns
-from console.runbook.patterns import TemplateError
+from console.profile import patterns
+from console.profile.patterns import TemplateError
 
 FLAG_ID = re.compile(r"^[a-z][a-z0-9_]*$")  # flag ids stand in templates as {id}
 ID = re.compile(r"^[a-z0-9][a-z0-9_\-]*$")  # actions, issues, validations, modes, scenarios …

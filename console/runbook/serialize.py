@@ -6,9 +6,9 @@ import dataclasses
 from collections.abc import Callable
 from typing import Any
 
-from console.matrix import Recommendation
 from console.probes.snapshot import EnvironmentSnapshot, HealthReport, HostSnapshot, flag_dict
-from console.validation import Check
+from console.runbook.matrix import Recommendation
+from console.runbook.validation import Check
 
 Redact = Callable[[str], str]  # applied to every service log line that goes out
 

@@ -12,10 +12,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console.config.reader import _non_empty, _resolve_path, _Table, _within
-from console.runbook import checks
-from console.runbook.checks import unknown
-from console.runbook.model import Fault, Scenario
-from console.runbook.vocabulary import FAULT_KEYS
+from console.profile import checks
+from console.profile.checks import unknown
+from console.profile.model import Fault, Scenario
+from console.profile.vocabulary import FAULT_KEYS
 
 if TYPE_CHECKING:
     from console.config.load import _Loader
@@ -58,7 +58,7 @@ class DrillReader(_Base):
     def _scenario_file(self, path: Path) -> Scenario | None:
         """A scenario file ([drill] and [[faults]]), its problems reported with its own path."""
         from console.config.load import _Loader
-        from console.runbook.load import ProfileError, read_toml
+        from console.profile.load import ProfileError, read_toml
 
         try:
             text, data = read_toml(path)

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from console.config.reader import _did_you_mean, _shown
-from console.runbook.vocabulary import JSON_TYPES
+from console.profile.vocabulary import JSON_TYPES
 
 if TYPE_CHECKING:
     from console.config.load import _Loader

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from console.config.model import Config, Environment, MatrixRow, Thresholds
 from console.probes.snapshot import EnvironmentSnapshot
-from console.runbook import profile_of
+from console.profile import profile_of
 
 SEVERITY_ORDER = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 

@@ -1,4 +1,4 @@
-"""``python -m console.runbook [FILE]``: check a profile; every problem as FILE:LINE: key: message.
+"""``python -m console.profile [FILE]``: check a profile; every problem as FILE:LINE: key: message.
 
 Exit 0 when it loads, 2 when it does not (a bad profile is bad input, as a bad config).
 ``rollback-console config validate PROFILE`` does the same.
@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import sys
 
-from console.runbook.load import DEFAULT_PROFILE, ProfileError, describe_profile, load_profile
+from console.profile.load import DEFAULT_PROFILE, ProfileError, describe_profile, load_profile
 
 
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if len(args) > 1 or (args and args[0].startswith("-")):
-        print("usage: python -m console.runbook [PROFILE.toml]", file=sys.stderr)
+        print("usage: python -m console.profile [PROFILE.toml]", file=sys.stderr)
         return 2
     path = args[0] if args else str(DEFAULT_PROFILE)
     try:
