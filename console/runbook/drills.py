@@ -21,7 +21,7 @@ from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_
 from console.profile.model import Scenario as ProfileScenario
 from console.runbook.checklist import checklist_of
 
-SCENARIO_DIR = Path(__file__).resolve().parent.parent / "sample_configs" / "drills"
+SCENARIO_DIR = Path(__file__).resolve().parent.parent.parent / "sample_configs" / "drills"
 FAULT_KEYS = (
     "latency_s",
     "error_rate",
