@@ -129,3 +129,13 @@ def test_a_failed_restart_names_searchds_own_issue(world: ProfileSimulation) -> 
     assert (failed["issue"], failed["troubleshooting"]) == ("wont-start", wont_start.heading)
     assert wont_start.heading == "Issue 2: searchd down after the rollback"
     assert f"runbook troubleshooting — {wont_start.heading}" in rolled.stdout
+
+
+def test_searchds_authorization_is_its_profiles(world: ProfileSimulation) -> None:
+    reason = ["--reason", "search is down for everyone"]
+    wrong = cli(world.config_path, "rollback", "all-off", "--env", "production", "--yes", "--emergency", "P0", *reason)
+    assert wrong.returncode == 2 and "--emergency must be SEV1" in wrong.stderr, wrong.stderr
+    done = cli(world.config_path, "rollback", "all-off", "--env", "production", "--yes", "--emergency", "sev1", *reason)
+    assert done.returncode == 0, done.stdout + done.stderr
+    run = Journal(load_config(world.config_path).journal_path).runs()[-1]
+    assert run.authorization["mode"] == "emergency" and run.authorization["emergency_level"] == "SEV1"

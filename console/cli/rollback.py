@@ -87,7 +87,11 @@ def _common(p: argparse.ArgumentParser) -> None:
     p.add_argument("--env", required=True, metavar="ENV")
     p.add_argument("--reason", default="", metavar="TEXT", help="why (goes into the journal and the history table)")
     p.add_argument("--approved-by", metavar="NAME", help="production: the team lead or on-call who approved it")
-    p.add_argument("--emergency", choices=("P0", "P1"), help="production emergency override (needs --reason)")
+    p.add_argument(
+        "--emergency",
+        metavar="LEVEL",
+        help="emergency override of the approval, at one of the profile's levels (Phase 4: P0, P1); needs --reason",
+    )
     p.add_argument("--yes", action="store_true", help="do not ask before running (needed without a terminal)")
     p.add_argument(
         "--json",

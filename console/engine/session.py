@@ -30,7 +30,7 @@ from console.journal import Journal, JournalError, RunRecorder, RunSummary, Who,
 from console.lock import BrokenLock, EnvironmentLock, LockError, LockHolder
 from console.probes.collect import Prober
 from console.runbook import checklist
-from console.runbook.authz import Authorization, AuthorizationError, authorize
+from console.runbook.authz import Authorization, AuthorizationError, authorize, policy_of
 from console.runbook.matrix import Recommendation, evaluate, matrix_of
 from console.runbook.people import people_of
 from console.runbook.serialize import recommendation_dict
@@ -209,7 +209,16 @@ class Engine(ApprovalDesk):
     def authorize(self, request: RunRequest) -> Authorization:
         env = self.config.environment(request.environment)
         try:
-            return authorize(env.kind, self.who.user, request.approved_by, request.emergency, request.reason)
+            policy = policy_of(env)
+            return authorize(
+                env.kind,
+                self.who.user,
+                request.approved_by,
+                request.emergency,
+                request.reason,
+                approval_required=policy[0],
+                emergency_levels=policy[1],
+            )
         except AuthorizationError as exc:
             raise RunRefused(str(exc)) from None
 

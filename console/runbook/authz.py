@@ -14,7 +14,8 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass
 from typing import Any, Literal
 
-from console.config.model import KINDS, ChecklistItem
+from console.config.model import KINDS, ChecklistItem, Environment
+from console.profile import ProfileError, profile_of
 
 Mode = Literal["self-service", "approved", "emergency", "pending"]
 EMERGENCY_LEVELS = ("P0", "P1")
@@ -87,11 +88,11 @@ def post_hoc_review_item(auth: Authorization) -> ChecklistItem | None:
     )
 
 
-def _emergency_level(emergency: str) -> str:
+def _emergency_level(emergency: str, levels: tuple[str, ...] = EMERGENCY_LEVELS) -> str:
     level = emergency.strip().upper()
-    if level not in EMERGENCY_LEVELS:
+    if level not in {x.upper() for x in levels}:
         raise AuthorizationError(
-            f"--emergency must be P0 or P1 (got {emergency!r}); anything less urgent needs an approver: "
+            f"--emergency must be {' or '.join(levels)} (got {emergency!r}); anything less urgent needs an approver: "
             "pass --approved-by NAME or have a team lead run `rollback-console approve RUN_ID`"
         )
     return level
@@ -114,8 +115,13 @@ def authorize(
     approved_by: str | None = None,
     emergency: str | None = None,
     reason: str | None = None,
+    *,
+    approval_required: bool | None = None,
+    emergency_levels: tuple[str, ...] = EMERGENCY_LEVELS,
 ) -> Authorization:
     """Decide how a rollback of an environment of ``env_kind`` by ``operator`` is authorized.
+    ``approval_required`` and ``emergency_levels`` are the profile's [authorization] (None:
+    the runbook's table — production needs an approver, staging does not).
 
     Raises AuthorizationError when the request itself is wrong (self-approval, a bad
     emergency level, an emergency without a reason). A production run with neither an
@@ -129,10 +135,10 @@ def authorize(
     approver = approved_by.strip() if approved_by is not None else None
     if approved_by is not None and not approver:
         raise AuthorizationError("--approved-by is empty: give the name of the person who approved this rollback")
-    level = _emergency_level(emergency) if emergency is not None else None
+    level = _emergency_level(emergency, emergency_levels) if emergency is not None else None
     reason_text = " ".join(reason.split()) if reason and reason.strip() else None
 
-    if env_kind == "staging":
+    if not (env_kind == "production" if approval_required is None else approval_required):
         if level is not None:  # --emergency asks for a reason wherever it is used (README, --help)
             reason_text = _check_reason(reason, level)
         return Authorization("self-service", operator, approver, level, reason_text)
@@ -157,3 +163,15 @@ def check_approval(requester: str, approver: str, run_id: str | None = None) -> 
             f"a team lead or on-call, must approve it (`rollback-console approve {run}`), "
             "or in a P0/P1 emergency pass --emergency P0 --reason TEXT"
         )
+
+
+def policy_of(env: Environment) -> tuple[bool | None, tuple[str, ...]]:
+    """The environment's profile's [authorization]: does its kind need an approver (None: the
+    runbook's table decides), and which emergency levels skip approval."""
+    try:
+        profile = profile_of(env)
+    except ProfileError:
+        return None, EMERGENCY_LEVELS
+    rule = next((a for a in profile.authorization if a.kind == env.kind), None)
+    required = None if rule is None else rule.approval == "required"
+    return required, profile.emergency_levels or EMERGENCY_LEVELS
