@@ -95,12 +95,13 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from console.cli.simulate import remove_simulation_dir
+    from console.simulator.words import SERVICE
     from console.simulator.world import Simulation
 
     fresh = not args.dir
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
     # Information on stdout: stderr is for errors only (`demo 2>errors.log` stays empty).
-    print(f"Starting the simulated service in {directory} …", flush=True)
+    print(f"Starting the simulated {SERVICE} in {directory} …", flush=True)
     try:
         with Simulation(directory, database=False if args.no_db else None) as sim:
             args.config = str(sim.config_path)

@@ -102,7 +102,11 @@ def simulate_zero_hosts(ctx) -> None:
 @kind("arguments", "unknown action")
 def unknown_action(ctx) -> None:
     answer = ctx.run(ctx.sim.config_path, "rollback", "reboot-everything", "--env", "staging")
-    assert_sane(answer, code=2, says=("invalid choice: 'reboot-everything'",))
+    assert_sane(
+        answer,
+        code=2,
+        says=("unknown action 'reboot-everything'", "the rollbacks of Phase 4 Rollback Procedures: quick"),
+    )
 
 
 @kind("arguments", "a 120 kB reason")
