@@ -12,11 +12,12 @@ is not shown; a profile that cannot be read is said so, as the one status.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 
 from console.config.model import Environment, Host
 from console.journal import RunSummary
-from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
+from console.probes.snapshot import EnvironmentSnapshot, FlagReport, HostSnapshot
 from console.profile import Profile, ProfileError, profile_of, profile_path
 from console.profile.patterns import fill
 from console.runbook.issues import DB_ROLLBACK_FAILED, OLDER_DATABASE_STEPS
@@ -211,13 +212,38 @@ def _database(
     )
 
 
-def _partial(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
-    stuck, unknown, fine = [], [], []
+def _compare_log(
+    issue: str,
+    rb: _Runbook,
+    env: Environment,
+    hosts: list[HostSnapshot],
+    wrong: Callable[[FlagReport], str | None],
+    agrees: str,
+) -> IssueStatus:
+    """The log's last flag line against the env file, host by host: ``wrong`` says what
+    disagrees (None: nothing); a host whose two sources cannot both be read is unknown."""
+    found, unknown, fine = [], [], []
     for h in hosts:
         f = h.flags
         if f.env_file is None or f.log is None:
             unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
-            continue
+        elif (said := wrong(f)) is not None:
+            found.append((h.host, said))
+        else:
+            fine.append(h.host)
+    first = _host(env, found[0][0] if found else hosts[0].host if hosts else env.hosts[0].name)
+    if found:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in found)
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in found))
+    if unknown and not fine:
+        why = "the log's flag line cannot be compared — " + "; ".join(unknown)
+        return IssueStatus(issue, None, why, rb.fix(issue, first))
+    return IssueStatus(issue, False, agrees, rb.fix(issue, first))
+
+
+def _partial(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    def wrong(f: FlagReport) -> str | None:
+        assert f.env_file is not None and f.log is not None  # _compare_log reads only such hosts
         # A flag that depends on another acts only while that one is on: turned off alone, its
         # own line in the log must say off.
         off = [
@@ -225,47 +251,21 @@ def _partial(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapsho
             for flag in f.env_file.flags
             if flag.depends_on and f.env_file[flag.depends_on] and not f.env_file[flag.id] and f.log[flag.id]
         ]
-        if off:
-            line = (f.log_line or "")[:160]
-            stuck.append((h.host, f"env file has {', '.join(off)} off but the log still says on: {line}"))
-        else:
-            fine.append(h.host)
-    first = _host(env, stuck[0][0] if stuck else hosts[0].host if hosts else env.hosts[0].name)
-    if stuck:
-        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in stuck)
-        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in stuck))
-    if unknown and not fine:
-        why = "the log's flag line cannot be compared — " + "; ".join(unknown)
-        return IssueStatus(issue, None, why, rb.fix(issue, first))
-    return IssueStatus(
-        issue,
-        False,
-        "the log's last flag line agrees with the env file's sub-flags",
-        rb.fix(issue, first),
-    )
+        line = (f.log_line or "")[:160]
+        return f"env file has {', '.join(off)} off but the log still says on: {line}" if off else None
+
+    return _compare_log(issue, rb, env, hosts, wrong, "the log's last flag line agrees with the env file's sub-flags")
 
 
 def _log_mismatch(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
     """The log's last flag line says other values than the env file (the process is another
     issue: a stale environment)."""
-    off, unknown, fine = [], [], []
-    for h in hosts:
-        f = h.flags
-        if f.env_file is None or f.log is None:
-            unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
-        elif f.log != f.env_file:
-            off.append((h.host, f"env file has {f.env_file.describe()}, the log says {f.log.describe()}"))
-        else:
-            fine.append(h.host)
-    first = _host(env, off[0][0] if off else hosts[0].host if hosts else env.hosts[0].name)
-    if off:
-        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in off)
-        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in off))
-    if unknown and not fine:
-        return IssueStatus(
-            issue, None, "the log's flag line cannot be compared — " + "; ".join(unknown), rb.fix(issue, first)
-        )
-    return IssueStatus(issue, False, "the log's last flag line agrees with the env file", rb.fix(issue, first))
+
+    def wrong(f: FlagReport) -> str | None:
+        assert f.env_file is not None and f.log is not None  # _compare_log reads only such hosts
+        return None if f.log == f.env_file else f"env file has {f.env_file.describe()}, the log says {f.log.describe()}"
+
+    return _compare_log(issue, rb, env, hosts, wrong, "the log's last flag line agrees with the env file")
 
 
 # Which facts the console can judge from a snapshot, and how (db_rollback_failed: from the journal).
