@@ -15,11 +15,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
 import os
 import re
-import signal
 import sys
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -31,7 +29,7 @@ from console.profile import Profile, load_profile
 from console.profile.patterns import PLACEHOLDER, split
 from console.simulator import answers, auth
 from console.simulator.faults import Faults, FaultWatcher
-from console.simulator.httpserver import Request, Response, start_server
+from console.simulator.httpserver import Request, Response, serve_until_signalled, start_server
 from console.simulator.memory import Ballast
 
 TICK_S = 0.25
@@ -147,17 +145,7 @@ class GenericService:
             self.log.write("WARNING", f"{self.service}.api", f"Build {self.commit} lacks the release: flags ignored")
         server = await start_server(self.handle, s.host, s.port, self._access)
         journal(f"{self.service} listening on http://{s.host}:{s.port}")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        ticker = asyncio.create_task(self._tick(stop))
-        await stop.wait()
-        journal("Shutting down")
-        server.close()
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        await serve_until_signalled(server, self._tick, journal)
         self.ballast.release()
         self.log.write("INFO", f"{self.service}.api", "Shutdown complete")
 

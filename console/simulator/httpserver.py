@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from http import HTTPStatus
@@ -143,3 +144,21 @@ async def start_server(handler: Handler, host: str, port: int, access: AccessLog
         await _serve(reader, writer, handler, access)
 
     return await asyncio.start_server(on_connect, host, port, limit=MAX_HEAD, reuse_address=True)
+
+
+async def serve_until_signalled(
+    server: asyncio.Server, tick: Callable[[asyncio.Event], Awaitable[None]], say: Callable[[str], None]
+) -> None:
+    """Serve until SIGTERM or SIGINT, with ``tick`` running meanwhile; then close the server
+    (the simulated services' shared lifecycle)."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    ticker = asyncio.create_task(tick(stop))
+    await stop.wait()
+    say("Shutting down")
+    server.close()
+    ticker.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await ticker

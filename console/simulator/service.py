@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import signal
 import sys
 from datetime import UTC, datetime
 from http import HTTPStatus
@@ -26,7 +25,7 @@ from typing import Any
 from console.simulator import analytics, auth
 from console.simulator.dataset import generate_posts
 from console.simulator.faults import Faults, FaultWatcher
-from console.simulator.httpserver import Request, Response, start_server
+from console.simulator.httpserver import Request, Response, serve_until_signalled, start_server
 from console.simulator.memory import Ballast
 from console.simulator.settings import ALL_OFF, VERSION, FlagSet, Settings, journal, redact_url, setup_logging
 
@@ -89,17 +88,7 @@ class Service:
         server = await start_server(self.handle, s.host, s.port, self._access)
         journal("Application startup complete.")
         journal(f"Uvicorn running on http://{s.host}:{s.port} (Press CTRL+C to quit)")
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        ticker = asyncio.create_task(self._tick(stop))
-        await stop.wait()
-        journal("Shutting down")
-        server.close()
-        ticker.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await ticker
+        await serve_until_signalled(server, self._tick, journal)
         if self.pool is not None:
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(self.pool.close(), 5)
