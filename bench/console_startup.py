@@ -4,8 +4,10 @@
 
 1. Start-up to a populated dashboard: a fresh headless process per run, opened as
    ``rollback-console --config FILE`` opens it (config, probe worker forked, then Textual),
-   until both simulated environments show a probe round; beside a bare Textual app (one
-   ``Static``) to its first refresh. Sides alternate run by run (bare, this checkout, the
+   until both simulated environments show a probe round (each panel has drawn one, and the
+   refresh after the last drawing has painted it; until 2026-11-30 a 10 ms timer saw the
+   rounds arrive, drawn or not); beside a bare Textual app (one ``Static``) to
+   its first refresh. Sides alternate run by run (bare, this checkout, the
    ``--before`` checkout), median of ``--repeat``; every checkout byte-compiled first.
    Goal: console / bare <= 1.5.
 2. Idle: the console left alone for ``--watch-seconds`` after a 5 s settle, CPU (share of
@@ -64,13 +66,23 @@ CONSOLE = textwrap.dedent("""
     config = load_config(sys.argv[2])
     worker = ProbeWorker.start(config)
     from screens.app import RollbackConsole
+    from screens.widgets.env_panel import EnvPanel
+    drawn = set()
+    draw = EnvPanel.refresh_from_live
+    def refresh_from_live(panel):
+        # Populated: each environment's panel has drawn a round, and a refresh after the
+        # last such drawing has painted it.
+        draw(panel)
+        app = panel.app
+        if panel.live.snapshot is not None and panel.live.env.name not in drawn:
+            drawn.add(panel.live.env.name)
+            if drawn == set(app.live):
+                app.call_after_refresh(app.done)
+    EnvPanel.refresh_from_live = refresh_from_live
     class Timed(RollbackConsole):
-        def on_ready(self):
-            self.set_interval(0.01, self.check)
-        def check(self):
-            if all(live.snapshot is not None for live in self.live.values()):
-                print(time.time() - t0)
-                self.exit()
+        def done(self):
+            print(time.time() - t0)
+            self.exit()
     Timed(config, probe_worker=worker).run(headless=True)
     worker.close()
 """)

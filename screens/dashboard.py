@@ -36,6 +36,7 @@ class DashboardScreen(Screen):
         self._panels = {panel.live.env.name: panel for panel in self.query(EnvPanel)}
         self._dirty: set[str] = set()  # environments with a round not shown yet
         self._flush_scheduled = False
+        self._drawn: set[str] = set()  # environments whose panel shows a round
         self.app.env_updated.subscribe(self, self._updated)
         self._layout(self.size.width)
 
@@ -62,10 +63,15 @@ class DashboardScreen(Screen):
 
     def _schedule(self) -> None:
         """Rounds that arrive together are drawn together, once, after the next refresh;
-        while another screen is on top nothing is drawn (resuming catches up)."""
+        while another screen is on top nothing is drawn (resuming catches up). A panel's
+        first round is drawn at once: it is what the operator is waiting for, and waiting
+        for a refresh costs up to a frame or two at start-up."""
         if self.is_current and not self._flush_scheduled:
             self._flush_scheduled = True
-            self.call_after_refresh(self._flush)
+            if self._dirty - self._drawn:
+                self.call_next(self._flush)
+            else:
+                self.call_after_refresh(self._flush)
 
     def _flush(self) -> None:
         self._flush_scheduled = False
@@ -76,6 +82,8 @@ class DashboardScreen(Screen):
             panel = self._panels.get(name)
             if panel is not None:
                 panel.refresh_from_live()
+                if panel.live.snapshot is not None:
+                    self._drawn.add(name)
 
     @on(EnvPanel.Selected)
     def open_environment(self, event: EnvPanel.Selected) -> None:

@@ -19,7 +19,7 @@ from console.config import load_config
 from console.config.model import Database, Environment, Thresholds
 from console.flags import FlagSet
 from console.plans import build_plan
-from console.profile import PROFILE_DIR, Profile, load_profile
+from console.profile import DEFAULT_PROFILE, PROFILE_DIR, Profile, load_profile
 from console.profile.patterns import fill
 from console.profile.vocabulary import FACTS
 from console.runbook import checklist, drills, matrix, validation
@@ -569,3 +569,29 @@ def test_item_lines_of_a_list_written_over_lines() -> None:
     ]
     assert [item_line(text, 1, i) for i in range(6)] == [2, 5, 5, 6, 8, None]
     assert item_line(['x = "no list"'], 1, 0) is None
+
+
+def test_a_profile_asked_from_threads_at_once_is_read_once(tmp_path: Path) -> None:
+    """The probe worker's first round asks for the profile from a thread and the event loop
+    at once: both get the one parse (it was read twice, each read slowed by the other)."""
+    import threading
+
+    from console.profile import profile_at
+
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "drills").symlink_to(PROFILE_DIR.parent / "drills")  # the profile's `../drills`
+    path = tmp_path / "profiles" / "copy.toml"
+    path.write_bytes(DEFAULT_PROFILE.read_bytes())
+    start = threading.Barrier(8)
+    got: list[object] = []
+
+    def ask() -> None:
+        start.wait()
+        got.append(profile_at(path))
+
+    threads = [threading.Thread(target=ask) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(got) == 8 and all(p is got[0] for p in got)

@@ -148,6 +148,18 @@ def _run_child(config: Config, commands: int, out: int, reader: FrameReader | No
         return 1
 
 
+def _read_profiles(config: Config) -> None:
+    """Read each environment's profile before the fork: both processes need it at once (the
+    probes' rules, the dashboard's flag columns), and a copy made by the fork costs nothing."""
+    from console.profile import ProfileError, profile_of
+
+    for env in config.environments.values():
+        try:
+            profile_of(env)
+        except ProfileError:
+            pass  # kept with the path: whoever uses it says why
+
+
 class ProbeWorker:
     """A running worker, seen from the console: send requests, read frames from ``out``."""
 
@@ -175,6 +187,7 @@ class ProbeWorker:
 
     @classmethod
     def fork(cls, config: Config) -> ProbeWorker:
+        _read_profiles(config)
         to_child_r, to_child_w = os.pipe()
         from_child_r, from_child_w = os.pipe()
         pid = os.fork()

@@ -22,9 +22,10 @@ placeholder, a validation check, checklist evidence, an action kind — it picks
 the words in vocabulary.py, and a new word there is new code.
 
 Each environment names its profile (the config's `profile` key, else DEFAULT_PROFILE);
-``profile_of(env)`` reads it on first use, once per process. Troubleshooting reads it
-(titles, numbers, fix lines), and so do the probes (health endpoints, the functional probe
-and its parameters); the flags, plans, matrix, validations, checklist and drills do not yet.
+``profile_of(env)`` reads it on first use, once per process (the console reads its
+environments' profiles before forking the probe worker, so the two share one read). Every
+part of the runbook reads it: flags, probes, plans, the matrix, validations, troubleshooting,
+the checklist, authorization, people and drills.
 """
 
 from console.profile.load import (

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 import re
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -363,19 +364,24 @@ def load_profile(path: str | os.PathLike[str] = DEFAULT_PROFILE) -> Profile:
 
 
 # One parse per path per process: the dashboard asks every probe round. A broken profile's
-# error is kept too, so it is not re-read (and re-reported) every round.
+# error is kept too, so it is not re-read (and re-reported) every round. The lock: the probe
+# worker's first round asks from a thread and the event loop at once, which parsed it twice.
 _LOADED: dict[str, Profile | ProfileError] = {}
+_LOADING = threading.Lock()
 
 
 def profile_at(path: str | os.PathLike[str] | None) -> Profile:
     """The profile at ``path`` (None: the default), read on first use; ProfileError if broken."""
     key = str(path if path is not None else DEFAULT_PROFILE)  # the config's paths are absolute already
-    if key not in _LOADED:
-        try:
-            _LOADED[key] = load_profile(key)
-        except ProfileError as exc:
-            _LOADED[key] = exc
-    found = _LOADED[key]
+    found = _LOADED.get(key)
+    if found is None:
+        with _LOADING:
+            if key not in _LOADED:
+                try:
+                    _LOADED[key] = load_profile(key)
+                except ProfileError as exc:
+                    _LOADED[key] = exc
+            found = _LOADED[key]
     if isinstance(found, ProfileError):
         raise found
     return found
