@@ -21,10 +21,13 @@ import asyncssh
 import tomli_w
 
 from console.envfile import parse_env
-from console.flags import FLAG_NAMES
+from console.profile import profile_at
 from console.simulator.configfile import SSHTarget
 from console.simulator.world import SimHost, Simulation
 from tests.fixtures_ssh import find_sshd, start_sshd, stop_sshd, write_key_pair
+
+RULES = profile_at(None).flags  # the simulated fleet runs the default profile (Phase 4)
+FLAGS = tuple(f.env for f in RULES.flags)
 
 QUICK = ("rollback", "quick", "--env", "staging", "--yes")
 SED = (
@@ -97,7 +100,7 @@ def reset(sim: Simulation, hosts: list[SimHost]) -> None:
 
     def one(host: SimHost) -> None:
         env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-        host.env_file.write_bytes(env.encoded(env.with_flags(dict.fromkeys(FLAG_NAMES, True))))
+        host.env_file.write_bytes(env.encoded(env.with_flags(dict.fromkeys(FLAGS, True), RULES)))
         result = sim.run("staging", "restart_command", host.index)
         if result.returncode != 0:
             raise SystemExit(f"restart of {host.name} failed while resetting:\n{result.stdout}{result.stderr}")
@@ -111,8 +114,8 @@ def reset(sim: Simulation, hosts: list[SimHost]) -> None:
 def all_off(hosts: list[SimHost]) -> None:
     """Every side must have turned the three flags off on every host."""
     for host in hosts:
-        flags = parse_env(host.env_file.read_bytes(), str(host.env_file)).flags()
-        if any(flags.get(name) for name in FLAG_NAMES):
+        flags = parse_env(host.env_file.read_bytes(), str(host.env_file)).flags(RULES)
+        if any(flags.values()):
             raise SystemExit(f"{host.name}: the flags are still on after the run ({flags.describe()})")
 
 

@@ -42,8 +42,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a check
 
 from bench._common import HERE, env_for, goal, load_average, python_of
 from console.envfile import parse_env
-from console.flags import FLAG_NAMES
+from console.profile import profile_at
 from console.simulator.world import SimHost, Simulation
+
+RULES = profile_at(None).flags  # the simulated host runs the default profile (Phase 4)
+FLAGS = tuple(f.env for f in RULES.flags)
 
 BASELINE = r"""#!/bin/sh
 # The runbook's quick rollback, bare: edit, restart, verify health.
@@ -74,7 +77,7 @@ def p90(values: list[float]) -> float:
 def reset(sim: Simulation, host: SimHost) -> None:
     """All flags back on and the API restarted with them (not timed)."""
     env = parse_env(host.env_file.read_bytes(), str(host.env_file))
-    host.env_file.write_bytes(env.encoded(env.with_flags(dict.fromkeys(FLAG_NAMES, True))))
+    host.env_file.write_bytes(env.encoded(env.with_flags(dict.fromkeys(FLAGS, True), RULES)))
     result = sim.run("staging", "restart_command")
     if result.returncode != 0:
         raise SystemExit(f"restart failed while resetting:\n{result.stdout}{result.stderr}")
