@@ -9,9 +9,11 @@ import sys
 
 def run() -> None:
     try:
+        from console import collector
         from console.cli import main
     except KeyboardInterrupt:
         sys.exit(130)
+    collector.settle()  # this process is ours: fewer collections (console/collector.py)
     code = main()
     leave(code)
 

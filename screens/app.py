@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import gc
 import itertools
 import os
 import sys
@@ -22,6 +21,7 @@ from textual.screen import ModalScreen, Screen
 from textual.signal import Signal
 from textual.widgets import Input
 
+from console import collector
 from console.config.model import Config
 from console.journal.who import Who
 from console.runbook.matrix import DecisionMatrix, matrix_of
@@ -63,7 +63,6 @@ def _is_text_field(widget: object) -> bool:
     return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
-GC_YOUNG_THRESHOLD = 10_000  # net allocations between collections of the youngest generation (Python's: 700)
 # The journal's first look (an interrupted run to offer, each panel's requests and rollback in
 # effect) waits for the first probe rounds to be drawn, at most this long after the first paint.
 JOURNAL_LOOK_WAIT_S = 0.5
@@ -241,8 +240,7 @@ class RollbackConsole(App[int]):
         all while the dashboard is being drawn (≈30 ms of CPU at start-up), and so does every
         later one. The youngest generation is collected less often too: the widgets built at
         start-up were scanned and promoted by a collection every 700 allocations."""
-        gc.freeze()
-        gc.set_threshold(GC_YOUNG_THRESHOLD, *gc.get_threshold()[1:])
+        collector.settle()
         return super().run(*args, **kwargs)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
