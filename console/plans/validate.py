@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING
 
 from console.config.model import Config, Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
@@ -21,10 +21,14 @@ from console.runbook.serialize import checks_dict
 from console.runbook.validation import Check, validate
 from console.transport.base import TransportError
 
+if TYPE_CHECKING:
+    from console.probes.collect import SinceLog
 
-async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[LogLine] | None:
+
+async def lines_since(ctx: RunContext, host: Host, offset: int) -> logs.LogRead | None:
     """The last window of whole log lines written after ``offset``, each judged in full on
-    the host; None if the log was rotated or could not be read."""
+    the host, and the last flag line before them; None if the log was rotated or could not
+    be read."""
     env = ctx.env
     if not env.log_file:
         return None
@@ -38,7 +42,7 @@ async def lines_since(ctx: RunContext, host: Host, offset: int) -> list[LogLine]
         )
     except TransportError:
         return None
-    return read.lines
+    return read
 
 
 async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
@@ -113,7 +117,7 @@ class ValidateRollback(Step):
     async def do(self, ctx: RunContext, host: Host | None) -> Facts:
         profile = profile_of(ctx.env)
         since: dict[str, list[LogLine]] = {}
-        snapshot = await ctx.prober.snapshot(ctx.env, database=False, also_log=self._read_since(ctx, since))
+        snapshot = await ctx.prober.snapshot(ctx.env, database=False, since_log=self._read_since(ctx, since))
         snapshot = self._since_restart(ctx, snapshot, since)
         # A slow answer in the burst of every host probed at once is measured again first.
         snapshot = await ctx.prober.remeasure_slow(ctx.env, snapshot, response_limit(ctx.config, profile))
@@ -144,21 +148,24 @@ class ValidateRollback(Step):
         return facts
 
     @staticmethod
-    def _read_since(ctx: RunContext, since: dict[str, list[LogLine]]) -> Callable[[Host], Awaitable[None]]:
-        """What each host's log got after the restart (or since the run began), into ``since``:
-        read beside the snapshot's own log read, so a fleet does not wait for its slowest
-        host before a second round of reads."""
+    def _read_since(ctx: RunContext, since: dict[str, list[LogLine]]) -> SinceLog:
+        """What each host's log got after the restart (or since the run began), into ``since``;
+        the snapshot reads the host's log from it (its flag line is then the restarted
+        process's own), in the host's snapshot rather than in a second round after the
+        slowest host's. None (no baseline, rotated, unreadable): the snapshot reads the
+        log's last lines itself."""
 
-        async def read(host: Host) -> None:
+        async def read(host: Host) -> logs.LogRead | None:
             offset = _baseline(ctx, host.name)
             if offset is None:
-                return
+                return None
             try:
-                lines = await lines_since(ctx, host, offset)
+                got = await lines_since(ctx, host, offset)
             except TransportError:  # no connection now: the snapshot says so
-                return
-            if lines is not None:
-                since[host.name] = lines
+                return None
+            if got is not None:
+                since[host.name] = got.lines
+            return got
 
         return read
 

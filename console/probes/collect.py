@@ -40,7 +40,8 @@ from console.transport.pool import TransportPool
 LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
 
 
-AlsoLog = Callable[[Host], Awaitable[None]]
+# A host's log read from a point on (validation: since the restart): None when it cannot be.
+SinceLog = Callable[[Host], Awaitable[logs.LogRead | None]]
 
 
 def unusable_profile(env: Environment, exc: ProfileError) -> str:
@@ -246,12 +247,12 @@ class Prober:
         await self.close()
 
     async def snapshot(
-        self, env: Environment, *, database: bool = True, also_log: AlsoLog | None = None
+        self, env: Environment, *, database: bool = True, since_log: SinceLog | None = None
     ) -> EnvironmentSnapshot:
-        """Every host probed at once. ``also_log``: another read of a host's log, made
-        beside the snapshot's own (see ``probe_host``)."""
+        """Every host probed at once. ``since_log``: where each host's log is read from
+        (see ``probe_host``)."""
         start = time.monotonic()
-        tasks = [self.probe_host(env, h, also_log) for h in env.hosts]
+        tasks = [self.probe_host(env, h, since_log) for h in env.hosts]
         db_task = self.probe_database(env) if database and env.database else None
         results = await asyncio.gather(*tasks, *([db_task] if db_task else []))
         hosts = tuple(results[: len(env.hosts)])
@@ -266,11 +267,11 @@ class Prober:
             profile=profile_path(env),
         )
 
-    async def probe_host(self, env: Environment, host: Host, also_log: AlsoLog | None = None) -> HostSnapshot:
-        """One host's probes. ``also_log(host)`` runs at the same moment as the read of the
-        log window (after the HTTP probes, whose requests the log records): validation
-        reads what the restarted process wrote there, at once rather than after the
-        slowest host's snapshot."""
+    async def probe_host(self, env: Environment, host: Host, since_log: SinceLog | None = None) -> HostSnapshot:
+        """One host's probes. The log is read after the HTTP probes, whose requests it
+        records. ``since_log(host)``, when it answers, is that read: what was written from a
+        point on (validation: what the restarted process wrote, its flag line included),
+        instead of the whole log's last lines; one command on the host instead of two."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -296,13 +297,12 @@ class Prober:
         self._resolve_secrets()
         (health, probe), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
-        log_t = bounded(
-            read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout), "reading the log"
-        )
-        if also_log is None:
-            log_r = await log_t
-        else:
-            log_r, _ = await asyncio.gather(log_t, also_log(host))
+        log_r = await since_log(host) if since_log is not None else None
+        if log_r is None:
+            log_r = await bounded(
+                read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout),
+                "reading the log",
+            )
 
         await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)
