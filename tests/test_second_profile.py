@@ -4,6 +4,7 @@ console against its simulation, as the Phase 4 tests run analyticbot's."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from collections.abc import Iterator
@@ -14,7 +15,9 @@ from dotenv import dotenv_values
 
 from console.config import load_config
 from console.journal import Journal
+from console.probes.collect import checked_snapshot
 from console.profile import PROFILE_DIR, load_profile
+from console.runbook import troubleshooting
 from console.simulator.generic_world import ProfileSimulation
 from screens.app import RollbackConsole
 from tests.engine_support import cli
@@ -139,3 +142,50 @@ def test_searchds_authorization_is_its_profiles(world: ProfileSimulation) -> Non
     assert done.returncode == 0, done.stdout + done.stderr
     run = Journal(load_config(world.config_path).journal_path).runs()[-1]
     assert run.authorization["mode"] == "emergency" and run.authorization["emergency_level"] == "SEV1"
+
+
+def assessed(sim: ProfileSimulation, env: str, issue: str) -> troubleshooting.IssueStatus:
+    """The issue as the console judges it from a real probe round of ``env``."""
+    config = load_config(sim.config_path)
+    snapshot = asyncio.run(checked_snapshot(config, env))
+    return next(s for s in troubleshooting.assess(config.environment(env), snapshot) if s.issue == issue)
+
+
+def test_searchds_error_answers_are_judged_from_the_probe(world: ProfileSimulation) -> None:
+    """Issue 4 (`applies = ["probe_failed"]`) was "cannot assess" whatever searchd answered."""
+    fine = assessed(world, "staging", "error-answers")
+    assert fine.applies is False and fine.evidence == "the functional probe's answer is no failure shape"
+    world.inject("staging", failure="error-object")
+    found = assessed(world, "staging", "error-answers")
+    assert found.applies is True, found
+    assert "HTTP 200 with an error object" in found.evidence and found.hosts == ("staging-1",)
+    assert found.title == PROFILE.issue("error-answers").heading
+
+
+def test_health_endpoints_that_disagree_are_judged(tmp_path: Path) -> None:
+    """A profile's issue for `health_disagrees`: /health says healthy while /health/ready, the
+    one the profile trusts, says the database is down."""
+    text = (PROFILE_DIR / "analyticbot-phase4.toml").read_text()
+    issue = (
+        '[[troubleshooting]]\nid = "ready-down"\nnumber = 5\ntitle = "Healthy but not ready"\n'
+        'problem = "/health says healthy, /health/ready does not"\napplies = ["health_disagrees"]\n'
+        'fix = ["{service_log_command}"]\n\n'
+    )
+    marker = "# " + "-" * 93 + "\n# ✅ Post-Rollback Checklist"
+    assert text.count(marker) == 1
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "drills").symlink_to(PROFILE_DIR.parent / "drills")  # the profile's `../drills`
+    path = tmp_path / "profiles" / "ready.toml"
+    path.write_text(text.replace(marker, issue + marker))
+    sim = ProfileSimulation(tmp_path / "sim", profile=path, environments=("staging",))
+    sim.start()
+    try:
+        agree = assessed(sim, "staging", "ready-down")
+        assert agree.applies is False and agree.evidence == "the health endpoints agree"
+        sim.inject("staging", ready_down=True)
+        found = assessed(sim, "staging", "ready-down")
+        assert found.applies is True, found
+        assert "/health 200" in found.evidence and "/health/ready" in found.evidence
+        assert found.title == "Issue 5: Healthy but not ready"
+    finally:
+        sim.stop()

@@ -212,6 +212,31 @@ def _database(
     )
 
 
+def _verdict(
+    issue: str,
+    rb: _Runbook,
+    env: Environment,
+    hosts: list[HostSnapshot],
+    found: list[tuple[str, str]],
+    unknown: list[str],
+    fine: str,
+    unknown_says: str = "cannot assess",
+) -> IssueStatus:
+    """Applies on the hosts in ``found``; else unknown when no host could be judged; else
+    not, with ``fine`` and the hosts that could not be judged named beside it."""
+    first = _host(env, found[0][0] if found else hosts[0].host if hosts else env.hosts[0].name)
+    if found:
+        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in found)
+        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in found))
+    if len(unknown) == len(hosts):
+        return IssueStatus(
+            issue, None, f"{unknown_says} — " + ("; ".join(unknown) or "no host answered"), rb.fix(issue, first)
+        )
+    if unknown:
+        fine += f"; {unknown_says} on " + "; ".join(unknown)
+    return IssueStatus(issue, False, fine, rb.fix(issue, first))
+
+
 def _compare_log(
     issue: str,
     rb: _Runbook,
@@ -222,23 +247,14 @@ def _compare_log(
 ) -> IssueStatus:
     """The log's last flag line against the env file, host by host: ``wrong`` says what
     disagrees (None: nothing); a host whose two sources cannot both be read is unknown."""
-    found, unknown, fine = [], [], []
+    found, unknown = [], []
     for h in hosts:
         f = h.flags
         if f.env_file is None or f.log is None:
             unknown.append(f"{h.host}: " + (f.log_error or f.env_file_error or "no flag line in the log yet"))
         elif (said := wrong(f)) is not None:
             found.append((h.host, said))
-        else:
-            fine.append(h.host)
-    first = _host(env, found[0][0] if found else hosts[0].host if hosts else env.hosts[0].name)
-    if found:
-        evidence = "; ".join(f"{name}: {e}" if len(hosts) > 1 else e for name, e in found)
-        return IssueStatus(issue, True, evidence, rb.fix(issue, first), tuple(n for n, _ in found))
-    if unknown and not fine:
-        why = "the log's flag line cannot be compared — " + "; ".join(unknown)
-        return IssueStatus(issue, None, why, rb.fix(issue, first))
-    return IssueStatus(issue, False, agrees, rb.fix(issue, first))
+    return _verdict(issue, rb, env, hosts, found, unknown, agrees, "the log's flag line cannot be compared")
 
 
 def _partial(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
@@ -268,8 +284,45 @@ def _log_mismatch(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSn
     return _compare_log(issue, rb, env, hosts, wrong, "the log's last flag line agrees with the env file")
 
 
+def _probe_failed(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    """The functional probe's answer is one of the profile's failure shapes."""
+    found, unknown, ok = [], [], []
+    for h in hosts:
+        p = h.probe
+        if p.failed and p.error is None:
+            shape = p.failure_title or p.failure or "a failure shape"
+            said = f": {p.message[:160]}" if p.message and p.message != shape else ""
+            found.append((h.host, f"{p.request or 'the request'} answered HTTP {p.status}, {shape}{said}"))
+        elif p.answered:
+            ok.append(h.host)
+        else:
+            unknown.append(f"{h.host}: {(p.problem or p.error or 'no answer to judge')[:200]}")
+    fine = "the functional probe's answer is no failure shape" + (f" ({', '.join(ok)})" if len(hosts) > 1 else "")
+    return _verdict(issue, rb, env, hosts, found, unknown, fine)
+
+
+def _health_disagrees(issue: str, rb: _Runbook, env: Environment, hosts: list[HostSnapshot]) -> IssueStatus:
+    """An endpoint says ok while the one the profile trusts says not."""
+    found, unknown, agree = [], [], []
+    for h in hosts:
+        truth = h.health.truth
+        if h.health.disagree:
+            found.append((h.host, "; ".join(e.describe() for e in h.health.endpoints)))
+        elif truth is None or truth.ok is None or any(e.ok is None for e in h.health.endpoints):
+            unknown.append(
+                f"{h.host}: "
+                + (h.health.error or "; ".join(e.describe() for e in h.health.endpoints) or "no health answer")
+            )
+        else:
+            agree.append(h.host)
+    fine = "the health endpoints agree" + (f" ({', '.join(agree)})" if len(hosts) > 1 else "")
+    return _verdict(issue, rb, env, hosts, found, unknown, fine)
+
+
 # Which facts the console can judge from a snapshot, and how (db_rollback_failed: from the journal).
 JUDGES = {
+    "probe_failed": _probe_failed,
+    "health_disagrees": _health_disagrees,
     "stale_process": _stale,
     "not_running": _down,
     "restart_failed": _down,
