@@ -176,3 +176,34 @@ log_file = "{{log}}"
     assert fast_h.elapsed_s < slow_h.elapsed_s
     # And the slow host (30 s of silence) is bounded by the timeout (a hang guard, not a speed test).
     assert 2 <= slow_h.elapsed_s < 20
+
+
+def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(simulation: Simulation) -> None:
+    """Validation hands the snapshot its read of the log since the restart: the snapshot takes
+    its flags and lines from it, one command instead of two. A read since then with no flag
+    line does not leave the log's flags unknown: the whole log's last lines are read too."""
+    from console.probes import logs
+
+    config = load_config(simulation.config_path)
+    env = config.environment("staging")
+    since_flagless = logs.LogRead([logs.LogLine("12:00:00 INFO request done")], 1, None)
+
+    async def take(read: logs.LogRead) -> Any:
+        async def since(host: Any) -> logs.LogRead:
+            return read
+
+        async with Prober(config) as prober:
+            whole = await prober.snapshot(env, database=False)
+            given = await prober.snapshot(env, database=False, since_log=since)
+        return whole.hosts[0], given.hosts[0]
+
+    whole, flagless = asyncio.run(take(since_flagless))
+    assert whole.flags.log is not None and flagless.flags.log == whole.flags.log  # read from the whole log
+    assert flagless.logs.tail != ("12:00:00 INFO request done",)
+
+    line = whole.flags.log_line
+    assert line is not None
+    since_with_flags = logs.LogRead([logs.LogLine(line), logs.LogLine("12:00:01 INFO after")], 2, None)
+    _, taken = asyncio.run(take(since_with_flags))
+    assert taken.flags.log == whole.flags.log and taken.flags.log_line == line
+    assert taken.logs.tail[-1] == "12:00:01 INFO after"  # the lines are the given read's

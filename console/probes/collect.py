@@ -271,7 +271,8 @@ class Prober:
         """One host's probes. The log is read after the HTTP probes, whose requests it
         records. ``since_log(host)``, when it answers, is that read: what was written from a
         point on (validation: what the restarted process wrote, its flag line included),
-        instead of the whole log's last lines; one command on the host instead of two."""
+        instead of the whole log's last lines; one command on the host instead of two. With
+        no flag line in it, the whole log's last lines are read as well."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -298,6 +299,8 @@ class Prober:
         (health, probe), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
         window = self.config.thresholds.error_lines_window
         log_r = await since_log(host) if since_log is not None else None
+        if log_r is not None and not self._says_flags(env, log_r):
+            log_r = None  # no flag line since then: the whole log's last lines may have one
         if log_r is None:
             log_r = await bounded(
                 read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout),
@@ -342,6 +345,11 @@ class Prober:
         pid = await read_pid(env, host, transport, timeout)
         environ, rss = await asyncio.gather(transport.process_environ(pid), transport.process_rss(pid))
         return pid, environ, rss
+
+    @staticmethod
+    def _says_flags(env: Environment, read: logs.LogRead) -> bool:
+        profile = profile_of(env)
+        return logs.rules_for(profile.log).latest_flags(read.with_flag_line, profile.flags) is not None
 
     def _flags(self, env: Environment, host: Host, env_file_r, process_r, log_r) -> FlagReport:
         report: dict = {}
