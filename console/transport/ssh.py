@@ -1,4 +1,5 @@
-"""The transport for remote hosts: one asyncssh connection, commands, SFTP and port forwards.
+"""The transport for remote hosts: one asyncssh connection, commands, SFTP and port forwards
+(how commands are sent and read: ssh_streams.py; files: sftp.py).
 
 Security stance: key authentication only, host keys checked against known_hosts, and an
 unknown or changed host key is refused with its fingerprint and the way to trust it.
@@ -9,23 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import posixpath
 import pwd
-import secrets
 import shlex
 import socket
-import stat
-from collections.abc import Awaitable, Callable
-from typing import TypeVar
 
 import asyncssh
 
 from console import files
 from console.config.model import Host
 from console.transport.base import (
-    MAX_LINE,
-    MAX_OUTPUT,
-    TAIL_WINDOW,
     CommandResult,
     HostKeyError,
     OutputCallback,
@@ -33,23 +26,10 @@ from console.transport.base import (
     Transport,
     TransportError,
     decode,
-    split_tail,
 )
+from console.transport.sftp import SFTPFiles
+from console.transport.ssh_streams import KILL_TIMEOUT_S, LineSink, ProcessGroup, pump, retrieve, wrap_command
 
-T = TypeVar("T")
-
-READ_CHUNK = 64 * 1024
-# Files are opened with block_size=0: one read request at a time. asyncssh's parallel reads
-# run as tasks that a cancelled read (a probe timeout) leaves behind, and their SFTPEOFError
-# then reaches stderr as "Task exception was never retrieved".
-# The remote shell announces its process group on stderr before running the command,
-# so a timeout can kill the whole group (OpenSSH does not kill it when the channel closes).
-PGID_MARKER = b"rollback-console:pgid:"
-# Extra seconds a remote `timeout` backstop waits past our own timeout, in case the
-# console dies or the connection drops before it can kill the command itself.
-BACKSTOP_GRACE_S = 30
-KILL_TIMEOUT_S = 5.0
-MIN_FILE_OP_TIMEOUT_S = 30.0
 KEEPALIVE_INTERVAL_S = 15.0
 # asyncssh's own ciphers, AES-GCM first: it costs the console about half the CPU of
 # chacha20-poly1305 per packet (one AEAD call instead of two cipher contexts), which shows
@@ -80,29 +60,6 @@ def known_hosts_path(host: Host) -> str:
     return os.path.expanduser(host.known_hosts or "~/.ssh/known_hosts")
 
 
-def wrap_command(command: str, timeout: float) -> str:
-    """The command as sent: under /bin/sh whatever the login shell, pgid announced, backstop.
-
-    sshd starts each session with setsid(), so the login shell's pid ($$ after exec)
-    is the process group of everything the command starts.
-    """
-    backstop = int(timeout) + BACKSTOP_GRACE_S
-    inner = shlex.quote(command)
-    script = (
-        f"echo {PGID_MARKER.decode()}$$ >&2; "
-        "if command -v timeout >/dev/null 2>&1; "
-        f"then exec timeout -s KILL {backstop} /bin/sh -c {inner}; "
-        f"else exec /bin/sh -c {inner}; fi"
-    )
-    return f"exec /bin/sh -c {shlex.quote(script)}"
-
-
-def _retrieve(task: asyncio.Future) -> None:
-    """Mark a task's exception as seen (its caller reports the failure its own way)."""
-    if not task.cancelled():
-        task.exception()
-
-
 class _Client(asyncssh.SSHClient):
     """Notices when the connection drops, so the pool can reconnect."""
 
@@ -113,88 +70,7 @@ class _Client(asyncssh.SSHClient):
         self.lost = True
 
 
-class LineSink:
-    """Bounded capture of one output stream, with line-by-line callbacks."""
-
-    def __init__(self, name: str, on_output: OutputCallback | None) -> None:
-        self.name = name
-        self.on_output = on_output
-        self.data = bytearray()
-        self.truncated = False
-        self.pending = bytearray()  # the current, unfinished line (clipped)
-
-    def feed(self, chunk: bytes) -> None:
-        room = MAX_OUTPUT - len(self.data)
-        if room > 0:
-            self.data += chunk[:room]
-        if len(chunk) > room:
-            self.truncated = True
-        if self.on_output is None:
-            return
-        *lines, rest = chunk.split(b"\n")
-        for line in lines:
-            self._add(line)
-            self._emit()
-        self._add(rest)
-
-    def _add(self, part: bytes) -> None:
-        # 4 bytes per character at most: enough bytes for MAX_LINE characters.
-        room = MAX_LINE * 4 - len(self.pending)
-        if room > 0:
-            self.pending += part[:room]
-
-    def _emit(self) -> None:
-        assert self.on_output is not None
-        self.on_output(self.name, decode(bytes(self.pending).rstrip(b"\r"))[:MAX_LINE])
-        self.pending.clear()
-
-    def close(self) -> None:
-        if self.on_output is not None and self.pending:
-            self._emit()
-
-
-class _ProcessGroup:
-    """The remote process group, once the shell has announced it."""
-
-    def __init__(self) -> None:
-        self.pgid = 0
-        self.known = asyncio.Event()
-
-    def found(self, pgid: int) -> None:
-        self.pgid = pgid
-        self.known.set()
-
-
-async def _pump(reader: asyncssh.SSHReader[bytes], sink: LineSink, group: _ProcessGroup | None = None) -> None:
-    """Copy a stream into ``sink``; on stderr, first take out the pgid marker line."""
-    head = b""  # stderr before the marker: login noise, or the marker itself
-    while True:
-        chunk = await reader.read(READ_CHUNK)
-        if not chunk:
-            if head:
-                sink.feed(head)
-            if group is not None and not group.known.is_set():
-                group.found(0)
-            return
-        if group is not None and not group.known.is_set():
-            head += chunk
-            start = head.find(PGID_MARKER)
-            end = head.find(b"\n", start) if start >= 0 else -1
-            if end < 0:
-                if len(head) > READ_CHUNK:  # this much noise and no marker: stop looking
-                    sink.feed(head)
-                    head = b""
-                    group.found(0)
-                continue
-            digits = head[start + len(PGID_MARKER) : end]
-            group.found(int(digits) if digits.isdigit() else 0)
-            chunk, head = head[:start] + head[end + 1 :], b""
-            if not chunk:
-                continue
-        sink.feed(chunk)
-
-
-class SSHTransport(Transport):
+class SSHTransport(SFTPFiles, Transport):
     def __init__(self, host: Host, conn: asyncssh.SSHClientConnection, client: _Client) -> None:
         super().__init__(host)
         self._conn = conn
@@ -292,7 +168,7 @@ class SSHTransport(Transport):
         clock = Stopwatch()
         out = LineSink("stdout", on_output)
         err = LineSink("stderr", on_output)
-        group = _ProcessGroup()
+        group = ProcessGroup()
         if self._closed:
             raise TransportError(f"{self.where}: the connection was closed; cannot run {command!r}")
         try:
@@ -313,13 +189,13 @@ class SSHTransport(Transport):
                 process.stdin.write_eof()
 
         async def communicate() -> None:
-            await asyncio.gather(feed(), _pump(process.stdout, out), _pump(process.stderr, err, group))
+            await asyncio.gather(feed(), pump(process.stdout, out), pump(process.stderr, err, group))
             await process.wait_closed()
 
         # A task, shielded from the timeout: after a timeout it keeps reading until the
         # pgid marker shows up (the login shell may still be in its rc files) and the kill lands.
         task = asyncio.ensure_future(communicate())
-        task.add_done_callback(_retrieve)  # _kill may give up on it: its exception must not go astray
+        task.add_done_callback(retrieve)  # _kill may give up on it: its exception must not go astray
         timed_out = False
         try:
             await asyncio.wait_for(asyncio.shield(task), max(0.0, timeout - clock.elapsed))
@@ -353,7 +229,7 @@ class SSHTransport(Transport):
             truncated=out.truncated or err.truncated,
         )
 
-    async def _kill(self, group: _ProcessGroup, process: asyncssh.SSHClientProcess, task: asyncio.Future) -> None:
+    async def _kill(self, group: ProcessGroup, process: asyncssh.SSHClientProcess, task: asyncio.Future) -> None:
         """Kill the command's whole process group on the host, then drop the channel."""
         if not self.closed:
             with contextlib.suppress(TimeoutError):
@@ -378,145 +254,6 @@ class SSHTransport(Transport):
         if self.closed or isinstance(exc, asyncssh.ConnectionLost | asyncssh.DisconnectError):
             return TransportError(f"{self.where}: connection lost while {doing}: {reason}")
         return TransportError(f"{self.where}: failed while {doing}: {reason}")
-
-    # ----------------------------------------------------------------- files
-
-    async def _sftp_client(self) -> asyncssh.SFTPClient:
-        async with self._sftp_lock:
-            if self._sftp is None:
-                try:
-                    self._sftp = await self._conn.start_sftp_client()
-                except (asyncssh.Error, OSError) as exc:
-                    raise self._lost("starting SFTP (is the sftp subsystem enabled in sshd?)", exc) from None
-            return self._sftp
-
-    async def _file_op(self, doing: str, op: Callable[[asyncssh.SFTPClient], Awaitable[T]]) -> T:
-        """One bounded SFTP operation; errors name the host and what was being done."""
-        sftp = await self._sftp_client()
-        try:
-            return await asyncio.wait_for(op(sftp), max(MIN_FILE_OP_TIMEOUT_S, self.host.connect_timeout * 3))
-        except TimeoutError:
-            # The server answers SFTP requests one at a time: one stuck in open() or read()
-            # (a hung mount) holds up every later one. Start a fresh session next time.
-            if self._sftp is sftp:
-                self._sftp = None
-                with contextlib.suppress(Exception):
-                    sftp.exit()
-            raise TransportError(f"{self.where}: timed out {doing}") from None
-        except asyncssh.SFTPError as exc:
-            raise TransportError(f"{self.where}: cannot {doing}: {exc.reason}") from None
-        except (asyncssh.Error, OSError) as exc:
-            self._sftp = None  # the SFTP channel may be gone; start a new one next time
-            raise self._lost(doing, exc) from None
-
-    @staticmethod
-    async def _read_all(sftp: asyncssh.SFTPClient, path: str, max_bytes: int) -> bytes | None:
-        """Read until EOF, not to the reported size: /proc files report size 0.
-
-        None when the file holds more than ``max_bytes``.
-        """
-        data = bytearray()
-        await _check_regular(sftp, path)  # before open(): a FIFO would block the server's open
-        async with sftp.open(path, "rb", block_size=0) as fh:
-            while len(data) <= max_bytes:
-                chunk = await fh.read(min(1024 * 1024, max_bytes + 1 - len(data)))
-                if not chunk:
-                    return bytes(data)
-                data += chunk
-        return None
-
-    async def read_file(self, path: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytes:
-        data = await self._file_op(f"read {path}", lambda sftp: self._read_all(sftp, path, max_bytes))
-        if data is None:
-            raise TransportError(f"{self.where}: {path} is larger than {max_bytes} bytes")
-        return data
-
-    async def size(self, path: str) -> int:
-        async def stat_size(sftp: asyncssh.SFTPClient) -> int:
-            attrs = await sftp.stat(path)  # follows symlinks, as reading the file does
-            kind = _kind(attrs)
-            if kind:
-                raise asyncssh.SFTPFailure(f"it is {kind}, not a regular file")
-            if attrs.size is None:
-                raise asyncssh.SFTPFailure("the server did not say its size")
-            return attrs.size
-
-        return await self._file_op(f"stat {path}", stat_size)
-
-    async def write_file_atomic(self, path: str, data: bytes, *, backup_path: str | None) -> None:
-        # Through a symlink to its target, and the link kept (a rename onto the link would
-        # replace it with a regular file and leave the file the service reads unchanged).
-        path = await self._file_op(f"resolve {path}", lambda sftp: _link_target(sftp, path))
-        directory = posixpath.dirname(path) or "."
-        tmp = posixpath.join(directory, f".{posixpath.basename(path)}.rollback-console.{secrets.token_hex(6)}.tmp")
-
-        async def stat_old(sftp: asyncssh.SFTPClient) -> asyncssh.SFTPAttrs | None:
-            try:
-                return await sftp.stat(path)
-            except asyncssh.SFTPNoSuchFile:
-                return None
-
-        async def write(sftp: asyncssh.SFTPClient, target: str, content: bytes, mode: int) -> None:
-            # Created private; the final mode is set once the content is complete.
-            async with sftp.open(target, "wb", asyncssh.SFTPAttrs(permissions=0o600), block_size=0) as fh:
-                for start in range(0, len(content), READ_CHUNK):  # one request at a time (see READ_CHUNK)
-                    await fh.write(content[start : start + READ_CHUNK], start)
-                with contextlib.suppress(asyncssh.SFTPOpUnsupported):
-                    await fh.fsync()  # fsync@openssh.com: the bytes are on disk before the rename
-            await sftp.chmod(target, mode)
-
-        async def keep_owner(sftp: asyncssh.SFTPClient, target: str, old: asyncssh.SFTPAttrs) -> None:
-            if old.uid is not None and old.gid is not None:
-                # Only root may give a file away; as anyone else the owner stays ours.
-                with contextlib.suppress(asyncssh.SFTPPermissionDenied, asyncssh.SFTPFailure):
-                    await sftp.chown(target, old.uid, old.gid)
-
-        old = await self._file_op(f"stat {path}", stat_old)
-        kind = _kind(old) if old is not None else None
-        if kind:
-            raise TransportError(f"{self.where}: cannot write {path}: it is {kind}, not a regular file")
-        mode = (old.permissions or 0o600) & 0o7777 if old is not None else 0o600
-        if backup_path and old is not None:
-            previous = await self.read_file(path)
-            await self._file_op(f"write backup {backup_path}", lambda sftp: write(sftp, backup_path, previous, mode))
-            await self._file_op(f"write backup {backup_path}", lambda sftp: keep_owner(sftp, backup_path, old))
-
-        async def replace(sftp: asyncssh.SFTPClient) -> None:
-            await write(sftp, tmp, data, mode)
-            if old is not None:
-                await keep_owner(sftp, tmp, old)
-            await sftp.posix_rename(tmp, path)  # posix-rename@openssh.com: atomic, replaces
-
-        try:
-            await self._file_op(f"write {path}", replace)
-        except BaseException:
-            # Shielded so a cancellation still removes the half-done temp file.
-            with contextlib.suppress(BaseException):
-                await asyncio.shield(self._remove_quietly(tmp))
-            raise
-
-    async def _remove_quietly(self, path: str) -> None:
-        with contextlib.suppress(Exception):
-            sftp = await self._sftp_client()
-            await asyncio.wait_for(sftp.remove(path), KILL_TIMEOUT_S)
-
-    async def tail(self, path: str, lines: int) -> list[str]:
-        async def read_end(sftp: asyncssh.SFTPClient) -> tuple[bytes, bool]:
-            # Only the last TAIL_WINDOW bytes cross the wire, however big the log.
-            await _check_regular(sftp, path)
-            async with sftp.open(path, "rb", block_size=0) as fh:
-                size = (await fh.stat()).size or 0
-                start = max(0, size - TAIL_WINDOW)
-                data = bytearray()
-                while len(data) < TAIL_WINDOW:  # one request per round: the server may send less
-                    chunk = await fh.read(TAIL_WINDOW - len(data), start + len(data))
-                    if not chunk:
-                        break
-                    data += chunk
-                return bytes(data), start > 0
-
-        data, cut = await self._file_op(f"read log {path}", read_end)
-        return split_tail(data, lines, cut_first=cut)
 
     # ----------------------------------------------------------------- forwards
 
@@ -549,41 +286,6 @@ class SSHTransport(Transport):
         self._conn.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(self._conn.wait_closed(), KILL_TIMEOUT_S)
-
-
-def _kind(attrs: asyncssh.SFTPAttrs) -> str | None:
-    """What a remote path is, in words, when it is not a regular file."""
-    if attrs.permissions is not None and stat.S_IFMT(attrs.permissions):
-        return files.kind_name(attrs.permissions)
-    if attrs.type in (asyncssh.FILEXFER_TYPE_REGULAR, asyncssh.FILEXFER_TYPE_UNKNOWN):
-        return None
-    return "a directory" if attrs.type == asyncssh.FILEXFER_TYPE_DIRECTORY else "not a regular file"
-
-
-async def _check_regular(sftp: asyncssh.SFTPClient, path: str) -> None:
-    kind = _kind(await sftp.stat(path))
-    if kind:
-        raise asyncssh.SFTPFailure(f"it is {kind}, not a regular file")  # SFTP would only say "Failure"
-
-
-MAX_LINK_HOPS = 40
-
-
-async def _link_target(sftp: asyncssh.SFTPClient, path: str) -> str:
-    """The file a (chain of) symlink(s) points at; ``path`` itself when it is no link
-    or does not exist yet."""
-    for _ in range(MAX_LINK_HOPS):
-        try:
-            attrs = await sftp.lstat(path)
-        except asyncssh.SFTPNoSuchFile:
-            return path
-        if not (attrs.permissions is not None and stat.S_ISLNK(attrs.permissions)) and (
-            attrs.type != asyncssh.FILEXFER_TYPE_SYMLINK
-        ):
-            return path
-        link = await sftp.readlink(path)
-        path = posixpath.normpath(posixpath.join(posixpath.dirname(path), link))
-    raise asyncssh.SFTPFailure(f"more than {MAX_LINK_HOPS} symlinks in a row (a loop?)")
 
 
 def _local_files(host: Host, known_hosts: str) -> tuple[str | None, bool, str]:
