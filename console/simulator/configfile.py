@@ -101,17 +101,14 @@ def ctl_command(python: str, command: str, prefix: str = "") -> str:
     return f"{prefix}{shlex.quote(python)} -m console.simulator.ctl {command} --home {{home:q}}"
 
 
-def render_config(
-    *,
-    directory: Path,
-    environments: Sequence[EnvEntry],
-    python: str,
-    ssh: SSHTarget | None,
-    command_prefix: str = "",
-) -> str:
+def config_head(
+    what: str, written_by: str, directory: Path, environments: Sequence[EnvEntry], ssh: SSHTarget | None
+) -> list[str]:
+    """A simulation config's first lines: what wrote it, the journal, and a [hosts] table per
+    simulated host (local, or every one through the same sshd)."""
     out = [
-        "# Rollback Console config for the simulated analyticbot service.",
-        f"# Written by `rollback-console simulate --dir {directory}`; rewritten on every run.",
+        f"# Rollback Console config for {what}.",
+        f"# Written by `{written_by}`; rewritten on every run.",
         "# Secrets are files under secrets/ (mode 0600), referenced here and never written here.",
         f"# Use it:  rollback-console --config {directory / 'console.toml'}",
         "",
@@ -125,14 +122,23 @@ def render_config(
             if ssh is None:
                 out.append('address = "local"')
             else:
-                out.append(f"address = {_s(ssh.address)}")
-                out.append(f"port = {ssh.port}")
-                for key in ("user", "key_file", "known_hosts"):
-                    value = getattr(ssh, key)
-                    if value:
-                        out.append(f"{key} = {_s(value)}")
+                out += [f"address = {_s(ssh.address)}", f"port = {ssh.port}"]
+                out += [f"{k} = {_s(getattr(ssh, k))}" for k in ("user", "key_file", "known_hosts") if getattr(ssh, k)]
             out.append(f"vars = {{ home = {_s(h.home)}, api_port = {h.api_port} }}")
             out.append("")
+    return out
+
+
+def render_config(
+    *,
+    directory: Path,
+    environments: Sequence[EnvEntry],
+    python: str,
+    ssh: SSHTarget | None,
+    command_prefix: str = "",
+) -> str:
+    written_by = f"rollback-console simulate --dir {directory}"
+    out = config_head("the simulated analyticbot service", written_by, directory, environments, ssh)
     for env in environments:
         name = env.name
         first = env.hosts[0].home

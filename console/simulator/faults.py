@@ -167,6 +167,29 @@ def update(home: Path, values: dict[str, Any], *, clear: bool = False) -> Faults
     return new
 
 
+class ErrorBudget:
+    """Fault ``error_rate``: a deterministic share of requests fail, every other failure an
+    HTTP 500 (the rest in the service's failure shape). A new rate fails its first request
+    at once, so a drill shows the fault on the next probe, not some requests later."""
+
+    def __init__(self) -> None:
+        self._budget = self._rate = 0.0
+        self._failed = 0
+
+    def next_failure(self, rate: float) -> str | None:
+        """How this request fails: "http500" or "shape"; None: it does not."""
+        if rate != self._rate:
+            self._rate, self._budget = rate, 1.0 - 1e-9 if rate else 0.0
+        if not rate:
+            return None
+        self._budget += rate
+        if self._budget < 1.0:
+            return None
+        self._budget -= 1.0
+        self._failed += 1
+        return "http500" if self._failed % 2 else "shape"
+
+
 class FaultWatcher:
     """The service's view of faults.json: re-read only when the file changes."""
 

@@ -28,7 +28,7 @@ from typing import Any
 from console.profile import Profile, load_profile
 from console.profile.patterns import PLACEHOLDER, split
 from console.simulator import answers, auth
-from console.simulator.faults import Faults, FaultWatcher
+from console.simulator.faults import ErrorBudget, Faults, FaultWatcher
 from console.simulator.httpserver import Request, Response, serve_until_signalled, start_server
 from console.simulator.memory import Ballast
 
@@ -131,8 +131,7 @@ class GenericService:
         self.answer = answers.ok_answer(profile, self.effective)
         self.route = endpoint_pattern(profile.probe.request.endpoint)
         self.ballast = Ballast()
-        self._error_budget = self._error_rate = 0.0
-        self._injected = 0
+        self._errors = ErrorBudget()
 
     # --- lifecycle ------------------------------------------------------------------
 
@@ -259,18 +258,12 @@ class GenericService:
         return None
 
     def _inject_error(self, faults: Faults) -> str | None:
-        """Fault ``error_rate``: a deterministic share fail, alternately HTTP 500 and a failure shape."""
-        if faults.error_rate != self._error_rate:  # a new rate: the first request fails at once
-            self._error_rate, self._error_budget = faults.error_rate, 1.0 - 1e-9 if faults.error_rate else 0.0
-        if not faults.error_rate:
-            return None
-        self._error_budget += faults.error_rate
-        if self._error_budget < 1.0:
-            return None
-        self._error_budget -= 1.0
-        self._injected += 1
+        """Fault ``error_rate``: alternately HTTP 500 and the profile's first failure shape."""
+        kind = self._errors.next_failure(faults.error_rate)
         shapes = self.profile.probe.answer.failures
-        return "http500" if self._injected % 2 or not shapes else shapes[0].id
+        if kind == "shape":
+            return shapes[0].id if shapes else "http500"
+        return kind
 
     async def probe_request(self, request: Request, path_values: dict[str, str]) -> Response:
         probe, log = self.profile.probe, self.profile.log

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from console.profile import Profile
-from console.simulator.configfile import EnvEntry, SSHTarget, _s, ctl_command
+from console.simulator.configfile import EnvEntry, SSHTarget, _s, config_head, ctl_command
 
 MODULE = "console.simulator.generic"
 
@@ -83,26 +83,13 @@ def render_config(
     command_prefix: str = "",
 ) -> str:
     service = profile.info.service
-    out = [
-        f"# Rollback Console config for the simulated {service} service (profile {profile.info.id}).",
-        f"# Written by `rollback-console simulate --dir {directory} --profile {profile.path}`; rewritten on every run.",
-        "# Secrets are files under secrets/ (mode 0600), referenced here and never written here.",
-        f"# Use it:  rollback-console --config {directory / 'console.toml'}",
-        "",
-        "[console]",
-        f"journal = {_s(directory / 'journal.jsonl')}",
-        "",
-    ]
-    for env in environments:
-        for h in env.hosts:
-            out.append(f"[hosts.{h.name}]")
-            if ssh is None:
-                out.append('address = "local"')
-            else:
-                out += [f"address = {_s(ssh.address)}", f"port = {ssh.port}"]
-                out += [f"{k} = {_s(getattr(ssh, k))}" for k in ("user", "key_file", "known_hosts") if getattr(ssh, k)]
-            out.append(f"vars = {{ home = {_s(h.home)}, api_port = {h.api_port} }}")
-            out.append("")
+    out = config_head(
+        f"the simulated {service} service (profile {profile.info.id})",
+        f"rollback-console simulate --dir {directory} --profile {profile.path}",
+        directory,
+        environments,
+        ssh,
+    )
     pid = (
         f"p=$(cat {{home:q}}/run/service.pid 2>/dev/null) && grep -qs {MODULE} "
         f"/proc/$p/cmdline && echo $p || {{ echo '{service} is not running' >&2; exit 1; }}"

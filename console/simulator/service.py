@@ -24,7 +24,7 @@ from typing import Any
 
 from console.simulator import analytics, auth
 from console.simulator.dataset import generate_posts
-from console.simulator.faults import Faults, FaultWatcher
+from console.simulator.faults import ErrorBudget, Faults, FaultWatcher
 from console.simulator.httpserver import Request, Response, serve_until_signalled, start_server
 from console.simulator.memory import Ballast
 from console.simulator.settings import ALL_OFF, VERSION, FlagSet, Settings, journal, redact_url, setup_logging
@@ -65,9 +65,7 @@ class Service:
         self.posts = [] if settings.database_url else generate_posts(settings.channel_id)
         self.pool: Any = None
         self.ballast = Ballast()
-        self._error_budget = 0.0
-        self._error_rate = 0.0
-        self._injected = 0
+        self._errors = ErrorBudget()
         self._memory_warned = False
 
     # --- lifecycle ------------------------------------------------------------------
@@ -194,17 +192,9 @@ class Service:
         return scheme.lower() == "bearer" and auth.decode(token.strip(), self.settings.jwt_secret) is not None
 
     def _inject_error(self, faults: Faults) -> str | None:
-        """Fault ``error_rate``: a deterministic share of requests fail, alternating 500 / status=failed."""
-        if faults.error_rate != self._error_rate:  # a new rate: the first request fails at once
-            self._error_rate, self._error_budget = faults.error_rate, 1.0 - 1e-9 if faults.error_rate else 0.0
-        if not faults.error_rate:
-            return None
-        self._error_budget += faults.error_rate
-        if self._error_budget < 1.0:
-            return None
-        self._error_budget -= 1.0
-        self._injected += 1
-        return "http500" if self._injected % 2 else "failed"
+        """Fault ``error_rate``: alternately HTTP 500 and status=failed."""
+        kind = self._errors.next_failure(faults.error_rate)
+        return "failed" if kind == "shape" else kind
 
     async def best_times(self, request: Request, channel_id: int) -> Response:
         if not self._authorized(request):
