@@ -410,15 +410,18 @@ def _toml_message(message: str) -> str:
     return message
 
 
-def load_config(path: str | os.PathLike[str]) -> Config:
-    """Read and validate a config file; raise ConfigError listing every problem."""
+def read_toml(
+    path: str | os.PathLike[str], what: str = "config", error: type[ConfigError] = ConfigError
+) -> tuple[str, dict[str, Any]]:
+    """The text and data of a TOML file (a config, a profile, a drill file); ``error`` lists
+    why not, with the file and line: unreadable, not UTF-8, not TOML."""
     p = Path(path)
     try:
         raw = files.read_file(p, max_bytes=MAX_CONFIG_BYTES)
     except files.FileProblem as exc:
-        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.reason.lstrip(': ')}")]) from None
+        raise error([Problem(str(p), None, "", f"cannot read {what}: {exc.reason.lstrip(': ')}")]) from None
     except OSError as exc:
-        raise ConfigError([Problem(str(p), None, "", f"cannot read config: {exc.strerror or exc}")]) from None
+        raise error([Problem(str(p), None, "", f"cannot read {what}: {exc.strerror or exc}")]) from None
     if raw.startswith(BOM):  # Notepad's UTF-8 signature; TOML itself has no use for it
         raw = raw[len(BOM) :]
     try:
@@ -426,10 +429,10 @@ def load_config(path: str | os.PathLike[str]) -> Config:
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         column = exc.start - (raw.rfind(b"\n", 0, exc.start) + 1) + 1
-        message = f"config is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); save it as UTF-8"
-        raise ConfigError([Problem(str(p), line, "", message)]) from None
+        message = f"{what} is not valid UTF-8 (byte 0x{raw[exc.start]:02x} at column {column}); save it as UTF-8"
+        raise error([Problem(str(p), line, "", message)]) from None
     try:
-        data = tomllib.loads(text)
+        return text, tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         # Python < 3.14 only puts the position in the message text.
         m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
@@ -441,9 +444,15 @@ def load_config(path: str | os.PathLike[str]) -> Config:
             message += f" (column {m.group(2)})"
         elif line:
             message += " (at the end of the file)"
-        raise ConfigError([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
+        raise error([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
     except RecursionError:
-        raise ConfigError([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
+        raise error([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
+
+
+def load_config(path: str | os.PathLike[str]) -> Config:
+    """Read and validate a config file; raise ConfigError listing every problem."""
+    p = Path(path)
+    text, data = read_toml(p)
     loader = _Loader(p, text)
     config = loader.load(data)
     if config is None:

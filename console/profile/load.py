@@ -13,12 +13,11 @@ from __future__ import annotations
 import os
 import re
 import threading
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from console import files
-from console.config.load import BOM, MAX_CONFIG_BYTES, _Loader, _toml_message
+from console.config import load as config_load
+from console.config.load import _Loader
 from console.config.locate import Path as KeyPath
 from console.config.locate import locate
 from console.config.model import Environment
@@ -308,28 +307,7 @@ class _ProfileLoader(ProbeReader, RulesReader, _Loader):
 
 def read_toml(path: Path) -> tuple[str, dict[str, Any]]:
     """The text and data of a TOML file, or ProfileError saying what and where (as the config)."""
-    p = Path(path)
-    try:
-        raw = files.read_file(p, max_bytes=MAX_CONFIG_BYTES)
-    except files.FileProblem as exc:
-        raise ProfileError([Problem(str(p), None, "", f"cannot read profile: {exc.reason.lstrip(': ')}")]) from None
-    except OSError as exc:
-        raise ProfileError([Problem(str(p), None, "", f"cannot read profile: {exc.strerror or exc}")]) from None
-    raw = raw.removeprefix(BOM)
-    try:
-        text = raw.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line = raw[: exc.start].count(b"\n") + 1
-        raise ProfileError([Problem(str(p), line, "", "not valid UTF-8; save it as UTF-8")]) from None
-    try:
-        return text, tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        m = re.search(r"\(at line (\d+), column (\d+)\)", str(exc))
-        message = _toml_message(re.sub(r"\s*\(at (line \d+, column \d+|end of document)\)", "", str(exc)))
-        line = int(m.group(1)) if m else text.count("\n") + 1
-        raise ProfileError([Problem(str(p), line, "", f"not valid TOML: {message}")]) from None
-    except RecursionError:
-        raise ProfileError([Problem(str(p), None, "", "not valid TOML: nested too deeply")]) from None
+    return config_load.read_toml(path, "profile", ProfileError)
 
 
 def describe_profile(profile: Profile) -> str:
