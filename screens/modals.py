@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 from textual import on
 from textual.app import App, ComposeResult
@@ -13,11 +13,41 @@ from textual.widgets import Button, Input, Static
 
 from screens.format import esc
 
+T = TypeVar("T")
+
 if TYPE_CHECKING:  # the engine loads with the first run, not with the console
     from console.engine.runner import Decision, Failure  # noqa: F401 - Decision: a string annotation
 
 
-class ConfirmRollback(ModalScreen[bool]):
+class RoomyModal(ModalScreen[T]):
+    """A modal whose scrolling box (``.commands``) grows into the room the modal leaves.
+
+    Textual sizes an auto-height modal by its box's whole content, then caps the box at its
+    max-height: with a long plan at 80×24 the modal filled 90% of the screen while the box
+    showed 10 lines above 4 empty rows. After each layout the box takes those rows (and any
+    left below the modal's cap); on a resize it starts again from the stylesheet's cap.
+    """
+
+    def on_resize(self) -> None:
+        self.query_one(".modal .commands").styles.max_height = None  # back to the stylesheet's cap
+        self.call_after_refresh(self._fit_commands)
+
+    def _fit_commands(self) -> None:
+        modal = self.query_one(".modal")
+        box = modal.query_one(".commands")
+        if box.max_scroll_y == 0:
+            return  # the box shows all it holds
+        shown = [w for w in modal.children if w.display]
+        used = max(w.region.bottom + w.styles.margin.bottom for w in shown)
+        room_inside = modal.content_region.bottom - used
+        cap = modal.styles.max_height
+        limit = int(cap.resolve(self.size, self.app.size)) if cap is not None else self.size.height
+        grow = room_inside + max(0, limit - modal.outer_size.height)
+        if grow > 0:
+            box.styles.max_height = box.outer_size.height + grow
+
+
+class ConfirmRollback(RoomyModal[bool]):
     """Shows the exact edits and commands; runs only on an explicit yes.
 
     Destructive plans also need the environment's name typed in.
@@ -86,7 +116,7 @@ class ConfirmRollback(ModalScreen[bool]):
         self.action_confirm()
 
 
-class StepFailedModal(ModalScreen["Decision"]):
+class StepFailedModal(RoomyModal["Decision"]):
     """A step failed: retry, apply the runbook's fix, skip with a reason, undo, or abort.
 
     There is no Escape here: the run waits for a choice.
@@ -231,7 +261,7 @@ class InterruptedRun(ModalScreen[str]):
         self.dismiss(event.button.id or "later")
 
 
-class TextModal(ModalScreen[None]):
+class TextModal(RoomyModal[None]):
     """A block of text to read (a drill briefing, a scorecard); Enter or Esc closes it."""
 
     BINDINGS = [Binding("escape,enter", "close", "Close", id="text.close")]
@@ -290,7 +320,7 @@ class Choice(ModalScreen[bool]):
         self.dismiss(event.button.id == "yes")
 
 
-class KeysScreen(ModalScreen[None]):
+class KeysScreen(RoomyModal[None]):
     """Every key of the screen below, the footer's and the rest (F1). Escape or F1 closes."""
 
     BINDINGS = [Binding("escape,f1", "close", "Close", id="keys.close")]

@@ -1,0 +1,95 @@
+"""The modals' scrolling box uses the room the modal has: at 80×24 "exactly what will run"
+shows as many lines as fit, the buttons stay on screen, and a short plan keeps a small modal."""
+
+from __future__ import annotations
+
+import pytest
+from textual.app import App
+from textual.widget import Widget
+
+from screens.modals import ConfirmRollback, KeysScreen, RoomyModal
+from themes import CSS_PATH
+
+
+class Host(App):
+    """Only a place for the console's modals, with the console's stylesheet."""
+
+    CSS_PATH = str(CSS_PATH)
+
+
+def plan(lines: int) -> str:
+    return "\n".join(f"$ step {i}" for i in range(lines))
+
+
+def parts(modal: RoomyModal) -> tuple[Widget, Widget, Widget]:
+    return modal.query_one(".modal"), modal.query_one(".modal .commands"), modal.query_one(".modal .buttons")
+
+
+async def settle(pilot) -> None:
+    for _ in range(3):
+        await pilot.pause()
+
+
+def assert_no_empty_rows_and_buttons_shown(modal: RoomyModal, screen_height: int) -> None:
+    frame, box, buttons = parts(modal)
+    assert buttons.region.bottom == frame.content_region.bottom, "empty rows below the buttons"
+    assert frame.region.bottom <= screen_height
+    assert box.max_scroll_y > 0  # the plan is longer than the room: it scrolls, nothing is cut
+
+
+@pytest.mark.parametrize("destructive", [False, True])
+async def test_a_long_plan_fills_the_modal_at_80x24(destructive: bool) -> None:
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        modal = ConfirmRollback("Quick rollback", "staging", plan(60), destructive=destructive)
+        app.push_screen(modal)
+        await settle(pilot)
+        frame, box, _ = parts(modal)
+        assert frame.outer_size.height == 21  # the modal's cap: 90% of 24 rows
+        assert_no_empty_rows_and_buttons_shown(modal, 24)
+        # Title, hint and buttons (and the typed name) take the rest: 14 rows of box, 10 when destructive.
+        assert box.outer_size.height == (10 if destructive else 14)
+        if destructive:
+            typed = modal.query_one("#typed")
+            assert frame.content_region.contains_region(typed.region)
+
+
+async def test_a_short_plan_keeps_a_small_modal() -> None:
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        modal = ConfirmRollback("Quick rollback", "staging", plan(3))
+        app.push_screen(modal)
+        await settle(pilot)
+        frame, box, buttons = parts(modal)
+        assert box.max_scroll_y == 0 and box.outer_size.height == 5  # three lines and the border
+        assert frame.outer_size.height < 21
+        assert buttons.region.bottom == frame.content_region.bottom
+
+
+async def test_after_a_resize_the_box_fits_the_new_height() -> None:
+    app = Host()
+    async with app.run_test(size=(80, 40)) as pilot:
+        modal = ConfirmRollback("Quick rollback", "staging", plan(60))
+        app.push_screen(modal)
+        await settle(pilot)
+        assert parts(modal)[1].outer_size.height == 29  # 36 rows of modal at 40
+        await pilot.resize_terminal(80, 24)
+        await settle(pilot)
+        assert_no_empty_rows_and_buttons_shown(modal, 24)
+        assert parts(modal)[1].outer_size.height == 14
+        await pilot.resize_terminal(80, 40)
+        await settle(pilot)
+        assert_no_empty_rows_and_buttons_shown(modal, 40)
+
+
+async def test_the_key_help_uses_the_screen_too() -> None:
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        rows = [(f"k{i}", f"key number {i}") for i in range(60)]
+        modal = KeysScreen(rows, "dashboard")
+        app.push_screen(modal)
+        await settle(pilot)
+        frame = modal.query_one(".modal")
+        box = modal.query_one(".modal .commands")
+        assert frame.outer_size.height == 21
+        assert box.region.bottom == frame.content_region.bottom  # no buttons here: the list reaches the border
