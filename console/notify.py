@@ -219,8 +219,7 @@ def escalation_text(
             lines.append(f"- {role}: no contact configured (add a [[contacts]] entry with role = {role!r})")
             continue
         for c in matches:
-            unset = {c.name.strip().upper(), c.contact.strip().upper()} & {"", "TBD"}
             availability = f", {c.availability}" if c.availability else ""
-            note = " — not filled in yet: set it in [[contacts]]" if unset else ""
+            note = "" if c.filled_in else " — not filled in yet: set it in [[contacts]]"
             lines.append(f"- {c.role}: {c.name} ({c.contact}{availability}){note}")
     return "\n".join(lines)

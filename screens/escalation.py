@@ -37,11 +37,18 @@ class EscalationScreen(Screen):
         config = self.app.config
         self._fill()
         webhook = config.notifications.webhook
-        self.query_one("#escalation-status", Static).update(
+        status = [
             f"notifications go to the webhook from {esc(webhook.describe())}"
             if webhook
             else "[$warning]no webhook configured: notifying is recorded in the journal only[/]"
-        )
+        ]
+        unset = [c.role for c in self._people()[0] if not c.filled_in]
+        if unset:
+            status.append(
+                f"[$warning]not filled in yet (TBD in the runbook): {esc(', '.join(unset))}; "
+                "set them in the config's [[contacts]][/]"
+            )
+        self.query_one("#escalation-status", Static).update("\n".join(status))
         self.query_one("#levels", DataTable).focus()
 
     def on_resize(self) -> None:

@@ -610,3 +610,31 @@ def test_killed_owner_is_cleaned_up_by_the_guard(tmp_path: Path) -> None:
         owner.wait()
     # The API process and PostgreSQL (when installed) go with their killed owner.
     assert wait_for(lambda: not any(alive(p) for p in pids), timeout=10), pids
+
+
+@pytest.mark.parametrize("command", [["demo", "--no-db"], ["drill", "latency"]])
+def test_a_directory_whose_simulation_runs_is_said_so_and_left_running(
+    make_simulation: MakeSimulation, tmp_path: Path, command: list[str]
+) -> None:
+    """`demo --dir` and `drill --dir` on a running simulation: not a crash report but a line
+    naming the directory and the process to stop, exit 1, and the running simulation
+    untouched (its API still answers, its files still there)."""
+    sim = make_simulation()
+    before = sorted(p.name for p in sim.directory.iterdir())
+    env = {**os.environ, "XDG_STATE_HOME": str(tmp_path / "state")}  # where a crash log would go
+    out = subprocess.run(
+        [sys.executable, "-m", "console", *command, "--dir", str(sim.directory)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+    assert out.returncode == 1, out
+    assert out.stderr.strip().splitlines()[-1] == (
+        f"rollback-console {command[0]}: another simulation is running in {sim.directory} (pid {os.getpid()}): "
+        f"stop it first (Ctrl-C where it runs, or kill {os.getpid()})"
+    )
+    assert "internal error" not in out.stdout + out.stderr
+    assert not (tmp_path / "state").exists()
+    assert sorted(p.name for p in sim.directory.iterdir()) == before
+    assert httpx.get(f"{sim.host('staging').api_url}/health", timeout=5).status_code == 200

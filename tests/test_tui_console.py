@@ -191,6 +191,34 @@ async def test_every_key_is_in_the_footer_or_the_key_help(tmp_path: Path) -> Non
             assert app.screen is screen
 
 
+async def escalation_status(root: Path, edit: Callable[[str], str]) -> str:
+    """The escalation screen's status lines, for tui_data's config as ``edit`` changes it."""
+    from console.config import load_config
+
+    tui_data.make_config(root=root)
+    config = root / "console.toml"
+    config.write_text(edit(config.read_text()))
+    app = RollbackConsole(load_config(config), probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await pilot.press("e")
+        await until(pilot, lambda: bool(app.screen.query("#escalation-status")), "the escalation screen")
+        return " ".join(str(app.screen.query_one("#escalation-status", Static).render()).split())
+
+
+async def test_escalation_says_which_contacts_are_still_the_runbooks_tbd(tmp_path: Path) -> None:
+    # No [[contacts]] in the config: the runbook's own table, all TBD.
+    status = await escalation_status(tmp_path / "none", lambda text: text[: text.index("[[contacts]]")])
+    assert (
+        "not filled in yet (TBD in the runbook): Lead Developer, DevOps, DBA; set them in the config's [[contacts]]"
+        in status
+    )
+    # One still TBD: only that one is named.
+    status = await escalation_status(tmp_path / "one", lambda text: text.replace('"+1 555 0199"', '"TBD"'))
+    assert "not filled in yet (TBD in the runbook): DBA;" in status
+    # All filled in: nothing said.
+    assert "not filled in" not in await escalation_status(tmp_path / "all", lambda text: text)
+
+
 # --- the palette and the history -------------------------------------------------------------
 
 

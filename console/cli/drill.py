@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from console import shutdown
-from console.cli import EXIT_OK, UsageError
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.simulate import remove_simulation_dir
 from console.config import ConfigError, find_config, load_config
 from console.config.model import DEFAULT_JOURNAL
@@ -132,8 +132,19 @@ def run(args: argparse.Namespace) -> int:
         f"Starting the drill{' (scenario kept secret)' if secret else f' {scenario.id!r}'} in {directory} …",
         file=sys.stderr,
     )
+    from console.simulator.postgres import PostgresError
+    from console.simulator.repo import RepoError
+    from console.simulator.world import SimulationError
+
     try:
         sim, config_path = prepare(scenario, directory, drill_journal(getattr(args, "config", None)))
+    except (SimulationError, PostgresError, RepoError) as exc:
+        # Expected trouble (another simulation in --dir, PostgreSQL that will not start):
+        # one line, not a crash report.
+        if fresh and not args.keep:
+            remove_simulation_dir(directory)
+        print(f"rollback-console drill: {exc}", file=sys.stderr)
+        return EXIT_FAILED
     except BaseException:
         if fresh and not args.keep:
             remove_simulation_dir(directory)

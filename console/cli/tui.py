@@ -13,7 +13,7 @@ import tempfile
 from pathlib import Path
 
 from console import shutdown
-from console.cli import EXIT_OK, UsageError
+from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args
 
 
@@ -95,18 +95,30 @@ def run_watch(args: argparse.Namespace) -> int:
 
 def run_demo(args: argparse.Namespace) -> int:
     from console.cli.simulate import remove_simulation_dir
+    from console.simulator.postgres import PostgresError
+    from console.simulator.repo import RepoError
     from console.simulator.words import SERVICE
-    from console.simulator.world import Simulation
+    from console.simulator.world import Simulation, SimulationError
 
     fresh = not args.dir
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
     # Information on stdout: stderr is for errors only (`demo 2>errors.log` stays empty).
     print(f"Starting the simulated {SERVICE} in {directory} …", flush=True)
     try:
-        with Simulation(directory, database=False if args.no_db else None) as sim:
+        try:
+            sim = Simulation(directory, database=False if args.no_db else None)
+            sim.start()  # stops what it started if it fails
+        except (SimulationError, PostgresError, RepoError) as exc:
+            # Expected trouble (another simulation in --dir, PostgreSQL that will not start):
+            # said in one line, not reported as a crash.
+            print(f"rollback-console demo: {exc}", file=sys.stderr)
+            return EXIT_FAILED
+        try:
             args.config = str(sim.config_path)
             print(f"Config: {sim.config_path}  (use it from another shell with --config)", flush=True)
             return open_console(args)
+        finally:
+            sim.stop()
     finally:
         if fresh and not args.keep:
             remove_simulation_dir(directory)

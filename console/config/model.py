@@ -232,6 +232,11 @@ class Contact:
     contact: str
     availability: str = ""
 
+    @property
+    def filled_in(self) -> bool:
+        """False for the runbook's placeholders: a name or a way to reach them that is TBD or empty."""
+        return not {self.name.strip().upper(), self.contact.strip().upper()} & {"", "TBD"}
+
 
 @dataclass(frozen=True)
 class EscalationLevel:

@@ -25,8 +25,10 @@ def lock(directory: Path) -> int:
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
+        holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip()  # its pid, written below
         os.close(fd)
-        raise SimulationError(f"another simulation is running in {directory}: stop it first") from None
+        how = f" (pid {holder}): stop it first (Ctrl-C where it runs, or kill {holder})" if holder.isdigit() else ""
+        raise SimulationError(f"another simulation is running in {directory}{how or ': stop it first'}") from None
     os.ftruncate(fd, 0)
     os.write(fd, f"{os.getpid()}\n".encode())
     return fd
