@@ -258,6 +258,7 @@ class RollbackWizard(Screen):
         """Only the fields of the chosen way: the approver's name, or the emergency's level and reason."""
         mode = self.query_one("#auth-mode", RadioSet).pressed_button
         mode_id = (mode.id if mode else "auth-approved") if self.env.is_production else None
+        self.query_one("#auth-status", Static).update("")  # what was missing was for the way chosen before
         self.query_one("#approver").display = mode_id == "auth-approved"
         for widget in ("#emergency-level", "#emergency-reason"):
             self.query_one(widget).display = mode_id == "auth-emergency"
@@ -289,7 +290,8 @@ class RollbackWizard(Screen):
         mode = self.query_one("#auth-mode", RadioSet).pressed_button
         mode_id = mode.id if mode else "auth-approved"
         user = self.app.engine.who.user
-        choose = "or choose “Request approval” or “Emergency override” in the list above (↑↓ then Enter)"
+        # Said from the “Approved by” field, where the focus is: ↑↓ there do not reach the list.
+        choose = "or choose “Request approval” or “Emergency override” in the list above (shift+Tab, ↑↓, Enter)"
         if mode_id == "auth-approved":
             approver = self.query_one("#approver", Input).value.strip()
             if not approver:

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 
 import pytest
-from textual.widgets import Input, RichLog, Static
+from textual.widgets import Input, RadioButton, RichLog, Static
 
 from console.config import load_config
 from console.envfile import parse_env
@@ -138,6 +138,15 @@ async def test_production_is_refused_without_an_approver_and_nothing_changes(mak
         # The refusal names the field to fill and the keys to press, not CLI flags.
         assert "“Approved by” field" in said() and "“Request approval”" in said() and "↑↓" in said()
         assert wizard.focused is wizard.query_one("#approver"), "the cursor is in the field to fill"
+        # The keys it names reach the list from that field, and once another way is chosen what
+        # was missing for “Approved by” is no longer said.
+        await pilot.press("shift+tab", "down", "enter")
+        await pilot.pause()
+        assert wizard.query_one("#auth-request", RadioButton).value and said() == ""
+        await pilot.press("up", "enter", "tab")
+        await pilot.pause()
+        assert wizard.query_one("#auth-approved", RadioButton).value
+        assert wizard.focused is wizard.query_one("#approver")
         await pilot.press(*"Alice")  # self-approval, any case: typed, no letter taken as a key
         assert wizard.query_one("#approver", Input).value == "Alice" and isinstance(app.screen, RollbackWizard)
         await pilot.press("ctrl+n")
