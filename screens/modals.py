@@ -33,11 +33,14 @@ class RoomyModal(ModalScreen[T]):
         self.call_after_refresh(self._fit_commands)
 
     def _fit_commands(self) -> None:
+        # After the refresh this modal may be gone (answered at once: y, Esc): nothing to fit.
+        if not self.is_attached or not self.is_current:
+            return
         modal = self.query_one(".modal")
         box = modal.query_one(".commands")
-        if box.max_scroll_y == 0:
-            return  # the box shows all it holds
         shown = [w for w in modal.children if w.display]
+        if box.max_scroll_y == 0 or not shown:
+            return  # the box shows all it holds
         used = max(w.region.bottom + w.styles.margin.bottom for w in shown)
         room_inside = modal.content_region.bottom - used
         cap = modal.styles.max_height

@@ -93,3 +93,19 @@ async def test_the_key_help_uses_the_screen_too() -> None:
         box = modal.query_one(".modal .commands")
         assert frame.outer_size.height == 21
         assert box.region.bottom == frame.content_region.bottom  # no buttons here: the list reaches the border
+
+
+@pytest.mark.parametrize("key", ["y", "escape"])
+async def test_answered_before_its_first_refresh_the_modal_leaves_cleanly(key: str) -> None:
+    """The fit runs after a refresh; a modal answered before that (y or Esc typed at once) is
+    gone by then, and the console goes on (it crashed here once: max() of nothing)."""
+    answers: list[bool | None] = []
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        for _ in range(5):
+            app.push_screen(ConfirmRollback("Quick rollback", "staging", plan(60)), answers.append)
+            await pilot.press(key)
+            await settle(pilot)
+        assert answers == [key == "y"] * 5
+        assert app.screen is app.screen_stack[0]
+    assert app.return_code in (None, 0)
