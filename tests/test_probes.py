@@ -178,32 +178,50 @@ log_file = "{{log}}"
     assert 2 <= slow_h.elapsed_s < 20
 
 
-def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(simulation: Simulation) -> None:
-    """Validation hands the snapshot its read of the log since the restart: the snapshot takes
-    its flags and lines from it, one command instead of two. A read since then with no flag
-    line does not leave the log's flags unknown: the whole log's last lines are read too."""
-    from console.probes import logs
+def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(make_simulation: MakeSimulation) -> None:
+    """Validation has the snapshot read the log from the restart on: the snapshot takes its
+    flags and lines from that read (in the pid command's session), and hands the read back.
+    A read since then with no flag line, or one that fails (the log shrank: rotated), does not
+    leave the log's flags unknown: the whole log's last lines are read too."""
+    import dataclasses
 
-    config = load_config(simulation.config_path)
+    from console.probes.collect import SinceLog
+    from console.probes.logs import LogRead
+
+    sim = make_simulation()
+    config = load_config(sim.config_path)
+    config = dataclasses.replace(config, thresholds=dataclasses.replace(config.thresholds, probe_timeout_s=1.0))
     env = config.environment("staging")
-    since_flagless = logs.LogRead([logs.LogLine("12:00:00 INFO request done")], 1, None)
+    log = Path(env.expand(env.log_file, env.hosts[0]))
 
-    async def take(read: logs.LogRead) -> Any:
-        async def since(host: Any) -> logs.LogRead:
-            return read
-
+    async def take(offset: int) -> tuple[Any, Any, dict[str, LogRead]]:
+        seen: dict[str, LogRead] = {}
+        since = SinceLog(offset=lambda host: offset, seen=lambda host, read: seen.__setitem__(host.name, read))
         async with Prober(config) as prober:
             whole = await prober.snapshot(env, database=False)
             given = await prober.snapshot(env, database=False, since_log=since)
-        return whole.hosts[0], given.hosts[0]
+        return whole.hosts[0], given.hosts[0], seen
 
-    whole, flagless = asyncio.run(take(since_flagless))
-    assert whole.flags.log is not None and flagless.flags.log == whole.flags.log  # read from the whole log
-    assert flagless.logs.tail != ("12:00:00 INFO request done",)
-
+    # From before the snapshot's own requests: their flag line is in the read, which serves.
+    offset = log.stat().st_size
+    whole, taken, seen = asyncio.run(take(offset))
     line = whole.flags.log_line
-    assert line is not None
-    since_with_flags = logs.LogRead([logs.LogLine(line), logs.LogLine("12:00:01 INFO after")], 2, None)
-    _, taken = asyncio.run(take(since_with_flags))
-    assert taken.flags.log == whole.flags.log and taken.flags.log_line == line
-    assert taken.logs.tail[-1] == "12:00:01 INFO after"  # the lines are the given read's
+    assert line is not None and whole.flags.log is not None
+    read = seen["staging-1"]
+    assert line.split("] ", 1)[-1] in " ".join(x.text for x in read.lines)
+    assert (
+        taken.flags.log == whole.flags.log
+        and taken.logs.tail == tuple(x.text for x in read.lines)[-len(taken.logs.tail) :]
+    )
+    assert taken.memory.pid == whole.memory.pid and taken.flags.pid == whole.flags.pid  # the pid, from the same session
+
+    # Requests slower than the probe timeout: no flag line gets written since the offset.
+    sim.inject("staging", latency_s=3.0)
+    _, flagless, seen = asyncio.run(take(log.stat().st_size))
+    assert seen and not any("Feature flags" in x.text for x in seen["staging-1"].lines)
+    assert flagless.flags.log == whole.flags.log  # from the whole log's last lines
+    sim.inject("staging", latency_s=0.0)
+
+    # An offset past the end (the log shrank): unreadable, so the last lines are read.
+    _, rotated, seen = asyncio.run(take(log.stat().st_size + 10**9))
+    assert seen == {} and rotated.flags.log == whole.flags.log and rotated.logs.error is None

@@ -11,7 +11,7 @@ from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FlagSet
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import logs
-from console.probes.collect import read_log_window, read_pid
+from console.probes.collect import NotRunning, read_log_window, read_pid
 from console.probes.parameters import ParameterProblem, probe_preview
 from console.profile import ProfileError, profile_of
 from console.runbook.issues import RESTART_FAILED, STALE_PROCESS
@@ -127,8 +127,9 @@ class RestartService(Step):
             pid = await read_pid(ctx.env, host, transport, 10)
         except TransportError as exc:
             log = await service_log(ctx, host)
+            said = "is not running" if isinstance(exc, NotRunning) else "could not be checked"
             raise StepFailed(
-                f"the API is not running after the restart: {exc}",
+                f"the API {said} after the restart: {exc}",
                 output=log,
                 issue=RESTART_FAILED,
             ) from None

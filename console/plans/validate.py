@@ -25,26 +25,6 @@ if TYPE_CHECKING:
     from console.probes.collect import SinceLog
 
 
-async def lines_since(ctx: RunContext, host: Host, offset: int) -> logs.LogRead | None:
-    """The last window of whole log lines written after ``offset``, each judged in full on
-    the host, and the last flag line before them; None if the log was rotated or could not
-    be read."""
-    env = ctx.env
-    if not env.log_file:
-        return None
-    transport = await ctx.transport(host)
-    window = ctx.config.thresholds.error_lines_window
-    source = logs.since_source(env.expand(env.log_file, host), offset)
-    try:
-        rules = logs.rules_for(profile_of(env).log)
-        read = await logs.read_lines(
-            transport, source, window, rules=rules, timeout=15, what="the log since the restart"
-        )
-    except TransportError:
-        return None
-    return read
-
-
 async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
     """Every host's log size now: the baseline for plans that do not restart the API, so that
     validation counts only the errors written during the run, not the incident's own."""
@@ -152,22 +132,14 @@ class ValidateRollback(Step):
         """What each host's log got after the restart (or since the run began), into ``since``;
         the snapshot reads the host's log from it (its flag line is then the restarted
         process's own), in the host's snapshot rather than in a second round after the
-        slowest host's. None (no baseline, rotated, unreadable): the snapshot reads the
-        log's last lines itself."""
+        slowest host's. No baseline, rotated, unreadable: the snapshot reads the log's last
+        lines itself."""
+        from console.probes.collect import SinceLog
 
-        async def read(host: Host) -> logs.LogRead | None:
-            offset = _baseline(ctx, host.name)
-            if offset is None:
-                return None
-            try:
-                got = await lines_since(ctx, host, offset)
-            except TransportError:  # no connection now: the snapshot says so
-                return None
-            if got is not None:
-                since[host.name] = got.lines
-            return got
+        def seen(host: Host, read: logs.LogRead) -> None:
+            since[host.name] = read.lines
 
-        return read
+        return SinceLog(offset=lambda host: _baseline(ctx, host.name), seen=seen)
 
     @staticmethod
     def _since_restart(

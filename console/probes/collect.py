@@ -12,7 +12,7 @@ import asyncio
 import dataclasses
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from urllib.parse import urlsplit, urlunsplit
 
 import httpx
@@ -34,14 +34,22 @@ from console.probes.snapshot import (
 )
 from console.profile import ProfileError, profile_of, profile_path
 from console.profile.model import Probe
-from console.transport.base import Transport, TransportError
+from console.transport.base import CommandResult, Transport, TransportError
 from console.transport.pool import TransportPool
 
 LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
 
 
-# A host's log read from a point on (validation: since the restart): None when it cannot be.
-SinceLog = Callable[[Host], Awaitable[logs.LogRead | None]]
+@dataclasses.dataclass(frozen=True)
+class SinceLog:
+    """Validation's read of each host's log: what was written after ``offset(host)`` (the
+    restart), judged like the last lines; None: no such point, read the last lines.
+    ``seen(host, read)`` is told what came back."""
+
+    offset: Callable[[Host], int | None]
+    seen: Callable[[Host, logs.LogRead], None]
+    what: str = "the log since the restart"
+    timeout_s: float = 15.0
 
 
 def unusable_profile(env: Environment, exc: ProfileError) -> str:
@@ -58,12 +66,19 @@ class NotRunning(TransportError):
 
 
 async def read_pid(env: Environment, host: Host, transport: Transport, timeout: float) -> int:
-    command = env.expand(env.pid_command, host)
-    result = await transport.run(command, timeout=timeout)
+    result = await transport.run(env.expand(env.pid_command, host), timeout=timeout)
+    return pid_of(result, transport.where)
+
+
+def pid_of(result: CommandResult, where: str) -> int:
+    """The pid the pid command printed; NotRunning (saying what it said) when there is none.
+    A pid command that did not finish says nothing about the service: TransportError."""
+    if result.timed_out:
+        raise TransportError(f"{where}: the pid command did not answer ({result.summary()})")
     text = result.stdout.strip().split()
     if not result.ok or not text or not text[0].isdigit() or int(text[0]) == 0:
         detail = (result.stderr.strip() or result.stdout.strip() or result.summary())[:200]
-        raise NotRunning(f"{transport.where}: service not running (pid command: {detail})")
+        raise NotRunning(f"{where}: service not running (pid command: {detail})")
     return int(text[0])
 
 
@@ -72,17 +87,22 @@ async def read_log_window(
 ) -> logs.LogRead:
     """The last ``lines`` whole lines of the service log, judged on the host; the last
     ``window`` of them come back (and the last flag line before them)."""
-    if env.log_file:
-        path = env.expand(env.log_file, host)
-        source, what, partial_ok = logs.file_source(path, lines), f"the log {path}", False
-    else:
-        assert env.log_command
-        command = env.expand(env.log_command, host)
-        source, what, partial_ok = logs.command_source(command, lines), f"the log command {command!r}", True
+    source, what, partial_ok = log_source(env, host, lines)
     rules = logs.rules_for(profile_of(env).log)
     return await logs.read_lines(
         transport, source, window, rules=rules, timeout=timeout, what=what, partial_ok=partial_ok
     )
+
+
+def log_source(env: Environment, host: Host, lines: int) -> tuple[str, str, bool]:
+    """(shell that writes the log's last ``lines`` lines, what it reads, whether a failed
+    source that printed lines is still read: a log command's)."""
+    if env.log_file:
+        path = env.expand(env.log_file, host)
+        return logs.file_source(path, lines), f"the log {path}", False
+    assert env.log_command
+    command = env.expand(env.log_command, host)
+    return logs.command_source(command, lines), f"the log command {command!r}", True
 
 
 async def read_log(env: Environment, host: Host, transport: Transport, lines: int, timeout: float) -> list[str]:
@@ -269,10 +289,11 @@ class Prober:
 
     async def probe_host(self, env: Environment, host: Host, since_log: SinceLog | None = None) -> HostSnapshot:
         """One host's probes. The log is read after the HTTP probes, whose requests it
-        records. ``since_log(host)``, when it answers, is that read: what was written from a
-        point on (validation: what the restarted process wrote, its flag line included),
-        instead of the whole log's last lines; one command on the host instead of two. With
-        no flag line in it, the whole log's last lines are read as well."""
+        records, in the same session as the pid command (one process tree on the host per
+        round, not two); the process's environment and memory are read once its pid is
+        known. With ``since_log`` the log is read from its point on (validation: what the
+        restarted process wrote, its flag line included); with no flag line in that, or when
+        it cannot be read, the whole log's last lines are read as well."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -282,30 +303,64 @@ class Prober:
         except TransportError as exc:
             return self._unreachable(host, str(exc), start)
 
-        async def bounded(coro, what: str):
+        async def bounded(coro, what: str, limit: float = timeout):
             try:
-                return await asyncio.wait_for(coro, timeout)
+                return await asyncio.wait_for(coro, limit)
             except TimeoutError:
-                return TransportError(f"{transport.where}: {what} took longer than {timeout:.0f}s")
+                return TransportError(f"{transport.where}: {what} took longer than {limit:.0f}s")
             except TransportError as exc:
                 return exc
 
         # The longest chain first (login, best-times, then the log): its first request goes out
-        # before the process is looked up and the env file read, which finish well within it.
+        # before the env file is read, which finishes well within it.
         http_t = self._http(env, host, transport)
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
-        process_t = bounded(self._process(env, host, transport, timeout), "reading the process")
         self._resolve_secrets()
-        (health, probe), env_file_r, process_r = await asyncio.gather(http_t, env_file_t, process_t)
+        (health, probe), env_file_r = await asyncio.gather(http_t, env_file_t)
+
         window = self.config.thresholds.error_lines_window
-        log_r = await since_log(host) if since_log is not None else None
-        if log_r is not None and not self._says_flags(env, log_r):
-            log_r = None  # no flag line since then: the whole log's last lines may have one
-        if log_r is None:
-            log_r = await bounded(
-                read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout),
-                "reading the log",
-            )
+        offset = since_log.offset(host) if since_log is not None and env.log_file else None
+        if since_log is not None and offset is not None:
+            source = logs.since_source(env.expand(env.log_file, host), offset)
+            what, partial_ok, limit = since_log.what, False, max(timeout, since_log.timeout_s)
+        else:
+            source, what, partial_ok = log_source(env, host, max(LOG_LINES_FOR_FLAGS, window))
+            limit = timeout
+        pid_command = env.expand(env.pid_command, host)
+        both = await bounded(
+            logs.read_lines_after(
+                transport,
+                pid_command,
+                source,
+                window,
+                rules=logs.rules_for(profile_of(env).log),
+                timeout=limit,
+                what=what,
+                partial_ok=partial_ok,
+            ),
+            "reading the pid and the log",
+            limit,
+        )
+        if isinstance(both, TransportError):
+            process_r: object = both
+            log_r: logs.LogRead | Exception = both
+        else:
+            pid_result, log_r = both
+            try:
+                pid = pid_of(pid_result, transport.where)
+            except TransportError as exc:  # NotRunning, or a pid command that did not finish
+                process_r = exc
+            else:
+                process_r = await bounded(self._process(pid, transport), "reading the process")
+        if offset is not None and since_log is not None:
+            if isinstance(log_r, logs.LogRead):
+                since_log.seen(host, log_r)
+            if isinstance(log_r, Exception) or not self._says_flags(env, log_r):
+                # Unreadable (rotated), or no flag line since then: the whole log's last lines may have one.
+                log_r = await bounded(
+                    read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout),
+                    "reading the log",
+                )
 
         await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)
@@ -339,10 +394,8 @@ class Prober:
             unreachable=reason,
         )
 
-    async def _process(
-        self, env: Environment, host: Host, transport: Transport, timeout: float
-    ) -> tuple[int, dict[str, str], int | None]:
-        pid = await read_pid(env, host, transport, timeout)
+    @staticmethod
+    async def _process(pid: int, transport: Transport) -> tuple[int, dict[str, str], int | None]:
         environ, rss = await asyncio.gather(transport.process_environ(pid), transport.process_rss(pid))
         return pid, environ, rss
 

@@ -12,8 +12,10 @@ log that cannot be read in full within the probe timeout is an error, never a pa
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import re
+import secrets
 import shlex
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +24,7 @@ from console.flags import FlagSet
 from console.probes.snapshot import LogReport
 from console.profile.model import FlagRules, LogFormat
 from console.profile.patterns import ere_escape, split
-from console.transport.base import Transport, TransportError
+from console.transport.base import CommandResult, Transport, TransportError
 
 MAX_JSON_LINE = 1024 * 1024
 CLIP = 1000  # bytes of each line sent back for display; the verdicts are on the whole line
@@ -279,8 +281,65 @@ async def read_lines(
     ``partial_ok``: a source that failed but printed lines is still read (a log command).
     """
     result = await transport.run(awk_command(source, window, rules), timeout=timeout)
+    return _judged(result, transport.where, window, timeout=timeout, what=what, partial_ok=partial_ok)
+
+
+# Caps what the first command of a shared session may print (a pid: a few bytes).
+FIRST_MAX = 4096
+
+
+async def read_lines_after(
+    transport: Transport,
+    first: str,
+    source: str,
+    window: int,
+    *,
+    rules: LogRules,
+    timeout: float,
+    what: str,
+    partial_ok: bool = False,
+) -> tuple[CommandResult, LogRead | TransportError]:
+    """``first`` (a command, e.g. the pid command) and then the log, in one session on the
+    host instead of two. ``first`` runs as it would alone (``/bin/sh -c``); its result comes
+    back apart — its exit status, its stdout (up to FIRST_MAX bytes, trailing newlines
+    dropped) and its stderr — and so does the log's read, or why it failed. Both within one
+    ``timeout``: a ``first`` that hangs leaves the log unread (said so)."""
+    nonce = "rollback-console:next:" + secrets.token_hex(8)
+    script = (
+        f"__rc_out=$(/bin/sh -c {shlex.quote(first)}); __rc_status=$?; "
+        f'printf \'%.{FIRST_MAX}s\\n{nonce} %s\\n\' "$__rc_out" "$__rc_status"; echo {nonce} >&2; '
+        + awk_command(source, window, rules)
+    )
+    result = await transport.run(script, timeout=timeout)
+    out_head, found, out_rest = result.stdout.partition(f"\n{nonce} ")
+    err_head, err_found, err_rest = result.stderr.partition(f"{nonce}\n")
+    status, _, log_out = out_rest.partition("\n")
+    if not found or not status.strip().isdigit():  # cut off before ``first`` ended
+        return (
+            CommandResult(first, None, out_head, result.stderr, result.elapsed_s, result.timed_out, result.truncated),
+            TransportError(f"{transport.where}: {what} was not read: {_unfinished(result, timeout)}"),
+        )
+    first_result = CommandResult(first, int(status), out_head, err_head, result.elapsed_s)
+    log_result = dataclasses.replace(result, stdout=log_out, stderr=err_rest if err_found else "")
+    try:
+        return first_result, _judged(
+            log_result, transport.where, window, timeout=timeout, what=what, partial_ok=partial_ok
+        )
+    except TransportError as exc:
+        return first_result, exc
+
+
+def _unfinished(result: CommandResult, timeout: float) -> str:
     if result.timed_out:
-        raise TransportError(f"{transport.where}: reading {what} took longer than {timeout:.0f}s")
+        return f"the command before it took longer than {timeout:.0f}s"
+    detail = " ".join(result.stderr.split())[-300:]
+    return f"the session ended early ({result.summary()}{': ' + detail if detail else ''})"
+
+
+def _judged(result: CommandResult, where: str, window: int, *, timeout: float, what: str, partial_ok: bool) -> LogRead:
+    """The awk program's answer (awk_command) as a LogRead; TransportError unless it is whole."""
+    if result.timed_out:
+        raise TransportError(f"{where}: reading {what} took longer than {timeout:.0f}s")
     failed = result.stderr.find(_FAILED)
     out = result.stdout.split("\n")
     end = next((row for row in reversed(out[-3:]) if row.startswith("END ")), None)
@@ -291,7 +350,7 @@ async def read_lines(
         reason = " ".join(reason.split())[-300:] or result.summary()
         if result.truncated:
             reason = "the answer was cut off"
-        raise TransportError(f"{transport.where}: cannot read {what}: {reason}")
+        raise TransportError(f"{where}: cannot read {what}: {reason}")
     lines, before = [], None
     for row in out:
         head, tab, text = row.partition("\t")
