@@ -126,7 +126,7 @@ class RollbackConsole(ConsoleActions, App[int]):
         if probe_worker is not None and self._worker is None:
             probe_worker.close()
         self._frames = FrameReader()  # a fresh one per worker
-        self._closing = False
+        self._leaving = False  # unmounting: no probe worker is started again (not MessagePump._closing)
         self._waiting: dict[int, asyncio.Future[None]] = {}  # probe_now requests by id
         self._request_ids = itertools.count(1)
         self.who = who or Who.current()
@@ -294,7 +294,8 @@ class RollbackConsole(ConsoleActions, App[int]):
 
     def check_interrupted(self) -> None:
         """A run cut off by a crash is offered for resume or undo at start-up."""
-        self.run_worker(self._check_interrupted(), group="interrupted", exit_on_error=False)
+        # The method, not a coroutine: a worker the closing app never starts leaves nothing unawaited.
+        self.run_worker(self._check_interrupted, group="interrupted", exit_on_error=False)
 
     async def _check_interrupted(self) -> None:
         from screens.modals import InterruptedRun
@@ -338,7 +339,7 @@ class RollbackConsole(ConsoleActions, App[int]):
 
     # --- probing: one loop per environment, in the probe worker process -----------------
     def _start_probe_worker(self) -> None:
-        if self._closing:
+        if self._leaving:
             return
         if self._worker is None:
             try:
@@ -481,7 +482,7 @@ class RollbackConsole(ConsoleActions, App[int]):
 
     def _leave(self) -> None:
         if self.drill is not None and not self.drill_scored:
-            self.run_worker(self.action_end_drill())  # a drill ends with its scorecard, in the console
+            self.run_worker(self.action_end_drill)  # a drill ends with its scorecard, in the console
             return
         self.exit()
 
@@ -509,7 +510,7 @@ class RollbackConsole(ConsoleActions, App[int]):
         self.theme = pick_theme(name)
 
     async def on_unmount(self) -> None:
-        self._closing = True
+        self._leaving = True
         self._stop_probe_worker()
         if self._engine is not None:
             await self._engine.close()

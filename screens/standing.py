@@ -53,7 +53,8 @@ class StandingWatcher:
             self.again = True
             return
         self.busy = True
-        self.app.run_worker(self._refresh(), group="standing", exit_on_error=False)
+        # The method, not a coroutine: a worker the closing app never starts leaves nothing unawaited.
+        self.app.run_worker(self._refresh, group="standing", exit_on_error=False)
 
     async def _refresh(self) -> None:
         try:

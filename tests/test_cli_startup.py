@@ -172,3 +172,45 @@ def test_a_console_process_collects_garbage_less_often() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert "GC 10000 True" in out.stdout, out.stdout + out.stderr
+
+
+QUIT_WHEN_POPULATED = """
+import sys
+from console.config import load_config
+from console.probes.worker import ProbeWorker
+from screens.app import RollbackConsole
+from screens.widgets.env_panel import EnvPanel
+
+config = load_config(sys.argv[1])
+worker = ProbeWorker.start(config)
+drawn = set()
+draw = EnvPanel.refresh_from_live
+
+def refresh_from_live(panel):
+    draw(panel)
+    if panel.live.snapshot is not None:
+        drawn.add(panel.live.env.name)
+        if drawn == set(panel.app.live):
+            app = panel.app
+            app.check_interrupted()  # the journal's first look, due about now
+            app._watch_standing()
+            app.exit()  # leaving in the same moment: a signal, the start-up bench
+
+EnvPanel.refresh_from_live = refresh_from_live
+RollbackConsole(config, probe_worker=worker).run(headless=True)
+worker.close()
+print("left")
+"""
+
+
+def test_leaving_as_soon_as_the_dashboard_is_populated_leaves_nothing_behind(simulation) -> None:
+    """The journal's first look is due right then: a console leaving at that moment printed
+    "coroutine ... was never awaited" twice, for the look's workers it never started."""
+    out = subprocess.run(
+        [sys.executable, "-c", QUIT_WHEN_POPULATED, str(simulation.config_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "left", out
+    assert "never awaited" not in out.stderr and "Traceback" not in out.stderr, out.stderr
