@@ -178,17 +178,24 @@ log_file = "{{log}}"
     assert 2 <= slow_h.elapsed_s < 20
 
 
-def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(make_simulation: MakeSimulation) -> None:
+@pytest.mark.parametrize("where", ["local", "ssh"])
+def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(
+    make_simulation: MakeSimulation, request: pytest.FixtureRequest, where: str
+) -> None:
     """Validation has the snapshot read the log from the restart on: the snapshot takes its
-    flags and lines from that read (in the pid command's session), and hands the read back.
-    A read since then with no flag line, or one that fails (the log shrank: rotated), does not
-    leave the log's flags unknown: the whole log's last lines are read too."""
+    flags and lines from that read (over SSH in the pid command's session), and hands the
+    read back. A read since then with no flag line, or one that fails (the log shrank:
+    rotated), does not leave the log's flags unknown: the whole log's last lines are read too."""
     import dataclasses
 
     from console.probes.collect import SinceLog
     from console.probes.logs import LogRead
 
-    sim = make_simulation()
+    if where == "ssh":
+        sshd: SSHServer = request.getfixturevalue("sshd")
+        sim = make_simulation(ssh=SSHTarget(sshd.address, sshd.port, sshd.user, sshd.key_file, sshd.known_hosts))
+    else:
+        sim = make_simulation()
     config = load_config(sim.config_path)
     config = dataclasses.replace(config, thresholds=dataclasses.replace(config.thresholds, probe_timeout_s=1.0))
     env = config.environment("staging")

@@ -39,17 +39,23 @@ def build_plan(action: str, env: Environment, config: Config, options: dict[str,
     except KeyError:
         names = ", ".join(a.id for a in profile.rollbacks)
         raise PlanError(f"unknown action {action!r} (the rollbacks of {profile.info.title}: {names})") from None
-    from console.plans import code, database
-
+    # Each kind's module loads with its first plan: a flag rollback never loads the
+    # PostgreSQL driver (≈ 18 ms of a `rollback quick`).
     if chosen.kind == "flags":
         return flag_plan(env, chosen, profile.flags)
     if chosen.kind == "code":
+        from console.plans import code
+
         return code.code_plan(env, options, chosen)
     if chosen.kind == "database":
         if env.database is None:
             raise PlanError(f"environment {env.name!r} has no [database] section configured")
+        from console.plans import database
+
         return database.database_plan(env, options, chosen)
     if chosen.kind == "combined":
+        from console.plans import code
+
         return code.combined_plan(env, options, chosen)
     raise PlanError(f"{chosen.title!r} is advice, not a rollback: nothing to run")
 

@@ -289,11 +289,12 @@ class Prober:
 
     async def probe_host(self, env: Environment, host: Host, since_log: SinceLog | None = None) -> HostSnapshot:
         """One host's probes. The log is read after the HTTP probes, whose requests it
-        records, in the same session as the pid command (one process tree on the host per
-        round, not two); the process's environment and memory are read once its pid is
-        known. With ``since_log`` the log is read from its point on (validation: what the
-        restarted process wrote, its flag line included); with no flag line in that, or when
-        it cannot be read, the whole log's last lines are read as well."""
+        records; over SSH in the same session as the pid command (one process tree on the
+        host per round, not two), the process's environment and memory read once its pid is
+        known; on this machine the process is read beside the HTTP probes. With
+        ``since_log`` the log is read from its point on (validation: what the restarted
+        process wrote, its flag line included); with no flag line in that, or when it cannot
+        be read, the whole log's last lines are read as well."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -311,12 +312,25 @@ class Prober:
             except TransportError as exc:
                 return exc
 
+        # Over SSH every command is a session with its own shells on the host: the pid command
+        # shares the log's. On this machine a command is only a process, so the pid (and with
+        # it the process) is read beside the HTTP probes: a one-host snapshot stays short.
+        shared = not transport.host.is_local
+        pid_command = env.expand(env.pid_command, host)
+
+        async def process_alone() -> tuple[int, dict[str, str], int | None]:
+            pid = pid_of(await transport.run(pid_command, timeout=timeout), transport.where)
+            return await self._process(pid, transport)
+
         # The longest chain first (login, best-times, then the log): its first request goes out
-        # before the env file is read, which finishes well within it.
+        # before the env file (and here the process) is read, which finishes well within it.
         http_t = self._http(env, host, transport)
         env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
+        process_t = None if shared else bounded(process_alone(), "reading the process")
         self._resolve_secrets()
-        (health, probe), env_file_r = await asyncio.gather(http_t, env_file_t)
+        (health, probe), env_file_r, *alone = await asyncio.gather(
+            http_t, env_file_t, *([process_t] if process_t is not None else [])
+        )
 
         window = self.config.thresholds.error_lines_window
         offset = since_log.offset(host) if since_log is not None and env.log_file else None
@@ -326,32 +340,43 @@ class Prober:
         else:
             source, what, partial_ok = log_source(env, host, max(LOG_LINES_FOR_FLAGS, window))
             limit = timeout
-        pid_command = env.expand(env.pid_command, host)
-        both = await bounded(
-            logs.read_lines_after(
-                transport,
-                pid_command,
-                source,
-                window,
-                rules=logs.rules_for(profile_of(env).log),
-                timeout=limit,
-                what=what,
-                partial_ok=partial_ok,
-            ),
-            "reading the pid and the log",
-            limit,
-        )
-        if isinstance(both, TransportError):
-            process_r: object = both
-            log_r: logs.LogRead | Exception = both
+        rules = logs.rules_for(profile_of(env).log)
+        process_r: object
+        log_r: logs.LogRead | Exception
+        if not shared:
+            process_r = alone[0]
+            log_r = await bounded(
+                logs.read_lines(
+                    transport, source, window, rules=rules, timeout=limit, what=what, partial_ok=partial_ok
+                ),
+                "reading the log",
+                limit,
+            )
         else:
-            pid_result, log_r = both
-            try:
-                pid = pid_of(pid_result, transport.where)
-            except TransportError as exc:  # NotRunning, or a pid command that did not finish
-                process_r = exc
+            both = await bounded(
+                logs.read_lines_after(
+                    transport,
+                    pid_command,
+                    source,
+                    window,
+                    rules=rules,
+                    timeout=limit,
+                    what=what,
+                    partial_ok=partial_ok,
+                ),
+                "reading the pid and the log",
+                limit,
+            )
+            if isinstance(both, TransportError):
+                process_r = log_r = both
             else:
-                process_r = await bounded(self._process(pid, transport), "reading the process")
+                pid_result, log_r = both
+                try:
+                    pid = pid_of(pid_result, transport.where)
+                except TransportError as exc:  # NotRunning, or a pid command that did not finish
+                    process_r = exc
+                else:
+                    process_r = await bounded(self._process(pid, transport), "reading the process")
         if offset is not None and since_log is not None:
             if isinstance(log_r, logs.LogRead):
                 since_log.seen(host, log_r)
