@@ -652,3 +652,33 @@ async def test_pool_retries_after_a_failed_connect(sshd: SSHServer, ssh_known_ho
         assert (await fixed.run("echo ok", timeout=10)).ok
     finally:
         await pool.close_all()
+
+
+CANCELLED_MID_COMMAND = """
+import asyncio, gc, sys
+from console.config.model import Host
+from console.transport.local import LocalTransport
+
+async def main():
+    task = asyncio.ensure_future(LocalTransport(Host(name="local")).run("sleep 30", timeout=60))
+    await asyncio.sleep(0.3)
+    task.cancel()  # as an app quitting mid-probe cancels its probes
+    await asyncio.gather(task, return_exceptions=True)
+
+asyncio.run(main())
+gc.collect()
+print("left")
+"""
+
+
+def test_a_local_command_cancelled_mid_run_leaves_nothing_for_after_the_loop() -> None:
+    """Killed and reaped before the cancellation goes on: its pipes' transport is closed with
+    the loop still running, not by the garbage collector afterwards ("Event loop is closed",
+    ignored, on stderr)."""
+    import sys
+
+    out = subprocess.run(
+        [sys.executable, "-X", "dev", "-c", CANCELLED_MID_COMMAND], capture_output=True, text=True, timeout=60
+    )
+    assert out.returncode == 0 and out.stdout.strip() == "left", out
+    assert out.stderr == "", out.stderr

@@ -100,6 +100,11 @@ class LocalTransport(Transport):
                 await asyncio.wait_for(proc.wait(), 5)
         except asyncio.CancelledError:
             kill()
+            # Reaped before going: its pipes' transport closes once the process is seen to
+            # exit. Left to the garbage collector it is closed after the loop (an app that
+            # quit mid-probe), and says so on stderr.
+            with contextlib.suppress(BaseException):
+                await asyncio.wait_for(proc.wait(), 2)
             raise
         status = None if timed_out or proc.returncode is None or proc.returncode < 0 else proc.returncode
         return CommandResult(
