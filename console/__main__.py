@@ -13,6 +13,10 @@ def run() -> None:
         from console.cli import main
     except KeyboardInterrupt:
         sys.exit(130)
+    except RuntimeError as exc:  # a Ctrl-C while a class was being defined (see cli.interrupted)
+        if isinstance(exc.__cause__, KeyboardInterrupt):
+            sys.exit(130)
+        raise
     collector.settle()  # this process is ours: fewer collections (console/collector.py)
     code = main()
     leave(code)

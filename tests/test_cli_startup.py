@@ -214,3 +214,29 @@ def test_leaving_as_soon_as_the_dashboard_is_populated_leaves_nothing_behind(sim
     )
     assert out.returncode == 0 and out.stdout.strip() == "left", out
     assert "never awaited" not in out.stderr and "Traceback" not in out.stderr, out.stderr
+
+
+def test_a_stop_signal_while_a_class_is_defined_counts_as_a_stop() -> None:
+    """A SIGHUP landing while an import defines a dataclass reached main() as Python's
+    RuntimeError("Error calling __set_name__ …") and printed a traceback (test_signals caught
+    it once). It is recognised as the stop it is."""
+    import dataclasses
+
+    from console.cli import interrupted
+
+    class Stops:
+        def __set_name__(self, owner: type, name: str) -> None:
+            raise KeyboardInterrupt  # what the stop signal's handler raises, right here
+
+    with pytest.raises(RuntimeError) as raised:
+
+        @dataclasses.dataclass
+        class Defined:
+            field: Stops = Stops()  # noqa: RUF009 - the point: its __set_name__ runs here
+
+    assert interrupted(raised.value)
+    assert not interrupted(RuntimeError("something else"))
+    try:
+        raise ValueError("in cleanup") from RuntimeError("wrapped")
+    except ValueError as exc:
+        assert not interrupted(exc)

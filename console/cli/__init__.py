@@ -145,6 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:  # before the command started, or while its output was flushed
         print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
         return shutdown.exit_code()
+    except RuntimeError as exc:
+        if not interrupted(exc):
+            raise
+        print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
+        return shutdown.exit_code()
     finally:
         if guard is not None:
             guard.release_output()
@@ -152,6 +157,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         # exec() of a string (dataclasses build methods so) even if it is caught later, and
         # then kills itself with SIGINT at exit. Each exec of a string clears the mark.
         exec("")
+
+
+def interrupted(exc: BaseException) -> bool:
+    """Whether a stop signal's KeyboardInterrupt is behind ``exc``: one raised while a class
+    is being defined (a dataclass, in an import) reaches us as a RuntimeError from Python's
+    __set_name__ call."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, KeyboardInterrupt):
+            return True
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return False
 
 
 def _stopped_word() -> str:
@@ -189,7 +208,11 @@ def _main(argv: Sequence[str] | None, guard: ModuleType) -> int:
     except SystemExit:
         raise
     except Exception as exc:  # the guard: never a traceback on the operator's terminal
-        code = guard.crash(exc, list(argv) if argv is not None else None)
+        if interrupted(exc):  # a stop signal during a lazy import: stopped, not crashed
+            print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
+            code = shutdown.exit_code()
+        else:
+            code = guard.crash(exc, list(argv) if argv is not None else None)
     return int(code or 0)
 
 
