@@ -27,7 +27,8 @@ from collections.abc import Awaitable, Callable
 from console.config import Config, load_config
 from console.config.model import Environment
 from console.probes import http, logs
-from console.probes.collect import LOG_LINES_FOR_FLAGS, Prober, reachable_base, read_log_window, read_pid
+from console.probes.collect import Prober, reachable_base
+from console.probes.hostread import LOG_LINES_FOR_FLAGS, read_log_window, read_pid
 from console.profile import profile_of
 from console.simulator.world import Simulation
 

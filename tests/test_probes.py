@@ -188,7 +188,7 @@ def test_a_log_read_since_a_point_serves_the_snapshot_only_with_a_flag_line(
     rotated), does not leave the log's flags unknown: the whole log's last lines are read too."""
     import dataclasses
 
-    from console.probes.collect import SinceLog
+    from console.probes.hostread import SinceLog
     from console.probes.logs import LogRead
 
     if where == "ssh":

@@ -12,7 +12,7 @@ import pytest
 
 from console.config.model import Host
 from console.probes import logs
-from console.probes.collect import NotRunning, pid_of
+from console.probes.hostread import NotRunning, pid_of
 from console.transport.base import CommandResult, Transport, TransportError
 from console.transport.local import LocalTransport
 from console.transport.ssh import SSHTransport

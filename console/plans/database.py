@@ -23,7 +23,7 @@ from console.envfile import parse_env
 from console.flags import FlagSet
 from console.plans.kept_copy import Connect, ReapplyMigration, gave_up, kept_path, take_copy, write_copy
 from console.plans.validate import ValidateRollback, log_offsets
-from console.probes.collect import read_pid
+from console.probes.hostread import read_pid
 from console.profile import profile_of
 from console.profile.model import Action, Profile
 from console.runbook.issues import DB_ROLLBACK_FAILED

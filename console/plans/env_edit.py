@@ -14,7 +14,7 @@ from console.engine.plan import Facts, IntentStale, RunContext, Step, StepFailed
 from console.envfile import EnvFile, Splice, apply_splices, not_text, parse_env, unified_diff
 from console.events import Event
 from console.flags import FlagSet
-from console.probes.collect import read_pid
+from console.probes.hostread import read_pid
 from console.profile import profile_of
 from console.profile.model import FlagRules
 from console.transport.base import Transport, TransportError

@@ -11,7 +11,7 @@ from console.engine.plan import Facts, Remedy, RunContext, Step, StepFailed
 from console.flags import FlagSet
 from console.plans.env_edit import EDIT_ENV, EnvEdit, RestoreFlags, SetFlags
 from console.probes import logs
-from console.probes.collect import NotRunning, read_log_window, read_pid
+from console.probes.hostread import NotRunning, read_log_window, read_pid
 from console.probes.parameters import ParameterProblem, probe_preview
 from console.profile import ProfileError, profile_of
 from console.runbook.issues import RESTART_FAILED, STALE_PROCESS

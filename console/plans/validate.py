@@ -22,7 +22,7 @@ from console.runbook.validation import Check, validate
 from console.transport.base import TransportError
 
 if TYPE_CHECKING:
-    from console.probes.collect import SinceLog
+    from console.probes.hostread import SinceLog
 
 
 async def log_offsets(ctx: RunContext) -> dict[str, int | None]:
@@ -134,7 +134,7 @@ class ValidateRollback(Step):
         process's own), in the host's snapshot rather than in a second round after the
         slowest host's. No baseline, rotated, unreadable: the snapshot reads the log's last
         lines itself."""
-        from console.probes.collect import SinceLog
+        from console.probes.hostread import SinceLog
 
         def seen(host: Host, read: logs.LogRead) -> None:
             since[host.name] = read.lines

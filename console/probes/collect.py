@@ -21,6 +21,13 @@ from console.config.model import Config, Environment, Host
 from console.envfile import EnvProblem, parse_env
 from console.flags import FlagSet
 from console.probes import http, logs, parameters
+from console.probes.hostread import (
+    NotRunning,
+    SinceLog,
+    bounded,
+    read_process_alone,
+    read_process_and_log,
+)
 from console.probes.httppool import OriginPools
 from console.probes.snapshot import (
     DatabaseReport,
@@ -34,22 +41,8 @@ from console.probes.snapshot import (
 )
 from console.profile import ProfileError, profile_of, profile_path
 from console.profile.model import Probe
-from console.transport.base import CommandResult, Transport, TransportError
+from console.transport.base import Transport, TransportError
 from console.transport.pool import TransportPool
-
-LOG_LINES_FOR_FLAGS = 1000  # how far back to look for the last flag line
-
-
-@dataclasses.dataclass(frozen=True)
-class SinceLog:
-    """Validation's read of each host's log: what was written after ``offset(host)`` (the
-    restart), judged like the last lines; None: no such point, read the last lines.
-    ``seen(host, read)`` is told what came back."""
-
-    offset: Callable[[Host], int | None]
-    seen: Callable[[Host, logs.LogRead], None]
-    what: str = "the log since the restart"
-    timeout_s: float = 15.0
 
 
 def unusable_profile(env: Environment, exc: ProfileError) -> str:
@@ -59,56 +52,6 @@ def unusable_profile(env: Environment, exc: ProfileError) -> str:
         f"the service profile {profile_path(env)} cannot be used ({n} problem{'s' if n != 1 else ''}: "
         f"`rollback-console config validate` lists them)"
     )
-
-
-class NotRunning(TransportError):
-    """The pid command found no service process (the host itself answered)."""
-
-
-async def read_pid(env: Environment, host: Host, transport: Transport, timeout: float) -> int:
-    result = await transport.run(env.expand(env.pid_command, host), timeout=timeout)
-    return pid_of(result, transport.where)
-
-
-def pid_of(result: CommandResult, where: str) -> int:
-    """The pid the pid command printed; NotRunning (saying what it said) when there is none.
-    A pid command that did not finish says nothing about the service: TransportError."""
-    if result.timed_out:
-        raise TransportError(f"{where}: the pid command did not answer ({result.summary()})")
-    text = result.stdout.strip().split()
-    if not result.ok or not text or not text[0].isdigit() or int(text[0]) == 0:
-        detail = (result.stderr.strip() or result.stdout.strip() or result.summary())[:200]
-        raise NotRunning(f"{where}: service not running (pid command: {detail})")
-    return int(text[0])
-
-
-async def read_log_window(
-    env: Environment, host: Host, transport: Transport, lines: int, window: int, timeout: float
-) -> logs.LogRead:
-    """The last ``lines`` whole lines of the service log, judged on the host; the last
-    ``window`` of them come back (and the last flag line before them)."""
-    source, what, partial_ok = log_source(env, host, lines)
-    rules = logs.rules_for(profile_of(env).log)
-    return await logs.read_lines(
-        transport, source, window, rules=rules, timeout=timeout, what=what, partial_ok=partial_ok
-    )
-
-
-def log_source(env: Environment, host: Host, lines: int) -> tuple[str, str, bool]:
-    """(shell that writes the log's last ``lines`` lines, what it reads, whether a failed
-    source that printed lines is still read: a log command's)."""
-    if env.log_file:
-        path = env.expand(env.log_file, host)
-        return logs.file_source(path, lines), f"the log {path}", False
-    assert env.log_command
-    command = env.expand(env.log_command, host)
-    return logs.command_source(command, lines), f"the log command {command!r}", True
-
-
-async def read_log(env: Environment, host: Host, transport: Transport, lines: int, timeout: float) -> list[str]:
-    """The last ``lines`` lines of the service log (clipped for display; flag lines kept)."""
-    read = await read_log_window(env, host, transport, lines, lines, timeout)
-    return [line.text for line in read.with_flag_line]
 
 
 def printable(text: str) -> str:
@@ -289,12 +232,7 @@ class Prober:
 
     async def probe_host(self, env: Environment, host: Host, since_log: SinceLog | None = None) -> HostSnapshot:
         """One host's probes. The log is read after the HTTP probes, whose requests it
-        records; over SSH in the same session as the pid command (one process tree on the
-        host per round, not two), the process's environment and memory read once its pid is
-        known; on this machine the process is read beside the HTTP probes. With
-        ``since_log`` the log is read from its point on (validation: what the restarted
-        process wrote, its flag line included); with no flag line in that, or when it cannot
-        be read, the whole log's last lines are read as well."""
+        records (``hostread.read_process_and_log``; ``since_log``: from where)."""
         start = time.monotonic()
         timeout = self.config.thresholds.probe_timeout_s
         try:
@@ -304,88 +242,30 @@ class Prober:
         except TransportError as exc:
             return self._unreachable(host, str(exc), start)
 
-        async def bounded(coro, what: str, limit: float = timeout):
-            try:
-                return await asyncio.wait_for(coro, limit)
-            except TimeoutError:
-                return TransportError(f"{transport.where}: {what} took longer than {limit:.0f}s")
-            except TransportError as exc:
-                return exc
-
         # Over SSH every command is a session with its own shells on the host: the pid command
         # shares the log's. On this machine a command is only a process, so the pid (and with
         # it the process) is read beside the HTTP probes: a one-host snapshot stays short.
-        shared = not transport.host.is_local
-        pid_command = env.expand(env.pid_command, host)
-
-        async def process_alone() -> tuple[int, dict[str, str], int | None]:
-            pid = pid_of(await transport.run(pid_command, timeout=timeout), transport.where)
-            return await self._process(pid, transport)
-
+        alone = transport.host.is_local
+        where = transport.where
         # The longest chain first (login, best-times, then the log): its first request goes out
         # before the env file (and here the process) is read, which finishes well within it.
         http_t = self._http(env, host, transport)
-        env_file_t = bounded(transport.read_file(env.expand(env.env_file, host)), "reading the env file")
-        process_t = None if shared else bounded(process_alone(), "reading the process")
+        env_file = transport.read_file(env.expand(env.env_file, host))
+        reads = [http_t, bounded(env_file, where, "reading the env file", timeout)]
+        if alone:
+            process_alone = read_process_alone(env, host, transport, timeout)
+            reads.append(bounded(process_alone, where, "reading the process", timeout))
         self._resolve_secrets()
-        (health, probe), env_file_r, *alone = await asyncio.gather(
-            http_t, env_file_t, *([process_t] if process_t is not None else [])
+        (health, probe), env_file_r, *process = await asyncio.gather(*reads)
+        process_r, log_r = await read_process_and_log(
+            env,
+            host,
+            transport,
+            timeout=timeout,
+            window=self.config.thresholds.error_lines_window,
+            process=process[0] if alone else None,
+            since_log=since_log,
         )
-
-        window = self.config.thresholds.error_lines_window
-        offset = since_log.offset(host) if since_log is not None and env.log_file else None
-        if since_log is not None and offset is not None:
-            source = logs.since_source(env.expand(env.log_file, host), offset)
-            what, partial_ok, limit = since_log.what, False, max(timeout, since_log.timeout_s)
-        else:
-            source, what, partial_ok = log_source(env, host, max(LOG_LINES_FOR_FLAGS, window))
-            limit = timeout
-        rules = logs.rules_for(profile_of(env).log)
-        process_r: object
-        log_r: logs.LogRead | Exception
-        if not shared:
-            process_r = alone[0]
-            log_r = await bounded(
-                logs.read_lines(
-                    transport, source, window, rules=rules, timeout=limit, what=what, partial_ok=partial_ok
-                ),
-                "reading the log",
-                limit,
-            )
-        else:
-            both = await bounded(
-                logs.read_lines_after(
-                    transport,
-                    pid_command,
-                    source,
-                    window,
-                    rules=rules,
-                    timeout=limit,
-                    what=what,
-                    partial_ok=partial_ok,
-                ),
-                "reading the pid and the log",
-                limit,
-            )
-            if isinstance(both, TransportError):
-                process_r = log_r = both
-            else:
-                pid_result, log_r = both
-                try:
-                    pid = pid_of(pid_result, transport.where)
-                except TransportError as exc:  # NotRunning, or a pid command that did not finish
-                    process_r = exc
-                else:
-                    process_r = await bounded(self._process(pid, transport), "reading the process")
-        if offset is not None and since_log is not None:
-            if isinstance(log_r, logs.LogRead):
-                since_log.seen(host, log_r)
-            if isinstance(log_r, Exception) or not self._says_flags(env, log_r):
-                # Unreadable (rotated), or no flag line since then: the whole log's last lines may have one.
-                log_r = await bounded(
-                    read_log_window(env, host, transport, max(LOG_LINES_FOR_FLAGS, window), window, timeout),
-                    "reading the log",
-                )
 
         await self._ready_to_redact()
         flags = self._flags(env, host, env_file_r, process_r, log_r)
@@ -418,16 +298,6 @@ class Prober:
             elapsed_s=time.monotonic() - start,
             unreachable=reason,
         )
-
-    @staticmethod
-    async def _process(pid: int, transport: Transport) -> tuple[int, dict[str, str], int | None]:
-        environ, rss = await asyncio.gather(transport.process_environ(pid), transport.process_rss(pid))
-        return pid, environ, rss
-
-    @staticmethod
-    def _says_flags(env: Environment, read: logs.LogRead) -> bool:
-        profile = profile_of(env)
-        return logs.rules_for(profile.log).latest_flags(read.with_flag_line, profile.flags) is not None
 
     def _flags(self, env: Environment, host: Host, env_file_r, process_r, log_r) -> FlagReport:
         report: dict = {}
