@@ -252,9 +252,12 @@ class EnvironmentScreen(Screen):
         elif db.error:
             text = f"[$error]{fmt.esc(db.error)}[/]"
         else:
-            lines = [f"{c}: {'[$success]present[/]' if p else '[$text-muted]absent[/]'}" for c, p in db.columns]
-            lines += [f"index {i}: {'present' if p else 'absent'}" for i, p in db.indexes]
-            lines.append(f"rows: {db.rows}")
+            conf = self.live.env.database
+            table = f"table {fmt.esc(conf.table)}" if conf else "the table"
+            rows = "row count unknown" if db.rows is None else f"{db.rows} rows"
+            lines = [f"[b]{table}[/b] ({rows}) — the columns and indexes a database rollback removes"]
+            lines += [f"  {c}: {'[$success]present[/]' if p else '[$text-muted]absent[/]'}" for c, p in db.columns]
+            lines += [f"  index {i}: {'present' if p else 'absent'}" for i, p in db.indexes]
             if db.dependents:
                 lines.append("would go with the columns: " + ", ".join(fmt.esc(d) for d in db.dependents))
             if db.extra_dependents:

@@ -156,7 +156,11 @@ class RunScreen(Screen):
         lapses = request.expires_at.timestamp() if request.expires_at else None
         requested = request.requested_at.timestamp() if request.requested_at else view.now()
         view.pending(run.title, run.run_id, request.requester, requested, [s.title for s in run.plan.steps], lapses)
-        self._output(f"A team lead or on-call approves it in their console (a on the {run.environment} panel) or with:")
+        # Timestamped like the lines that follow it: once the request is answered, this is history.
+        self._output(
+            f"{at(requested)} · approval requested by {request.requester}. A team lead or on-call approves it "
+            f"in their console (a on the {run.environment} panel) or with:"
+        )
         self._output(f"  rollback-console approve {run.run_id}")
         self._output(
             f"It lapses at {at(lapses)} UTC unless approved. d withdraws it; Esc leaves this screen (the request "

@@ -774,3 +774,36 @@ async def test_what_the_real_runner_emits_is_journaled_and_summarized(tmp_path: 
     )
     assert "uvicorn exited 1" in failed["output"] and "restart: logging in with [REDACTED]" in failed["output"]
     assert PASSWORD.encode() not in journal.path.read_bytes()
+
+
+@pytest.mark.parametrize("answer", ["withdrawn", "pending", "expired"])
+def test_the_report_of_a_request_that_never_started_says_so(tmp_path: Path, answer: str) -> None:
+    """A request for approval that never ran: requested (not started) at its time, its
+    authorization what became of the request, no claim about a start that never was."""
+    path = tmp_path / "journal.jsonl"
+    journal = Journal(path)
+    run_id = "r-20261201-044806-502d"
+    expires = time.time() + (600 if answer != "expired" else -1)
+    journal.append(
+        "run_requested",
+        run=run_id,
+        env="production",
+        data={
+            "action": "quick",
+            "reason": "p95 over 5s",
+            "requester": "alice",
+            "plan": {"title": "Quick rollback: disable all advanced features", "steps": ["Edit the env file"]},
+            "expires_at": datetime.fromtimestamp(expires, UTC).isoformat(),
+        },
+    )
+    if answer == "withdrawn":
+        journal.append("run_withdrawn", run=run_id, env="production", data={"by": "alice"})
+    report = incident_report(journal.run(run_id), journal_path=path, problems=journal.verify())
+    rows = dict(re.findall(r"^\| \*\*(\w+)\*\* \| (.*) \|$", report, re.M))
+    said = {"withdrawn": "withdrawn by alice", "pending": "awaiting approval until", "expired": "expired"}[answer]
+    assert rows["Started"].startswith(f"not started: {said}")
+    assert rows["Authorization"].startswith(f"approval requested by alice: {said}")
+    requested = journal.run(run_id).records[0]["ts"]
+    assert rows["Requested"] == datetime.fromisoformat(requested).strftime("%Y-%m-%d %H:%M:%S UTC")
+    assert "when the run started" not in report and "the start of the run" not in report
+    assert "this request never started" in report and "Time from the request" in report

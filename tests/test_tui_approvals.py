@@ -273,6 +273,12 @@ async def test_the_requester_withdraws_from_the_run_screen(tmp_path: Path) -> No
         await until(pilot, lambda: not run.running, "the wait ends")
         assert "withdrawn by alice" in screen_text(app) and "nothing was changed" in screen_text(app)
         assert app.journal.run(run.run_id or "").outcome == "withdrawn"  # type: ignore[arg-type]
+        # The run's log is history: the request's instructions say when they were given.
+        from textual.widgets import RichLog
+
+        log = " ".join(line.text for line in run.query_one("#run-output", RichLog).lines)
+        asked, answered = log.index("· approval requested by alice."), log.index("· withdrawn by alice")
+        assert asked < log.index("d withdraws it") < answered
         await pilot.press("escape")
         await until(pilot, lambda: isinstance(app.screen, DashboardScreen), "the dashboard")
         assert "APPROVAL PENDING" not in screen_text(app)

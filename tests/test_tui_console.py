@@ -619,3 +619,22 @@ def test_every_engine_refusal_reads_in_the_wizards_words() -> None:
         words = console_words(text)
         assert "--" not in words and "pass " not in words, words
     assert "“Approved by”" in console_words(said[0]) and "“Emergency override”" in console_words(said[0])
+
+
+async def test_the_database_tab_says_which_table_and_what_its_lines_are(tmp_path: Path) -> None:
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "enter")  # production: the one with a database report
+        await pilot.pause()
+        app.screen.query_one(TabbedContent).active = "tab-db"
+        await pilot.pause()
+        lines = str(app.screen.query_one("#database", Static).render()).splitlines()
+        assert lines[0] == "the table (629 rows) — the columns and indexes a database rollback removes"
+        assert lines[1:5] == [
+            "  has_video: present",
+            "  has_media: present",
+            "  index idx_posts_content_type: present",
+            "  index idx_posts_date_content: present",
+        ]
+        assert "beyond migration 004: index idx_posts_video_engagement" in lines[-1]

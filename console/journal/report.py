@@ -76,7 +76,11 @@ def _summary(run: RunSummary) -> list[str]:
         ("Reason", run.reason or "-"),
         ("Operator", operator),
         ("Authorization", _authorization(run)),
-        ("Started", _clock(run.started_at, seconds=True)),
+        *(
+            [("Requested", _clock(run.started_at, seconds=True)), ("Started", f"not started: {run.request.describe()}")]
+            if run.request is not None and _never_started(run)
+            else [("Started", _clock(run.started_at, seconds=True))]
+        ),
         ("Finished", _clock(run.finished_at, seconds=True) if run.finished_at else "-"),
         ("Duration", _duration_vs_target(run)),
         ("Outcome", run.outcome_text() + (f" — {run.message}" if run.message else "")),
@@ -99,7 +103,13 @@ def _authorization(run: RunSummary) -> str:
         return f"approved by {run.approved_by() or '?'}"
     if mode == "self-service":
         return "self-service (no approval required)"
+    if not mode and run.request is not None:  # asked for, never granted
+        return f"approval requested by {run.request.requester}: {run.request.describe()}"
     return str(mode or "not recorded")
+
+
+def _never_started(run: RunSummary) -> bool:
+    return not any(r["type"] == "run_started" for r in run.records)
 
 
 def _duration_vs_target(run: RunSummary) -> str:
@@ -119,7 +129,12 @@ def _decision(run: RunSummary) -> list[str]:
     started = next((_data(r) for r in run.records if r["type"] == "run_started"), {})
     for note in _list(started.get("evidence")):
         out.append(f"Before the run: {note}.")
-    if not rec:
+    if not rec and run.request is not None and _never_started(run):
+        out.append(
+            "No recommendation is recorded: the console records one when a run starts, and this request "
+            f"never started ({run.request.describe()})."
+        )
+    elif not rec:
         out.append("No recommendation was recorded when the run started.")
     else:
         line = f"Recommended at the start: **{rec.get('title') or rec.get('action') or 'no action'}**"
@@ -152,7 +167,8 @@ def _timeline(run: RunSummary) -> list[str]:
         clock = _clock(parse_ts(r.get("ts")), seconds=True, date=False)
         text = _one_line(_describe(run, r))
         lines.append(f"{offset:>9}  {clock}  {r['type']:<14} {text}".rstrip())
-    return ["## Timeline", "", "Time from the start of the run; one line per journal record.", "", *_fence(lines), ""]
+    since = "the request" if run.request is not None and _never_started(run) else "the start of the run"
+    return ["## Timeline", "", f"Time from {since}; one line per journal record.", "", *_fence(lines), ""]
 
 
 def _steps(run: RunSummary) -> list[str]:
