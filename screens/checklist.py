@@ -19,6 +19,10 @@ from screens.widgets.footer import ConsoleFooter
 from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
 
+# Checked by the console, but a person may know better (a channel told by hand, a report
+# written elsewhere) and tick them with a note.
+HAND_TICKED = ("notified", "report")
+
 
 class ChecklistScreen(Screen):
     BINDINGS = [
@@ -86,7 +90,14 @@ class ChecklistScreen(Screen):
         if not self.items or table.cursor_row >= len(self.items):
             return
         s = self.items[table.cursor_row]
-        kind = "checked by the console" if s.automatic else "ticked by a person (Space)"
+        if s.ticked and s.by and s.by != "auto":
+            kind = f"ticked by {esc(s.by)}"
+        elif s.automatic and s.item.check in HAND_TICKED:
+            kind = "checked by the console, or ticked by a person (Space)"
+        elif s.automatic:
+            kind = "checked by the console"
+        else:
+            kind = "ticked by a person (Space)"
         self.query_one("#checklist-evidence", Static).update(
             f"[b]{esc(s.item.text)}[/b] — {kind}\n{esc(s.evidence) or '[$text-muted]no evidence yet[/]'}"
         )
@@ -106,7 +117,7 @@ class ChecklistScreen(Screen):
         if not self.items or table.cursor_row >= len(self.items):
             return
         s = self.items[table.cursor_row]
-        if s.automatic and s.item.check not in ("notified", "report"):
+        if s.automatic and s.item.check not in HAND_TICKED:
             self.notify("This item is checked by the console from the validations (a = re-check).")
             return
 

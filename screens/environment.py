@@ -73,7 +73,7 @@ class EnvironmentScreen(Screen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        self.title = f"{self.live.env.name} ({self.live.env.kind})"
+        self.title = fmt.env_title(self.live.env)
         self._matrix()
         hosts = self.query_one("#hosts", DataTable)
         hosts.add_columns("Host", "Health", "Flags env/proc/log", "Latency", "ERRORs", "RSS", "Problem")

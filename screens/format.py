@@ -9,7 +9,7 @@ from rich.errors import MarkupError
 from rich.text import Text
 from textual.app import App
 
-from console.config.model import Thresholds
+from console.config.model import Environment, Thresholds
 from console.flags import FlagSet
 from console.probes.logs import LogRules
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
@@ -32,6 +32,12 @@ _WIDTH_TRAPS = re.compile("[\ufe00-\ufe0f\u200d\U0001f3fb-\U0001f3ff\U000e0020-\
 def screen_text(text: object) -> str:
     """Text from a host as the screen shows it: control characters visible, width traps gone."""
     return clean(_WIDTH_TRAPS.sub("", str(text)))
+
+
+def env_title(env: Environment) -> str:
+    """An environment in a screen's title: its kind only where the name does not say it
+    (at 80 columns "staging (staging)" pushed the header's clock off the line)."""
+    return env.name if env.name == env.kind else f"{env.name} ({env.kind})"
 
 
 def esc(text: object) -> str:

@@ -41,7 +41,7 @@ class WatchScreen(Screen):
         yield ConsoleFooter()
 
     def on_mount(self) -> None:
-        self.title = "Watching the journal (read-only)"
+        self.title = "Latest run"  # the subtitle says WATCH (read-only); the clock fits at 80 columns
         self.current: str | None = None
         self.query_one("#watch-head", Static).update(
             f"following {esc(self.app.journal.path)} — no rollback recorded yet; waiting for one to start…"

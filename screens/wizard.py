@@ -113,12 +113,12 @@ class RollbackWizard(Screen):
 
     def on_mount(self) -> None:
         if self.restore:
-            self.title = f"Restore — {self.env.name} ({self.env.kind})"
+            self.title = f"Restore — {fmt.env_title(self.env)}"
             for button in ("#plan-back",):
                 self.query_one(button).display = False
             self._preview()
             return
-        self.title = f"Rollback wizard — {self.env.name} ({self.env.kind})"
+        self.title = f"Rollback wizard — {fmt.env_title(self.env)}"
         declared = self.query_one("#declared", SelectionList)
         matrix = self.app.matrix(self.env.name)
         for row in matrix.rows:

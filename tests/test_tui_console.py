@@ -638,3 +638,28 @@ async def test_the_database_tab_says_which_table_and_what_its_lines_are(tmp_path
             "  index idx_posts_date_content: present",
         ]
         assert "beyond migration 004: index idx_posts_video_engagement" in lines[-1]
+
+
+async def test_an_item_the_console_checks_says_who_ticked_it_by_hand(tmp_path: Path) -> None:
+    """ "Alert channels notified" is checked by the console; with no webhook a person ticks it,
+    and the evidence line then names that person, not the console."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("h", "down", "c")
+        await until(pilot, lambda: isinstance(app.screen, ChecklistScreen) and bool(app.screen.items), "the items")
+        screen = app.screen
+        row = [s.item.check for s in screen.items].index("notified")
+        screen.query_one("#checklist").move_cursor(row=row)
+        await pilot.pause()
+        evidence = screen.query_one("#checklist-evidence", Static)
+        assert "checked by the console, or ticked by a person (Space)" in str(evidence.render())
+        await pilot.press("space")
+        await until(pilot, lambda: isinstance(app.screen.focused, Input), "the note")
+        await pilot.press(*"posted in #incidents", "enter")
+        await until(pilot, lambda: app.screen is screen and screen.items[row].ticked, "the tick")
+        screen.query_one("#checklist").move_cursor(row=row)
+        await pilot.pause()
+        said = str(evidence.render())
+        assert f"ticked by {tui_data.WHO.user}" in said and "posted in #incidents" in said
+        assert "checked by the console" not in said
