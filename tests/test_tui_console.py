@@ -4,6 +4,7 @@ commands are `true` and `echo`, under a temp dir): keys, quitting, the palette, 
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -399,6 +400,35 @@ async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Pat
         shown = screen_text(app)
         assert "THE-END" in shown, "the end of a long line is on screen, wrapped"
         assert "\ufe0f" not in shown and "🎛" in shown, "no variation selector reaches the screen"
+
+
+async def test_a_long_step_title_wraps_and_leaves_status_and_time_on_screen_at_80x24(tmp_path: Path) -> None:
+    """The database rollback's titles are 75 characters: at 80 columns they pushed the
+    status and the time off the screen."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        from screens.widgets.run_view import RunView
+
+        app.push_screen(_ViewScreen())
+        await pilot.pause()
+        view = app.screen.query_one(RunView)
+        view.start("Full database rollback", 600, run_id="r-20261201-050041-fc70")
+        steps = [
+            ("check", "Check the columns and list what depends on them", True),
+            ("backup_and_drop", "Keep a copy of the columns, then run the rollback script (one transaction)", False),
+        ]
+        for step, title, ok in steps:
+            view.apply("step_started", step, "production-1", title, {"title": title})
+            finished = "step_finished" if ok else "step_failed"
+            view.apply(finished, step, "production-1", title, {"title": title, "elapsed_s": 12.34})
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "Took" in shown and "✓ done" in shown and "✗ failed" in shown and shown.count("12.34s") == 2
+        table = shown.split(" Step ")[1].split("╭")[0].splitlines()[1:]
+        step_column = " ".join(re.split(r"\s{2,}", line.strip())[0] for line in table if line.strip())
+        for _, title, _ in steps:
+            assert title in step_column, "the whole title, wrapped"
 
 
 def _ViewScreen():  # a bare screen holding a RunView

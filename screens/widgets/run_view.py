@@ -7,6 +7,7 @@ what another run (or an earlier moment of this one) showed never stays on screen
 
 from __future__ import annotations
 
+import textwrap
 import time
 from typing import Any
 
@@ -22,6 +23,11 @@ def _short(title: str) -> str:
     """A step title short enough for a grid column."""
     words = title.replace("(", "").replace(")", "").split()
     return " ".join(words[:3])[:18]
+
+
+# Beside the step's title: the host, the status ("✗ failed 18:33:21"), the time it took,
+# each with the table's padding, and the scrollbar.
+BESIDE_STEP = 2 + 17 + 2 + 6 + 2 + 2 + 2
 
 
 def _left(seconds: float) -> str:
@@ -73,6 +79,14 @@ class RunView(Vertical):
     def now(self) -> float:
         clock = getattr(self.app, "clock", None)
         return float(clock()) if callable(clock) else time.time()
+
+    def _step_row(self, label: str, host: str) -> tuple[str, int | None]:
+        """A step's title for its cell and the row's height: a title too long to leave the status
+        on screen (a database step's, at 80 columns) wraps instead (None: as tall as it needs)."""
+        room = max(20, (self.size.width or self.app.size.width) - max(4, len(host)) - BESIDE_STEP)
+        if len(label) <= room:
+            return esc(label), 1
+        return esc("\n".join(textwrap.wrap(label, room))), None
 
     def _single_columns(self) -> None:
         table = self.query_one("#run-steps", DataTable)
@@ -145,7 +159,9 @@ class RunView(Vertical):
         self.lapses_at = lapses_at
         table = self.query_one("#run-steps", DataTable)
         for i, step in enumerate(steps):
-            table.add_row(esc(step), "", cell(self.app, "[$text-muted]not started[/]"), "", key=f"plan:{i}")
+            title, height = self._step_row(step, "")
+            not_started = cell(self.app, "[$text-muted]not started[/]")
+            table.add_row(title, "", not_started, "", key=f"plan:{i}", height=height)
         self.tick()
 
     # --- the head -----------------------------------------------------------------------
@@ -208,7 +224,8 @@ class RunView(Vertical):
         if kind == "step_started":
             self.failed.pop(key, None)
             if key not in table.rows:
-                table.add_row(esc(label), esc(host or ""), "running…", "", key=key)
+                title, height = self._step_row(label, host or "")
+                table.add_row(title, esc(host or ""), "running…", "", key=key, height=height)
             else:
                 table.update_cell(key, "status", "running…", update_width=True)
                 table.update_cell(key, "time", "", update_width=True)
@@ -219,7 +236,8 @@ class RunView(Vertical):
         elif kind in ("step_finished", "step_failed"):
             self.running.pop(key, None)
             if key not in table.rows:
-                table.add_row(esc(step or ""), esc(host or ""), "", "", key=key)
+                title, height = self._step_row(step or "", host or "")
+                table.add_row(title, esc(host or ""), "", "", key=key, height=height)
             ok = kind == "step_finished"
             status = f"[$success]✓ done {at(ts)}[/]" if ok else f"[$error]✗ failed {at(ts)}[/]"
             if ok:
