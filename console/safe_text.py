@@ -139,3 +139,22 @@ def json_text(serialized: str) -> str:
     a ``\\uNNNN`` escape: the same JSON value, harmless on a terminal. (Outside strings
     JSON holds only ASCII punctuation, so only string contents change.)"""
     return _UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", serialized)
+
+
+_LIST_ITEM = re.compile(r"\s*(?:[-*•]|\d+[.)])\s")
+
+
+def reflow(text: str) -> str:
+    """Prose from a TOML multi-line string with its hard line breaks joined, so a screen wraps
+    it at its own width (broken at the file's, it read as ragged lines): blank lines between
+    paragraphs and list items ("- ", "1. ") keep their own lines."""
+    paragraphs = []
+    for paragraph in re.split(r"\n\s*\n", text.strip()):
+        lines: list[str] = []
+        for line in paragraph.splitlines():
+            if lines and not _LIST_ITEM.match(line):
+                lines[-1] += " " + line.strip()
+            else:
+                lines.append(line.rstrip())
+        paragraphs.append("\n".join(lines))
+    return "\n\n".join(paragraphs)

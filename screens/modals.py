@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, TypeVar
 
 from textual import on
@@ -11,11 +12,13 @@ from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
-from screens.format import esc
+from screens.format import esc, screen_text
 
 T = TypeVar("T")
 
 if TYPE_CHECKING:  # the engine loads with the first run, not with the console
+    from rich.console import RenderableType
+
     from console.engine.runner import Decision, Failure  # noqa: F401 - Decision: a string annotation
 
 
@@ -264,6 +267,34 @@ class InterruptedRun(ModalScreen[str]):
         self.dismiss(event.button.id or "later")
 
 
+# "  label    value": a scorecard's or a list's line, its value in a column of its own.
+_LABELLED = re.compile(r"^(  \S(?:.*?\S)?)\s{2,}(\S.*)$")
+
+
+def labelled(text: str) -> RenderableType:
+    """Text whose "  label    value" lines keep their values in one column when they wrap
+    (wrapped as plain text, a long value ran back under the labels)."""
+    from rich.console import Group
+    from rich.table import Table
+    from rich.text import Text
+
+    parts: list[RenderableType] = []
+    grid: Table | None = None
+    for line in screen_text(text).splitlines():
+        found = _LABELLED.match(line)
+        if found is None:
+            grid = None
+            parts.append(Text(line))
+            continue
+        if grid is None:
+            grid = Table.grid(padding=(0, 2))
+            grid.add_column(no_wrap=True)
+            grid.add_column()
+            parts.append(grid)
+        grid.add_row(found[1], found[2])
+    return Group(*parts)
+
+
 class TextModal(RoomyModal[None]):
     """A block of text to read (a drill briefing, a scorecard); Enter or Esc closes it."""
 
@@ -277,7 +308,7 @@ class TextModal(RoomyModal[None]):
         with Vertical(classes="modal"):
             yield Static(f"[b]{esc(self.title_text)}[/b]")
             with VerticalScroll(classes="commands"):
-                yield Static(esc(self.body))
+                yield Static(labelled(self.body))
             with Horizontal(classes="buttons"):
                 yield Button(self.button, id="close", variant="primary")
 

@@ -346,7 +346,7 @@ def test_stale_env_drill_quick_fails_with_troubleshooting_1_and_the_fix_recovers
     text = d.end()
 
     assert card_line(text, "action") == "RIGHT: expected quick; first chose quick; recovered by quick"
-    assert card_line(text, "fixes") == "1 runbook fix(es) applied during the runs"
+    assert card_line(text, "fixes") == "1 runbook fix applied during the runs"
     assert d.scored()["fixes_applied"] == 1 and d.scored()["within_target"]
 
 
@@ -377,7 +377,7 @@ def test_random_drill_keeps_the_scenario_secret_and_an_idle_trainee_scores_low(d
     (started,) = [r["data"] for r in d.journal().records() if r["type"] == "drill_started"]
     assert started["secret"] is True and started["scenario"] in ALL_IDS
     picked = scenarios()[started["scenario"]]
-    assert picked.briefing in shown
+    assert " ".join(picked.briefing.split()) in " ".join(shown.split())  # filled to the terminal's width
 
     text = d.end()  # the trainee did nothing
 
@@ -412,6 +412,8 @@ def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tm
     assert shipped["embedding-memory"].profile is not None and shipped["latency"].profile is None
     for s in known.values():
         assert s.briefing and s.expected_action in s.accept and s.target_s > 0 and s.faults
+        # The file's hard line breaks are joined: a screen wraps the prose at its own width.
+        assert all("\n" not in p for p in s.briefing.split("\n\n")), s.briefing
         assert all(f.environment in s.environments for f in s.faults) and s.environment in s.environments
     assert known["code-bug"].database and not known["latency"].database
 
@@ -447,3 +449,11 @@ def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tm
     assert listed.returncode == 0 and ids == ALL_IDS | {"embedding-memory"}
     assert "[profile searchd-semantic]" in next(x for x in listed.stdout.splitlines() if x.startswith("embedding"))
     assert "(needs PostgreSQL)" in next(line for line in listed.stdout.splitlines() if line.startswith("code-bug"))
+
+
+def test_reflow_joins_a_paragraphs_lines_and_keeps_paragraphs_and_list_items() -> None:
+    from console.safe_text import reflow
+
+    text = "\nSlow again. This host\nruns a quirky manager.\n\nDo this:\n- restart it\n  properly\n1. then check\n"
+    want = "Slow again. This host runs a quirky manager.\n\nDo this:\n- restart it properly\n1. then check"
+    assert reflow(text) == want

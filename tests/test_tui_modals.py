@@ -109,3 +109,34 @@ async def test_answered_before_its_first_refresh_the_modal_leaves_cleanly(key: s
         assert answers == [key == "y"] * 5
         assert app.screen is app.screen_stack[0]
     assert app.return_code in (None, 0)
+
+
+async def test_a_scorecards_long_values_wrap_in_their_own_column_at_80x24() -> None:
+    """ "  label    value" lines (a drill's scorecard): a value too long for the line goes on
+    under itself, not back under the labels."""
+    from screens.modals import TextModal
+    from tests.screen_text import screen_text
+
+    card = (
+        "Drill scorecard — Flags changed but nothing changed\n"
+        "  action      RIGHT: expected quick; first chose quick; recovered by quick\n"
+        "  score       87/100\n"
+        "  lesson      After a restart, check the process environment, not just the env file: a restart "
+        "that keeps the old environment needs a forced fresh start (troubleshooting 1)."
+    )
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        app.push_screen(TextModal("Drill scorecard", card, "Finish (Enter)"))
+        await settle(pilot)
+        shown = screen_text(app).splitlines()
+        row = next(i for i, line in enumerate(shown) if "action" in line and "RIGHT" in line)
+        at = shown[row].index("RIGHT")
+
+        def under_its_value(i: int) -> bool:  # nothing under the labels, the text in the value's column
+            return shown[i][:at].strip("│█ ") == "" and shown[i][at] != " "
+
+        assert under_its_value(row + 1)
+        action = " ".join(line[at:].strip("│█ ") for line in shown[row : row + 2])
+        assert "RIGHT: expected quick; first chose quick; recovered by quick" in action
+        lesson = next(i for i, line in enumerate(shown) if "lesson" in line)
+        assert shown[lesson].index("After") == at and under_its_value(lesson + 1)

@@ -162,7 +162,7 @@ def run(args: argparse.Namespace) -> int:
             # From the moment the trainee can see the drill, a stop signal means "end and score".
             ended = threading.Event()
             with shutdown.on_stop(lambda signum: ended.set()):
-                print(f"\nDRILL — {'incident' if secret else scenario.title}\n\n{scenario.briefing}\n")
+                print(f"\nDRILL — {'incident' if secret else scenario.title}\n\n{_fill(scenario.briefing)}\n")
                 print(
                     f"Config: {config_path}\n  rollback-console --config {config_path} status\n"
                     "Ctrl-C (or SIGTERM) ends the drill and prints the scorecard.",
@@ -184,3 +184,12 @@ def run(args: argparse.Namespace) -> int:
         if fresh and not args.keep:
             remove_simulation_dir(directory)
     return EXIT_OK
+
+
+def _fill(text: str) -> str:
+    """The briefing's lines filled to the terminal's width, as the console's modal wraps it."""
+    import shutil
+    import textwrap
+
+    width = max(40, min(100, shutil.get_terminal_size().columns - 1))
+    return "\n".join(textwrap.fill(line, width) if line else line for line in text.splitlines())

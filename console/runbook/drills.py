@@ -14,7 +14,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from console import files
+from console import files, safe_text
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
 from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
@@ -123,7 +123,7 @@ def load_scenario(path: Path) -> Scenario:
         id=_require(drill, "id", str, where),
         path=path,
         title=_require(drill, "title", str, where),
-        briefing=_require(drill, "briefing", str, where).strip(),
+        briefing=safe_text.reflow(_require(drill, "briefing", str, where)),
         environment=environment,
         expected_action=_require(drill, "expected_action", str, where),
         accept=accept,
@@ -144,7 +144,7 @@ def _of_profile(s: ProfileScenario, profile: str | None) -> Scenario:
         id=s.id,
         path=Path(s.source),
         title=s.title,
-        briefing=s.briefing.strip(),
+        briefing=safe_text.reflow(s.briefing),
         environment=s.environment,
         expected_action=s.expected_action,
         accept=s.accept,
@@ -251,7 +251,8 @@ class Scorecard:
             f"  checklist   {self.checklist_done}/{self.checklist_total} items ticked",
         ]
         if self.fixes_applied:
-            lines.append(f"  fixes       {self.fixes_applied} runbook fix(es) applied during the runs")
+            fixes = "fix" if self.fixes_applied == 1 else "fixes"
+            lines.append(f"  fixes       {self.fixes_applied} runbook {fixes} applied during the runs")
         lines.append(f"  score       {self.score}/100")
         if self.lesson:
             lines.append(f"  lesson      {self.lesson}")
