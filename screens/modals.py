@@ -291,7 +291,7 @@ def labelled(text: str) -> RenderableType:
             grid.add_column(no_wrap=True)
             grid.add_column()
             parts.append(grid)
-        grid.add_row(found[1], found[2])
+        grid.add_row(Text(found[1]), Text(found[2]))  # Text, not str: a table reads a str as markup
     return Group(*parts)
 
 

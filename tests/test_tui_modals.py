@@ -122,7 +122,8 @@ async def test_a_scorecards_long_values_wrap_in_their_own_column_at_80x24() -> N
         "  action      RIGHT: expected quick; first chose quick; recovered by quick\n"
         "  score       87/100\n"
         "  lesson      After a restart, check the process environment, not just the env file: a restart "
-        "that keeps the old environment needs a forced fresh start (troubleshooting 1)."
+        "that keeps the old environment needs a forced fresh start (troubleshooting 1).\n"
+        "  note        [b]not markup[/b] [red]"
     )
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -140,3 +141,4 @@ async def test_a_scorecards_long_values_wrap_in_their_own_column_at_80x24() -> N
         assert "RIGHT: expected quick; first chose quick; recovered by quick" in action
         lesson = next(i for i, line in enumerate(shown) if "lesson" in line)
         assert shown[lesson].index("After") == at and under_its_value(lesson + 1)
+        assert "[b]not markup[/b] [red]" in screen_text(app), "a value is text, never markup"
