@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Header, Static
 from console.journal import JournalError
 from console.journal.requests import RequestState
 from console.runbook.authz import same_person
-from screens.format import at, esc
+from screens.format import at, counted, esc
 from screens.modals import Choice, TextModal, TextPrompt
 from screens.standing import _ts
 from screens.widgets.footer import ConsoleFooter
@@ -99,8 +99,8 @@ class RequestsScreen(Screen):
         me = self.app.who.user
         count = len(self.requests)
         self.query_one("#requests-head", Static).update(
-            f"{count} open request(s) · you are [b]{esc(me)}[/b] · a team lead or on-call approves; the requester "
-            "withdraws or, once approved, starts it"
+            f"{counted(count, 'open request')} · you are [b]{esc(me)}[/b] · a team lead or on-call approves; "
+            "the requester withdraws or, once approved, starts it"
             if count
             else "No production request is waiting for approval or for its requester."
         )

@@ -34,6 +34,11 @@ def screen_text(text: object) -> str:
     return clean(_WIDTH_TRAPS.sub("", str(text)))
 
 
+def counted(n: int, noun: str) -> str:
+    """ "1 run", "3 runs": a count as a person writes it."""
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
+
+
 def env_title(env: Environment) -> str:
     """An environment in a screen's title: its kind only where the name does not say it
     (at 80 columns "staging (staging)" pushed the header's clock off the line)."""

@@ -20,7 +20,7 @@ from textual.widgets import DataTable, Markdown, Static
 
 from console.journal import JournalError, history_rows, incident_report
 from console.runbook.checklist import checklist_of
-from screens.format import esc, screen_text
+from screens.format import counted, esc, screen_text
 from screens.widgets.footer import ConsoleFooter
 from screens.widgets.header import ConsoleHeader
 from screens.widgets.tables import Column, refill
@@ -72,13 +72,14 @@ class HistoryScreen(Screen):
         except JournalError as exc:
             self.query_one("#history-head", Static).update(f"[$error]{esc(exc)}[/]")
             return
-        chain = "[$success]hash chain intact[/]" if not problems else f"[$error]{len(problems)} journal problem(s)[/]"
+        bad = f"[$error]{counted(len(problems), 'journal problem')}[/]"
+        chain = "[$success]hash chain intact[/]" if not problems else bad
         if not problems and problems.trusted_lines:
             chain += f" [$text-muted](lines 1–{problems.trusted_lines} verified earlier, not re-read)[/]"
         shown = f" (the latest {len(page.rows)} shown)" if page.older else ""
         show(
             self.query_one("#history-head", Static),
-            f"{page.total} run(s){shown} in {esc(journal.path)} · {chain}\n"
+            f"{counted(page.total, 'run')}{shown} in {esc(journal.path)} · {chain}\n"
             "Enter: the run's incident report · c: its checklist · y: copy its run id",
         )
         self.runs = list(reversed(page.rows))
@@ -97,7 +98,7 @@ class HistoryScreen(Screen):
                 cells = [f"{esc(date)}\n[b]{esc(run.run_id)}[/b]", *cells[1:5]]
             rows.append((run.run_id, cells))
         if self.older:  # the last row: what is not loaded, and how to load it
-            more = f"… {self.older} older run(s) — o or Enter loads {min(PAGE, self.older)} more"
+            more = f"… {counted(self.older, 'older run')} — o or Enter loads {min(PAGE, self.older)} more"
             rows.append((OLDER, [f"[dim]{esc(more)}[/dim]", "", "", "", "", ""][: 6 if wide else 5]))
         if wide:
             columns = [

@@ -145,7 +145,7 @@ async def walk_the_console(config: Path) -> dict[str, str]:
             seen["environment"] = screen_text(app)
             await pilot.press("escape")
             await pilot.press("h")
-            await settle(pilot, "run(s) in")
+            await settle(pilot, "Enter: the run's incident report")
             seen["history"] = screen_text(app)
             await pilot.press("enter")
             if type(app.screen).__name__ != "ReportScreen":  # Enter goes to the table (screens' issue)

@@ -334,8 +334,8 @@ async def test_history_holds_a_page_of_runs_and_loads_older_ones_on_request(tmp_
         table = screen.query_one("#history", DataTable)
         assert [r.run_id for r in screen.runs] == want[:PAGE], "the newest page, never a row per run"
         assert table.row_count == PAGE + 1 and screen.older == len(want) - PAGE
-        assert f"{len(want)} run(s) (the latest {PAGE} shown)" in screen_text(app)
-        assert f"{len(want) - PAGE} older run(s)" in str(table.get_row_at(PAGE)[0])
+        assert f"{len(want)} runs (the latest {PAGE} shown)" in screen_text(app)
+        assert f"{len(want) - PAGE} older runs" in str(table.get_row_at(PAGE)[0])
         assert "Older runs" in footer(app)
 
         await pilot.press("o")  # asked for
