@@ -741,3 +741,37 @@ def test_the_hosts_verdict_on_each_log_line_matches_the_rule(
         assert judged.error == LOG.is_error(whole), (whole[:200], judged)
         assert judged.request == (REQUEST_LINE in whole)
         assert judged.length == len(whole.encode())
+
+
+async def test_the_dashboard_says_not_running_when_the_service_process_is_gone(make_simulation: MakeSimulation) -> None:
+    """The API stopped on a host that answers: the panel says NOT RUNNING and where, beside
+    its CANNOT ASSESS — never a quiet "?" in the process row alone."""
+    from console.simulator import ctl
+    from screens.app import RollbackConsole
+    from screens.widgets.env_panel import EnvPanel
+
+    sim = make_simulation()
+    app = RollbackConsole(load_config(sim.config_path))
+    async with app.run_test(size=(80, 24)) as pilot:
+        panel = app.screen.query_one("#env-staging", EnvPanel)
+        note = panel.query_one(".drift-note")
+
+        async def shown(what: str) -> str:
+            deadline = time.monotonic() + 60
+            while what not in str(note.render()) or not note.display:
+                assert time.monotonic() < deadline, f"no {what!r} within 60 s: {note.render()!r}"
+                await pilot.pause(0.1)
+            return str(note.render())
+
+        deadline = time.monotonic() + 60
+        while app.live["staging"].snapshot is None:
+            assert time.monotonic() < deadline, "no first round"
+            await pilot.pause(0.1)
+        assert not note.display, "a running service has no note"
+        with open(os.devnull, "w") as quiet:
+            ctl.stop(sim.host("staging").home, out=quiet)
+        await app.probe_now("staging")
+        text = await shown("NOT RUNNING")
+        assert text.startswith(" NOT RUNNING  staging-1: the pid command finds no service process"), text
+        recommendation = str(panel.query_one(".recommendation").render())
+        assert recommendation.startswith(" CANNOT ASSESS ") and "no action" not in recommendation.lower()

@@ -140,10 +140,15 @@ class EnvPanel(Widget, can_focus=True):
             show(self._extra_box, self._extra())
         drift = [h for h in s.hosts if h.flags.drift]
         self.set_class(bool(drift), "-drift")
+        # No service process where the host answered: the first thing to know, before any drift.
+        down = [h.host for h in s.reachable_hosts if h.flags.not_running]
         note = self._drift
-        if note.display != bool(drift):
-            note.display = bool(drift)
-        if drift:
+        if note.display != bool(drift or down):
+            note.display = bool(drift or down)
+        if down:
+            where = ", ".join(down[:2]) + (f" and {len(down) - 2} more" if len(down) > 2 else "")
+            show(note, f"[reverse $error] NOT RUNNING [/] {fmt.esc(where)}: the pid command finds no service process")
+        elif drift:
             stale = any(h.flags.stale_process for h in drift)
             show(
                 note,
