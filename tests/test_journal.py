@@ -807,3 +807,18 @@ def test_the_report_of_a_request_that_never_started_says_so(tmp_path: Path, answ
     assert rows["Requested"] == datetime.fromisoformat(requested).strftime("%Y-%m-%d %H:%M:%S UTC")
     assert "when the run started" not in report and "the start of the run" not in report
     assert "this request never started" in report and "Time from the request" in report
+
+
+def test_a_duration_under_ten_seconds_keeps_its_tenth() -> None:
+    from console.journal.history import format_duration
+
+    assert [format_duration(s) for s in (0.4, 4.44, 9.96, 0, 5, 48.4, 372)] == [
+        "0.4s",
+        "4.4s",
+        "10s",
+        "0s",
+        "5s",
+        "48s",
+        "6m 12s",
+    ]
+    assert format_duration(float("nan")) == "-" and format_duration(None) == "-"

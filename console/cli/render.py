@@ -77,7 +77,7 @@ def host_lines(h: HostSnapshot, config: Config) -> list[str]:
     else:
         out.append(
             f"    errors       {lg.error_lines} ERROR in {lg.described_span} · error rate {lg.error_rate:.0%} "
-            f"({lg.requests} requests)"
+            f"({lg.requests} request{'' if lg.requests == 1 else 's'})"
         )
     m = h.memory
     if m.rss_mb is not None:

@@ -30,9 +30,12 @@ def format_date(when: datetime | None) -> str:
 
 
 def format_duration(seconds: float | None) -> str:
-    """48s, 6m 12s, 1h 3m 5s ("-" for anything that is not a finite number of seconds)"""
+    """0.4s, 48s, 6m 12s, 1h 3m 5s ("-" for anything that is not a finite number of seconds).
+    Under ten seconds with a tenth: a quick rollback of 0.4 s is not "0s"."""
     if isinstance(seconds, bool) or not isinstance(seconds, int | float) or not math.isfinite(seconds):
         return "-"
+    if 0 <= seconds < 9.95 and seconds != int(seconds):
+        return f"{seconds:.1f}s"
     total = max(0, round(seconds))
     hours, rest = divmod(total, 3600)
     minutes, secs = divmod(rest, 60)
