@@ -113,6 +113,8 @@ class RunScreen(Screen):
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
         if action == "withdraw":
             return self.state == "pending"  # shown only while there is a request to withdraw
+        if action == "checklist":  # the post-rollback checklist: of a run that runs or ran, not of a request
+            return self.state not in ("pending", "asking") and (self.running or bool(self.run_id and self.outcome))
         return True
 
     @work(exclusive=True, group="rollback", exit_on_error=False)
@@ -192,6 +194,7 @@ class RunScreen(Screen):
             self._output(f"{at(view.now())} · not started now; start it from the dashboard before it lapses")
             return None
         self.state = "running"
+        self.app.refresh_bindings()
         view.reset()
         return run
 

@@ -266,6 +266,8 @@ async def test_the_requester_withdraws_from_the_run_screen(tmp_path: Path) -> No
     app = fixed_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         run = await fixed_request(app, pilot)
+        footer = screen_text(app).rstrip("\n").splitlines()[-1]
+        assert "d Withdraw" in footer and "Checklist" not in footer, "no post-rollback checklist for a request"
         await pilot.press("d")
         await until(pilot, lambda: isinstance(app.screen, Choice), "the withdraw question")
         assert "Withdraw the request?" in screen_text(app)
@@ -273,6 +275,7 @@ async def test_the_requester_withdraws_from_the_run_screen(tmp_path: Path) -> No
         await until(pilot, lambda: not run.running, "the wait ends")
         assert "withdrawn by alice" in screen_text(app) and "nothing was changed" in screen_text(app)
         assert app.journal.run(run.run_id or "").outcome == "withdrawn"  # type: ignore[arg-type]
+        assert "Checklist" not in screen_text(app).rstrip("\n").splitlines()[-1], "nothing ran: no checklist"
         # The run's log is history: the request's instructions say when they were given.
         from textual.widgets import RichLog
 
