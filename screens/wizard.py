@@ -226,7 +226,10 @@ class RollbackWizard(Screen):
         self.run = run
         refused = run.refusal()
         target.update(fmt.esc(run.preview_text()) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else ""))
-        self.query_one("#to-authorize", Button).focus()
+        # The plan is read from its top; the button below takes the keys without scrolling to
+        # it (scrolled or not used to depend on whether the long preview was laid out yet).
+        self.query_one("#to-authorize", Button).focus(scroll_visible=False)
+        self.query_one("#plan", VerticalScroll).scroll_home(animate=False)
 
     # --- 3 authorize --------------------------------------------------------------------
     def _authorize_page(self) -> None:

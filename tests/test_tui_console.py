@@ -693,3 +693,19 @@ async def test_an_item_the_console_checks_says_who_ticked_it_by_hand(tmp_path: P
         said = str(evidence.render())
         assert f"ticked by {tui_data.WHO.user}" in said and "posted in #incidents" in said
         assert "checked by the console" not in said
+
+
+async def test_the_plan_page_opens_at_the_plans_top_with_the_button_focused(tmp_path: Path) -> None:
+    """At 80x24 the plan is longer than the page: it is read from its top, while the
+    Authorize button below already takes the keys (CI once caught it scrolled to the bottom)."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "r", "ctrl+n")
+        await pilot.app.workers.wait_for_complete()
+        for _ in range(5):
+            await pilot.pause()
+        page = app.screen.query_one("#plan")
+        assert page.max_scroll_y > 0, "the plan is longer than the page"
+        assert page.scroll_y == 0 and app.focused is not None and app.focused.id == "to-authorize"
+        assert "Quick rollback: disable all advanced features  [production]" in screen_text(app)
