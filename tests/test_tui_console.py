@@ -4,10 +4,12 @@ commands are `true` and `echo`, under a temp dir): keys, quitting, the palette, 
 
 from __future__ import annotations
 
+import contextlib
 import re
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from textual import events
@@ -385,15 +387,21 @@ async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> No
         assert "Timeline" in shown and "Seen" in shown and "6.21s" in shown
 
 
-async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Path) -> None:
+@contextlib.asynccontextmanager
+async def run_view_at_80x24(tmp_path: Path) -> AsyncIterator[tuple[RollbackConsole, Any, Any]]:
+    """A console at 80x24 showing a bare screen that holds a RunView: (app, pilot, view)."""
+    from screens.widgets.run_view import RunView
+
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         await fed(pilot)
-        from screens.widgets.run_view import RunView
-
         app.push_screen(_ViewScreen())
         await pilot.pause()
-        view = app.screen.query_one(RunView)
+        yield app, pilot, app.screen.query_one(RunView)
+
+
+async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Path) -> None:
+    async with run_view_at_80x24(tmp_path) as (app, pilot, view):
         line = "[INFO] analyticbot.api: 🎛️ Feature flags - Advanced: False, " + "x" * 100 + " THE-END"
         view.apply("note", None, None, line, {})
         await pilot.pause()
@@ -405,14 +413,7 @@ async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Pat
 async def test_a_long_step_title_wraps_and_leaves_status_and_time_on_screen_at_80x24(tmp_path: Path) -> None:
     """The database rollback's titles are 75 characters: at 80 columns they pushed the
     status and the time off the screen."""
-    app = make_app(tmp_path)
-    async with app.run_test(size=(80, 24)) as pilot:
-        await fed(pilot)
-        from screens.widgets.run_view import RunView
-
-        app.push_screen(_ViewScreen())
-        await pilot.pause()
-        view = app.screen.query_one(RunView)
+    async with run_view_at_80x24(tmp_path) as (app, pilot, view):
         view.start("Full database rollback", 600, run_id="r-20261201-050041-fc70")
         steps = [
             ("check", "Check the columns and list what depends on them", True),
