@@ -13,6 +13,7 @@ import signal
 import socket
 import stat
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -428,10 +429,17 @@ async def test_tail_of_empty_and_missing_logs(transport: Transport, tmp_path: Pa
 
 @pytest.fixture
 def child_process() -> Iterator[subprocess.Popen[bytes]]:
+    """A process that has finished starting. Popen returns as soon as the kernel closes the
+    child's close-on-exec pipe, which is before it records where the new environment lies:
+    read at once, /proc/PID/environ can still be empty (CI saw it once). The child says when
+    its own code runs, and only then is it yielded."""
     proc = subprocess.Popen(
-        ["sleep", "60"], env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ENABLE_TIME_WEIGHTING": "false"}
+        [sys.executable, "-c", "import time; print('up', flush=True); time.sleep(60)"],
+        env={"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "ENABLE_TIME_WEIGHTING": "false"},
+        stdout=subprocess.PIPE,
     )
     try:
+        assert proc.stdout is not None and proc.stdout.readline() == b"up\n"
         yield proc
     finally:
         proc.kill()
