@@ -142,10 +142,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         guard.install_hooks()
         guard.guard_output()
         return _main(argv, guard)
-    except KeyboardInterrupt:  # before the command started, or while its output was flushed
-        print(f"rollback-console: {_stopped_word()}", file=sys.stderr)
-        return shutdown.exit_code()
-    except RuntimeError as exc:
+    # Before the command started, or while its output was flushed; or a RuntimeError from an
+    # import that the stop signal interrupted (see ``interrupted``).
+    except (KeyboardInterrupt, RuntimeError) as exc:
         if not interrupted(exc):
             raise
         print(f"rollback-console: {_stopped_word()}", file=sys.stderr)

@@ -18,6 +18,7 @@ from console.journal.chain import Problem
 from console.journal.checkpoint import Verification
 from console.journal.history import format_duration
 from console.journal.records import parse_ts
+from console.journal.requests import RequestState
 from console.journal.runs import RunSummary
 
 _NEWLINES = re.compile(r"\r\n|\r|\n")
@@ -77,8 +78,8 @@ def _summary(run: RunSummary) -> list[str]:
         ("Operator", operator),
         ("Authorization", _authorization(run)),
         *(
-            [("Requested", _clock(run.started_at, seconds=True)), ("Started", f"not started: {run.request.describe()}")]
-            if run.request is not None and _never_started(run)
+            [("Requested", _clock(run.started_at, seconds=True)), ("Started", f"not started: {unstarted.describe()}")]
+            if (unstarted := _unstarted_request(run)) is not None
             else [("Started", _clock(run.started_at, seconds=True))]
         ),
         ("Finished", _clock(run.finished_at, seconds=True) if run.finished_at else "-"),
@@ -108,8 +109,11 @@ def _authorization(run: RunSummary) -> str:
     return str(mode or "not recorded")
 
 
-def _never_started(run: RunSummary) -> bool:
-    return not any(r["type"] == "run_started" for r in run.records)
+def _unstarted_request(run: RunSummary) -> RequestState | None:
+    """The request of a run that never started (withdrawn, rejected, expired, still waiting)."""
+    if run.request is None or any(r["type"] == "run_started" for r in run.records):
+        return None
+    return run.request
 
 
 def _duration_vs_target(run: RunSummary) -> str:
@@ -129,10 +133,11 @@ def _decision(run: RunSummary) -> list[str]:
     started = next((_data(r) for r in run.records if r["type"] == "run_started"), {})
     for note in _list(started.get("evidence")):
         out.append(f"Before the run: {note}.")
-    if not rec and run.request is not None and _never_started(run):
+    unstarted = _unstarted_request(run)
+    if not rec and unstarted is not None:
         out.append(
             "No recommendation is recorded: the console records one when a run starts, and this request "
-            f"never started ({run.request.describe()})."
+            f"never started ({unstarted.describe()})."
         )
     elif not rec:
         out.append("No recommendation was recorded when the run started.")
@@ -167,7 +172,7 @@ def _timeline(run: RunSummary) -> list[str]:
         clock = _clock(parse_ts(r.get("ts")), seconds=True, date=False)
         text = _one_line(_describe(run, r))
         lines.append(f"{offset:>9}  {clock}  {r['type']:<14} {text}".rstrip())
-    since = "the request" if run.request is not None and _never_started(run) else "the start of the run"
+    since = "the request" if _unstarted_request(run) is not None else "the start of the run"
     return ["## Timeline", "", f"Time from {since}; one line per journal record.", "", *_fence(lines), ""]
 
 
