@@ -385,6 +385,11 @@ async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> No
         await pilot.pause(0.2)
         shown = screen_text(app)
         assert "Timeline" in shown and "Seen" in shown and "6.21s" in shown
+        # No word of the runbook's matrix is cut in two ("recommendati" / "ons" was).
+        words = {w for row in app.matrix("staging").rows for w in row.symptom.split()}
+        assert "recommendations" in words
+        for word in words:
+            assert word in shown, f"{word!r} is not whole on the screen"
 
 
 @contextlib.asynccontextmanager

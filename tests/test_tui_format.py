@@ -44,3 +44,29 @@ async def test_no_color_is_honoured(monkeypatch) -> None:
 
     # The SVG frame's window buttons are the only colour the screenshot itself adds.
     assert {c for c in colours if not grey(c)} <= {"ff5f57", "febc2e", "28c840"}
+
+
+def test_shared_columns_keep_their_longest_word_whole_while_there_is_room() -> None:
+    from screens.widgets.tables import Column, widths
+
+    columns = (Column("a", "A", 3), Column("b", "Symptom", weight=3), Column("c", "Seen", weight=4))
+    rows = [("", "Incorrect recommendations", "only a person can judge")]
+    # 40 cells: 2 x 3 padding and a scrollbar leave 32; the fixed column 3, so 29 to share.
+    assert widths(40, columns) == [3, 12, 16], "by weight alone, 'recommendations' (15) would be cut"
+    got = widths(40, columns, rows=rows)
+    assert got[1] == 15 and sum(got[1:]) == 29, got
+    # A hyphenated word is wrapped after a hyphen: its widest piece is what must fit.
+    assert widths(40, columns, rows=[("", "partial-time-weighting", "x")])[1] == 12
+    # Too narrow for every word whole: the shares, never a table wider than the screen.
+    assert widths(24, columns, rows=rows) == [3, 6, 7]
+
+
+def test_cells_wrap_at_spaces_and_after_hyphens_with_their_styles() -> None:
+    from screens.widgets.tables import wrap
+
+    cell = Text.from_markup("[b]partial-time-weighting[/b] when -5 is seen")
+    got = wrap(cell, 13)
+    assert got.plain == "partial-time-\nweighting\nwhen -5 is\nseen"
+    assert got.spans[0].start == 0 and got.spans[-1].end == len("partial-time-\nweighting"), "bold kept"
+    assert wrap(Text("recommendations"), 6).plain == "recommendations", "too wide for any break: left to Rich"
+    assert wrap("not a Text", 3) == "not a Text"
