@@ -238,8 +238,10 @@ class EnvironmentScreen(Screen):
         parts = []
         for issue in troubleshooting.assess(self.live.env, s, self.last_run):
             where = f" on {fmt.esc(', '.join(issue.hosts))}" if issue.hosts and len(s.hosts) > 1 else ""
+            # A reversed badge is padded; plain coloured words are not ("—  does not apply").
+            verdict = f" {issue.verdict} " if issue.applies is not False else issue.verdict
             parts.append(
-                f"[b]{fmt.esc(issue.title)}[/b] — [{style[issue.applies]}] {issue.verdict} [/]{where}\n"
+                f"[b]{fmt.esc(issue.title)}[/b] — [{style[issue.applies]}]{verdict}[/]{where}\n"
                 f"  [b]evidence[/b] {fmt.esc(issue.evidence)}\n"
                 "  [b]fix[/b]\n" + "\n".join(_command(c) for c in issue.fix if c)
             )

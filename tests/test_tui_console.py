@@ -510,6 +510,7 @@ async def test_troubleshooting_lists_the_four_issues_with_verdict_evidence_and_f
         first = text.split("Issue 2:")[0]
         assert "applies now" in first and "pid 4242" in first and "$ grep ENABLE_" in first
         assert text.count("does not apply now") >= 2 and text.count("evidence") == 4 and text.count("fix") >= 4
+        assert "—  does not" not in text, "a verdict in plain colour is not padded like a badge"
 
 
 async def test_the_log_tab_scrolls_from_the_keyboard_and_follows_the_tail(tmp_path: Path) -> None:
