@@ -159,16 +159,33 @@ class RollbackWizard(Screen):
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
         recommended = rec.action if rec and rec.action in self._rollbacks() else None
-        self.query_one("#action-title", Static).update(
-            f"[b]Rollback[/b] — the recommended one ({fmt.esc(rec.title)}) is pre-selected"
-            if recommended
-            else "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
-        )
-        if select and recommended:
+        chosen = self._action()
+        if recommended and (select or chosen is None):
+            # Nothing chosen yet: a recommendation that appears while this page is open is
+            # pre-selected as one there at the start is; a choice already made is kept.
             self.query_one(f"#action-{recommended}", RadioButton).value = True
+            chosen = recommended
             reason = self.query_one("#reason", Input)
             if not reason.value:
                 reason.value = "; ".join(f"{f.row.symptom} ({f.evidence})" for f in rec.lit)[:200]
+        self.query_one("#action-title", Static).update(self._action_title(recommended, chosen))
+
+    def _action_title(self, recommended: str | None, chosen: str | None) -> str:
+        def title(action: str) -> str:
+            found = next(a for a in self.live.profile.rollbacks if a.id == action)
+            return fmt.esc(found.short_title or found.title)  # as the list below names it
+
+        if recommended and chosen == recommended:
+            return f"[b]Rollback[/b] — the recommended one ({title(recommended)}) is selected"
+        if recommended and chosen:
+            return f"[b]Rollback[/b] — recommended: {title(recommended)}; you chose {title(chosen)}"
+        if chosen:
+            return f"[b]Rollback[/b] — none is recommended now; you chose {title(chosen)}"
+        return "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
+
+    @on(RadioSet.Changed, "#action")
+    def _chose(self) -> None:
+        self._assess(select=False)  # the heading says what is chosen against what is recommended
 
     @on(SelectionList.SelectedChanged, "#declared")
     def _declared(self) -> None:

@@ -81,6 +81,8 @@ async def test_quick_rollback_on_staging_end_to_end_and_the_checklist_ticks_itse
         assert wizard.focused is wizard.query_one("#action"), "the refusal puts the cursor on the list"
         await pilot.press("enter")  # the first one, quick
         assert wizard.query_one("#action-quick").value
+        heading = str(wizard.query_one("#action-title", Static).render())
+        assert "none is recommended now; you chose Quick rollback (disable all)" in heading
         await preview(app, pilot)
         preview_text = str(wizard.query_one("#plan-preview", Static).render())
         assert "-ENABLE_ADVANCED_RECOMMENDATIONS=true" in preview_text
@@ -161,6 +163,28 @@ async def test_production_is_refused_without_an_approver_and_nothing_changes(mak
         assert isinstance(app.screen, RollbackWizard), "no confirmation, no run"
         assert env_flags(sim, "production") == ALL_ON
         assert Journal(load_config(sim.config_path).journal_path).runs() == []
+
+
+async def test_a_recommendation_that_appears_on_the_open_assess_page_is_selected_as_it_says(make_simulation) -> None:
+    """The heading said "the recommended one … is pre-selected" while nothing was: the
+    recommendation had come in a probe round after the page opened."""
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "staging")
+        assert wizard.query_one("#action").pressed_button is None
+        sim.inject("staging", error_rate=1.0)
+        await until(lambda: app.live["staging"].recommendation.action == "quick", pilot)
+        await pilot.pause()
+        heading = str(wizard.query_one("#action-title", Static).render())
+        assert "the recommended one (Quick rollback (disable all)) is selected" in heading
+        assert wizard.query_one("#action-quick", RadioButton).value, "selected, as the heading says"
+        assert "Error rate" in wizard.query_one("#reason", Input).value
+        # The operator's own choice is kept when the recommendation changes, and the heading says so.
+        wizard.query_one("#action-code").value = True
+        await pilot.pause()
+        heading = str(wizard.query_one("#action-title", Static).render())
+        assert "recommended: Quick rollback (disable all); you chose Full code rollback" in heading
 
 
 async def test_a_failed_step_and_its_undo(make_simulation) -> None:
