@@ -435,6 +435,11 @@ async def test_a_long_step_title_wraps_and_leaves_status_and_time_on_screen_at_8
         step_column = " ".join(re.split(r"\s{2,}", line.strip())[0] for line in table if line.strip())
         for _, title, _ in steps:
             assert title in step_column, "the whole title, wrapped"
+        # What was decided joins the failed row, and the time it took stays on screen.
+        view.apply("decision", "backup_and_drop", None, "retry", {"decision": "retry"})
+        await pilot.pause()
+        shown = screen_text(app)
+        assert re.search(r"✗ \d\d:\d\d:\d\d · retry", shown) and shown.count("12.34s") == 2, shown
 
 
 def _ViewScreen():  # a bare screen holding a RunView

@@ -25,9 +25,9 @@ def _short(title: str) -> str:
     return " ".join(words[:3])[:18]
 
 
-# Beside the step's title: the host, the status ("✗ failed 18:33:21"), the time it took,
-# each with the table's padding, and the scrollbar.
-BESIDE_STEP = 2 + 17 + 2 + 6 + 2 + 2 + 2
+# Beside the step's title: the host, the status ("✗ failed 18:33:21", "✗ 18:33:21 · retry"),
+# the time it took, each with the table's padding, and the scrollbar.
+BESIDE_STEP = 2 + 18 + 2 + 6 + 2 + 2 + 2
 
 
 def _left(seconds: float) -> str:
@@ -258,10 +258,12 @@ class RunView(Vertical):
             reason = f": {self._text(str(data['reason']))}" if data.get("reason") else ""
             decision = data.get("decision") or message
             out.write(f"{at(ts)} · decision: {decision}{by}{reason}")
-            # The step's failed rows (on every host) stay failed, now with what was decided.
+            # The step's failed rows (on every host) stay failed (✗, when), now with what was
+            # decided in place of the word: "failed" and the decision would push the time it
+            # took off an 80-column screen.
             for failed, when in self.failed.items():
                 if failed.startswith(f"{phase}:{step}:") and failed in table.rows:
-                    status = f"[$error]✗ failed {at(when)}[/] · {esc(decision)}"
+                    status = f"[$error]✗ {at(when)}[/] · {esc(decision)}"
                     table.update_cell(failed, "status", cell(self.app, status), update_width=True)
         elif kind == "note":
             out.write(f"{at(ts)} · {message}")
