@@ -282,6 +282,10 @@ class RollbackWizard(Screen):
         self.query_one("#approver").display = mode_id == "auth-approved"
         for widget in ("#emergency-level", "#emergency-reason"):
             self.query_one(widget).display = mode_id == "auth-emergency"
+        # The button says what it does: a request runs nothing until a second person approves.
+        button = self.query_one("#to-run", Button)
+        button.label = "Request approval… (ctrl+n)" if mode_id == "auth-request" else "Run… (ctrl+n)"
+        button.refresh(layout=True)  # as wide as its new label (a label change alone keeps the width)
 
     def _authorization(self) -> Authorization:
         """The authorization asked for; "pending" when a second person approves it later."""

@@ -113,8 +113,11 @@ async def test_quitting_while_a_request_waits_asks_first_and_leaving_is_free(tmp
             await pilot.press("ctrl+n")
             await app.workers.wait_for_complete()
             await pilot.pause()
+        assert "Run… (ctrl+n)" in screen_text(app)
         wizard.query_one("#auth-request").value = True
         await pilot.pause()
+        shown = screen_text(app)
+        assert "Request approval… (ctrl+n)" in shown and "Run…" not in shown, "the button says what it does"
         await pilot.press("ctrl+n")
         await pilot.pause()
         confirm = app.screen
