@@ -169,6 +169,8 @@ def recommendation_line(rec: Recommendation | None) -> str:
         return unknown or "[$success]● no action[/] — no symptom in the decision matrix"
     style = SEVERITY_STYLE.get(rec.severity or "", "$warning")
     line = f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
+    if rec.in_effect:  # running it again would change nothing: the runbook's next step is to escalate
+        line += "\n[reverse $warning] ALREADY IN EFFECT [/] [b]the symptom persists after it: escalate (e)[/]"
     return f"{line}\n{unknown}" if unknown else line
 
 

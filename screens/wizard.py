@@ -159,6 +159,8 @@ class RollbackWizard(Screen):
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
         recommended = rec.action if rec and rec.action in self._rollbacks() else None
+        if rec and rec.in_effect:
+            recommended = None  # in effect already: choosing it again would change nothing
         chosen = self._action()
         if recommended and (select or chosen is None):
             # Nothing chosen yet: a recommendation that appears while this page is open is
@@ -179,6 +181,12 @@ class RollbackWizard(Screen):
             return f"[b]Rollback[/b] — the recommended one ({title(recommended)}) is selected"
         if recommended and chosen:
             return f"[b]Rollback[/b] — recommended: {title(recommended)}; you chose {title(chosen)}"
+        rec = self.live.recommendation
+        if rec and rec.in_effect and rec.action:
+            done = f"[b]Rollback[/b] — the recommended one ({title(rec.action)}) is already in effect"
+            return f"{done} and the symptom persists: escalate (Esc, then e), or " + (
+                f"choose another: you chose {title(chosen)}" if chosen else "choose another yourself (↑↓ then Enter)"
+            )
         if chosen:
             return f"[b]Rollback[/b] — none is recommended now; you chose {title(chosen)}"
         return "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
@@ -192,7 +200,7 @@ class RollbackWizard(Screen):
         self.live.declared = set(self.query_one("#declared", SelectionList).selected)
         self.app.publish(self.env.name)
         rec = self.live.recommendation
-        if rec and rec.action in self._rollbacks():
+        if rec and rec.action in self._rollbacks() and not rec.in_effect:
             self.query_one(f"#action-{rec.action}", RadioButton).value = True
         self._assess(select=False)
 

@@ -82,6 +82,33 @@ def test_quick_rollback_with_nothing_to_change_says_so_and_restarts_nothing(make
     assert host.pid() == pid and host.env_file.read_bytes() == env_bytes
 
 
+def test_a_recommended_rollback_already_in_effect_says_so_and_says_escalate(make_simulation: MakeSimulation) -> None:
+    """Errors go on with every flag already off: the matrix row still says quick, but a quick
+    rollback would change nothing; "recommended: Quick rollback" alone sent the operator to
+    run it again. Said once the env file and the process both show it, not before."""
+    import json
+
+    sim = make_simulation(environments=("staging",))
+    host = sim.host("staging")
+    sim.inject("staging", error_rate=1.0)
+    cli(sim.config_path, "status", "staging")  # its best-times requests fail: errors in the log
+    on = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
+    (env,) = on["environments"]
+    assert env["recommendation"]["action"] == "quick" and env["recommendation"]["in_effect"] is False
+
+    host.env_file.write_bytes(host.env_file.read_bytes().replace(b"=true", b"=false"))
+    stale = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
+    assert stale["environments"][0]["recommendation"]["in_effect"] is False, "the process still has them on"
+
+    set_flags_and_restart(sim, host, ALL_OFF)
+    cli(sim.config_path, "status", "staging")
+    status = cli(sim.config_path, "status", "staging")
+    data = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
+    rec = data["environments"][0]["recommendation"]
+    assert rec["action"] == "quick" and rec["in_effect"] is True, rec
+    assert "already in effect on every host, and the symptom persists: escalate" in status.stdout
+
+
 def test_a_file_already_off_but_a_process_still_on_is_not_nothing_to_change(make_simulation: MakeSimulation) -> None:
     """The stale environment: the env file says off, the running process still has them on.
     Nothing to write, but the restart is what the rollback is for."""

@@ -187,6 +187,28 @@ async def test_a_recommendation_that_appears_on_the_open_assess_page_is_selected
         assert "recommended: Quick rollback (disable all); you chose Full code rollback" in heading
 
 
+async def test_a_recommended_rollback_already_in_effect_is_not_selected_and_escalation_is_named(
+    make_simulation,
+) -> None:
+    sim = make_simulation(environments=("staging",))
+    host = sim.host("staging")
+    host.env_file.write_bytes(host.env_file.read_bytes().replace(b"=true", b"=false"))
+    sim.run("staging", "restart_command")  # every flag off in the file and the process
+    sim.inject("staging", error_rate=1.0)  # and the errors go on
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: (app.live["staging"].recommendation or None) is not None, pilot)
+        await until(lambda: app.live["staging"].recommendation.in_effect, pilot)
+        await pilot.pause()
+        panel = " ".join(str(w.render()) for w in app.screen.query(".recommendation"))
+        assert "ALREADY IN EFFECT" in panel and "escalate (e)" in panel, panel
+        wizard = await open_wizard(app, pilot, "staging")
+        assert wizard.query_one("#action").pressed_button is None, "running it again would change nothing"
+        heading = str(wizard.query_one("#action-title", Static).render())
+        assert "the recommended one (Quick rollback (disable all)) is already in effect" in heading
+        assert "escalate" in heading and wizard.query_one("#reason", Input).value == ""
+
+
 async def test_a_failed_step_and_its_undo(make_simulation) -> None:
     """Partial rollback B fails validation (the real service's advanced SQL breaks); undo puts it back."""
     sim = make_simulation(environments=("staging",))

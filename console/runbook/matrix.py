@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from console.config.model import Config, Environment, MatrixRow, Thresholds
 from console.probes.snapshot import EnvironmentSnapshot
@@ -25,6 +25,9 @@ class DecisionMatrix:
     rows: tuple[MatrixRow, ...]
     titles: Mapping[str, str]
     probe: str = "the functional probe"
+    # A flag action's end state (flag id -> on/off): where every host already has it, the
+    # action is in effect and running it again changes nothing.
+    flag_targets: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
 
     def title(self, action: str) -> str:
         return self.titles.get(action, action)
@@ -38,7 +41,12 @@ def matrix_of(config: Config, env: Environment) -> DecisionMatrix:
         MatrixRow(r.symptom, r.severity, r.action, r.timeline, r.signal, r.above, r.advice) for r in profile.matrix
     )
     titles = {a.id: a.short_title or a.title for a in profile.actions}
-    return DecisionMatrix(rows, titles, profile.probe.request.title or profile.probe.title)
+    targets = {}
+    for a in profile.actions:
+        if a.kind == "flags":
+            target = {f.id: True for f in profile.flags.flags} if a.others == "on" else {}
+            targets[a.id] = {**target, **dict.fromkeys(a.turn_off, False)}
+    return DecisionMatrix(rows, titles, profile.probe.request.title or profile.probe.title, targets)
 
 
 @dataclass(frozen=True)
@@ -63,6 +71,9 @@ class Recommendation:
     # What is known to be wrong but no signal row covers (not ready, not healthy).
     symptoms: tuple[str, ...] = ()
     action_title: str | None = None  # the matrix's words for the action
+    # The recommended action is already in effect on every host (env file and process):
+    # the symptom persists after it, so the runbook's next word is to escalate.
+    in_effect: bool = False
 
     @property
     def assessed(self) -> bool:
@@ -92,7 +103,23 @@ class Recommendation:
     def describe(self) -> str:
         if self.action is None:
             return self.title
-        return f"{self.title} — {self.severity}, {self.timeline}: {self.symptom}"
+        said = f"{self.title} — {self.severity}, {self.timeline}: {self.symptom}"
+        return f"{said} — {IN_EFFECT}" if self.in_effect else said
+
+
+IN_EFFECT = "already in effect on every host, and the symptom persists: escalate"
+
+
+def in_effect(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
+    """Every host's env file and running process already have the action's flags (known,
+    not guessed: one host unread and it is not in effect)."""
+    if not target or not snapshot.hosts:
+        return False
+    for h in snapshot.hosts:
+        for flags in (h.flags.env_file, h.flags.process):
+            if flags is None or any(flags.get(flag) != on for flag, on in target.items()):
+                return False
+    return True
 
 
 def signal_value(snapshot: EnvironmentSnapshot, signal: str) -> float | bool | None:
@@ -191,6 +218,7 @@ def evaluate(
         tuple(problems),
         symptoms,
         matrix.title(r.action),
+        in_effect(matrix.flag_targets.get(r.action, {}), snapshot),
     )
 
 

@@ -82,6 +82,7 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "symptom": r.symptom,
         "advice": r.advice,
         "assessed": r.assessed,
+        "in_effect": r.in_effect,
         "problems": list(r.problems),
         "symptoms": list(r.symptoms),
         "findings": [
