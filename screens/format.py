@@ -170,7 +170,8 @@ def recommendation_line(rec: Recommendation | None) -> str:
     style = SEVERITY_STYLE.get(rec.severity or "", "$warning")
     line = f"[reverse {style}] {rec.severity} [/] [b]{esc(rec.title)}[/b] {esc(rec.timeline)} — {esc(rec.symptom)}"
     if rec.in_effect:  # running it again would change nothing: the runbook's next step is to escalate
-        line += "\n[reverse $warning] ALREADY IN EFFECT [/] [b]the symptom persists after it: escalate (e)[/]"
+        said = "the flags are as it sets them, yet the symptom is there: escalate (e)"
+        line += f"\n[reverse $warning] ALREADY IN EFFECT [/] [b]{said}[/]"
     return f"{line}\n{unknown}" if unknown else line
 
 

@@ -184,7 +184,7 @@ class RollbackWizard(Screen):
         rec = self.live.recommendation
         if rec and rec.in_effect and rec.action:
             done = f"[b]Rollback[/b] — the recommended one ({title(rec.action)}) is already in effect"
-            return f"{done} and the symptom persists: escalate (Esc, then e), or " + (
+            return f"{done}, yet the symptom is there: escalate (Esc, then e), or " + (
                 f"choose another: you chose {title(chosen)}" if chosen else "choose another yourself (↑↓ then Enter)"
             )
         if chosen:

@@ -106,7 +106,47 @@ def test_a_recommended_rollback_already_in_effect_says_so_and_says_escalate(make
     data = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
     rec = data["environments"][0]["recommendation"]
     assert rec["action"] == "quick" and rec["in_effect"] is True, rec
-    assert "already in effect on every host, and the symptom persists: escalate" in status.stdout
+    assert "already in effect on every host (the flags are as it sets them), yet the symptom is there: escalate" in (
+        status.stdout
+    )
+
+
+def test_status_says_what_the_journal_says_the_rollback_in_effect_and_open_requests(
+    make_simulation: MakeSimulation,
+) -> None:
+    """`status` over SSH was silent on what the dashboard's panels say: a rollback in effect
+    (and how to put it back) and a production request waiting for its approver."""
+    import json
+
+    sim = make_simulation(environments=("staging", "production"))
+    quiet = cli(sim.config_path, "status")
+    assert "journal" not in quiet.stdout, "nothing recorded: nothing claimed"
+    done = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes", "--reason", "drill day")
+    run_id = run_id_in(done.stdout)
+    asked = cli(sim.config_path, "rollback", "quick", "--env", "production", "--yes", "--wait", "0")
+    request = run_id_in(asked.stdout)
+
+    text = cli(sim.config_path, "status").stdout
+    staging, production = text.split("\n\nproduction (production)")
+    assert f"ROLLED BACK by run {run_id}" in staging and "Quick rollback" in staging
+    assert f"rollback-console restore --env staging --run {run_id}" in staging
+    assert f"APPROVAL PENDING: run {request}" in production and f"rollback-console approve {request}" in production
+    assert "ROLLED BACK" not in production and "APPROVAL" not in staging
+    data = json.loads(cli(sim.config_path, "status", "--json").stdout)
+    journal = {e["environment"]: e["journal"] for e in data["environments"]}
+    assert journal["staging"]["rolled_back"]["run"] == run_id and journal["staging"]["requests"] == []
+    assert [r["run"] for r in journal["production"]["requests"]] == [request]
+
+    restored = cli(sim.config_path, "restore", "--env", "staging", "--yes", "--reason", "over")
+    assert restored.returncode == 0, restored.stdout + restored.stderr
+    assert "ROLLED BACK" not in cli(sim.config_path, "status", "staging").stdout, "put back: no longer in effect"
+
+    # A journal that cannot be read is said to be so; the probes' answer stands.
+    path = journal_of(sim).path
+    path.rename(path.with_name("kept.jsonl"))
+    path.mkdir()  # a directory where the journal should be
+    broken = cli(sim.config_path, "status", "staging")
+    assert "journal      cannot read it:" in broken.stdout and "recommended:" in broken.stdout
 
 
 def test_a_file_already_off_but_a_process_still_on_is_not_nothing_to_change(make_simulation: MakeSimulation) -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from console.config.model import Config
 from console.probes.snapshot import EndpointReport, EnvironmentSnapshot, HostSnapshot
 from console.runbook.matrix import Recommendation, memory_level
 from console.runbook.validation import Check
 from console.safe_text import clean
+
+if TYPE_CHECKING:
+    from console.engine.standing import Standing
 
 
 def _b(v: bool | None) -> str:
@@ -145,3 +149,45 @@ def checks_text(environment: str, checks: tuple[Check, ...], redact: Callable[[s
     failed = sum(1 for c in checks if not c.passed)
     lines.append(f"  {'all 5 checks pass' if not failed else f'{failed} of {len(checks)} checks FAIL'}")
     return clean("\n".join(lines))
+
+
+def standing_text(standing: Standing | None, error: str | None) -> str:
+    """The journal's word on an environment under its snapshot: the rollback in effect (and
+    how to restore it) and the requests open on it; nothing when there is neither."""
+    if standing is None:
+        return clean(f"\n  journal      cannot read it: {error}") if error else ""
+    lines = []
+    run = standing.rolled_back
+    if run is not None:
+        how = "" if run.outcome == "succeeded" else f" ({run.outcome_text()})"
+        when = f" at {run.started_at:%Y-%m-%d %H:%M} UTC" if run.started_at else ""
+        lines.append(f"ROLLED BACK by run {run.run_id}{when} by {run.operator or '?'}: {run.title}{how}")
+        lines.append(f"  put back with: rollback-console restore --env {standing.environment} --run {run.run_id}")
+    for r in standing.requests:
+        lapses = f", lapses {r.expires_at:%H:%M} UTC" if r.expires_at else ""
+        if r.status == "pending":
+            since = f" at {r.requested_at:%H:%M} UTC" if r.requested_at else ""
+            lines.append(f"APPROVAL PENDING: run {r.run_id}, {r.title}, requested by {r.requester}{since}{lapses}")
+            lines.append(f"  a second person approves it with: rollback-console approve {r.run_id}")
+        else:
+            lines.append(f"APPROVED by {r.approver}: run {r.run_id}, {r.title}, waits for {r.requester}{lapses}")
+            lines.append(f"  its requester starts it with: rollback-console start {r.run_id}")
+    if not lines:
+        return ""
+    head, *rest = lines
+    return clean("\n".join([f"\n  journal      {head}", *(f"               {line}" for line in rest)]))
+
+
+def standing_dict(standing: Standing | None, error: str | None) -> dict[str, Any]:
+    if standing is None:
+        return {"error": error}
+    run = standing.rolled_back
+    return {
+        "rolled_back": None
+        if run is None
+        else {"run": run.run_id, "action": run.action, "title": run.title, "outcome": run.outcome},
+        "requests": [
+            {"run": r.run_id, "status": r.status, "title": r.title, "requester": r.requester, "approver": r.approver}
+            for r in standing.requests
+        ],
+    }

@@ -71,8 +71,8 @@ class Recommendation:
     # What is known to be wrong but no signal row covers (not ready, not healthy).
     symptoms: tuple[str, ...] = ()
     action_title: str | None = None  # the matrix's words for the action
-    # The recommended action is already in effect on every host (env file and process):
-    # the symptom persists after it, so the runbook's next word is to escalate.
+    # The recommended action is already in effect on every host (env file and process), yet
+    # the symptom is there: running it again changes nothing; the runbook's next word is escalate.
     in_effect: bool = False
 
     @property
@@ -107,7 +107,8 @@ class Recommendation:
         return f"{said} — {IN_EFFECT}" if self.in_effect else said
 
 
-IN_EFFECT = "already in effect on every host, and the symptom persists: escalate"
+# Said without a cause: the flags may never have been on, so not "persists after it".
+IN_EFFECT = "already in effect on every host (the flags are as it sets them), yet the symptom is there: escalate"
 
 
 def in_effect(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
