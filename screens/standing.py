@@ -170,13 +170,24 @@ def standing_lines(app: RollbackConsole, environment: str) -> list[str]:
             lines.append(f"  run {esc(r.run_id)}  [$text-muted](a: {'start it' if mine else 'review'})[/]")
     run = standing.rolled_back
     if run is not None:
+        from console.engine.standing import changed_since
+
         how = "" if run.outcome == "succeeded" else f" ({esc(run.outcome_text())})"
-        lines.append(
-            f"[reverse $accent] ROLLED BACK [/] by run {esc(run.run_id)} at {at(_ts(run.started_at))} UTC "
-            f"by {esc(run.operator or '?')}"
-        )
+        live = getattr(app, "live", {}).get(environment)
+        changed, kept = changed_since(run, live.snapshot if live is not None else None)
+        by = f"by run {esc(run.run_id)} at {at(_ts(run.started_at))} UTC by {esc(run.operator or '?')}"
+        if changed and not kept:
+            # The journal's last word, but not what the hosts show: said as the hosts show it.
+            lines.append(f"[reverse $warning] NO LONGER IN EFFECT [/] rolled back {by}")
+        else:
+            lines.append(f"[reverse $accent] ROLLED BACK [/] {by}")
         if not app.read_only:
             lines.append(f"  {esc(run.title)}{how}  [$text-muted](R: restore)[/]")
         else:
             lines.append(f"  {esc(run.title)}{how}")
+        if changed:
+            lines.append(
+                f"  [$warning]the env file on {esc(', '.join(changed))} no longer has the flags the run left: "
+                "changed since, outside the console[/]"
+            )
     return lines

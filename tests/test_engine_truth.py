@@ -130,12 +130,26 @@ def test_status_says_what_the_journal_says_the_rollback_in_effect_and_open_reque
     staging, production = text.split("\n\nproduction (production)")
     assert f"ROLLED BACK by run {run_id}" in staging and "Quick rollback" in staging
     assert f"rollback-console restore --env staging --run {run_id}" in staging
+    assert "no longer has the flags" not in staging
     assert f"APPROVAL PENDING: run {request}" in production and f"rollback-console approve {request}" in production
     assert "ROLLED BACK" not in production and "APPROVAL" not in staging
     data = json.loads(cli(sim.config_path, "status", "--json").stdout)
     journal = {e["environment"]: e["journal"] for e in data["environments"]}
     assert journal["staging"]["rolled_back"]["run"] == run_id and journal["staging"]["requests"] == []
     assert [r["run"] for r in journal["production"]["requests"]] == [request]
+
+    # The flags put back on by hand (nano and a restart, as the runbook once said): the journal's
+    # last rollback is no longer what the hosts show, and status says so.
+    host = sim.host("staging")
+    before = host.env_file.read_bytes()
+    set_flags_and_restart(sim, host, ALL_ON)
+    by_hand = cli(sim.config_path, "status", "staging").stdout
+    assert f"NO LONGER IN EFFECT: rolled back by run {run_id}" in by_hand and "ROLLED BACK" not in by_hand
+    assert "the env file on staging-1 no longer has the flags the run left" in by_hand
+    data = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
+    assert data["environments"][0]["journal"]["rolled_back"]["changed_since_on"] == ["staging-1"]
+    host.env_file.write_bytes(before)
+    sim.run("staging", "restart_command")
 
     restored = cli(sim.config_path, "restore", "--env", "staging", "--yes", "--reason", "over")
     assert restored.returncode == 0, restored.stdout + restored.stderr

@@ -209,6 +209,28 @@ async def test_a_recommended_rollback_already_in_effect_is_not_selected_and_esca
         assert "escalate" in heading and wizard.query_one("#reason", Input).value == ""
 
 
+async def test_a_rollback_undone_by_hand_is_not_shown_as_in_effect(make_simulation) -> None:
+    """The panel said "ROLLED BACK by run …" from the journal while the probes showed every
+    flag on again: someone had re-enabled them by hand."""
+    from tests.engine_support import cli, set_flags_and_restart
+
+    sim = make_simulation(environments=("staging",))
+    done = await asyncio.to_thread(cli, sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert done.returncode == 0, done.stdout + done.stderr
+    app = app_for(sim)
+
+    def panel() -> str:
+        return " ".join(str(w.render()) for w in app.screen.query(".standing"))
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: "ROLLED BACK" in panel() and app.live["staging"].snapshot is not None, pilot)
+        assert "no longer" not in panel()
+        await asyncio.to_thread(set_flags_and_restart, sim, sim.host("staging"), ALL_ON)
+        await until(lambda: "NO LONGER IN EFFECT" in panel(), pilot)
+        assert "ROLLED BACK" not in panel()
+        assert "the env file on staging-1 no longer has the flags the run left" in panel()
+
+
 async def test_a_failed_step_and_its_undo(make_simulation) -> None:
     """Partial rollback B fails validation (the real service's advanced SQL breaks); undo puts it back."""
     sim = make_simulation(environments=("staging",))

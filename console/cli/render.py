@@ -151,9 +151,12 @@ def checks_text(environment: str, checks: tuple[Check, ...], redact: Callable[[s
     return clean("\n".join(lines))
 
 
-def standing_text(standing: Standing | None, error: str | None) -> str:
+def standing_text(standing: Standing | None, error: str | None, snapshot: EnvironmentSnapshot | None = None) -> str:
     """The journal's word on an environment under its snapshot: the rollback in effect (and
-    how to restore it) and the requests open on it; nothing when there is neither."""
+    how to restore it; where the snapshot shows its flags changed since, that too) and the
+    requests open on it; nothing when there is neither."""
+    from console.engine.standing import changed_since
+
     if standing is None:
         return clean(f"\n  journal      cannot read it: {error}") if error else ""
     lines = []
@@ -161,8 +164,18 @@ def standing_text(standing: Standing | None, error: str | None) -> str:
     if run is not None:
         how = "" if run.outcome == "succeeded" else f" ({run.outcome_text()})"
         when = f" at {run.started_at:%Y-%m-%d %H:%M} UTC" if run.started_at else ""
-        lines.append(f"ROLLED BACK by run {run.run_id}{when} by {run.operator or '?'}: {run.title}{how}")
-        lines.append(f"  put back with: rollback-console restore --env {standing.environment} --run {run.run_id}")
+        changed, kept = changed_since(run, snapshot)
+        head = "NO LONGER IN EFFECT: rolled back" if changed and not kept else "ROLLED BACK"
+        lines.append(f"{head} by run {run.run_id}{when} by {run.operator or '?'}: {run.title}{how}")
+        if changed:
+            lines.append(
+                f"  the env file on {', '.join(changed)} no longer has the flags the run left: changed since, "
+                "outside the console"
+            )
+        lines.append(
+            f"  restore (its preview says what is left to put back): rollback-console restore --env "
+            f"{standing.environment} --run {run.run_id}"
+        )
     for r in standing.requests:
         lapses = f", lapses {r.expires_at:%H:%M} UTC" if r.expires_at else ""
         if r.status == "pending":
@@ -178,14 +191,25 @@ def standing_text(standing: Standing | None, error: str | None) -> str:
     return clean("\n".join([f"\n  journal      {head}", *(f"               {line}" for line in rest)]))
 
 
-def standing_dict(standing: Standing | None, error: str | None) -> dict[str, Any]:
+def standing_dict(
+    standing: Standing | None, error: str | None, snapshot: EnvironmentSnapshot | None = None
+) -> dict[str, Any]:
+    from console.engine.standing import changed_since
+
     if standing is None:
         return {"error": error}
     run = standing.rolled_back
+    changed = changed_since(run, snapshot)[0] if run is not None else []
     return {
         "rolled_back": None
         if run is None
-        else {"run": run.run_id, "action": run.action, "title": run.title, "outcome": run.outcome},
+        else {
+            "run": run.run_id,
+            "action": run.action,
+            "title": run.title,
+            "outcome": run.outcome,
+            "changed_since_on": changed,  # hosts whose env file no longer has the run's flags
+        },
         "requests": [
             {"run": r.run_id, "status": r.status, "title": r.title, "requester": r.requester, "approver": r.approver}
             for r in standing.requests

@@ -46,7 +46,7 @@ def run(args: argparse.Namespace) -> int:
                 "environments": [
                     {
                         **snapshot_dict(s, r, redact),
-                        "journal": standing_dict(standings.get(s.environment), error),
+                        "journal": standing_dict(standings.get(s.environment), error, s),
                     }
                     for s, r in zip(snapshots, recs, strict=True)
                 ]
@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             "\n\n".join(
-                snapshot_text(s, r, config) + standing_text(standings.get(s.environment), error)
+                snapshot_text(s, r, config) + standing_text(standings.get(s.environment), error, s)
                 for s, r in zip(snapshots, recs, strict=True)
             )
         )

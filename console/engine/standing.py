@@ -15,6 +15,9 @@ from console.journal.requests import OPEN, RequestState
 
 if TYPE_CHECKING:
     from console.engine.plan import PlanCatalogue
+    from console.probes.snapshot import EnvironmentSnapshot
+
+EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py), not imported: plans stay unloaded
 
 RESTORABLE_OUTCOMES = ("succeeded", "failed", "interrupted")
 
@@ -71,3 +74,20 @@ def standing(config: Config, plans: PlanCatalogue, runs: list[RunSummary], envir
     mine = [r for r in runs if r.env == environment]
     requests = tuple(r.request for r in mine if r.request is not None and r.outcome in OPEN)
     return Standing(environment, requests, rolled_back(config, plans, mine, environment))
+
+
+def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> tuple[list[str], list[str]]:
+    """Of the hosts whose env file ``run`` edited, (those whose flags the snapshot shows no
+    longer as the run left them — changed since, outside it; those it shows as left). A host
+    the snapshot could not read is in neither: nothing is claimed about it."""
+    edits = run.facts().get(EDIT_ENV) or {}
+    hosts = {h.host: h for h in snapshot.hosts} if snapshot is not None else {}
+    changed, kept = [], []
+    for name, facts in edits.items():
+        after = facts.get("after") if facts.get("changed") else None
+        host = hosts.get(name)
+        if not isinstance(after, dict) or host is None or host.flags.env_file is None:
+            continue
+        now = host.flags.env_file.as_dict()
+        (changed if any(now.get(flag) != on for flag, on in after.items()) else kept).append(name)
+    return sorted(changed), sorted(kept)
