@@ -378,6 +378,18 @@ async def test_the_failed_step_modal_shows_all_five_choices_at_80x24(tmp_path: P
             assert choice in shown
 
 
+async def test_the_latency_chart_says_since_when_its_seconds_count(tmp_path: Path) -> None:
+    from datetime import UTC, datetime
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        await pilot.press("down", "enter")
+        await pilot.pause(0.2)
+        first = app.live["production"].series.points[0][0]
+        assert f"seconds since {datetime.fromtimestamp(first, UTC):%H:%M:%S} UTC" in screen_text(app)
+
+
 async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
