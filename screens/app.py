@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from console.engine.session import Engine
     from console.engine.standing import Standing
-    from console.journal import Journal
+    from console.journal import Journal, RunSummary
     from console.probes.collect import Prober
     from console.runbook.drills import Scenario
     from screens.run_screen import RunScreen
@@ -206,6 +206,13 @@ class RollbackConsole(ConsoleActions, App[int]):
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill
 
+    def of_this_console(self, run: RunSummary) -> bool:
+        """Live: every real run. A drill: only its own runs — drills share one journal, and an
+        earlier drill's rollback (or its interrupted run) belongs to a simulation long gone."""
+        if not self.is_drill:
+            return not run.drill
+        return run.drill and run.started_at is not None and run.started_at.timestamp() >= self.drill_started - 1
+
     def get_driver_class(self) -> type[Driver]:
         from textual.drivers.linux_driver import LinuxDriver
 
@@ -302,7 +309,12 @@ class RollbackConsole(ConsoleActions, App[int]):
 
         try:  # off the event loop: a first look at a big journal reads it all
             journal = await self.journal_ready()
-            interrupted = await journal.interrupted_async(drills=self.is_drill)
+            if self.config.drill and not self.drill:  # opened on a drill's config: since the drill began
+                from console.engine.standing import drill_start
+
+                since = await asyncio.to_thread(drill_start, journal, self.config.path)
+                self.drill_started = since if since is not None else self.drill_started
+            interrupted = [r for r in await journal.interrupted_async(drills=self.is_drill) if self.of_this_console(r)]
         except Exception as exc:  # an unreadable journal is reported, not fatal
             self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
             return

@@ -225,6 +225,8 @@ class EnvironmentScreen(Screen):
         """The environment's latest run, from the run index, off the event loop."""
         try:
             run = await self.app.journal.latest_async(self.live.env.name, drills=self.app.is_drill)
+            if run is not None and not self.app.of_this_console(run):
+                run = None  # an earlier drill's: not this simulation's
         except JournalError as exc:
             self.query_one("#trouble", Static).update(f"[$error]{fmt.esc(exc)}[/]")
             return

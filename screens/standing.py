@@ -88,13 +88,21 @@ class StandingWatcher:
         records = self.journal.records()
         if len(records) == self.read and (self.due is None or time.time() < self.due):
             return None
+        if self.first and self.app.config.drill and not self.app.drill:
+            # A console opened on a drill's config: the drill began when its drill_started
+            # record says, not when this console opened (its runs before then are its own too).
+            from console.engine.standing import drill_start
+
+            since = drill_start(self.journal, self.app.config.path)
+            if since is not None:
+                self.app.drill_started = since
         self.read = len(records)
         runs = summarize(records)
         if not self.app.read_only and expire_lapsed(self.journal, runs):
             records = self.journal.records()
             self.read = len(records)
             runs = summarize(records)
-        runs = [r for r in runs if r.drill == self.app.is_drill]
+        runs = [r for r in runs if self.app.of_this_console(r)]
         found = {env: standing(self.app.config, PLANS, runs, env) for env in self.app.config.environments}
         lapses = [_ts(q.expires_at) for s in found.values() for q in s.requests if q.expires_at is not None]
         self.due = min((t for t in lapses if t is not None), default=None)

@@ -403,6 +403,34 @@ def test_another_drills_scorecard_in_the_shared_journal_is_not_taken_for_this_on
     assert [c["scenario"] for c in cards] == ["memory", "latency"]
 
 
+async def test_an_earlier_drills_rollback_is_not_this_drills_standing(drill: Any) -> None:
+    """Drills share the trainee's journal. The next drill's production panel said "ROLLED
+    BACK by run …" (R: restore) of the drill before, on a simulation long gone."""
+    from console.config import load_config
+    from screens.app import RollbackConsole
+
+    first = drill("latency")
+    code, out = first.rollback("quick")
+    assert code == 0, out
+    earlier = run_id_in(out)
+    assert f"ROLLED BACK by run {earlier}" in first.cli("status", "production").stdout, "this drill's own: shown"
+    first.end()
+
+    second = drill("latency")  # the same --dir and config path, the same journal
+    shown = second.cli("status", "production").stdout
+    assert earlier not in shown and "ROLLED BACK" not in shown and "journal " not in shown, shown
+    app = RollbackConsole(load_config(second.config))
+    async with app.run_test(size=(80, 24)) as pilot:
+        deadline = time.monotonic() + 60
+        while app.live["production"].snapshot is None or app._standing.first:
+            assert time.monotonic() < deadline, "no probe round or journal look within 60 s"
+            await pilot.pause(0.1)
+        await pilot.pause()
+        panel = " ".join(str(w.render()) for w in app.screen.query(".standing"))
+        assert earlier not in panel and "ROLLED BACK" not in panel and "IN EFFECT" not in panel, panel
+    second.end()
+
+
 def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tmp_path: Path) -> None:
     known = scenarios(SCENARIO_DIR)
     assert set(known) == ALL_IDS and len(list(SCENARIO_DIR.glob("*.toml"))) == len(ALL_IDS)

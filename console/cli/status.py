@@ -66,14 +66,18 @@ def run(args: argparse.Namespace) -> int:
 def journal_standing(config: Config, names: list[str]) -> tuple[dict[str, Standing], str | None]:
     """What the journal says of each environment (the rollback in effect, open requests), or
     why it cannot be read: the probes' answer stands either way."""
-    from console.engine.standing import Standing, standing
+    from console.engine.standing import Standing, drill_start, standing
     from console.journal import Journal, JournalError
     from console.plans import PLANS
 
     if not config.journal_path.exists():
         return {n: Standing(n) for n in names}, None  # no run recorded yet: nothing in effect, nothing open
     try:
-        runs = Journal(config.journal_path).runs()  # real runs only, not drills
+        journal = Journal(config.journal_path)
+        runs = journal.runs(drills=config.drill)  # a drill's runs apart from the real history
+        if config.drill:  # only this drill's: not an earlier one's, on a simulation long gone
+            since = drill_start(journal, config.path)
+            runs = [r for r in runs if since is not None and r.started_at and r.started_at.timestamp() >= since - 1]
     except (JournalError, OSError) as exc:
         return {}, str(exc)
     return {n: standing(config, PLANS, runs, n) for n in names}, None

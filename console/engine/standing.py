@@ -15,6 +15,7 @@ from console.journal.requests import OPEN, RequestState
 
 if TYPE_CHECKING:
     from console.engine.plan import PlanCatalogue
+    from console.journal import Journal
     from console.probes.snapshot import EnvironmentSnapshot
 
 EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py), not imported: plans stay unloaded
@@ -91,3 +92,19 @@ def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> tupl
         now = host.flags.env_file.as_dict()
         (changed if any(now.get(flag) != on for flag, on in after.items()) else kept).append(name)
     return sorted(changed), sorted(kept)
+
+
+def drill_start(journal: Journal, config_path: str) -> float | None:
+    """When the drill run on the config at ``config_path`` started (its drill_started record):
+    drills share one journal, and an earlier drill's runs belong to a simulation long gone."""
+    from pathlib import Path
+
+    from console.journal.records import parse_ts
+
+    mine = Path(config_path).resolve()
+    for r in reversed(journal.loose_records("drill_started")):
+        given = (r.get("data") or {}).get("config")
+        when = parse_ts(r.get("ts"))
+        if isinstance(given, str) and when is not None and Path(given).resolve() == mine:
+            return when.timestamp()
+    return None
