@@ -105,7 +105,7 @@ class ConsoleActions(_App):
 
     async def _latest_run(self) -> str | None:
         runs = (await self.journal.page_async(drills=self.is_drill, limit=1)).rows
-        return runs[-1].run_id if runs else None
+        return runs[-1].run_id if runs and self.of_this_console(runs[-1]) else None  # type: ignore[attr-defined]
 
     def action_rollback(
         self, environment: str | None = None, *, restores: str | None = None, restore: bool = False

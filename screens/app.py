@@ -32,6 +32,7 @@ if TYPE_CHECKING:
     from console.engine.session import Engine
     from console.engine.standing import Standing
     from console.journal import Journal, RunSummary
+    from console.journal.index import RunRow
     from console.probes.collect import Prober
     from console.runbook.drills import Scenario
     from screens.run_screen import RunScreen
@@ -206,7 +207,7 @@ class RollbackConsole(ConsoleActions, App[int]):
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill
 
-    def of_this_console(self, run: RunSummary) -> bool:
+    def of_this_console(self, run: RunSummary | RunRow) -> bool:
         """Live: every real run. A drill: only its own runs — drills share one journal, and an
         earlier drill's rollback (or its interrupted run) belongs to a simulation long gone."""
         if not self.is_drill:

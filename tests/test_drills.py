@@ -428,6 +428,9 @@ async def test_an_earlier_drills_rollback_is_not_this_drills_standing(drill: Any
         await pilot.pause()
         panel = " ".join(str(w.render()) for w in app.screen.query(".standing"))
         assert earlier not in panel and "ROLLED BACK" not in panel and "IN EFFECT" not in panel, panel
+        await pilot.press("c")  # the checklist of this drill's rollback: there is none yet
+        await pilot.pause(0.3)
+        assert app.screen.__class__.__name__ == "DashboardScreen", "not the earlier drill's checklist"
     second.end()
 
 
