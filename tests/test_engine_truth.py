@@ -155,6 +155,23 @@ def test_status_says_what_the_journal_says_the_rollback_in_effect_and_open_reque
     assert restored.returncode == 0, restored.stdout + restored.stderr
     assert "ROLLED BACK" not in cli(sim.config_path, "status", "staging").stdout, "put back: no longer in effect"
 
+    # What status reads from the run index is what the dashboard reads from every record.
+    from console.engine.standing import standing, standings_from_index
+    from console.plans import PLANS
+
+    config = load_config(sim.config_path)
+    journal = journal_of(sim)
+    for when in ("after the restore", "after one more rollback"):
+        fast = standings_from_index(journal, config, PLANS, ["staging", "production"])
+        for env in ("staging", "production"):
+            whole = standing(config, PLANS, journal.runs(), env)
+            assert (fast[env].rolled_back and fast[env].rolled_back.run_id) == (
+                whole.rolled_back and whole.rolled_back.run_id
+            ), (when, env)
+            assert [q.run_id for q in fast[env].requests] == [q.run_id for q in whole.requests], (when, env)
+        cli(sim.config_path, "rollback", "partial-time-weighting", "--env", "staging", "--yes")
+    assert standings_from_index(journal_of(sim), config, PLANS, ["staging"])["staging"].rolled_back is not None
+
     # A journal that cannot be read is said to be so; the probes' answer stands.
     path = journal_of(sim).path
     path.rename(path.with_name("kept.jsonl"))

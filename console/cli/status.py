@@ -66,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
 def journal_standing(config: Config, names: list[str]) -> tuple[dict[str, Standing], str | None]:
     """What the journal says of each environment (the rollback in effect, open requests), or
     why it cannot be read: the probes' answer stands either way."""
-    from console.engine.standing import Standing, drill_start, standing
+    from console.engine.standing import Standing, drill_start, standings_from_index
     from console.journal import Journal, JournalError
     from console.plans import PLANS
 
@@ -74,10 +74,12 @@ def journal_standing(config: Config, names: list[str]) -> tuple[dict[str, Standi
         return {n: Standing(n) for n in names}, None  # no run recorded yet: nothing in effect, nothing open
     try:
         journal = Journal(config.journal_path)
-        runs = journal.runs(drills=config.drill)  # a drill's runs apart from the real history
-        if config.drill:  # only this drill's: not an earlier one's, on a simulation long gone
+        since = None
+        if config.drill:  # only this drill's runs: not an earlier one's, on a simulation long gone
             since = drill_start(journal, config.path)
-            runs = [r for r in runs if since is not None and r.started_at and r.started_at.timestamp() >= since - 1]
+            if since is None:
+                return {n: Standing(n) for n in names}, None  # no drill_started record: none is this drill's
+        found = standings_from_index(journal, config, PLANS, names, drills=config.drill, since=since)
     except (JournalError, OSError) as exc:
         return {}, str(exc)
-    return {n: standing(config, PLANS, runs, n) for n in names}, None
+    return found, None

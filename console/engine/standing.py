@@ -108,3 +108,47 @@ def drill_start(journal: Journal, config_path: str) -> float | None:
         if isinstance(given, str) and when is not None and Path(given).resolve() == mine:
             return when.timestamp()
     return None
+
+
+def standings_from_index(
+    journal: Journal,
+    config: Config,
+    plans: PlanCatalogue,
+    names: list[str],
+    *,
+    drills: bool = False,
+    since: float | None = None,
+) -> dict[str, Standing]:
+    """``standing`` for each of ``names``, for a one-shot command at any journal size: the
+    run index's rows, and the records of only the runs that can matter — open requests, and
+    from the newest back, the restores and the first run a restore could put back.
+    ``since``: only runs started from then on (a drill's own)."""
+    rows = [
+        r
+        for r in journal.rows(drills=drills)
+        if since is None or (r.started_at is not None and r.started_at.timestamp() >= since - 1)
+    ]
+    out = {}
+    for name in names:
+        mine = [r for r in rows if r.env == name]
+        requests = []
+        for row in mine:
+            if row.outcome in OPEN:
+                run = journal.run(row.run_id)  # as of now: a request may have lapsed since it was indexed
+                if run.request is not None and run.outcome in OPEN:
+                    requests.append(run.request)
+        restored: set[str] = set()
+        found = None
+        for row in reversed(mine):
+            if row.action == "restore":
+                if row.outcome == "succeeded":
+                    restored |= restored_ids([journal.run(row.run_id)])
+                continue  # a restore of a run comes after it: the ones newer than a candidate are seen first
+            if row.action is None or row.outcome not in RESTORABLE_OUTCOMES or row.run_id in restored:
+                continue
+            run = journal.run(row.run_id)
+            if can_restore(config, plans, run, restored):
+                found = run
+                break
+        out[name] = Standing(name, tuple(requests), found)
+    return out
