@@ -90,6 +90,11 @@ def test_a_recommended_rollback_already_in_effect_says_so_and_says_escalate(make
 
     sim = make_simulation(environments=("staging",))
     host = sim.host("staging")
+    # Outside a run, `check`'s flag validation passes on agreement with the env file, and says
+    # so: "log: Advanced: True …" alone read as if on were what a rollback wanted.
+    checked = cli(sim.config_path, "check", "staging")
+    assert "Feature flag status    log: Advanced: True" in checked.stdout, checked.stdout
+    assert "(as the env file says)" in checked.stdout
     sim.inject("staging", error_rate=1.0)
     cli(sim.config_path, "status", "staging")  # its best-times requests fail: errors in the log
     on = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)

@@ -51,7 +51,9 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Valida
         problems.append(f.process_error or "process environment unreadable")
     if problems:
         return False, f"expected {want.describe()}, but " + "; ".join(problems)
-    return True, f"log: {f.log.describe()}"
+    # Outside a run nothing was asked for: what passed is that the log and the process agree
+    # with the env file, whatever it says (flags on included), and the detail says so.
+    return True, f"log: {f.log.describe()}" + ("" if expected is not None else " (as the env file says)")
 
 
 def _recommendations(
