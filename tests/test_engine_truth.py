@@ -56,6 +56,10 @@ async def test_database_rollback_with_the_flags_on_is_refused_before_a_run(make_
     before = await db_state(sim.dsn("staging") or "")
     env_bytes = sim.host("staging").env_file.read_bytes()
 
+    # The plan says so too: it printed the SQL and exited 0, and the refusal came only at run.
+    plan = await asyncio.to_thread(cli, sim.config_path, "plan", "database", "--env", "staging")
+    assert plan.returncode == 2 and "DROP COLUMN IF EXISTS has_video" in plan.stdout, plan.stdout + plan.stderr
+    assert "`rollback database` would be refused now: the flags must be off before the columns go" in plan.stderr
     result = await asyncio.to_thread(cli, sim.config_path, "rollback", "database", "--env", "staging", "--yes")
 
     assert_not_a_run(
