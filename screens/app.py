@@ -118,6 +118,7 @@ class RollbackConsole(ConsoleActions, App[int]):
         self.clock = clock
         self.drill = drill  # in drill mode
         self.drill_started = time.time() if drill_started is None else drill_started
+        self._drill_start_read = False  # read_drill_start has looked in the journal
         self.drill_scored = False
         self.drill_secret = drill_secret  # random drill: the trainee is not told which scenario
         self.live = {name: LiveEnvironment(env) for name, env in config.environments.items()}
@@ -210,9 +211,24 @@ class RollbackConsole(ConsoleActions, App[int]):
     def of_this_console(self, run: RunSummary | RunRow) -> bool:
         """Live: every real run. A drill: only its own runs — drills share one journal, and an
         earlier drill's rollback (or its interrupted run) belongs to a simulation long gone."""
+        from console.engine.standing import started_since
+
         if not self.is_drill:
             return not run.drill
-        return run.drill and run.started_at is not None and run.started_at.timestamp() >= self.drill_started - 1
+        return run.drill and started_since(run, self.drill_started)
+
+    def read_drill_start(self, journal: Journal) -> None:
+        """A console opened on a drill's config (not by `drill`): the drill began when its
+        drill_started record says, not when this console opened — its runs before then are
+        its own too. Read once; in a thread (it reads the journal)."""
+        if not self.config.drill or self.drill or self._drill_start_read:
+            return
+        self._drill_start_read = True
+        from console.engine.standing import drill_start
+
+        since = drill_start(journal, self.config.path)
+        if since is not None:
+            self.drill_started = since
 
     def get_driver_class(self) -> type[Driver]:
         from textual.drivers.linux_driver import LinuxDriver
@@ -310,11 +326,7 @@ class RollbackConsole(ConsoleActions, App[int]):
 
         try:  # off the event loop: a first look at a big journal reads it all
             journal = await self.journal_ready()
-            if self.config.drill and not self.drill:  # opened on a drill's config: since the drill began
-                from console.engine.standing import drill_start
-
-                since = await asyncio.to_thread(drill_start, journal, self.config.path)
-                self.drill_started = since if since is not None else self.drill_started
+            await asyncio.to_thread(self.read_drill_start, journal)
             interrupted = [r for r in await journal.interrupted_async(drills=self.is_drill) if self.of_this_console(r)]
         except Exception as exc:  # an unreadable journal is reported, not fatal
             self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)

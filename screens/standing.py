@@ -88,14 +88,7 @@ class StandingWatcher:
         records = self.journal.records()
         if len(records) == self.read and (self.due is None or time.time() < self.due):
             return None
-        if self.first and self.app.config.drill and not self.app.drill:
-            # A console opened on a drill's config: the drill began when its drill_started
-            # record says, not when this console opened (its runs before then are its own too).
-            from console.engine.standing import drill_start
-
-            since = drill_start(self.journal, self.app.config.path)
-            if since is not None:
-                self.app.drill_started = since
+        self.app.read_drill_start(self.journal)
         self.read = len(records)
         runs = summarize(records)
         if not self.app.read_only and expire_lapsed(self.journal, runs):

@@ -14,8 +14,11 @@ from console.journal import RunSummary
 from console.journal.requests import OPEN, RequestState
 
 if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
     from console.engine.plan import PlanCatalogue
     from console.journal import Journal
+    from console.journal.index import RunRow
     from console.probes.snapshot import EnvironmentSnapshot
 
 EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py), not imported: plans stay unloaded
@@ -61,20 +64,54 @@ def can_restore(config: Config, plans: PlanCatalogue, run: RunSummary, restored:
     return bool(plans.undo_steps(original, run.undo_facts()))
 
 
-def rolled_back(config: Config, plans: PlanCatalogue, runs: list[RunSummary], environment: str) -> RunSummary | None:
+def rolled_back(
+    config: Config,
+    plans: PlanCatalogue,
+    runs: Sequence[RunSummary | RunRow],  # whole runs, or their rows in the run index
+    environment: str,
+    load: Callable[[Any], RunSummary] = lambda run: run,
+) -> RunSummary | None:
     """The latest rollback on ``environment`` that changed something no restore has put
-    back yet (``runs``: that environment's runs, oldest first)."""
-    restored = restored_ids(runs)
-    for run in reversed(runs):
-        if run.env == environment and can_restore(config, plans, run, restored):
+    back yet. ``runs``: oldest first, whole runs or the run index's rows with ``load`` to
+    read a row's records — only the restores and candidates met from the newest back are."""
+    restored: set[str] = set()
+    for row in reversed(runs):
+        if row.env != environment:
+            continue
+        if row.action == "restore":
+            if row.outcome == "succeeded":
+                restored |= restored_ids([load(row)])
+            continue  # a restore of a run comes after it: those newer than a candidate are seen first
+        if row.action is None or row.outcome not in RESTORABLE_OUTCOMES or row.run_id in restored:
+            continue
+        run = load(row)
+        if can_restore(config, plans, run, restored):
             return run
     return None
 
 
-def standing(config: Config, plans: PlanCatalogue, runs: list[RunSummary], environment: str) -> Standing:
+def standing(
+    config: Config,
+    plans: PlanCatalogue,
+    runs: Sequence[RunSummary | RunRow],  # whole runs, or their rows in the run index
+    environment: str,
+    load: Callable[[Any], RunSummary] = lambda run: run,
+) -> Standing:
+    """What the journal says of ``environment``; ``runs`` and ``load`` as for ``rolled_back``
+    (a row that says open is read again: a request may have lapsed since it was indexed)."""
     mine = [r for r in runs if r.env == environment]
-    requests = tuple(r.request for r in mine if r.request is not None and r.outcome in OPEN)
-    return Standing(environment, requests, rolled_back(config, plans, mine, environment))
+    requests = []
+    for row in mine:
+        if row.outcome in OPEN:
+            run = load(row)
+            if run.request is not None and run.outcome in OPEN:
+                requests.append(run.request)
+    return Standing(environment, tuple(requests), rolled_back(config, plans, mine, environment, load))
+
+
+def started_since(run: RunSummary | RunRow, since: float) -> bool:
+    """Started at or after ``since`` (a second's slack: the journal's clock is in whole seconds)."""
+    return run.started_at is not None and run.started_at.timestamp() >= since - 1
 
 
 def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> tuple[list[str], list[str]]:
@@ -119,36 +156,8 @@ def standings_from_index(
     drills: bool = False,
     since: float | None = None,
 ) -> dict[str, Standing]:
-    """``standing`` for each of ``names``, for a one-shot command at any journal size: the
-    run index's rows, and the records of only the runs that can matter — open requests, and
-    from the newest back, the restores and the first run a restore could put back.
+    """``standing`` for each of ``names``, for a one-shot command at any journal size: from
+    the run index's rows, reading the records of only the runs that can matter.
     ``since``: only runs started from then on (a drill's own)."""
-    rows = [
-        r
-        for r in journal.rows(drills=drills)
-        if since is None or (r.started_at is not None and r.started_at.timestamp() >= since - 1)
-    ]
-    out = {}
-    for name in names:
-        mine = [r for r in rows if r.env == name]
-        requests = []
-        for row in mine:
-            if row.outcome in OPEN:
-                run = journal.run(row.run_id)  # as of now: a request may have lapsed since it was indexed
-                if run.request is not None and run.outcome in OPEN:
-                    requests.append(run.request)
-        restored: set[str] = set()
-        found = None
-        for row in reversed(mine):
-            if row.action == "restore":
-                if row.outcome == "succeeded":
-                    restored |= restored_ids([journal.run(row.run_id)])
-                continue  # a restore of a run comes after it: the ones newer than a candidate are seen first
-            if row.action is None or row.outcome not in RESTORABLE_OUTCOMES or row.run_id in restored:
-                continue
-            run = journal.run(row.run_id)
-            if can_restore(config, plans, run, restored):
-                found = run
-                break
-        out[name] = Standing(name, tuple(requests), found)
-    return out
+    rows = [r for r in journal.rows(drills=drills) if since is None or started_since(r, since)]
+    return {name: standing(config, plans, rows, name, lambda row: journal.run(row.run_id)) for name in names}
