@@ -14,11 +14,13 @@ from textual.widgets import RichLog
 
 from console.config import load_config
 from console.engine.session import Engine, RunRefused, RunRequest
+from console.failpoints import ENV as FAILPOINTS
 from console.plans import PLANS
 from tests.engine_support import (
     RUN_ID,
     MakeSimulation,
     cli,
+    cli_start,
     db_state,
     env_file_flags,
     journal_of,
@@ -27,6 +29,7 @@ from tests.engine_support import (
     run_engine,
     run_id_in,
     set_flags_and_restart,
+    wait_for_record,
 )
 from tests.phase4 import ALL_OFF, ALL_ON
 from tests.test_tui_wizard import app_for, open_wizard, preview, until
@@ -219,6 +222,52 @@ def test_a_fleet_restarts_only_the_hosts_a_rollback_changes(make_simulation: Mak
     run = journal_of(sim).run(run_id_in(result.stdout))
     (skipped,) = [r for r in records(run, "step_finished", "restart") if r["data"]["host"] == hosts[1].name]
     assert "nothing changed on this host" in skipped["data"]["message"]
+
+
+def test_validation_checks_what_the_rollback_set_and_that_the_env_file_still_says_it(
+    make_simulation: MakeSimulation,
+) -> None:
+    """The validation compares the log and the process with the flags this run wrote, not
+    with whatever the env file says by then: a file put back behind the rollback's back
+    (config management, a colleague) failed as "expected Advanced: True …", as if on were
+    what the rollback wanted, and a run with nothing changed behind it passed "(as the env
+    file says)"."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    original = host.env_file.read_bytes()
+
+    passed = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert passed.returncode == 0, passed.stdout + passed.stderr
+    assert "Feature flag status: log: Advanced: False" in passed.stdout, passed.stdout
+    assert "(as the env file says)" not in passed.stdout
+    set_flags_and_restart(sim, host, ALL_ON)
+
+    journal = journal_of(sim)
+    proc = cli_start(
+        sim.config_path,
+        "rollback",
+        "quick",
+        "--env",
+        "staging",
+        "--yes",
+        env={FAILPOINTS: "effect/after-effect=sleep(2)"},
+    )
+    # The restart is done (the new process read the file): put the file back before the validation.
+    first = run_id_in(passed.stdout)
+    wait_for_record(
+        journal,
+        lambda r: r["type"] == "step_started" and r["data"].get("step") == "effect" and r["run"] != first,
+        proc=proc,
+    )
+    host.env_file.write_bytes(original)
+    out, err = proc.communicate(timeout=120)
+
+    assert proc.returncode != 0, out + err
+    assert process_flags(host) == ALL_OFF  # the process is what the rollback set …
+    expected = "expected Advanced: False, Time-weighting: False, Content-type: False, but the env file now says"
+    assert expected in out + err, out + err  # … and the file no longer says so
+    assert "Advanced: True, Time-weighting: True, Content-type: True (changed since the edit)" in out + err
+    assert "log says" not in out + err and "process has" not in out + err
 
 
 async def test_nothing_to_change_found_under_the_lock_is_refused_and_journaled_but_not_a_run(

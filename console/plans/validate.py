@@ -10,6 +10,7 @@ from console.config.model import Config, Environment, Host
 from console.engine.plan import Facts, RunContext, Step, StepFailed
 from console.events import Event
 from console.flags import FlagSet
+from console.plans.env_edit import EDIT_ENV
 from console.plans.flags import RestartService, log_size
 from console.probes import logs
 from console.probes.logs import LogLine
@@ -107,7 +108,7 @@ class ValidateRollback(Step):
             flag_checks = {v.id for v in profile.validations if v.check == "flags"}
             checks = tuple(_code_flags(ctx, snapshot, since, c) if c.name in flag_checks else c for c in checks)
         else:
-            checks = validate(snapshot, ctx.config.thresholds, profile.validations)
+            checks = validate(snapshot, ctx.config.thresholds, profile.validations, _edited(ctx, profile))
         facts = {"checks": checks_dict(checks), "passed": all(c.passed for c in checks)}
         ctx.emit(
             Event(
@@ -160,6 +161,20 @@ class ValidateRollback(Step):
 
     async def verify(self, ctx: RunContext, host: Host | None, facts: Facts) -> str:
         return f"all {len(facts.get('checks') or [])} validations pass"
+
+
+def _edited(ctx: RunContext, profile: Profile) -> dict[str, FlagSet]:
+    """The flags this run's edit left in each host's env file: what the process and the log
+    must show, and the file must still say (a flag-less plan: none, the env file decides)."""
+    out = {}
+    for host, facts in ctx.facts.get(EDIT_ENV, {}).items():
+        after = facts.get("after")
+        if after:
+            try:
+                out[host] = FlagSet(profile.flags, after)
+            except ValueError:  # journaled under another profile's flags: the env file decides
+                continue
+    return out
 
 
 def _probe_words(env: Environment, url: str) -> tuple[str, list[str], str, str]:

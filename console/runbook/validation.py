@@ -43,6 +43,9 @@ def _flags(h: HostSnapshot, _t: Thresholds, expected: FlagSet | None, _v: Valida
     if f.log is None:
         return False, f.log_error or "no flag line in the log"
     problems = []
+    if expected is not None and f.env_file is not None and f.env_file != want:
+        # The process may still be right, but the next restart would read the file.
+        problems.append(f"the env file now says {f.env_file.describe()} (changed since the edit)")
     if f.log != want:
         problems.append(f"log says {f.log.describe()}")
     if f.process is not None and f.process != want:
@@ -147,9 +150,10 @@ def validate(
     snapshot: EnvironmentSnapshot,
     thresholds: Thresholds,
     validations: tuple[Validation, ...],
-    expected: FlagSet | None = None,
+    expected: FlagSet | dict[str, FlagSet] | None = None,
 ) -> tuple[Check, ...]:
-    """The profile's validations. ``expected``: the flags a rollback meant to set (default: the env file's)."""
+    """The profile's validations. ``expected``: the flags a rollback meant to set, for every
+    host or by host name (default, and for a host not named: the env file's)."""
     profile = _profile(snapshot)
     out = []
     for v in validations:
@@ -161,7 +165,8 @@ def validate(
             if h.unreachable:
                 per_host.append((h.host, False, f"unreachable: {h.unreachable}"))
             else:
-                per_host.append((h.host, *check(h, thresholds, expected, v)))
+                want = expected.get(h.host) if isinstance(expected, dict) else expected
+                per_host.append((h.host, *check(h, thresholds, want, v)))
         passed = all(ok for _, ok, _ in per_host)
         if len(per_host) == 1:
             detail = per_host[0][2]
