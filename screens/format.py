@@ -242,6 +242,15 @@ def cell(app: App, markup: str) -> Text:
 _BARS = "▁▂▃▄▅▆▇█"
 
 
+def window(seconds: float) -> str:
+    """How long a series of rounds spans, in a few cells: 45 s, 12 min, 3 h."""
+    if seconds < 89.5:
+        return f"{max(0, round(seconds))} s"
+    if seconds < 59.5 * 60:
+        return f"{round(seconds / 60)} min"
+    return f"{round(seconds / 3600)} h"
+
+
 def sparkline(values: list[float], ok: float, critical: float, width: int) -> str:
     """Latency bars on a fixed scale (0 to just above the critical line), coloured by threshold.
 

@@ -390,6 +390,25 @@ async def test_the_latency_chart_says_since_when_its_seconds_count(tmp_path: Pat
         assert f"seconds since {datetime.fromtimestamp(first, UTC):%H:%M:%S} UTC" in screen_text(app)
 
 
+async def test_a_panels_p50_and_p95_are_of_the_rounds_its_sparkline_draws_and_say_their_span(tmp_path: Path) -> None:
+    """Ten minutes of rounds are kept, 24 drawn at 80 columns: the p95 of all of them stayed
+    at a slow spell's 6 s beside bars all low long after a rollback had cured it."""
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        live = app.live["staging"]
+        taken = live.snapshot.taken_at  # type: ignore[union-attr]
+        live.series.points.clear()
+        for i, latency in enumerate([6.0] * 80 + [0.41] * 40):  # the last round is the snapshot's
+            live.series.add(taken - (119 - i) * 5, latency)
+        app.env_updated.publish("staging")
+        await pilot.pause(0.2)
+        panel = screen_text(app).split("production")[0]
+        assert "p50 0.41s p95 0.41s" in panel, panel
+        assert "▁ 2 min" in panel, panel  # 24 rounds, 5 s apart: 115 s
+        assert live.series.p95 == 6.0  # the ten minutes are still kept (the focused view charts them)
+
+
 async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

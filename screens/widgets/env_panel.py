@@ -13,10 +13,13 @@ from textual.widget import Widget
 from textual.widgets import Static
 
 from console.config.model import Config
+from console.probes.series import percentile
 from console.runbook.matrix import limit
 from screens import format as fmt
 from screens.state import LiveEnvironment
 from screens.widgets.update import show
+
+WINDOW_LABEL = 7  # " 59 min": the span of the rounds the sparkline draws
 
 
 class EnvPanel(Widget, can_focus=True):
@@ -83,12 +86,18 @@ class EnvPanel(Widget, can_focus=True):
         assert s is not None
         t = self.config.thresholds
         critical = limit(self.app.matrix(self.live.env.name).rows, "response_time_s") or 5.0
-        width = max(8, self._metrics_box.size.width - 9)
+        room = max(8, self._metrics_box.size.width - 9)
+        # p50/p95 of the rounds the sparkline draws, with the time they span: over the whole
+        # series (10 minutes) a p95 of 3 s stayed beside bars all low long after a rollback.
+        width = room - WINDOW_LABEL if room >= 20 else room
+        shown = list(live.series.points)[-width:]
+        values = [v for _, v in shown]
+        label = f" [$text-muted]{fmt.window(s.taken_at - shown[0][0])}[/]" if width < room and len(shown) > 1 else ""
         return "\n".join(
             (
                 fmt.health_line(s),
-                "latency  " + fmt.sparkline(live.series.values, t.response_time_ok_s, critical, width),
-                "         " + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical),
+                "latency  " + fmt.sparkline(values, t.response_time_ok_s, critical, width) + label,
+                "         " + fmt.latency_line(s, percentile(values, 50), percentile(values, 95), t, critical),
                 fmt.errors_line(s),
                 fmt.memory_line(s, t),
             )
