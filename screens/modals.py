@@ -13,6 +13,7 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
 from screens.format import esc, screen_text
+from screens.widgets.hanging import Hanging
 
 T = TypeVar("T")
 
@@ -82,7 +83,7 @@ class ConfirmRollback(RoomyModal[bool]):
                 classes="hint",
             )
             with VerticalScroll(classes="commands"):
-                yield Static(esc(self.commands))
+                yield Static(Hanging(esc(self.commands)))  # a wrapped diff line stays in its column
             if self.destructive:
                 yield Static(f"[$error]DESTRUCTIVE.[/] Type [b]{esc(self.environment)}[/b] to confirm:")
                 yield Input(placeholder=self.environment, id="typed")

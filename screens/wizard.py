@@ -31,6 +31,7 @@ from screens import format as fmt
 from screens.modals import ConfirmRollback
 from screens.state import LiveEnvironment
 from screens.widgets.footer import ConsoleFooter
+from screens.widgets.hanging import Hanging
 from screens.widgets.header import ConsoleHeader
 from screens.widgets.marked import MarkedRadioButton, MarkedSelectionList
 
@@ -250,7 +251,8 @@ class RollbackWizard(Screen):
             return
         self.run = run
         refused = run.refusal()
-        target.update(fmt.esc(run.preview_text()) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else ""))
+        text = fmt.esc(run.preview_text()) + (f"\n\n[$error]{fmt.esc(refused)}[/]" if refused else "")
+        target.update(Hanging(text))  # a wrapped diff line stays in its column
         # The plan is read from its top; the button below takes the keys without scrolling to
         # it (scrolled or not used to depend on whether the long preview was laid out yet).
         self.query_one("#to-authorize", Button).focus(scroll_visible=False)

@@ -70,3 +70,51 @@ def test_cells_wrap_at_spaces_and_after_hyphens_with_their_styles() -> None:
     assert got.spans[0].start == 0 and got.spans[-1].end == len("partial-time-\nweighting"), "bold kept"
     assert wrap(Text("recommendations"), 6).plain == "recommendations", "too wide for any break: left to Rich"
     assert wrap("not a Text", 3) == "not a Text"
+
+
+def test_hanging_lines_break_at_spaces_and_continue_under_their_own_indent() -> None:
+    from rich.cells import cell_len
+
+    from screens.widgets.hanging import hanging_breaks
+
+    line = "       # Phase 4: recommendation system enhancements (quick rollback: master flag to false, restart)"
+    offsets, indent = hanging_breaks(line, 60, 2)
+    assert indent == 9
+    parts = [line[a:b] for a, b in zip([0, *offsets], [*offsets, len(line)], strict=True)]
+    assert "".join(parts) == line, "no character lost or added"
+    assert all(p.rstrip().split(" ")[-1] in line.split() for p in parts), "whole words only"
+    assert cell_len(parts[0].rstrip()) <= 60 and all(indent + cell_len(p.strip()) <= 60 for p in parts[1:])
+    # A word wider than the room is folded; a too-deep indent is capped at half the width.
+    offsets, indent = hanging_breaks("  " + "x" * 50, 20, 2)
+    assert indent == 4 and offsets == [20, 36]
+    assert hanging_breaks(" " * 30 + "a b", 20, 2)[1] == 10
+    assert hanging_breaks("short", 20, 2) == ([], 2)
+
+
+async def test_hanging_text_rewraps_when_the_terminal_is_resized_and_copies_as_written() -> None:
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from screens.widgets.hanging import Hanging
+
+    text = "PASS Feature flag status: log: Advanced: False, Time-weighting: False, Content-type: False"
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static(Hanging(fmt.esc(text), extra=5))
+
+    def rows(app: App[None]) -> list[str]:
+        static = app.query_one(Static)
+        return [strip.text.rstrip() for strip in static.render_lines(static.content_region.reset_offset)]
+
+    app = One()
+    async with app.run_test(size=(40, 10)) as pilot:
+        narrow = [r for r in rows(app) if r]
+        assert narrow[0].startswith("PASS Feature flag status:") and len(narrow) == 3, narrow
+        assert all(r.startswith("     ") and not r.startswith("      ") for r in narrow[1:]), narrow
+        assert app.query_one(Static).size.height == 3, "the height counts the hung lines"
+        await pilot.resize_terminal(70, 10)
+        await pilot.pause()
+        wide = [r for r in rows(app) if r]
+        assert len(wide) == 2 and wide[1].startswith("     ") and wide[1].strip() in text, wide
+        assert str(app.query_one(Static).render()) == text, "what is copied is the line as written"

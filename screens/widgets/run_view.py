@@ -16,6 +16,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
 from screens.format import at, cell, esc, screen_text
+from screens.widgets.hanging import Hanging
 from screens.widgets.update import show
 
 
@@ -272,7 +273,8 @@ class RunView(Vertical):
             for c in data.get("checks", []):
                 if isinstance(c, dict):
                     lines.append(f"{check_mark(c.get('passed'))} {esc(c.get('title'))}: {esc(c.get('detail'))}")
-            self.query_one("#run-validations", Static).update("\n".join(lines))
+            # A long detail continues under the check's title, not under PASS.
+            self.query_one("#run-validations", Static).update(Hanging("\n".join(lines), extra=5))
         elif kind == "run_finished":
             self.outcome = data.get("outcome") or message
             self.finished = ts
