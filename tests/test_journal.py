@@ -643,6 +643,8 @@ def test_incident_report_tells_the_whole_run(tmp_path: Path) -> None:
     ):
         assert f"\n{heading}\n" in report
     assert report.startswith("# Incident report: Quick rollback (disable all) on production\n")
+    # A header of its own: "| | |" drew an empty first row on screen.
+    assert "## Summary\n\n| Item | Value |\n|---|---|\n| **Run** |" in report
     assert f"| **Operator** | {pwd.getpwuid(os.getuid()).pw_name}" in report
     assert "emergency override P1 (approval skipped, notify afterward): p95 at 6 s" in report
     assert "| **Duration** | 48s (within the runbook target < 1 min) |" in report

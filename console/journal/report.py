@@ -90,7 +90,7 @@ def _summary(run: RunSummary) -> list[str]:
         rows.append(("Data loss", str(plan["data_loss"])))
     if plan.get("reversible"):
         rows.append(("Reversible", str(plan["reversible"])))
-    return ["## Summary", "", "| | |", "|---|---|", *(f"| **{k}** | {_cell(v)} |" for k, v in rows), ""]
+    return ["## Summary", "", "| Item | Value |", "|---|---|", *(f"| **{k}** | {_cell(v)} |" for k, v in rows), ""]
 
 
 def _authorization(run: RunSummary) -> str:
