@@ -476,6 +476,38 @@ async def test_a_long_step_title_wraps_and_leaves_status_and_time_on_screen_at_8
         assert re.search(r"✗ \d\d:\d\d:\d\d · retry", shown) and shown.count("12.34s") == 2, shown
 
 
+async def test_step_titles_wrap_again_when_the_terminal_narrows_mid_run(tmp_path: Path) -> None:
+    """Started wide, then a pane split off beside the console: titles laid out for 160
+    columns pushed the status and the time off an 80-column screen."""
+    from screens.widgets.run_view import RunView
+
+    title = "Keep a copy of the columns, then run the rollback script (one transaction)"
+    app = make_app(tmp_path)
+    async with app.run_test(size=(160, 30)) as pilot:
+        await fed(pilot)
+        app.push_screen(_ViewScreen())
+        await pilot.pause()
+        view = app.screen.query_one(RunView)
+        view.start("Full database rollback", 600, run_id="r-20261201-050041-fc70")
+        view.apply("step_started", "check", "production-1", "Check the columns", {"title": "Check the columns"})
+        view.apply("step_finished", "check", "production-1", "ok", {"title": "Check the columns", "elapsed_s": 1.5})
+        view.apply("step_started", "backup_and_drop", "production-1", title, {"title": title})
+        await pilot.pause()
+        assert title in screen_text(app), "one line at 160 columns"
+        await pilot.resize_terminal(80, 24)
+        await pilot.pause(0.2)
+        view.apply("step_failed", "backup_and_drop", "production-1", "boom", {"title": title, "elapsed_s": 12.34})
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "✓ done" in shown and "✗ failed" in shown and "1.50s" in shown and "12.34s" in shown, shown
+        table = shown.split(" Step ")[1].split("╭")[0].splitlines()[1:]
+        step_column = " ".join(re.split(r"\s{2,}", line.strip())[0] for line in table if line.strip())
+        assert title in step_column, "the whole title, wrapped for 80 columns"
+        await pilot.resize_terminal(160, 30)
+        await pilot.pause(0.2)
+        assert title in screen_text(app), "one line again once there is room"
+
+
 def _ViewScreen():  # a bare screen holding a RunView
     from textual.screen import Screen
 

@@ -66,6 +66,7 @@ class RunView(Vertical):
         self.grid = False  # a fleet: one row per host, one column per step
         self.host_state: dict[str, str] = {}  # host -> "ok" | "failed" | "running"
         self.failed: dict[str, float] = {}  # row key -> when it failed: its last known result
+        self.labels: dict[str, tuple[str, str]] = {}  # row key -> (step title, host), to wrap again
 
     def compose(self) -> ComposeResult:
         yield Static("", id="run-head")
@@ -81,16 +82,50 @@ class RunView(Vertical):
         clock = getattr(self.app, "clock", None)
         return float(clock()) if callable(clock) else time.time()
 
-    def _step_row(self, label: str, host: str) -> tuple[str, int | None]:
+    def _step_row(self, label: str, host: str, key: str | None = None) -> tuple[str, int | None]:
         """A step's title for its cell and the row's height: a title too long to leave the status
-        on screen (a database step's, at 80 columns) wraps instead (None: as tall as it needs)."""
+        on screen (a database step's, at 80 columns) wraps instead (None: as tall as it needs).
+        With ``key``, the row's label is kept, to wrap it again when the width changes."""
+        if key is not None:
+            self.labels[key] = (label, host)
         room = max(20, (self.size.width or self.app.size.width) - max(4, len(host)) - BESIDE_STEP)
         if len(label) <= room:
             return esc(label), 1
         return esc("\n".join(textwrap.wrap(label, room))), None
 
-    def _single_columns(self) -> None:
+    def on_resize(self) -> None:
+        """A terminal narrowed mid-run (a pane split off beside it) would push the status off
+        screen behind titles wrapped for the old width: the rows are wrapped again — after
+        the resize's own repaint, as rows added during it are drawn before the table has
+        measured them (and stay cropped to the column titles' widths)."""
+        if not self.grid and self.labels:
+            self.call_after_refresh(self._wrap_again)
+
+    def _wrap_again(self) -> None:
+        if self.grid or not self.labels:
+            return
         table = self.query_one("#run-steps", DataTable)
+        rows = [(str(row.key.value), table.get_row(row.key), row.height) for row in table.ordered_rows]
+        wrapped = {
+            key: self._step_row(*self.labels[key]) if key in self.labels else (cells[0], height)
+            for key, cells, height in rows
+        }
+        if all(cells[0] == wrapped[key][0] for key, cells, _ in rows):
+            return
+        cursor = table.cursor_row
+        self._columns(table)  # their widths are the old titles' otherwise
+        for key, cells, _ in rows:
+            title, height = wrapped[key]
+            table.add_row(title, *cells[1:], key=key, height=height)
+        if rows:
+            table.move_cursor(row=min(cursor, len(rows) - 1))
+
+    def _single_columns(self) -> None:
+        self.labels.clear()
+        self._columns(self.query_one("#run-steps", DataTable))
+
+    @staticmethod
+    def _columns(table: DataTable) -> None:
         table.clear(columns=True)
         table.add_column("Step", key="step")
         table.add_column("Host", key="host")
@@ -160,7 +195,7 @@ class RunView(Vertical):
         self.lapses_at = lapses_at
         table = self.query_one("#run-steps", DataTable)
         for i, step in enumerate(steps):
-            title, height = self._step_row(step, "")
+            title, height = self._step_row(step, "", f"plan:{i}")
             not_started = cell(self.app, "[$text-muted]not started[/]")
             table.add_row(title, "", not_started, "", key=f"plan:{i}", height=height)
         self.tick()
@@ -225,7 +260,7 @@ class RunView(Vertical):
         if kind == "step_started":
             self.failed.pop(key, None)
             if key not in table.rows:
-                title, height = self._step_row(label, host or "")
+                title, height = self._step_row(label, host or "", key)
                 table.add_row(title, esc(host or ""), "running…", "", key=key, height=height)
             else:
                 table.update_cell(key, "status", "running…", update_width=True)
@@ -237,7 +272,7 @@ class RunView(Vertical):
         elif kind in ("step_finished", "step_failed"):
             self.running.pop(key, None)
             if key not in table.rows:
-                title, height = self._step_row(step or "", host or "")
+                title, height = self._step_row(step or "", host or "", key)
                 table.add_row(title, esc(host or ""), "", "", key=key, height=height)
             ok = kind == "step_finished"
             status = f"[$success]✓ done {at(ts)}[/]" if ok else f"[$error]✗ failed {at(ts)}[/]"
