@@ -449,6 +449,23 @@ async def test_run_log_lines_wrap_and_wide_characters_keep_borders(tmp_path: Pat
         assert "\ufe0f" not in shown and "🎛" in shown, "no variation selector reaches the screen"
 
 
+async def test_a_long_run_log_line_continues_under_its_message_not_at_the_left_edge(tmp_path: Path) -> None:
+    """A wrapped path read as a line of its own ("/tmp/…/.env: Advanced: True" under
+    "12:00:01 ✓ [production-1]"): the rest now starts under the message."""
+    async with run_view_at_80x24(tmp_path) as (app, pilot, view):
+        path = "/srv/analyticbot/production/production-1/.env.production"
+        view.apply("step_started", "edit-env", "production-1", "Edit", {"title": "Edit the env file"})
+        view.apply("step_finished", "edit-env", "production-1", f"{path}: Advanced: True, Time-weighting: True", {})
+        view.apply("output", "restart", "production-1", "started (pid 5974), " + "word " * 20 + "END", {})
+        await pilot.pause()
+        log = [line.strip("│") for line in screen_text(app).splitlines() if line.startswith("│")]
+        (stamped,) = [i for i, line in enumerate(log) if "✓ [production-1]" in line]
+        assert log[stamped + 1].startswith(" " * 11 + "/srv/analyticbot"), log
+        (output,) = [i for i, line in enumerate(log) if "│ [production-1] started" in line]
+        assert all(line.startswith("    ") and line.strip() for line in log[output + 1 : output + 2]), log
+        assert any(line.rstrip().endswith("END") and line.startswith("    ") for line in log[output + 1 :]), log
+
+
 async def test_a_long_step_title_wraps_and_leaves_status_and_time_on_screen_at_80x24(tmp_path: Path) -> None:
     """The database rollback's titles are 75 characters: at 80 columns they pushed the
     status and the time off the screen."""

@@ -15,14 +15,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions, RenderResult
+from rich.measure import Measurement
 from rich.segment import Segment
+from rich.text import Text
 from textual.content import Content, _FormattedLine
 from textual.css.types import TextAlign, TextOverflow
 from textual.selection import Selection
 from textual.style import Style
 from textual.visual import RulesMap
 
-__all__ = ["Hanging", "hanging_breaks"]
+__all__ = ["Hanging", "HangingText", "hanging_breaks"]
 
 
 def hanging_breaks(plain: str, width: int, extra: int) -> tuple[list[int], int]:
@@ -125,3 +128,31 @@ class Hanging(Content):
                     out.append(_FormattedLine(get_style, part.rstrip_end(width), width, at, y, align=align))
             out[-1].line_end = True
         return out
+
+
+class HangingText:
+    """The same for a Rich renderable (a RichLog's lines, drawn once at the log's width)."""
+
+    def __init__(self, text: Text | str, extra: int = 2) -> None:
+        self.text = Text(text) if isinstance(text, str) else text
+        self.text.expand_tabs()  # as RichLog does for its own Text
+        self.extra = extra
+
+    def __rich_measure__(self, console: Console, options: ConsoleOptions) -> Measurement:
+        widest = max((cell_len(line) for line in self.text.plain.split("\n")), default=0)
+        return Measurement(min(widest, 8), widest)
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        width = options.max_width
+        for line in self.text.split("\n", allow_blank=True):
+            if width < 8:
+                yield line
+                continue
+            offsets, indent = hanging_breaks(line.plain, width, self.extra)
+            parts = list(line.divide(offsets))
+            for i, part in enumerate(parts):
+                if i + 1 < len(parts):
+                    part.rstrip()
+                if i:
+                    part = Text(" " * indent).append_text(part[len(part.plain) - len(part.plain.lstrip(" ")) :])
+                yield part

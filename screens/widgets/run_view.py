@@ -7,6 +7,7 @@ what another run (or an earlier moment of this one) showed never stays on screen
 
 from __future__ import annotations
 
+import re
 import textwrap
 import time
 from typing import Any
@@ -16,7 +17,7 @@ from textual.containers import Vertical
 from textual.widgets import DataTable, RichLog, Static
 
 from screens.format import at, cell, esc, screen_text
-from screens.widgets.hanging import Hanging
+from screens.widgets.hanging import Hanging, HangingText
 from screens.widgets.update import show
 
 
@@ -51,6 +52,21 @@ def check_mark(passed: object) -> str:
     return "[$warning]CANNOT ASSESS[/]"
 
 
+_STAMPED = re.compile(r"\d\d:\d\d:\d\d [✓✗·] ")
+
+
+class RunLog(RichLog):
+    """The run's log: a long line continues under its message ("12:00:01 ✓ " or "  │ "
+    kept clear on the left), not at the left edge where it reads as a line of its own."""
+
+    def write(self, content: object, *args: Any, **kw: Any) -> RunLog:  # type: ignore[override]
+        if isinstance(content, str):
+            stamped = _STAMPED.match(content)
+            content = HangingText(content, extra=stamped.end() if stamped else 2)
+        super().write(content, *args, **kw)
+        return self
+
+
 class RunView(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
@@ -72,7 +88,7 @@ class RunView(Vertical):
         yield Static("", id="run-head")
         yield DataTable(id="run-steps", cursor_type="row", zebra_stripes=True)
         yield Static("", id="run-validations")
-        yield RichLog(id="run-output", max_lines=2000, markup=False, wrap=True, min_width=20)
+        yield RunLog(id="run-output", max_lines=2000, markup=False, wrap=True, min_width=20)
 
     def on_mount(self) -> None:
         self._single_columns()
