@@ -175,9 +175,9 @@ def standing_lines(app: RollbackConsole, environment: str) -> list[str]:
 
         how = "" if run.outcome == "succeeded" else f" ({esc(run.outcome_text())})"
         live = getattr(app, "live", {}).get(environment)
-        changed, kept = changed_since(run, live.snapshot if live is not None else None)
+        since = changed_since(run, live.snapshot if live is not None else None)
         by = f"by run {esc(run.run_id)} at {at(_ts(run.started_at))} UTC by {esc(run.operator or '?')}"
-        if changed and not kept:
+        if since.no_longer_in_effect:
             # The journal's last word, but not what the hosts show: said as the hosts show it.
             lines.append(f"[reverse $warning] NO LONGER IN EFFECT [/] rolled back {by}")
         else:
@@ -186,9 +186,6 @@ def standing_lines(app: RollbackConsole, environment: str) -> list[str]:
             lines.append(f"  {esc(run.title)}{how}  [$text-muted](R: restore)[/]")
         else:
             lines.append(f"  {esc(run.title)}{how}")
-        if changed:
-            lines.append(
-                f"  [$warning]the env file on {esc(', '.join(changed))} no longer has the flags the run left: "
-                "changed since, outside the console[/]"
-            )
+        if (note := since.note()) is not None:
+            lines.append(f"  [$warning]{esc(note)}[/]")
     return lines

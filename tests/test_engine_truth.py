@@ -31,7 +31,7 @@ from tests.engine_support import (
     set_flags_and_restart,
     wait_for_record,
 )
-from tests.phase4 import ALL_OFF, ALL_ON
+from tests.phase4 import ALL_OFF, ALL_ON, flags
 from tests.test_tui_wizard import app_for, open_wizard, preview, until
 
 ODD = (
@@ -157,9 +157,17 @@ def test_status_says_what_the_journal_says_the_rollback_in_effect_and_open_reque
     set_flags_and_restart(sim, host, ALL_ON)
     by_hand = cli(sim.config_path, "status", "staging").stdout
     assert f"NO LONGER IN EFFECT: rolled back by run {run_id}" in by_hand and "ROLLED BACK" not in by_hand
-    assert "the env file on staging-1 no longer has the flags the run left" in by_hand
+    # All on again is what the file had before the run: a restore would change no flag.
+    assert "the env file on staging-1 has the flags it had before the run again" in by_hand
+    assert "a restore would change no flag" in by_hand
     data = json.loads(cli(sim.config_path, "status", "staging", "--json").stdout)
     assert data["environments"][0]["journal"]["rolled_back"]["changed_since_on"] == ["staging-1"]
+    assert data["environments"][0]["journal"]["rolled_back"]["as_before_on"] == ["staging-1"]
+    # Only time-weighting on: neither what the run left nor what was there before it.
+    set_flags_and_restart(sim, host, flags(advanced=False, time_weighting=True, content_type=False))
+    partly = cli(sim.config_path, "status", "staging").stdout
+    assert "the env file on staging-1 no longer has the flags the run left" in partly
+    assert "a restore would change no flag" not in partly
     host.env_file.write_bytes(before)
     sim.run("staging", "restart_command")
 

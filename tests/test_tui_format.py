@@ -118,3 +118,27 @@ async def test_hanging_text_rewraps_when_the_terminal_is_resized_and_copies_as_w
         wide = [r for r in rows(app) if r]
         assert len(wide) == 2 and wide[1].startswith("     ") and wide[1].strip() in text, wide
         assert str(app.query_one(Static).render()) == text, "what is copied is the line as written"
+
+
+async def test_show_with_and_without_a_hang_always_shows_the_latest_text() -> None:
+    """One note shows NOT RUNNING (hung) then DRIFT (say, plain) then NOT RUNNING again: the
+    third must not be skipped as "shown already" while DRIFT is on screen."""
+    from textual.app import App, ComposeResult
+    from textual.widgets import Static
+
+    from screens.widgets.update import show
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield Static("")
+
+    async with One().run_test(size=(40, 6)) as pilot:
+        note = pilot.app.query_one(Static)
+        assert show(note, "NOT RUNNING on web-1", hang=2)
+        assert not show(note, "NOT RUNNING on web-1", hang=2), "unchanged: no work"
+        assert show(note, "DRIFT somewhere")
+        await pilot.pause()
+        assert str(note.render()) == "DRIFT somewhere"
+        assert show(note, "NOT RUNNING on web-1", hang=2)
+        await pilot.pause()
+        assert str(note.render()) == "NOT RUNNING on web-1"

@@ -164,14 +164,11 @@ def standing_text(standing: Standing | None, error: str | None, snapshot: Enviro
     if run is not None:
         how = "" if run.outcome == "succeeded" else f" ({run.outcome_text()})"
         when = f" at {run.started_at:%Y-%m-%d %H:%M} UTC" if run.started_at else ""
-        changed, kept = changed_since(run, snapshot)
-        head = "NO LONGER IN EFFECT: rolled back" if changed and not kept else "ROLLED BACK"
+        since = changed_since(run, snapshot)
+        head = "NO LONGER IN EFFECT: rolled back" if since.no_longer_in_effect else "ROLLED BACK"
         lines.append(f"{head} by run {run.run_id}{when} by {run.operator or '?'}: {run.title}{how}")
-        if changed:
-            lines.append(
-                f"  the env file on {', '.join(changed)} no longer has the flags the run left: changed since, "
-                "outside the console"
-            )
+        if (note := since.note()) is not None:
+            lines.append(f"  {note}")
         lines.append(
             f"  restore (its preview says what is left to put back): rollback-console restore --env "
             f"{standing.environment} --run {run.run_id}"
@@ -199,7 +196,7 @@ def standing_dict(
     if standing is None:
         return {"error": error}
     run = standing.rolled_back
-    changed = changed_since(run, snapshot)[0] if run is not None else []
+    since = changed_since(run, snapshot) if run is not None else None
     return {
         "rolled_back": None
         if run is None
@@ -208,7 +205,8 @@ def standing_dict(
             "action": run.action,
             "title": run.title,
             "outcome": run.outcome,
-            "changed_since_on": changed,  # hosts whose env file no longer has the run's flags
+            "changed_since_on": since.changed if since else [],  # env file no longer has the run's flags
+            "as_before_on": since.as_before if since else [],  # of those: the flags from before the run
         },
         "requests": [
             {"run": r.run_id, "status": r.status, "title": r.title, "requester": r.requester, "approver": r.approver}

@@ -114,21 +114,52 @@ def started_since(run: RunSummary | RunRow, since: float) -> bool:
     return run.started_at is not None and run.started_at.timestamp() >= since - 1
 
 
-def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> tuple[list[str], list[str]]:
-    """Of the hosts whose env file ``run`` edited, (those whose flags the snapshot shows no
-    longer as the run left them — changed since, outside it; those it shows as left). A host
-    the snapshot could not read is in neither: nothing is claimed about it."""
+@dataclass(frozen=True)
+class SinceRun:
+    """What the hosts' env files show of a rollback's edit now. A host the snapshot could not
+    read is in none of the lists: nothing is claimed about it."""
+
+    changed: list[str]  # no longer as the run left it: changed since, outside the console
+    kept: list[str]  # as the run left it
+    as_before: list[str]  # of ``changed``: the flags it had before the run, again
+
+    @property
+    def no_longer_in_effect(self) -> bool:
+        return bool(self.changed) and not self.kept
+
+    def note(self) -> str | None:
+        """The line that says so (the console's panel and `status` alike), or None."""
+        if not self.changed:
+            return None
+        where = f"the env file on {', '.join(self.changed)}"
+        if self.as_before == self.changed:
+            return (
+                f"{where} has the flags it had before the run again (changed since, outside the console): "
+                "a restore would change no flag"
+            )
+        return f"{where} no longer has the flags the run left: changed since, outside the console"
+
+
+def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> SinceRun:
+    """Of the hosts whose env file ``run`` edited, those whose flags the snapshot shows no
+    longer as the run left them, those it shows as left, and those back as before the run."""
     edits = run.facts().get(EDIT_ENV) or {}
     hosts = {h.host: h for h in snapshot.hosts} if snapshot is not None else {}
-    changed, kept = [], []
+    changed, kept, as_before = [], [], []
     for name, facts in edits.items():
         after = facts.get("after") if facts.get("changed") else None
         host = hosts.get(name)
         if not isinstance(after, dict) or host is None or host.flags.env_file is None:
             continue
         now = host.flags.env_file.as_dict()
-        (changed if any(now.get(flag) != on for flag, on in after.items()) else kept).append(name)
-    return sorted(changed), sorted(kept)
+        if any(now.get(flag) != on for flag, on in after.items()):
+            changed.append(name)
+            before = facts.get("before")
+            if isinstance(before, dict) and before and all(now.get(flag) == on for flag, on in before.items()):
+                as_before.append(name)
+        else:
+            kept.append(name)
+    return SinceRun(sorted(changed), sorted(kept), sorted(as_before))
 
 
 def drill_start(journal: Journal, config_path: str) -> float | None:

@@ -112,7 +112,7 @@ class EnvPanel(Widget, can_focus=True):
         note = self.query_one(".standing", Static)
         if note.display != bool(lines):
             note.display = bool(lines)
-        show(note, "\n".join(lines))  # unchanged (the usual case): no work
+        show(note, "\n".join(lines), hang=2)  # unchanged (the usual case): no work
         self.set_class(bool(lines), "-standing")
 
     def standing(self):  # type: ignore[no-untyped-def]
@@ -139,7 +139,7 @@ class EnvPanel(Widget, can_focus=True):
         show(self._flags, fmt.flag_table(s, self.live.profile.flags))
         show(self._metrics_box, self._metrics())
         rec = live.recommendation
-        show(self._recommendation, fmt.recommendation_line(rec))
+        show(self._recommendation, fmt.recommendation_line(rec), hang=2)
         # What could not be assessed is as loud as a lit symptom: the same alarm border.
         unknown = bool(rec and not rec.assessed)
         self.set_class(bool(rec and rec.action) or unknown, "-alert")
@@ -156,7 +156,11 @@ class EnvPanel(Widget, can_focus=True):
             note.display = bool(drift or down)
         if down:
             where = ", ".join(down[:2]) + (f" and {len(down) - 2} more" if len(down) > 2 else "")
-            show(note, f"[reverse $error] NOT RUNNING [/] {fmt.esc(where)}: the pid command finds no service process")
+            show(
+                note,
+                f"[reverse $error] NOT RUNNING [/] {fmt.esc(where)}: the pid command finds no service process",
+                hang=2,
+            )
         elif drift:
             stale = any(h.flags.stale_process for h in drift)
             show(
@@ -167,6 +171,7 @@ class EnvPanel(Widget, can_focus=True):
                     if stale
                     else "the log's last flag line differs from the running process"
                 ),
+                hang=2,
             )
         unreachable = [h.host for h in s.hosts if h.unreachable]
         if live.probe_error:  # the facts above are the last ones known: say so

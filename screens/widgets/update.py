@@ -8,14 +8,29 @@ from rich.cells import cell_len
 from textual.content import Content
 from textual.widgets import Static
 
+from screens.widgets.hanging import Hanging
 
-def show(widget: Static, content: str, *, layout: bool | None = None) -> bool:
+
+def show(widget: Static, content: str, *, layout: bool | None = None, hang: int | None = None) -> bool:
     """Show ``content`` (markup, or plain text for a Static without markup) in ``widget``;
     False when it shows it already.
 
     ``layout``: None decides — none when the widget's height and width are fixed by CSS, or
     when the new text has the same line widths as the one shown and no line wraps (a clock
-    ticking); else a layout pass, as ``Static.update`` always does."""
+    ticking); else a layout pass, as ``Static.update`` always does.
+
+    ``hang``: a line too long for the widget continues ``hang`` cells in from its own indent
+    (``Hanging``), not at the left edge; such text is laid out again whenever it changes."""
+    if hang is not None:
+        if getattr(widget, "_hung", None) == (content, hang):
+            return False
+        widget._hung = (content, hang)  # type: ignore[attr-defined]
+        widget.update(Hanging(content, extra=hang))
+        return True
+    if getattr(widget, "_hung", None) is not None:
+        widget._hung = None  # type: ignore[attr-defined]  # what it shows now is not that
+        widget.update(content)
+        return True
     shown = widget.content
     if isinstance(shown, str) and shown == content:
         return False
