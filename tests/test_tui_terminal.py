@@ -102,7 +102,9 @@ REQUEST_ON_PRODUCTION = [
     Step(("r",), r"Rollback wizard — production", why="the wizard on production"),
     Step(("C-n",), r"Choose a rollback first", why="Next without a choice says what to do"),
     Step(("Enter",), r"\(●\) Quick rollback", why="Enter on the list chooses quick"),
-    Step(("C-n",), r"-ENABLE_ADVANCED_RECOMMENDATIONS=true", timeout=60, why="the plan's exact edits"),
+    Step(("C-n",), r"1\. Edit the env file", timeout=60, why="the plan"),
+    # The pytest temp dir's long paths wrap: the edits can be below the fold at 80x24.
+    Step(("PageDown",), r"-ENABLE_ADVANCED_RECOMMENDATIONS=true", why="PgDn reads on to the plan's exact edits"),
     Step(("C-n",), r"Request approval: a second person approves it later", why="production: approval needed"),
     Step(("BTab", "Down", "Enter"), r"\(●\) Request approval", why="request approval chosen with keys"),
     Step(("C-n",), r"once a second person approves it", why="the confirmation says what it asks"),

@@ -331,3 +331,26 @@ async def test_watch_mode_follows_a_run_and_cannot_act(make_simulation) -> None:
         await pilot.pause()
         assert app.screen.__class__.__name__ == "WatchScreen"
         assert not app.workers._workers or all("probe" not in w.name for w in app.workers._workers)
+
+
+async def test_page_down_reads_on_through_a_long_plan_wherever_the_focus_is(make_simulation) -> None:
+    """At 80x24 the plan's edits can be below the fold (long paths wrap), and the focus is on
+    the Authorize button: PgDn scrolls the plan (the key reaches the page around the button),
+    PgUp back, without leaving the button. The real-terminal walk relies on it."""
+    from textual.containers import VerticalScroll
+
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_wizard(app, pilot, "staging")
+        await preview(app, pilot)
+        await pilot.pause()
+        page = app.screen.query_one("#plan", VerticalScroll)
+        assert page.max_scroll_y > 0, "the plan is longer than the screen"
+        focused = app.focused
+        await pilot.press("pagedown")
+        await pilot.pause()
+        assert page.scroll_y > 0 and app.focused is focused
+        await pilot.press("pageup")
+        await pilot.pause()
+        assert page.scroll_y == 0
