@@ -157,3 +157,22 @@ def test_idle_connections_are_shared_by_origin_not_by_host(tmp_path: Path) -> No
     assert per_origin >= per_host * 14 and per_origin > per_host  # the room split three ways, not 42
     # What OriginPools then keeps for the shared origin: up to the bound on requests in flight.
     assert min(in_flight, per_origin) >= min(in_flight, 40)
+
+
+async def test_apis_at_paths_of_one_server_each_have_their_own_pool(counting: Counting) -> None:
+    """Fifty-odd APIs at paths of one server in one pool: httpcore scanned every connection
+    for every request, and on a slow machine a `status` round timed out on answers that had
+    come (the hostile-answers sweep). Requests naming their API go to that API's pool; hosts
+    behind one URL (the same API) still share one."""
+    from console.probes.http import API
+
+    counting.release.set()
+    transport = OriginPools(in_flight=10, keepalive=4, verify=False)
+    port = counting.ports[0]
+    async with httpx.AsyncClient(transport=transport, timeout=10) as client:
+        for case in ("a", "b", "c", "a"):
+            base = f"http://127.0.0.1:{port}/{case}"
+            reply = await client.get(f"{base}/health", extensions={API: base})
+            assert reply.status_code == 200
+        await client.get(f"http://127.0.0.1:{port}/health")  # naming no API: the origin's pool
+        assert len(transport._pools) == 4

@@ -97,9 +97,9 @@ async def reachable_base(env: Environment, host: Host, transport: Transport) -> 
 
 
 def api_origins(config: Config) -> int:
-    """How many HTTP origins the probes reach, each with its own pool (httppool.py): hosts
-    behind one URL (a load balancer, a test's one server) share one; a host reached through
-    an SSH forward has its own local port."""
+    """How many APIs the probes reach, each with its own pool (httppool.py): hosts behind one
+    URL (a load balancer) share one; APIs at paths of one server each have their own; a host
+    reached through an SSH forward has its own local port."""
     seen: set[tuple] = set()
     for env in config.environments.values():
         for host in env.hosts:
@@ -108,7 +108,7 @@ def api_origins(config: Config) -> int:
                     seen.add(("forward", host.name, api_base(env, host)))
                 else:
                     url = urlsplit(env.expand(env.api_url, host))
-                    seen.add((url.scheme, url.hostname, url.port))
+                    seen.add((url.scheme, url.hostname, url.port, url.path.rstrip("/")))
             except ValueError:  # a URL that does not parse: the probe says so; count it alone
                 seen.add(("unparsed", env.name, host.name))
     return max(1, len(seen))

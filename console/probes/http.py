@@ -54,8 +54,18 @@ def target(url: str) -> str:
         return url[:80]
 
 
+API = "rollback_console.api"  # a request's extension naming the API (its base URL) it is for
+
+
 async def request(
-    client: httpx.AsyncClient, method: str, url: str, *, what: str, expect_json: bool = True, **kwargs: Any
+    client: httpx.AsyncClient,
+    method: str,
+    url: str,
+    *,
+    what: str,
+    expect_json: bool = True,
+    api: str | None = None,
+    **kwargs: Any,
 ) -> Reply:
     """One bounded request; ProbeFailed says what went wrong and where.
 
@@ -70,7 +80,8 @@ async def request(
     location = None
     try:
         async with asyncio.timeout(deadline):
-            async with client.stream(method, url, **kwargs) as response:
+            extensions = {API: api} if api else None  # its own pool: see httppool.OriginPools
+            async with client.stream(method, url, extensions=extensions, **kwargs) as response:
                 content_type = response.headers.get("content-type", "")
                 location = response.headers.get("location")
                 raw = bytearray()
@@ -194,7 +205,7 @@ async def _endpoint(client: httpx.AsyncClient, base: str, role: str, e: Endpoint
     what = f"GET {e.endpoint}"
     out = EndpointReport(role, e.endpoint, truthful)
     try:
-        r = await request(client, "GET", f"{base}{e.endpoint}", what=what)
+        r = await request(client, "GET", f"{base}{e.endpoint}", what=what, api=base)
     except ProbeFailed as exc:
         return dataclasses.replace(out, error=str(exc))
     out = dataclasses.replace(out, status=r.status, version=_version(e, r.body), components=_components(e, r.body))
@@ -298,7 +309,9 @@ async def run_probe(client: httpx.AsyncClient, base: str, probe: Probe, values: 
         return dataclasses.replace(report, error=f"{probe.request.endpoint}: no value for {{{exc.args[0]}}}")
     what = f"{probe.request.method} {path}"
     try:
-        b = await request(client, probe.request.method, f"{base}{path}", what=what, params=params, headers=headers)
+        b = await request(
+            client, probe.request.method, f"{base}{path}", what=what, params=params, headers=headers, api=base
+        )
     except ProbeFailed as exc:
         return dataclasses.replace(report, error=str(exc))
     report = dataclasses.replace(report, status=b.status, latency_s=b.elapsed_s)
@@ -337,7 +350,7 @@ async def _login(
     except KeyError as exc:
         return ProbeReport(login_error=f"{what}: no value for {{{exc.args[0]}}}")
     try:
-        r = await request(client, login.method, f"{base}{login.endpoint}", what=what, json=body)
+        r = await request(client, login.method, f"{base}{login.endpoint}", what=what, json=body, api=base)
     except ProbeFailed as exc:
         return ProbeReport(login_error=str(exc))
     if r.status == login.refused:

@@ -4,8 +4,10 @@ httpx's single pool scans every connection it holds for every request it places 
 ``_assign_requests_to_connections``): with a connection kept alive to each of fifty APIs,
 that bookkeeping was a third of the console's CPU over a fleet rollback (measured with
 cProfile on bench/fleet.py's 50 hosts), on the cores the restarting services need. One
-pool per origin (scheme, host, port) holds only that API's connections (a few: its probes
-at once); a semaphore keeps the old bound on requests in flight across all of them.
+pool per API (its origin, and the base URL a request names in its ``rollback_console.api``
+extension: APIs at paths of one server) holds only that API's connections (a few: its
+probes at once); a semaphore keeps the old bound on requests in flight across all of them.
+Fifty-odd APIs behind one origin in one pool made a status round time out on a slow machine.
 """
 
 from __future__ import annotations
@@ -51,22 +53,25 @@ class _Releasing(httpx.AsyncByteStream):
 
 
 class OriginPools(httpx.AsyncBaseTransport):
-    """Requests to each origin go through that origin's own pool; at most ``in_flight``
-    requests are open at once (from sending to the body being closed), whichever origins.
-    Hosts may share an origin (one URL before several APIs, a test's one server): its pool
-    may then use every place. ``keepalive``: idle connections each pool keeps (each may
-    hold an SSH forward's socket)."""
+    """Requests to each API go through that API's own pool; at most ``in_flight`` requests
+    are open at once (from sending to the body being closed), whichever APIs. Hosts may
+    share one (one URL before several of them, a load balancer): its pool may then use every
+    place. ``keepalive``: idle connections each pool keeps (each may hold an SSH forward's
+    socket)."""
 
     def __init__(self, *, in_flight: int, keepalive: int, verify: bool) -> None:
         self._in_flight = in_flight
         self._keepalive = max(1, min(in_flight, keepalive))
         self._verify = verify
         self._context: ssl.SSLContext | None = None  # one for every pool: the CA store is loaded once
-        self._pools: dict[tuple[bytes, bytes, int | None], httpx.AsyncHTTPTransport] = {}
+        self._pools: dict[tuple[bytes, bytes, int | None, str | None], httpx.AsyncHTTPTransport] = {}
         self._gate: asyncio.Semaphore | None = None
 
-    def _pool(self, url: httpx.URL) -> httpx.AsyncHTTPTransport:
-        key = (url.raw_scheme, url.raw_host, url.port)
+    def _pool(self, request: httpx.Request) -> httpx.AsyncHTTPTransport:
+        url = request.url
+        # Per API where the request names one: APIs behind one origin (paths of one server)
+        # would otherwise share a pool of every connection, the scan above again.
+        key = (url.raw_scheme, url.raw_host, url.port, request.extensions.get("rollback_console.api"))
         pool = self._pools.get(key)
         if pool is None:
             if self._context is None:
@@ -89,7 +94,7 @@ class OriginPools(httpx.AsyncBaseTransport):
                 gate.release()
 
         try:
-            response = await self._pool(request.url).handle_async_request(request)
+            response = await self._pool(request).handle_async_request(request)
         except BaseException:
             release()
             raise
