@@ -164,7 +164,7 @@ async def test_apis_at_paths_of_one_server_each_have_their_own_pool(counting: Co
     for every request, and on a slow machine a `status` round timed out on answers that had
     come (the hostile-answers sweep). Requests naming their API go to that API's pool; hosts
     behind one URL (the same API) still share one."""
-    from console.probes.http import API
+    from console.probes.httppool import API
 
     counting.release.set()
     transport = OriginPools(in_flight=10, keepalive=4, verify=False)

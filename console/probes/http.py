@@ -18,6 +18,7 @@ from typing import Any
 import httpx
 
 from console.probes import jsonbody
+from console.probes.httppool import API
 from console.probes.parameters import login_names
 from console.probes.snapshot import EndpointReport, HealthReport, ProbeReport
 from console.profile.model import Endpoint, Health, Probe
@@ -52,9 +53,6 @@ def target(url: str) -> str:
         return f"{u.host}:{port}" if u.host else url[:80]
     except (httpx.InvalidURL, ValueError, TypeError):
         return url[:80]
-
-
-API = "rollback_console.api"  # a request's extension naming the API (its base URL) it is for
 
 
 async def request(

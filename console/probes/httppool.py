@@ -33,6 +33,8 @@ def _sniffio_absent_once() -> None:
 
 _sniffio_absent_once()
 
+API = "rollback_console.api"  # a request's extension naming the API (its base URL) it is for
+
 
 class _Releasing(httpx.AsyncByteStream):
     """A response body that gives its place back once it is read and closed."""
@@ -71,7 +73,7 @@ class OriginPools(httpx.AsyncBaseTransport):
         url = request.url
         # Per API where the request names one: APIs behind one origin (paths of one server)
         # would otherwise share a pool of every connection, the scan above again.
-        key = (url.raw_scheme, url.raw_host, url.port, request.extensions.get("rollback_console.api"))
+        key = (url.raw_scheme, url.raw_host, url.port, request.extensions.get(API))
         pool = self._pools.get(key)
         if pool is None:
             if self._context is None:

@@ -72,6 +72,7 @@ class Hanging(Content):
     """Content (markup and all) whose wrapped lines hang; see the module's docstring."""
 
     def __init__(self, content: Content | str, extra: int = 2) -> None:
+        self.source = content  # what it was made from: a caller can tell it shows that already
         content = Content.from_markup(content) if isinstance(content, str) else content
         super().__init__(content.plain, list(content.spans), strip_control_codes=False)
         self.extra = extra

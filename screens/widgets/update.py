@@ -21,17 +21,12 @@ def show(widget: Static, content: str, *, layout: bool | None = None, hang: int 
 
     ``hang``: a line too long for the widget continues ``hang`` cells in from its own indent
     (``Hanging``), not at the left edge; such text is laid out again whenever it changes."""
+    shown = widget.content
     if hang is not None:
-        if getattr(widget, "_hung", None) == (content, hang):
+        if isinstance(shown, Hanging) and (shown.source, shown.extra) == (content, hang):
             return False
-        widget._hung = (content, hang)  # type: ignore[attr-defined]
         widget.update(Hanging(content, extra=hang))
         return True
-    if getattr(widget, "_hung", None) is not None:
-        widget._hung = None  # type: ignore[attr-defined]  # what it shows now is not that
-        widget.update(content)
-        return True
-    shown = widget.content
     if isinstance(shown, str) and shown == content:
         return False
     if layout is None:
