@@ -47,7 +47,7 @@ RUNBOOK_SIGNALS = {
 RUNBOOK_CHECKLIST = [
     "Health endpoint responding (200 OK)",
     "Feature flags confirmed disabled in logs",
-    "No errors in last 100 log lines",
+    "No errors in the log since the rollback (last 100 lines at most)",  # what is checked
     "Response times < 2 seconds",
     "Test recommendations returning data",
     "Monitoring dashboards showing normal metrics",

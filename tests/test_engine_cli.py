@@ -70,6 +70,27 @@ def test_history_report_and_checklist_tell_the_story(make_simulation: MakeSimula
     assert "[x] incident_report" in cli(sim.config_path, "checklist", run_id).stdout
 
 
+def test_the_no_errors_tick_says_what_was_checked_when_the_last_100_lines_are_not_clean(
+    make_simulation: MakeSimulation,
+) -> None:
+    """The runbook's item reads "No errors in last 100 log lines". After a rollback made for
+    errors, those lines still hold the old process's ERROR lines: the console ticks the item
+    from the lines written since the rollback, and its text must say so, not the runbook's."""
+    sim = make_simulation(environments=("staging",))
+    sim.inject("staging", error_rate=1.0)
+    cli(sim.config_path, "status", "staging")  # its best-times requests fail: ERROR lines
+    sim.inject("staging", error_rate=0.0)
+    rolled = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+
+    last_100 = sim.host("staging").log_file.read_text().splitlines()[-100:]
+    assert any("ERROR" in line for line in last_100), "the runbook's words would be false here"
+    listed = cli(sim.config_path, "checklist", run_id_in(rolled.stdout)).stdout
+    (line,) = [x for x in listed.splitlines() if " no_errors " in x]
+    assert line.lstrip().startswith("[x]"), listed
+    assert "since the rollback" in line and "last 100 log lines" not in line, line
+
+
 def test_notifications_are_posted_at_start_and_end(make_simulation: MakeSimulation) -> None:
     sim = make_simulation()
     add_to_config(sim, WEBHOOK % "2.0")
