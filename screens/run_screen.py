@@ -46,6 +46,8 @@ class RunScreen(Screen):
         Binding("c", "checklist", "Checklist", id="run.checklist"),
         Binding("d", "withdraw", "Withdraw request", id="run.withdraw"),
         Binding("escape", "leave", "Back", id="run.leave"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="run.page_down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="run.page_up"),
     ]
 
     def __init__(self, run: Run) -> None:
@@ -106,6 +108,9 @@ class RunScreen(Screen):
             verb = "Restore"
         self.title = f"{verb} — {self.run.environment}"
         self._execute()
+
+    def action_page(self, direction: int) -> None:
+        self.query_one("#run-view", RunView).page(direction)
 
     def _output(self, text: str) -> None:
         self.query_one("#run-output", RichLog).write(text)

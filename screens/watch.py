@@ -32,7 +32,14 @@ def _ts(record: dict[str, Any]) -> float | None:
 
 
 class WatchScreen(Screen):
-    BINDINGS = [Binding("escape,backspace", "leave", "Back", id="watch.back")]
+    BINDINGS = [
+        Binding("escape,backspace", "leave", "Back", id="watch.back"),
+        Binding("pagedown", "page(1)", "Page down", show=False, id="watch.page_down"),
+        Binding("pageup", "page(-1)", "Page up", show=False, id="watch.page_up"),
+    ]
+
+    def action_page(self, direction: int) -> None:
+        self.query_one("#watch-run", RunView).page(direction)
 
     def compose(self) -> ComposeResult:
         yield ConsoleHeader()

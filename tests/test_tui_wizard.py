@@ -354,3 +354,40 @@ async def test_page_down_reads_on_through_a_long_plan_wherever_the_focus_is(make
         await pilot.press("pageup")
         await pilot.pause()
         assert page.scroll_y == 0
+
+
+async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_down(make_simulation) -> None:
+    """At 80x24 the rows of a run and its undo, then five validations, filled the screen: the
+    last validations were cut off and the run's log squeezed to nothing, with no way to see
+    them. The run view scrolls as a whole: PgDn reaches all of it, the log with 8 lines."""
+    from tests.screen_text import screen_text
+
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        wizard = await open_wizard(app, pilot, "staging")
+        wizard.query_one("#action-partial-content-type").value = True
+        await preview(app, pilot)
+        await pilot.press("ctrl+n", "ctrl+n")
+        await pilot.pause()
+        await pilot.press("y")
+        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+        await pilot.press("u")
+        await until(lambda: run_outcome(app) == "undone", pilot, timeout=120)
+        await pilot.pause()
+        focused = app.focused
+        view = app.screen.query_one(RunView)
+        log = app.screen.query_one("#run-output", RichLog)
+        seen = [screen_text(app)]
+        for _ in range(4):
+            await pilot.press("pagedown")
+            await pilot.pause()
+            seen.append(screen_text(app))
+        assert view.scroll_y > 0 and app.focused is focused
+        for title in ("Health check", "Feature flag status", "Test recommendations", "Error rate", "Response time"):
+            assert f"PASS {title}" in "".join(seen), title
+        assert log.size.height >= 8, "the log keeps room of its own"
+        assert log.lines and log.lines[-1].text.strip() in seen[-1], "the log's latest line is on screen"
+        await pilot.press("pageup", "pageup", "pageup", "pageup")
+        await pilot.pause()
+        assert view.scroll_y == 0 and "— undone" in screen_text(app)

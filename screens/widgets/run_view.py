@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from textual.app import ComposeResult
-from textual.containers import Vertical
+from textual.containers import VerticalScroll
 from textual.widgets import DataTable, RichLog, Static
 
 from screens.format import at, cell, esc, screen_text
@@ -67,7 +67,10 @@ class RunLog(RichLog):
         return self
 
 
-class RunView(Vertical):
+class RunView(VerticalScroll, can_focus=False):
+    """Scrolls as a whole when the terminal is too short for all of it (80×24 with the
+    validations shown): nothing is cut off, the run's log included (PgUp/PgDn, the wheel)."""
+
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.run_id: str | None = None
@@ -93,6 +96,14 @@ class RunView(Vertical):
     def on_mount(self) -> None:
         self._single_columns()
         self.set_interval(0.5, self.tick)
+
+    def page(self, direction: int) -> None:
+        """PgDn/PgUp on a screen holding the view, wherever the focus is (the step table,
+        when focused, pages through its own rows first)."""
+        if direction > 0:
+            self.scroll_page_down(animate=False)
+        else:
+            self.scroll_page_up(animate=False)
 
     def now(self) -> float:
         clock = getattr(self.app, "clock", None)
