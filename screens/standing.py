@@ -171,17 +171,19 @@ def standing_lines(app: RollbackConsole, environment: str) -> list[str]:
             lines.append(f"  run {esc(r.run_id)}  [$text-muted](a: {'start it' if mine else 'review'})[/]")
     run = standing.rolled_back
     if run is not None:
-        from console.engine.standing import changed_since
+        from console.engine.standing import changed_since, rolled_back_badge
 
         how = "" if run.outcome == "succeeded" else f" ({esc(run.outcome_text())})"
         live = getattr(app, "live", {}).get(environment)
         since = changed_since(run, live.snapshot if live is not None else None)
         by = f"by run {esc(run.run_id)} at {at(_ts(run.started_at))} UTC by {esc(run.operator or '?')}"
+        badge = rolled_back_badge(run)
         if since.no_longer_in_effect:
             # The journal's last word, but not what the hosts show: said as the hosts show it.
-            lines.append(f"[reverse $warning] NO LONGER IN EFFECT [/] rolled back {by}")
+            lines.append(f"[reverse $warning] NO LONGER IN EFFECT [/] {badge.lower()} {by}")
         else:
-            lines.append(f"[reverse $accent] ROLLED BACK [/] {by}")
+            style = "$accent" if run.outcome == "succeeded" else "$error"
+            lines.append(f"[reverse {style}] {badge} [/] {by}")
         if not app.read_only:
             lines.append(f"  {esc(run.title)}{how}  [$text-muted](R: restore)[/]")
         else:

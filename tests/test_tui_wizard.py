@@ -391,3 +391,26 @@ async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_
         await pilot.press("pageup", "pageup", "pageup", "pageup")
         await pilot.pause()
         assert view.scroll_y == 0 and "— undone" in screen_text(app)
+
+
+async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation) -> None:
+    """The API would not start again after the edit: the run failed at the restart, and the
+    panel and `status` still said "ROLLED BACK" over it (with "failed at …" in small print)."""
+    from tests.engine_support import cli, run_id_in
+
+    sim = make_simulation(environments=("staging",))
+    sim.inject("staging", crash_on_start=True)
+    failed = await asyncio.to_thread(cli, sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert failed.returncode != 0, failed.stdout + failed.stderr
+    run_id = run_id_in(failed.stdout)
+    status = (await asyncio.to_thread(cli, sim.config_path, "status", "staging")).stdout
+    assert f"ROLLBACK FAILED by run {run_id}" in status and "failed at Restart the API" in status, status
+    assert "ROLLED BACK" not in status
+    app = app_for(sim)
+
+    def panel() -> str:
+        return " ".join(str(w.render()) for w in app.screen.query(".standing"))
+
+    async with app.run_test(size=(80, 24)) as pilot:
+        await until(lambda: "ROLLBACK FAILED" in panel(), pilot)
+        assert f"by run {run_id}" in panel() and "ROLLED BACK" not in panel(), panel()

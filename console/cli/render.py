@@ -155,7 +155,7 @@ def standing_text(standing: Standing | None, error: str | None, snapshot: Enviro
     """The journal's word on an environment under its snapshot: the rollback in effect (and
     how to restore it; where the snapshot shows its flags changed since, that too) and the
     requests open on it; nothing when there is neither."""
-    from console.engine.standing import changed_since
+    from console.engine.standing import changed_since, rolled_back_badge
 
     if standing is None:
         return clean(f"\n  journal      cannot read it: {error}") if error else ""
@@ -165,7 +165,8 @@ def standing_text(standing: Standing | None, error: str | None, snapshot: Enviro
         how = "" if run.outcome == "succeeded" else f" ({run.outcome_text()})"
         when = f" at {run.started_at:%Y-%m-%d %H:%M} UTC" if run.started_at else ""
         since = changed_since(run, snapshot)
-        head = "NO LONGER IN EFFECT: rolled back" if since.no_longer_in_effect else "ROLLED BACK"
+        badge = rolled_back_badge(run)
+        head = f"NO LONGER IN EFFECT: {badge.lower()}" if since.no_longer_in_effect else badge
         lines.append(f"{head} by run {run.run_id}{when} by {run.operator or '?'}: {run.title}{how}")
         if (note := since.note()) is not None:
             lines.append(f"  {note}")

@@ -26,6 +26,12 @@ EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py), no
 RESTORABLE_OUTCOMES = ("succeeded", "failed", "interrupted")
 
 
+def rolled_back_badge(run: RunSummary) -> str:
+    """How the panel and `status` name the rollback in effect: "ROLLED BACK" only for one that
+    succeeded; one that failed or was cut off changed something, but did not roll back."""
+    return "ROLLED BACK" if run.outcome == "succeeded" else f"ROLLBACK {run.outcome.upper()}"
+
+
 @dataclass(frozen=True)
 class Standing:
     environment: str
