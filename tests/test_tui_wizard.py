@@ -395,7 +395,10 @@ async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_
 
 async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation) -> None:
     """The API would not start again after the edit: the run failed at the restart, and the
-    panel and `status` still said "ROLLED BACK" over it (with "failed at …" in small print)."""
+    panel and `status` still said "ROLLED BACK" over it (with "failed at …" in small print),
+    and the start-up failure's ERROR line counted as "25% of recent requests failed"."""
+    import json
+
     from tests.engine_support import cli, run_id_in
 
     sim = make_simulation(environments=("staging",))
@@ -406,6 +409,13 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     status = (await asyncio.to_thread(cli, sim.config_path, "status", "staging")).stdout
     assert f"ROLLBACK FAILED by run {run_id}" in status and "failed at Restart the API" in status, status
     assert "ROLLED BACK" not in status
+    # The log's last ERROR line is the start-up failure, not a failed request: the error rate's
+    # evidence says what it counts.
+    data = json.loads((await asyncio.to_thread(cli, sim.config_path, "status", "staging", "--json")).stdout)
+    findings = data["environments"][0]["recommendation"]["findings"]
+    (rate,) = [f for f in findings if f["symptom"] == "Error rate > 5%"]
+    assert rate["lit"] and "ERROR lines per best-times request" in rate["evidence"], rate
+    assert "failed" not in rate["evidence"]
     app = app_for(sim)
 
     def panel() -> str:

@@ -133,7 +133,9 @@ def _evidence(signal: str, value: float | bool | None, probe: str) -> str:
     if signal == "response_time_s":
         return f"{probe} took {value:.2f}s"
     if signal == "error_rate":
-        return f"{value:.0%} of recent requests failed"
+        # What is counted (the log's ERROR lines over its probe requests), not "requests
+        # failed": an ERROR line may be a start-up failure, with no request behind it.
+        return f"{value:.0%} ERROR lines per {probe} request"
     if signal == "memory_mb":
         return f"RSS {value:.0f} MB"
     if signal == "missing_data":
