@@ -396,7 +396,8 @@ async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_
 async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation) -> None:
     """The API would not start again after the edit: the run failed at the restart, and the
     panel and `status` still said "ROLLED BACK" over it (with "failed at …" in small print),
-    and the start-up failure's ERROR line counted as "25% of recent requests failed"."""
+    the start-up failure's ERROR line counted as "25% of recent requests failed", and the
+    report said it took 1.0s "within the runbook target"."""
     import json
 
     from tests.engine_support import cli, run_id_in
@@ -416,6 +417,9 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     (rate,) = [f for f in findings if f["symptom"] == "Error rate > 5%"]
     assert rate["lit"] and "ERROR lines per best-times request" in rate["evidence"], rate
     assert "failed" not in rate["evidence"]
+    # Failed in a second: not "within the runbook target", which is for a rollback done.
+    report = (await asyncio.to_thread(cli, sim.config_path, "report", run_id)).stdout
+    assert "(failed: the runbook target < 1 min was not met) |" in report and "within the" not in report
     app = app_for(sim)
 
     def panel() -> str:

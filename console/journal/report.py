@@ -122,6 +122,9 @@ def _duration_vs_target(run: RunSummary) -> str:
     if run.duration_s is None or not isinstance(target_s, int | float):
         return text
     label = f"runbook target {target or format_duration(target_s)}"
+    if run.outcome != "succeeded":
+        # The target is for a rollback done: one that failed quickly did not meet it.
+        return f"{text} ({run.outcome}: the {label} was not met)"
     if run.duration_s <= target_s:
         return f"{text} (within the {label})"
     return f"{text} (over the {label} by {format_duration(run.duration_s - target_s)})"
