@@ -420,6 +420,8 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     # Failed in a second: not "within the runbook target", which is for a rollback done.
     report = (await asyncio.to_thread(cli, sim.config_path, "report", run_id)).stdout
     assert "(failed: the runbook target < 1 min was not met) |" in report and "within the" not in report
+    # The restart's output is a paragraph of its own, not the end of the troubleshooting item.
+    assert "API won't start after rollback\n\nOutput, staging-1:\n" in report, report
     app = app_for(sim)
 
     def panel() -> str:

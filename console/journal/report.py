@@ -222,7 +222,8 @@ def _one_step(run: RunSummary, step: str, phase: str, results: list[dict[str, An
             commands = [str(c) for c in _list(remedy.get("commands"))]
             extra += [f"- {label}: fix offered — {remedy.get('title')}", "", *_fence(commands), ""]
         if d.get("output"):
-            extra += [f"Output, {label}:", "", *_fence(str(d["output"]).splitlines()), ""]
+            # A paragraph of its own: right under a list item it would join the item's text.
+            extra += ["", f"Output, {label}:", "", *_fence(str(d["output"]).splitlines()), ""]
     return [*out, "", *extra]
 
 
