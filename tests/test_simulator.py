@@ -363,6 +363,23 @@ def test_crash_on_start_makes_restart_fail_with_the_service_log(make_simulation:
     assert httpx.get(f"{host.api_url}/health", timeout=TIMEOUT).status_code == 200
 
 
+def test_a_restart_with_a_kept_alive_connection_open_leaves_no_traceback_in_the_service_log(
+    make_simulation: MakeSimulation,
+) -> None:
+    """The console's HTTP pool keeps connections open across rounds; on Python 3.11.7 every
+    restart then wrote "Exception in callback … CancelledError" tracebacks into the service's
+    log, which the console shows when a restart fails: they read as the service's own crash."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    with httpx.Client(timeout=TIMEOUT) as client:  # keep-alive: the connection stays open
+        assert client.get(f"{host.api_url}/health").status_code == 200
+        before = host.service_log.read_text()
+        restart(sim, host)
+        written = host.service_log.read_text()[len(before) :]
+    assert "Stopped" in written or "Started" in written or "Starting" in written, written
+    assert "Traceback" not in written and "Exception in callback" not in written, written
+
+
 def test_stale_restart_keeps_the_old_environment_until_reload_or_force(make_simulation: MakeSimulation) -> None:
     sim = make_simulation()
     host = sim.host("staging")
