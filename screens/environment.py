@@ -129,14 +129,17 @@ class EnvironmentScreen(Screen):
         # The profile's word for its request ("best-times"), as a host that was probed has it.
         name = next((h.probe.name for h in s.hosts if h.probe.request), "probe") if s is not None else "probe"
         since = ""
-        if points:
+        measured = [(when, v) for when, v in points if v is not None]
+        if measured:
             t0 = points[0][0]
             since = f" since {fmt.at(t0)} UTC"  # the first round shown: a bare "seconds" said from when?
-            xs = [round(when - t0, 1) for when, _ in points]
-            plt.plot(xs, [v for _, v in points], marker="braille", label=name)
+            xs = [round(when - t0, 1) for when, _ in measured]
+            plt.plot(xs, [v for _, v in measured], marker="braille", label=name)
+            # To the latest round, answered or not: an outage shows as the line stopping.
+            plt.xlim(0, max(xs[-1], round(points[-1][0] - t0, 1)) or 1)
             plt.hline(ok, "green")
             plt.hline(critical, "red")
-            plt.ylim(0, max(critical * 1.2, max(v for _, v in points) * 1.1))
+            plt.ylim(0, max(critical * 1.2, max(v for _, v in measured) * 1.1))
         plt.title(f"{name} latency (s) — lines at {ok:g}s (validation) and {critical:g}s (quick rollback)")
         plt.xlabel(f"seconds{since}")
         plot.refresh()

@@ -251,8 +251,9 @@ def window(seconds: float) -> str:
     return f"{round(seconds / 3600)} h"
 
 
-def sparkline(values: list[float], ok: float, critical: float, width: int) -> str:
-    """Latency bars on a fixed scale (0 to just above the critical line), coloured by threshold.
+def sparkline(values: list[float | None], ok: float, critical: float, width: int) -> str:
+    """Latency bars on a fixed scale (0 to just above the critical line), coloured by threshold;
+    a round without a latency (None) is a gap, "·".
 
     Textual's Sparkline scales to its own min and max, which makes 20 ms look like 5 s;
     an operator needs the thresholds to stay put.
@@ -262,6 +263,9 @@ def sparkline(values: list[float], ok: float, critical: float, width: int) -> st
     ceiling = critical * 1.2
     out = []
     for v in values[-width:]:
+        if v is None:
+            out.append("[$text-muted]·[/]")
+            continue
         level = min(len(_BARS) - 1, int(v / ceiling * (len(_BARS) - 1) + 0.5))
         style = "$success" if v < ok else ("$warning" if v < critical else "$error")
         out.append(f"[{style}]{_BARS[level]}[/]")

@@ -409,6 +409,46 @@ async def test_a_panels_p50_and_p95_are_of_the_rounds_its_sparkline_draws_and_sa
         assert live.series.p95 == 6.0  # the ten minutes are still kept (the focused view charts them)
 
 
+async def test_an_outage_shows_as_gaps_not_as_the_latencies_from_before_it(tmp_path: Path) -> None:
+    """The API down, its rounds had no latency and were not kept: the panel went on showing
+    the p50/p95 and the bars of the rounds before the outage, and the focused view's chart
+    ended there, as if nothing had happened since."""
+    import dataclasses
+
+    from console.probes.snapshot import HostSnapshot
+
+    app = make_app(tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await fed(pilot)
+        live = app.live["staging"]
+        before = live.snapshot
+        assert before is not None and before.response_time_s is not None
+        for i in range(1, 31):  # two and a half minutes of rounds without an answer
+            down = tuple(
+                HostSnapshot(
+                    host=h.host,
+                    where=h.where,
+                    taken_at=before.taken_at + 5 * i,
+                    elapsed_s=0.0,
+                    unreachable="connection refused",
+                )
+                for h in before.hosts
+            )
+            snapshot = dataclasses.replace(before, hosts=down, taken_at=before.taken_at + 5 * i)
+            live.update(snapshot, app.matrix("staging"))
+        app.env_updated.publish("staging")
+        await pilot.pause(0.2)
+        panel = screen_text(app).split("production")[0]
+        assert "— p50 — p95 —" in panel, panel
+        assert "·" * 20 in panel, "the rounds without an answer are gaps in the sparkline"
+        assert live.series.p50 is not None, "the ten minutes still hold the rounds before the outage"
+        await pilot.press("enter")  # the focused view charts the rounds to the latest one
+        await pilot.pause(0.2)
+        shown = screen_text(app)
+        axis = shown.split("seconds since")[0].splitlines()[-2].split()
+        assert float(axis[-1]) >= 150, f"the time axis reaches the latest round: {axis}"
+
+
 async def test_the_matrix_keeps_timeline_and_seen_at_80x24(tmp_path: Path) -> None:
     app = make_app(tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:

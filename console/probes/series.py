@@ -17,19 +17,22 @@ def percentile(values: list[float], p: float) -> float | None:
 
 @dataclass
 class LatencySeries:
+    """The last ``size`` probe rounds. A round without a latency (the API down) is kept as a
+    gap: skipped, the window would hold latencies from before an outage as the latest, for
+    as long as it lasts."""
+
     size: int = 120
-    points: deque[tuple[float, float]] = field(default_factory=deque)  # (time, seconds)
+    points: deque[tuple[float, float | None]] = field(default_factory=deque)  # (time, seconds or None)
 
     def add(self, when: float, latency_s: float | None) -> None:
-        if latency_s is None:
-            return
         self.points.append((when, latency_s))
         while len(self.points) > self.size:
             self.points.popleft()
 
     @property
     def values(self) -> list[float]:
-        return [v for _, v in self.points]
+        """The latencies measured, gaps left out."""
+        return [v for _, v in self.points if v is not None]
 
     @property
     def p50(self) -> float | None:

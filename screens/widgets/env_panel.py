@@ -92,12 +92,13 @@ class EnvPanel(Widget, can_focus=True):
         width = room - WINDOW_LABEL if room >= 20 else room
         shown = list(live.series.points)[-width:]
         values = [v for _, v in shown]
+        measured = [v for v in values if v is not None]  # rounds without an answer are gaps
         label = f" [$text-muted]{fmt.window(s.taken_at - shown[0][0])}[/]" if width < room and len(shown) > 1 else ""
         return "\n".join(
             (
                 fmt.health_line(s),
                 "latency  " + fmt.sparkline(values, t.response_time_ok_s, critical, width) + label,
-                "         " + fmt.latency_line(s, percentile(values, 50), percentile(values, 95), t, critical),
+                "         " + fmt.latency_line(s, percentile(measured, 50), percentile(measured, 95), t, critical),
                 fmt.errors_line(s),
                 fmt.memory_line(s, t),
             )
