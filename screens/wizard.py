@@ -160,8 +160,8 @@ class RollbackWizard(Screen):
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
         recommended = rec.action if rec and rec.action in self._rollbacks() else None
-        if rec and rec.in_effect:
-            recommended = None  # in effect already: choosing it again would change nothing
+        if rec and rec.changes_nothing:
+            recommended = None  # in effect (or in every env file) already: choosing it again would change nothing
         chosen = self._action()
         if recommended and (select or chosen is None):
             # Nothing chosen yet: a recommendation that appears while this page is open is
@@ -188,6 +188,11 @@ class RollbackWizard(Screen):
             return f"{done}, yet the symptom is there: escalate (Esc, then e), or " + (
                 f"choose another: you chose {title(chosen)}" if chosen else "choose another yourself (↑↓ then Enter)"
             )
+        if rec and rec.in_files and rec.action:
+            done = f"[b]Rollback[/b] — the recommended one ({title(rec.action)}) is in every env file already"
+            return f"{done}, but the running API does not have its flags: restart it (Troubleshooting), or " + (
+                f"choose another: you chose {title(chosen)}" if chosen else "choose another yourself (↑↓ then Enter)"
+            )
         if chosen:
             return f"[b]Rollback[/b] — none is recommended now; you chose {title(chosen)}"
         return "[b]Rollback[/b] — none is recommended now: choose one yourself (↑↓ then Enter)"
@@ -201,7 +206,7 @@ class RollbackWizard(Screen):
         self.live.declared = set(self.query_one("#declared", SelectionList).selected)
         self.app.publish(self.env.name)
         rec = self.live.recommendation
-        if rec and rec.action in self._rollbacks() and not rec.in_effect:
+        if rec and rec.action in self._rollbacks() and not rec.changes_nothing:
             self.query_one(f"#action-{rec.action}", RadioButton).value = True
         self._assess(select=False)
 

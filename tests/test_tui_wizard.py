@@ -397,10 +397,12 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     """The API would not start again after the edit: the run failed at the restart, and the
     panel and `status` still said "ROLLED BACK" over it (with "failed at …" in small print),
     the start-up failure's ERROR line counted as "25% of recent requests failed", and the
-    report said it took 1.0s "within the runbook target"."""
+    report said it took 1.0s "within the runbook target"; and the quick rollback was recommended
+    again, pre-selected, though its flags were in the env file and running it changes nothing."""
     import json
 
     from tests.engine_support import cli, run_id_in
+    from tests.screen_text import screen_text
 
     sim = make_simulation(environments=("staging",))
     sim.inject("staging", crash_on_start=True)
@@ -417,6 +419,11 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     (rate,) = [f for f in findings if f["symptom"] == "Error rate > 5%"]
     assert rate["lit"] and "ERROR lines per best-times request" in rate["evidence"], rate
     assert "failed" not in rate["evidence"]
+    # The quick rollback's flags are in the env file; the API is not running: recommending it
+    # again (its edit changes nothing, so nothing is restarted) is said to change nothing.
+    rec = data["environments"][0]["recommendation"]
+    assert rec["action"] == "quick" and rec["in_files"] and not rec["in_effect"], rec
+    assert "its flags are in every env file already, but the running API does not have them" in status
     # Failed in a second: not "within the runbook target", which is for a rollback done.
     report = (await asyncio.to_thread(cli, sim.config_path, "report", run_id)).stdout
     assert "(failed: the runbook target < 1 min was not met) |" in report and "within the" not in report
@@ -430,3 +437,8 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     async with app.run_test(size=(80, 24)) as pilot:
         await until(lambda: "ROLLBACK FAILED" in panel(), pilot)
         assert f"by run {run_id}" in panel() and "ROLLED BACK" not in panel(), panel()
+        await until(lambda: "IN THE ENV FILE ALREADY" in screen_text(app), pilot)
+        wizard = await open_wizard(app, pilot, "staging")
+        assert wizard.query_one("#action").pressed_button is None, "not pre-selected: it would change nothing"
+        heading = str(wizard.query_one("#action-title", Static).render())
+        assert "(Quick rollback (disable all)) is in every env file already" in heading, heading

@@ -74,6 +74,15 @@ class Recommendation:
     # The recommended action is already in effect on every host (env file and process), yet
     # the symptom is there: running it again changes nothing; the runbook's next word is escalate.
     in_effect: bool = False
+    # Not in effect, but every host's env file already has the action's flags: the running API
+    # does not (not running, or started before the edit). Running it again changes no file and
+    # restarts nothing; what is left is a restart that takes (the runbook's troubleshooting).
+    in_files: bool = False
+
+    @property
+    def changes_nothing(self) -> bool:
+        """Running the recommended action again would change nothing."""
+        return self.in_effect or self.in_files
 
     @property
     def assessed(self) -> bool:
@@ -104,11 +113,30 @@ class Recommendation:
         if self.action is None:
             return self.title
         said = f"{self.title} — {self.severity}, {self.timeline}: {self.symptom}"
-        return f"{said} — {IN_EFFECT}" if self.in_effect else said
+        if self.in_effect:
+            return f"{said} — {IN_EFFECT}"
+        return f"{said} — {IN_FILES}" if self.in_files else said
 
 
 # Said without a cause: the flags may never have been on, so not "persists after it".
 IN_EFFECT = "already in effect on every host (the flags are as it sets them), yet the symptom is there: escalate"
+
+
+IN_FILES = (
+    "its flags are in every env file already, but the running API does not have them: running it again "
+    "changes nothing; restart the API (see the runbook's troubleshooting)"
+)
+
+
+def in_files(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
+    """Every host's env file already has the action's flags (known, as for ``in_effect``)."""
+    if not target or not snapshot.hosts:
+        return False
+    for h in snapshot.hosts:
+        flags = h.flags.env_file
+        if flags is None or any(flags.get(flag) != on for flag, on in target.items()):
+            return False
+    return True
 
 
 def in_effect(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
@@ -221,7 +249,8 @@ def evaluate(
         tuple(problems),
         symptoms,
         matrix.title(r.action),
-        in_effect(matrix.flag_targets.get(r.action, {}), snapshot),
+        effect := in_effect(matrix.flag_targets.get(r.action, {}), snapshot),
+        not effect and in_files(matrix.flag_targets.get(r.action, {}), snapshot),
     )
 
 

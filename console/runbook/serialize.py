@@ -83,6 +83,7 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "advice": r.advice,
         "assessed": r.assessed,
         "in_effect": r.in_effect,
+        "in_files": r.in_files,  # not in effect, but every env file has its flags already
         "problems": list(r.problems),
         "symptoms": list(r.symptoms),
         "findings": [
