@@ -61,6 +61,18 @@ async def preview(app: RollbackConsole, pilot, action: str = "quick") -> None:
     await until(lambda: app.screen.plan is not None, pilot)  # type: ignore[attr-defined]
 
 
+async def fail_partial_b(app: RollbackConsole, pilot) -> None:
+    """Partial rollback B on staging through the wizard, until its validation fails (the real
+    service's advanced SQL breaks) and the step-failed modal asks what to do."""
+    wizard = await open_wizard(app, pilot, "staging")
+    wizard.query_one("#action-partial-content-type").value = True
+    await preview(app, pilot)
+    await pilot.press("ctrl+n", "ctrl+n")
+    await pilot.pause()
+    await pilot.press("y")
+    await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+
+
 def run_outcome(app: RollbackConsole) -> str | None:
     screen = app.screen
     return screen.query_one(RunView).outcome if isinstance(screen, RunScreen) else None
@@ -239,13 +251,7 @@ async def test_a_failed_step_and_its_undo(make_simulation) -> None:
     before = sim.host("staging").env_file.read_bytes()
     app = app_for(sim)
     async with app.run_test(size=(100, 30)) as pilot:
-        wizard = await open_wizard(app, pilot, "staging")
-        wizard.query_one("#action-partial-content-type").value = True
-        await preview(app, pilot)
-        await pilot.press("ctrl+n", "ctrl+n")
-        await pilot.pause()
-        await pilot.press("y")
-        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+        await fail_partial_b(app, pilot)
         await pilot.pause()
         text = " ".join(str(s.render()) for s in app.screen.query(Static))
         assert "Validate" in text and "HTTP 200 with status: failed" in text  # the profile's failure title
@@ -365,13 +371,7 @@ async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_
     sim = make_simulation(environments=("staging",))
     app = app_for(sim)
     async with app.run_test(size=(80, 24)) as pilot:
-        wizard = await open_wizard(app, pilot, "staging")
-        wizard.query_one("#action-partial-content-type").value = True
-        await preview(app, pilot)
-        await pilot.press("ctrl+n", "ctrl+n")
-        await pilot.pause()
-        await pilot.press("y")
-        await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+        await fail_partial_b(app, pilot)
         await pilot.press("u")
         await until(lambda: run_outcome(app) == "undone", pilot, timeout=120)
         await pilot.pause()
