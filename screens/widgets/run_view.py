@@ -98,8 +98,8 @@ class RunView(VerticalScroll, can_focus=False):
         self.set_interval(0.5, self.tick)
 
     def page(self, direction: int) -> None:
-        """PgDn/PgUp on a screen holding the view, wherever the focus is (the step table,
-        when focused, pages through its own rows first)."""
+        """PgDn/PgUp on a screen holding the view, wherever the focus is — except on the
+        step table, which pages through its own rows instead."""
         if direction > 0:
             self.scroll_page_down(animate=False)
         else:
