@@ -488,3 +488,57 @@ def test_reflow_joins_a_paragraphs_lines_and_keeps_paragraphs_and_list_items() -
     text = "\nSlow again. This host\nruns a quirky manager.\n\nDo this:\n- restart it\n  properly\n1. then check\n"
     want = "Slow again. This host runs a quirky manager.\n\nDo this:\n- restart it properly\n1. then check"
     assert reflow(text) == want
+
+
+UNCURED = """
+[drill]
+id = "memory-advanced"
+title = "Memory grows with the advanced query"
+briefing = "Memory climbs since the Phase 4 deploy."
+environment = "production"
+expected_action = "quick"
+accept = ["quick"]
+target = "< 2 min"
+target_s = 120
+
+[[faults]]
+environment = "production"
+memory_mb = 300
+caused_by = "advanced"
+"""
+
+
+def test_a_run_that_passes_its_validations_but_leaves_the_cause_on_is_not_a_recovery(tmp_path: Path) -> None:
+    """The five validations do not look at memory: partial rollback A passes them while the
+    advanced query (this drill's cause) keeps the memory up. The scorecard said "recovered by
+    partial-time-weighting … runbook target: met" over an incident still going on."""
+    scenario = tmp_path / "memory-advanced.toml"
+    scenario.write_text(UNCURED)
+    d = Drill(tmp_path, str(scenario))
+    try:
+        code, out = d.rollback("partial-time-weighting")
+        assert code == 0, out
+        deadline = time.monotonic() + 20  # the restarted process's memory climbs again
+        while (env := d.status())["signals"]["memory_mb"] <= 250 and time.monotonic() < deadline:
+            time.sleep(0.5)
+        assert running_flags(env)["advanced"] and env["signals"]["memory_mb"] > 250, "the cause is still on"
+        text = d.end()
+    finally:
+        d.close()
+    assert card_line(text, "action").endswith("first chose partial-time-weighting; recovered by nothing"), text
+    assert "not recovered" in card_line(text, "recovery"), text
+    assert d.scored()["recovered_by"] is None
+
+
+def test_a_rollback_the_drill_does_not_expect_but_that_turns_the_cause_off_is_a_recovery(tmp_path: Path) -> None:
+    """Quick for the memory drill: not the runbook's answer (partial A), but it turns
+    time-weighting off with everything else, and the memory falls."""
+    d = Drill(tmp_path, "memory")
+    try:
+        code, out = d.rollback("quick")
+        assert code == 0, out
+        text = d.end()
+    finally:
+        d.close()
+    assert card_line(text, "action") == "WRONG: expected partial-time-weighting; first chose quick; recovered by quick"
+    assert "(runbook target < 2 min: met)" in card_line(text, "recovery")

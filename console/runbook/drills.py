@@ -17,7 +17,8 @@ from typing import Any
 from console import files, safe_text
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
-from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at
+from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at, profile_of
+from console.profile.model import Profile
 from console.profile.model import Scenario as ProfileScenario
 from console.runbook.checklist import checklist_of
 
@@ -264,8 +265,53 @@ def _ts(record: dict[str, Any]) -> float:
     return ts.timestamp() if isinstance(ts, datetime) else 0.0
 
 
-def score(scenario: Scenario, journal: Journal, started_at: float, ended_at: float, checklist_total: int) -> Scorecard:
-    """Score the drill from the journal: what was run on the incident's environment, and when."""
+EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py)
+
+
+def cures(scenario: Scenario, run: RunSummary, profile: Profile | None) -> bool:
+    """Did ``run`` leave every cause of the drill's faults off: a code rollback (no feature
+    code is left to act), or a flag edit that turned them off — in what acts — on every host?
+    Only a fault that names its cause (``caused_by``) can be shown cured this way."""
+    causes = {
+        str(f.values["caused_by"])
+        for f in scenario.faults
+        if f.environment == scenario.environment and f.values.get("caused_by")
+    }
+    if profile is None or not causes:
+        return False
+    actions = {a.id: a for a in profile.rollbacks}
+    action = actions.get(run.action or "")
+    kinds = {action.kind} | {actions[c].kind for c in action.combines if c in actions} if action else set()
+    if "code" in kinds:
+        return True
+    rules = profile.flags
+    edits = run.facts().get(EDIT_ENV) or {}
+    if not edits:
+        return False
+    for facts in edits.values():
+        after = facts.get("after") if isinstance(facts, dict) else None
+        if not isinstance(after, dict) or set(after) != set(rules.ids):
+            return False
+        effective = rules.effective(after)
+        if any(effective.get(cause, True) for cause in causes):
+            return False
+    return True
+
+
+def score(
+    scenario: Scenario,
+    journal: Journal,
+    started_at: float,
+    ended_at: float,
+    checklist_total: int,
+    profile: Profile | None = None,
+) -> Scorecard:
+    """Score the drill from the journal: what was run on the incident's environment, and when.
+
+    The recovery is the first run that succeeded with an action the drill accepts, or else
+    one that turned the faults' cause off (``profile``: the service's, see ``cures``). Any
+    other run that passed its validations is not a recovery: they do not look at the
+    drill's symptom, which may well remain."""
     card = Scorecard(
         scenario.id,
         scenario.title,
@@ -294,7 +340,8 @@ def score(scenario: Scenario, journal: Journal, started_at: float, ended_at: flo
         card.time_to_decision_s = chosen_right[0].started_at.timestamp() - started_at
     succeeded = [r for r in runs if r.outcome == "succeeded"]
     right = [r for r in succeeded if r.action in scenario.accept]
-    recovery = right[0] if right else (succeeded[0] if succeeded else None)
+    cured = [r for r in succeeded if cures(scenario, r, profile)]
+    recovery = right[0] if right else (cured[0] if cured else None)
     if recovery is not None:
         card.recovered_by = recovery.action
         card.right_action = bool(right)
@@ -326,10 +373,22 @@ def finish_drill(
     if scored:
         return None
     card = score(
-        scenario, journal, started_at, ended_at, checklist_total=len(checklist_of(config, scenario.environment))
+        scenario,
+        journal,
+        started_at,
+        ended_at,
+        checklist_total=len(checklist_of(config, scenario.environment)),
+        profile=_profile(config, scenario.environment),
     )
     journal.append("drill_scored", env=scenario.environment, data=card.as_dict())
     return card
+
+
+def _profile(config: Any, environment: str) -> Profile | None:
+    try:
+        return profile_of(config.environment(environment))
+    except (KeyError, ProfileError, AttributeError):
+        return None
 
 
 def scorecards(journal: Journal) -> list[dict[str, Any]]:
