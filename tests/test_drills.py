@@ -385,7 +385,7 @@ def test_random_drill_keeps_the_scenario_secret_and_an_idle_trainee_scores_low(d
     assert card_line(text, "action") == (
         f"WRONG: expected {picked.expected_action}; first chose nothing; recovered by nothing"
     )
-    assert f"(runbook target {picked.target}: not recovered)" in card_line(text, "recovery")
+    assert card_line(text, "recovery") == f"none: not recovered (runbook target {picked.target})"
     assert card_line(text, "score") == "0/100"
 
 
@@ -526,7 +526,10 @@ def test_a_run_that_passes_its_validations_but_leaves_the_cause_on_is_not_a_reco
     finally:
         d.close()
     assert card_line(text, "action").endswith("first chose partial-time-weighting; recovered by nothing"), text
-    assert "not recovered" in card_line(text, "recovery"), text
+    assert card_line(text, "recovery") == (
+        "none: not recovered (runbook target < 2 min); partial-time-weighting passed its validations "
+        "but left the fault's cause on"
+    ), text
     assert d.scored()["recovered_by"] is None
 
 

@@ -237,6 +237,12 @@ class Scorecard:
     def as_dict(self) -> dict[str, Any]:
         return {k: v for k, v in self.__dict__.items()} | {"score": self.score}
 
+    def _uncured(self) -> str:
+        passed = [r["action"] for r in self.runs if r.get("outcome") == "succeeded"]
+        if not passed:
+            return ""
+        return f"; {', '.join(passed)} passed its validations but left the fault's cause on"
+
     def text(self) -> str:
         def secs(v: float | None) -> str:
             return "—" if v is None else (f"{v:.0f}s" if v < 120 else f"{v / 60:.1f} min")
@@ -247,8 +253,9 @@ class Scorecard:
             f"first chose {self.first_action or 'nothing'}; recovered by {self.recovered_by or 'nothing'}",
             f"  decision    {secs(self.time_to_decision_s)} from the start of the drill to the right rollback",
             f"  recovery    {secs(self.time_to_recovery_s)} to a validated recovery; the rollback itself took "
-            f"{secs(self.run_duration_s)} (runbook target {self.target}: "
-            f"{'met' if self.within_target else 'MISSED' if self.recovered_by else 'not recovered'})",
+            f"{secs(self.run_duration_s)} (runbook target {self.target}: {'met' if self.within_target else 'MISSED'})"
+            if self.recovered_by
+            else f"  recovery    none: not recovered (runbook target {self.target}){self._uncured()}",
             f"  checklist   {self.checklist_done}/{self.checklist_total} items ticked",
         ]
         if self.fixes_applied:
