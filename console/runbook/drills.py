@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from console import files, safe_text
+from console.engine.standing import EDIT_ENV
 from console.journal import Journal, RunSummary
 from console.journal.records import parse_ts
 from console.profile import DEFAULT_PROFILE, PROFILE_DIR, ProfileError, profile_at, profile_of
@@ -270,9 +271,6 @@ class Scorecard:
 def _ts(record: dict[str, Any]) -> float:
     ts = parse_ts(record.get("ts"))
     return ts.timestamp() if isinstance(ts, datetime) else 0.0
-
-
-EDIT_ENV = "edit-env"  # the flag edit's step id (console/plans/env_edit.py)
 
 
 def cures(scenario: Scenario, run: RunSummary, profile: Profile | None) -> bool:

@@ -130,22 +130,20 @@ IN_FILES = (
 
 def in_files(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
     """Every host's env file already has the action's flags (known, as for ``in_effect``)."""
-    if not target or not snapshot.hosts:
-        return False
-    for h in snapshot.hosts:
-        flags = h.flags.env_file
-        if flags is None or any(flags.get(flag) != on for flag, on in target.items()):
-            return False
-    return True
+    return _every_host_has(target, snapshot, process=False)
 
 
 def in_effect(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
     """Every host's env file and running process already have the action's flags (known,
     not guessed: one host unread and it is not in effect)."""
+    return _every_host_has(target, snapshot, process=True)
+
+
+def _every_host_has(target: Mapping[str, bool], snapshot: EnvironmentSnapshot, *, process: bool) -> bool:
     if not target or not snapshot.hosts:
         return False
     for h in snapshot.hosts:
-        for flags in (h.flags.env_file, h.flags.process):
+        for flags in (h.flags.env_file, h.flags.process) if process else (h.flags.env_file,):
             if flags is None or any(flags.get(flag) != on for flag, on in target.items()):
                 return False
     return True
@@ -239,6 +237,7 @@ def evaluate(
         return Recommendation(None, None, None, None, None, tuple(findings), tuple(problems), symptoms)
     best = min(lit_rows, key=lambda f: (SEVERITY_ORDER.get(f.row.severity, 9), findings.index(f)))
     r = best.row
+    target = matrix.flag_targets.get(r.action, {})
     return Recommendation(
         r.action,
         r.severity,
@@ -249,8 +248,8 @@ def evaluate(
         tuple(problems),
         symptoms,
         matrix.title(r.action),
-        effect := in_effect(matrix.flag_targets.get(r.action, {}), snapshot),
-        not effect and in_files(matrix.flag_targets.get(r.action, {}), snapshot),
+        effect := in_effect(target, snapshot),
+        not effect and in_files(target, snapshot),
     )
 
 
