@@ -173,7 +173,7 @@ def recommendation_line(rec: Recommendation | None) -> str:
         said = "the flags are as it sets them, yet the symptom is there: escalate (e)"
         line += f"\n[reverse $warning] ALREADY IN EFFECT [/] [b]{said}[/]"
     elif rec.in_files:
-        said = "its flags are in every env file, but the running API does not have them: restart it (Troubleshooting)"
+        said = f"its flags are in every env file, but {rec.not_taken_said}: restart it (Troubleshooting)"
         line += f"\n[reverse $warning] IN THE ENV FILE ALREADY [/] [b]{said}[/]"
     return f"{line}\n{unknown}" if unknown else line
 

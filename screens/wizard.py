@@ -190,7 +190,7 @@ class RollbackWizard(Screen):
             )
         if rec and rec.in_files and rec.action:
             done = f"[b]Rollback[/b] — the recommended one ({title(rec.action)}) is in every env file already"
-            return f"{done}, but the running API does not have its flags: restart it (Troubleshooting), or " + (
+            return f"{done}, but {rec.not_taken_said}: restart it (Troubleshooting), or " + (
                 f"choose another: you chose {title(chosen)}" if chosen else "choose another yourself (↑↓ then Enter)"
             )
         if chosen:

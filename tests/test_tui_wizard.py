@@ -423,7 +423,7 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     # again (its edit changes nothing, so nothing is restarted) is said to change nothing.
     rec = data["environments"][0]["recommendation"]
     assert rec["action"] == "quick" and rec["in_files"] and not rec["in_effect"], rec
-    assert "its flags are in every env file already, but the running API does not have them" in status
+    assert "its flags are in every env file already, but the API is not running" in status, status
     # Failed in a second: not "within the runbook target", which is for a rollback done.
     report = (await asyncio.to_thread(cli, sim.config_path, "report", run_id)).stdout
     assert "(failed: the runbook target < 1 min was not met) |" in report and "within the" not in report

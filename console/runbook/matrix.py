@@ -78,6 +78,10 @@ class Recommendation:
     # does not (not running, or started before the edit). Running it again changes no file and
     # restarts nothing; what is left is a restart that takes (the runbook's troubleshooting).
     in_files: bool = False
+    # With in_files: each host whose running API lacks the flags, and why (not running, running
+    # without them, its flags unread), so the words name those hosts and not the fleet.
+    not_taken: tuple[tuple[str, str], ...] = ()
+    hosts: int = 0  # how many hosts the snapshot had
 
     @property
     def changes_nothing(self) -> bool:
@@ -115,17 +119,53 @@ class Recommendation:
         said = f"{self.title} — {self.severity}, {self.timeline}: {self.symptom}"
         if self.in_effect:
             return f"{said} — {IN_EFFECT}"
-        return f"{said} — {IN_FILES}" if self.in_files else said
+        if self.in_files:
+            return (
+                f"{said} — its flags are in every env file already, but {self.not_taken_said}: running it"
+                " again changes nothing; restart the API (see the runbook's troubleshooting)"
+            )
+        return said
+
+    @property
+    def not_taken_said(self) -> str:
+        """Where the running API lacks the flags the env files have: "the running API does not
+        have them", or "on 1 of 3 hosts the API does not have them (b: not running)"."""
+        if not self.not_taken:
+            return "the running API does not have them"
+        whys = {why for _, why in self.not_taken}
+        if self.hosts == 1:
+            return {
+                NOT_RUNNING: "the API is not running",
+                UNREAD: "the running API's flags could not be read",
+            }.get(self.not_taken[0][1], "the running API does not have them")
+        n = f"{len(self.not_taken)} of {self.hosts} hosts"
+        if whys == {RUNNING_WITHOUT}:
+            names = ", ".join(host for host, _ in self.not_taken[:5])
+            more = f" and {len(self.not_taken) - 5} more" if len(self.not_taken) > 5 else ""
+            return f"on {n} ({names}{more}) the running API does not have them"
+        where = "; ".join(f"{host}: {why}" for host, why in self.not_taken[:5])
+        more = f"; and {len(self.not_taken) - 5} more" if len(self.not_taken) > 5 else ""
+        return f"on {n} the API does not have them ({where}{more})"
 
 
 # Said without a cause: the flags may never have been on, so not "persists after it".
 IN_EFFECT = "already in effect on every host (the flags are as it sets them), yet the symptom is there: escalate"
 
+NOT_RUNNING = "not running"
+RUNNING_WITHOUT = "running without them"
+UNREAD = "its flags could not be read"
 
-IN_FILES = (
-    "its flags are in every env file already, but the running API does not have them: running it again "
-    "changes nothing; restart the API (see the runbook's troubleshooting)"
-)
+
+def not_taken(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> tuple[tuple[str, str], ...]:
+    """The hosts whose running API does not show the target flags, each with why."""
+    out = []
+    for h in snapshot.hosts:
+        p = h.flags.process
+        if p is None:
+            out.append((h.host, NOT_RUNNING if h.flags.not_running else UNREAD))
+        elif any(p.get(flag) != on for flag, on in target.items()):
+            out.append((h.host, RUNNING_WITHOUT))
+    return tuple(out)
 
 
 def in_files(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> bool:
@@ -249,7 +289,9 @@ def evaluate(
         symptoms,
         matrix.title(r.action),
         effect := in_effect(target, snapshot),
-        not effect and in_files(target, snapshot),
+        files := not effect and in_files(target, snapshot),
+        not_taken(target, snapshot) if files else (),
+        len(snapshot.hosts),
     )
 
 

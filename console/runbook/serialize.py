@@ -84,6 +84,8 @@ def recommendation_dict(r: Recommendation) -> dict[str, Any]:
         "assessed": r.assessed,
         "in_effect": r.in_effect,
         "in_files": r.in_files,  # not in effect, but every env file has its flags already
+        # with in_files: the hosts whose running API lacks them, and why
+        "not_taken": [{"host": h, "why": why} for h, why in r.not_taken],
         "problems": list(r.problems),
         "symptoms": list(r.symptoms),
         "findings": [
