@@ -158,6 +158,13 @@ class RollbackWizard(Screen):
                 continue
             mark = "[reverse $error] ● [/]" if f.lit else "[$text-muted] · [/]"
             lines.append(f"{mark} {fmt.esc(f.row.symptom):<28} {fmt.esc(f.evidence)}")
+        if live.snapshot is not None and lines:  # which round these are, and if later ones failed
+            when = f"{fmt.at(live.snapshot.taken_at)} UTC"
+            if live.probe_error:
+                said = f"the latest probe round failed ({fmt.esc(live.probe_error)}): these are from {when}"
+                lines.insert(0, f"[$error]{said}[/]")
+            else:
+                lines.insert(0, f"[$text-muted]probe round at {when}[/]")
         self.query_one("#symptoms", Static).update("\n".join(lines) or "[$text-muted]probing…[/]")
         recommended = rec.action if rec and rec.action in self._rollbacks() else None
         if rec and rec.changes_nothing:

@@ -442,3 +442,33 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
         assert wizard.query_one("#action").pressed_button is None, "not pre-selected: it would change nothing"
         heading = str(wizard.query_one("#action-title", Static).render())
         assert "(Quick rollback (disable all)) is in every env file already" in heading, heading
+
+
+async def test_what_the_probes_see_says_which_round_and_when_the_latest_failed(make_simulation) -> None:
+    """The wizard's findings carried no time, and stayed as they were when the probe worker
+    died: an operator choosing a rollback could not tell live evidence from stale."""
+    import os
+    import signal
+
+    from screens import format as fmt
+
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(100, 40)) as pilot:
+        wizard = await open_wizard(app, pilot, "staging")
+        live = app.live["staging"]
+
+        def shown() -> str:
+            return str(wizard.query_one("#symptoms", Static).render())
+
+        await until(lambda: f"probe round at {fmt.at(live.snapshot.taken_at)} UTC" in shown(), pilot)
+        stale = fmt.at(live.snapshot.taken_at)
+        worker = app._worker
+        assert worker is not None
+        os.kill(worker.pid, signal.SIGKILL)
+        await until(lambda: "the latest probe round failed" in shown(), pilot)
+        assert "probe worker stopped" in shown() and f"these are from {stale} UTC" in shown(), shown()
+        assert "probe round at" not in shown()
+        # A new worker's round replaces the warning with that round's time.
+        await until(lambda: live.probe_error is None and "probe round at" in shown(), pilot)
+        assert f"probe round at {fmt.at(live.snapshot.taken_at)} UTC" in shown(), shown()
