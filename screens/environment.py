@@ -105,7 +105,7 @@ class EnvironmentScreen(Screen):
                 + "\n"
                 + fmt.health_line(s)
                 + "   latency "
-                + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical)
+                + fmt.latency_line(s, live.series.p50, live.series.p95, t, critical, fmt.rounds_over(live.series))
                 + "\n"
                 + fmt.errors_line(s)
                 + "   "

@@ -12,6 +12,7 @@ from textual.app import App
 from console.config.model import Environment, Thresholds
 from console.flags import FlagSet
 from console.probes.logs import LogRules
+from console.probes.series import LatencySeries
 from console.probes.snapshot import EnvironmentSnapshot, HostSnapshot
 from console.profile.model import Flag, FlagRules
 from console.runbook.matrix import Recommendation, memory_level
@@ -130,14 +131,18 @@ def health_line(s: EnvironmentSnapshot) -> str:
     return text
 
 
-def latency_line(s: EnvironmentSnapshot, p50: float | None, p95: float | None, t: Thresholds, critical: float) -> str:
+def latency_line(
+    s: EnvironmentSnapshot, p50: float | None, p95: float | None, t: Thresholds, critical: float, over: str = ""
+) -> str:
+    """Latency now, and p50/p95 of some rounds; ``over`` says which (a span, rounds answered)."""
     now = s.response_time_s
     style = (
         "$success"
         if now is not None and now < t.response_time_ok_s
         else ("$warning" if now is not None and now < critical else "$error")
     )
-    return f"[{style}]{seconds(now)}[/] p50 {seconds(p50)} p95 {seconds(p95)}"
+    said = f"[{style}]{seconds(now)}[/] p50 {seconds(p50)} p95 {seconds(p95)}"
+    return f"{said} [$text-muted]{over}[/]" if over else said
 
 
 def errors_line(s: EnvironmentSnapshot) -> str:
@@ -243,6 +248,16 @@ def cell(app: App, markup: str) -> Text:
 
 
 _BARS = "▁▂▃▄▅▆▇█"
+
+
+def rounds_over(series: LatencySeries) -> str:
+    """What a series' p50/p95 are of: "over 10 min", and how many rounds had no answer."""
+    points = series.points
+    if len(points) < 2:
+        return ""
+    said = f"over {window(points[-1][0] - points[0][0])}"
+    answered = len(series.values)
+    return said if answered == len(points) else f"{said}, {answered} of {len(points)} rounds answered"
 
 
 def window(seconds: float) -> str:
