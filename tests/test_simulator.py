@@ -655,3 +655,26 @@ def test_a_directory_whose_simulation_runs_is_said_so_and_left_running(
     assert not (tmp_path / "state").exists()
     assert sorted(p.name for p in sim.directory.iterdir()) == before
     assert httpx.get(f"{sim.host('staging').api_url}/health", timeout=5).status_code == 200
+
+
+def test_demo_on_a_directory_with_an_earlier_journal_says_what_it_keeps(make_simulation: MakeSimulation) -> None:
+    """`demo --dir` a second time in the same DIR rewrote the env files and kept the journal
+    without a word: the console then said the earlier rollback was "no longer in effect …
+    changed since, outside the console", which surprised whoever had just restarted the demo."""
+    from tests.engine_support import cli
+
+    sim = make_simulation()
+    rolled = cli(sim.config_path, "rollback", "quick", "--env", "staging", "--yes")
+    assert rolled.returncode == 0, rolled.stdout + rolled.stderr
+    sim.stop()
+    out = subprocess.run(
+        [sys.executable, "-m", "console", "demo", "--dir", str(sim.directory), "--no-db"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    # No terminal here: it starts the simulation, says what it keeps, then refuses to draw.
+    assert "the console needs a terminal" in out.stderr, out
+    said = " ".join(out.stdout.split())
+    assert f"{sim.directory / 'journal.jsonl'} is kept from an earlier run here" in said, out.stdout
+    assert "the console will say those rollbacks are no longer in effect" in said

@@ -104,6 +104,15 @@ def run_demo(args: argparse.Namespace) -> int:
     directory = Path(args.dir) if args.dir else Path(tempfile.mkdtemp(prefix="rollback-console-demo-"))
     # Information on stdout: stderr is for errors only (`demo 2>errors.log` stays empty).
     print(f"Starting the simulated {SERVICE} in {directory} …", flush=True)
+    kept = directory / "journal.jsonl"
+    if not fresh and kept.is_file() and kept.stat().st_size:
+        # The journal is an audit record and is kept; the services and env files start as new.
+        print(
+            f"{kept} is kept from an earlier run here: its rollbacks stay in the history, but the env "
+            "files and the API start as new, so the console will say those rollbacks are no longer "
+            "in effect. For a clean start, use another --dir.",
+            flush=True,
+        )
     try:
         try:
             sim = Simulation(directory, database=False if args.no_db else None)
