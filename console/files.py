@@ -10,13 +10,15 @@ gets an answer (``FileProblem``) and the stuck thread cannot keep the process al
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import stat
 import threading
 from collections.abc import Callable
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
+
+if TYPE_CHECKING:  # asyncio is imported where it is used: the simulator's restart command needs none
+    import asyncio
 
 T = TypeVar("T")
 
@@ -120,6 +122,8 @@ def with_deadline(fn: Callable[[], T], timeout: float, what: str) -> T:
 def in_daemon_thread(fn: Callable[[], T], what: str) -> asyncio.Future[T]:
     """Run ``fn`` in a daemon thread; its result or exception settles the returned future.
     A thread stuck in the kernel (a FIFO, a hung NFS) is left behind, never waited for."""
+    import asyncio
+
     loop = asyncio.get_running_loop()
     future: asyncio.Future[T] = loop.create_future()
 
@@ -147,6 +151,8 @@ def in_daemon_thread(fn: Callable[[], T], what: str) -> asyncio.Future[T]:
 
 async def with_deadline_async(fn: Callable[[], T], timeout: float, what: str) -> T:
     """``with_deadline`` for async code: the event loop never waits on the thread."""
+    import asyncio
+
     try:
         return await asyncio.wait_for(in_daemon_thread(fn, what), timeout)
     except TimeoutError:

@@ -240,3 +240,14 @@ def test_a_stop_signal_while_a_class_is_defined_counts_as_a_stop() -> None:
         raise ValueError("in cleanup") from RuntimeError("wrapped")
     except ValueError as exc:
         assert not interrupted(exc)
+
+
+def test_the_simulated_restart_command_loads_no_reader_and_no_event_loop() -> None:
+    """Every simulated restart runs `python -m console.simulator.ctl`: it needs the profile's
+    model, and importing that ran console.profile's and console.config's ``__init__``, which
+    loaded both readers and asyncio with them, in each of the thousands of restarts the
+    tests and benches make."""
+    heavy = ("console.profile.load", "console.config.load", "asyncio", "urllib.request")
+    code = f"import sys, console.simulator.ctl; print([m for m in {heavy!r} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    assert out.stdout.strip() == "[]", out.stdout

@@ -28,16 +28,34 @@ part of the runbook reads it: flags, probes, plans, the matrix, validations, tro
 the checklist, authorization, people and drills.
 """
 
-from console.profile.load import (
-    DEFAULT_PROFILE,
-    PROFILE_DIR,
-    ProfileError,
-    load_profile,
-    profile_at,
-    profile_of,
-    profile_path,
-)
-from console.profile.model import Action, Answer, Flag, FlagRules, Issue, Profile
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from console import lazy
+
+if TYPE_CHECKING:
+    from console.profile.load import (
+        DEFAULT_PROFILE,
+        PROFILE_DIR,
+        ProfileError,
+        load_profile,
+        profile_at,
+        profile_of,
+        profile_path,
+    )
+    from console.profile.model import Action, Answer, Flag, FlagRules, Issue, Profile
+
+# Read on first use (PEP 562): importing console.profile.model (the simulator's restart
+# command, the env file parser) must not load the profile reader and the config with it.
+_WHERE = {
+    **dict.fromkeys(
+        ("DEFAULT_PROFILE", "PROFILE_DIR", "ProfileError", "load_profile", "profile_at", "profile_of", "profile_path"),
+        "load",
+    ),
+    **dict.fromkeys(("Action", "Answer", "Flag", "FlagRules", "Issue", "Profile"), "model"),
+}
+
 
 __all__ = [
     "DEFAULT_PROFILE",
@@ -54,3 +72,5 @@ __all__ = [
     "profile_of",
     "profile_path",
 ]
+
+__getattr__, __dir__ = lazy.exports(__name__, _WHERE)
