@@ -37,7 +37,8 @@ from tests.status_support import (
     write_fake_env_files,
 )
 
-pytestmark = pytest.mark.slow
+# pytest-xdist: the whole file on one worker, so its module-scoped fixture is set up once
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("test_bad_input_http")]
 
 PROBE_TIMEOUT_S = 3.0
 # A case's deadline: a stalled or endless answer is cut at the probe timeout (health and

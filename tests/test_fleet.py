@@ -38,7 +38,8 @@ from tests.engine_support import (
 from tests.fixtures_ssh import SSHServer
 from tests.phase4 import ALL_OFF, ALL_ON
 
-pytestmark = pytest.mark.ssh
+# pytest-xdist: the whole file on one worker, so its module-scoped fixture is set up once
+pytestmark = [pytest.mark.ssh, pytest.mark.xdist_group("test_fleet")]
 
 FLEET_SIZE = 50
 QUICK = ("rollback", "quick", "--env", "staging", "--yes", "--json")

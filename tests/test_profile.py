@@ -30,6 +30,9 @@ from console.simulator.settings import FlagSet as SimFlags
 from console.simulator.settings import _Json, _Plain
 from tests.phase4 import LOG, RULES
 
+# pytest-xdist: the whole file on one worker, so its module-scoped fixture is set up once
+pytestmark = pytest.mark.xdist_group("test_profile")
+
 PHASE4 = PROFILE_DIR / "analyticbot-phase4.toml"
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"
 # Loaded once for the property tests (no timing: the machine is shared, examples have no deadline).

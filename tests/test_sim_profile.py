@@ -23,6 +23,9 @@ from console.simulator import answers
 from console.simulator.answers import GenerationError
 from console.simulator.generic_world import ProfileSimulation
 
+# pytest-xdist: the whole file on one worker, so its module-scoped fixture is set up once
+pytestmark = pytest.mark.xdist_group("test_sim_profile")
+
 SEARCHD = PROFILE_DIR / "searchd-semantic.toml"
 TIMEOUT = httpx.Timeout(15.0)
 

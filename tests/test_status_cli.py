@@ -31,6 +31,9 @@ from tests.status_support import (
     toml_str,
 )
 
+# pytest-xdist: the whole file on one worker, so its module-scoped fixture is set up once
+pytestmark = pytest.mark.xdist_group("test_status_cli")
+
 MakeSimulation = Callable[..., Simulation]
 ALL_TRUE = {"advanced": True, "time_weighting": True, "content_type": True}
 

@@ -22,7 +22,7 @@ def test_sparkline_keeps_a_fixed_scale_and_colours_by_threshold() -> None:
     assert "$success" in bars and "$warning" in bars and "$error" in bars
 
 
-async def test_no_color_is_honoured(monkeypatch) -> None:
+async def test_no_color_is_honoured(monkeypatch, tmp_path) -> None:
     """With NO_COLOR set the screen is monochrome: every colour on it is a grey."""
     import re
 
@@ -30,7 +30,9 @@ async def test_no_color_is_honoured(monkeypatch) -> None:
     from tests import tui_data
 
     monkeypatch.setenv("NO_COLOR", "1")
-    app = RollbackConsole(tui_data.make_config(), probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO)
+    app = RollbackConsole(
+        tui_data.make_config(root=tmp_path / "fixed"), probe=False, clock=lambda: tui_data.T0, who=tui_data.WHO
+    )
     async with app.run_test(size=(80, 24)) as pilot:
         tui_data.feed(app)
         await pilot.pause()

@@ -19,6 +19,9 @@ from screens.app import RollbackConsole
 from screens.modals import StepFailedModal
 from tests import tui_data
 
+# pytest-xdist: the whole file on one worker: its fixed data lives in one directory, whose paths the snapshots show
+pytestmark = pytest.mark.xdist_group("tui-fixed")
+
 SIZES = [pytest.param((80, 24), id="80x24"), pytest.param((160, 48), id="160x48")]
 
 
