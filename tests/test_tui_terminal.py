@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import tempfile
 import time
 from pathlib import Path
 
@@ -49,8 +50,9 @@ QUICK_ON_STAGING = [
 
 @pytest.mark.parametrize("size", [(80, 24), (160, 48)], ids=["80x24", "160x48"])
 def test_demo_walk_in_a_real_terminal(tmp_path: Path, size: tuple[int, int]) -> None:
-    temp = tmp_path / "tmp"
-    temp.mkdir()
+    # A TMPDIR as short as a user's /tmp: under pytest-xdist the env file's path in the plan
+    # wrapped to three lines at 80 columns and pushed the edits below the fold.
+    temp = Path(tempfile.mkdtemp(prefix="rc-walk-"))
     home = tmp_path / "home"
     home.mkdir()
     env = {"TMPDIR": str(temp), "HOME": str(home), "XDG_CONFIG_HOME": str(home / ".config")}
@@ -92,6 +94,7 @@ def test_demo_walk_in_a_real_terminal(tmp_path: Path, size: tuple[int, int]) -> 
         operator.close()
         if watcher is not None:
             watcher.close()
+        shutil.rmtree(temp, ignore_errors=True)
 
 
 # The requester's walk: a production request, left waiting on the dashboard, then withdrawn.

@@ -158,8 +158,7 @@ def _load_saved_env(home: Path) -> dict[str, str] | None:
 def _health_ok(port: int, path: str = "/health", any_status: bool = False) -> bool:
     """Whether it answers; ``any_status``: any HTTP answer counts (a health endpoint that tells
     the truth may say "down" from a service that is up)."""
-    # http.client, not urllib.request: this runs in every simulated restart, and urllib
-    # costs the restart command a fifth of its start-up in imports.
+    # http.client, not urllib.request on top of it: this runs in every simulated restart.
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
     try:
         conn.request("GET", path)
