@@ -269,6 +269,14 @@ class RollbackConsole(ConsoleActions, App[int]):
         return super().run(*args, **kwargs)  # type: ignore[arg-type]
 
     def on_mount(self) -> None:
+        from console import shutdown
+
+        # A stop signal that came while starting raised its KeyboardInterrupt wherever the
+        # process was; inside a finalizer (a __del__, a weakref callback) Python only prints
+        # it, and the console would open and run on. The signal itself is remembered.
+        if shutdown.received() is not None:
+            self.exit()
+            return
         self.set_class(self.is_drill, "-drill")
         self.sub_title = self._subtitle()
         self.set_interval(1.0, lambda: setattr(self, "sub_title", self._subtitle()))
