@@ -9,10 +9,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from console.config.model import Config, Environment, MatrixRow, Thresholds
 from console.probes.snapshot import EnvironmentSnapshot
 from console.profile import profile_of
+
+if TYPE_CHECKING:
+    from console.flags import FlagSet
 
 SEVERITY_ORDER = {"HIGH": 0, "MEDIUM": 1, "LOW": 2}
 
@@ -132,20 +136,20 @@ class Recommendation:
         have them", or "on 1 of 3 hosts the API does not have them (b: not running)"."""
         if not self.not_taken:
             return "the running API does not have them"
-        whys = {why for _, why in self.not_taken}
         if self.hosts == 1:
             return {
                 NOT_RUNNING: "the API is not running",
                 UNREAD: "the running API's flags could not be read",
             }.get(self.not_taken[0][1], "the running API does not have them")
         n = f"{len(self.not_taken)} of {self.hosts} hosts"
-        if whys == {RUNNING_WITHOUT}:
-            names = ", ".join(host for host, _ in self.not_taken[:5])
-            more = f" and {len(self.not_taken) - 5} more" if len(self.not_taken) > 5 else ""
-            return f"on {n} ({names}{more}) the running API does not have them"
-        where = "; ".join(f"{host}: {why}" for host, why in self.not_taken[:5])
-        more = f"; and {len(self.not_taken) - 5} more" if len(self.not_taken) > 5 else ""
-        return f"on {n} the API does not have them ({where}{more})"
+        more = len(self.not_taken) - 5
+        if all(why == RUNNING_WITHOUT for _, why in self.not_taken):
+            names = ", ".join(host for host, _ in self.not_taken[:5]) + (f" and {more} more" if more > 0 else "")
+            return f"on {n} ({names}) the running API does not have them"
+        where = "; ".join(f"{host}: {why}" for host, why in self.not_taken[:5]) + (
+            f"; and {more} more" if more > 0 else ""
+        )
+        return f"on {n} the API does not have them ({where})"
 
 
 # Said without a cause: the flags may never have been on, so not "persists after it".
@@ -163,7 +167,7 @@ def not_taken(target: Mapping[str, bool], snapshot: EnvironmentSnapshot) -> tupl
         p = h.flags.process
         if p is None:
             out.append((h.host, NOT_RUNNING if h.flags.not_running else UNREAD))
-        elif any(p.get(flag) != on for flag, on in target.items()):
+        elif not _has(p, target):
             out.append((h.host, RUNNING_WITHOUT))
     return tuple(out)
 
@@ -184,9 +188,14 @@ def _every_host_has(target: Mapping[str, bool], snapshot: EnvironmentSnapshot, *
         return False
     for h in snapshot.hosts:
         for flags in (h.flags.env_file, h.flags.process) if process else (h.flags.env_file,):
-            if flags is None or any(flags.get(flag) != on for flag, on in target.items()):
+            if flags is None or not _has(flags, target):
                 return False
     return True
+
+
+def _has(flags: FlagSet, target: Mapping[str, bool]) -> bool:
+    """``flags`` are as ``target`` sets them."""
+    return all(flags.get(flag) == on for flag, on in target.items())
 
 
 def signal_value(snapshot: EnvironmentSnapshot, signal: str) -> float | bool | None:
