@@ -1,9 +1,10 @@
-"""The Rollback Console app: one probe loop per environment, screens on top."""
+"""The Rollback Console app: its keys, themes, start and end, and runs. Its probe feed
+(screens/probing.py), its side of the journal (screens/journal_side.py) and what its keys
+open (screens/actions.py) are mixed in."""
 
 from __future__ import annotations
 
 import asyncio
-import functools
 import itertools
 import os
 import sys
@@ -24,22 +25,21 @@ from textual.widgets import Input
 from console import collector
 from console.config.model import Config
 from console.journal.who import Who
-from console.runbook.matrix import DecisionMatrix, matrix_of
+from console.runbook.matrix import DecisionMatrix
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
     from console.engine.session import Engine
     from console.engine.standing import Standing
-    from console.journal import Journal, RunSummary
-    from console.journal.index import RunRow
-    from console.probes.collect import Prober
     from console.runbook.drills import Scenario
     from screens.run_screen import RunScreen
     from screens.standing import StandingWatcher
 from console.probes.worker import FrameReader, ProbeWorker
 from screens.actions import ConsoleActions
 from screens.commands import ConsoleCommands
+from screens.journal_side import JOURNAL_LOOK_WAIT_S, JournalSide
+from screens.probing import ProbeFeed
 from screens.state import LiveEnvironment
 from themes import CSS_PATH, DEFAULT, THEMES
 
@@ -65,15 +65,11 @@ def _is_text_field(widget: object) -> bool:
     return text_area is not None and isinstance(widget, text_area.TextArea)
 
 
-# The journal's first look (an interrupted run to offer, each panel's requests and rollback in
-# effect) waits for the first probe rounds to be drawn, at most this long after the first paint.
-JOURNAL_LOOK_WAIT_S = 0.5
-
 # The console's one-letter keys: off in forms and modals, where letters are text or answers.
 LETTER_ACTIONS = frozenset({"request_quit", "history", "escalation", "checklist", "watch", "cycle_theme", "end_drill"})
 
 
-class RollbackConsole(ConsoleActions, App[int]):
+class RollbackConsole(ProbeFeed, JournalSide, ConsoleActions, App[int]):
     TITLE = "Rollback Console"
     CSS_PATH = str(CSS_PATH)
     ENABLE_COMMAND_PALETTE = True
@@ -161,13 +157,6 @@ class RollbackConsole(ConsoleActions, App[int]):
         )
         refresh_filter(self.ansi_theme)
 
-    @functools.cached_property
-    def prober(self) -> Prober:
-        """For the engine's own probes; the dashboard's loops run in the probe worker."""
-        from console.probes.collect import Prober
-
-        return Prober(self.config)
-
     @property
     def engine(self) -> Engine:
         if self._engine is None:
@@ -178,57 +167,9 @@ class RollbackConsole(ConsoleActions, App[int]):
             self._engine.journal = self.journal
         return self._engine
 
-    @functools.cached_property
-    def secrets(self) -> list[str]:
-        """The config's secrets, resolved once: each secret file is read in a thread within a
-        deadline, which the event loop should not wait for (see ``journal_ready``)."""
-        from console.journal.redact import known_secrets
-
-        return known_secrets(self.config)
-
-    @functools.cached_property
-    def journal(self) -> Journal:
-        # Loaded here, not at start-up: made first in a thread after the first paint.
-        from console.journal import Journal
-
-        return Journal(self.config.journal_path, secrets=self.secrets, who=self.who)
-
-    async def journal_ready(self) -> Journal:
-        """The journal, its secrets resolved off the event loop when that is still to do:
-        at start-up the screen keeps drawing the first probe rounds meanwhile."""
-        if "journal" not in self.__dict__:
-            await asyncio.to_thread(lambda: self.journal)
-        return self.journal
-
-    def redact(self, text: str) -> str:
-        """Remote text with the config's secrets (and secret-looking values) masked, for the screen."""
-        return self.journal.redactor.text(text)
-
     @property
     def is_drill(self) -> bool:
         return bool(self.drill) or self.config.drill
-
-    def of_this_console(self, run: RunSummary | RunRow) -> bool:
-        """Live: every real run. A drill: only its own runs — drills share one journal, and an
-        earlier drill's rollback (or its interrupted run) belongs to a simulation long gone."""
-        from console.engine.standing import started_since
-
-        if not self.is_drill:
-            return not run.drill
-        return run.drill and started_since(run, self.drill_started)
-
-    def read_drill_start(self, journal: Journal) -> None:
-        """A console opened on a drill's config (not by `drill`): the drill began when its
-        drill_started record says, not when this console opened — its runs before then are
-        its own too. Read once; in a thread (it reads the journal)."""
-        if not self.config.drill or self.drill or self._drill_start_read:
-            return
-        self._drill_start_read = True
-        from console.engine.standing import drill_start
-
-        since = drill_start(journal, self.config.path)
-        if since is not None:
-            self.drill_started = since
 
     def get_driver_class(self) -> type[Driver]:
         from textual.drivers.linux_driver import LinuxDriver
@@ -306,62 +247,6 @@ class RollbackConsole(ConsoleActions, App[int]):
         if self.probing:
             self._start_probe_worker()
 
-    def _look_at_journal(self) -> None:
-        if not self._journal_look_due:
-            return
-        self._journal_look_due = False
-        self.check_interrupted()
-        self._watch_standing()
-
-    def _watch_standing(self) -> None:
-        from screens.standing import StandingWatcher
-
-        self._standing = StandingWatcher(self)
-        self._standing.start()
-
-    def standing_changed(self) -> None:
-        """This console changed the journal (a request, a decision, a run): look again now."""
-        if self._standing is not None:
-            self._standing.refresh(force=True)
-
-    def check_interrupted(self) -> None:
-        """A run cut off by a crash is offered for resume or undo at start-up."""
-        # The method, not a coroutine: a worker the closing app never starts leaves nothing unawaited.
-        self.run_worker(self._check_interrupted, group="interrupted", exit_on_error=False)
-
-    async def _check_interrupted(self) -> None:
-        from screens.modals import InterruptedRun
-
-        try:  # off the event loop: a first look at a big journal reads it all
-            journal = await self.journal_ready()
-            await asyncio.to_thread(self.read_drill_start, journal)
-            interrupted = [r for r in await journal.interrupted_async(drills=self.is_drill) if self.of_this_console(r)]
-        except Exception as exc:  # an unreadable journal is reported, not fatal
-            self.notify(f"cannot read the journal: {exc}", severity="error", timeout=15)
-            return
-        if not interrupted:
-            return
-        run = interrupted[-1]
-        done = ", ".join(run.step_title(s) for s in run.progress()) or "nothing"
-        summary = (
-            f"run {run.run_id}: {run.title} on {run.env}, started by {run.operator} "
-            f"{run.started_at:%Y-%m-%d %H:%M UTC}\n{run.outcome_text()}; steps done: {done}"
-        )
-
-        def chosen(choice: str | None) -> None:
-            from console.engine.session import RunRefused
-            from screens.run_screen import RunScreen
-
-            if choice in ("resume", "undo"):
-                try:
-                    again = self.engine.again(run, undo=choice == "undo")
-                except RunRefused as exc:
-                    self.notify(str(exc), severity="error", timeout=15)
-                    return
-                self.start_run(RunScreen(again), replace=False)
-
-        self.push_screen(InterruptedRun(summary), chosen)
-
     def _subtitle(self) -> str:
         now = datetime.fromtimestamp(self.clock(), UTC).strftime("%H:%M:%S UTC")
         mode = "WATCH (read-only)" if self.read_only else ("DRILL — rehearsal" if self.is_drill else "live")
@@ -369,87 +254,6 @@ class RollbackConsole(ConsoleActions, App[int]):
             elapsed = int(self.clock() - self.drill_started)
             mode += f" {elapsed // 60:02d}:{elapsed % 60:02d} (x ends it)"
         return f"{mode} · {self.who.user} · {now}"
-
-    # --- probing: one loop per environment, in the probe worker process -----------------
-    def _start_probe_worker(self) -> None:
-        if self._leaving:
-            return
-        if self._worker is None:
-            try:
-                self._worker = ProbeWorker.spawn(self.config)
-            except OSError as exc:  # e.g. out of processes: say so, try again shortly
-                self._probe_worker_lost(f"cannot start the probe worker: {exc}")
-                return
-        self._frames = FrameReader()
-        asyncio.get_running_loop().add_reader(self._worker.out, self._probe_readable)
-
-    def _stop_probe_worker(self) -> None:
-        if self._worker is not None:
-            asyncio.get_running_loop().remove_reader(self._worker.out)
-            self._worker.close(timeout=1.0)
-            self._worker = None
-        for future in self._waiting.values():
-            if not future.done():
-                future.set_result(None)
-        self._waiting.clear()
-
-    def _probe_worker_lost(self, why: str) -> None:
-        for name, live in self.live.items():
-            live.probe_error = why
-            self.env_updated.publish(name)
-        self.set_timer(2.0, self._start_probe_worker)
-
-    def _probe_readable(self) -> None:
-        assert self._worker is not None
-        data = self._worker.read()
-        if data is None:
-            return
-        if not data:  # the worker has gone: say so, and start another
-            self._stop_probe_worker()
-            self._probe_worker_lost("probe worker stopped; restarting it")
-            return
-        for kind, name, payload, served in self._frames.feed(data):  # type: ignore[misc]
-            live = self.live.get(name)
-            if live is None:
-                continue
-            if kind == "snapshot":
-                live.update(payload, self.matrix(name))
-            else:
-                live.probe_error = payload
-            self.env_updated.publish(name)
-            for request in served:
-                future = self._waiting.pop(request, None)
-                if future is not None and not future.done():
-                    future.set_result(None)
-        if self._journal_look_due and all(live.rounds or live.probe_error for live in self.live.values()):
-            # After the refresh that runs the dashboard's drawing of these rounds, and the one that paints it.
-            self.call_after_refresh(self.call_after_refresh, self._look_at_journal)
-
-    def matrix(self, name: str) -> DecisionMatrix:
-        """The decision matrix of an environment (the config's, else its profile's)."""
-        if name not in self._matrices:
-            self._matrices[name] = matrix_of(self.config, self.config.environment(name))
-        return self._matrices[name]
-
-    def publish(self, name: str) -> None:
-        """Re-render an environment after a local change (e.g. declared symptoms)."""
-        self.live[name].reevaluate(self.matrix(name))
-        self.env_updated.publish(name)
-
-    async def probe_now(self, name: str) -> None:
-        """A fresh round for one environment, started after this call; returns when shown."""
-        live = self.live[name]
-        if self._worker is None:
-            live.update(await self.prober.snapshot(live.env), self.matrix(name))
-            self.env_updated.publish(name)
-            return
-        request = next(self._request_ids)
-        future = self._waiting[request] = asyncio.get_running_loop().create_future()
-        self._worker.probe_now(name, request)
-        try:
-            await asyncio.wait_for(future, self.config.thresholds.probe_timeout_s * 3 + 5)
-        except TimeoutError:
-            self._waiting.pop(request, None)
 
     # --- keys ---------------------------------------------------------------------------
     def in_form(self) -> bool:

@@ -70,7 +70,10 @@ async def fail_partial_b(app: RollbackConsole, pilot) -> None:
     await pilot.press("ctrl+n", "ctrl+n")
     await pilot.pause()
     await pilot.press("y")
-    await until(lambda: app.screen.__class__.__name__ == "StepFailedModal", pilot, timeout=120)
+    # Pushed is not yet composed: a key pressed before its bindings exist is lost.
+    failed = lambda: app.screen.__class__.__name__ == "StepFailedModal" and app.screen.is_mounted  # noqa: E731
+    await until(failed, pilot, timeout=120)
+    await pilot.pause()
 
 
 def run_outcome(app: RollbackConsole) -> str | None:
