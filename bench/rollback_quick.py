@@ -14,7 +14,8 @@ alternating which goes first so drift on a busy machine hits both alike:
 The flags are put back (and the API restarted) between runs, outside the timings. Both
 sides' Python processes (the console, and the simulator's restart command) cache their
 bytecode in a private directory, as a normal install does, even where
-PYTHONDONTWRITEBYTECODE is set.
+PYTHONDONTWRITEBYTECODE is set; the console's dataclass code cache (console/classcode.py)
+lives there too, filled by the warm-up run.
 
 With --before CHECKOUT (e.g. a worktree of f8a0d0e with its own .venv), that checkout's
 console runs too, in the same rotation, against the same simulation.
@@ -67,6 +68,9 @@ def bytecode_cached(directory: Path) -> None:
     """Python processes started from here cache bytecode (in ``directory``, not the checkout)."""
     os.environ.pop("PYTHONDONTWRITEBYTECODE", None)
     os.environ["PYTHONPYCACHEPREFIX"] = str(directory)
+    # The console's dataclass code cache (console/classcode.py) too: the bench's own, warmed
+    # by the warm-up run as by an operator's first.
+    os.environ["XDG_CACHE_HOME"] = str(directory / "xdg-cache")
 
 
 def p90(values: list[float]) -> float:

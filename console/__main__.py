@@ -9,6 +9,9 @@ import sys
 
 def run() -> None:
     try:
+        from console import classcode
+
+        classcode.install()  # before the imports that define dataclasses
         from console import collector
         from console.cli import main
     except KeyboardInterrupt:

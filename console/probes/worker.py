@@ -198,6 +198,9 @@ class ProbeWorker:
                 os.close(from_child_r)
                 _child_setup()
                 code = _run_child(config, to_child_r, from_child_w)
+                from console import classcode
+
+                classcode.save()  # the classes its rounds loaded (HTTP, database clients), for the next start
             finally:
                 os._exit(code)  # never run the console's exit handlers or flush its buffers
         os.close(to_child_r)
