@@ -63,11 +63,10 @@ BARE = textwrap.dedent("""
 CONSOLE = textwrap.dedent("""
     import time, sys
     t0 = float(sys.argv[1])
-    try:  # the entry point's first step (console/__main__.py), where the checkout has it
-        from console import classcode
-        classcode.install()
-    except ImportError:
-        pass
+    import os
+    if os.path.exists("console/classcode.py"):  # the entry point's first step, where the checkout
+        from console import classcode             # has it (cwd); an import would find this one's
+        classcode.install()                       # through the editable install's finder
     from console.config import load_config
     from console.probes.worker import ProbeWorker
     config = load_config(sys.argv[2])
