@@ -17,11 +17,13 @@ means compiling as Python always does.
 from __future__ import annotations
 
 import os
+import stat
 import sys
 from pathlib import Path
 from types import CodeType
 
 MAX_ENTRIES = 20_000  # beyond this, a stale cache (many versions of our classes) starts afresh
+MAX_BYTES = 64 << 20  # a bigger file is not ours: not read
 
 _codes: dict[str, CodeType] = {}
 _added = False
@@ -43,8 +45,12 @@ def _load(path: Path) -> dict[str, CodeType]:
     import marshal
 
     try:
-        with open(path, "rb") as fh:
-            st = os.fstat(fh.fileno())
+        # Non-blocking and not through a link: a FIFO planted there is never waited on.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC)
+        with open(fd, "rb") as fh:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_BYTES:
+                return {}
             if st.st_uid != os.getuid() or st.st_mode & 0o022:
                 return {}  # code someone else could have written is not run
             loaded = marshal.loads(fh.read())

@@ -153,3 +153,18 @@ def test_the_probe_worker_keeps_what_its_rounds_compiled(make_simulation, tmp_pa
     assert done.returncode == 0, done.stderr
     console_has, saved, only_worker = map(int, done.stdout.split())
     assert only_worker > 0 and saved == console_has + only_worker, done.stdout
+
+
+def test_a_fifo_or_a_link_in_its_place_is_never_waited_on_or_followed(tmp_path: Path) -> None:
+    run(CLASSES, tmp_path)
+    path = cache_file(tmp_path)
+    real = path.with_name("elsewhere")
+    path.rename(real)
+    path.symlink_to(real)
+    assert run(CLASSES, tmp_path)[1].startswith("compiled"), "a link is not followed"
+    path.unlink(missing_ok=True)
+    os.mkfifo(path)
+    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+    environ["XDG_CACHE_HOME"] = str(tmp_path)
+    done = subprocess.run([sys.executable, "-c", CLASSES], env=environ, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0 and done.stdout.splitlines()[1].startswith("compiled"), done
