@@ -13,13 +13,15 @@ import io
 import re
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from dotenv.parser import Binding, parse_stream
 
 from console import safe_text
-from console.flags import FlagSet
-from console.profile.model import FlagRules
+
+if TYPE_CHECKING:  # the simulator's `ctl` reads env files without the flag model's classes
+    from console.flags import FlagSet
+    from console.profile.model import FlagRules
 
 ENCODING = "utf-8"
 ERRORS = "surrogateescape"  # keeps any byte round-trippable
@@ -253,6 +255,8 @@ class EnvFile:
 
     def flags(self, rules: FlagRules) -> FlagSet:
         """The flags as the service reads this file."""
+        from console.flags import FlagSet
+
         return FlagSet.from_environ(rules, self.values)
 
     def flag_lines(self, rules: FlagRules) -> list[tuple[int, str]]:
