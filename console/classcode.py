@@ -4,8 +4,8 @@ On CPython 3.11 and 3.12 every dataclass compiles its ``__init__``, ``__repr__``
 (and, frozen, ``__setattr__``, ``__delattr__``, ``__hash__``) from source, one ``exec`` each:
 about 450 functions for the CLI's imports and 540 for the console's (Textual's included),
 a third of their import time. The source text fully decides the compiled code, so the code
-is kept by its text in a per-user cache file, beside nothing else: a class whose fields
-change has new text and compiles afresh; nothing is ever run that its own text did not say.
+is kept by its text in a per-user cache file: a class whose fields change has new text and
+compiles afresh; nothing is ever run that its own text did not say.
 
 Only for a process of our own (``rollback-console``, ``python -m console``), installed before
 its imports. The cache is the user's own, like their bytecode: read only from a file of
