@@ -35,8 +35,8 @@ SIGNALS = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
 DELAYS_20 = (0.0, 0.02, 0.05, 0.08, 0.12, 0.16, 0.2, 0.25, 0.3, 0.4, 0.5, 0.6, 0.75, 0.9, 1.1, 1.3, 1.6, 2.0, 2.5, 3.2)
 DELAYS_10 = DELAYS_20[::2]
 EXIT_DEADLINE_S = 40.0  # a hang guard: a clean stop takes a second or two
-LEFTOVER_DEADLINE_S = 15.0
-INTERPRETER_START = "Fatal Python error: init_import_site"  # the guard process polls its owner every 0.3 s
+LEFTOVER_DEADLINE_S = 15.0  # the guard process polls its owner every 0.3 s
+INTERPRETER_START = "Fatal Python error: init_import_site"
 
 
 @dataclass(frozen=True)
@@ -153,16 +153,7 @@ def trial(
 def check(t: Trial, marker: str, *, own_end: tuple[int, ...] = ()) -> None:
     """A sane end: killed by the signal before its handler existed (-N), stopped by it
     after cleaning up (128 + N), or the command's own documented end (``own_end``)."""
-    if t.signum == signal.SIGINT and t.code == 1 and t.output.lstrip().startswith(INTERPRETER_START):
-        # Ctrl-C while CPython itself starts (importing `site`), before any line of ours
-        # exists to handle it: the interpreter reports it and exits 1, as `python -c pass`
-        # would. Nothing was started, so only the leftovers check below applies.
-        pass
-    elif t.signum == signal.SIGINT and t.code == -t.signum and _interrupted_before_our_code(t.output):
-        # Ctrl-C while runpy still compiles console/__main__.py (CI, 0.05 s in): the
-        # interpreter's own frames only, so no line of ours existed to catch it.
-        pass
-    else:
+    if not _ctrl_c_before_our_code(t):  # if it was, nothing started: only the leftovers check applies
         assert t.code in (-t.signum, 128 + t.signum, *own_end), str(t)
         assert "Traceback (most recent call last)" not in t.output, str(t)
     assert CRASH_MARKER not in t.output, str(t)
@@ -172,10 +163,19 @@ def check(t: Trial, marker: str, *, own_end: tuple[int, ...] = ()) -> None:
     assert not left, f"left behind after {t}:\n" + "\n".join(left)
 
 
-def _interrupted_before_our_code(output: str) -> bool:
-    """The output is one KeyboardInterrupt traceback whose every frame is the
-    interpreter's own (``<frozen runpy>``, ``<frozen importlib...>``), none of this project."""
-    text = output.strip()
+def _ctrl_c_before_our_code(t: Trial) -> bool:
+    """Ctrl-C while CPython itself starts, before any line of ours exists to handle it:
+    - importing `site`: the interpreter reports it and exits 1, as `python -c pass` would;
+    - runpy still compiling console/__main__.py (CI, 0.05 s in): a KeyboardInterrupt
+      traceback whose every frame is the interpreter's own (``<frozen runpy>``,
+      ``<frozen importlib...>``), none of this project, and exit -2."""
+    if t.signum != signal.SIGINT:
+        return False
+    text = t.output.strip()
+    if t.code == 1:
+        return text.startswith(INTERPRETER_START)
+    if t.code != -t.signum:
+        return False
     if not text.startswith("Traceback (most recent call last)") or not text.endswith("KeyboardInterrupt"):
         return False
     frames = [line for line in text.splitlines() if line.lstrip().startswith('File "')]
