@@ -40,9 +40,15 @@ CHANGED = CLASSES.replace("    y: int = 2\n", "    y: int = 2\n    z: str = 'z'\
 )
 
 
-def run(code: str, cache: Path, *, check: bool = True, **env: str) -> list[str]:
+def cache_env(cache: Path, **extra: str) -> dict[str, str]:
+    """Ours, with the cache in ``cache`` and bytecode (so the cache) allowed to be written."""
     environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    environ.update(XDG_CACHE_HOME=str(cache), **env)
+    environ.update(XDG_CACHE_HOME=str(cache), **extra)
+    return environ
+
+
+def run(code: str, cache: Path, *, check: bool = True, **env: str) -> list[str]:
+    environ = cache_env(cache, **env)
     done = subprocess.run([sys.executable, "-c", code], env=environ, capture_output=True, text=True, check=check)
     return done.stdout.splitlines()
 
@@ -109,8 +115,7 @@ def test_no_cache_is_written_where_bytecode_may_not_be(tmp_path: Path) -> None:
 def test_the_real_entry_point_writes_it_once_then_compiles_nothing(tmp_path: Path) -> None:
     """`rollback-console --version` and a real command: the second run leaves the file as it was."""
     config = tmp_path / "none.toml"
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env.update(XDG_CACHE_HOME=str(tmp_path), ROLLBACK_CONSOLE_CONFIG=str(config))
+    env = cache_env(tmp_path, ROLLBACK_CONSOLE_CONFIG=str(config))
     argv = [sys.executable, "-m", "console", "demo", "--help"]
     subprocess.run(argv, env=env, capture_output=True, check=True)
     path = cache_file(tmp_path)
@@ -145,8 +150,7 @@ def test_the_probe_worker_keeps_what_its_rounds_compiled(make_simulation, tmp_pa
     """The worker (forked, ended with os._exit) saves the classes its first round loaded (the
     HTTP and database clients): the dashboard waits for that round at every start."""
     sim = make_simulation(environments=("staging",))
-    env = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    env["XDG_CACHE_HOME"] = str(tmp_path)
+    env = cache_env(tmp_path)
     done = subprocess.run(
         [sys.executable, "-c", WORKER, str(sim.config_path)], env=env, capture_output=True, text=True, timeout=120
     )
@@ -164,7 +168,6 @@ def test_a_fifo_or_a_link_in_its_place_is_never_waited_on_or_followed(tmp_path: 
     assert run(CLASSES, tmp_path)[1].startswith("compiled"), "a link is not followed"
     path.unlink(missing_ok=True)
     os.mkfifo(path)
-    environ = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
-    environ["XDG_CACHE_HOME"] = str(tmp_path)
+    environ = cache_env(tmp_path)
     done = subprocess.run([sys.executable, "-c", CLASSES], env=environ, capture_output=True, text=True, timeout=60)
     assert done.returncode == 0 and done.stdout.splitlines()[1].startswith("compiled"), done
