@@ -41,6 +41,8 @@ class DashboardScreen(Screen):
         self._layout(self.size.width)
 
     def on_resize(self) -> None:
+        if not self.query("#panels"):  # a resize before compose, or while the app exits at start-up
+            return
         self._layout(self.size.width)
 
     def _layout(self, width: int) -> None:
