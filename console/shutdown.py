@@ -19,8 +19,10 @@ cut short; a second Ctrl-C is Python's and asyncio's (it interrupts).
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import signal
+import sys
 from collections.abc import Callable, Iterator
 from types import FrameType
 
@@ -95,6 +97,16 @@ def on_stop(hook: Hook) -> Iterator[None]:
         _hooks.remove(hook)
         if not _hooks:
             signal.signal(signal.SIGINT, previous if callable(previous) else signal.default_int_handler)
+
+
+def deliver_again() -> None:
+    """A stop's KeyboardInterrupt raised inside a finalizer (a ``__del__``, a weakref
+    callback) is lost: Python only reports it and runs on. Deliver the stop once more
+    through the current SIGINT handler (which ends the command, or calls its hook). From
+    another thread: called here, in the report of the lost one, it would be lost again."""
+    if not sys.is_finalizing():
+        # Not threading.Thread: its start() waits for the thread, and the stop would land there.
+        _thread.start_new_thread(_thread.interrupt_main, ())
 
 
 def consume() -> None:

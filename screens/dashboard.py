@@ -41,12 +41,13 @@ class DashboardScreen(Screen):
         self._layout(self.size.width)
 
     def on_resize(self) -> None:
-        if not self.query("#panels"):  # a resize before compose, or while the app exits at start-up
-            return
         self._layout(self.size.width)
 
     def _layout(self, width: int) -> None:
-        panels = self.query_one("#panels")
+        found = self.query("#panels")
+        if not found:  # the app stopped as it started (a stop signal): nothing was composed
+            return
+        panels = found.first()
         panels.set_class(width >= WIDE and len(self.app.live) > 1, "-wide")
         # Room to spare (e.g. 200×60 with a few environments): show more in each panel.
         rows_each = self.size.height // max(1, (len(self.app.live) + 1) // (2 if width >= WIDE else 1))

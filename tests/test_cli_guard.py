@@ -58,6 +58,31 @@ def test_an_exception_in_a_thread_is_logged_not_printed(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr and CRASH_MARKER in done.stderr and "ZeroDivisionError" in done.stderr
 
 
+def test_a_stop_a_finalizer_swallowed_is_delivered_again_not_reported_as_a_crash(tmp_path: Path) -> None:
+    """A SIGTERM whose handler ran inside a ``__del__`` raised its KeyboardInterrupt into
+    nothing (Python only reports it): it was logged as a crash and the command ran on."""
+    code = (
+        "import os, signal, sys, time, console.cli.history as h\n"
+        "class Finalizer:\n"
+        "    def __del__(self):\n"
+        "        os.kill(os.getpid(), signal.SIGTERM); time.sleep(0.5)\n"
+        "def work(args):\n"
+        "    Finalizer()\n"
+        "    print('swallowed', flush=True)\n"
+        "    for _ in range(100): time.sleep(0.1)  # ten seconds of work the stop cuts short\n"
+        "    print('ran to the end', flush=True); return 0\n"
+        "h.run_history = work\n"
+        "from console.cli import main\n"
+        "sys.exit(main(['history']))\n"
+    )
+    done = _python(code, tmp_path)
+    assert "swallowed" in done.stdout, done
+    assert "ran to the end" not in done.stdout, done
+    assert done.returncode == 128 + 15 and "stopped by SIGTERM" in done.stderr, done
+    assert CRASH_MARKER not in done.stderr and "Traceback" not in done.stderr, done
+    assert not (tmp_path / "rollback-console" / "crashes").exists()
+
+
 def test_the_output_guard_cleans_and_redacts_whole_lines() -> None:
     raw = io.StringIO()
     guard = OutputGuard(raw)  # type: ignore[arg-type]

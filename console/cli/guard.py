@@ -143,7 +143,8 @@ def crash(exc: BaseException, argv: list[str] | None = None) -> int:
 
 def install_hooks() -> None:
     """Exceptions in threads and at garbage collection go to the crash log too, as one
-    line each, not as a traceback on the operator's terminal."""
+    line each, not as a traceback on the operator's terminal; a stop signal's interrupt
+    that a finalizer swallowed is not a crash, and is delivered again."""
 
     def thread_hook(args: threading.ExceptHookArgs) -> None:
         if args.exc_type is SystemExit or args.exc_value is None:
@@ -151,7 +152,14 @@ def install_hooks() -> None:
         crash(args.exc_value)
 
     def unraisable_hook(args: Any) -> None:
-        if args.exc_value is not None:
+        if isinstance(args.exc_value, KeyboardInterrupt):  # a stop signal, handled in a finalizer
+            from console import shutdown
+
+            try:
+                shutdown.deliver_again()
+            except KeyboardInterrupt:  # delivered while still in here: lost again, so once more
+                shutdown.deliver_again()
+        elif args.exc_value is not None:
             crash(args.exc_value)
 
     threading.excepthook = thread_hook

@@ -73,11 +73,14 @@ STOP_RETRY_S = 0.5
 
 def _stop_app(app: object) -> None:
     """SIGTERM/SIGHUP/SIGINT while the console runs: leave it the way `q` does, so the
-    terminal is restored and the probe worker stopped. Before its loop runs, or after it
-    ended, stop like Ctrl-C. (An app may define ``stop_on_signal()`` to do more.)"""
+    terminal is restored and the probe worker stopped. Before its loop runs there is
+    nothing to stop yet: the signal is remembered (``shutdown.received``) and the app exits
+    as it mounts; after the loop ended it is already stopping. Not raising here matters: a
+    KeyboardInterrupt raised inside a finalizer would be lost, and reported as a crash.
+    (An app may define ``stop_on_signal()`` to do more.)"""
     loop = getattr(app, "_loop", None)
     if loop is None or loop.is_closed():
-        raise KeyboardInterrupt
+        return
     stop = getattr(app, "stop_on_signal", None) or app.exit  # type: ignore[attr-defined]
 
     def again() -> None:
