@@ -402,6 +402,60 @@ def test_stale_restart_keeps_the_old_environment_until_reload_or_force(make_simu
     assert host.pid() != old and environ_of(host.pid())[TIME_WEIGHTING] == "false"
 
 
+def test_a_service_whose_start_was_cut_short_is_found_stopped_and_not_leaked(make_simulation: MakeSimulation) -> None:
+    """A start killed between launching the service and recording its pid left a service no
+    command knew of: it kept the port, the next start's service died on it while its
+    answers passed for the new one's, and the process outlived the simulation (seen in CI)."""
+    sim = make_simulation()
+    host = sim.host("staging")
+    unrecorded = host.pid()
+    assert unrecorded is not None
+    (host.home / "run" / "service.pid").unlink()  # as if the start had been cut short there
+    assert host.pid() == unrecorded  # found by its command line, as systemd finds it in the unit's cgroup
+    set_flags(host, advanced=False)
+    restart(sim, host)
+    assert not alive(unrecorded), "the unrecorded service was left running"
+    new = host.pid()
+    assert new is not None and new != unrecorded
+    assert environ_of(new)[ADVANCED] == "false"  # the new service answers, with the new env file
+    sim.stop()
+    assert not alive(new)
+
+
+def test_a_start_refuses_a_port_another_process_answers_on(make_simulation: MakeSimulation) -> None:
+    """Another program's answers on the port must not read as the new service's start."""
+    import http.server
+    import threading
+
+    sim = make_simulation()
+    host = sim.host("staging")
+    ctl = [sys.executable, "-m", "console.simulator.ctl"]
+    subprocess.run([*ctl, "stop", "--home", str(host.home)], check=True, capture_output=True, timeout=30)
+
+    class Other(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    other = http.server.HTTPServer(("127.0.0.1", host.api_port), Other)
+    serving = threading.Thread(target=other.serve_forever, daemon=True)
+    serving.start()
+    try:
+        result = sim.run("staging", "restart_command")
+        assert result.returncode == 1, result
+        assert f"port {host.api_port} is already in use by another process" in result.stderr, result
+        assert host.pid() is None
+    finally:
+        other.shutdown()
+        other.server_close()
+        serving.join(5)
+    restart(sim, host)  # the port is free again: the service starts and is recorded
+    assert host.pid() is not None
+
+
 # --- database and repository ---------------------------------------------------------
 
 

@@ -97,12 +97,41 @@ def _alive(pid: int, home: Path | None = None) -> bool:
     return any(m in args for m in MODULES) and str(home) in args
 
 
-def running_pid(home: Path) -> int | None:
+def _recorded_pid(home: Path) -> int | None:
     try:
         pid = int(_pid_file(home).read_text().strip())
     except (OSError, ValueError):
         return None
     return pid if _alive(pid, home) else None
+
+
+def _home_pids(home: Path) -> list[int]:
+    """Every live service process of this home, recorded in the pid file or not: a start cut
+    short between launching the service and writing its pid leaves one unrecorded, and it
+    holds the port (systemd finds such a process in the unit's cgroup; here, by its command line)."""
+    wanted = str(home).encode()
+    found = []
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/cmdline", "rb") as fh:
+                args = fh.read().split(b"\0")
+        except OSError:
+            continue
+        # python -m MODULE --home HOME, exactly (not a ctl command naming the same home)
+        if len(args) >= 5 and args[1] == b"-m" and args[3] == b"--home" and args[4] == wanted:
+            if args[2].decode(errors="replace") in MODULES and _alive(int(entry.name)):
+                found.append(int(entry.name))
+    return found
+
+
+def running_pid(home: Path) -> int | None:
+    pid = _recorded_pid(home)
+    if pid is not None:
+        return pid
+    strays = _home_pids(home)
+    return strays[0] if strays else None
 
 
 def _journal(home: Path, message: str) -> None:
@@ -190,6 +219,12 @@ def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
     if module not in MODULES:
         raise CtlError(f"{home}/service.json: unknown module {module!r} (known: {', '.join(MODULES)})")
     health = unit(home).get("health", "/health")
+    if port and _health_ok(port, health, any_status=True):
+        # Not ours (ours would have been found above): its answers would pass for the new
+        # service's, which cannot bind the port and dies.
+        _journal(home, f"{_name(home)}.service: port {port} is already in use by another process.")
+        print(f"{_name(home)} not started: port {port} is already in use by another process", file=sys.stderr)
+        return 1
     with open(service_log(home), "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", module, "--home", str(home)],
@@ -232,34 +267,48 @@ def _wait_gone(pid: int, timeout: float) -> bool:
     return not _alive(pid)
 
 
+def _all_pids(home: Path) -> list[int]:
+    """The recorded service and any unrecorded one: a stop stops them all, as systemd's does."""
+    recorded = _recorded_pid(home)
+    return ([recorded] if recorded is not None else []) + [p for p in _home_pids(home) if p != recorded]
+
+
+def _wait_all_gone(pids: list[int], timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    return all(_wait_gone(pid, max(0.0, deadline - time.monotonic())) for pid in pids)
+
+
 def stop(home: Path, *, out: TextIO | None = None) -> int:
     out = out or sys.stdout
-    pid = running_pid(home)
-    if pid is None:
+    pids = _all_pids(home)
+    if not pids:
         print(f"{_name(home)} is not running", file=out)
         _pid_file(home).unlink(missing_ok=True)
         return 0
-    _journal(home, f"Stopping {_name(home)} (pid {pid})…")
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
-    if not _wait_gone(pid, GRACE_S):
-        _journal(home, f"{_name(home)}.service: State 'stop-sigterm' timed out. Killing.")
+    said = ", ".join(str(pid) for pid in pids)
+    _journal(home, f"Stopping {_name(home)} (pid {said})…")
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 5)
+            os.kill(pid, signal.SIGTERM)
+    if not _wait_all_gone(pids, GRACE_S):
+        _journal(home, f"{_name(home)}.service: State 'stop-sigterm' timed out. Killing.")
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        _wait_all_gone(pids, 5)
     _pid_file(home).unlink(missing_ok=True)
     _journal(home, f"Stopped {_name(home)}.")
-    print(f"{_name(home)} stopped (pid {pid})", file=out)
+    print(f"{_name(home)} stopped (pid {said})", file=out)
     return 0
 
 
 def kill_service(home: Path) -> None:
     """SIGKILL without ceremony (force-restart, and the guard's cleanup)."""
-    pid = running_pid(home)
-    if pid is not None:
+    pids = _all_pids(home)
+    for pid in pids:
         with contextlib.suppress(ProcessLookupError):
             os.kill(pid, signal.SIGKILL)
-        _wait_gone(pid, 5)
+    _wait_all_gone(pids, 5)
     _pid_file(home).unlink(missing_ok=True)
 
 
