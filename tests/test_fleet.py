@@ -307,7 +307,9 @@ def test_status_gives_each_host_and_a_dead_host_does_not_stall_the_rest(
 ) -> None:
     hosts = fleet.hosts("staging")[:6]
     reset(fleet, hosts)
-    config = fleet_config(fleet, tmp_path, 6, hosts={4: {"port": hung_port, "connect_timeout": 2.0}})
+    # The dead host's timeout is long beside a live host's round (well under a second, a few
+    # seconds on a loaded machine): a host that waited for it shows it by its own time.
+    config = fleet_config(fleet, tmp_path, 6, hosts={4: {"port": hung_port, "connect_timeout": 6.0}})
 
     started = time.monotonic()
     result = cli(config, "status", "staging", "--json")
@@ -318,13 +320,13 @@ def test_status_gives_each_host_and_a_dead_host_does_not_stall_the_rest(
     assert [h["host"] for h in env["hosts"]] == [h.name for h in hosts]
     by_name = {h["host"]: h for h in env["hosts"]}
     dead = by_name.pop("staging-4")
-    assert dead["reachable"] is False and "timed out after 2s" in dead["unreachable"]
+    assert dead["reachable"] is False and "timed out after 6s" in dead["unreachable"]
     for name, h in by_name.items():
         assert h["reachable"] and h["probe"]["ok"], name
         assert {k: h["flags"][k] for k in ("env_file", "process", "log")} == dict.fromkeys(
             ("env_file", "process", "log"), ALL_ON.as_dict()
         ), name
-        assert h["elapsed_s"] < 2.0, f"{name} waited for the dead host ({h['elapsed_s']}s)"
+        assert h["elapsed_s"] < dead["elapsed_s"], f"{name} waited for the dead host ({h['elapsed_s']}s)"
     # Unknown is not unhealthy: the five that answer speak for the environment's health...
     assert env["signals"]["unhealthy"] is False, [f for f in env["recommendation"]["findings"] if f["lit"]]
     # ...but not for the host out of reach: the recommendation is "cannot assess", never "no action".
