@@ -122,6 +122,46 @@ async def test_hanging_text_rewraps_when_the_terminal_is_resized_and_copies_as_w
         assert str(app.query_one(Static).render()) == text, "what is copied is the line as written"
 
 
+async def test_the_run_log_wraps_its_lines_again_when_its_width_changes() -> None:
+    """RichLog wraps a line once, as it is written: after the terminal was made wider a run's
+    log still showed its lines broken at the old width, and after it was made narrower, cut."""
+    from textual.app import App, ComposeResult
+
+    from screens.widgets.run_view import REWRAP_AFTER_S, RunLog
+
+    line = "12:00:01 ✓ Edit the env file: " + " ".join(f"word{i}" for i in range(30))
+
+    class One(App[None]):
+        def compose(self) -> ComposeResult:
+            yield RunLog(id="run-output", max_lines=2000, markup=False, wrap=True, min_width=20)
+
+    def rows(log: RunLog) -> list[str]:
+        return [strip.text.rstrip() for strip in log.lines]
+
+    async with One().run_test(size=(50, 20)) as pilot:
+        log = pilot.app.query_one(RunLog)
+        log.write(line)
+        log.write("12:00:02 · short")
+        await pilot.pause()
+        narrow = rows(log)
+        assert len(narrow) > 5 and all(len(r) <= 50 for r in narrow), narrow
+        for width in (70, 90, 120):  # a drag: a burst of resizes, one wrap at the end
+            await pilot.resize_terminal(width, 20)
+        await pilot.pause(REWRAP_AFTER_S + 0.2)
+        wide = rows(log)
+        assert len(wide) < len(narrow) and max(len(r) for r in wide) > 60, wide
+        assert wide[0].startswith("12:00:01 ✓ Edit") and wide[1].startswith(" " * 11) and wide[-1] == "12:00:02 · short"
+        assert " ".join(" ".join(r.split()) for r in wide[:-1]) == " ".join(line.split()), "no word lost or doubled"
+        await pilot.resize_terminal(40, 20)
+        await pilot.pause(REWRAP_AFTER_S + 0.2)
+        assert all(len(r) <= 40 for r in rows(log)), rows(log)
+        assert log.scroll_y == log.max_scroll_y, "a log that followed its end still does"
+        log.clear()
+        await pilot.resize_terminal(80, 20)
+        await pilot.pause(REWRAP_AFTER_S + 0.2)
+        assert rows(log) == [], "cleared stays cleared"
+
+
 async def test_show_with_and_without_a_hang_always_shows_the_latest_text() -> None:
     """One note shows NOT RUNNING (hung) then DRIFT (say, plain) then NOT RUNNING again: the
     third must not be skipped as "shown already" while DRIFT is on screen."""

@@ -10,10 +10,12 @@ from __future__ import annotations
 import re
 import textwrap
 import time
+from collections import deque
 from typing import Any
 
 from textual.app import ComposeResult
 from textual.containers import VerticalScroll
+from textual.timer import Timer
 from textual.widgets import DataTable, RichLog, Static
 
 from screens.format import at, cell, esc, screen_text
@@ -55,15 +57,55 @@ def check_mark(passed: object) -> str:
 _STAMPED = re.compile(r"\d\d:\d\d:\d\d [✓✗·] ")
 
 
+REWRAP_AFTER_S = 0.15  # a terminal dragged wider sends a burst of resizes: wrap once, at the end
+
+
 class RunLog(RichLog):
     """The run's log: a long line continues under its message ("12:00:01 ✓ " or "  │ "
-    kept clear on the left), not at the left edge where it reads as a line of its own."""
+    kept clear on the left), not at the left edge where it reads as a line of its own.
+    RichLog wraps a line once, when it is written; this log keeps what was written and wraps
+    it again when its width changes (a terminal made wider no longer shows lines broken at the
+    old width, nor a narrower one lines cut off)."""
+
+    def __init__(self, *args: Any, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._written: deque[tuple[object, dict[str, Any]]] = deque(maxlen=self.max_lines)
+        self._wrapped_at = 0
+        self._rewrap: Timer | None = None
 
     def write(self, content: object, *args: Any, **kw: Any) -> RunLog:  # type: ignore[override]
         if isinstance(content, str):
             stamped = _STAMPED.match(content)
             content = HangingText(content, extra=stamped.end() if stamped else 2)
+        if self._size_known:  # before that RichLog keeps it, and writes it through here later
+            self._written.append((content, dict(zip(("width", "expand", "shrink"), args, strict=False)) | kw))
+            self._wrapped_at = self.scrollable_content_region.width
         super().write(content, *args, **kw)
+        return self
+
+    def on_resize(self) -> None:
+        if self._wrapped_at and self.scrollable_content_region.width != self._wrapped_at:
+            if self._rewrap is not None:
+                self._rewrap.stop()
+            self._rewrap = self.set_timer(REWRAP_AFTER_S, self._rewrap_now)
+
+    def _rewrap_now(self) -> None:
+        self._rewrap = None
+        width = self.scrollable_content_region.width
+        if not width or width == self._wrapped_at:
+            return
+        at_end = self.scroll_y >= self.max_scroll_y
+        RichLog.clear(self)  # not ours: what was written stays
+        for content, kw in self._written:
+            RichLog.write(self, content, **{**kw, "scroll_end": False})
+        self._wrapped_at = width
+        if at_end:
+            self.scroll_end(animate=False, immediate=False, x_axis=False)
+
+    def clear(self) -> RunLog:
+        self._written.clear()
+        self._wrapped_at = 0
+        super().clear()
         return self
 
 
