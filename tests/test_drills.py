@@ -434,6 +434,24 @@ async def test_an_earlier_drills_rollback_is_not_this_drills_standing(drill: Any
     second.end()
 
 
+def test_a_drill_config_no_drill_started_record_names_still_counts_its_own_runs(drill: Any) -> None:
+    """Without its drill_started record (here: a copy of the drill's config, which no record
+    names) `status` said nothing was in effect right after a rollback on that very config.
+    The config's own age bounds the drill's runs instead: none on it can be older."""
+    d = drill("latency")
+    original = d.config
+    d.config = original.with_name("copy.toml")
+    d.config.write_bytes(original.read_bytes())
+    try:
+        code, out = d.rollback("quick")
+        assert code == 0, out
+        shown = d.cli("status", "production").stdout
+        assert f"ROLLED BACK by run {run_id_in(out)}" in shown, shown
+    finally:
+        d.config = original
+    d.end()
+
+
 def test_every_scenario_file_loads_and_a_malformed_one_names_the_file_and_key(tmp_path: Path) -> None:
     known = scenarios(SCENARIO_DIR)
     assert set(known) == ALL_IDS and len(list(SCENARIO_DIR.glob("*.toml"))) == len(ALL_IDS)

@@ -78,7 +78,7 @@ def journal_standing(config: Config, names: list[str]) -> tuple[dict[str, Standi
         if config.drill:  # only this drill's runs: not an earlier one's, on a simulation long gone
             since = drill_start(journal, config.path)
             if since is None:
-                return {n: Standing(n) for n in names}, None  # no drill_started record: none is this drill's
+                return {}, "cannot tell this drill's runs from an earlier drill's (no drill_started record, no config)"
         found = standings_from_index(journal, config, PLANS, names, drills=config.drill, since=since)
     except (JournalError, OSError) as exc:
         return {}, str(exc)

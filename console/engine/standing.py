@@ -170,7 +170,9 @@ def changed_since(run: RunSummary, snapshot: EnvironmentSnapshot | None) -> Sinc
 
 def drill_start(journal: Journal, config_path: str) -> float | None:
     """When the drill run on the config at ``config_path`` started (its drill_started record):
-    drills share one journal, and an earlier drill's runs belong to a simulation long gone."""
+    drills share one journal, and an earlier drill's runs belong to a simulation long gone.
+    Without a record (another journal was the drill's), when the config was written: the
+    drill writes it as it starts, and no run on it can be older. None: neither is known."""
     from pathlib import Path
 
     from console.journal.records import parse_ts
@@ -181,7 +183,10 @@ def drill_start(journal: Journal, config_path: str) -> float | None:
         when = parse_ts(r.get("ts"))
         if isinstance(given, str) and when is not None and Path(given).resolve() == mine:
             return when.timestamp()
-    return None
+    try:
+        return mine.stat().st_mtime
+    except OSError:
+        return None
 
 
 def standings_from_index(
