@@ -199,10 +199,11 @@ def _health_ok(port: int, path: str = "/health", any_status: bool = False) -> bo
     return status == 200 or any_status
 
 
-def start(home: Path, *, saved: bool = False, out: TextIO | None = None) -> int:
-    """Start detached; wait until /health answers (0) or the process dies (1, with the log tail)."""
+def start(home: Path, *, saved: bool = False, out: TextIO | None = None, stopped: bool = False) -> int:
+    """Start detached; wait until /health answers (0) or the process dies (1, with the log tail).
+    ``stopped``: every service of this home was just stopped (a restart), none is looked for."""
     out = out or sys.stdout
-    pid = running_pid(home)
+    pid = None if stopped else running_pid(home)
     if pid:
         print(f"{_name(home)} is already running (pid {pid})", file=out)
         return 0
@@ -315,7 +316,7 @@ def kill_service(home: Path) -> None:
 def restart(home: Path) -> int:
     stale = faults_mod.read(home).stale_restart
     stop(home)
-    return start(home, saved=stale)
+    return start(home, saved=stale, stopped=True)
 
 
 def reload(home: Path) -> int:
@@ -332,7 +333,7 @@ def force_restart(home: Path) -> int:
     if pid:
         _journal(home, f"{_name(home)}.service: Main process exited, code=killed, status=9/KILL")
         print(f"killed {_name(home)} (pid {pid}) with SIGKILL")
-    return start(home)
+    return start(home, stopped=True)
 
 
 def rebuild(home: Path) -> int:
