@@ -212,9 +212,8 @@ class RollbackConsole(ProbeFeed, JournalSide, ConsoleActions, App[int]):
     def on_mount(self) -> None:
         from console import shutdown
 
-        # A stop signal that came while starting raised its KeyboardInterrupt wherever the
-        # process was; inside a finalizer (a __del__, a weakref callback) Python only prints
-        # it, and the console would open and run on. The signal itself is remembered.
+        # A stop signal that came before the app's loop ran had nothing to stop yet: it was
+        # only remembered (console/cli/tui.py), and the console leaves now, as it opens.
         if shutdown.received() is not None:
             self.exit()
             return

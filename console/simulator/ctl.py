@@ -81,6 +81,17 @@ def _saved_env(home: Path) -> Path:
     return home / "run" / "environ.json"
 
 
+def _serves(args: list[bytes], home: Path) -> bool:
+    """Whether a command line is this home's service: ``python -m MODULE --home HOME``, as
+    ``start`` launches it (not a ctl command naming the same home)."""
+    return (
+        len(args) >= 5
+        and args[1:4:2] == [b"-m", b"--home"]
+        and args[2].decode(errors="replace") in MODULES
+        and args[4] == str(home).encode()
+    )
+
+
 def _alive(pid: int, home: Path | None = None) -> bool:
     """Running (not a zombie) and, when ``home`` is given, really this home's service."""
     try:
@@ -90,11 +101,9 @@ def _alive(pid: int, home: Path | None = None) -> bool:
             return False
         if home is None:
             return True
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        return _serves(Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"), home)
     except (OSError, IndexError):
         return False
-    args = [a.decode(errors="replace") for a in cmdline]
-    return any(m in args for m in MODULES) and str(home) in args
 
 
 def _recorded_pid(home: Path) -> int | None:
@@ -109,7 +118,6 @@ def _home_pids(home: Path) -> list[int]:
     """Every live service process of this home, recorded in the pid file or not: a start cut
     short between launching the service and writing its pid leaves one unrecorded, and it
     holds the port (systemd finds such a process in the unit's cgroup; here, by its command line)."""
-    wanted = str(home).encode()
     found = []
     for entry in os.scandir("/proc"):
         if not entry.name.isdigit():
@@ -119,10 +127,8 @@ def _home_pids(home: Path) -> list[int]:
                 args = fh.read().split(b"\0")
         except OSError:
             continue
-        # python -m MODULE --home HOME, exactly (not a ctl command naming the same home)
-        if len(args) >= 5 and args[1] == b"-m" and args[3] == b"--home" and args[4] == wanted:
-            if args[2].decode(errors="replace") in MODULES and _alive(int(entry.name)):
-                found.append(int(entry.name))
+        if _serves(args, home) and _alive(int(entry.name)):
+            found.append(int(entry.name))
     return found
 
 
