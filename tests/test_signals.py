@@ -247,7 +247,7 @@ def test_rollback_at_10_points(make_simulation, tmp_path: Path) -> None:
 
 # Where the finalizer that swallows the signal's KeyboardInterrupt runs: before our code
 # (no handler of ours yet), and inside the console once its crash hooks are installed, just
-# before the app's loop starts (the stop hook then raises: there is no loop to stop).
+# before the app's loop starts (where the stop hook used to raise, having no loop to stop).
 SWALLOW_POINTS = {
     "before the console": "swallow()\n",
     "as the app starts": (
