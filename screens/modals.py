@@ -5,10 +5,11 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING, TypeVar
 
-from textual import on
+from textual import events, on
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.message import Message
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Static
 
@@ -54,6 +55,45 @@ class RoomyModal(ModalScreen[T]):
             box.styles.max_height = box.outer_size.height + grow
 
 
+_HUNK = re.compile(r"( *)@@ ")
+
+
+def plan_parts(text: str) -> tuple[str, str, str, str]:
+    """A plan preview cut for the confirmation: its header (title, target, notes), its steps
+    up to the first changed line of a diff, that line and the changed lines after it, and the
+    rest. A text that is not a preview is all steps; one without a diff has no change."""
+    header, sep, steps = text.partition("\n\n1. ")
+    header, steps = (header, "1. " + steps) if sep else ("", text)
+    lines = steps.split("\n")
+    hunk = next((m for m in map(_HUNK.match, lines) if m), None)
+    if hunk is None:
+        return header, steps, "", ""
+    indent = hunk.group(1)  # a diff's lines sit at its hunk's indent: "-" or "+" there is a change
+
+    def changed(line: str) -> bool:
+        return line.startswith(indent) and line[len(indent) : len(indent) + 1] in ("-", "+")
+
+    start = lines.index(hunk.string) + 1
+    first = next((i for i in range(start, len(lines)) if changed(lines[i])), None)
+    if first is None:
+        return header, steps, "", ""
+    end = first
+    while end < len(lines) and changed(lines[end]):
+        end += 1
+    return header, "\n".join(lines[:first]), "\n".join(lines[first:end]), "\n".join(lines[end:])
+
+
+class PlanBox(VerticalScroll):
+    """The confirmation's box: tells its screen when its size changes (a Resize event goes
+    only to the widget resized)."""
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.post_message(PlanBox.Resized())
+
+    class Resized(Message):
+        pass
+
+
 class ConfirmRollback(RoomyModal[bool]):
     """Shows the exact edits and commands; runs only on an explicit yes.
 
@@ -72,18 +112,27 @@ class ConfirmRollback(RoomyModal[bool]):
         super().__init__()
         self.title_text, self.environment, self.commands, self.destructive = title, environment, commands, destructive
         self.request_only = request_only
+        self._scrolled_to = 0  # where the box was put to show the change; the operator's scroll wins
+        self._hint = (
+            "This is exactly what will run once a second person approves it"
+            if request_only
+            else "This is exactly what will run"
+        )
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="modal" + (" -danger" if self.destructive else "")):
             yield Static(f"[b]{esc(self.title_text)}[/b] on [b]{esc(self.environment)}[/b]")
-            yield Static(
-                "This is exactly what will run once a second person approves it:"
-                if self.request_only
-                else "This is exactly what will run:",
-                classes="hint",
-            )
-            with VerticalScroll(classes="commands"):
-                yield Static(Hanging(esc(self.commands)))  # a wrapped diff line stays in its column
+            yield Static(f"{self._hint}:", classes="hint")
+            with PlanBox(classes="commands"):
+                # In parts, so the box can open at the change; a wrapped diff line stays in its column.
+                header, lead, change, rest = plan_parts(self.commands)
+                if header:
+                    yield Static(Hanging(esc(header)), classes="plan-header")
+                yield Static(Hanging(esc(lead)), classes="plan-steps" + (" -after-header" if header else ""))
+                if change:
+                    yield Static(Hanging(esc(change)), classes="plan-change")
+                if rest:
+                    yield Static(Hanging(esc(rest)))
             if self.destructive:
                 yield Static(f"[$error]DESTRUCTIVE.[/] Type [b]{esc(self.environment)}[/b] to confirm:")
                 yield Input(placeholder=self.environment, id="typed")
@@ -96,10 +145,44 @@ class ConfirmRollback(RoomyModal[bool]):
                 )
 
     def on_mount(self) -> None:
+        self.watch(self.query_one(PlanBox), "scroll_y", self._say_what_is_above, init=False)
         if self.destructive:
             self.query_one("#typed", Input).focus()
         else:
             self.query_one("#confirm", Button).focus()
+
+    def _say_what_is_above(self, scroll_y: float) -> None:
+        self.query_one(".hint", Static).update(
+            f"{self._hint} (more above: scroll up):" if scroll_y else f"{self._hint}:"
+        )
+
+    @on(PlanBox.Resized)
+    def _box_resized(self) -> None:
+        # The box grows after the modal's first layout (RoomyModal): place the change again.
+        self.call_after_refresh(self._open_at_the_change)
+
+    def _open_at_the_change(self) -> None:
+        """At 80×24 a plan's header (its title, target, notes) and a diff's headers filled the
+        box, and the lines that change were below its fold. When they would be, the box opens
+        with the first changed lines at its foot and as much as fits above them; the rest is a
+        scroll away (the hint says when some is above). Kept so as the box grows or the
+        terminal is resized, until the operator scrolls it themselves."""
+        if not self.is_attached or not self.is_current:
+            return
+        box = self.query_one(".modal .commands", VerticalScroll)
+        changes = self.query(".plan-change")
+        if not changes or box.scroll_y != self._scrolled_to:
+            return
+        change = changes.first().virtual_region
+        room = box.scrollable_content_region.height
+        y = (
+            0
+            if change.bottom <= room
+            else min(change.y, max(self.query_one(".plan-steps").virtual_region.y, change.bottom - room))
+        )
+        if y != box.scroll_y:
+            box.scroll_to(y=y, animate=False, immediate=True)
+        self._scrolled_to = box.scroll_y  # (clamped to what the box can scroll now)
 
     def action_cancel(self) -> None:
         self.dismiss(False)

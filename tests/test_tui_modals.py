@@ -142,3 +142,68 @@ async def test_a_scorecards_long_values_wrap_in_their_own_column_at_80x24() -> N
         lesson = next(i for i, line in enumerate(shown) if "lesson" in line)
         assert shown[lesson].index("After") == at and under_its_value(lesson + 1)
         assert "[b]not markup[/b] [red]" in screen_text(app), "a value is text, never markup"
+
+
+PLAN = """Quick rollback: disable all advanced features  [production]
+  runbook target: < 1 min · data loss: None · reversible: Yes (re-enable flags)
+  note: System reverts to legacy behaviour: no advanced fields in the response.
+
+1. Edit the env file
+   on web-1, web-2:
+     --- /opt/analyticbot/.env.production (now)
+     +++ /opt/analyticbot/.env.production (after)
+     @@ -3,6 +3,6 @@
+      DATABASE_URL=…  (value not shown)
+
+      # Phase 4
+     -ENABLE_ADVANCED_RECOMMENDATIONS=true
+     -ENABLE_TIME_WEIGHTING=true
+     -ENABLE_CONTENT_TYPE_ANALYSIS=true
+     +ENABLE_ADVANCED_RECOMMENDATIONS=false
+     +ENABLE_TIME_WEIGHTING=false
+     +ENABLE_CONTENT_TYPE_ANALYSIS=false
+
+2. Restart the API
+   on web-1, web-2:
+     $ sudo systemctl restart analyticbot-api
+""" + "".join(f"\n{i}. step {i}\n     $ true\n" for i in range(3, 9))
+
+
+async def test_the_confirmation_keeps_the_change_in_view_until_the_operator_scrolls() -> None:
+    from tests.screen_text import screen_text
+
+    changed = [f"{s}ENABLE_{f}={v}" for s, v in (("-", "true"), ("+", "false")) for f in ("ADVANCED_RECOMMENDATIONS",)]
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        modal = ConfirmRollback("Quick rollback", "production", PLAN)
+        app.push_screen(modal)
+        await settle(pilot)
+        shown = screen_text(app)
+        assert all(line in shown for line in changed) and "+ENABLE_CONTENT_TYPE_ANALYSIS=false" in shown
+        assert "(more above: scroll up)" in shown and "runbook target" not in shown
+        await pilot.resize_terminal(80, 30)  # the box grows: the change stays in view
+        await settle(pilot)
+        assert "+ENABLE_CONTENT_TYPE_ANALYSIS=false" in screen_text(app)
+        box = parts(modal)[1]
+        box.scroll_home(animate=False)  # the operator reads from the top; a resize leaves it there
+        await settle(pilot)
+        await pilot.resize_terminal(80, 26)
+        await settle(pilot)
+        shown = screen_text(app)
+        assert box.scroll_y == 0 and "runbook target" in shown and "(more above" not in shown, "nothing is above"
+
+
+async def test_a_plan_with_nothing_to_change_opens_at_its_summary() -> None:
+    from tests.screen_text import screen_text
+
+    text = (
+        PLAN.split("\n\n1. ")[0]
+        + "\n  NOTHING TO CHANGE: every step below is already done; running it would change nothing."
+    )
+    text += "".join(f"\n\n{i}. step {i}\n     # already so" for i in range(1, 12))
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        modal = ConfirmRollback("Quick rollback", "production", text)
+        app.push_screen(modal)
+        await settle(pilot)
+        assert parts(modal)[1].scroll_y == 0 and "NOTHING TO CHANGE" in screen_text(app)

@@ -475,3 +475,39 @@ async def test_what_the_probes_see_says_which_round_and_when_the_latest_failed(m
         # A new worker's round replaces the warning with that round's time.
         await until(lambda: live.probe_error is None and "probe round at" in shown(), pilot)
         assert f"probe round at {fmt.at(live.snapshot.taken_at)} UTC" in shown(), shown()
+
+
+@pytest.mark.parametrize(
+    ("action", "changed"),
+    [
+        ("partial-time-weighting", ["-ENABLE_TIME_WEIGHTING=true", "+ENABLE_TIME_WEIGHTING=false"]),
+        ("quick", [f"{sign}{flag}={value}" for sign, value in (("-", "true"), ("+", "false")) for flag in (f.env for f in RULES.flags)]),
+    ],
+)
+async def test_at_80x24_the_confirmation_opens_at_the_change_not_the_plans_summary(
+    make_simulation, action: str, changed: list[str]
+) -> None:
+    """The plan's summary and the diff's headers filled the box and the edited lines were below
+    its fold: the operator said yes to what they could not see. The box now opens with the
+    changed lines on screen; the rest is a scroll up, and the hint says so."""
+    from tests.screen_text import screen_text
+
+    sim = make_simulation(environments=("staging",))
+    app = app_for(sim)
+    async with app.run_test(size=(80, 24)) as pilot:
+        await open_wizard(app, pilot, "staging")
+        await preview(app, pilot, action)
+        await pilot.press("ctrl+n", "ctrl+n")
+        await until(lambda: app.screen.__class__.__name__ == "ConfirmRollback" and app.screen.is_mounted, pilot)
+        box = app.screen.query_one(".modal .commands")
+        await until(lambda: box.scroll_y > 0, pilot, timeout=10)
+        shown = screen_text(app)
+        assert all(line in shown for line in changed), shown
+        assert "runbook target" not in shown
+        assert "This is exactly what will run (more above: scroll up):" in shown
+        box.scroll_home(animate=False)
+        await pilot.pause()
+        assert "runbook target: < " in screen_text(app), "the summary is still there, above"
+        await pilot.press("escape")
+        await pilot.pause()
+        assert env_flags(sim) == ALL_ON, "nothing ran"
