@@ -172,7 +172,7 @@ PLAN = """Quick rollback: disable all advanced features  [production]
 async def test_the_confirmation_keeps_the_change_in_view_until_the_operator_scrolls() -> None:
     from tests.screen_text import screen_text
 
-    changed = [f"{s}ENABLE_{f}={v}" for s, v in (("-", "true"), ("+", "false")) for f in ("ADVANCED_RECOMMENDATIONS",)]
+    changed = ["-ENABLE_ADVANCED_RECOMMENDATIONS=true", "+ENABLE_ADVANCED_RECOMMENDATIONS=false"]
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
         modal = ConfirmRollback("Quick rollback", "production", PLAN)
@@ -207,3 +207,28 @@ async def test_a_plan_with_nothing_to_change_opens_at_its_summary() -> None:
         app.push_screen(modal)
         await settle(pilot)
         assert parts(modal)[1].scroll_y == 0 and "NOTHING TO CHANGE" in screen_text(app)
+
+
+def test_only_a_diffs_own_lines_count_as_the_change() -> None:
+    """A step's own text may start with "-" (an SQL comment, an option), and a diff's context
+    line may hold a "-" after its leading space: neither is the change the box opens at."""
+    from screens.modals import plan_parts
+
+    sql = "1. Drop the columns\n   on db:\n     -- 004 down\n     ALTER TABLE posts DROP COLUMN has_video;"
+    assert plan_parts("Database rollback  [production]\n\n" + sql) == (
+        "Database rollback  [production]",
+        sql,
+        "",
+        "",
+    )
+    header, lead, change, rest = plan_parts(PLAN.replace("      DATABASE_URL=", "      -DATABASE_URL="))
+    assert header.startswith("Quick rollback") and lead.endswith("      # Phase 4")
+    assert change.splitlines() == [
+        f"     {sign}ENABLE_{flag}={value}"
+        for sign, value in (("-", "true"), ("+", "false"))
+        for flag in ("ADVANCED_RECOMMENDATIONS", "TIME_WEIGHTING", "CONTENT_TYPE_ANALYSIS")
+    ]
+    assert rest.startswith("\n2. Restart the API")
+    assert "\n\n".join([header, "\n".join([lead, change, rest])]) == PLAN.replace(
+        "      DATABASE_URL=", "      -DATABASE_URL="
+    ), "the parts are the plan, byte for byte"
