@@ -169,7 +169,7 @@ class ConfirmRollback(RoomyModal[bool]):
         terminal is resized, until the operator scrolls it themselves."""
         if not self.is_attached or not self.is_current:
             return
-        box = self.query_one(".modal .commands", VerticalScroll)
+        box = self.query_one(PlanBox)
         changes = self.query(".plan-change")
         if not changes or box.scroll_y != self._scrolled_to:
             return

@@ -7,7 +7,8 @@ import pytest
 from textual.app import App
 from textual.widget import Widget
 
-from screens.modals import ConfirmRollback, KeysScreen, RoomyModal
+from screens.modals import ConfirmRollback, KeysScreen, RoomyModal, plan_parts
+from tests.screen_text import screen_text
 from themes import CSS_PATH
 
 
@@ -115,7 +116,6 @@ async def test_a_scorecards_long_values_wrap_in_their_own_column_at_80x24() -> N
     """ "  label    value" lines (a drill's scorecard): a value too long for the line goes on
     under itself, not back under the labels."""
     from screens.modals import TextModal
-    from tests.screen_text import screen_text
 
     card = (
         "Drill scorecard — Flags changed but nothing changed\n"
@@ -170,8 +170,6 @@ PLAN = """Quick rollback: disable all advanced features  [production]
 
 
 async def test_the_confirmation_keeps_the_change_in_view_until_the_operator_scrolls() -> None:
-    from tests.screen_text import screen_text
-
     changed = ["-ENABLE_ADVANCED_RECOMMENDATIONS=true", "+ENABLE_ADVANCED_RECOMMENDATIONS=false"]
     app = Host()
     async with app.run_test(size=(80, 24)) as pilot:
@@ -194,8 +192,6 @@ async def test_the_confirmation_keeps_the_change_in_view_until_the_operator_scro
 
 
 async def test_a_plan_with_nothing_to_change_opens_at_its_summary() -> None:
-    from tests.screen_text import screen_text
-
     text = (
         PLAN.split("\n\n1. ")[0]
         + "\n  NOTHING TO CHANGE: every step below is already done; running it would change nothing."
@@ -212,8 +208,6 @@ async def test_a_plan_with_nothing_to_change_opens_at_its_summary() -> None:
 def test_only_a_diffs_own_lines_count_as_the_change() -> None:
     """A step's own text may start with "-" (an SQL comment, an option), and a diff's context
     line may hold a "-" after its leading space: neither is the change the box opens at."""
-    from screens.modals import plan_parts
-
     sql = "1. Drop the columns\n   on db:\n     -- 004 down\n     ALTER TABLE posts DROP COLUMN has_video;"
     assert plan_parts("Database rollback  [production]\n\n" + sql) == (
         "Database rollback  [production]",

@@ -19,6 +19,7 @@ from screens.run_screen import RunScreen
 from screens.widgets.run_view import RunView
 from screens.wizard import RollbackWizard
 from tests.phase4 import ALL_OFF, ALL_ON, RULES
+from tests.screen_text import screen_text
 
 OPERATOR = Who(user="alice", ssh_client=None, host="bastion-test", pid=1)
 
@@ -369,8 +370,6 @@ async def test_a_run_undone_at_80x24_shows_every_validation_and_its_log_by_page_
     """At 80x24 the rows of a run and its undo, then five validations, filled the screen: the
     last validations were cut off and the run's log squeezed to nothing, with no way to see
     them. The run view scrolls as a whole: PgDn reaches all of it, the log with 8 lines."""
-    from tests.screen_text import screen_text
-
     sim = make_simulation(environments=("staging",))
     app = app_for(sim)
     async with app.run_test(size=(80, 24)) as pilot:
@@ -405,7 +404,6 @@ async def test_a_rollback_that_failed_is_not_called_rolled_back(make_simulation)
     import json
 
     from tests.engine_support import cli, run_id_in
-    from tests.screen_text import screen_text
 
     sim = make_simulation(environments=("staging",))
     sim.inject("staging", crash_on_start=True)
@@ -481,7 +479,14 @@ async def test_what_the_probes_see_says_which_round_and_when_the_latest_failed(m
     ("action", "changed"),
     [
         ("partial-time-weighting", ["-ENABLE_TIME_WEIGHTING=true", "+ENABLE_TIME_WEIGHTING=false"]),
-        ("quick", [f"{sign}{flag}={value}" for sign, value in (("-", "true"), ("+", "false")) for flag in (f.env for f in RULES.flags)]),
+        (
+            "quick",
+            [
+                f"{sign}{flag}={value}"
+                for sign, value in (("-", "true"), ("+", "false"))
+                for flag in (f.env for f in RULES.flags)
+            ],
+        ),
     ],
 )
 async def test_at_80x24_the_confirmation_opens_at_the_change_not_the_plans_summary(
@@ -490,8 +495,6 @@ async def test_at_80x24_the_confirmation_opens_at_the_change_not_the_plans_summa
     """The plan's summary and the diff's headers filled the box and the edited lines were below
     its fold: the operator said yes to what they could not see. The box now opens with the
     changed lines on screen; the rest is a scroll up, and the hint says so."""
-    from tests.screen_text import screen_text
-
     sim = make_simulation(environments=("staging",))
     app = app_for(sim)
     async with app.run_test(size=(80, 24)) as pilot:
