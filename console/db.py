@@ -85,9 +85,9 @@ _DEPENDENTS = """
 """
 
 # All that ``inspect`` reports, in one statement: one round trip instead of four (asyncpg
-# spends two on each: prepare, then run), and the four facts come from one snapshot of the
-# catalogs, so a migration committing meanwhile cannot show as half applied. A missing
-# table fails the statement at its count, as the count alone did before.
+# spends two on each: prepare, then run), and the four facts are read at one moment (one
+# statement's snapshot) rather than across four. A missing table fails the statement at its
+# count, as the count alone did before.
 _INSPECT = (
     "SELECT ARRAY("
     + _COLUMNS_PRESENT.format(table="$1", columns="$2")
@@ -138,8 +138,8 @@ async def inspect(db: Database, transport: Transport, *, timeout: float = 10.0) 
     assert row is not None  # a SELECT without FROM answers exactly one row
     columns, indexes = set(row["columns"]), set(row["indexes"])
     return DatabaseReport(
-        columns=tuple((c, c in columns) for c in db.columns),
-        indexes=tuple((i, i in indexes) for i in db.indexes),
+        columns=tuple({c: c in columns for c in db.columns}.items()),
+        indexes=tuple({i: i in indexes for i in db.indexes}.items()),
         dependents=tuple(_named_dependents(row["dependents"])),
         rows=row["rows"],
     )
