@@ -26,6 +26,7 @@ import pytest
 from console.config.model import Host
 from console.transport import LocalTransport, connect
 from console.transport.base import MAX_LINE, MAX_OUTPUT, HostKeyError, Transport, TransportError
+from console.transport.coalesce import CoalescingWrites
 from console.transport.pool import TransportPool
 from console.transport.ssh import SSHTransport
 from tests.fixtures_ssh import SSHServer, descendants
@@ -163,6 +164,27 @@ async def test_ssh_run_feeds_stdin_larger_than_a_pipe_buffer(sshd: SSHServer) ->
         payload = os.urandom(300_000).hex().encode()
         result = await transport.run("cat", timeout=5, stdin=payload)
         assert result.ok and result.stdout.encode() == payload
+    finally:
+        await transport.close()
+
+
+@pytest.mark.ssh
+async def test_ssh_sends_through_coalescing_writes_and_big_transfers_arrive_byte_for_byte(
+    sshd: SSHServer, tmp_path: Path
+) -> None:
+    # Many packets per turn of the loop (SFTP's pipelined writes and reads, window
+    # adjustments, a command's output), all sent through CoalescingWrites.
+    transport = await connect(sshd.host())
+    try:
+        assert isinstance(transport, SSHTransport)
+        assert isinstance(transport._conn._transport, CoalescingWrites)  # type: ignore[attr-defined]
+        payload = os.urandom(3 * 1024 * 1024 + 17)
+        target = str(tmp_path / "big.bin")
+        await transport.write_file_atomic(target, payload, backup_path=None)
+        assert Path(target).read_bytes() == payload
+        assert await transport.read_file(target) == payload
+        sizes = await asyncio.gather(*(transport.run(f"wc -c < {shlex.quote(target)}", timeout=10) for _ in range(8)))
+        assert [r.stdout.strip() for r in sizes] == [str(len(payload))] * 8
     finally:
         await transport.close()
 

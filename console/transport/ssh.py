@@ -27,6 +27,7 @@ from console.transport.base import (
     TransportError,
     decode,
 )
+from console.transport.coalesce import coalesce
 from console.transport.sftp import SFTPFiles
 from console.transport.ssh_streams import KILL_TIMEOUT_S, LineSink, ProcessGroup, pump, retrieve, wrap_command
 
@@ -144,6 +145,7 @@ class SSHTransport(SFTPFiles, Transport):
             if exc.filename:  # a key file that cannot be read
                 raise TransportError(f"{where}: cannot read {exc.filename}: {what}") from None
             raise TransportError(f"{where}: {what}") from None
+        coalesce(conn)  # one send per turn of the loop, not one per packet (coalesce.py)
         return cls(host, conn, client)
 
     @property
