@@ -11,6 +11,7 @@ import pytest
 from console import db
 from console.config import load_config
 from console.probes.collect import Prober
+from console.probes.snapshot import DatabaseReport
 from tests.engine_support import MakeSimulation
 from tests.fixtures_pg import requires_database
 
@@ -27,6 +28,10 @@ async def _singles(dsn: str, d) -> tuple[dict, dict, list[str], int | None]:
     finally:
         await conn.close()
     return columns, indexes, dependents, rows
+
+
+def _as_read_by_inspect(report: DatabaseReport) -> tuple[dict, dict, list[str], int | None]:
+    return dict(report.columns), dict(report.indexes), list(report.dependents), report.rows
 
 
 async def test_inspect_reads_in_one_statement_what_the_single_checks_read(make_simulation: MakeSimulation) -> None:
@@ -59,13 +64,7 @@ async def test_inspect_reads_in_one_statement_what_the_single_checks_read(make_s
         assert {f"index {i}" for i in d.indexes} <= set(report.dependents)
         assert report.extra_dependents  # the view and 005's index go beyond 004's own
         assert report.rows is not None and report.rows > 0
-        columns, indexes, dependents, rows = await _singles(dsn, d)
-        assert (dict(report.columns), dict(report.indexes), list(report.dependents), report.rows) == (
-            columns,
-            indexes,
-            dependents,
-            rows,
-        )
+        assert _as_read_by_inspect(report) == await _singles(dsn, d)
 
         # Rolled back: the columns gone, and their indexes with them.
         await ddl(f"DROP VIEW video_posts; ALTER TABLE {d.table} " + ", ".join(f"DROP COLUMN {c}" for c in d.columns))
@@ -75,13 +74,7 @@ async def test_inspect_reads_in_one_statement_what_the_single_checks_read(make_s
         assert report.indexes == tuple((i, False) for i in d.indexes)
         assert report.dependents == ()
         assert report.migration_applied is False
-        columns, indexes, dependents, rows = await _singles(dsn, d)
-        assert (dict(report.columns), dict(report.indexes), list(report.dependents), report.rows) == (
-            columns,
-            indexes,
-            dependents,
-            rows,
-        )
+        assert _as_read_by_inspect(report) == await _singles(dsn, d)
 
         # No table: a report that says so, not an exception, and no facts beside it.
         await ddl(f"DROP TABLE {d.table}")
