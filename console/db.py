@@ -99,23 +99,29 @@ _INSPECT = (
 )
 
 
+# The single checks, each its subquery alone.
+_COLUMNS_ONLY = f"SELECT ARRAY({_COLUMNS_PRESENT.format(table='$1', columns='$2')})"
+_INDEXES_ONLY = f"SELECT ARRAY({_INDEXES_PRESENT.format(indexes='$1')})"
+_DEPENDENTS_ONLY = f"SELECT ARRAY({_DEPENDENTS.format(table='$1', columns='$2')})"
+
+
+def _presence(wanted: tuple[str, ...], found: list[str]) -> dict[str, bool]:
+    """Each wanted name, present or not (one entry per name)."""
+    there = set(found)
+    return {name: name in there for name in wanted}
+
+
 async def present_columns(conn: asyncpg.Connection, table: str, columns: tuple[str, ...]) -> dict[str, bool]:
-    sql = _COLUMNS_PRESENT.format(table="$1", columns="$2")
-    found = await conn.fetchval(f"SELECT ARRAY({sql})", table, list(columns))
-    return {c: c in found for c in columns}
+    return _presence(columns, await conn.fetchval(_COLUMNS_ONLY, table, list(columns)))
 
 
 async def present_indexes(conn: asyncpg.Connection, indexes: tuple[str, ...]) -> dict[str, bool]:
-    sql = _INDEXES_PRESENT.format(indexes="$1")
-    found = await conn.fetchval(f"SELECT ARRAY({sql})", list(indexes))
-    return {i: i in found for i in indexes}
+    return _presence(indexes, await conn.fetchval(_INDEXES_ONLY, list(indexes)))
 
 
 async def dependent_objects(conn: asyncpg.Connection, table: str, columns: tuple[str, ...]) -> list[str]:
     """Everything PostgreSQL would drop along with the columns (indexes, views, constraints)."""
-    sql = _DEPENDENTS.format(table="$1", columns="$2")
-    found = await conn.fetchval(f"SELECT ARRAY({sql})", table, list(columns))
-    return _named_dependents(found)
+    return _named_dependents(await conn.fetchval(_DEPENDENTS_ONLY, table, list(columns)))
 
 
 def _named_dependents(described: list[str]) -> list[str]:
@@ -136,10 +142,9 @@ async def inspect(db: Database, transport: Transport, *, timeout: float = 10.0) 
     except (OSError, asyncpg.InterfaceError) as exc:  # the connection went away mid-inspection
         return DatabaseReport(error=f"database: connection lost: {type(exc).__name__}: {exc}")
     assert row is not None  # a SELECT without FROM answers exactly one row
-    columns, indexes = set(row["columns"]), set(row["indexes"])
     return DatabaseReport(
-        columns=tuple({c: c in columns for c in db.columns}.items()),
-        indexes=tuple({i: i in indexes for i in db.indexes}.items()),
+        columns=tuple(_presence(db.columns, row["columns"]).items()),
+        indexes=tuple(_presence(db.indexes, row["indexes"]).items()),
         dependents=tuple(_named_dependents(row["dependents"])),
         rows=row["rows"],
     )
