@@ -64,13 +64,24 @@ CONSOLE = textwrap.dedent("""
     import time, sys
     t0 = float(sys.argv[1])
     import os
-    if os.path.exists("console/classcode.py"):  # the entry point's first step, where the checkout
+    try:
+        from console import collector
+    except ImportError:                           # an older checkout
+        collector = None
+    held = hasattr(collector, "hold")             # the entry point's first step since 2026-12-02
+    if held:
+        collector.hold()
+    if os.path.exists("console/classcode.py"):  # the entry point's next, where the checkout
         from console import classcode             # has it (cwd); an import would find this one's
         classcode.install()                       # through the editable install's finder
     from console.config import load_config
-    from console.probes.worker import ProbeWorker
+    if held:
+        collector.settle_held()                   # as the CLI does once the command's modules load
     config = load_config(sys.argv[2])
+    from console.probes.worker import ProbeWorker
     worker = ProbeWorker.start(config)
+    if held:
+        collector.hold_again()                    # as open_console does while Textual loads
     from screens.app import RollbackConsole
     from screens.widgets.env_panel import EnvPanel
     drawn = set()

@@ -8,11 +8,13 @@ import sys
 
 
 def run() -> None:
+    from console import collector
+
+    collector.hold()  # until the command's modules are loaded (console/collector.py)
     try:
         from console import classcode
 
         classcode.install()  # before the imports that define dataclasses
-        from console import collector
         from console.cli import main
     except KeyboardInterrupt:
         sys.exit(130)
@@ -20,7 +22,6 @@ def run() -> None:
         if isinstance(exc.__cause__, KeyboardInterrupt):
             sys.exit(130)
         raise
-    collector.settle()  # this process is ours: fewer collections (console/collector.py)
     code = main()
     leave(code)
 

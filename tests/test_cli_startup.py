@@ -160,18 +160,55 @@ def test_a_profiler_still_gets_to_write_its_results(tmp_path: Path) -> None:
 
 
 def test_a_console_process_collects_garbage_less_often() -> None:
-    """`rollback-console` (console/__main__.py) moves what it loaded out of the collector's
-    sight and collects the youngest generation every 10,000 allocations: a fifth of a
-    fleet rollback's CPU went to collections (console/collector.py)."""
+    """`rollback-console` (console/__main__.py) keeps the collector off while it loads the
+    command's modules, then moves what it loaded out of the collector's sight, turns it back
+    on and collects the youngest generation every 10,000 allocations: a fifth of a fleet
+    rollback's CPU went to collections (console/collector.py)."""
     code = (
         "import atexit, gc, sys\n"
-        "atexit.register(lambda: print('GC', gc.get_threshold()[0], gc.get_freeze_count() > 1000, flush=True))\n"
+        "early, running = [], []  # collections after run() began, before the first freeze: the imports'\n"
+        "def seen(phase, info):\n"
+        "    if phase == 'start' and running and not gc.get_freeze_count():\n"
+        "        early.append(1)\n"
+        "gc.callbacks.append(seen)\n"
+        "atexit.register(lambda: print('GC', gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count() > 1000,\n"
+        "                              'early', len(early), flush=True))\n"
         f"sys.argv = ['rollback-console', 'config', 'validate', {str(DEFAULT_PROFILE)!r}]\n"
         "from console.__main__ import run\n"
+        "running.append(1)\n"
         "run()\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
-    assert "GC 10000 True" in out.stdout, out.stdout + out.stderr
+    assert "GC True 10000 True early 0" in out.stdout, out.stdout + out.stderr
+
+
+def test_a_probe_worker_never_starts_with_its_collector_held() -> None:
+    """The worker lives as long as the console: forked from a console whose collector is held
+    (while its modules load), it turns it back on first thing."""
+    code = (
+        "import gc, sys\n"
+        "from console import collector\n"
+        "from console.probes import worker\n"
+        "collector.hold()\n"
+        "assert not gc.isenabled()\n"
+        "worker._child_setup()  # what a forked worker does first (its output goes to /dev/null)\n"
+        "sys.exit(0 if gc.isenabled() and gc.get_threshold()[0] == collector.YOUNG_THRESHOLD else 3)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0, out.stderr
+
+
+def test_a_process_that_calls_main_itself_keeps_its_collector() -> None:
+    """A test (or a script) calling ``main()`` in its own process: nothing frozen, the
+    collector as Python left it."""
+    code = (
+        "import gc, sys\n"
+        "from console.cli import main\n"
+        f"code = main(['config', 'validate', {str(DEFAULT_PROFILE)!r}])\n"
+        "print('GC', code, gc.isenabled(), gc.get_threshold()[0], gc.get_freeze_count(), flush=True)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert "GC 0 True 700 0" in out.stdout, out.stdout + out.stderr
 
 
 QUIT_WHEN_POPULATED = """

@@ -9,6 +9,8 @@ import sys
 from collections.abc import Sequence
 from types import ModuleType
 
+from console import collector
+
 # Module names under console.cli, each with register(subparsers) setting func=handler.
 COMMANDS = (
     "tui",
@@ -184,6 +186,7 @@ def _main(argv: Sequence[str] | None, guard: ModuleType) -> int:
     try:
         parser = build_parser(sys.argv[1:] if argv is None else argv)
         args = parser.parse_args(argv)
+        collector.settle_held()  # the command's modules are loaded (console/collector.py)
         handler = getattr(args, "func", None)
         if handler is None:
             from console.cli.tui import open_console

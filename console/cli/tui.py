@@ -12,7 +12,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from console import shutdown
+from console import collector, shutdown
 from console.cli import EXIT_FAILED, EXIT_OK, UsageError
 from console.cli.common import config_from_args
 
@@ -48,6 +48,7 @@ def open_console(
             worker = ProbeWorker.start(config)
         except OSError:
             worker = None  # the console tries again itself, and says so if it cannot
+    collector.hold_again()  # while Textual loads: the app settles it as it starts (screens/app.py)
     try:
         from screens.app import RollbackConsole
 
@@ -63,6 +64,7 @@ def open_console(
         with shutdown.on_stop(lambda signum: _stop_app(app)):
             app.run()
     finally:
+        collector.settle_held()  # the app never ran: not left held
         if worker is not None:
             worker.close()
     return app.return_code or EXIT_OK

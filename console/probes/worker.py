@@ -30,6 +30,7 @@ import time
 import traceback
 from collections.abc import Iterator
 
+from console import collector
 from console.config.model import Config
 
 # The frames' payload. Loaded here, before the worker is forked, because both sides need it:
@@ -126,6 +127,8 @@ async def serve(config: Config, commands: int, out: int, reader: FrameReader | N
 
 
 def _child_setup() -> None:
+    # A worker lives as long as the console: never with its collector held (console/collector.py).
+    collector.settle_held()
     # The terminal belongs to the console: the worker never reads it, never writes to
     # it, and Ctrl+C there is the console's to handle.
     signal.signal(signal.SIGINT, signal.SIG_IGN)

@@ -126,17 +126,22 @@ def tick_automatic(config: Config, journal: Journal, run_id: str) -> list[ItemSt
     """Journal the machine-checkable items whose state changed; return the checklist."""
     run = journal.run(run_id)
     current = {s.item.id: s for s in state(config, run)}
+    written = []
     for item_id, ticked, evidence in automatic_ticks(config, run):
         s = current.get(item_id)
         if s is not None and s.by not in (None, "auto"):
             continue  # a person's tick stands
         if s is None or s.ticked != ticked or s.evidence != evidence:
-            journal.append(
-                "checklist",
-                run=run.run_id,
-                env=run.env,
-                data={"item": item_id, "ticked": ticked, "by": "auto", "evidence": evidence},
+            written.append(
+                journal.submit(
+                    "checklist",
+                    run=run.run_id,
+                    env=run.env,
+                    data={"item": item_id, "ticked": ticked, "by": "auto", "evidence": evidence},
+                )
             )
+    for record in written:  # queued together: written in order, in one write and one fsync
+        record.result()
     return state(config, journal.run(run_id))
 
 
