@@ -4,12 +4,12 @@ CPython collects its youngest generation every 700 net allocations, and each col
 walks every young container; a command that speaks SSH to fifty hosts spent a fifth of its
 CPU there (perf, `bench/fleet.py`), almost all of it on objects that live as long as the
 process (modules, classes, the config, the profile). While a process of ours loads its
-modules, ``hold`` keeps the collector off: those young collections (18 in a quick
-rollback's start, 90 in the dashboard's, 15–20 ms of CPU each time) only walked what the
-imports had just built, all of it kept. Once the modules are loaded, ``settle`` moves
-everything so far out of the collector's sight, turns it back on and collects the youngest
-generation every 10,000 allocations. Reference counting frees everything else as before;
-cycles are still collected.
+modules, ``hold`` keeps the collector off: the collections it made then (18 in a quick
+rollback's start, about 90 in the dashboard's) only walked what the imports had just built,
+all of it kept — a few milliseconds of each start (bench/README.md, stop 27). Once the
+modules are loaded, ``settle`` moves everything so far out of the collector's sight, turns it
+back on and collects the youngest generation every 10,000 allocations. Reference counting
+frees everything else as before; cycles are still collected.
 
 Only for a process of our own (``rollback-console``, ``python -m console``): frozen objects
 are never collected, so a test that calls ``main()`` in its own process must not freeze.
