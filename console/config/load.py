@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import tomllib
@@ -59,8 +60,13 @@ class _Loader(OverridesReader):
     def __init__(self, path: Path, text: str) -> None:
         self.file = str(path)
         self.base = path.resolve().parent
-        self.index = key_lines(text)
+        self.text = text
         self.problems: list[Problem] = []
+
+    @functools.cached_property
+    def index(self) -> dict[tuple[str | int, ...], int]:
+        """Each key's line, found only once a problem needs one (most loads have none)."""
+        return key_lines(self.text)
 
     def problem(self, path: KeyPath, message: str) -> None:
         self.problems.append(Problem(self.file, locate(self.index, path), _dotted(path), message))
