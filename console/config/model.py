@@ -66,6 +66,8 @@ class SecretError(RuntimeError):
 
 @dataclass(frozen=True)
 class Host:
+    """One host of an environment: this machine (``local``) or one reached over SSH."""
+
     name: str
     address: str = "local"
     port: int = 22
@@ -91,6 +93,8 @@ class Host:
 
 @dataclass(frozen=True)
 class Database:
+    """An environment's database: how to reach it and what its rollback script removes."""
+
     dsn: SecretRef
     rollback_script: str
     table: str = "posts"
@@ -106,6 +110,8 @@ class Database:
 
 @dataclass(frozen=True)
 class Fleet:
+    """How a rollback goes across an environment's hosts: parallel (bounded) or rolling."""
+
     mode: str = "parallel"  # or "rolling"
     concurrency: int = 10
     batch_size: int = 5
@@ -114,6 +120,8 @@ class Fleet:
 
 @dataclass(frozen=True)
 class Environment:
+    """One environment (staging, production): its hosts, its API and its commands."""
+
     name: str
     kind: str
     hosts: tuple[Host, ...]
@@ -205,6 +213,8 @@ class Thresholds:
 
 @dataclass(frozen=True)
 class MatrixRow:
+    """A row of the decision matrix as the config writes it (it replaces the profile's)."""
+
     symptom: str
     severity: str
     action: str
@@ -220,6 +230,8 @@ class MatrixRow:
 
 @dataclass(frozen=True)
 class ChecklistItem:
+    """An item of the post-rollback checklist as the config writes it."""
+
     id: str
     text: str
     check: str | None = None  # which automatic check ticks it, if any
@@ -227,6 +239,8 @@ class ChecklistItem:
 
 @dataclass(frozen=True)
 class Contact:
+    """Someone the escalation path names: role, name, how to reach them, when."""
+
     role: str
     name: str
     contact: str
@@ -240,6 +254,8 @@ class Contact:
 
 @dataclass(frozen=True)
 class EscalationLevel:
+    """A step of the escalation path and the roles it calls."""
+
     level: int
     description: str
     contacts: tuple[str, ...] = ()  # roles
@@ -247,6 +263,8 @@ class EscalationLevel:
 
 @dataclass(frozen=True)
 class Notifications:
+    """Where the console posts rollback events (a webhook), and how long it waits."""
+
     webhook: SecretRef | None = None
     timeout_s: float = 5.0
 
@@ -260,6 +278,8 @@ class Approvals:
 
 @dataclass(frozen=True)
 class Config:
+    """The whole config file, loaded and checked."""
+
     path: str
     environments: dict[str, Environment]
     thresholds: Thresholds = field(default_factory=Thresholds)

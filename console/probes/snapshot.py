@@ -25,6 +25,8 @@ class FlagDrift:
 
 @dataclass(frozen=True)
 class FlagReport:
+    """The flags as each source has them: the env file, the running process, the log."""
+
     env_file: FlagSet | None = None
     env_file_error: str | None = None
     env_file_problems: tuple[str, ...] = ()  # malformed lines, with line numbers
@@ -218,6 +220,8 @@ class ProbeReport:
 
 @dataclass(frozen=True)
 class LogReport:
+    """What the log's last lines say: its errors, the functional probe's requests, its tail."""
+
     window: int = 0  # lines read
     error_lines: int = 0
     error_samples: tuple[str, ...] = ()
@@ -251,6 +255,8 @@ class LogReport:
 
 @dataclass(frozen=True)
 class MemoryReport:
+    """The service process's resident memory, or why it could not be read."""
+
     pid: int | None = None
     rss_bytes: int | None = None
     error: str | None = None
@@ -262,6 +268,8 @@ class MemoryReport:
 
 @dataclass(frozen=True)
 class DatabaseReport:
+    """The database as probed: the change's columns and indexes present, what depends on them."""
+
     columns: tuple[tuple[str, bool], ...] = ()
     indexes: tuple[tuple[str, bool], ...] = ()
     dependents: tuple[str, ...] = ()  # objects that would go with the columns
@@ -283,6 +291,8 @@ class DatabaseReport:
 
 @dataclass(frozen=True)
 class HostSnapshot:
+    """One host's probe round: flags, health, the functional probe, log, memory."""
+
     host: str
     where: str
     taken_at: float
@@ -356,6 +366,8 @@ class HostSnapshot:
 
 @dataclass(frozen=True)
 class EnvironmentSnapshot:
+    """One probe round of an environment: every host, and its database."""
+
     environment: str
     kind: str
     taken_at: float

@@ -16,6 +16,8 @@ from console.profile.predicates import JsonPath, Predicate
 
 @dataclass(frozen=True)
 class Flag:
+    """One feature flag: its variable in the env file, how the service logs it, what it depends on."""
+
     id: str  # the name the profile uses everywhere: actions, modes, drills, the flag line
     env: str  # the variable in the env file and the process environment
     label: str  # as the service logs it ("Time-weighting")
@@ -97,6 +99,8 @@ class FlagRules:
 
 @dataclass(frozen=True)
 class JsonLog:
+    """Where a JSON log line keeps its level, its logger and its message."""
+
     level: tuple[str, ...] = ("level",)  # keys that may hold the level
     logger: str = "name"
     message: str = "message"
@@ -104,6 +108,8 @@ class JsonLog:
 
 @dataclass(frozen=True)
 class LogFormat:
+    """How the service's log reads: the flag line, the functional probe's requests, errors, modes."""
+
     flag_line: FlagLine
     request_line: str  # a line holding this text marks one functional-probe request
     plain: PlainLine | None = None
@@ -119,6 +125,8 @@ class LogFormat:
 
 @dataclass(frozen=True)
 class ProcessSpec:
+    """Where the running process's environment is read (``{pid}`` filled in)."""
+
     environ: str = "/proc/{pid}/environ"  # NUL-separated NAME=value
 
 
@@ -127,6 +135,8 @@ class ProcessSpec:
 
 @dataclass(frozen=True)
 class Endpoint:
+    """A health endpoint and what an ok answer from it says."""
+
     endpoint: str  # "/status"
     ok: Predicate  # what an ok answer says
     version: JsonPath | None = None
@@ -136,6 +146,8 @@ class Endpoint:
 
 @dataclass(frozen=True)
 class Health:
+    """The service's liveness and readiness endpoints, and which of them tells the truth."""
+
     liveness: Endpoint | None
     readiness: Endpoint | None
     truth: str  # "liveness" or "readiness": the one that tells the truth
@@ -167,6 +179,8 @@ class Parameter:
 
 @dataclass(frozen=True)
 class Login:
+    """How the functional probe logs in: the request, and where the answer keeps the token."""
+
     method: str
     endpoint: str
     body: Mapping[str, Any]  # a JSON template: "{param}" strings are filled in
@@ -182,6 +196,8 @@ class Login:
 
 @dataclass(frozen=True)
 class Request:
+    """The functional probe's request: method, path and query, templates filled per environment."""
+
     method: str
     endpoint: str  # "/items/{item_id}"
     query: tuple[tuple[str, str], ...] = ()
@@ -204,6 +220,8 @@ class Request:
 
 @dataclass(frozen=True)
 class FailureShape:
+    """An answer that reports a failure in its body (``when``), and where it says what failed."""
+
     id: str
     title: str
     when: Predicate
@@ -212,6 +230,8 @@ class FailureShape:
 
 @dataclass(frozen=True)
 class Mode:
+    """A way the service may answer (legacy mode, …) and the effective flags under which it does."""
+
     id: str
     when: Predicate
     flags: tuple[tuple[str, bool], ...]  # effective flag values under which the service answers so
@@ -235,6 +255,8 @@ class Answer:
 
 @dataclass(frozen=True)
 class AnswerSpec:
+    """What the functional probe's answer must be: its status, envelope, failures and modes."""
+
     status: int
     envelope: tuple[Predicate, ...]
     failures: tuple[FailureShape, ...]
@@ -276,6 +298,8 @@ class AnswerSpec:
 
 @dataclass(frozen=True)
 class Probe:
+    """The functional probe: one real request to the API (logged in where needed) and its answer judged."""
+
     title: str
     parameters: tuple[Parameter, ...]
     request: Request
@@ -291,6 +315,8 @@ class Probe:
 
 @dataclass(frozen=True)
 class MemoryBands:
+    """The process's memory levels: ok below one bound, a warning below the other, high above."""
+
     ok_below_mb: float
     warn_below_mb: float
 
@@ -302,6 +328,8 @@ class MemoryBands:
 
 @dataclass(frozen=True)
 class MatrixRow:
+    """A row of the runbook's decision matrix: a symptom, its severity, the action and its timeline."""
+
     symptom: str
     severity: str
     action: str  # an action id
@@ -313,6 +341,8 @@ class MatrixRow:
 
 @dataclass(frozen=True)
 class DatabaseChange:
+    """The schema change a database rollback undoes: table, columns, indexes and the scripts."""
+
     table: str
     columns: tuple[str, ...]
     indexes: tuple[str, ...]
@@ -324,6 +354,8 @@ class DatabaseChange:
 
 @dataclass(frozen=True)
 class Action:
+    """A rollback the runbook names (quick, partial, full, database…): what it changes, its target."""
+
     id: str
     kind: str  # see vocabulary.ACTION_KINDS
     title: str
@@ -349,6 +381,8 @@ class Action:
 
 @dataclass(frozen=True)
 class Validation:
+    """One of the runbook's checks after a rollback, with its bound."""
+
     id: str
     title: str
     check: str  # see vocabulary.CHECK_KINDS
@@ -376,6 +410,8 @@ class Remedy:
 
 @dataclass(frozen=True)
 class Issue:
+    """A troubleshooting entry of the runbook: the problem, when it applies, and its fix."""
+
     id: str
     number: int
     title: str
@@ -401,6 +437,8 @@ class Issue:
 
 @dataclass(frozen=True)
 class ChecklistItem:
+    """An item of the post-rollback checklist, and the validation or evidence that ticks it."""
+
     id: str
     text: str
     validation: str | None = None  # ticked when this validation passes
@@ -413,6 +451,8 @@ class ChecklistItem:
 
 @dataclass(frozen=True)
 class Authorization:
+    """Whether an environment kind's rollbacks need an approval, and from whom."""
+
     kind: str  # an environment kind: "staging", "production"
     approval: str  # "none" or "required"
     approver: str = ""
@@ -420,6 +460,8 @@ class Authorization:
 
 @dataclass(frozen=True)
 class Fault:
+    """A fault a drill puts on the simulator: values for an environment, or for one of its hosts."""
+
     environment: str
     values: tuple[tuple[str, Any], ...]
     host: int | None = None
@@ -427,6 +469,8 @@ class Fault:
 
 @dataclass(frozen=True)
 class Scenario:
+    """A rehearsal drill: the briefing, the simulated faults, and the action it expects."""
+
     id: str
     title: str
     briefing: str
@@ -446,6 +490,8 @@ class Scenario:
 
 @dataclass(frozen=True)
 class ServiceInfo:
+    """Which service, feature and runbook the profile describes."""
+
     id: str
     title: str
     service: str
@@ -456,6 +502,8 @@ class ServiceInfo:
 
 @dataclass(frozen=True)
 class Profile:
+    """Everything the console knows about one service: flags, log, probes, the runbook's rules."""
+
     path: str
     info: ServiceInfo
     flags: FlagRules
