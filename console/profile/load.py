@@ -10,6 +10,7 @@ name has been read.
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import threading
@@ -59,9 +60,10 @@ class ProfileError(ConfigError):
 
 
 class _ProfileLoader(ProbeReader, RulesReader, _Loader):
-    def __init__(self, path: Path, text: str) -> None:
-        super().__init__(path, text)
-        self.lines = text.split("\n")
+    @functools.cached_property
+    def lines(self) -> list[str]:
+        """The text's lines, split only once a problem needs one (as ``index``)."""
+        return self.text.split("\n")
 
     def problem(self, path: KeyPath, message: str) -> None:
         """As the config's, but an item of a list written over several lines gets its own line."""
