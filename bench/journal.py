@@ -23,12 +23,13 @@ that checkout's own code (a fresh interpreter with the checkout first on sys.pat
 - focused-view round: what the focused view reads from the journal each probe round
   (the environment's latest run), with nothing new (each sample 20 rounds, per round: one
   round is ≈ 0.3 ms, most of it a thread hop), and with one more run appended;
-- report (in process): the run, the chain check, the report's markdown;
+- report (in process): the run, the chain check, the report's markdown (10 to a sample);
 - run index: the first build, and bringing it up to date after one more run;
 - verify: the whole chain, and after one more run (incremental, where there is one).
 
 Each figure is printed in milliseconds and as a multiple of its 100-record time, the
-before beside the after; then one line per goal. Medians of ``--repeat`` runs. The
+before beside the after; then one line per goal. Medians of ``--repeat`` runs, and of
+``--rounds`` passes over every size (the order rotating, so drift hits every size alike). The
 machine is shared and noisy: compare figures of one run only. The goals' figures are also
 printed as CPU time (user + system, every thread; of the child for a command), and the
 goals are judged on it: under the load of other work on two cores, the wall time of a
@@ -307,7 +308,7 @@ def measure(directory: Path, run_id: str, repeat: int) -> dict[str, Any]:
         return timed(round_)
 
     # One round per append (the append is what it reads): more samples instead.
-    figure("round_append", round_after_append, repeat * 3)
+    figure("round_append", round_after_append, repeat * 10)
 
     # A report, in process.
     def report() -> None:
@@ -317,7 +318,7 @@ def measure(directory: Path, run_id: str, repeat: int) -> dict[str, Any]:
         else:
             incident_report(app.run(run_id), problems=app.verify())
 
-    figure("report_steady", lambda: timed(report), repeat)
+    figure("report_steady", lambda: timed_each(report, 10), repeat)  # ≈ 2 ms each: batched too
 
     # Verify: the whole chain; then one more run appended and verified.
     out["verify_full"] = statistics.median(timed(lambda: Journal(path).verify()) for _ in range(max(3, repeat // 2)))
@@ -409,6 +410,16 @@ def figures(checkout: Path, src: Path, where: Path, run_id: str, repeat: int, py
     return out
 
 
+def medians(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Each figure's median over the rounds (flags such as ``new_api`` are the same in all)."""
+    out: dict[str, Any] = {}
+    for key, value in runs[0].items():
+        numbers = [r[key] for r in runs if key in r]
+        is_number = isinstance(value, int | float) and not isinstance(value, bool)
+        out[key] = statistics.median(numbers) if is_number else value
+    return out
+
+
 ROWS = (
     ("cli_history", "history CLI (fresh process)"),
     ("cli_history_cpu", "  its CPU time"),
@@ -439,6 +450,9 @@ def main() -> None:
     parser.add_argument("--before", type=Path, help="a checkout of the commit to compare with (e.g. f8a0d0e)")
     parser.add_argument("--sizes", default="100,10000,100000")
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument(
+        "--rounds", type=int, default=5, help="passes over every size, in a rotating order; medians (default 5)"
+    )
     parser.add_argument("--work", type=Path, help="keep the journals here (built once, reused)")
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -464,14 +478,22 @@ def main() -> None:
         for f in src.parent.glob("journal.jsonl.*"):
             f.unlink()  # the builder's own index: not a checkout's
 
-    results: dict[str, dict[int, dict[str, Any]]] = {name: {} for name in checkouts}
-    for size in sizes:
-        src, run_id = built[size]
-        order = list(checkouts.items())
-        for name, checkout in order if size % 2 == 0 else reversed(order):
-            started = time.perf_counter()
-            results[name][size] = figures(checkout, src, work / f"{name}-{size}", run_id, args.repeat, pycache)
-            print(f"measured {name} at {size} records in {time.perf_counter() - started:.0f}s", flush=True)
+    # Every size is measured in every round, the order rotating: the goals are ratios between
+    # sizes, and a machine whose speed drifts between one size's pass and the next's would
+    # otherwise move them (the in-process figures are a few milliseconds).
+    samples: dict[str, dict[int, list[dict[str, Any]]]] = {name: {size: [] for size in sizes} for name in checkouts}
+    for r in range(args.rounds):
+        for size in sizes[r % len(sizes) :] + sizes[: r % len(sizes)]:
+            src, run_id = built[size]
+            order = list(checkouts.items())
+            for name, checkout in order if (size + r) % 2 == 0 else reversed(order):
+                started = time.perf_counter()
+                samples[name][size].append(
+                    figures(checkout, src, work / f"{name}-{size}", run_id, args.repeat, pycache)
+                )
+                took = time.perf_counter() - started
+                print(f"round {r + 1}: measured {name} at {size} records in {took:.0f}s", flush=True)
+    results = {name: {size: medians(runs) for size, runs in by_size.items()} for name, by_size in samples.items()}
 
     print(f"\n{'figure':<36} {'records':>8}", end="")
     for name in checkouts:
