@@ -221,20 +221,17 @@ def measure(directory: Path, run_id: str, repeat: int) -> dict[str, Any]:
     out: dict[str, Any] = {"new_api": new_api}
     bump = iter(range(10_000_000, 20_000_000))
 
-    def timed(fn: Any) -> float:
-        started, cpu_started = time.perf_counter(), time.process_time()
-        fn()
-        CPU.append((time.process_time() - cpu_started) * 1000)  # every thread's: the readers run in threads
-        return (time.perf_counter() - started) * 1000
-
     def timed_each(fn: Any, n: int) -> float:
-        """One sample of a sub-millisecond thing: ``n`` calls timed together, per call — a
-        single call's time is mostly the thread hop's and the scheduler's jitter."""
+        """Wall ms per call of ``n`` calls timed together (CPU ms per call kept in ``CPU``):
+        a sub-millisecond call's own time is mostly the thread hop's and the scheduler's jitter."""
         started, cpu_started = time.perf_counter(), time.process_time()
         for _ in range(n):
             fn()
-        CPU.append((time.process_time() - cpu_started) * 1000 / n)
+        CPU.append((time.process_time() - cpu_started) * 1000 / n)  # every thread's: the readers run in threads
         return (time.perf_counter() - started) * 1000 / n
+
+    def timed(fn: Any) -> float:
+        return timed_each(fn, 1)
 
     def figure(key: str, fn: Any, times: int) -> None:
         """Medians of ``times`` calls of ``fn`` (which times one thing): wall and CPU ms."""
@@ -483,10 +480,10 @@ def main() -> None:
     # otherwise move them (the in-process figures are a few milliseconds).
     samples: dict[str, dict[int, list[dict[str, Any]]]] = {name: {size: [] for size in sizes} for name in checkouts}
     for r in range(args.rounds):
-        for size in sizes[r % len(sizes) :] + sizes[: r % len(sizes)]:
+        for i, size in enumerate(sizes[r % len(sizes) :] + sizes[: r % len(sizes)]):
             src, run_id = built[size]
             order = list(checkouts.items())
-            for name, checkout in order if (size + r) % 2 == 0 else reversed(order):
+            for name, checkout in order if (r + i) % 2 == 0 else reversed(order):  # who goes first alternates
                 started = time.perf_counter()
                 samples[name][size].append(
                     figures(checkout, src, work / f"{name}-{size}", run_id, args.repeat, pycache)
