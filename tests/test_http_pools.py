@@ -42,14 +42,16 @@ class Counting:
                     port = self.server.server_address[1]
                     outer.served[port] = outer.served.get(port, 0) + 1
                 outer.release.wait(10)
+                # No longer open once it is answered: counted down after the write, the client
+                # could read the answer and send its next request before this thread got here.
+                with outer.lock:
+                    outer.open -= 1
                 body = b'{"status": "healthy"}'
                 self.send_response(200)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(body)))
                 self.end_headers()
                 self.wfile.write(body)
-                with outer.lock:
-                    outer.open -= 1
 
             def log_message(self, *args: object) -> None:
                 pass
