@@ -129,7 +129,7 @@ class EnvironmentLock:
 
     async def _run(self, script: str, doing: str) -> CommandResult:
         try:
-            result = await self.transport.run(script, timeout=self.command_timeout_s)
+            result = await self.transport.run_short(script, timeout=self.command_timeout_s)
         except TransportError as exc:
             raise LockError(f"cannot {doing} {self.where}: {exc}") from None
         if not result.ok:

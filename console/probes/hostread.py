@@ -36,7 +36,7 @@ class NotRunning(TransportError):
 
 
 async def read_pid(env: Environment, host: Host, transport: Transport, timeout: float) -> int:
-    result = await transport.run(env.expand(env.pid_command, host), timeout=timeout)
+    result = await transport.run_short(env.expand(env.pid_command, host), timeout=timeout)
     return pid_of(result, transport.where)
 
 
@@ -97,7 +97,7 @@ async def read_process(pid: int, transport: Transport) -> Process:
 
 async def read_process_alone(env: Environment, host: Host, transport: Transport, timeout: float) -> Process:
     """The pid command, then the process it names: on this machine, beside the HTTP probes."""
-    pid = pid_of(await transport.run(env.expand(env.pid_command, host), timeout=timeout), transport.where)
+    pid = pid_of(await transport.run_short(env.expand(env.pid_command, host), timeout=timeout), transport.where)
     return await read_process(pid, transport)
 
 

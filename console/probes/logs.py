@@ -280,7 +280,7 @@ async def read_lines(
 
     ``partial_ok``: a source that failed but printed lines is still read (a log command).
     """
-    result = await transport.run(awk_command(source, window, rules), timeout=timeout)
+    result = await transport.run_short(awk_command(source, window, rules), timeout=timeout)
     return _judged(result, transport.where, window, timeout=timeout, what=what, partial_ok=partial_ok)
 
 
@@ -310,7 +310,7 @@ async def read_lines_after(
         f'printf \'%.{FIRST_MAX}s\\n{nonce} %s\\n\' "$__rc_out" "$__rc_status"; echo {nonce} >&2; '
         + awk_command(source, window, rules)
     )
-    result = await transport.run(script, timeout=timeout)
+    result = await transport.run_short(script, timeout=timeout)
     out_head, found, out_rest = result.stdout.partition(f"\n{nonce} ")
     err_head, err_found, err_rest = result.stderr.partition(f"{nonce}\n")
     status, _, log_out = out_rest.partition("\n")

@@ -89,6 +89,12 @@ class Transport(abc.ABC):
     ) -> CommandResult:
         """Run a shell command; stream its lines to ``on_output``; never raise on a bad exit."""
 
+    async def run_short(self, command: str, *, timeout: float) -> CommandResult:
+        """``run`` for the console's own short commands (the pid, the log's lines, the lock),
+        never a configured restart: over SSH they share a shell kept open on the host, so a
+        command must not leave a process behind that writes to its output."""
+        return await self.run(command, timeout=timeout)
+
     @abc.abstractmethod
     async def read_file(self, path: str, *, max_bytes: int = 16 * 1024 * 1024) -> bytes:
         """The whole file; TransportError (saying which host and path) if it cannot be read."""

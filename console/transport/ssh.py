@@ -29,6 +29,7 @@ from console.transport.base import (
 )
 from console.transport.coalesce import coalesce
 from console.transport.sftp import SFTPFiles
+from console.transport.ssh_shell import Shell, ShellDied, ShellEnded, run_in_shell
 from console.transport.ssh_streams import KILL_TIMEOUT_S, LineSink, ProcessGroup, pump, retrieve, wrap_command
 
 KEEPALIVE_INTERVAL_S = 15.0
@@ -80,6 +81,7 @@ class SSHTransport(SFTPFiles, Transport):
         self._sftp_lock = asyncio.Lock()
         self._forwards: dict[tuple[str, int], asyncssh.SSHListener] = {}
         self._forward_lock = asyncio.Lock()
+        self._shells: list[Shell] = []  # idle shells for run_short
         self._closed = False
 
     # ----------------------------------------------------------------- connect
@@ -231,6 +233,25 @@ class SSHTransport(SFTPFiles, Transport):
             truncated=out.truncated or err.truncated,
         )
 
+    async def run_short(self, command: str, *, timeout: float) -> CommandResult:
+        """In a /bin/sh kept open on the host (ssh_shell.py): one session for many commands."""
+        if self._closed:
+            raise TransportError(f"{self.where}: the connection was closed; cannot run {command!r}")
+        clock = Stopwatch()
+        try:
+            return await run_in_shell(self._conn, self._shells, self.where, command, timeout)
+        except ShellEnded:  # two shells ended before it began: it never ran; alone, then
+            return await self.run(command, timeout=max(0.1, timeout - clock.elapsed))
+        except ShellDied:
+            if self.closed:
+                raise TransportError(f"{self.where}: connection lost while running {command!r}") from None
+            raise TransportError(
+                f"{self.where}: the shell running {command!r} on the host ended before the command did; "
+                "its outcome is unknown"
+            ) from None
+        except (asyncssh.Error, OSError) as exc:
+            raise self._lost(f"running {command!r}", exc) from None
+
     async def _kill(self, group: ProcessGroup, process: asyncssh.SSHClientProcess, task: asyncio.Future) -> None:
         """Kill the command's whole process group on the host, then drop the channel."""
         if not self.closed:
@@ -282,6 +303,9 @@ class SSHTransport(SFTPFiles, Transport):
         with contextlib.suppress(Exception):
             for listener in forwards:
                 await asyncio.wait_for(listener.wait_closed(), KILL_TIMEOUT_S)
+        shells, self._shells = self._shells, []
+        for shell in shells:
+            shell.close()
         if self._sftp is not None:
             self._sftp.exit()
             self._sftp = None
