@@ -11,6 +11,7 @@ import os
 import secrets
 import signal
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 
@@ -100,7 +101,7 @@ async def test_output_past_the_cap_is_cut_and_the_shell_goes_on(ssh: SSHTranspor
 async def test_a_hung_command_times_out_is_killed_with_its_children_and_the_next_runs(ssh: SSHTransport) -> None:
     shell = await session_of(ssh)
     marker = f"{secrets.randbelow(10**6) + 1000}.5"
-    result = await ssh.run_short(f"echo begun; (sleep {marker}; echo never) & wait", timeout=0.5)
+    result = await ssh.run_short(f"echo begun; (sleep {marker}; echo never) & wait", timeout=1.5)
     assert result.timed_out and result.exit_status is None and result.stdout == "begun\n"
     assert await wait_until(lambda: not processes_running(marker.encode()))
     assert await wait_until(lambda: not os.path.exists(f"/proc/{shell}"))  # that shell is gone too
@@ -119,7 +120,9 @@ async def test_a_cancelled_command_is_killed_on_the_host(ssh: SSHTransport) -> N
     assert (await ssh.run_short("echo still", timeout=10)).stdout == "still\n"
 
 
-async def test_a_shell_killed_while_idle_is_replaced_and_the_command_runs_once(ssh: SSHTransport, tmp_path) -> None:
+async def test_a_shell_killed_while_idle_is_replaced_and_the_command_runs_once(
+    ssh: SSHTransport, tmp_path: Path
+) -> None:
     shell = await session_of(ssh)
     os.kill(shell, signal.SIGKILL)
     assert await wait_until(lambda: not os.path.exists(f"/proc/{shell}"))
@@ -129,7 +132,9 @@ async def test_a_shell_killed_while_idle_is_replaced_and_the_command_runs_once(s
     assert count.read_text() == "x\n"  # once, not once per attempt
 
 
-async def test_a_shell_killed_the_instant_before_a_command_runs_it_once_elsewhere(ssh: SSHTransport, tmp_path) -> None:
+async def test_a_shell_killed_the_instant_before_a_command_runs_it_once_elsewhere(
+    ssh: SSHTransport, tmp_path: Path
+) -> None:
     # Killed and not yet noticed: frozen first, so its end reaches the client only after the write.
     shell = await session_of(ssh)
     os.kill(shell, signal.SIGSTOP)
@@ -152,10 +157,13 @@ async def test_the_shell_dying_mid_command_is_an_unknown_outcome_not_a_lost_conn
     assert (await ssh.run_short("echo again", timeout=10)).stdout == "again\n"
 
 
-async def test_stray_output_between_commands_reaches_no_command(ssh: SSHTransport) -> None:
-    started = await ssh.run_short("(sleep 0.3; echo stray; echo stray >&2) & echo started", timeout=10)
+async def test_stray_output_between_commands_reaches_no_command(ssh: SSHTransport, tmp_path: Path) -> None:
+    written = tmp_path / "written"
+    stray = f"(sleep 0.3; echo stray; echo stray >&2; touch {written}) &"
+    started = await ssh.run_short(f"{stray} echo started", timeout=10)
     assert started.stdout == "started\n"
-    await asyncio.sleep(0.6)
+    # Written to the shell's streams before the next command's frame, whenever it arrives.
+    assert await wait_until(written.exists)
     result = await ssh.run_short("echo clean", timeout=10)
     assert (result.stdout, result.stderr) == ("clean\n", "")
 
@@ -180,3 +188,15 @@ async def test_a_lost_connection_mid_command_says_connection_lost(sshd: SSHServe
             await asyncio.wait_for(running, 10)
     finally:
         await transport.close()
+
+
+async def test_closing_the_transport_leaves_no_shell_on_the_host(sshd: SSHServer) -> None:
+    transport = await connect(sshd.host())
+    shells = set()
+    try:
+        shells.add(await session_of(transport))
+        shells |= set(await asyncio.gather(*(session_of(transport) for _ in range(3))))
+        assert any(os.path.exists(f"/proc/{pid}") for pid in shells)  # kept open for the next
+    finally:
+        await transport.close()
+    assert await wait_until(lambda: not any(os.path.exists(f"/proc/{pid}") for pid in shells))

@@ -133,18 +133,21 @@ class Shell:
         t = token.decode()
         backstop = int(timeout) + BACKSTOP_GRACE_S
         inner = shlex.quote(command)
-        self.process.stdin.write(
-            (
-                f"printf '%s\\n' {t}:start; printf '%s:%s\\n' {t}:start $$ >&2; "
-                "if command -v timeout >/dev/null 2>&1; "
-                f"then timeout -s KILL {backstop} /bin/sh -c {inner} </dev/null & "
-                f"else /bin/sh -c {inner} </dev/null & fi; "
-                f'printf \'%s:%s\\n\' {t}:pid "$!" >&2; wait "$!"; '
-                f"printf '%s:%s\\n' {t}:end \"$?\"; printf '%s\\n' {t}:end >&2\n"
-            ).encode()
-        )
         stdout, stderr = Frame(token, out), Frame(token, err)
         self.frames = (stdout, stderr)
+        script = (
+            f"printf '%s\\n' {t}:start; printf '%s:%s\\n' {t}:start $$ >&2; "
+            "if command -v timeout >/dev/null 2>&1; "
+            f"then timeout -s KILL {backstop} /bin/sh -c {inner} </dev/null & "
+            f"else /bin/sh -c {inner} </dev/null & fi; "
+            f'printf \'%s:%s\\n\' {t}:pid "$!" >&2; wait "$!"; '
+            f"printf '%s:%s\\n' {t}:end \"$?\"; printf '%s\\n' {t}:end >&2\n"
+        )
+        try:
+            self.process.stdin.write(script.encode())
+        except (BrokenPipeError, ConnectionResetError):  # the channel is closing: nothing ran
+            self.broken = True
+            raise ShellEnded() from None
         # Both streams to their ends, even when one ends early: whether the frame began is
         # known only once both are read.
         done = await asyncio.gather(
