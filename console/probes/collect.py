@@ -242,9 +242,9 @@ class Prober:
         except TransportError as exc:
             return self._unreachable(host, str(exc), start)
 
-        # Over SSH every command is a session with its own shells on the host: the pid command
-        # shares the log's. On this machine a command is only a process, so the pid (and with
-        # it the process) is read beside the HTTP probes: a one-host snapshot stays short.
+        # Over SSH each command costs a round trip and a process tree on the host: the pid
+        # command shares the log's. On this machine a command is only a process, so the pid (and
+        # with it the process) is read beside the HTTP probes: a one-host snapshot stays short.
         alone = transport.host.is_local
         where = transport.where
         # The longest chain first (login, best-times, then the log): its first request goes out

@@ -1,7 +1,8 @@
 """Reading a service's host: its pid, its process (environment and memory), its log.
 
 The pieces a probe round and a plan's steps share. Over SSH, a round reads the pid and the
-log in one session (``read_process_and_log``); on this machine each is a process of its own.
+log in one command (``read_process_and_log``), in the shell kept open on the host
+(``Transport.run_short``); on this machine each is a process of its own.
 """
 
 from __future__ import annotations

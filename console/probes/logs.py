@@ -299,7 +299,7 @@ async def read_lines_after(
     what: str,
     partial_ok: bool = False,
 ) -> tuple[CommandResult, LogRead | TransportError]:
-    """``first`` (a command, e.g. the pid command) and then the log, in one session on the
+    """``first`` (a command, e.g. the pid command) and then the log, in one command on the
     host instead of two. ``first`` runs as it would alone (``/bin/sh -c``); its result comes
     back apart — its exit status, its stdout (up to FIRST_MAX bytes, trailing newlines
     dropped) and its stderr — and so does the log's read, or why it failed. Both within one
