@@ -239,7 +239,7 @@ class SSHTransport(SFTPFiles, Transport):
             raise TransportError(f"{self.where}: the connection was closed; cannot run {command!r}")
         clock = Stopwatch()
         try:
-            return await run_in_shell(self._conn, self._shells, self.where, command, timeout)
+            return await run_in_shell(self._conn, self._shells, command, timeout)
         except ShellEnded:  # two shells ended before it began: it never ran; alone, then
             return await self.run(command, timeout=max(0.1, timeout - clock.elapsed))
         except ShellDied:

@@ -170,7 +170,7 @@ class Shell:
 
 
 async def run_in_shell(
-    conn: asyncssh.SSHClientConnection, shells: list[Shell], where: str, command: str, timeout: float
+    conn: asyncssh.SSHClientConnection, shells: list[Shell], command: str, timeout: float
 ) -> CommandResult:
     """``command`` in an idle shell of ``shells`` (a new one when none is idle); the same
     CommandResult as a session of its own would give. A shell found dead before the command
