@@ -45,8 +45,11 @@ async def session_of(transport: Transport) -> int:
 
 
 @pytest.mark.parametrize("kind", ["ssh", "local"])
-async def test_a_short_command_comes_back_as_run_alone(kind: str, sshd: SSHServer) -> None:
-    transport: Transport = await connect(sshd.host()) if kind == "ssh" else LocalTransport(Host(name="local"))
+async def test_a_short_command_comes_back_as_run_alone(kind: str, request: pytest.FixtureRequest) -> None:
+    if kind == "ssh":
+        transport: Transport = await connect(request.getfixturevalue("sshd").host())
+    else:
+        transport = LocalTransport(Host(name="local"))
     try:
         home = (await transport.run_short("pwd", timeout=10)).stdout
         for _ in range(2):  # the second in the shell the first left open
