@@ -30,7 +30,16 @@ from console.transport.base import (
 from console.transport.coalesce import coalesce
 from console.transport.sftp import SFTPFiles
 from console.transport.ssh_shell import Shell, ShellDied, ShellEnded, run_in_shell
-from console.transport.ssh_streams import KILL_TIMEOUT_S, LineSink, ProcessGroup, pump, retrieve, wrap_command
+from console.transport.ssh_streams import (
+    KILL_TIMEOUT_S,
+    LineSink,
+    ProcessGroup,
+    collect,
+    kill_groups,
+    pump,
+    retrieve,
+    wrap_command,
+)
 
 KEEPALIVE_INTERVAL_S = 15.0
 # asyncssh's own ciphers, AES-GCM first: it costs the console about half the CPU of
@@ -257,17 +266,9 @@ class SSHTransport(SFTPFiles, Transport):
         if not self.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(group.known.wait(), KILL_TIMEOUT_S)
-            if group.pgid > 1:
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(
-                        self._conn.run(f"kill -s KILL -- -{group.pgid} 2>/dev/null", check=False),
-                        KILL_TIMEOUT_S,
-                    )
+            await kill_groups(self._conn, group.pgid)
         process.close()
-        with contextlib.suppress(BaseException):
-            await asyncio.wait_for(task, KILL_TIMEOUT_S)  # collect the last output
-        if not task.done():
-            task.cancel()
+        await collect(task)
 
     def _lost(self, doing: str, exc: BaseException) -> TransportError:
         if isinstance(exc, asyncssh.Error):

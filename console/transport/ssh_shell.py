@@ -23,7 +23,16 @@ import shlex
 import asyncssh
 
 from console.transport.base import CommandResult, Stopwatch, decode
-from console.transport.ssh_streams import BACKSTOP_GRACE_S, KILL_TIMEOUT_S, READ_CHUNK, LineSink, retrieve
+from console.transport.ssh_streams import (
+    BACKSTOP_GRACE_S,
+    KILL_TIMEOUT_S,
+    READ_CHUNK,
+    LineSink,
+    ProcessGroup,
+    collect,
+    kill_groups,
+    retrieve,
+)
 
 IDLE_SHELLS = 2  # kept open per host once used; more at once are closed after their command
 
@@ -47,8 +56,7 @@ class Frame:
         self.ended = False
         self.start_value = b""  # after ``TOKEN:start:`` (stderr: the shell's pid)
         self.end_value = b""  # after ``TOKEN:end:`` (stdout: the exit status)
-        self.pid = 0  # from ``TOKEN:pid:`` (stderr: the command's pid)
-        self.pid_known = asyncio.Event()  # set with the pid, or at the end without one
+        self.group = ProcessGroup()  # the command's, from ``TOKEN:pid:`` (stderr; timeout makes it one)
 
     def feed(self, chunk: bytes) -> None:
         self.buf += chunk
@@ -70,13 +78,13 @@ class Frame:
                 del self.buf[: eol + 1]  # before the start: not this command's
                 continue
             if kind == b"pid":
-                self.pid = int(value) if value.isdigit() else 0
-                self.pid_known.set()
+                self.group.found(int(value) if value.isdigit() else 0)
                 del self.buf[at : eol + 1]
             elif kind == b"end":
                 self._release(at)
                 self.ended, self.end_value = True, value
-                self.pid_known.set()
+                if not self.group.known.is_set():
+                    self.group.found(0)
                 self.buf.clear()  # after the end: nothing of this command
             else:  # our token with no known marker: the command's own bytes
                 self._release(at + len(self.token))
@@ -243,16 +251,9 @@ async def _kill(conn: asyncssh.SSHClientConnection, shell: Shell, task: asyncio.
     if stderr is not None and not task.done():
         # The command's pid comes once it is forked: wait for it a little, as run() does.
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stderr.pid_known.wait(), KILL_TIMEOUT_S)
-    groups = [f"-{pid}" for pid in (stderr.pid if stderr else 0, shell.pid) if pid > 1]
-    if groups and not conn.is_closed():
-        with contextlib.suppress(Exception):
-            kill = f"kill -s KILL -- {' '.join(groups)} 2>/dev/null"
-            await asyncio.wait_for(conn.run(kill, check=False), KILL_TIMEOUT_S)
+            await asyncio.wait_for(stderr.group.known.wait(), KILL_TIMEOUT_S)
+    await kill_groups(conn, stderr.group.pgid if stderr else 0, shell.pid)
     shell.close()
-    with contextlib.suppress(BaseException):
-        await asyncio.wait_for(task, KILL_TIMEOUT_S)  # the last output
-    if not task.done():
-        task.cancel()
+    await collect(task)  # the last output
     for frame in shell.frames or ():
         frame.flush()

@@ -4,6 +4,7 @@ remote `timeout` backstop) and how its output streams are read back (bounded, li
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shlex
 
 import asyncssh
@@ -35,6 +36,23 @@ def wrap_command(command: str, timeout: float) -> str:
         f"else exec /bin/sh -c {inner}; fi"
     )
     return f"exec /bin/sh -c {shlex.quote(script)}"
+
+
+async def kill_groups(conn: asyncssh.SSHClientConnection, *pgids: int) -> None:
+    """Kill these process groups on the host, from a session of its own (best effort: the
+    remote backstop is there for what this misses)."""
+    groups = " ".join(f"-{pgid}" for pgid in pgids if pgid > 1)
+    if groups and not conn.is_closed():
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.run(f"kill -s KILL -- {groups} 2>/dev/null", check=False), KILL_TIMEOUT_S)
+
+
+async def collect(task: asyncio.Future) -> None:
+    """Let a command's reading task take in its last output, then give up on it."""
+    with contextlib.suppress(BaseException):
+        await asyncio.wait_for(task, KILL_TIMEOUT_S)
+    if not task.done():
+        task.cancel()
 
 
 def retrieve(task: asyncio.Future) -> None:
