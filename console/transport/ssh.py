@@ -29,6 +29,7 @@ from console.transport.base import (
 )
 from console.transport.coalesce import coalesce
 from console.transport.sftp import SFTPFiles
+from console.transport.ssh_costs import lazy_keepalive, quiet_logging
 from console.transport.ssh_shell import Shell, ShellDied, ShellEnded, run_in_shell
 from console.transport.ssh_streams import (
     KILL_TIMEOUT_S,
@@ -42,6 +43,7 @@ from console.transport.ssh_streams import (
 )
 
 KEEPALIVE_INTERVAL_S = 15.0
+KEEPALIVE_COUNT_MAX = 3
 # asyncssh's own ciphers, AES-GCM first: it costs the console about half the CPU of
 # chacha20-poly1305 per packet (one AEAD call instead of two cipher contexts), which shows
 # on a fleet; every one of them is an authenticated cipher OpenSSH offers by default.
@@ -98,6 +100,7 @@ class SSHTransport(SFTPFiles, Transport):
     @classmethod
     async def connect(cls, host: Host) -> SSHTransport:
         """Connect with key auth and a verified host key; TransportError saying why not."""
+        quiet_logging()  # once per process: asyncssh's debug lines built only if logged (ssh_costs.py)
         where = label(host)
         known_hosts = known_hosts_path(host)
         problem, known_hosts_exists, key_file = await asyncio.to_thread(_local_files, host, known_hosts)
@@ -113,7 +116,7 @@ class SSHTransport(SFTPFiles, Transport):
             "login_timeout": host.connect_timeout,
             # A silent network cut (no RST) is noticed within ~45 s, so the pool reconnects.
             "keepalive_interval": KEEPALIVE_INTERVAL_S,
-            "keepalive_count_max": 3,
+            "keepalive_count_max": KEEPALIVE_COUNT_MAX,
             # The console's config is the single source of truth, not ~/.ssh/config.
             "config": None,
             "password_auth": False,
@@ -157,6 +160,7 @@ class SSHTransport(SFTPFiles, Transport):
                 raise TransportError(f"{where}: cannot read {exc.filename}: {what}") from None
             raise TransportError(f"{where}: {what}") from None
         coalesce(conn)  # one send per turn of the loop, not one per packet (coalesce.py)
+        lazy_keepalive(conn)  # and no new keepalive timer per read (ssh_costs.py)
         return cls(host, conn, client)
 
     @property
