@@ -1,13 +1,13 @@
 """Two things asyncssh does on every read or packet that the console pays for and does not use.
 
 - **Keepalive.** asyncssh cancels its keepalive timer and makes a new one each time data
-  arrives: a timer handle made and dropped per read, ≈ 4 % of the console's CPU over a
-  50-host rollback (bench/README.md, fleet.py, stop 30). ``lazy_keepalive`` keeps asyncssh's
+  arrives: a timer handle made and dropped per read, ≈ 2 % of the console's CPU over a
+  50-host rollback (sampled on CPU time; bench/README.md, fleet.py, stop 30). ``lazy_keepalive`` keeps asyncssh's
   rule — a keepalive request only after ``keepalive_interval`` with nothing received, the
   connection lost after ``keepalive_count_max`` requests unanswered — with one timer that,
   when it fires while data arrived meanwhile, is set again for the rest of the interval.
 - **Logging.** asyncssh formats each packet's log line (its name and size) and converts each
-  debug message's arguments before the logger decides not to log them (≈ 4 % more).
+  debug message's arguments before the logger decides not to log them (≈ 5 % more).
   ``quiet_logging`` asks the logger first; what is logged, when it is, is unchanged.
 
 Both reach into asyncssh's internals: where a version lacks what they use, they leave it as
